@@ -1,0 +1,173 @@
+"""The vocabulary shared by prompts, providers, the scheduler and the run store.
+
+A rendered prompt is a list of `Message`s. Content is either a plain string (chat style) or a list of parts in
+the Realtime style (`input_text`, `text`, `output_text`, `input_audio`), so promptfoo prompt files of either
+form load unchanged. A provider turns a `TurnRequest` (the whole conversation the model should see for this
+turn) into a `TurnOutput` (structured: text, tool calls, usage, cost, timings; never marker strings).
+
+This module sits at the bottom of the dependency graph beside `errors`: it imports nothing from rtflow.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AudioOutput",
+    "ContentPart",
+    "Message",
+    "Role",
+    "ToolCall",
+    "TurnMetrics",
+    "TurnOutput",
+    "TurnRequest",
+    "Usage",
+]
+
+Role = Literal["system", "developer", "user", "assistant"]
+
+TEXT_PART_TYPES = frozenset({"input_text", "text", "output_text"})
+AUDIO_PART_TYPES = frozenset({"input_audio", "audio", "output_audio"})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ContentPart(_Strict):
+    """One part of a message's content."""
+
+    type: Literal["input_text", "text", "output_text", "input_audio", "audio", "output_audio"]
+    """`input_text`/`text`/`output_text` carry `text`; the audio kinds carry `file` (a path) or `audio` (base64)."""
+    text: str | None = None
+    """The text of a text part."""
+    file: str | None = None
+    """Path of a WAV file for an audio part (resolved against the flow file's folder)."""
+    audio: str | None = None
+    """Base64 audio for an audio part, in the session's input format."""
+    transcript: str | None = None
+    """What an audio part says, when known."""
+
+
+class Message(_Strict):
+    """One message of a conversation."""
+
+    role: Role
+    """Who speaks: `system` (or `developer`), `user` or `assistant`."""
+    content: str | list[ContentPart]
+    """A string, or Realtime-style content parts."""
+
+    @property
+    def text(self) -> str:
+        """The message's text: the string content, or its text parts (and audio transcripts) joined."""
+        if isinstance(self.content, str):
+            return self.content
+        pieces: list[str] = []
+        for part in self.content:
+            if part.type in TEXT_PART_TYPES and part.text is not None:
+                pieces.append(part.text)
+            elif part.type in AUDIO_PART_TYPES and part.transcript:
+                pieces.append(part.transcript)
+        return "".join(pieces)
+
+    @property
+    def has_audio(self) -> bool:
+        """Whether any part of this message is audio."""
+        return not isinstance(self.content, str) and any(p.type in AUDIO_PART_TYPES for p in self.content)
+
+    @classmethod
+    def of(cls, role: Role, text: str) -> Message:
+        """A plain text message."""
+        return cls(role=role, content=text)
+
+
+class TurnRequest(_Strict):
+    """What the scheduler asks of a provider for one turn.
+
+    `messages` is the whole conversation the model should see when it answers this turn: system message(s),
+    earlier turns (user messages and the assistant's replies) and this turn's new user message(s). A stateless
+    provider sends all of it; a session-keeping provider sends only what its session does not already hold.
+    """
+
+    conversation_id: str
+    """Stable id of the conversation (thread x provider column x prompt)."""
+    turn_index: int
+    """0-based position of the turn in its conversation."""
+    messages: list[Message]
+    """The conversation as the model should see it for this turn."""
+    vars: dict[str, Any] = Field(default_factory=dict)
+    """The turn's variables, for providers that need them (audio file paths, ...)."""
+    artifact_dir: str | None = None
+    """A folder where the provider may write files for this turn (output audio)."""
+
+
+class ToolCall(_Strict):
+    """One function call the model made, and what came of it."""
+
+    call_id: str
+    name: str
+    arguments: str
+    """The arguments as the model sent them (a JSON string)."""
+    output: str | None = None
+    """What was sent back to the model."""
+    error: str | None = None
+    """The handler's failure in full (exception type, message, traceback), when it failed."""
+    duration_ms: float | None = None
+
+
+class Usage(_Strict):
+    """Token counts, summed over every response of the turn."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    input_audio_tokens: int = 0
+    output_audio_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(**{name: getattr(self, name) + getattr(other, name) for name in Usage.model_fields})
+
+
+class TurnMetrics(_Strict):
+    """Timings of a turn, in milliseconds."""
+
+    connect_ms: float | None = None
+    """Time to open the session, when this turn opened one."""
+    first_delta_ms: float | None = None
+    """From the request (response.create) to the first text or transcript delta."""
+    first_audio_ms: float | None = None
+    """From the request to the first audio delta."""
+    total_ms: float | None = None
+    """From the start of the turn to its last response."""
+    tool_rounds_ms: list[float] = Field(default_factory=list)
+    """Duration of each tool round (handlers plus the follow-up response)."""
+
+
+class AudioOutput(_Strict):
+    """The audio a turn produced, as written to disk."""
+
+    file: str
+    format: str
+    """`wav` (pcm16 24 kHz mono) or `pcmu` / `pcma` (raw G.711 8 kHz)."""
+    duration_s: float
+    sample_rate: int
+
+
+class TurnOutput(_Strict):
+    """What a provider returns for one turn."""
+
+    text: str
+    """The assistant's text (or audio transcript), every response of the turn in order."""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    cost: float | None = None
+    """US dollars, from the price table; None when the model's price is unknown."""
+    metrics: TurnMetrics = Field(default_factory=TurnMetrics)
+    audio: AudioOutput | None = None
+    input_transcript: str | None = None
+    """The server's transcription of this turn's input audio, when it made one."""
+    model: str | None = None
+    """The model that answered, as the server reported it."""
