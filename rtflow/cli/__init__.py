@@ -1,0 +1,40 @@
+"""The `rtflow` command line. Thin: parses options, calls the library, maps errors to exit codes.
+
+Each group of commands lives in a module of its own beside this one and is registered below. Errors derived
+from `RtflowError` are printed as one clear message (never a traceback) and exit with their `exit_code`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from rtflow import __version__
+from rtflow.errors import RtflowError
+
+
+class RtflowGroup(click.Group):
+    """A click group that turns rtflow errors into a message and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RtflowError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=RtflowGroup)
+@click.version_option(__version__, prog_name="rtflow")
+def main() -> None:
+    """Run conversation test suites against real-time model APIs."""
+
+
+def _register_commands() -> None:
+    # Imported here, not at the top, so each command module can import `main`'s helpers without a cycle.
+    pass
+
+
+_register_commands()
