@@ -1,0 +1,204 @@
+"""The plan a flow compiles to: a dependency graph of provider calls and grading steps.
+
+Every node of `Plan.graph` (a `networkx.DiGraph`) carries two attributes: `kind` (`"call"` or `"grade"`) and
+`node` (a `CallNode` or `GradeNode`). Every edge carries `kind`:
+
+- `sequence`: from every call node of turn i to the primary call node of turn i+1 of the same conversation, so
+  the next turn waits for whichever provider of the chain answered (a fallback that was not needed ends as
+  skipped, which counts as done);
+- `fallback`: from one call node of a turn's chain to the next one; the fallback runs only if its
+  predecessor failed after its retries;
+- `grade`: from every call node of a turn to that turn's grade node. Nothing waits for a grade node, so grading
+  never sits on the critical path.
+
+Conversations share no nodes, so each one is a weakly connected component of its own. Node ids are readable
+and stable across compiles: `realtime/japan_travel/1` (turns are 1-based in ids), `realtime/japan_travel/1~chat`
+for the fallback labelled `chat`, `realtime/japan_travel/1#grade` for the grade node.
+
+The exporters (DOT, Mermaid, node-link JSON) live in `rtflow.graph_export`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import networkx as nx
+
+if TYPE_CHECKING:
+    from rtflow.spec import FlowSpec, PromptSpec, ProviderSpec, TurnSpec
+
+__all__ = [
+    "CallNode",
+    "Conversation",
+    "EdgeKind",
+    "GradeNode",
+    "NodeKind",
+    "Plan",
+    "PlanCounts",
+    "call_node_id",
+    "grade_node_id",
+]
+
+NodeKind = Literal["call", "grade"]
+EdgeKind = Literal["sequence", "fallback", "grade"]
+
+
+def call_node_id(conversation_id: str, turn_index: int, fallback_label: str | None = None) -> str:
+    """The id of a call node: `<conversation>/<turn number>`, plus `~<label>` for a fallback."""
+    node_id = f"{conversation_id}/{turn_index + 1}"
+    return node_id if fallback_label is None else f"{node_id}~{fallback_label}"
+
+
+def grade_node_id(conversation_id: str, turn_index: int) -> str:
+    """The id of a turn's grade node: `<conversation>/<turn number>#grade`."""
+    return f"{conversation_id}/{turn_index + 1}#grade"
+
+
+@dataclass(frozen=True, slots=True)
+class CallNode:
+    """One provider call for one turn of one conversation."""
+
+    id: str
+    conversation_id: str
+    turn_index: int
+    """0-based position of the turn in its conversation."""
+    provider_label: str
+    """The label of the provider this node calls (a key of `Plan.providers`)."""
+    chain_position: int
+    """0 for the primary, 1 for the first fallback, and so on."""
+    is_fallback: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GradeNode:
+    """The assertions of one turn of one conversation."""
+
+    id: str
+    conversation_id: str
+    turn_index: int
+    """0-based position of the turn in its conversation."""
+
+
+@dataclass(slots=True)
+class Conversation:
+    """One thread run against one provider chain with one prompt."""
+
+    id: str
+    thread_id: str
+    prompt: PromptSpec
+    provider_label: str
+    """The primary provider's label."""
+    chain: list[ProviderSpec]
+    """The providers tried for each turn, primary first."""
+    turns: list[TurnSpec]
+    call_nodes: list[list[str]]
+    """Per turn, the call node ids in chain order."""
+    grade_nodes: list[str | None]
+    """Per turn, the grade node id, or None when the turn has no assertions."""
+    repeat_index: int = 1
+    """1 for the first copy of a conversation, 2 for the `#2` copy made by `repeat`, and so on."""
+
+    @property
+    def primary_nodes(self) -> list[str]:
+        """The primary call node of each turn, in turn order."""
+        return [turn_nodes[0] for turn_nodes in self.call_nodes]
+
+    def node_ids(self) -> Iterator[str]:
+        """Every node id of the conversation in an order that respects the graph's edges."""
+        for turn_nodes, grade_node in zip(self.call_nodes, self.grade_nodes, strict=True):
+            yield from turn_nodes
+            if grade_node is not None:
+                yield grade_node
+
+
+@dataclass(frozen=True, slots=True)
+class PlanCounts:
+    """How big a plan is."""
+
+    threads: int
+    """Distinct threads that survived the thread filter."""
+    conversations: int
+    """Threads x providers x prompts x repeat."""
+    turns: int
+    """Turns over all conversations (each becomes one turn record when the plan runs)."""
+    call_nodes: int
+    """Every call node, primaries and fallbacks."""
+    fallback_nodes: int
+    """Call nodes that are fallbacks."""
+    grade_nodes: int
+
+
+@dataclass
+class Plan:
+    """A compiled flow: the graph plus what the scheduler and the reports need to read it."""
+
+    flow: FlowSpec
+    graph: nx.DiGraph
+    conversations: dict[str, Conversation]
+    """Keyed by conversation id, in compile order (thread, then prompt, then provider, then repeat)."""
+    providers: dict[str, ProviderSpec]
+    """Every provider a call node names, keyed by its label."""
+    warnings: list[str] = field(default_factory=list)
+    """Things that compile but may not do what the author expects."""
+
+    def node(self, node_id: str) -> CallNode | GradeNode:
+        """The node object behind an id."""
+        node: CallNode | GradeNode = self.graph.nodes[node_id]["node"]
+        return node
+
+    def topological_order(self) -> list[str]:
+        """Every node id, each after all of its predecessors.
+
+        Conversations are separate components, so each conversation's own order (turn by turn: the chain in
+        order, then the grade node) concatenated is an order of the whole graph, found without a graph walk.
+        """
+        return [node_id for conversation in self.conversations.values() for node_id in conversation.node_ids()]
+
+    def critical_path(self) -> list[str]:
+        """The longest chain of primary call nodes along sequence edges (the first such chain on a tie).
+
+        A conversation's primary call nodes are linked turn to turn by sequence edges and conversations never
+        link to each other, so the longest chain is the primary nodes of the conversation with the most turns.
+        """
+        longest: Conversation | None = None
+        for conversation in self.conversations.values():
+            if longest is None or len(conversation.turns) > len(longest.turns):
+                longest = conversation
+        return [] if longest is None else longest.primary_nodes
+
+    @property
+    def counts(self) -> PlanCounts:
+        """Threads, conversations, turns and nodes of each kind."""
+        call_nodes = fallback_nodes = grade_nodes = turns = 0
+        threads: set[str] = set()
+        for conversation in self.conversations.values():
+            threads.add(conversation.thread_id)
+            turns += len(conversation.turns)
+            for turn_nodes in conversation.call_nodes:
+                call_nodes += len(turn_nodes)
+                fallback_nodes += len(turn_nodes) - 1
+            grade_nodes += sum(1 for grade_node in conversation.grade_nodes if grade_node is not None)
+        return PlanCounts(
+            threads=len(threads),
+            conversations=len(self.conversations),
+            turns=turns,
+            call_nodes=call_nodes,
+            fallback_nodes=fallback_nodes,
+            grade_nodes=grade_nodes,
+        )
+
+    def successors(self, node_id: str, kind: EdgeKind | None = None) -> list[str]:
+        """The nodes that follow `node_id`, optionally only along edges of one kind."""
+        return [
+            successor for successor, edge in self.graph.succ[node_id].items() if kind is None or edge["kind"] == kind
+        ]
+
+    def predecessors(self, node_id: str, kind: EdgeKind | None = None) -> list[str]:
+        """The nodes `node_id` waits for, optionally only along edges of one kind."""
+        return [
+            predecessor
+            for predecessor, edge in self.graph.pred[node_id].items()
+            if kind is None or edge["kind"] == kind
+        ]
