@@ -1,0 +1,32 @@
+"""Assertion kinds: what a turn's output must satisfy, and whether the turn passed.
+
+`evaluate_assertions` judges one turn's output against the assertions of its test; `turn_passed` turns the
+verdicts into the turn's status. `KNOWN_ASSERTION_TYPES` lets the loader reject an unknown type early.
+"""
+
+from __future__ import annotations
+
+from rtflow.assertions.base import AssertionContext, AssertionLike, GradeFunction
+from rtflow.assertions.evaluate import (
+    BASE_ASSERTION_TYPES,
+    KNOWN_ASSERTION_TYPES,
+    check_assertion_type,
+    evaluate_assertions,
+    turn_passed,
+    weighted_score,
+)
+from rtflow.assertions.rubric import RUBRIC_SYSTEM_PROMPT, rubric_messages
+
+__all__ = [
+    "BASE_ASSERTION_TYPES",
+    "KNOWN_ASSERTION_TYPES",
+    "RUBRIC_SYSTEM_PROMPT",
+    "AssertionContext",
+    "AssertionLike",
+    "GradeFunction",
+    "check_assertion_type",
+    "evaluate_assertions",
+    "rubric_messages",
+    "turn_passed",
+    "weighted_score",
+]

@@ -1,0 +1,92 @@
+"""What every assertion kind shares: the context it runs in, its verdict, and rendering of its value.
+
+A check reports a fault it cannot judge past (a grader that failed, a regex that does not compile, a metric
+the turn never measured) by raising `Unevaluable`; `evaluate_assertions` turns that into an `AssertionResult`
+with `error` set, so one broken assertion never stops the others or the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from rtflow.messages import Message
+
+__all__ = ["AssertionContext", "AssertionLike", "GradeFunction", "Unevaluable", "Verdict", "render_value"]
+
+GradeFunction = Callable[[list[Message]], Awaitable[str]]
+"""Sends grading messages to the grader provider and returns its reply text."""
+
+
+class AssertionLike(Protocol):
+    """The attributes of `rtflow.spec.AssertionSpec` that assertions read."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def value(self) -> Any: ...
+    @property
+    def weight(self) -> float: ...
+    @property
+    def metric(self) -> str | None: ...
+    @property
+    def threshold(self) -> float | None: ...
+    @property
+    def provider(self) -> str | None: ...
+    @property
+    def config(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class AssertionContext:
+    """What assertions may use beyond the turn's output."""
+
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    """The turn's variables; assertion values are Jinja templates rendered with them."""
+    base_dir: Path = field(default_factory=Path.cwd)
+    """The flow file's folder, against which `file://` references resolve."""
+    grade: GradeFunction | None = None
+    """Asks the grader provider; None when the flow has no grader (model-graded assertions then error)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one check, before `not-` and weights are applied."""
+
+    passed: bool
+    score: float
+    reason: str
+
+    @classmethod
+    def of(cls, passed: bool, reason: str) -> Verdict:
+        """A pass/fail verdict scored 1 or 0."""
+        return cls(passed, 1.0 if passed else 0.0, reason)
+
+
+class Unevaluable(Exception):
+    """The assertion could not be judged; the message says why, for the record."""
+
+
+# Sandboxed so that a flow file cannot reach Python internals through an assertion value.
+_jinja = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+def render_value(value: Any, variables: Mapping[str, Any]) -> Any:
+    """`value` with every Jinja template string in it rendered from `variables` (lists and maps included)."""
+    if isinstance(value, str):
+        if "{{" not in value and "{%" not in value:
+            return value
+        try:
+            return _jinja.from_string(value).render(dict(variables))
+        except TemplateError as exc:
+            raise Unevaluable(f"cannot render assertion value {value!r}: {exc}") from exc
+    if isinstance(value, list):
+        return [render_value(item, variables) for item in value]
+    if isinstance(value, dict):
+        return {key: render_value(item, variables) for key, item in value.items()}
+    return value

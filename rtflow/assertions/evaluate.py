@@ -1,0 +1,123 @@
+"""Judging one turn: every assertion of the turn, then whether the turn passed.
+
+Each kind has a `not-` form that inverts its verdict (and its score). An assertion that could not be judged
+fails with `error` set, whatever its prefix: a broken check never counts as a pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+
+from rtflow.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict, render_value
+from rtflow.assertions.measures import MEASURE_CHECKS
+from rtflow.assertions.rubric import check_llm_rubric
+from rtflow.assertions.structured import STRUCTURED_CHECKS
+from rtflow.assertions.text import TEXT_CHECKS
+from rtflow.errors import FlowError
+from rtflow.messages import TurnOutput
+from rtflow.records import AssertionResult
+
+__all__ = [
+    "BASE_ASSERTION_TYPES",
+    "KNOWN_ASSERTION_TYPES",
+    "check_assertion_type",
+    "evaluate_assertions",
+    "turn_passed",
+    "weighted_score",
+]
+
+_SYNC_CHECKS = {**TEXT_CHECKS, **STRUCTURED_CHECKS, **MEASURE_CHECKS}
+_ASYNC_CHECKS = {"llm-rubric": check_llm_rubric}
+
+NEGATION_PREFIX = "not-"
+BASE_ASSERTION_TYPES: frozenset[str] = frozenset(_SYNC_CHECKS) | frozenset(_ASYNC_CHECKS)
+"""Every assertion kind, without the `not-` prefix."""
+KNOWN_ASSERTION_TYPES: frozenset[str] = BASE_ASSERTION_TYPES | {NEGATION_PREFIX + kind for kind in BASE_ASSERTION_TYPES}
+"""Every assertion type a flow may write, `not-` forms included."""
+
+
+def _split_negation(assertion_type: str) -> tuple[str, bool]:
+    if assertion_type.startswith(NEGATION_PREFIX):
+        return assertion_type[len(NEGATION_PREFIX) :], True
+    return assertion_type, False
+
+
+def _unknown_type_message(assertion_type: str) -> str:
+    return (
+        f"unknown assertion type {assertion_type!r}; known types: {', '.join(sorted(BASE_ASSERTION_TYPES))} "
+        f"(each also as not-<type>)"
+    )
+
+
+def check_assertion_type(assertion_type: str) -> None:
+    """Raise `FlowError` naming the type and the known ones when `assertion_type` is not one rtflow knows."""
+    if assertion_type not in KNOWN_ASSERTION_TYPES:
+        raise FlowError(_unknown_type_message(assertion_type))
+
+
+async def _judge(spec: AssertionLike, value: Any, output: TurnOutput, context: AssertionContext) -> Verdict:
+    kind, _ = _split_negation(spec.type)
+    sync_check = _SYNC_CHECKS.get(kind)
+    if sync_check is not None:
+        return sync_check(value, output, spec, context)
+    async_check = _ASYNC_CHECKS.get(kind)
+    if async_check is not None:
+        return await async_check(value, output, spec, context)
+    raise Unevaluable(_unknown_type_message(spec.type))
+
+
+async def evaluate_one(spec: AssertionLike, output: TurnOutput, context: AssertionContext) -> AssertionResult:
+    """The verdict of one assertion on one output; never raises for a bad assertion or a failed grader."""
+    _, negated = _split_negation(spec.type)
+    value: Any = spec.value
+    try:
+        value = render_value(spec.value, context.vars)
+        verdict = await _judge(spec, value, output, context)
+    except Unevaluable as exc:
+        return AssertionResult(
+            type=spec.type, value=value, passed=False, score=0.0, reason=str(exc), weight=spec.weight,
+            metric=spec.metric, error=str(exc),
+        )
+    if negated:
+        verdict = Verdict(not verdict.passed, 1.0 - verdict.score, f"not: {verdict.reason}")
+    return AssertionResult(
+        type=spec.type, value=value, passed=verdict.passed, score=verdict.score, reason=verdict.reason,
+        weight=spec.weight, metric=spec.metric,
+    )
+
+
+async def evaluate_assertions(
+    asserts: Sequence[AssertionLike], output: TurnOutput, *, context: AssertionContext
+) -> list[AssertionResult]:
+    """Every assertion's verdict on `output`, in the order written.
+
+    They run concurrently, so a turn with several model-graded assertions waits for the slowest grader call,
+    not for their sum; the grader's own concurrency limit lives in `context.grade`.
+    """
+    results: list[AssertionResult | None] = [None] * len(asserts)
+
+    async def run(position: int, spec: AssertionLike) -> None:
+        results[position] = await evaluate_one(spec, output, context)
+
+    async with anyio.create_task_group() as task_group:
+        for position, spec in enumerate(asserts):
+            task_group.start_soon(run, position, spec)
+    return [result for result in results if result is not None]
+
+
+def weighted_score(results: Sequence[AssertionResult]) -> float:
+    """The weight-averaged score of `results` (1.0 when they weigh nothing)."""
+    total_weight = sum(result.weight for result in results)
+    if total_weight <= 0:
+        return 1.0
+    return sum(result.score * result.weight for result in results) / total_weight
+
+
+def turn_passed(results: Sequence[AssertionResult], threshold: float | None) -> bool:
+    """Whether a turn passed: with a test `threshold`, its weighted score reaches it; else every assertion passed."""
+    if threshold is None:
+        return all(result.passed for result in results)
+    return weighted_score(results) >= threshold
