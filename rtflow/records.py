@@ -103,6 +103,8 @@ class TurnRecord(_Record):
     vars: dict[str, Any] = Field(default_factory=dict)
     """The turn's variables (without `_conversation`)."""
     description: str | None = None
+    prompt_messages: list[Message] = Field(default_factory=list)
+    """The turn's rendered prompt (what `_conversation[i].prompt` shows later turns)."""
     request_messages: list[Message] = Field(default_factory=list)
     """The whole conversation as the model was asked to see it for this turn."""
     output: TurnOutput | None = None
