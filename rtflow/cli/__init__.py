@@ -34,7 +34,11 @@ def main() -> None:
 
 def _register_commands() -> None:
     # Imported here, not at the top, so each command module can import `main`'s helpers without a cycle.
-    pass
+    from rtflow.cli.flow_commands import graph_command, schema_command, validate_command
+
+    main.add_command(validate_command)
+    main.add_command(graph_command)
+    main.add_command(schema_command)
 
 
 _register_commands()

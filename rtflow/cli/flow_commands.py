@@ -1,0 +1,150 @@
+"""Commands that read a flow without running it: `validate`, `graph` and `schema`.
+
+`validate` loads and compiles a flow and prints what it would run; `graph` draws the compiled plan (DOT,
+Mermaid, node-link JSON, or an image through Graphviz); `schema` prints the flow file's JSON schema. A flow
+that does not load or compile ends with the loader's or compiler's message and exit code 2 (through
+`RtflowGroup`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from rtflow.graph import Plan
+    from rtflow.spec import FlowSpec
+
+__all__ = ["graph_command", "schema_command", "validate_command"]
+
+_IMAGE_FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf"}
+_TEXT_FORMATS_BY_SUFFIX = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".mermaid": "mermaid", ".json": "json"}
+_GRAPHVIZ_HINT = (
+    "Graphviz's `dot` is needed to draw {suffix} files and was not found on PATH. Install it with "
+    "`apt-get install graphviz` (Debian/Ubuntu) or `brew install graphviz` (macOS), "
+    "or write DOT text instead: `rtflow graph FLOW --dot -o graph.dot`."
+)
+
+_flow_argument = click.argument("flow_path", metavar="FLOW", type=click.Path(dir_okay=False, path_type=Path))
+_thread_option = click.option(
+    "--thread",
+    "thread_filter",
+    metavar="PATTERN",
+    help="Only threads whose id matches this fnmatch pattern (for example 'japan_*').",
+)
+_repeat_option = click.option(
+    "--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Run each conversation N times."
+)
+
+
+def _load_and_compile(flow_path: Path, *, repeat: int, thread_filter: str | None) -> tuple[FlowSpec, Plan]:
+    # Imported here so that `rtflow --help` and unrelated commands do not pay for the loader and networkx.
+    from rtflow.compiler import compile_flow
+    from rtflow.loader import load
+
+    flow = load(flow_path)
+    return flow, compile_flow(flow, repeat=repeat, thread_filter=thread_filter)
+
+
+@click.command("validate")
+@_flow_argument
+@_thread_option
+@_repeat_option
+def validate_command(flow_path: Path, thread_filter: str | None, repeat: int) -> None:
+    """Load and compile FLOW, then print what a run of it would do."""
+    flow, plan = _load_and_compile(flow_path, repeat=repeat, thread_filter=thread_filter)
+    counts = plan.counts
+    critical_path = plan.critical_path()
+    rows = [
+        ("threads", str(counts.threads)),
+        ("conversations", str(counts.conversations)),
+        ("turns", str(counts.turns)),
+        ("call nodes", str(counts.call_nodes)),
+        ("fallback nodes", str(counts.fallback_nodes)),
+        ("grade nodes", str(counts.grade_nodes)),
+        ("providers", ", ".join(plan.providers)),
+        ("critical path", f"{len(critical_path)} call nodes" + (f" ({critical_path[0]} ...)" if critical_path else "")),
+    ]
+    click.echo(f"{flow_path}: valid")
+    if flow.description:
+        click.echo(f"  {flow.description}")
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        click.echo(f"  {name.ljust(width)}  {value}")
+    warnings = [*flow.warnings, *plan.warnings]
+    if warnings:
+        click.echo(f"warnings ({len(warnings)}):")
+        for warning in warnings:
+            click.echo(f"  - {warning}")
+
+
+def _render_image(dot_text: str, output: Path) -> None:
+    dot = shutil.which("dot")
+    if dot is None:
+        raise click.ClickException(_GRAPHVIZ_HINT.format(suffix=output.suffix))
+    completed = subprocess.run(
+        [dot, f"-T{_IMAGE_FORMATS[output.suffix.lower()]}", "-o", str(output)],
+        input=dot_text.encode(),
+        capture_output=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        detail = completed.stderr.decode(errors="replace").strip()
+        raise click.ClickException(f"Graphviz could not draw {output}: {detail or f'exit {completed.returncode}'}")
+
+
+@click.command("graph")
+@_flow_argument
+@click.option("--dot", "graph_format", flag_value="dot", help="Graphviz DOT (the default).")
+@click.option("--mermaid", "graph_format", flag_value="mermaid", help="A Mermaid flowchart.")
+@click.option("--json", "graph_format", flag_value="json", help="networkx node-link JSON.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout; .svg, .png and .pdf are drawn with Graphviz.",
+)
+@_thread_option
+@_repeat_option
+def graph_command(
+    flow_path: Path, graph_format: str | None, output: Path | None, thread_filter: str | None, repeat: int
+) -> None:
+    """Draw the dependency graph FLOW compiles to."""
+    from rtflow.graph_export import render_graph
+
+    image = output is not None and output.suffix.lower() in _IMAGE_FORMATS
+    if image and graph_format not in (None, "dot"):
+        raise click.UsageError(f"{output} is drawn from DOT; drop --{graph_format} or write to a .mmd/.json file")
+    if graph_format is None:
+        suffix = output.suffix.lower() if output is not None else ""
+        graph_format = _TEXT_FORMATS_BY_SUFFIX.get(suffix, "dot")
+    _, plan = _load_and_compile(flow_path, repeat=repeat, thread_filter=thread_filter)
+    text = render_graph(plan, graph_format)
+    if output is None:
+        click.echo(text, nl=False)
+    elif image:
+        _render_image(text, output)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+@click.command("schema")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file instead of stdout."
+)
+def schema_command(output: Path | None) -> None:
+    """Print the JSON schema of flow files (the text of schemas/flow.schema.json)."""
+    from rtflow.spec import schema_text
+
+    text = schema_text()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)

@@ -1,0 +1,352 @@
+"""Turning a loaded flow into a `Plan`: pure, no I/O, no network.
+
+A conversation is one thread x one provider (with its fallback chain) x one prompt, copied `repeat` times.
+Each turn of a conversation becomes one call node per provider of the chain plus, when the turn has
+assertions, one grade node; the edges are described in `rtflow.graph`.
+
+Everything that would make the graph wrong or surprising is caught here, with a message that says what to
+change in the flow: an unknown provider kind, two providers with one label, an empty suite, a thread filter
+that matches nothing. The graph is built with `add_nodes_from` / `add_edges_from` in one pass over the
+conversations, because suites of tens of thousands of threads are expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+
+from rtflow.errors import CompileError
+from rtflow.graph import CallNode, Conversation, GradeNode, Plan, call_node_id, grade_node_id
+
+if TYPE_CHECKING:
+    from rtflow.spec import FlowSpec, PromptSpec, ProviderSpec, ThreadSpec
+
+__all__ = [
+    "BUILTIN_PROVIDER_KINDS",
+    "MODEL_GRADED_ASSERTIONS",
+    "compile_flow",
+    "conversation_id",
+    "default_known_kinds",
+]
+
+BUILTIN_PROVIDER_KINDS = ("openai:realtime", "openai:chat")
+
+MODEL_GRADED_ASSERTIONS = frozenset(
+    {
+        "llm-rubric",
+        "model-graded-closedqa",
+        "model-graded-factuality",
+        "factuality",
+        "g-eval",
+        "answer-relevance",
+        "context-faithfulness",
+        "context-recall",
+        "context-relevance",
+        "select-best",
+    }
+)
+"""Assertion types that need a grader model (promptfoo's names, with and without their `not-` prefix)."""
+
+_MAX_LISTED = 8
+
+
+def default_known_kinds() -> list[str]:
+    """The provider kinds the registry knows, or the built-in ones when the registry is not importable."""
+    # Looked up at call time: the registry loads entry points, which a pure compile of a plan should not need
+    # until someone asks which kinds exist.
+    try:
+        registry = importlib.import_module("rtflow.providers.registry")
+    except ImportError:
+        return list(BUILTIN_PROVIDER_KINDS)
+    registered: Iterable[str] = registry.known_kinds()
+    return sorted({*BUILTIN_PROVIDER_KINDS, *registered})
+
+
+def compile_flow(
+    flow: FlowSpec,
+    *,
+    repeat: int = 1,
+    thread_filter: str | None = None,
+    known_kinds: Iterable[str] | None = None,
+) -> Plan:
+    """Compile a loaded flow into a plan.
+
+    `thread_filter` is an fnmatch pattern on thread ids; `repeat` runs each conversation that many times
+    (the copies' ids end in `#2`, `#3`, ...). `known_kinds` are the `kind:api` prefixes a provider id may
+    start with; by default those of `rtflow.providers.registry`.
+    """
+    if repeat < 1:
+        raise CompileError(f"repeat must be 1 or more, not {repeat}")
+    kinds = set(default_known_kinds() if known_kinds is None else known_kinds)
+    if not flow.providers:
+        raise CompileError(
+            "the flow has no providers: add at least one under `providers:` "
+            "(for example `- id: openai:realtime:gpt-realtime`)"
+        )
+    if not flow.prompts:
+        raise CompileError(
+            'the flow has no prompts: add at least one under `prompts:` (for example `- "{{ question }}"`)'
+        )
+    threads = _select_threads(flow.thread_specs(), thread_filter)
+    chains = _resolve_chains(flow.providers)
+    providers = _provider_table(chains)
+    for provider in providers.values():
+        _check_kind(provider, kinds, role="provider")
+    if flow.grader is not None:
+        _check_kind(flow.grader, kinds, role="grader")
+    # The prompt's label joins the conversation id only when there is more than one prompt to tell apart.
+    prompt_labels: list[str | None] = _prompt_labels(flow.prompts) if len(flow.prompts) > 1 else [None]
+
+    conversations: dict[str, Conversation] = {}
+    nodes: list[tuple[str, dict[str, Any]]] = []
+    edges: list[tuple[str, str, dict[str, Any]]] = []
+    for thread in threads:
+        for prompt, prompt_label in zip(flow.prompts, prompt_labels, strict=True):
+            for chain in chains:
+                for repeat_index in range(1, repeat + 1):
+                    conversation = _conversation(thread, prompt, prompt_label, chain, repeat_index)
+                    if conversation.id in conversations:
+                        raise CompileError(
+                            f"two conversations would both be called {conversation.id!r}: provider labels, "
+                            "prompt labels and thread ids must not combine into the same path; rename one"
+                        )
+                    conversations[conversation.id] = conversation
+                    _add_conversation(conversation, nodes, edges)
+
+    graph = nx.DiGraph()
+    graph.add_nodes_from(nodes)
+    graph.add_edges_from(edges)
+    return Plan(
+        flow=flow,
+        graph=graph,
+        conversations=conversations,
+        providers=providers,
+        warnings=_warnings(flow, threads, chains),
+    )
+
+
+def _select_threads(threads: list[ThreadSpec], thread_filter: str | None) -> list[ThreadSpec]:
+    if not threads:
+        raise CompileError("the flow has no tests: add turns under `tests:` or `threads:`")
+    if thread_filter is None:
+        return threads
+    selected = [thread for thread in threads if fnmatch.fnmatchcase(thread.id, thread_filter)]
+    if not selected:
+        available = ", ".join(thread.id for thread in threads[:_MAX_LISTED])
+        more = f" and {len(threads) - _MAX_LISTED} more" if len(threads) > _MAX_LISTED else ""
+        raise CompileError(f"the thread filter {thread_filter!r} matches no thread; thread ids are: {available}{more}")
+    return selected
+
+
+def _resolve_chains(top_level: list[ProviderSpec]) -> list[list[ProviderSpec]]:
+    """Each top-level provider followed by its fallbacks, bare ids resolved to top-level providers."""
+    by_label: dict[str, ProviderSpec] = {}
+    for provider in top_level:
+        label = provider.display_label
+        if label in by_label:
+            raise CompileError(
+                f"two providers are both labelled {label!r}: give each a distinct `label:` "
+                "(node ids and results are keyed by it)"
+            )
+        by_label[label] = provider
+    by_id: dict[str, ProviderSpec] = {}
+    for provider in top_level:
+        by_id.setdefault(provider.id, provider)
+
+    chains: list[list[ProviderSpec]] = []
+    for provider in top_level:
+        chain = [provider, *_fallbacks_of(provider, by_label, by_id)]
+        labels = [member.display_label for member in chain]
+        for position, label in enumerate(labels):
+            if label in labels[:position]:
+                raise CompileError(
+                    f"provider {provider.display_label!r} lists {label!r} twice in its fallback chain "
+                    "(or as its own fallback); each provider may appear once per chain"
+                )
+        chains.append(chain)
+    return chains
+
+
+def _fallbacks_of(
+    provider: ProviderSpec, by_label: dict[str, ProviderSpec], by_id: dict[str, ProviderSpec]
+) -> list[ProviderSpec]:
+    """The providers tried after `provider`, depth first, as `ProviderSpec.chain` orders them."""
+    fallbacks: list[ProviderSpec] = []
+    for fallback in provider.fallback:
+        resolved = _resolve_reference(fallback, by_label, by_id)
+        fallbacks.append(resolved)
+        # A reference to a top-level provider brings that provider only: following its own fallbacks could
+        # loop (a falls back to b, b to a) and would make one provider's chain depend on another's.
+        if resolved is fallback:
+            fallbacks.extend(_fallbacks_of(fallback, by_label, by_id))
+    return fallbacks
+
+
+def _resolve_reference(
+    fallback: ProviderSpec, by_label: dict[str, ProviderSpec], by_id: dict[str, ProviderSpec]
+) -> ProviderSpec:
+    # A fallback written as a bare id (`fallback: chat` or `fallback: openai:chat:gpt-4.1-mini`) that names a
+    # top-level provider means that provider, config and all, not a fresh unconfigured one.
+    if fallback.label is None and not fallback.config and not fallback.fallback:
+        if fallback.id in by_label:
+            return by_label[fallback.id]
+        if fallback.id in by_id:
+            return by_id[fallback.id]
+    return fallback
+
+
+def _provider_table(chains: list[list[ProviderSpec]]) -> dict[str, ProviderSpec]:
+    providers: dict[str, ProviderSpec] = {}
+    for chain in chains:
+        for provider in chain:
+            label = provider.display_label
+            known = providers.get(label)
+            if known is None:
+                providers[label] = provider
+            elif (known.id, known.config) != (provider.id, provider.config):
+                raise CompileError(
+                    f"two different providers are both labelled {label!r} (one of them a fallback): give the "
+                    "fallback a `label:` of its own, or refer to the top-level provider by its label"
+                )
+    return providers
+
+
+def _check_kind(provider: ProviderSpec, kinds: set[str], *, role: str) -> None:
+    parts = provider.id.split(":")
+    kind = ":".join(parts[:2])
+    if len(parts) >= 2 and kind in kinds:
+        return
+    known = ", ".join(sorted(kinds))
+    if len(parts) < 3:
+        raise CompileError(
+            f"{role} id {provider.id!r} is not of the form kind:api:model (for example openai:realtime:gpt-realtime); "
+            f"known kinds: {known}"
+        )
+    suggestion = difflib.get_close_matches(kind, sorted(kinds), n=1)
+    hint = f"; did you mean {suggestion[0]!r}?" if suggestion else ""
+    raise CompileError(
+        f"{role} {provider.display_label!r} has unknown kind {kind!r}{hint} Known kinds: {known} "
+        "(more can be added through the `rtflow.providers` entry-point group)"
+    )
+
+
+def _prompt_labels(prompts: list[PromptSpec]) -> list[str | None]:
+    labels: list[str | None] = []
+    for prompt in prompts:
+        label = prompt.display_label
+        if label in labels:
+            raise CompileError(
+                f"two prompts are both labelled {label!r}: give them distinct `label:`s "
+                "(conversation ids include the prompt label when a flow has several prompts)"
+            )
+        labels.append(label)
+    return labels
+
+
+def conversation_id(provider_label: str, thread_id: str, prompt_label: str | None, repeat_index: int) -> str:
+    """`<provider>/<thread>`, or `<provider>/<prompt>/<thread>` when the flow has several prompts, `#n` for copies."""
+    parts = [provider_label] if prompt_label is None else [provider_label, prompt_label]
+    base = "/".join([*parts, thread_id])
+    return base if repeat_index == 1 else f"{base}#{repeat_index}"
+
+
+def _conversation(
+    thread: ThreadSpec, prompt: PromptSpec, prompt_label: str | None, chain: list[ProviderSpec], repeat_index: int
+) -> Conversation:
+    primary_label = chain[0].display_label
+    fallback_labels = [provider.display_label for provider in chain[1:]]
+    conv_id = conversation_id(primary_label, thread.id, prompt_label, repeat_index)
+    call_nodes = [
+        [call_node_id(conv_id, turn_index), *(call_node_id(conv_id, turn_index, label) for label in fallback_labels)]
+        for turn_index in range(len(thread.turns))
+    ]
+    grade_nodes = [
+        grade_node_id(conv_id, turn_index) if turn.asserts else None for turn_index, turn in enumerate(thread.turns)
+    ]
+    return Conversation(
+        id=conv_id,
+        thread_id=thread.id,
+        prompt=prompt,
+        provider_label=primary_label,
+        chain=chain,
+        turns=thread.turns,
+        call_nodes=call_nodes,
+        grade_nodes=grade_nodes,
+        repeat_index=repeat_index,
+    )
+
+
+_SEQUENCE = "sequence"
+_FALLBACK = "fallback"
+_GRADE = "grade"
+
+
+def _add_conversation(
+    conversation: Conversation,
+    nodes: list[tuple[str, dict[str, Any]]],
+    edges: list[tuple[str, str, dict[str, Any]]],
+) -> None:
+    labels = [provider.display_label for provider in conversation.chain]
+    previous_turn: list[str] = []
+    for turn_index, (turn_nodes, grade_node) in enumerate(
+        zip(conversation.call_nodes, conversation.grade_nodes, strict=True)
+    ):
+        for position, node_id in enumerate(turn_nodes):
+            call = CallNode(
+                id=node_id,
+                conversation_id=conversation.id,
+                turn_index=turn_index,
+                provider_label=labels[position],
+                chain_position=position,
+                is_fallback=position > 0,
+            )
+            nodes.append((node_id, {"kind": "call", "node": call}))
+            if position > 0:
+                edges.append((turn_nodes[position - 1], node_id, {"kind": _FALLBACK}))
+            if grade_node is not None:
+                edges.append((node_id, grade_node, {"kind": _GRADE}))
+        # Every member of the previous turn's chain leads to this turn's primary: the turn starts once whichever
+        # of them answered is done (the ones not needed end as skipped, which counts as done).
+        edges.extend((previous, turn_nodes[0], {"kind": _SEQUENCE}) for previous in previous_turn)
+        if grade_node is not None:
+            grade = GradeNode(id=grade_node, conversation_id=conversation.id, turn_index=turn_index)
+            nodes.append((grade_node, {"kind": "grade", "node": grade}))
+        previous_turn = turn_nodes
+
+
+def _warnings(flow: FlowSpec, threads: list[ThreadSpec], chains: list[list[ProviderSpec]]) -> list[str]:
+    warnings: list[str] = []
+    if flow.grader is None:
+        graded = sorted(
+            {
+                assertion.type
+                for thread in threads
+                for turn in thread.turns
+                for assertion in turn.asserts
+                if assertion.type.removeprefix("not-") in MODEL_GRADED_ASSERTIONS and assertion.provider is None
+            }
+        )
+        if graded:
+            warnings.append(
+                f"model-graded assertions ({', '.join(graded)}) are used but no `grader:` is set; "
+                "set `grader:` (for example `grader: openai:chat:gpt-4.1-mini`) to choose the model that grades them"
+            )
+    no_assertions = sum(1 for thread in threads if not any(turn.asserts for turn in thread.turns))
+    if no_assertions:
+        warnings.append(
+            f"{no_assertions} of {len(threads)} threads have no assertions: their turns are run and recorded "
+            "but never pass or fail"
+        )
+    for chain in chains:
+        ids = [provider.id for provider in chain]
+        if len(set(ids)) < len(ids):
+            warnings.append(
+                f"provider {chain[0].display_label!r} falls back to the same model id it already tried "
+                f"({', '.join(ids)}); a fallback usually names another model or API"
+            )
+    return warnings
