@@ -1,0 +1,204 @@
+"""What the compiler builds from a flow, and how it refuses flows it cannot build."""
+
+from __future__ import annotations
+
+import pytest
+from flow_builders import CHAT, REALTIME, icontains, make_flow
+
+from rtflow.compiler import BUILTIN_PROVIDER_KINDS, compile_flow, default_known_kinds
+from rtflow.errors import CompileError, FlowError
+from rtflow.graph import CallNode
+from rtflow.spec import ProviderSpec
+
+
+def test_primary_fallback_and_grade_ids_are_readable() -> None:
+    """Node ids read `<provider>/<thread>/<turn>`, with `~<fallback label>` and `#grade` suffixes."""
+    plan = compile_flow(make_flow())
+    conversation = plan.conversations["realtime/japan_travel"]
+    assert conversation.call_nodes == [
+        ["realtime/japan_travel/1", "realtime/japan_travel/1~chat"],
+        ["realtime/japan_travel/2", "realtime/japan_travel/2~chat"],
+    ]
+    assert conversation.grade_nodes == ["realtime/japan_travel/1#grade", None]
+    assert list(plan.graph.nodes) == plan.topological_order()
+    assert plan.node("realtime/japan_travel/2~chat") == CallNode(
+        id="realtime/japan_travel/2~chat",
+        conversation_id="realtime/japan_travel",
+        turn_index=1,
+        provider_label="chat",
+        chain_position=1,
+        is_fallback=True,
+    )
+    assert sorted(plan.graph.edges(data="kind")) == [
+        ("realtime/japan_travel/1", "realtime/japan_travel/1#grade", "grade"),
+        ("realtime/japan_travel/1", "realtime/japan_travel/1~chat", "fallback"),
+        ("realtime/japan_travel/1", "realtime/japan_travel/2", "sequence"),
+        ("realtime/japan_travel/1~chat", "realtime/japan_travel/1#grade", "grade"),
+        ("realtime/japan_travel/1~chat", "realtime/japan_travel/2", "sequence"),
+        ("realtime/japan_travel/2", "realtime/japan_travel/2~chat", "fallback"),
+    ]
+
+
+def test_several_prompts_put_the_prompt_label_in_conversation_ids() -> None:
+    """With more than one prompt, conversation ids read `<provider>/<prompt>/<thread>`."""
+    plan = compile_flow(make_flow(prompts=[{"raw": "{{ question }}", "label": "plain"}, "Q: {{ question }}"]))
+    assert list(plan.conversations) == ["realtime/plain/japan_travel", "realtime/prompt-2/japan_travel"]
+    assert plan.conversations["realtime/prompt-2/japan_travel"].prompt.raw == "Q: {{ question }}"
+    assert "realtime/plain/japan_travel/1~chat" in plan.graph
+
+
+def test_matrix_is_threads_by_providers_by_prompts_by_repeat() -> None:
+    """Every thread runs against every provider and prompt, `repeat` times, the copies suffixed `#2`, `#3`."""
+    flow = make_flow(
+        providers=[{"id": REALTIME, "label": "realtime"}, {"id": CHAT, "label": "chat"}],
+        tests=[{"vars": {"question": "a"}}, {"vars": {"question": "b"}, "metadata": {"conversationId": "x"}}],
+    )
+    plan = compile_flow(flow, repeat=3)
+    assert list(plan.conversations) == [
+        "realtime/test-1",
+        "realtime/test-1#2",
+        "realtime/test-1#3",
+        "chat/test-1",
+        "chat/test-1#2",
+        "chat/test-1#3",
+        "realtime/x",
+        "realtime/x#2",
+        "realtime/x#3",
+        "chat/x",
+        "chat/x#2",
+        "chat/x#3",
+    ]
+    copy = plan.conversations["chat/x#3"]
+    assert (copy.thread_id, copy.repeat_index, copy.call_nodes) == ("x", 3, [["chat/x#3/1"]])
+    assert plan.counts.threads == 2
+    assert plan.counts.conversations == 12
+
+
+def test_bare_fallback_id_means_the_top_level_provider() -> None:
+    """`fallback: <id of a top-level provider>` reuses that provider, its label and its config."""
+    chat = {"id": CHAT, "label": "chat", "config": {"temperature": 0}}
+    plan = compile_flow(make_flow(providers=[{"id": REALTIME, "label": "realtime", "fallback": CHAT}, chat]))
+    realtime = plan.conversations["realtime/japan_travel"]
+    assert realtime.chain[1] is plan.providers["chat"]
+    assert realtime.chain[1].config == {"temperature": 0}
+    assert realtime.call_nodes[0] == ["realtime/japan_travel/1", "realtime/japan_travel/1~chat"]
+    assert sorted(plan.providers) == ["chat", "realtime"]
+
+
+def test_nested_fallbacks_are_tried_depth_first() -> None:
+    """A fallback's own fallbacks follow it in the chain, as `ProviderSpec.chain` orders them."""
+    provider = {
+        "id": REALTIME,
+        "label": "rt",
+        "fallback": [
+            {"id": "openai:realtime:gpt-realtime-mini", "label": "mini", "fallback": {"id": CHAT, "label": "chat"}},
+            {"id": "openai:chat:gpt-4.1", "label": "big"},
+        ],
+    }
+    plan = compile_flow(make_flow(providers=[provider]))
+    chain_labels = [spec.display_label for spec in plan.conversations["rt/japan_travel"].chain]
+    assert chain_labels == ["rt", "mini", "chat", "big"]
+    assert plan.counts.fallback_nodes == 2 * 3
+    assert plan.successors("rt/japan_travel/1~chat", "fallback") == ["rt/japan_travel/1~big"]
+
+
+def test_thread_filter_is_an_fnmatch_pattern() -> None:
+    """`thread_filter` keeps the threads whose id matches; one that matches nothing says which ids exist."""
+    flow = make_flow(threads={"japan_a": [{"question": "a"}], "japan_b": [{"question": "b"}], "tech": [{"q": "c"}]})
+    assert [c.thread_id for c in compile_flow(flow, thread_filter="japan_?").conversations.values()] == [
+        "japan_a",
+        "japan_b",
+    ]
+    with pytest.raises(CompileError, match=r"'nope\*' matches no thread; thread ids are: japan_a, japan_b, tech"):
+        compile_flow(flow, thread_filter="nope*")
+
+
+def test_grade_nodes_follow_assertions_including_default_test() -> None:
+    """Only turns with assertions get a grade node; `default_test` assertions reach every turn."""
+    threads = {"t": [{"question": "a"}, {"question": "b", "assert": [icontains("b")]}]}
+    plain = compile_flow(make_flow(threads=threads))
+    assert plain.conversations["realtime/t"].grade_nodes == [None, "realtime/t/2#grade"]
+    defaulted = compile_flow(make_flow(threads=threads, default_test={"assert": [icontains("z")]}))
+    assert defaulted.conversations["realtime/t"].grade_nodes == ["realtime/t/1#grade", "realtime/t/2#grade"]
+
+
+def test_unknown_provider_kind_names_the_kind_and_a_close_match() -> None:
+    """An id whose `kind:api` no provider serves is refused with a suggestion and the known kinds."""
+    flow = make_flow(providers=[{"id": "openai:realtme:gpt-realtime", "label": "rt"}])
+    with pytest.raises(CompileError, match=r"unknown kind 'openai:realtme'; did you mean 'openai:realtime'\?") as info:
+        compile_flow(flow)
+    assert "openai:chat" in str(info.value)
+    assert isinstance(info.value, FlowError) and info.value.exit_code == 2
+
+
+def test_unknown_kind_in_a_fallback_or_grader_is_refused() -> None:
+    """Fallbacks and the grader are checked like top-level providers."""
+    with pytest.raises(CompileError, match="provider 'x' has unknown kind 'acme:chat'"):
+        compile_flow(make_flow(providers=[{"id": REALTIME, "fallback": {"id": "acme:chat:m", "label": "x"}}]))
+    with pytest.raises(CompileError, match="grader 'acme:grader:m' has unknown kind 'acme:grader'"):
+        compile_flow(make_flow(grader="acme:grader:m"))
+
+
+def test_known_kinds_is_a_parameter_with_the_registry_as_default() -> None:
+    """A caller may pass its own known kinds; the default always includes the built-in ones."""
+    flow = make_flow(providers=[{"id": "acme:voice:v1", "label": "acme"}])
+    plan = compile_flow(flow, known_kinds=["acme:voice"])
+    assert list(plan.conversations) == ["acme/japan_travel"]
+    assert set(BUILTIN_PROVIDER_KINDS) <= set(default_known_kinds())
+
+
+def test_duplicate_top_level_labels_are_refused() -> None:
+    """Two top-level providers with one display label cannot both name node ids."""
+    flow = make_flow()
+    twin = ProviderSpec(id=CHAT, label="realtime")
+    with pytest.raises(CompileError, match=r"two providers are both labelled 'realtime': give each a distinct"):
+        compile_flow(flow.model_copy(update={"providers": [*flow.providers, twin]}))
+
+
+def test_a_provider_may_not_fall_back_to_itself() -> None:
+    """A chain that names the same provider twice is refused."""
+    flow = make_flow(providers=[{"id": REALTIME, "label": "rt", "fallback": REALTIME}])
+    with pytest.raises(CompileError, match="'rt' lists 'rt' twice in its fallback chain"):
+        compile_flow(flow)
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        ({"providers": []}, "the flow has no providers: add at least one under `providers:`"),
+        ({"prompts": []}, "the flow has no prompts: add at least one under `prompts:`"),
+        ({"tests": [], "threads": {}}, "the flow has no tests: add turns under `tests:` or `threads:`"),
+    ],
+)
+def test_empty_suites_say_what_to_add(update: dict[str, list[object]], message: str) -> None:
+    """A flow with nothing to run is refused with a message naming the missing section."""
+    with pytest.raises(CompileError, match=message.replace("`", ".").replace("(", r"\(")):
+        compile_flow(make_flow().model_copy(update=update))
+
+
+def test_repeat_below_one_is_refused() -> None:
+    """`repeat` counts runs of each conversation, so it starts at 1."""
+    with pytest.raises(CompileError, match="repeat must be 1 or more"):
+        compile_flow(make_flow(), repeat=0)
+
+
+def test_warnings_for_ungraded_model_assertions_and_unasserted_threads() -> None:
+    """Model-graded assertions without a grader, and threads without any assertion, are warned about."""
+    threads = {"graded": [{"question": "a", "assert": [{"type": "llm-rubric", "value": "kind"}]}], "bare": [{"q": 1}]}
+    plan = compile_flow(make_flow(threads=threads))
+    assert any(
+        "model-graded assertions (llm-rubric)" in warning and "`grader:`" in warning for warning in plan.warnings
+    )
+    assert any(warning.startswith("1 of 2 threads have no assertions") for warning in plan.warnings)
+    graded = compile_flow(make_flow(threads=threads, grader=CHAT))
+    assert not any("model-graded" in warning for warning in graded.warnings)
+
+
+def test_compile_is_pure() -> None:
+    """Compiling leaves the flow as it was and two compiles agree."""
+    flow = make_flow()
+    before = flow.model_dump()
+    first, second = compile_flow(flow), compile_flow(flow)
+    assert flow.model_dump() == before
+    assert first.topological_order() == second.topological_order()
+    assert first.flow is flow
