@@ -1,0 +1,119 @@
+"""Provider config validation shared by every built-in provider.
+
+A provider's `config` block is validated by a pydantic model with snake_case field names and promptfoo's
+camelCase spellings as aliases. Validation errors become one `FlowError` that names the provider's label, the
+key at fault and, for an unknown key, the closest known spelling.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from rtflow.errors import FlowError
+
+__all__ = ["CommonConfig", "parse_duration", "validate_config"]
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `60s`, `500ms`, `2m`, `1h` or a bare number of milliseconds (promptfoo's convention)."""
+    if isinstance(value, bool):
+        raise ValueError("a duration must be a number of milliseconds or a string like 30s")
+    if isinstance(value, int | float):
+        return float(value) / 1000.0
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            number, unit = match.groups()
+            return float(number) * (_UNIT_SECONDS[unit] if unit else 0.001)
+    raise ValueError(f"{value!r} is not a duration (use 30s, 500ms, 2m or milliseconds)")
+
+
+class CommonConfig(BaseModel):
+    """Keys every OpenAI provider accepts."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    api_base_url: str | None = Field(default=None, alias="apiBaseUrl")
+    """Base URL of the API (`https://api.openai.com/v1`); defaults to `OPENAI_BASE_URL`, then the public API."""
+    api_host: str | None = None
+    """promptfoo's host-only form of the base URL (`api.example.com`); https is assumed."""
+    api_key: str | None = None
+    """The API key itself. Discouraged: prefer `api_key_env` or `OPENAI_API_KEY`."""
+    api_key_env: str | None = Field(
+        default=None, validation_alias=AliasChoices("api_key_env", "apiKeyEnv", "apiKeyEnvar")
+    )
+    """Name of the environment variable holding the key (default `OPENAI_API_KEY`)."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra HTTP headers sent on every request or handshake."""
+    max_concurrency: int | None = Field(default=None, ge=1)
+    """The most calls (chat) or open sessions (realtime) at once for this endpoint and model."""
+    rpm: float | None = Field(default=None, gt=0)
+    """Requests per minute allowed (used by the scheduler's rate limiter)."""
+    tpm: float | None = Field(default=None, gt=0)
+    """Tokens per minute allowed (used by the scheduler's rate limiter)."""
+    concurrency_key: str | None = None
+    """Override of the key under which calls share limits (default: endpoint and model)."""
+    function_handlers: dict[str, str] = Field(default_factory=dict)
+    """Tool name -> `file://tools.py:func`, the Python function that answers that tool."""
+    function_call_handler: str | None = None
+    """promptfoo's single dispatcher `file://tools.py:handle`, called with (name, arguments_json)."""
+    tool_timeout: float = 30.0
+    """Seconds (or a duration string) a tool handler may run before its call counts as failed."""
+    max_tool_iterations: int = Field(default=8, ge=1)
+    """The most tool rounds in one turn before the turn fails with ToolError."""
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    """JSON-schema function tools, native (`{type, name, parameters}`) or chat-style (`{type, function}`)."""
+    tool_choice: str | dict[str, Any] | None = None
+    """`auto`, `none`, `required`, or a specific function."""
+    temperature: float | None = None
+    """Sampling temperature."""
+
+    @field_validator("tool_timeout", mode="before")
+    @classmethod
+    def _tool_timeout_duration(cls, value: Any) -> float:
+        # A bare number here means seconds (tool timeouts are short); strings follow the duration syntax.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        return parse_duration(value)
+
+
+def _known_keys(model: type[BaseModel]) -> list[str]:
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        keys.append(name)
+        if field.alias and field.alias != name:
+            keys.append(field.alias)
+        if isinstance(field.validation_alias, AliasChoices):
+            keys.extend(str(choice) for choice in field.validation_alias.choices if choice != name)
+    return keys
+
+
+def validate_config(model: type[ConfigT], config: Mapping[str, Any], provider_label: str) -> ConfigT:
+    """`config` validated as `model`, or a FlowError naming the provider and every bad key."""
+    try:
+        return model.model_validate(dict(config))
+    except ValidationError as exc:
+        known = _known_keys(model)
+        problems: list[str] = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"]) or "<config>"
+            if error["type"] == "extra_forbidden":
+                top = str(error["loc"][0])
+                close = difflib.get_close_matches(top, known, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(f"unknown key {key!r}{hint}")
+            else:
+                # Never echo the input value: it may be a secret (api_key).
+                problems.append(f"{key!r}: {error['msg']}")
+        raise FlowError(f"provider {provider_label!r}: config " + "; ".join(problems)) from None

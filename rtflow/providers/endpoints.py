@@ -1,0 +1,135 @@
+"""Where a provider connects and how it authenticates: base URL, API key and headers.
+
+Shared by the Realtime and Chat providers. The base URL comes from config `api_base_url` (or promptfoo's
+`api_host`), else `OPENAI_BASE_URL`, else the public API. The key comes from config `api_key`, else the
+environment variable named by `api_key_env`, else `OPENAI_API_KEY`. Azure endpoints (`*.openai.azure.com`,
+or `azure: true`) authenticate with an `api-key` header instead of a bearer token.
+
+Only the *name* of the variable a key came from ever appears in messages; the key itself is kept in a
+`SecretKey` whose repr hides it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from rtflow import __version__
+from rtflow.errors import AuthenticationError
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "USER_AGENT",
+    "SecretKey",
+    "auth_headers",
+    "is_azure",
+    "realtime_url",
+    "redact",
+    "resolve_base_url",
+    "resolve_key",
+]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+USER_AGENT = f"rtflow/{__version__}"
+
+
+@dataclass(frozen=True)
+class SecretKey:
+    """An API key and where it came from. `repr` and `str` never show the value."""
+
+    value: str
+    source: str
+    """`config api_key` or `$NAME`."""
+
+    def __repr__(self) -> str:
+        return f"SecretKey(source={self.source!r})"
+
+    __str__ = __repr__
+
+
+def resolve_base_url(api_base_url: str | None, api_host: str | None = None) -> str:
+    """The HTTP(S) base URL, without a trailing slash."""
+    if api_base_url:
+        return api_base_url.rstrip("/")
+    if api_host:
+        return f"https://{api_host.strip('/')}/v1"
+    return (os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+
+
+def resolve_key(api_key: str | None, api_key_env: str | None, provider_label: str) -> SecretKey:
+    """The API key, or an AuthenticationError naming the environment variable to set (never a value)."""
+    if api_key:
+        return SecretKey(api_key, "config api_key")
+    env_name = api_key_env or "OPENAI_API_KEY"
+    value = os.environ.get(env_name)
+    if value:
+        return SecretKey(value, f"${env_name}")
+    raise AuthenticationError(
+        f"no API key for provider {provider_label!r}: set the environment variable {env_name}"
+        " (or config api_key_env to name another variable)",
+        provider=provider_label,
+        retryable=False,
+    )
+
+
+def is_azure(base_url: str, azure_flag: bool | None = None) -> bool:
+    """Whether the endpoint is Azure OpenAI (by flag, else by host name)."""
+    if azure_flag is not None:
+        return azure_flag
+    host = urlsplit(base_url).hostname or ""
+    return host.endswith(".openai.azure.com") or host.endswith(".cognitiveservices.azure.com")
+
+
+def auth_headers(key: SecretKey, *, azure: bool, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Authentication, User-Agent and the user's extra headers (which win on a clash)."""
+    headers = {"User-Agent": USER_AGENT}
+    if azure:
+        headers["api-key"] = key.value
+    else:
+        headers["Authorization"] = f"Bearer {key.value}"
+    headers.update(extra or {})
+    return headers
+
+
+def realtime_url(
+    base_url: str,
+    model: str,
+    *,
+    azure: bool = False,
+    api_version: str | None = None,
+    deployment: str | None = None,
+) -> str:
+    """The WebSocket URL of the Realtime endpoint for `model`.
+
+    `http` becomes `ws` and `https` becomes `wss`; a query string already on the base URL is kept. Azure's
+    preview form (`api_version` given) is `.../openai/realtime?api-version=V&deployment=D`; its GA form is
+    the ordinary `.../openai/v1/realtime?model=D`.
+    """
+    parts = urlsplit(base_url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    path = parts.path.rstrip("/")
+    query: list[tuple[str, str]] = []
+    if azure and api_version:
+        # Preview Azure: the base is the resource root (optionally with /openai); the path is fixed.
+        if path.endswith("/v1"):
+            path = path[: -len("/v1")]
+        if not path.endswith("/openai"):
+            path += "/openai"
+        path += "/realtime"
+        query = [("api-version", api_version), ("deployment", deployment or model)]
+    else:
+        path += "/realtime"
+        query = [("model", deployment or model)]
+    existing = parts.query
+    encoded = urlencode(query)
+    full_query = f"{existing}&{encoded}" if existing else encoded
+    return urlunsplit((scheme, parts.netloc, path, full_query, ""))
+
+
+def redact(text: str, key: SecretKey | None) -> str:
+    """`text` with the key's value replaced, for messages built from anything that might echo it."""
+    if key is None or not key.value:
+        return text
+    return text.replace(key.value, "***")

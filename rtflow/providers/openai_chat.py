@@ -1,0 +1,469 @@
+"""`openai:chat:MODEL`: Chat Completions over one pooled `httpx.AsyncClient` per provider.
+
+Chat is stateless: every turn sends the whole conversation. Realtime-style content parts are converted to
+chat messages (text parts joined; input audio from a WAV file sent as an `input_audio` part). Tools use the
+same handlers as the Realtime provider. Streaming (on by default) measures the time to the first token; usage
+comes from the final chunk (`stream_options.include_usage`).
+
+Every httpx exception is translated into `rtflow.errors` in `_translate_errors`; HTTP error statuses are
+classified in `_raise_for_status` (429 with `Retry-After` or the `x-ratelimit-reset-*` headers, 401/403, 5xx).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import Field, field_validator
+
+from rtflow.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    ProtocolError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitError,
+    ServerError,
+    ToolError,
+)
+from rtflow.messages import AUDIO_PART_TYPES, TEXT_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest
+from rtflow.messages import Usage as TurnUsage
+from rtflow.providers.base import Provider, ProviderInfo
+from rtflow.providers.config import CommonConfig, parse_duration, validate_config
+from rtflow.providers.endpoints import SecretKey, auth_headers, is_azure, redact, resolve_base_url, resolve_key
+from rtflow.providers.pricing import cost_of
+from rtflow.providers.tools import PendingCall, ToolRunner, chat_tools
+
+__all__ = ["ChatConfig", "ChatProvider", "ChatSession"]
+
+
+class ChatConfig(CommonConfig):
+    """Config keys of `openai:chat:MODEL`."""
+
+    stream: bool = True
+    """Stream the reply (measures time to first token). `false` waits for the whole body."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Cap on the reply's tokens (older models)."""
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    """Cap on the reply's tokens, reasoning included (newer models)."""
+    top_p: float | None = None
+    """Nucleus sampling."""
+    frequency_penalty: float | None = None
+    """Penalty on repeated tokens."""
+    presence_penalty: float | None = None
+    """Penalty on tokens already present."""
+    seed: int | None = None
+    """Best-effort determinism."""
+    stop: str | list[str] | None = None
+    """Stop sequences."""
+    response_format: dict[str, Any] | None = None
+    """`{type: json_object}` or a JSON schema."""
+    request_timeout: float = 60.0
+    """Longest wait for one HTTP request (duration; a bare number is milliseconds)."""
+    azure: bool | None = None
+    """Force Azure authentication (`api-key` header); by default detected from the host name."""
+    api_version: str | None = None
+    """Azure API version; selects the `/openai/deployments/D/chat/completions?api-version=V` URL form."""
+    deployment: str | None = None
+    """Azure deployment name (defaults to the model)."""
+
+    @field_validator("request_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
+_OPTIONAL_BODY_KEYS = (
+    "temperature",
+    "max_tokens",
+    "max_completion_tokens",
+    "top_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "seed",
+    "stop",
+    "response_format",
+)
+
+
+class ChatProvider(Provider):
+    """OpenAI Chat Completions (or any endpoint that speaks it)."""
+
+    kind = "openai:chat"
+
+    def __init__(self, info: ProviderInfo, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(info)
+        self.config = validate_config(ChatConfig, info.config, info.label)
+        self.base_url = resolve_base_url(self.config.api_base_url, self.config.api_host)
+        self.azure = is_azure(self.base_url, self.config.azure)
+        self.tools = ToolRunner(
+            self.config.function_handlers, self.config.function_call_handler, info.base_dir, self.config.tool_timeout
+        )
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._key: SecretKey | None = None
+        self.rate_limits: dict[str, str] = {}
+        """The last `x-ratelimit-*` headers the server sent."""
+
+    @property
+    def url(self) -> str:
+        """The chat completions endpoint."""
+        if self.azure and self.config.api_version:
+            root = self.base_url.removesuffix("/v1").removesuffix("/openai")
+            deployment = self.config.deployment or self.info.model
+            return f"{root}/openai/deployments/{deployment}/chat/completions?api-version={self.config.api_version}"
+        return f"{self.base_url}/chat/completions"
+
+    @property
+    def concurrency_key(self) -> str:
+        """Requests to the same endpoint and model share limits."""
+        return self.config.concurrency_key or f"{self.url}#{self.info.model}"
+
+    @property
+    def max_concurrency(self) -> int | None:
+        """The most requests in flight at once for this key."""
+        return self.config.max_concurrency
+
+    def session(self, conversation_id: str) -> ChatSession:
+        """A stateless session: every turn sends the whole conversation."""
+        return ChatSession(self)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._key = resolve_key(self.config.api_key, self.config.api_key_env, self.info.label)
+            headers = auth_headers(self._key, azure=self.azure, extra=self.config.headers)
+            self._client = httpx.AsyncClient(
+                headers=headers,
+                timeout=self.config.request_timeout,
+                transport=self._transport,
+                trust_env=False,
+            )
+        return self._client
+
+    async def complete(self, request: TurnRequest) -> TurnOutput:
+        """Answer one turn, running tool rounds until the model stops calling tools."""
+        with _translate_errors(self.info.label, lambda: self._key):
+            return await self._complete(request)
+
+    async def _complete(self, request: TurnRequest) -> TurnOutput:
+        started = time.perf_counter()
+        metrics = TurnMetrics()
+        messages = [_chat_message(message, self.info.base_dir) for message in request.messages]
+        texts: list[str] = []
+        tool_calls: list[ToolCall] = []
+        usage = TurnUsage()
+        served_by: str | None = None
+        rounds = 0
+        while True:
+            round_started = time.perf_counter()
+            reply = await self._request(messages, metrics, started)
+            if rounds:
+                metrics.tool_rounds_ms.append((time.perf_counter() - round_started) * 1000)
+            usage = usage + reply.usage
+            served_by = served_by or reply.model
+            if reply.text:
+                texts.append(reply.text)
+            if not reply.calls:
+                break
+            rounds += 1
+            if rounds > self.config.max_tool_iterations:
+                raise ToolError(
+                    f"the model kept calling tools after {self.config.max_tool_iterations} rounds"
+                    " (max_tool_iterations)",
+                    provider=self.info.label,
+                )
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": reply.text or None,
+                    "tool_calls": [
+                        {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+                        for call_id, name, arguments in reply.calls
+                    ],
+                }
+            )
+            outcomes = await self.tools.run_all(reply.calls)
+            tool_calls.extend(outcomes)
+            messages.extend(
+                {"role": "tool", "tool_call_id": outcome.call_id, "content": outcome.output or ""}
+                for outcome in outcomes
+            )
+        metrics.total_ms = (time.perf_counter() - started) * 1000
+        return TurnOutput(
+            text="\n".join(texts),
+            tool_calls=tool_calls,
+            usage=usage,
+            cost=cost_of(self.info.model, usage),
+            metrics=metrics,
+            model=served_by or self.info.model,
+        )
+
+    def _body(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        config = self.config
+        body: dict[str, Any] = {"model": config.deployment or self.info.model, "messages": messages}
+        for name in _OPTIONAL_BODY_KEYS:
+            value = getattr(config, name)
+            if value is not None:
+                body[name] = value
+        if config.tools:
+            body["tools"] = chat_tools(config.tools)
+        if config.tool_choice is not None:
+            body["tool_choice"] = _chat_tool_choice(config.tool_choice)
+        if config.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    async def _request(self, messages: list[dict[str, Any]], metrics: TurnMetrics, started: float) -> _Reply:
+        body = self._body(messages)
+        client = self._http()
+        requested = time.perf_counter()
+        if not self.config.stream:
+            response = await client.post(self.url, json=body)
+            self._note_rate_limits(response)
+            if response.status_code >= 400:
+                await self._raise_for_status(response)
+            return _reply_from_body(_json(response.content, self.info.label), self.info.label)
+        async with client.stream("POST", self.url, json=body) as response:
+            self._note_rate_limits(response)
+            if response.status_code >= 400:
+                await response.aread()
+                await self._raise_for_status(response)
+            reply = _StreamedReply()
+            async for chunk in _sse_events(response.aiter_lines(), self.info.label):
+                if reply.absorb(chunk) and metrics.first_delta_ms is None:
+                    metrics.first_delta_ms = (time.perf_counter() - requested) * 1000
+            return reply.finish()
+
+    def _note_rate_limits(self, response: httpx.Response) -> None:
+        found = {name: value for name, value in response.headers.items() if name.startswith("x-ratelimit-")}
+        if found:
+            self.rate_limits = found
+
+    async def _raise_for_status(self, response: httpx.Response) -> None:
+        raise _status_error(response, self.info.label, self._key)
+
+
+class ChatSession:
+    """A conversation on the Chat provider; holds nothing between turns."""
+
+    def __init__(self, provider: ChatProvider) -> None:
+        self._provider = provider
+
+    async def send(self, request: TurnRequest) -> TurnOutput:
+        """Send the whole conversation."""
+        return await self._provider.complete(request)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the connection pool belongs to the provider."""
+
+
+class _Reply:
+    """One completion: its text, the function calls it asked for, its usage."""
+
+    def __init__(self, text: str, calls: list[PendingCall], usage: TurnUsage, model: str | None) -> None:
+        self.text = text
+        self.calls = calls
+        self.usage = usage
+        self.model = model
+
+
+class _StreamedReply:
+    """Assembles a reply from stream chunks (tool call arguments arrive in pieces, by index)."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.calls: dict[int, dict[str, str]] = {}
+        self.usage = TurnUsage()
+        self.model: str | None = None
+
+    def absorb(self, chunk: dict[str, Any]) -> bool:
+        """Take one chunk; True when it carried text."""
+        self.model = self.model or chunk.get("model")
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = _usage(chunk["usage"])
+        carried_text = False
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                self.pieces.append(str(delta["content"]))
+                carried_text = True
+            for call in delta.get("tool_calls") or []:
+                slot = self.calls.setdefault(int(call.get("index", 0)), {"id": "", "name": "", "arguments": ""})
+                slot["id"] = call.get("id") or slot["id"]
+                function = call.get("function") or {}
+                slot["name"] += function.get("name") or ""
+                slot["arguments"] += function.get("arguments") or ""
+        return carried_text
+
+    def finish(self) -> _Reply:
+        calls = [(slot["id"], slot["name"], slot["arguments"]) for _, slot in sorted(self.calls.items())]
+        return _Reply("".join(self.pieces), calls, self.usage, self.model)
+
+
+def _reply_from_body(body: Any, label: str) -> _Reply:
+    try:
+        message = body["choices"][0]["message"]
+        calls = [
+            (str(call["id"]), str(call["function"]["name"]), str(call["function"].get("arguments") or ""))
+            for call in message.get("tool_calls") or []
+        ]
+        return _Reply(str(message.get("content") or ""), calls, _usage(body.get("usage")), body.get("model"))
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise ProtocolError("the completion has no choices[0].message", provider=label) from None
+
+
+async def _sse_events(lines: AsyncIterator[str], label: str) -> AsyncIterator[dict[str, Any]]:
+    async for line in lines:
+        if not line.startswith("data:"):
+            continue
+        data = line[len("data:") :].strip()
+        if data == "[DONE]":
+            return
+        chunk = _json(data.encode(), label)
+        if not isinstance(chunk, dict):
+            raise ProtocolError("a stream chunk is not a JSON object", provider=label)
+        if isinstance(chunk.get("error"), dict):
+            raise ServerError(f"the stream failed: {chunk['error'].get('message')}", provider=label)
+        yield chunk
+
+
+def _json(content: bytes, label: str) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        raise ProtocolError("the server sent a body that is not JSON", provider=label) from None
+
+
+def _usage(raw: Any) -> TurnUsage:
+    if not isinstance(raw, dict):
+        return TurnUsage()
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    return TurnUsage(
+        input_tokens=int(raw.get("prompt_tokens") or 0),
+        output_tokens=int(raw.get("completion_tokens") or 0),
+        total_tokens=int(raw.get("total_tokens") or 0),
+        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
+        input_audio_tokens=int(prompt_details.get("audio_tokens") or 0),
+        output_audio_tokens=int(completion_details.get("audio_tokens") or 0),
+    )
+
+
+def _chat_message(message: Message, base_dir: Path) -> dict[str, Any]:
+    if isinstance(message.content, str):
+        return {"role": message.role, "content": message.content}
+    if message.role != "user" or not message.has_audio:
+        return {"role": message.role, "content": message.text}
+    parts: list[dict[str, Any]] = []
+    for part in message.content:
+        if part.type in TEXT_PART_TYPES and part.text is not None:
+            parts.append({"type": "text", "text": part.text})
+        elif part.type in AUDIO_PART_TYPES and part.file:
+            path = Path(part.file) if Path(part.file).is_absolute() else base_dir / part.file
+            try:
+                data = base64.b64encode(path.read_bytes()).decode("ascii")
+            except OSError as exc:
+                raise InvalidRequestError(f"cannot read input audio {path}: {exc.strerror}") from exc
+            parts.append({"type": "input_audio", "input_audio": {"data": data, "format": "wav"}})
+        elif part.type in AUDIO_PART_TYPES and part.transcript:
+            parts.append({"type": "text", "text": part.transcript})
+    return {"role": message.role, "content": parts}
+
+
+def _chat_tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:
+    if isinstance(choice, dict) and "name" in choice and "function" not in choice:
+        return {"type": "function", "function": {"name": choice["name"]}}
+    return choice
+
+
+_RESET = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_RESET_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _reset_seconds(value: str) -> float | None:
+    """`6m0s`, `1.5s`, `20ms` -> seconds."""
+    matches = _RESET.findall(value)
+    if not matches:
+        return None
+    return sum(float(number) * _RESET_SECONDS[unit] for number, unit in matches)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    header = response.headers.get("retry-after")
+    if header is not None:
+        with contextlib.suppress(ValueError):
+            return max(float(header), 0.0)
+    # Without Retry-After, the reset time of whichever limit is exhausted says how long to wait.
+    waits: list[float] = []
+    for limit in ("requests", "tokens"):
+        remaining = response.headers.get(f"x-ratelimit-remaining-{limit}")
+        reset = response.headers.get(f"x-ratelimit-reset-{limit}")
+        if reset is not None and (remaining is None or remaining.strip() == "0"):
+            seconds = _reset_seconds(reset)
+            if seconds is not None:
+                waits.append(seconds)
+    return max(waits) if waits else None
+
+
+def _status_error(response: httpx.Response, label: str, key: SecretKey | None) -> ProviderError:
+    status = response.status_code
+    detail = ""
+    code: str | None = None
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        error = json.loads(response.content)["error"]
+        detail = str(error.get("message") or "")
+        code = str(error["code"]) if error.get("code") else None
+    detail = redact(detail, key)[:300]
+    suffix = f": {detail}" if detail else ""
+    if status == 429:
+        retry_after = _retry_after(response)
+        hint = f"; retry after {retry_after:g} s" if retry_after is not None else ""
+        return RateLimitError(
+            f"rate limited (HTTP 429){hint}{suffix}", provider=label, status=status, retry_after=retry_after, code=code
+        )
+    if status in (401, 403):
+        source = f" (key from {key.source})" if key else ""
+        return AuthenticationError(
+            f"the server refused the request (HTTP {status}){source}{suffix}", provider=label, status=status, code=code
+        )
+    if status >= 500:
+        return ServerError(f"the server failed (HTTP {status}){suffix}", provider=label, status=status, code=code)
+    return InvalidRequestError(
+        f"the request was refused (HTTP {status}){suffix}", provider=label, status=status, code=code
+    )
+
+
+@contextlib.contextmanager
+def _translate_errors(label: str, current_key: Any) -> Iterator[None]:
+    """Turn every httpx failure into an rtflow ProviderError, without leaking the key."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise ProviderTimeoutError(f"the request timed out ({type(exc).__name__})", provider=label) from None
+    except httpx.DecodingError:
+        raise ProtocolError("the response body could not be decoded", provider=label) from None
+    except httpx.TransportError as exc:
+        key: SecretKey | None = current_key()
+        raise ProviderConnectionError(
+            f"the connection failed: {redact(str(exc), key) or type(exc).__name__}", provider=label
+        ) from None
+    except httpx.HTTPError as exc:
+        key = current_key()
+        raise ProviderConnectionError(
+            f"the request failed: {redact(str(exc), key) or type(exc).__name__}", provider=label
+        ) from None

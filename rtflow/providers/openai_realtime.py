@@ -1,0 +1,531 @@
+"""`openai:realtime:MODEL`: the OpenAI Realtime API over one WebSocket per conversation.
+
+A session connects on its first turn and keeps its socket open across the conversation's turns. It remembers
+what the server session holds (the messages it sent plus the assistant replies it received). Each turn's
+request carries the whole conversation; when what the session holds is a prefix of it, only the rest is sent.
+When it is not (the history diverged), or on a fresh session (first turn, reconnect after a dropped socket or
+a failed attempt), a new socket is opened and the whole history is replayed as conversation items.
+
+System messages: config `instructions` goes into `session.update` as the session instructions; system (and
+developer) messages of the rendered prompt are sent as `system` conversation items. Both therefore reach the
+model, and a replay rebuilds exactly the same server state.
+
+Every websockets exception is translated into `rtflow.errors` in `_translate_errors`, the one place where the
+library's failures enter rtflow. The API key is never part of a message or a log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from rtflow.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    ProtocolError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitError,
+    ResponseFailedError,
+    ServerError,
+    ToolError,
+)
+from rtflow.messages import AUDIO_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest, Usage
+from rtflow.providers.audio import chunk, read_wav_as_pcm16, write_output_audio
+from rtflow.providers.base import Provider, ProviderInfo
+from rtflow.providers.config import validate_config
+from rtflow.providers.endpoints import (
+    USER_AGENT,
+    SecretKey,
+    auth_headers,
+    is_azure,
+    realtime_url,
+    redact,
+    resolve_base_url,
+    resolve_key,
+)
+from rtflow.providers.pricing import cost_of
+from rtflow.providers.realtime_events import EventBuilder, RealtimeConfig
+from rtflow.providers.tools import PendingCall, ToolRunner
+
+__all__ = ["RealtimeProvider", "RealtimeSession"]
+
+log = structlog.get_logger("rtflow.providers.realtime")
+
+_TEXT_DELTAS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.output_audio_transcript.delta",
+        "response.text.delta",
+        "response.audio_transcript.delta",
+    }
+)
+_AUDIO_DELTAS = frozenset({"response.output_audio.delta", "response.audio.delta"})
+_FORBIDDEN_HINT = (
+    "the server refused the connection (HTTP 403). Likely causes: the key has no access to this model, "
+    "a network or proxy that blocks WebSockets, or an exhausted quota or billing limit"
+)
+
+
+class RealtimeProvider(Provider):
+    """The OpenAI Realtime API (GA by default, `dialect: beta` for the beta shape; Azure endpoints too)."""
+
+    kind = "openai:realtime"
+    holds_sessions = True
+
+    def __init__(self, info: ProviderInfo) -> None:
+        super().__init__(info)
+        self.config = validate_config(RealtimeConfig, info.config, info.label)
+        self.base_url = resolve_base_url(self.config.api_base_url, self.config.api_host)
+        self.azure = is_azure(self.base_url, self.config.azure)
+        self.url = realtime_url(
+            self.base_url,
+            info.model,
+            azure=self.azure,
+            api_version=self.config.api_version,
+            deployment=self.config.deployment,
+        )
+        self.tools = ToolRunner(
+            self.config.function_handlers,
+            self.config.function_call_handler,
+            info.base_dir,
+            self.config.tool_timeout,
+        )
+
+    @property
+    def concurrency_key(self) -> str:
+        """Sessions to the same endpoint and model share limits."""
+        return self.config.concurrency_key or self.url
+
+    @property
+    def max_concurrency(self) -> int | None:
+        """The most sessions open at once for this key."""
+        return self.config.max_concurrency
+
+    def warnings(self) -> list[str]:
+        """Settings the chosen dialect cannot honour."""
+        found: list[str] = []
+        if self.config.dialect == "ga" and self.config.temperature is not None:
+            found.append(
+                f"provider {self.info.label!r}: temperature is not supported by the GA Realtime API and is not"
+                " sent (use dialect: beta for endpoints that still take it)"
+            )
+        return found
+
+    def session(self, conversation_id: str) -> RealtimeSession:
+        """A session that connects on its first turn."""
+        return RealtimeSession(self, conversation_id)
+
+    def resolve_key(self) -> SecretKey:
+        """The API key (resolved per connection, so `validate` works without one)."""
+        return resolve_key(self.config.api_key, self.config.api_key_env, self.info.label)
+
+    def connect_headers(self, key: SecretKey) -> dict[str, str]:
+        """Handshake headers: auth, the beta opt-in when needed, and the user's extra headers."""
+        headers = auth_headers(key, azure=self.azure, extra=self.config.headers)
+        headers.pop("User-Agent", None)  # sent by websockets' own user_agent_header
+        if self.config.dialect == "beta":
+            headers.setdefault("OpenAI-Beta", "realtime=v1")
+        return headers
+
+
+def _message_key(message: Message) -> tuple[str, str, tuple[str, ...]]:
+    """What identifies a message for the held-history comparison: role, text and any audio sources."""
+    role = "system" if message.role == "developer" else message.role
+    audio: tuple[str, ...] = ()
+    if not isinstance(message.content, str):
+        audio = tuple(part.file or part.audio or "" for part in message.content if part.type in AUDIO_PART_TYPES)
+    return (role, message.text, audio)
+
+
+@dataclass
+class _Response:
+    """What one `response.create` produced."""
+
+    text: str = ""
+    calls: list[PendingCall] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass
+class _TurnState:
+    """Accumulates a turn's results across its responses."""
+
+    started: float
+    metrics: TurnMetrics = field(default_factory=TurnMetrics)
+    audio: bytearray = field(default_factory=bytearray)
+    input_transcript: str | None = None
+    first_request_at: float | None = None
+
+
+class RealtimeSession:
+    """One conversation's WebSocket, kept open across turns."""
+
+    def __init__(self, provider: RealtimeProvider, conversation_id: str) -> None:
+        self._provider = provider
+        self._conversation_id = conversation_id
+        self._socket: ClientConnection | None = None
+        self._events = EventBuilder(provider.config.dialect)
+        self._held: list[tuple[str, str, tuple[str, ...]]] = []
+        self._key: SecretKey | None = None
+        self._server_model: str | None = None
+        self.rate_limits: list[dict[str, Any]] = []
+        """The last `rate_limits.updated` figures the server sent."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether a socket is open."""
+        return self._socket is not None
+
+    async def send(self, request: TurnRequest) -> TurnOutput:
+        """Answer one turn, sending only what the server session does not hold yet."""
+        try:
+            with _translate_errors(self._provider.info.label, lambda: self._key):
+                return await self._send(request)
+        except BaseException:
+            # Whatever failed (error, timeout, cancellation), the server state is unknown now: the next
+            # attempt starts on a fresh socket and replays the history.
+            self._abort()
+            raise
+
+    async def aclose(self) -> None:
+        """Close the socket; safe to call twice and after a failure."""
+        socket, self._socket = self._socket, None
+        self._held = []
+        if socket is not None:
+            with anyio.move_on_after(2, shield=True), contextlib.suppress(Exception):
+                await socket.close()
+
+    def _abort(self) -> None:
+        socket, self._socket = self._socket, None
+        self._held = []
+        if socket is not None:
+            socket.transport.abort()
+
+    async def _send(self, request: TurnRequest) -> TurnOutput:
+        state = _TurnState(started=time.perf_counter())
+        wanted = [_message_key(message) for message in request.messages]
+        held = len(self._held)
+        if self._socket is not None and wanted[:held] == self._held:
+            new_messages = request.messages[held:]
+        else:
+            await self.aclose()
+            connect_started = time.perf_counter()
+            await self._connect()
+            state.metrics.connect_ms = (time.perf_counter() - connect_started) * 1000
+            new_messages = request.messages
+        for message in new_messages:
+            await self._send_message(message)
+        text, tool_calls, usage = await self._run_responses(state)
+        self._held = [*wanted, _message_key(Message.of("assistant", text))]
+
+        state.metrics.total_ms = (time.perf_counter() - state.started) * 1000
+        audio = None
+        if state.audio and request.artifact_dir:
+            stem = f"{_safe_name(request.conversation_id)}-turn{request.turn_index + 1}"
+            output_format = self._provider.config.output_audio_format or "pcm16"
+            audio = write_output_audio(bytes(state.audio), Path(request.artifact_dir), stem, output_format)
+        return TurnOutput(
+            text=text,
+            tool_calls=tool_calls,
+            usage=usage,
+            cost=cost_of(self._provider.info.model, usage),
+            metrics=state.metrics,
+            audio=audio,
+            input_transcript=state.input_transcript,
+            model=self._server_model or self._provider.info.model,
+        )
+
+    async def _connect(self) -> None:
+        provider = self._provider
+        self._key = provider.resolve_key()
+        self._events = EventBuilder(provider.config.dialect)
+        log.debug("realtime.connect", conversation_id=self._conversation_id, url=provider.url)
+        try:
+            with anyio.fail_after(provider.config.connect_timeout):
+                self._socket = await connect(
+                    provider.url,
+                    additional_headers=provider.connect_headers(self._key),
+                    user_agent_header=USER_AGENT,
+                    compression=None,  # deflate costs ~64 KB of zlib state per socket; events are small JSON
+                    proxy=None,
+                    open_timeout=None,
+                    max_size=2**24,
+                )
+                first = await self._receive()
+        except TimeoutError:
+            raise ProviderConnectionError(
+                f"no session within {provider.config.connect_timeout:g} s of connecting to {provider.url}",
+                provider=provider.info.label,
+            ) from None
+        if first.get("type") == "error":
+            raise _error_from_event(first, provider.info.label)
+        if first.get("type") != "session.created":
+            raise ProtocolError(
+                f"expected session.created as the first event, got {first.get('type')!r}",
+                provider=provider.info.label,
+            )
+        session = first.get("session")
+        if isinstance(session, dict) and isinstance(session.get("model"), str):
+            self._server_model = session["model"]
+        await self._post(self._events.session_update(provider.config))
+
+    async def _post(self, event: dict[str, Any]) -> None:
+        assert self._socket is not None
+        await self._socket.send(json.dumps(event, separators=(",", ":")))
+
+    async def _receive(self) -> dict[str, Any]:
+        assert self._socket is not None
+        timeout = self._provider.config.websocket_timeout
+        try:
+            with anyio.fail_after(timeout):
+                raw = await self._socket.recv()
+        except TimeoutError:
+            raise ProviderTimeoutError(
+                f"no event from the server for {timeout:g} s", provider=self._provider.info.label
+            ) from None
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            raise ProtocolError(
+                "the server sent a frame that is not JSON", provider=self._provider.info.label
+            ) from None
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            raise ProtocolError("the server sent an event without a type", provider=self._provider.info.label)
+        return event
+
+    async def _send_message(self, message: Message) -> None:
+        for event in self._events.message_items(message):
+            await self._post(event)
+        if isinstance(message.content, str) or message.role != "user":
+            return
+        for part in message.content:
+            if part.type not in AUDIO_PART_TYPES:
+                continue
+            if part.file:
+                path = Path(part.file)
+                if not path.is_absolute():
+                    path = self._provider.info.base_dir / path
+                try:
+                    pcm = read_wav_as_pcm16(path)
+                except (OSError, EOFError, ValueError) as exc:
+                    raise InvalidRequestError(
+                        f"cannot read input audio {path}: {exc}", provider=self._provider.info.label
+                    ) from exc
+            elif part.audio:
+                pcm = base64.b64decode(part.audio)
+            else:
+                continue
+            for event in self._events.audio_events(chunk(pcm)):
+                await self._post(event)
+
+    async def _run_responses(self, state: _TurnState) -> tuple[str, list[ToolCall], Usage]:
+        """The first response and every tool round after it."""
+        provider = self._provider
+        texts: list[str] = []
+        tool_calls: list[ToolCall] = []
+        usage = Usage()
+        pending: list[PendingCall] = []
+        rounds = 0
+        while True:
+            round_started = time.perf_counter()
+            if rounds:
+                outcomes = await provider.tools.run_all(pending)
+                tool_calls.extend(outcomes)
+                for outcome in outcomes:
+                    await self._post(self._events.function_output(outcome.call_id, outcome.output or ""))
+            await self._post(self._events.response_create())
+            if state.first_request_at is None:
+                state.first_request_at = time.perf_counter()
+            response = await self._read_response(state)
+            if rounds:
+                state.metrics.tool_rounds_ms.append((time.perf_counter() - round_started) * 1000)
+            usage = usage + response.usage
+            if response.text:
+                texts.append(response.text)
+            pending = response.calls
+            if not pending:
+                return "\n".join(texts), tool_calls, usage
+            rounds += 1
+            if rounds > provider.config.max_tool_iterations:
+                raise ToolError(
+                    f"the model kept calling tools after {provider.config.max_tool_iterations} rounds"
+                    " (max_tool_iterations)",
+                    provider=provider.info.label,
+                )
+
+    async def _read_response(self, state: _TurnState) -> _Response:
+        """Events up to `response.done`, collected into a `_Response`."""
+        label = self._provider.info.label
+        pieces: list[str] = []
+        while True:
+            event = await self._receive()
+            kind = event["type"]
+            if kind in _TEXT_DELTAS:
+                if state.metrics.first_delta_ms is None and state.first_request_at is not None:
+                    state.metrics.first_delta_ms = (time.perf_counter() - state.first_request_at) * 1000
+                pieces.append(str(event.get("delta", "")))
+            elif kind in _AUDIO_DELTAS:
+                if state.metrics.first_audio_ms is None and state.first_request_at is not None:
+                    state.metrics.first_audio_ms = (time.perf_counter() - state.first_request_at) * 1000
+                state.audio.extend(base64.b64decode(str(event.get("delta", ""))))
+            elif kind == "response.done":
+                return _finish_response(event, "".join(pieces), label)
+            elif kind == "error":
+                raise _error_from_event(event, label)
+            elif kind == "conversation.item.input_audio_transcription.completed":
+                state.input_transcript = str(event.get("transcript", ""))
+            elif kind == "rate_limits.updated":
+                limits = event.get("rate_limits")
+                self.rate_limits = limits if isinstance(limits, list) else []
+
+
+def _finish_response(event: dict[str, Any], streamed_text: str, label: str) -> _Response:
+    response = event.get("response")
+    if not isinstance(response, dict):
+        raise ProtocolError("response.done without a response", provider=label)
+    status = response.get("status")
+    if status in ("failed", "incomplete", "cancelled"):
+        raise _failed_response(response, str(status), label)
+    result = _Response(text=streamed_text, usage=_usage(response.get("usage")))
+    output_text: list[str] = []
+    for item in response.get("output") or []:
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "function_call":
+            result.calls.append((str(item.get("call_id")), str(item.get("name")), str(item.get("arguments") or "")))
+        elif item.get("type") == "message":
+            for part in item.get("content") or []:
+                if isinstance(part, dict):
+                    output_text.append(str(part.get("text") or part.get("transcript") or ""))
+    if not result.text:
+        # Servers that send no deltas still list the text in the final output.
+        result.text = "".join(output_text)
+    return result
+
+
+def _failed_response(response: dict[str, Any], status: str, label: str) -> ProviderError:
+    details = response.get("status_details") or {}
+    reason = details.get("reason") if isinstance(details, dict) else None
+    error = details.get("error") if isinstance(details, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code")
+    message = f"response {status}" + (f" ({reason})" if reason else "")
+    if error.get("message"):
+        message += f": {error['message']}"
+    if "rate_limit" in f"{code} {error.get('type')}":
+        return RateLimitError(message, provider=label, code=str(code) if code else None)
+    return ResponseFailedError(
+        message, response_status=status, reason=reason, provider=label, code=str(code) if code else None
+    )
+
+
+def _error_from_event(event: dict[str, Any], label: str) -> ProviderError:
+    error = event.get("error")
+    error = error if isinstance(error, dict) else {}
+    error_type = str(error.get("type") or "")
+    code = str(error["code"]) if error.get("code") else None
+    message = f"{error_type or 'error'}: {error.get('message') or 'no message'}"
+    if code:
+        message += f" (code {code})"
+    if code == "session_expired":
+        return ProviderConnectionError(message, provider=label, code=code)
+    if "rate_limit" in f"{code} {error_type}":
+        return RateLimitError(message, provider=label, code=code)
+    if error_type == "server_error":
+        return ServerError(message, provider=label, code=code)
+    return InvalidRequestError(message, provider=label, code=code)
+
+
+def _usage(raw: Any) -> Usage:
+    if not isinstance(raw, dict):
+        return Usage()
+    input_details = raw.get("input_token_details") or {}
+    output_details = raw.get("output_token_details") or {}
+    return Usage(
+        input_tokens=int(raw.get("input_tokens") or 0),
+        output_tokens=int(raw.get("output_tokens") or 0),
+        total_tokens=int(raw.get("total_tokens") or 0),
+        cached_tokens=int(input_details.get("cached_tokens") or 0),
+        input_audio_tokens=int(input_details.get("audio_tokens") or 0),
+        output_audio_tokens=int(output_details.get("audio_tokens") or 0),
+    )
+
+
+def _safe_name(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None
+
+
+@contextlib.contextmanager
+def _translate_errors(label: str, current_key: Any) -> Iterator[None]:
+    """Turn every websockets (and socket) failure into an rtflow ProviderError, without leaking the key."""
+    try:
+        yield
+    except InvalidStatus as exc:
+        key: SecretKey | None = current_key()
+        status = exc.response.status_code
+        body = redact(exc.response.body.decode("utf-8", "replace")[:300], key) if exc.response.body else ""
+        detail = f": {body.strip()}" if body.strip() else ""
+        if status == 401:
+            source = f" (from {key.source})" if key else ""
+            raise AuthenticationError(
+                f"the server refused the API key{source} (HTTP 401){detail}", provider=label, status=status
+            ) from None
+        if status == 403:
+            raise AuthenticationError(f"{_FORBIDDEN_HINT}{detail}", provider=label, status=status) from None
+        if status == 429:
+            retry_after = _retry_after(exc.response.headers.get("Retry-After"))
+            hint = f"; retry after {retry_after:g} s" if retry_after is not None else ""
+            raise RateLimitError(
+                f"rate limited at the handshake (HTTP 429){hint}{detail}",
+                provider=label,
+                status=status,
+                retry_after=retry_after,
+            ) from None
+        if status >= 500:
+            raise ProviderConnectionError(
+                f"the server failed the handshake (HTTP {status}){detail}", provider=label, status=status
+            ) from None
+        raise InvalidRequestError(
+            f"the server refused the handshake (HTTP {status}){detail}", provider=label, status=status
+        ) from None
+    except ConnectionClosed as exc:
+        frame = exc.rcvd
+        code = frame.code if frame is not None else 1006
+        reason = frame.reason if frame is not None else ""
+        if code == 4000 or "beta_api_shape_disabled" in reason:
+            raise InvalidRequestError(
+                f"the server rejected the beta protocol (close {code} {reason}); use dialect: ga",
+                provider=label,
+                code="beta_api_shape_disabled",
+            ) from None
+        raise ProviderConnectionError(
+            f"the connection closed (code {code}{' ' + reason if reason else ''})",
+            provider=label,
+            code=str(code),
+        ) from None
+    except InvalidURI as exc:
+        raise InvalidRequestError(f"bad Realtime URL: {exc}", provider=label) from None
+    except InvalidHandshake as exc:
+        raise ProtocolError(f"the WebSocket handshake failed: {exc}", provider=label) from None
+    except OSError as exc:
+        raise ProviderConnectionError(f"cannot connect: {exc.strerror or type(exc).__name__}", provider=label) from None

@@ -1,0 +1,70 @@
+"""A dated table of list prices, to put a dollar figure on each turn.
+
+Prices are US dollars per million tokens as published by OpenAI on the date below. A model missing from the
+table gets no cost (None) rather than a guess. Dated snapshots (`gpt-4o-realtime-preview-2024-12-17`) fall
+back to their family's row.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rtflow.messages import Usage
+
+__all__ = ["PRICES_AS_OF", "Price", "cost_of", "price_for"]
+
+PRICES_AS_OF = "2025-09-01"
+
+
+@dataclass(frozen=True)
+class Price:
+    """Dollars per million tokens."""
+
+    text_input: float
+    cached_input: float
+    text_output: float
+    audio_input: float = 0.0
+    audio_output: float = 0.0
+
+
+_PRICES: dict[str, Price] = {
+    "gpt-realtime": Price(4.00, 0.40, 16.00, 32.00, 64.00),
+    "gpt-realtime-mini": Price(0.60, 0.06, 2.40, 10.00, 20.00),
+    "gpt-4o-realtime-preview": Price(5.00, 2.50, 20.00, 40.00, 80.00),
+    "gpt-4o-mini-realtime-preview": Price(0.60, 0.30, 2.40, 10.00, 20.00),
+    "gpt-4.1": Price(2.00, 0.50, 8.00),
+    "gpt-4.1-mini": Price(0.40, 0.10, 1.60),
+    "gpt-4.1-nano": Price(0.10, 0.025, 0.40),
+    "gpt-4o": Price(2.50, 1.25, 10.00),
+    "gpt-4o-mini": Price(0.15, 0.075, 0.60),
+}
+
+_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+
+
+def price_for(model: str) -> Price | None:
+    """The model's price row, or None when the table does not know it."""
+    if model in _PRICES:
+        return _PRICES[model]
+    return _PRICES.get(_SNAPSHOT.sub("", model))
+
+
+def cost_of(model: str, usage: Usage) -> float | None:
+    """The turn's cost in dollars, or None for a model without a price."""
+    price = price_for(model)
+    if price is None:
+        return None
+    cached = min(usage.cached_tokens, usage.input_tokens)
+    audio_in = min(usage.input_audio_tokens, usage.input_tokens - cached)
+    text_in = max(usage.input_tokens - cached - audio_in, 0)
+    audio_out = min(usage.output_audio_tokens, usage.output_tokens)
+    text_out = usage.output_tokens - audio_out
+    dollars = (
+        text_in * price.text_input
+        + cached * price.cached_input
+        + audio_in * price.audio_input
+        + text_out * price.text_output
+        + audio_out * price.audio_output
+    )
+    return dollars / 1_000_000

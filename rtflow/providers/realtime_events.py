@@ -1,0 +1,191 @@
+"""Client events of the Realtime protocol, in the GA shape (default) or the beta shape.
+
+Everything the Realtime provider sends is built here, so the two dialects differ in one place and the exact
+frames can be pinned by tests against the official `openai` event types. Every event carries an `event_id`
+(`rtflow-<n>`, counted per connection) so an `error` event can be tied to what caused it.
+
+System messages become `system` conversation items (not session instructions): config `instructions` is the
+only session-level text, so both reach the model, a replayed history reproduces the same state, and the
+held/requested comparison of messages needs no special case for the first message.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+
+from rtflow.messages import AUDIO_PART_TYPES, TEXT_PART_TYPES, Message
+from rtflow.providers.config import CommonConfig, parse_duration
+from rtflow.providers.tools import native_tools
+
+__all__ = ["Dialect", "EventBuilder", "RealtimeConfig"]
+
+Dialect = Literal["ga", "beta"]
+AudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
+
+_GA_FORMATS: dict[str, dict[str, Any]] = {
+    "pcm16": {"type": "audio/pcm", "rate": 24000},
+    "g711_ulaw": {"type": "audio/pcmu"},
+    "g711_alaw": {"type": "audio/pcma"},
+}
+
+
+class RealtimeConfig(CommonConfig):
+    """Config keys of `openai:realtime:MODEL`."""
+
+    dialect: Dialect = "ga"
+    """`ga` (the current protocol) or `beta` (`OpenAI-Beta: realtime=v1`, older gateways)."""
+    modalities: list[Literal["text", "audio"]] = Field(default_factory=lambda: list[Literal["text", "audio"]](["text"]))
+    """Output modalities. GA takes exactly one; `[text, audio]` means audio (which carries a transcript)."""
+    instructions: str | None = None
+    """Session instructions (the system prompt); system messages of the prompt are sent as items as well."""
+    voice: str | None = None
+    """Output voice (`alloy`, `marin`, ...)."""
+    input_audio_format: AudioFormat | None = None
+    """Format of input audio (`pcm16` by default)."""
+    output_audio_format: AudioFormat | None = None
+    """Format of output audio (`pcm16` by default)."""
+    input_audio_transcription: dict[str, Any] | None = None
+    """Transcription of input audio, e.g. `{model: whisper-1}`."""
+    turn_detection: dict[str, Any] | None = None
+    """Server VAD settings; by default none, so rtflow commits audio and asks for each response itself."""
+    max_output_tokens: int | Literal["inf"] | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "max_output_tokens", "maxOutputTokens", "max_response_output_tokens", "maxResponseOutputTokens"
+        ),
+    )
+    """Cap on tokens per response (an integer or `inf`)."""
+    websocket_timeout: float = 60.0
+    """Longest wait for the next server event before the turn fails (duration; promptfoo's websocketTimeout)."""
+    connect_timeout: float = 15.0
+    """Longest wait for the handshake and `session.created` (duration)."""
+    azure: bool | None = None
+    """Force Azure authentication (`api-key` header); by default detected from the host name."""
+    api_version: str | None = None
+    """Azure preview API version; selects the `/openai/realtime?api-version=&deployment=` URL form."""
+    deployment: str | None = None
+    """Azure deployment name (defaults to the model)."""
+
+    @field_validator("websocket_timeout", "connect_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
+class EventBuilder:
+    """Builds one connection's client events in one dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._ids = itertools.count(1)
+
+    def _event(self, event_type: str, **body: Any) -> dict[str, Any]:
+        return {"type": event_type, "event_id": f"rtflow-{next(self._ids)}", **body}
+
+    def session_update(self, config: RealtimeConfig) -> dict[str, Any]:
+        """`session.update` carrying the flow's session settings."""
+        session = self._ga_session(config) if self.dialect == "ga" else self._beta_session(config)
+        return self._event("session.update", session=session)
+
+    def _ga_session(self, config: RealtimeConfig) -> dict[str, Any]:
+        session: dict[str, Any] = {
+            "type": "realtime",
+            "output_modalities": ["audio"] if "audio" in config.modalities else ["text"],
+        }
+        if config.instructions is not None:
+            session["instructions"] = config.instructions
+        audio_input: dict[str, Any] = {"turn_detection": config.turn_detection}
+        if config.input_audio_format:
+            audio_input["format"] = _GA_FORMATS[config.input_audio_format]
+        if config.input_audio_transcription is not None:
+            audio_input["transcription"] = config.input_audio_transcription
+        audio_output: dict[str, Any] = {}
+        if config.output_audio_format:
+            audio_output["format"] = _GA_FORMATS[config.output_audio_format]
+        if config.voice:
+            audio_output["voice"] = config.voice
+        session["audio"] = {"input": audio_input, **({"output": audio_output} if audio_output else {})}
+        if config.tools:
+            session["tools"] = native_tools(config.tools)
+        if config.tool_choice is not None:
+            session["tool_choice"] = _ga_tool_choice(config.tool_choice)
+        if config.max_output_tokens is not None:
+            session["max_output_tokens"] = config.max_output_tokens
+        return session
+
+    def _beta_session(self, config: RealtimeConfig) -> dict[str, Any]:
+        modalities = ["text", "audio"] if "audio" in config.modalities else ["text"]
+        session: dict[str, Any] = {"modalities": modalities, "turn_detection": config.turn_detection}
+        if config.instructions is not None:
+            session["instructions"] = config.instructions
+        if config.voice:
+            session["voice"] = config.voice
+        if config.input_audio_format:
+            session["input_audio_format"] = config.input_audio_format
+        if config.output_audio_format:
+            session["output_audio_format"] = config.output_audio_format
+        if config.input_audio_transcription is not None:
+            session["input_audio_transcription"] = config.input_audio_transcription
+        if config.tools:
+            session["tools"] = native_tools(config.tools)
+        if config.tool_choice is not None:
+            choice = config.tool_choice
+            # Beta takes a bare string: a mode, or the name of the one function to call.
+            named = _ga_tool_choice(choice)
+            session["tool_choice"] = named if isinstance(named, str) else str(named.get("name"))
+        if config.temperature is not None:
+            session["temperature"] = config.temperature
+        if config.max_output_tokens is not None:
+            session["max_response_output_tokens"] = config.max_output_tokens
+        return session
+
+    def message_items(self, message: Message) -> list[dict[str, Any]]:
+        """`conversation.item.create` events for a message's text (audio parts are sent by `audio_events`)."""
+        role = "system" if message.role in ("system", "developer") else message.role
+        if isinstance(message.content, str):
+            texts = [message.content]
+        else:
+            texts = [part.text or "" for part in message.content if part.type in TEXT_PART_TYPES]
+            texts += [
+                part.transcript
+                for part in message.content
+                if part.type in AUDIO_PART_TYPES and part.transcript and role == "assistant"
+            ]
+        if not texts:
+            return []
+        assistant_part = "output_text" if self.dialect == "ga" else "text"
+        part_type = assistant_part if role == "assistant" else "input_text"
+        content = [{"type": part_type, "text": text} for text in texts]
+        return [self._event("conversation.item.create", item={"type": "message", "role": role, "content": content})]
+
+    def audio_events(self, pcm_chunks: list[bytes]) -> list[dict[str, Any]]:
+        """`input_audio_buffer.append` per chunk, then one `input_audio_buffer.commit`."""
+        events = [
+            self._event("input_audio_buffer.append", audio=base64.b64encode(piece).decode("ascii"))
+            for piece in pcm_chunks
+        ]
+        events.append(self._event("input_audio_buffer.commit"))
+        return events
+
+    def function_output(self, call_id: str, output: str) -> dict[str, Any]:
+        """A tool's result for the model."""
+        return self._event(
+            "conversation.item.create", item={"type": "function_call_output", "call_id": call_id, "output": output}
+        )
+
+    def response_create(self) -> dict[str, Any]:
+        """Ask for a response with the session's settings."""
+        return self._event("response.create")
+
+
+def _ga_tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:
+    if isinstance(choice, str):
+        return choice
+    function = choice.get("function")
+    if isinstance(function, dict):  # chat form {type: function, function: {name}}
+        return {"type": "function", "name": function.get("name")}
+    return choice

@@ -1,0 +1,140 @@
+"""Function tools shared by the Realtime and Chat providers: definitions and the handlers that answer them.
+
+Handlers come from config `function_handlers` (`{name: file://tools.py:func}`, called with the parsed JSON
+arguments as one dict) or from promptfoo's `function_call_handler` (`file://tools.py:handle`, called with the
+tool's name and its arguments as a JSON string). Either may be sync (run in a worker thread so the event loop
+keeps serving other conversations) or async. Each call runs under `tool_timeout`.
+
+A failing handler does not fail the turn: the full failure (type, message, traceback) is recorded on the
+`ToolCall` and the model is sent a short error output, as a real deployment would. The turn fails only when
+the model keeps calling tools past `max_tool_iterations` (the provider raises ToolError).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from rtflow.messages import ToolCall
+from rtflow.pyref import load_callable
+
+__all__ = ["PendingCall", "ToolRunner", "chat_tools", "native_tools"]
+
+PendingCall = tuple[str, str, str]
+"""(call_id, name, arguments_json) of a function call the model made."""
+
+
+def native_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tools in the Realtime form `{type: function, name, description, parameters}`, from either form."""
+    converted: list[dict[str, Any]] = []
+    for tool in tools:
+        function = tool.get("function")
+        if isinstance(function, Mapping):
+            converted.append({"type": "function", **dict(function)})
+        else:
+            converted.append({"type": "function", **{k: v for k, v in tool.items() if k != "type"}})
+    # Chat's `strict` flag has no Realtime counterpart.
+    return [{k: v for k, v in tool.items() if k != "strict"} for tool in converted]
+
+
+def chat_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tools in the Chat Completions form `{type: function, function: {...}}`, from either form."""
+    converted: list[dict[str, Any]] = []
+    for tool in tools:
+        if isinstance(tool.get("function"), Mapping):
+            converted.append(dict(tool))
+        else:
+            converted.append({"type": "function", "function": {k: v for k, v in tool.items() if k != "type"}})
+    return converted
+
+
+def _encode_result(result: Any) -> str:
+    if isinstance(result, str):
+        return result
+    return json.dumps(result, default=str, ensure_ascii=False)
+
+
+class ToolRunner:
+    """Runs the model's function calls with the handlers a provider's config names."""
+
+    def __init__(
+        self,
+        handlers: Mapping[str, str],
+        dispatcher: str | None,
+        base_dir: Path,
+        timeout: float,
+    ) -> None:
+        # Imported at construction so a bad reference is a FlowError before any call is made.
+        self._handlers: dict[str, Callable[..., Any]] = {
+            name: load_callable(ref, base_dir) for name, ref in handlers.items()
+        }
+        self._dispatcher = load_callable(dispatcher, base_dir) if dispatcher else None
+        self.timeout = timeout
+
+    @property
+    def has_handlers(self) -> bool:
+        """Whether any handler is configured."""
+        return bool(self._handlers) or self._dispatcher is not None
+
+    async def run_all(self, calls: list[PendingCall]) -> list[ToolCall]:
+        """Every call's outcome, in the order the model made them (handlers run concurrently)."""
+        results: list[ToolCall | None] = [None] * len(calls)
+
+        async def run_one(index: int, call: PendingCall) -> None:
+            results[index] = await self.run(*call)
+
+        async with anyio.create_task_group() as group:
+            for index, call in enumerate(calls):
+                group.start_soon(run_one, index, call)
+        return [result for result in results if result is not None]
+
+    async def run(self, call_id: str, name: str, arguments: str) -> ToolCall:
+        """One call's outcome; never raises for a handler's failure."""
+        started = time.perf_counter()
+        record = ToolCall(call_id=call_id, name=name, arguments=arguments)
+
+        def finish(output: str, error: str | None = None) -> ToolCall:
+            record.output = output
+            record.error = error
+            record.duration_ms = (time.perf_counter() - started) * 1000
+            return record
+
+        handler = self._handlers.get(name)
+        if handler is None and self._dispatcher is None:
+            message = f"no handler is configured for tool {name!r}"
+            return finish(json.dumps({"error": message}), message)
+        try:
+            if handler is not None:
+                target: Callable[..., Any] = handler
+                args: tuple[Any, ...] = (json.loads(arguments) if arguments.strip() else {},)
+            else:
+                assert self._dispatcher is not None
+                target, args = self._dispatcher, (name, arguments)
+            with anyio.fail_after(self.timeout):
+                result = await _invoke(target, args)
+        except TimeoutError:
+            message = f"tool {name!r} timed out after {self.timeout:g} s"
+            return finish(json.dumps({"error": message}), message)
+        except Exception as exc:
+            detail = "".join(traceback.format_exception(exc))
+            short = f"tool {name!r} failed: {type(exc).__name__}: {exc}"
+            return finish(json.dumps({"error": short}), detail)
+        return finish(_encode_result(result))
+
+
+async def _invoke(target: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """Await an async handler; run a sync one in a worker thread so the event loop keeps serving others."""
+    if inspect.iscoroutinefunction(target):
+        return await target(*args)
+    # A timed-out sync handler cannot be interrupted; abandoning it lets the turn go on without it.
+    result = await anyio.to_thread.run_sync(lambda: target(*args), abandon_on_cancel=True)
+    if inspect.isawaitable(result):
+        return await result
+    return result
