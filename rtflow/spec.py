@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar, Literal
+from types import UnionType
+from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -44,6 +45,7 @@ __all__ = [
     "closest_key",
     "conversation_id_of",
     "flow_json_schema",
+    "unknown_key_hint",
 ]
 
 PromptKind = Literal["inline", "json", "text", "python"]
@@ -79,6 +81,43 @@ def closest_key(key: str, known: list[str] | tuple[str, ...] | frozenset[str]) -
 
 def _loose_form(key: str) -> str:
     return key.lower().replace("_", "").replace("-", "")
+
+
+def unknown_key_hint(loc: tuple[str | int, ...]) -> str:
+    """For an unknown key at `loc` (a validation error's location), the closest key its model knows."""
+    model = _model_at(loc[:-1])
+    if model is None:
+        return ""
+    return _did_you_mean(str(loc[-1]), sorted(model.accepted_keys()))
+
+
+def _model_at(loc: tuple[str | int, ...]) -> type[_SpecModel] | None:
+    annotation: Any = FlowSpec
+    for part in loc:
+        annotation = _unwrap_optional(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, _SpecModel):
+            fields = {field.alias or name: field for name, field in annotation.model_fields.items()}
+            field = fields.get(str(part))
+            if field is None:
+                return None
+            annotation = field.annotation
+            continue
+        arguments = get_args(annotation)
+        if get_origin(annotation) is list and isinstance(part, int) and arguments:
+            annotation = arguments[0]
+        elif get_origin(annotation) is dict and isinstance(part, str) and len(arguments) == 2:
+            annotation = arguments[1]
+        else:
+            return None
+    annotation = _unwrap_optional(annotation)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, _SpecModel) else None
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    arguments = [argument for argument in get_args(annotation) if argument is not type(None)]
+    if get_origin(annotation) in (Union, UnionType) and len(arguments) == 1:
+        return arguments[0]
+    return annotation
 
 
 def _did_you_mean(key: str, known: list[str] | tuple[str, ...] | frozenset[str]) -> str:
@@ -134,11 +173,10 @@ class _SpecModel(BaseModel):
                 if key in cls.promptfoo_unimplemented:
                     _warn(f"promptfoo key `{key}` ({cls.__name__}) is not implemented by rtflow and is ignored")
                     continue
-                raise PydanticCustomError(
-                    "unknown_key",
-                    "unknown key `{bad_key}`; {hint}",
-                    {"bad_key": key, "hint": _did_you_mean(key, sorted(accepted))},
-                )
+                # Left in place: `extra="forbid"` reports it with its own location, and the loader adds the
+                # suggestion (`unknown_key_hint`), so every unknown key of a file is reported in one go.
+                normalised[key] = value
+                continue
             if canonical in normalised:
                 raise PydanticCustomError(
                     "duplicate_key",
@@ -502,7 +540,6 @@ class FlowSpec(_SpecModel):
         {
             "sharing", "tags", "evaluateOptions", "env", "nunjucksFilters", "scenarios", "derivedMetrics",
             "extensions", "writeLatestResults", "redteam", "commandLineOptions", "metadata", "tracing",
-            "outputPath",
         }
     )  # fmt: skip
     internal_fields: ClassVar[frozenset[str]] = frozenset({"source_path", "warnings"})
@@ -527,7 +564,16 @@ class FlowSpec(_SpecModel):
     """Files the results are written to at the end of a run (`.json`, `.jsonl`, `.csv`, `.html`)."""
 
     source_path: SkipJsonSchema[Path | None] = Field(default=None, exclude=True)
+    """The file the flow was loaded from (set by the loader)."""
     warnings: SkipJsonSchema[list[str]] = Field(default_factory=list, exclude=True)
+    """Things that load but will not do what the writer may expect (promptfoo keys rtflow ignores, ...)."""
+
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    @classmethod
+    def accepted_keys(cls) -> dict[str, str]:
+        # promptfoo's `outputPath` (a file or a list of files) is rtflow's `outputs`.
+        return {**super().accepted_keys(), "outputPath": "outputs"}
 
     @model_validator(mode="wrap")
     @classmethod
@@ -601,7 +647,13 @@ class FlowSpec(_SpecModel):
     @property
     def base_dir(self) -> Path:
         """The flow file's folder (where `file://` references resolve), or the working directory."""
+        if self._base_dir is not None:
+            return self._base_dir
         return self.source_path.parent if self.source_path is not None else Path.cwd()
+
+    def set_base_dir(self, base_dir: Path) -> None:
+        """Resolve `file://` references against `base_dir` (for flows loaded from a string)."""
+        self._base_dir = base_dir
 
     def _turn(self, turn: _TurnFields) -> TurnSpec:
         default = self.default_test

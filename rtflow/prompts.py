@@ -1,0 +1,216 @@
+"""Prompts -> messages: sandboxed Jinja2 templates and promptfoo-style Python prompt functions.
+
+Four kinds (see `PromptSpec.kind`):
+
+- inline and text templates render to a string; if it parses as a JSON list of messages it is used as one,
+  otherwise it becomes a single user message;
+- JSON templates must render to a JSON list of messages. Every `{{ value }}` is JSON-escaped as it is written
+  (a finalize hook), so a question holding `"`, a newline, a backslash or any unicode cannot break the JSON.
+  This is right for values inside JSON strings, which is how message templates use them; a value meant to
+  stand as JSON of its own is written `{{ value | tojson }}` and passes through untouched;
+- Python functions are called as promptfoo calls them, `func({"vars": ..., "provider": {id, label,
+  config}})`, and return a string (treated like a rendered template) or a list of messages.
+
+Templates run in `jinja2.sandbox.SandboxedEnvironment` with `StrictUndefined`: a variable the template needs
+but the test does not give is an error naming the variable and the prompt. Every failure is a `PromptError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
+from pydantic import ValidationError
+
+from rtflow.errors import FlowError, PromptError
+from rtflow.messages import Message
+from rtflow.providers.base import ProviderInfo
+from rtflow.pyref import load_callable, resolve_path, split_python_ref
+from rtflow.spec import PromptSpec
+
+__all__ = ["check_prompt", "messages_from", "render_prompt"]
+
+
+def _json_escaped(value: Any) -> Any:
+    """What a `{{ value }}` writes into a JSON template."""
+    if isinstance(value, Markup):  # `| tojson` output is JSON already
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)[1:-1]
+    if value is None or isinstance(value, bool | int | float):
+        return json.dumps(value)
+    # Lists and mappings written bare: their JSON, escaped for a string (use `| tojson` outside strings).
+    return json.dumps(json.dumps(value, ensure_ascii=False), ensure_ascii=False)[1:-1]
+
+
+def _environment(*, json_mode: bool) -> SandboxedEnvironment:
+    environment = SandboxedEnvironment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        finalize=_json_escaped if json_mode else None,
+    )
+    return environment
+
+
+_TEXT_ENVIRONMENT = _environment(json_mode=False)
+_JSON_ENVIRONMENT = _environment(json_mode=True)
+
+
+@lru_cache(maxsize=256)
+def _compile(source: str, json_mode: bool, where: str) -> jinja2.Template:
+    environment = _JSON_ENVIRONMENT if json_mode else _TEXT_ENVIRONMENT
+    try:
+        return environment.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise PromptError(f"{where}, line {exc.lineno}: template syntax error: {exc.message}") from None
+
+
+def _describe(prompt: PromptSpec) -> str:
+    if prompt.kind == "python":
+        return f"prompt function {prompt.raw.removeprefix('file://')}"
+    if prompt.file is not None:
+        return f"prompt file {prompt.file}"
+    return f"inline prompt `{prompt.display_label}`"
+
+
+def _template_source(prompt: PromptSpec, base_dir: Path) -> str:
+    if prompt.file is None:
+        return prompt.raw
+    path = resolve_path(prompt.file, base_dir)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PromptError(f"{_describe(prompt)}: no such file {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PromptError(f"{_describe(prompt)}: cannot read {path}: {exc}") from None
+
+
+def check_prompt(prompt: PromptSpec, base_dir: Path) -> None:
+    """Fail early (at load time) on a missing prompt file or a template that does not parse."""
+    if prompt.kind == "python":
+        file_part, _ = split_python_ref(prompt.raw)
+        path = resolve_path(file_part, base_dir)
+        if not path.is_file():
+            raise PromptError(f"{_describe(prompt)}: no such file {path}")
+        return
+    _compile(_template_source(prompt, base_dir), prompt.kind == "json", _describe(prompt))
+
+
+def render_prompt(prompt: PromptSpec, vars: Mapping[str, Any], provider: ProviderInfo, base_dir: Path) -> list[Message]:
+    """The messages `prompt` yields for one turn's `vars` (which hold `_conversation`, the earlier turns)."""
+    where = _describe(prompt)
+    if prompt.kind == "python":
+        return _call_prompt_function(prompt, vars, provider, base_dir)
+    template = _compile(_template_source(prompt, base_dir), prompt.kind == "json", where)
+    try:
+        rendered = template.render(**vars)
+    except jinja2.UndefinedError as exc:
+        raise PromptError(f"{where}: {_undefined_reason(exc)}") from None
+    except jinja2.TemplateError as exc:
+        raise PromptError(f"{where}: rendering failed: {exc}") from None
+    except Exception as exc:  # a filter or method of a var raised: the template is at fault, not rtflow
+        raise PromptError(f"{where}: rendering failed: {type(exc).__name__}: {exc}") from None
+    if prompt.kind == "json":
+        return _json_messages(rendered, where)
+    return _messages_from_text(rendered, where)
+
+
+def _undefined_reason(exc: jinja2.UndefinedError) -> str:
+    message = exc.message or str(exc)
+    # "'question' is undefined" -> name the variable the way a flow writer thinks of it.
+    if message.endswith(" is undefined") and message.startswith("'"):
+        name = message[1 : message.index("'", 1)]
+        return f"missing variable `{name}` (give it in the test's vars or in default_test.vars)"
+    return f"undefined value: {message}"
+
+
+def _json_messages(rendered: str, where: str) -> list[Message]:
+    try:
+        data = json.loads(rendered)
+    except json.JSONDecodeError as exc:
+        lines = rendered.splitlines()
+        context = lines[exc.lineno - 1].strip() if 0 < exc.lineno <= len(lines) else ""
+        raise PromptError(
+            f"{where}: renders invalid JSON ({exc.msg} at rendered line {exc.lineno}, column {exc.colno}: "
+            f"{context[:80]!r})"
+        ) from None
+    if not isinstance(data, list):
+        raise PromptError(f"{where}: must render to a JSON list of messages, got a JSON {type(data).__name__}")
+    return messages_from(data, where)
+
+
+def _messages_from_text(rendered: str, where: str) -> list[Message]:
+    stripped = rendered.strip()
+    if stripped.startswith("["):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, list) and data and all(isinstance(item, dict) and "role" in item for item in data):
+            return messages_from(data, where)
+    return [Message(role="user", content=rendered)]
+
+
+def messages_from(items: list[Any], where: str) -> list[Message]:
+    """Validate a list of message mappings (or `Message`s); the error names the item and what is wrong."""
+    if not items:
+        raise PromptError(f"{where}: the message list is empty")
+    messages: list[Message] = []
+    for position, item in enumerate(items, start=1):
+        if isinstance(item, Message):
+            messages.append(item)
+            continue
+        try:
+            messages.append(Message.model_validate(item))
+        except ValidationError as exc:
+            raise PromptError(f"{where}: message {position} is not a valid message: {_message_problem(exc)}") from None
+    return messages
+
+
+def _message_problem(exc: ValidationError) -> str:
+    problems = []
+    for detail in exc.errors():
+        # Union branches repeat the same fault; keep the first mention of each place.
+        loc = ".".join(str(part) for part in detail["loc"] if part not in {"str", "list[ContentPart]"})
+        if detail["type"] == "literal_error":
+            expected = (detail.get("ctx") or {}).get("expected", "")
+            text = f"{loc} is {detail['input']!r}; expected {expected}"
+        elif detail["type"] == "missing":
+            text = f"missing `{loc}`"
+        elif detail["type"] == "extra_forbidden":
+            text = f"unknown key `{loc}`"
+        else:
+            text = f"{loc}: {detail['msg']}"
+        if text not in problems:
+            problems.append(text)
+    return "; ".join(problems[:3])
+
+
+def _call_prompt_function(
+    prompt: PromptSpec, vars: Mapping[str, Any], provider: ProviderInfo, base_dir: Path
+) -> list[Message]:
+    where = _describe(prompt)
+    try:
+        function = load_callable(prompt.raw, base_dir)
+    except FlowError as exc:
+        raise PromptError(f"{where}: {exc.message}") from None
+    context = {
+        "vars": dict(vars),
+        "provider": {"id": provider.id, "label": provider.label, "config": dict(provider.config)},
+    }
+    try:
+        result = function(context)
+    except Exception as exc:  # the user's function failed: report it as the prompt's fault
+        raise PromptError(f"{where} raised {type(exc).__name__}: {exc}") from exc
+    if isinstance(result, str):
+        return _messages_from_text(result, where)
+    if isinstance(result, list):
+        return messages_from(result, where)
+    raise PromptError(f"{where} returned {type(result).__name__}; expected a string or a list of messages")
