@@ -87,8 +87,11 @@ _MERMAID_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
 
 def _mermaid_text(text: str) -> str:
-    # Mermaid reads `#name;` and `#123;` as entities inside quoted labels, so `#` goes first.
-    escaped = text.replace("#", "#35;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    # Mermaid reads `#name;` and `#123;` as entities inside quoted labels (so `#` goes first) and renders
+    # labels as HTML, so markup characters become entities too and show as typed.
+    escaped = text.replace("#", "#35;")
+    for character, entity in (('"', "#quot;"), ("&", "#38;"), ("<", "#lt;"), (">", "#gt;")):
+        escaped = escaped.replace(character, entity)
     return '"' + escaped.replace("\r", "").replace("\n", "<br/>") + '"'
 
 
