@@ -1,0 +1,52 @@
+"""Exports of a run: JSON, JSONL, CSV and the self-contained HTML report.
+
+`write_export(run, turns, path)` picks the format from the file's suffix. `JsonlWriter` streams turns to a
+JSONL file while a run goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from rtflow.errors import FlowError, RtflowError
+from rtflow.records import RunRecord, TurnRecord
+from rtflow.report.data import CSV_COLUMNS, JsonlWriter, csv_row, write_csv, write_json, write_jsonl
+from rtflow.report.html import render_html, write_html
+
+__all__ = [
+    "CSV_COLUMNS",
+    "EXPORT_FORMATS",
+    "JsonlWriter",
+    "csv_row",
+    "render_html",
+    "write_csv",
+    "write_export",
+    "write_html",
+    "write_json",
+    "write_jsonl",
+]
+
+EXPORT_FORMATS = (".json", ".jsonl", ".csv", ".html")
+"""The file suffixes `write_export` understands."""
+
+
+def write_export(run: RunRecord, turns: Sequence[TurnRecord], path: str | Path) -> Path:
+    """Write the run in the format its suffix names (`.json`, `.jsonl`, `.csv`, `.html`/`.htm`); returns the path."""
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in (*EXPORT_FORMATS, ".htm"):
+        raise FlowError(f"{target}: unknown export format {suffix or '(no suffix)'!r}; use {', '.join(EXPORT_FORMATS)}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".json":
+            write_json(run, turns, target)
+        elif suffix == ".jsonl":
+            write_jsonl(turns, target)
+        elif suffix == ".csv":
+            write_csv(turns, target)
+        else:
+            write_html(run, turns, target)
+    except OSError as exc:
+        raise RtflowError(f"{target}: cannot write the export: {exc}") from exc
+    return target

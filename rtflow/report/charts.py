@@ -1,0 +1,174 @@
+"""The report's charts as inline SVG, drawn here in Python so the report needs no script library.
+
+Every label that comes from a run (conversation ids, provider labels, error messages) is escaped before it
+enters the SVG; the functions return `Markup` only for markup they built themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from html import escape
+
+from markupsafe import Markup
+
+from rtflow.records import CallAttempt, TurnRecord
+
+__all__ = ["Bar", "concurrency_profile", "histogram_svg", "percentile", "timeline_bars", "timeline_svg"]
+
+_ROW_HEIGHT = 18
+_LABEL_WIDTH = 230
+_PLOT_WIDTH = 720
+_AXIS_HEIGHT = 22
+_CONCURRENCY_HEIGHT = 60
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One call attempt placed on the timeline."""
+
+    conversation_id: str
+    attempt: CallAttempt
+    outcome: str
+    """`ok`, `fallback` (a fallback provider answered), `retry` (failed, tried again) or `failed`."""
+
+
+def percentile(values: Sequence[float], share: float) -> float | None:
+    """The nearest-rank percentile (`share` in 0..1) of `values`, None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(share * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _outcome(attempt: CallAttempt, is_last: bool) -> str:
+    if attempt.error is not None:
+        return "failed" if is_last else "retry"
+    return "fallback" if "~" in attempt.node_id else "ok"
+
+
+def timeline_bars(turns: Sequence[TurnRecord]) -> list[Bar]:
+    """Every call attempt of every turn, with the outcome the timeline colours it by."""
+    bars: list[Bar] = []
+    for turn in turns:
+        for position, attempt in enumerate(turn.calls):
+            bars.append(Bar(turn.conversation_id, attempt, _outcome(attempt, position == len(turn.calls) - 1)))
+    return bars
+
+
+def concurrency_profile(attempts: Sequence[CallAttempt]) -> list[tuple[float, int]]:
+    """(time, attempts in flight from then on), at every start and end; ends sort before starts at equal times."""
+    events = sorted([(a.started_at, 1) for a in attempts] + [(a.ended_at, -1) for a in attempts])
+    profile: list[tuple[float, int]] = []
+    in_flight = 0
+    for moment, change in events:
+        in_flight += change
+        profile.append((moment, in_flight))
+    return profile
+
+
+def _ticks(span: float) -> list[float]:
+    """About six round tick positions over 0..span seconds."""
+    if span <= 0:
+        return [0.0]
+    raw_step = span / 6
+    magnitude = 10 ** math.floor(math.log10(raw_step))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw_step)
+    return [index * step for index in range(int(span / step) + 1)]
+
+
+def timeline_svg(turns: Sequence[TurnRecord]) -> Markup:
+    """Call attempts over wall time: a row per conversation, a bar per attempt, and the concurrency beneath."""
+    bars = timeline_bars(turns)
+    if not bars:
+        return Markup('<p class="empty">No call attempts were recorded.</p>')
+    start = min(bar.attempt.started_at for bar in bars)
+    span = max(max(bar.attempt.ended_at for bar in bars) - start, 1e-3)
+    conversations = sorted({bar.conversation_id for bar in bars})
+    rows = {conversation: index for index, conversation in enumerate(conversations)}
+    plot_height = len(conversations) * _ROW_HEIGHT
+    height = plot_height + _AXIS_HEIGHT + _CONCURRENCY_HEIGHT + 10
+    width = _LABEL_WIDTH + _PLOT_WIDTH + 20
+
+    def x_of(moment: float) -> float:
+        return _LABEL_WIDTH + (moment - start) / span * _PLOT_WIDTH
+
+    parts = [f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="Timeline of call attempts">']
+    for conversation, row in rows.items():
+        y = row * _ROW_HEIGHT
+        parts.append(f'<rect class="lane" x="0" y="{y}" width="{width}" height="{_ROW_HEIGHT}"/>' if row % 2 else "")
+        parts.append(f'<text class="lane-label" x="4" y="{y + 13}">{escape(conversation)}</text>')
+    for bar in bars:
+        attempt = bar.attempt
+        x = x_of(attempt.started_at)
+        bar_width = max(x_of(attempt.ended_at) - x, 1.5)
+        y = rows[bar.conversation_id] * _ROW_HEIGHT + 3
+        tooltip = (f"{attempt.node_id} · {attempt.provider} · attempt {attempt.attempt} · "
+                   f"{(attempt.ended_at - attempt.started_at) * 1000:.0f} ms")
+        if attempt.error is not None:
+            tooltip += f" · {attempt.error.kind}: {attempt.error.message}"
+        parts.append(f'<rect class="bar {bar.outcome}" x="{x:.1f}" y="{y}" width="{bar_width:.1f}" '
+                     f'height="{_ROW_HEIGHT - 6}"><title>{escape(tooltip)}</title></rect>')
+    axis_y = plot_height + 14
+    for tick in _ticks(span):
+        x = x_of(start + tick)
+        parts.append(f'<line class="grid" x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{plot_height}"/>')
+        parts.append(f'<text class="tick" x="{x:.1f}" y="{axis_y}" text-anchor="middle">{tick:g}s</text>')
+    parts.append(_concurrency_path([bar.attempt for bar in bars], x_of, plot_height + _AXIS_HEIGHT))
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _concurrency_path(attempts: Sequence[CallAttempt], x_of: Callable[[float], float], top: float) -> str:
+    profile = concurrency_profile(attempts)
+    peak = max((count for _, count in profile), default=0) or 1
+    bottom = top + _CONCURRENCY_HEIGHT - 4
+
+    def y_of(count: int) -> float:
+        return bottom - count / peak * (_CONCURRENCY_HEIGHT - 12)
+
+    points = [f"M{x_of(profile[0][0]):.1f},{bottom:.1f}"]
+    previous = 0
+    for moment, count in profile:
+        x = x_of(moment)
+        points.append(f"L{x:.1f},{y_of(previous):.1f} L{x:.1f},{y_of(count):.1f}")
+        previous = count
+    return (f'<text class="lane-label" x="4" y="{top + 20}">in flight (peak {peak})</text>'
+            f'<path class="concurrency" d="{" ".join(points)}"/>')
+
+
+def histogram_svg(values: Sequence[float], *, label: str, bins: int = 12) -> Markup:
+    """A histogram of millisecond values with p50 and p90 marked."""
+    if not values:
+        return Markup(f'<p class="empty">No {escape(label)} measurements.</p>')
+    low, high = min(values), max(values)
+    width_ms = (high - low) / bins or 1.0
+    counts = [0] * bins
+    for value in values:
+        counts[min(int((value - low) / width_ms), bins - 1)] += 1
+    width, height, left, bottom = 360, 160, 36, 130
+    bar_width = (width - left - 8) / bins
+    tallest = max(counts)
+    parts = [f'<svg class="histogram" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)} distribution">',
+             f'<text class="chart-title" x="{left}" y="12">{escape(label)} (ms, n={len(values)})</text>']
+    for index, count in enumerate(counts):
+        bar_height = count / tallest * (bottom - 24)
+        x = left + index * bar_width
+        bucket = f"{low + index * width_ms:.0f}–{low + (index + 1) * width_ms:.0f} ms: {count}"
+        parts.append(f'<rect class="hist-bar" x="{x:.1f}" y="{bottom - bar_height:.1f}" '
+                     f'width="{max(bar_width - 2, 1):.1f}" height="{bar_height:.1f}"><title>{bucket}</title></rect>')
+    for share, name in ((0.5, "p50"), (0.9, "p90")):
+        mark = percentile(values, share)
+        assert mark is not None
+        x = left + (mark - low) / (width_ms * bins) * (width - left - 8)
+        parts.append(f'<line class="marker" x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{bottom}"/>'
+                     f'<text class="tick" x="{x:.1f}" y="{bottom + 26 if name == "p90" else bottom + 14}" '
+                     f'text-anchor="middle">{name} {mark:.0f}</text>')
+    parts.append(f'<text class="tick" x="{left}" y="{bottom + 14}" text-anchor="start">{low:.0f}</text>')
+    parts.append(f'<text class="tick" x="{width - 8}" y="{bottom + 14}" text-anchor="end">{high:.0f}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -1,0 +1,200 @@
+"""The HTML report: one self-contained file that works offline.
+
+It holds a summary, a threads x providers matrix, every conversation's transcript (tool calls, verdicts and
+audio players), a timeline of call attempts over wall time and the latency distribution. Charts are inline
+SVG from `charts`; the CSS and the small script are inlined from package data. Jinja2 autoescapes everything,
+so model output is text, never markup, and a content security policy lets only the report's own script run.
+
+Audio players point at the files where the run left them, by a path relative to the report, so the report and
+the run's folder can move together.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from hashlib import sha1
+from importlib.resources import files
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from rtflow.records import RunRecord, TurnRecord
+from rtflow.report.charts import concurrency_profile, histogram_svg, percentile, timeline_svg
+from rtflow.report.data import turn_input_text
+
+__all__ = ["render_html", "write_html"]
+
+_AUDIO_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac", ".m4a", ".webm", ".pcm")
+_environment = Environment(
+    loader=PackageLoader("rtflow", "report"),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True, default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@dataclass
+class MatrixCell:
+    """One thread against one provider column: its turns' verdicts."""
+
+    passed: int = 0
+    total: int = 0
+    worst: str = "passed"
+    """The most serious status among the cell's turns: error > failed > skipped > pending > passed."""
+    anchor: str = ""
+
+
+@dataclass
+class TurnView:
+    """A turn as the transcript shows it."""
+
+    record: TurnRecord
+    input_text: str
+    input_audio: list[str]
+    output_audio: str | None
+
+
+@dataclass
+class ConversationView:
+    """One conversation's transcript."""
+
+    conversation_id: str
+    anchor: str
+    column: str
+    thread_id: str
+    turns: list[TurnView] = field(default_factory=list)
+
+
+_SEVERITY = {"passed": 0, "pending": 1, "skipped": 2, "failed": 3, "error": 4}
+
+
+def _anchor(conversation_id: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", conversation_id).strip("-")
+    return f"conv-{slug}-{sha1(conversation_id.encode()).hexdigest()[:6]}"
+
+
+def provider_column(turn: TurnRecord) -> str:
+    """The matrix column of a turn: its conversation id without the thread (primary provider, and prompt)."""
+    for thread in (turn.thread_id, turn.thread_id.split("#")[0]):
+        for conversation in (turn.conversation_id, turn.conversation_id.split("#")[0]):
+            if conversation.endswith("/" + thread):
+                return conversation[: -len(thread) - 1]
+    return turn.provider
+
+
+def _media_src(file: str, base_dir: Path, report_dir: Path) -> str:
+    path = Path(file.removeprefix("file://")).expanduser()
+    absolute = path if path.is_absolute() else (base_dir / path).absolute()
+    return urllib.parse.quote(Path(os.path.relpath(absolute, report_dir.absolute())).as_posix())
+
+
+def _input_audio(turn: TurnRecord, flow_dir: Path, report_dir: Path) -> list[str]:
+    sources: list[str] = []
+    for message in turn.request_messages[-1:]:
+        if message.role == "user" and not isinstance(message.content, str):
+            sources += [_media_src(part.file, flow_dir, report_dir) for part in message.content if part.file]
+    for value in turn.vars.values():
+        if isinstance(value, str) and value.lower().endswith(_AUDIO_SUFFIXES) and "\n" not in value:
+            sources.append(_media_src(value, flow_dir, report_dir))
+    return list(dict.fromkeys(sources))
+
+
+def _summary(run: RunRecord, turns: Sequence[TurnRecord]) -> dict[str, object]:
+    counts = {status: 0 for status in _SEVERITY}
+    for turn in turns:
+        counts[turn.status] += 1
+    outputs = [turn.output for turn in turns if turn.output is not None]
+    costs = [output.cost for output in outputs if output.cost is not None]
+    attempts = [attempt for turn in turns for attempt in turn.calls]
+    started = [turn.started_at for turn in turns if turn.started_at is not None]
+    ended = [turn.ended_at for turn in turns if turn.ended_at is not None]
+    duration = (run.ended_at - run.started_at) if run.ended_at is not None else (
+        max(ended) - min(started) if started and ended else None)
+    return {
+        "total": len(turns),
+        "counts": counts,
+        "pass_rate": counts["passed"] / len(turns) if turns else None,
+        "tokens": sum(output.usage.total_tokens for output in outputs),
+        "cost": sum(costs) if costs else None,
+        "duration": duration,
+        "concurrency": run.options.get("concurrency"),
+        "peak_concurrency": max((count for _, count in concurrency_profile(attempts)), default=0),
+        "retries": sum(1 for attempt in attempts if attempt.error is not None),
+        "fallbacks": sum(1 for turn in turns if turn.is_fallback),
+    }
+
+
+def _matrix(turns: Sequence[TurnRecord]) -> tuple[list[str], list[str], dict[tuple[str, str], MatrixCell]]:
+    threads = list(dict.fromkeys(turn.thread_id for turn in turns))
+    columns = list(dict.fromkeys(provider_column(turn) for turn in turns))
+    cells: dict[tuple[str, str], MatrixCell] = {}
+    for turn in turns:
+        key = (turn.thread_id, provider_column(turn))
+        cell = cells.setdefault(key, MatrixCell(anchor=_anchor(turn.conversation_id)))
+        cell.total += 1
+        cell.passed += turn.status == "passed"
+        if _SEVERITY[turn.status] > _SEVERITY[cell.worst]:
+            cell.worst = turn.status
+    return threads, columns, cells
+
+
+def _latencies(turns: Sequence[TurnRecord]) -> dict[str, list[float]]:
+    metrics = [turn.output.metrics for turn in turns if turn.output is not None]
+    return {
+        "Time to first delta": [m.first_delta_ms for m in metrics if m.first_delta_ms is not None],
+        "Total turn time": [m.total_ms for m in metrics if m.total_ms is not None],
+    }
+
+
+def _timestamp(moment: float | None) -> str:
+    if moment is None:
+        return "-"
+    return datetime.fromtimestamp(moment, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def render_html(run: RunRecord, turns: Sequence[TurnRecord], report_dir: Path) -> str:
+    """The report as a string; audio paths are made relative to `report_dir`, where it will be written."""
+    flow_dir = Path(run.flow_path).parent if run.flow_path else Path.cwd()
+    ordered = sorted(turns, key=lambda turn: (turn.conversation_id, turn.turn_index))
+    conversations: dict[str, ConversationView] = {}
+    for turn in ordered:
+        view = conversations.setdefault(turn.conversation_id, ConversationView(
+            turn.conversation_id, _anchor(turn.conversation_id), provider_column(turn), turn.thread_id))
+        output_audio = turn.output.audio.file if turn.output is not None and turn.output.audio is not None else None
+        view.turns.append(TurnView(
+            record=turn,
+            input_text=turn_input_text(turn),
+            input_audio=_input_audio(turn, flow_dir, report_dir),
+            output_audio=_media_src(output_audio, Path.cwd(), report_dir) if output_audio else None,
+        ))
+    threads, columns, cells = _matrix(ordered)
+    latencies = _latencies(ordered)
+    template = _environment.get_template("report.html")
+    return template.render(
+        run=run,
+        started=_timestamp(run.started_at),
+        summary=_summary(run, ordered),
+        threads=threads,
+        columns=columns,
+        cells=cells,
+        conversations=list(conversations.values()),
+        timeline=timeline_svg(ordered),
+        histograms=[histogram_svg(values, label=label) for label, values in latencies.items()],
+        percentiles=[(label, [percentile(values, share) for share in (0.5, 0.9, 0.99)])
+                     for label, values in latencies.items()],
+        css=Markup(files("rtflow.report").joinpath("report.css").read_text(encoding="utf-8")),
+        script=Markup(files("rtflow.report").joinpath("report.js").read_text(encoding="utf-8")),
+        nonce=secrets.token_urlsafe(16),
+    )
+
+
+def write_html(run: RunRecord, turns: Sequence[TurnRecord], path: Path) -> None:
+    """Write the report to `path`."""
+    path.write_text(render_html(run, turns, path.parent), encoding="utf-8")
