@@ -67,7 +67,7 @@ def validate_command(flow_path: Path, thread_filter: str | None, repeat: int) ->
         ("fallback nodes", str(counts.fallback_nodes)),
         ("grade nodes", str(counts.grade_nodes)),
         ("providers", ", ".join(plan.providers)),
-        ("critical path", f"{len(critical_path)} call nodes" + (f" ({critical_path[0]} ...)" if critical_path else "")),
+        ("critical path", f"{len(critical_path)} call nodes ({_describe_path(critical_path)})"),
     ]
     click.echo(f"{flow_path}: valid")
     if flow.description:
@@ -80,6 +80,12 @@ def validate_command(flow_path: Path, thread_filter: str | None, repeat: int) ->
         click.echo(f"warnings ({len(warnings)}):")
         for warning in warnings:
             click.echo(f"  - {warning}")
+
+
+def _describe_path(path: list[str]) -> str:
+    # A long path would flood the terminal; its ends say which conversation it is.
+    shown = path if len(path) <= 4 else [path[0], path[1], "...", path[-1]]
+    return " -> ".join(shown)
 
 
 def _render_image(dot_text: str, output: Path) -> None:
