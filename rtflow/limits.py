@@ -1,0 +1,89 @@
+"""Rate limits and retry timing, shared by every provider through the scheduler.
+
+A `RateLimiter` holds one token bucket for requests per minute and one for tokens per minute of one provider
+key. It also holds a pause: a 429 with `Retry-After`, or a Realtime `rate_limits.updated` event saying nothing
+is left, stops every caller of that key until the pause ends. The buckets are written here rather than taken
+from a library because they must be anyio-native and tightened from outside by the server's own hints.
+
+`backoff_delay()` is exponential backoff with full jitter (AWS architecture blog's "full jitter"): a uniform
+draw in [0, min(cap, base * 2**n)], raised to the server's retry-after when it gave one.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import anyio
+
+__all__ = ["RateLimiter", "backoff_delay"]
+
+
+def backoff_delay(
+    retry_number: int, *, base: float, cap: float, retry_after: float | None, rng: random.Random
+) -> float:
+    """Seconds to wait before retry number `retry_number` (1-based)."""
+    ceiling = min(cap, base * (2 ** (retry_number - 1)))
+    delay = rng.uniform(0, ceiling)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+class _TokenBucket:
+    """`capacity` tokens, refilled continuously at `capacity` per minute."""
+
+    def __init__(self, per_minute: float) -> None:
+        self.capacity = per_minute
+        self.rate = per_minute / 60.0
+        self.tokens = per_minute
+        self.updated = time.monotonic()
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def wait_time(self, amount: float, now: float) -> float:
+        """0 when `amount` can be taken now (and takes it); else how long to wait before trying again."""
+        self._refill(now)
+        amount = min(amount, self.capacity)  # a request bigger than a minute's budget still goes, alone
+        if self.tokens >= amount:
+            self.tokens -= amount
+            return 0.0
+        return (amount - self.tokens) / self.rate
+
+
+class RateLimiter:
+    """Requests-per-minute and tokens-per-minute buckets plus a server-imposed pause, for one provider key."""
+
+    def __init__(self, rpm: float | None = None, tpm: float | None = None) -> None:
+        self._requests = _TokenBucket(rpm) if rpm else None
+        self._tokens = _TokenBucket(tpm) if tpm else None
+        self._paused_until = 0.0
+        self._lock = anyio.Lock()
+
+    @property
+    def active(self) -> bool:
+        return self._requests is not None or self._tokens is not None or self._paused_until > time.monotonic()
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller for `seconds` from now (a 429's Retry-After, an exhausted rate_limits event)."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    async def acquire(self, estimated_tokens: int = 0) -> None:
+        """Wait until one request of about `estimated_tokens` tokens may start."""
+        if not self.active:
+            return
+        async with self._lock:  # FIFO: callers are served in the order they asked
+            while True:
+                now = time.monotonic()
+                wait = self._paused_until - now
+                if wait <= 0 and self._requests is not None:
+                    wait = self._requests.wait_time(1, now)
+                if wait <= 0 and self._tokens is not None and estimated_tokens:
+                    wait = self._tokens.wait_time(estimated_tokens, now)
+                    if wait > 0 and self._requests is not None:
+                        self._requests.tokens += 1  # give back the request we took: we are not starting yet
+                if wait <= 0:
+                    return
+                await anyio.sleep(wait)

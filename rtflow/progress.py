@@ -1,0 +1,105 @@
+"""What a person sees while a run goes and when it ends: a progress bar (TTY only) and a summary table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from rtflow.records import TurnRecord
+from rtflow.result import RunResult
+
+__all__ = ["RunProgress", "print_summary"]
+
+
+class RunProgress:
+    """A rich progress bar of turns done out of the total, with calls in flight and errors."""
+
+    def __init__(self, total: int, in_flight: Callable[[], int], stream: TextIO | None = None) -> None:
+        self._in_flight = in_flight
+        self._errors = 0
+        self._done: set[str] = set()
+        self._progress = Progress(
+            TextColumn("[bold]turns"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("in flight {task.fields[in_flight]}"),
+            TextColumn("errors {task.fields[errors]}"),
+            TimeElapsedColumn(),
+            console=Console(file=stream, stderr=stream is None),
+            transient=False,
+            refresh_per_second=8,
+        )
+        self._task = self._progress.add_task("run", total=total, in_flight=0, errors=0)
+
+    def __enter__(self) -> RunProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.refresh()
+        self._progress.stop()
+
+    def turn(self, record: TurnRecord) -> None:
+        if record.status == "error":
+            self._errors += 1
+        self._done.add(record.node_id)
+        self.refresh()
+
+    def refresh(self) -> None:
+        self._progress.update(self._task, completed=len(self._done), in_flight=self._in_flight(), errors=self._errors)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def print_summary(result: RunResult, console: Console, *, max_failures: int = 10) -> None:
+    """The end-of-run table per provider, then the first failures with their reasons."""
+    table = Table(title=f"run {result.run_id}" + (" (simulated)" if result.run.simulated else ""))
+    for column in ("provider", "passed", "failed", "error", "skipped", "fallbacks", "tokens", "cost $"):
+        table.add_column(column, justify="left" if column == "provider" else "right")
+    for column in ("ttfd p50", "ttfd p95", "total p50", "total p95"):
+        table.add_column(column + " ms", justify="right")
+    for row in result.provider_summaries():
+        table.add_row(
+            row.provider,
+            str(row.passed),
+            str(row.failed),
+            str(row.error),
+            str(row.skipped + row.pending),
+            str(row.fallbacks),
+            f"{row.tokens:,}",
+            "-" if row.cost is None else f"{row.cost:.4f}",
+            _ms(row.first_delta_p50_ms),
+            _ms(row.first_delta_p95_ms),
+            _ms(row.total_p50_ms),
+            _ms(row.total_p95_ms),
+        )
+    console.print(table)
+    counts = result.counts
+    line = ", ".join(
+        f"{counts[name]} {name}"
+        for name in ("passed", "failed", "error", "skipped", "pending", "not_run")
+        if counts.get(name)
+    )
+    console.print(f"{line or 'no turns'} in {result.duration_s:.2f}s")
+    failures = result.failures()
+    for record in failures[:max_failures]:
+        if record.status == "error" and record.error is not None:
+            reason = record.error.message
+        else:
+            reason = "; ".join(a.reason for a in record.assertions if not a.passed) or "below threshold"
+        console.print(
+            Text.assemble((f"{record.status.upper():<6} ", "bold red"), (record.node_id, "bold"), f": {reason}")
+        )
+    if len(failures) > max_failures:
+        console.print(f"... and {len(failures) - max_failures} more")
+    if result.interrupted:
+        console.print(
+            f"interrupted: {len(result.turns)} finished turns kept; finish with `rtflow run --resume {result.run_id}`"
+        )

@@ -1,0 +1,474 @@
+"""The executor: runs a `Plan` as fast as its graph and the providers' limits allow.
+
+One anyio task group. A node starts when all its predecessors have ended (`_pending` counts them down); what it
+then does depends on its kind and on its conversation's state:
+
+- a primary call node renders the turn's prompt, builds the conversation for the provider and calls it, with
+  retries; if the conversation already failed it ends as skipped and records the turn `skipped`;
+- a fallback call node runs only if the call before it in the chain failed; otherwise it ends as skipped;
+- a grade node evaluates the turn's assertions once the turn was answered. Nothing waits for it, so grading
+  runs beside the next turn.
+
+Limits: a global `CapacityLimiter` for calls in flight, one per provider key for `max_concurrency` (held for a
+whole conversation by providers that keep sessions open), a `RateLimiter` per provider key, and a limiter for
+grading. Every attempt runs under `anyio.fail_after(timeout)`. Retryable failures are retried with backoff and
+jitter; then the chain moves on to the fallback with the same history.
+
+Errors are data: a provider error becomes a record, never an exception in the task group. Each turn record is
+handed to the sink the moment it is known (`pending` when answered and awaiting grading, then its verdict).
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import structlog
+
+from rtflow.assertions import AssertionContext, evaluate_assertions, turn_passed
+from rtflow.errors import PromptError, ProviderError, ProviderTimeoutError
+from rtflow.graph import CallNode, Conversation, GradeNode, Plan
+from rtflow.history import ConversationHistory
+from rtflow.limits import RateLimiter, backoff_delay
+from rtflow.log import get_logger
+from rtflow.messages import Message, TurnOutput, TurnRequest
+from rtflow.prompts import render_prompt
+from rtflow.providers.base import Provider, ProviderSession
+from rtflow.records import AssertionResult, CallAttempt, ErrorInfo, TurnRecord
+
+__all__ = ["NodeState", "Scheduler", "SchedulerSettings", "TurnSink"]
+
+TurnSink = Callable[[TurnRecord], None]
+
+
+class NodeState(enum.Enum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    concurrency: int = 16
+    timeout: float = 60.0
+    retries: int = 2
+    backoff_base: float = 0.5
+    backoff_max: float = 8.0
+    grading_concurrency: int = 4
+    seed: int | None = None
+
+
+@dataclass
+class _TurnState:
+    """What one turn has gathered so far across its chain."""
+
+    started_at: float | None = None
+    attempts: int = 0
+    calls: list[CallAttempt] = field(default_factory=list)
+    prompt_messages: list[Message] = field(default_factory=list)
+    request_messages: list[Message] = field(default_factory=list)
+    output: TurnOutput | None = None
+    answered_by: CallNode | None = None
+    record: TurnRecord | None = None
+
+
+@dataclass
+class _ConversationState:
+    conversation: Conversation
+    history: ConversationHistory = field(default_factory=ConversationHistory)
+    turns: list[_TurnState] = field(default_factory=list)
+    sessions: dict[str, ProviderSession] = field(default_factory=dict)
+    session_slots: set[str] = field(default_factory=set)
+    failure: str | None = None
+    """Why the rest of the conversation is skipped, once a turn's whole chain failed."""
+
+
+def _error_info(exc: ProviderError) -> ErrorInfo:
+    return ErrorInfo(kind=exc.kind, message=str(exc), status=exc.status, code=exc.code, retryable=exc.retryable)
+
+
+def _estimate_tokens(messages: list[Message]) -> int:
+    return sum(len(m.text) for m in messages) // 4 + 1
+
+
+class Scheduler:
+    """Runs one plan once. Create, `await run()`, read `records`."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        providers: Mapping[str, Provider],
+        *,
+        run_id: str,
+        settings: SchedulerSettings,
+        sink: TurnSink,
+        grader: Provider | None = None,
+        artifact_dir: Path | None = None,
+        resume_from: Mapping[str, TurnRecord] | None = None,
+        extra_vars: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.providers = providers
+        self.run_id = run_id
+        self.settings = settings
+        self.sink = sink
+        self.grader = grader
+        self.artifact_dir = artifact_dir
+        self.extra_vars = dict(extra_vars or {})
+        self._resume_from = dict(resume_from or {})
+        self._rng = random.Random(settings.seed)
+        self._log = get_logger()
+        self._states: dict[str, NodeState] = {}
+        self._pending: dict[str, int] = {}
+        self._conversations = {cid: _ConversationState(c) for cid, c in plan.conversations.items()}
+        for state in self._conversations.values():
+            state.turns = [_TurnState() for _ in state.conversation.turns]
+        self._calls = anyio.CapacityLimiter(settings.concurrency)
+        self._grading = anyio.CapacityLimiter(settings.grading_concurrency)
+        self._provider_limits: dict[str, anyio.CapacityLimiter] = {}
+        self._rate_limits: dict[str, RateLimiter] = {}
+        for provider in providers.values():
+            key = provider.concurrency_key
+            if provider.max_concurrency and key not in self._provider_limits:
+                self._provider_limits[key] = anyio.CapacityLimiter(provider.max_concurrency)
+            if key not in self._rate_limits:
+                config = provider.info.config
+                self._rate_limits[key] = RateLimiter(config.get("rpm"), config.get("tpm"))
+        self._stopping = False
+        self.in_flight = 0
+        """Provider calls running right now."""
+        self.records: dict[str, TurnRecord] = {}
+        """The latest record of every turn that reached one, keyed by the turn's primary node id."""
+        self.node_states = self._states
+
+    # -- driving the graph -------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Start no new node; what is running goes on (the caller cancels it if it must)."""
+        self._stopping = True
+
+    async def run(self) -> dict[str, TurnRecord]:
+        graph = self.plan.graph
+        roots: list[str] = []
+        for node_id in graph.nodes:
+            self._states[node_id] = NodeState.WAITING
+            self._pending[node_id] = graph.in_degree(node_id)
+            if self._pending[node_id] == 0:
+                roots.append(node_id)
+        try:
+            async with anyio.create_task_group() as task_group:
+                self._task_group = task_group
+                for node_id in roots:
+                    task_group.start_soon(self._run_node, node_id)
+        finally:
+            with anyio.CancelScope(shield=True):
+                for state in self._conversations.values():
+                    await self._close_sessions(state)
+        return self.records
+
+    async def _run_node(self, node_id: str) -> None:
+        if self._stopping:
+            return
+        node = self.plan.node(node_id)
+        self._states[node_id] = NodeState.RUNNING
+        if isinstance(node, CallNode):
+            final = await self._run_call_node(node)
+        else:
+            final = await self._run_grade_node(node)
+        self._states[node_id] = final
+        for successor in self.plan.graph.succ[node_id]:
+            self._pending[successor] -= 1
+            if self._pending[successor] == 0:
+                self._task_group.start_soon(self._run_node, successor)
+
+    # -- call nodes ---------------------------------------------------------------------------------------
+
+    async def _run_call_node(self, node: CallNode) -> NodeState:
+        state = self._conversations[node.conversation_id]
+        conversation = state.conversation
+        turn = state.turns[node.turn_index]
+        if turn.answered_by is not None:
+            return NodeState.SKIPPED  # an earlier provider of the chain answered: this fallback is not needed
+        if state.failure is not None:
+            if not node.is_fallback:
+                self._save(self._skipped_record(state, node, state.failure))
+            return NodeState.SKIPPED
+        if not node.is_fallback and self._restore_from_resume(state, node):
+            return NodeState.SUCCEEDED
+        log = self._log.bind(
+            run=self.run_id,
+            conversation=conversation.id,
+            turn=node.turn_index + 1,
+            provider=node.provider_label,
+            node=node.id,
+        )
+        if turn.started_at is None:
+            turn.started_at = time.time()
+        log.info("node.started", fallback=node.is_fallback)
+        provider = self.providers[node.provider_label]
+        try:
+            request = self._build_request(state, node, provider)
+            output = await self._call_with_retries(state, node, provider, request, log)
+        except (ProviderError, PromptError) as exc:
+            error = _error_info(exc) if isinstance(exc, ProviderError) else ErrorInfo(kind="prompt", message=str(exc))
+            chain = conversation.call_nodes[node.turn_index]
+            if node.chain_position + 1 < len(chain):
+                log.warning("fallback.used", error=error.message, next=chain[node.chain_position + 1])
+                return NodeState.FAILED
+            state.failure = f"turn {node.turn_index + 1} failed: {error.message}"
+            self._save(self._turn_record(state, node, status="error", error=error))
+            log.info("node.finished", status="error", attempts=turn.attempts)
+            await self._close_sessions(state)
+            return NodeState.FAILED
+        turn.output = output
+        turn.answered_by = node
+        state.history.add(turn.prompt_messages, output.text, conversation.turns[node.turn_index].metadata)
+        has_grade = conversation.grade_nodes[node.turn_index] is not None
+        self._save(self._turn_record(state, node, status="pending" if has_grade else "passed"))
+        log.info("node.finished", status="answered", attempts=turn.attempts)
+        if node.turn_index == len(conversation.turns) - 1:
+            await self._close_sessions(state)
+        return NodeState.SUCCEEDED
+
+    def _build_request(self, state: _ConversationState, node: CallNode, provider: Provider) -> TurnRequest:
+        conversation = state.conversation
+        turn_spec = conversation.turns[node.turn_index]
+        variables = {**turn_spec.vars, **self.extra_vars, "_conversation": state.history.conversation_var()}
+        rendered = render_prompt(conversation.prompt, variables, provider.info, self.plan.flow.base_dir)
+        turn = state.turns[node.turn_index]
+        turn.prompt_messages = rendered
+        turn.request_messages = state.history.context_for(rendered)
+        artifact_dir = None
+        if self.artifact_dir is not None:
+            safe = node.id.replace("/", "_").replace("~", "_").replace("#", "_")
+            artifact_dir = str(self.artifact_dir / safe)
+        return TurnRequest(
+            conversation_id=conversation.id,
+            turn_index=node.turn_index,
+            messages=turn.request_messages,
+            vars={**turn_spec.vars, **self.extra_vars},
+            artifact_dir=artifact_dir,
+        )
+
+    async def _call_with_retries(
+        self, state: _ConversationState, node: CallNode, provider: Provider, request: TurnRequest, log: Any
+    ) -> TurnOutput:
+        turn = state.turns[node.turn_index]
+        key = provider.concurrency_key
+        await self._hold_session_slot(state, node, provider)
+        attempt = 0
+        while True:
+            attempt += 1
+            turn.attempts += 1
+            started = time.time()
+            with structlog.contextvars.bound_contextvars(attempt=attempt):
+                try:
+                    output = await self._attempt(state, node, provider, request)
+                except ProviderError as exc:
+                    turn.calls.append(self._attempt_record(node, attempt, started, _error_info(exc)))
+                    await self._drop_session(state, node.provider_label)
+                    if exc.retry_after is not None and exc.kind == "rate_limit":
+                        self._rate_limits[key].pause(exc.retry_after)
+                    log.warning("attempt.failed", attempt=attempt, error=str(exc), kind=exc.kind)
+                    if not exc.retryable or attempt > self.settings.retries or self._stopping:
+                        raise
+                    await anyio.sleep(
+                        backoff_delay(
+                            attempt,
+                            base=self.settings.backoff_base,
+                            cap=self.settings.backoff_max,
+                            retry_after=exc.retry_after,
+                            rng=self._rng,
+                        )
+                    )
+                    continue
+            turn.calls.append(self._attempt_record(node, attempt, started, None))
+            return output
+
+    async def _attempt(
+        self, state: _ConversationState, node: CallNode, provider: Provider, request: TurnRequest
+    ) -> TurnOutput:
+        key = provider.concurrency_key
+        per_provider = None if provider.holds_sessions else self._provider_limits.get(key)
+        async with self._calls:
+            if per_provider is not None:
+                await per_provider.acquire()
+            self.in_flight += 1
+            try:
+                await self._rate_limits[key].acquire(_estimate_tokens(request.messages))
+                session = state.sessions.get(node.provider_label)
+                if session is None:
+                    session = provider.session(state.conversation.id)
+                    state.sessions[node.provider_label] = session
+                try:
+                    with anyio.fail_after(self.settings.timeout):
+                        return await session.send(request)
+                except TimeoutError as exc:
+                    raise ProviderTimeoutError(
+                        f"no answer within {self.settings.timeout:g}s", provider=node.provider_label
+                    ) from exc
+            finally:
+                self.in_flight -= 1
+                if per_provider is not None:
+                    per_provider.release()
+
+    async def _hold_session_slot(self, state: _ConversationState, node: CallNode, provider: Provider) -> None:
+        """Providers that keep a session open count sessions, not requests: hold a slot for the conversation."""
+        limiter = self._provider_limits.get(provider.concurrency_key)
+        if not provider.holds_sessions or limiter is None or node.provider_label in state.session_slots:
+            return
+        await limiter.acquire_on_behalf_of((state.conversation.id, node.provider_label))
+        state.session_slots.add(node.provider_label)
+
+    async def _drop_session(self, state: _ConversationState, label: str) -> None:
+        """After a failed attempt the session's state is unknown: the next attempt starts a fresh one."""
+        session = state.sessions.pop(label, None)
+        if session is not None:
+            with anyio.CancelScope(shield=True):
+                await session.aclose()
+
+    async def _close_sessions(self, state: _ConversationState) -> None:
+        for label in list(state.sessions):
+            await self._drop_session(state, label)
+        for label in list(state.session_slots):
+            provider = self.providers[label]
+            limiter = self._provider_limits.get(provider.concurrency_key)
+            if limiter is not None:
+                limiter.release_on_behalf_of((state.conversation.id, label))
+        state.session_slots.clear()
+
+    def _attempt_record(self, node: CallNode, attempt: int, started: float, error: ErrorInfo | None) -> CallAttempt:
+        return CallAttempt(
+            node_id=node.id,
+            provider=node.provider_label,
+            attempt=attempt,
+            started_at=started,
+            ended_at=time.time(),
+            error=error,
+        )
+
+    # -- resume ---------------------------------------------------------------------------------------------
+
+    def _restore_from_resume(self, state: _ConversationState, node: CallNode) -> bool:
+        """Take a turn answered in an earlier run of this run id instead of calling again."""
+        previous = self._resume_from.get(node.id)
+        if previous is None or previous.output is None or previous.status not in ("passed", "failed", "pending"):
+            return False
+        turn = state.turns[node.turn_index]
+        turn.output = previous.output
+        turn.answered_by = node
+        turn.prompt_messages = list(previous.prompt_messages)
+        turn.request_messages = list(previous.request_messages)
+        turn.attempts = previous.attempts
+        turn.calls = list(previous.calls)
+        turn.started_at = previous.started_at
+        turn.record = previous
+        self.records[node.id] = previous
+        conversation = state.conversation
+        state.history.add(previous.prompt_messages, previous.output.text, conversation.turns[node.turn_index].metadata)
+        return True
+
+    # -- grade nodes --------------------------------------------------------------------------------------
+
+    async def _run_grade_node(self, node: GradeNode) -> NodeState:
+        state = self._conversations[node.conversation_id]
+        turn = state.turns[node.turn_index]
+        record = turn.record
+        if turn.output is None or record is None:
+            return NodeState.SKIPPED
+        if record.status in ("passed", "failed"):
+            return NodeState.SUCCEEDED  # graded in the run being resumed
+        turn_spec = state.conversation.turns[node.turn_index]
+        context = AssertionContext(
+            vars={**turn_spec.vars, **self.extra_vars},
+            base_dir=self.plan.flow.base_dir,
+            grade=self._grade if self.grader is not None else None,
+        )
+        async with self._grading:
+            results: list[AssertionResult] = await evaluate_assertions(turn_spec.asserts, turn.output, context=context)
+        passed = turn_passed(results, turn_spec.threshold)
+        self._save(record.model_copy(update={"assertions": results, "status": "passed" if passed else "failed"}))
+        self._log.info("grade.finished", run=self.run_id, node=node.id, passed=passed)
+        return NodeState.SUCCEEDED
+
+    async def _grade(self, messages: list[Message]) -> str:
+        """Send grading messages to the grader provider, with the run's timeout and retries."""
+        assert self.grader is not None
+        attempt = 0
+        while True:
+            attempt += 1
+            session = self.grader.session("grader")
+            try:
+                with anyio.fail_after(self.settings.timeout):
+                    output = await session.send(TurnRequest(conversation_id="grader", turn_index=0, messages=messages))
+                return output.text
+            except TimeoutError as exc:
+                error: ProviderError = ProviderTimeoutError(
+                    f"grader gave no answer within {self.settings.timeout:g}s", provider=self.grader.info.label
+                )
+                error.__cause__ = exc
+            except ProviderError as exc:
+                error = exc
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await session.aclose()
+            if not error.retryable or attempt > self.settings.retries:
+                raise error
+            await anyio.sleep(
+                backoff_delay(
+                    attempt,
+                    base=self.settings.backoff_base,
+                    cap=self.settings.backoff_max,
+                    retry_after=error.retry_after,
+                    rng=self._rng,
+                )
+            )
+
+    # -- records ----------------------------------------------------------------------------------------------
+
+    def _turn_record(
+        self, state: _ConversationState, node: CallNode, *, status: Any, error: ErrorInfo | None = None
+    ) -> TurnRecord:
+        conversation = state.conversation
+        turn = state.turns[node.turn_index]
+        turn_spec = conversation.turns[node.turn_index]
+        provider = self.providers[node.provider_label]
+        record = TurnRecord(
+            run_id=self.run_id,
+            node_id=conversation.call_nodes[node.turn_index][0],
+            conversation_id=conversation.id,
+            thread_id=conversation.thread_id,
+            turn_index=node.turn_index,
+            provider=node.provider_label,
+            provider_id=provider.info.id,
+            prompt=conversation.prompt.display_label,
+            is_fallback=node.is_fallback,
+            attempts=turn.attempts,
+            status=status,
+            vars={k: v for k, v in turn_spec.vars.items() if not k.startswith("_")},
+            description=turn_spec.description,
+            prompt_messages=turn.prompt_messages,
+            request_messages=turn.request_messages,
+            output=turn.output,
+            error=error,
+            calls=turn.calls,
+            started_at=turn.started_at,
+            ended_at=time.time(),
+        )
+        turn.record = record
+        return record
+
+    def _skipped_record(self, state: _ConversationState, node: CallNode, reason: str) -> TurnRecord:
+        return self._turn_record(state, node, status="skipped", error=ErrorInfo(kind="skipped", message=reason))
+
+    def _save(self, record: TurnRecord) -> None:
+        self.records[record.node_id] = record
+        self.sink(record)
