@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import anyio
@@ -79,7 +80,7 @@ def test_threads_run_at_once_and_turns_in_order() -> None:
         by_conversation.setdefault(conversation, []).append((turn, started, ended))
     for calls in by_conversation.values():
         calls.sort()
-        for (_, _, ended), (_, started, _) in zip(calls, calls[1:], strict=False):
+        for (_, _, ended), (_, started, _) in itertools.pairwise(calls):
             assert started >= ended
 
 
