@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 def _tagged(union: Any) -> TypeAdapter[Any]:
     members = get_args(get_args(union)[0])
-    return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # noqa: UP007
+    return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # type: ignore[arg-type]  # noqa: UP007
 
 
 _ADAPTERS = {"ga": _tagged(GaClientEvent), "beta": _tagged(BetaClientEvent)}
