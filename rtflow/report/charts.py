@@ -156,18 +156,21 @@ def histogram_svg(values: Sequence[float], *, label: str, bins: int = 12) -> Mar
              f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)} distribution">',
              f'<text class="chart-title" x="{left}" y="12">{escape(label)} (ms, n={len(values)})</text>']
     for index, count in enumerate(counts):
-        bar_height = count / tallest * (bottom - 24)
+        bar_height = count / tallest * (bottom - 56)
         x = left + index * bar_width
         bucket = f"{low + index * width_ms:.0f}–{low + (index + 1) * width_ms:.0f} ms: {count}"
         parts.append(f'<rect class="hist-bar" x="{x:.1f}" y="{bottom - bar_height:.1f}" '
                      f'width="{max(bar_width - 2, 1):.1f}" height="{bar_height:.1f}"><title>{bucket}</title></rect>')
-    for share, name in ((0.5, "p50"), (0.9, "p90")):
+    for row, (share, name) in enumerate(((0.5, "p50"), (0.9, "p90"))):
         mark = percentile(values, share)
         assert mark is not None
         x = left + (mark - low) / (width_ms * bins) * (width - left - 8)
+        # Labels sit at the top, one line each, so they never collide with the axis labels or each other.
+        anchor = "end" if x > width * 0.7 else "start"
+        offset = -3 if anchor == "end" else 3
         parts.append(f'<line class="marker" x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{bottom}"/>'
-                     f'<text class="tick" x="{x:.1f}" y="{bottom + 26 if name == "p90" else bottom + 14}" '
-                     f'text-anchor="middle">{name} {mark:.0f}</text>')
+                     f'<text class="tick" x="{x + offset:.1f}" y="{30 + 12 * row}" text-anchor="{anchor}">'
+                     f"{name} {mark:.0f}</text>")
     parts.append(f'<text class="tick" x="{left}" y="{bottom + 14}" text-anchor="start">{low:.0f}</text>')
     parts.append(f'<text class="tick" x="{width - 8}" y="{bottom + 14}" text-anchor="end">{high:.0f}</text>')
     parts.append("</svg>")

@@ -1,0 +1,72 @@
+"""The HTML report in a real headless Chromium: it loads cleanly, escapes model output and shows its charts."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from results_samples import HOSTILE_OUTPUT
+
+from rtflow.records import RunRecord, TurnRecord
+from rtflow.report import write_export
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
+                       reason="Chromium is not installed at /usr/bin/chromium"),
+]
+
+
+def test_report_renders_safely_in_chromium(
+    tmp_path: Path, run_record: RunRecord, turn_records: list[TurnRecord]
+) -> None:
+    """No console errors or dialogs; hostile output shows as text; matrix, timeline, charts and audio are there."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    report = write_export(run_record, turn_records, tmp_path / "report" / "index.html")
+    console_errors: list[str] = []
+    dialogs: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: console_errors.append(str(error)))
+            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+            page.goto(report.as_uri())
+            page.wait_for_load_state("load")
+
+            hostile = page.locator(".output-text", has_text="alert(1)")
+            assert hostile.count() == 1
+            assert hostile.inner_text() == HOSTILE_OUTPUT
+            assert page.locator(".output-text script").count() == 0
+            assert page.locator(".output-text img").count() == 0
+
+            assert page.locator("table.matrix td.cell").count() == 3
+            assert page.locator("table.matrix").inner_text().count("/") >= 3
+            assert page.locator("svg.timeline rect.bar").count() == sum(len(turn.calls) for turn in turn_records)
+            assert page.locator("svg.timeline rect.bar.retry").count() == 2
+            assert page.locator("svg.timeline rect.bar.fallback").count() == 1
+            assert page.locator("svg.histogram").count() == 2
+            sources = page.locator("audio").evaluate_all("elements => elements.map(e => e.getAttribute('src'))")
+            assert sorted(sources) == ["../audio/answer.wav", "../audio/question.wav"]
+            assert "get_weather" in page.locator(".tool-call").inner_text()
+
+            # The report's own script runs (the CSP nonce lets it) and its filter hides passing turns.
+            assert page.evaluate("document.documentElement.classList.contains('scripted')")
+            page.click("button[data-filter=problems]")
+            assert page.locator("article.turn:visible").count() == 3
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.click("button[data-filter=all]")
+            page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert dialogs == []
+    assert console_errors == []
+    assert (ARTIFACTS / "report.png").stat().st_size > 10_000
