@@ -24,7 +24,7 @@ from pydantic_core import ErrorDetails
 
 from rtflow.errors import FlowLoadError, PromptError
 from rtflow.pyref import FILE_PREFIX, resolve_path
-from rtflow.spec import FlowSpec, unknown_key_hint
+from rtflow.spec import AssertionSpec, FlowSpec, closest_key, unknown_key_hint
 
 __all__ = ["load", "load_text"]
 
@@ -73,7 +73,11 @@ def load_text(text: str, *, source: str = "<string>", base_dir: Path | None = No
     except ValidationError as exc:
         raise document.error([document.problem_from_pydantic(detail) for detail in exc.errors()]) from None
     flow.set_base_dir(resolved_base)
-    problems = [*_check_prompts(flow, document, resolved_base), *_read_var_files(flow, document, resolved_base)]
+    problems = [
+        *_check_assertion_types(flow, document),
+        *_check_prompts(flow, document, resolved_base),
+        *_read_var_files(flow, document, resolved_base),
+    ]
     if problems:
         raise document.error(problems)
     return flow
@@ -134,15 +138,22 @@ class _Document:
     def _build(self, loader: yaml.SafeLoader, node: yaml.Node, path: Path_) -> Any:
         self.marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
         if isinstance(node, yaml.MappingNode):
-            loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+            # Keys written here may override merged ones (`<<: *anchor`), but not one another.
+            own_key_nodes = {id(key_node) for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge"}
+            loader.flatten_mapping(node)
             result: dict[Any, Any] = {}
             keys: list[str | int] = []
+            written: set[Any] = set()
             for key_node, value_node in node.value:
                 key = loader.construct_object(key_node, deep=True)
                 if not isinstance(key, str | int) or isinstance(key, bool):
                     key = str(key)
+                if id(key_node) in own_key_nodes:
+                    if key in written:
+                        raise yaml.MarkedYAMLError(problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark)
+                    written.add(key)
                 if key in result:
-                    raise yaml.MarkedYAMLError(problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark)
+                    keys.remove(key)
                 child = (*path, key)
                 self.marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
                 keys.append(key)
@@ -346,6 +357,36 @@ def _check_prompts(flow: FlowSpec, document: _Document, base_dir: Path) -> Itera
             check_prompt(prompt, base_dir)
         except PromptError as exc:
             yield document.problem(("prompts", index), exc.message)
+
+
+def _check_assertion_types(flow: FlowSpec, document: _Document) -> Iterator[_Problem]:
+    # The assertion kinds live with their evaluators; asking them keeps this list from drifting.
+    from rtflow.assertions import BASE_ASSERTION_TYPES
+
+    for path, assertions in _turn_assertions(flow):
+        for index, assertion in enumerate(assertions):
+            kind = assertion.type.removeprefix("not-")
+            if kind in BASE_ASSERTION_TYPES:
+                continue
+            suggestion = closest_key(kind, BASE_ASSERTION_TYPES)
+            prefix = "not-" if assertion.type.startswith("not-") else ""
+            hint = (
+                f"did you mean `{prefix}{suggestion}`?"
+                if suggestion
+                else "known types: " + ", ".join(sorted(BASE_ASSERTION_TYPES)) + " (each also as not-<type>)"
+            )
+            reason = f"unknown assertion type {assertion.type!r}; {hint}"
+            yield document.problem((*path, index, "type"), reason)
+
+
+def _turn_assertions(flow: FlowSpec) -> Iterator[tuple[Path_, list[AssertionSpec]]]:
+    if flow.default_test is not None:
+        yield ("default_test", "assert"), flow.default_test.assert_
+    for index, test in enumerate(flow.tests):
+        yield ("tests", index, "assert"), test.assert_
+    for thread_id, turns in flow.threads.items():
+        for index, turn in enumerate(turns):
+            yield ("threads", thread_id, index, "assert"), turn.assert_
 
 
 def _turn_vars(flow: FlowSpec) -> Iterator[tuple[Path_, dict[str, Any]]]:
