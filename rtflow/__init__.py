@@ -1,12 +1,48 @@
-"""rtflow: run conversation test suites against real-time model APIs."""
+"""rtflow: run conversation test suites against real-time model APIs.
+
+```python
+import rtflow
+result = rtflow.run("flows/conversation.yaml", sim=True)        # sync
+result = await rtflow.arun("flows/conversation.yaml")           # async core
+plan = rtflow.compile(rtflow.load("flows/conversation.yaml"))    # plan.graph is a networkx.DiGraph
+```
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from rtflow._version import __version__
+from rtflow.api import arun, run
+from rtflow.compiler import compile_flow as compile
+from rtflow.errors import (
+    CompileError,
+    FlowError,
+    FlowLoadError,
+    PromptError,
+    ProviderError,
+    RtflowError,
+)
+from rtflow.graph import Plan
+from rtflow.loader import load
+from rtflow.records import AssertionResult, RunRecord, TurnRecord
+from rtflow.result import RunResult
+from rtflow.spec import FlowSpec
 
-try:
-    __version__ = version("rtflow")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
-
-__all__ = ["__version__"]
+__all__ = [
+    "AssertionResult",
+    "CompileError",
+    "FlowError",
+    "FlowLoadError",
+    "FlowSpec",
+    "Plan",
+    "PromptError",
+    "ProviderError",
+    "RtflowError",
+    "RunRecord",
+    "RunResult",
+    "TurnRecord",
+    "__version__",
+    "arun",
+    "compile",
+    "load",
+    "run",
+]

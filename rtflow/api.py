@@ -1,0 +1,259 @@
+"""The library entry points: `arun` (async core) and `run` (its sync wrapper).
+
+`arun` loads and compiles the flow, builds the providers (pointing them at an in-process simulator with
+`sim=True`), opens the run store, runs the scheduler and returns a `RunResult`. Every finished turn is written
+to the store (and to a streamed JSONL file when asked) the moment it is known, then handed to `on_turn`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import structlog
+
+from rtflow.compiler import compile_flow
+from rtflow.errors import FlowError
+from rtflow.graph import Plan
+from rtflow.loader import load
+from rtflow.log import configure_logging, get_logger, register_secret
+from rtflow.progress import RunProgress
+from rtflow.providers.base import Provider
+from rtflow.providers.registry import create_provider
+from rtflow.records import RunRecord, TurnRecord
+from rtflow.result import RunResult
+from rtflow.scheduler import Scheduler, SchedulerSettings
+from rtflow.spec import FlowSpec, ProviderSpec
+from rtflow.store import RunStore
+
+__all__ = ["DEFAULT_GRADER", "arun", "run"]
+
+DEFAULT_GRADER = "openai:chat:gpt-4.1-mini"
+SIM_API_KEY = "sk-sim-local"
+_INTERRUPT_GRACE_S = 2.0
+
+TurnCallback = Callable[[TurnRecord], Awaitable[None] | None]
+
+
+def _new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+@contextlib.asynccontextmanager
+async def _simulator(sim: Any) -> AsyncIterator[str | None]:
+    """The simulator's http base URL while it runs, or None when the run goes to the real endpoints."""
+    if not sim:
+        yield None
+        return
+    from rtflow.sim import SimConfig, SimServer  # the simulator is only imported by runs that use it
+
+    config = sim if isinstance(sim, SimConfig) else SimConfig()
+    async with SimServer(config) as server:
+        yield server.http_base_url
+
+
+def _provider_for(spec: ProviderSpec, base_dir: Path, sim_url: str | None) -> Provider:
+    info = spec.to_info(base_dir)
+    if sim_url is not None and info.id.startswith("openai:"):
+        config = {**info.config, "api_base_url": sim_url, "api_key": SIM_API_KEY}
+        info = type(info)(id=info.id, label=info.label, config=config, base_dir=info.base_dir)
+    register_secret(info.config.get("api_key"))
+    return create_provider(info)
+
+
+def _settings(flow: FlowSpec, concurrency: int | None, seed: int | None) -> SchedulerSettings:
+    execution = flow.execution
+    return SchedulerSettings(
+        concurrency=concurrency or execution.concurrency,
+        timeout=execution.timeout,
+        retries=execution.retries,
+        backoff_base=execution.backoff_base,
+        backoff_max=execution.backoff_max,
+        grading_concurrency=execution.grading_concurrency,
+        seed=seed,
+    )
+
+
+def _needs_grader(plan: Plan) -> bool:
+    return any(
+        assertion.type.removeprefix("not-") == "llm-rubric"
+        for conversation in plan.conversations.values()
+        for turn in conversation.turns
+        for assertion in turn.asserts
+    )
+
+
+async def _watch_signals(scheduler: Scheduler, cancel_scope: anyio.CancelScope, state: dict[str, bool]) -> None:
+    """First Ctrl-C: start nothing new, give in-flight calls a moment, then cancel. Second: cancel now."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            if state.get("interrupted"):
+                cancel_scope.cancel()
+                return
+            state["interrupted"] = True
+            get_logger().warning("run.interrupted", run=scheduler.run_id, grace_s=_INTERRUPT_GRACE_S)
+            scheduler.request_stop()
+            cancel_scope.deadline = min(cancel_scope.deadline, anyio.current_time() + _INTERRUPT_GRACE_S)
+
+
+async def arun(
+    flow: str | Path | FlowSpec,
+    *,
+    sim: Any = False,
+    concurrency: int | None = None,
+    thread_filter: str | None = None,
+    repeat: int = 1,
+    vars: Mapping[str, Any] | None = None,
+    db: str | Path | None = None,
+    store: bool = True,
+    resume: str | None = None,
+    jsonl: str | Path | None = None,
+    on_turn: TurnCallback | None = None,
+    seed: int | None = None,
+    handle_signals: bool = False,
+    progress: bool = False,
+) -> RunResult:
+    """Run a flow and return its result.
+
+    `flow` is a path or a loaded `FlowSpec`. `sim=True` (or a `rtflow.sim.SimConfig`) starts the simulator in
+    this process and points every OpenAI provider at it. `db` moves the run store (default `.rtflow/rtflow.db`
+    or `RTFLOW_DB`); `store=False` keeps nothing on disk. `resume` continues an earlier run by id (or `latest`):
+    only turns that are missing, errored or skipped are run again. `on_turn` is called with every turn record
+    the moment it is stored (sync or async). `handle_signals` installs the CLI's Ctrl-C behaviour; `progress`
+    draws a progress bar on stderr.
+    """
+    if not structlog.is_configured():
+        configure_logging(level="warning")
+    spec = load(flow) if isinstance(flow, str | Path) else flow
+    plan = compile_flow(spec, repeat=repeat, thread_filter=thread_filter)
+    run_store = RunStore(db) if store or resume else None
+    resume_records: dict[str, TurnRecord] = {}
+    if resume is not None:
+        assert run_store is not None
+        run_id = run_store.resolve_run_id(resume)
+        resume_records = {turn.node_id: turn for turn in run_store.turns(run_id)}
+        run_record = run_store.get_run(run_id).model_copy(update={"status": "running", "ended_at": None})
+    else:
+        run_id = _new_run_id()
+        run_record = RunRecord(
+            run_id=run_id,
+            flow_path=str(spec.source_path) if spec.source_path else None,
+            description=spec.description,
+            started_at=time.time(),
+            simulated=bool(sim),
+            options={
+                "concurrency": concurrency,
+                "thread_filter": thread_filter,
+                "repeat": repeat,
+                "vars": dict(vars or {}),
+            },
+            total_turns=plan.counts.turns,
+        )
+    log = get_logger().bind(run=run_id)
+    status = "crashed"
+    async with AsyncExitStack() as stack:
+        sim_url = await stack.enter_async_context(_simulator(sim))
+        if sim_url is not None:
+            log.info("sim.started", base_url=sim_url)
+        providers = {label: _provider_for(p, spec.base_dir, sim_url) for label, p in plan.providers.items()}
+        for provider in providers.values():
+            stack.push_async_callback(provider.aclose)
+        grader = None
+        if _needs_grader(plan):
+            grader_spec = spec.grader or ProviderSpec(id=DEFAULT_GRADER)
+            grader = _provider_for(grader_spec, spec.base_dir, sim_url)
+            stack.push_async_callback(grader.aclose)
+        jsonl_writer = None
+        if jsonl is not None:
+            from rtflow.report import JsonlWriter
+
+            jsonl_writer = stack.enter_context(JsonlWriter(Path(jsonl)))
+        if run_store is not None:
+            stack.callback(run_store.close)
+            run_store.start_run(run_record)
+
+        pending_callbacks: list[Awaitable[None]] = []
+
+        progress_bar: RunProgress | None = None
+
+        def sink(record: TurnRecord) -> None:
+            if progress_bar is not None:
+                progress_bar.turn(record)
+            if run_store is not None:
+                run_store.save_turn(record)
+            if jsonl_writer is not None:
+                jsonl_writer.write(record)
+            if on_turn is not None:
+                maybe = on_turn(record)
+                if inspect.isawaitable(maybe):
+                    pending_callbacks.append(maybe)
+
+        artifact_root = (Path(db).parent if db else Path(".rtflow")) / "artifacts" / run_id
+        scheduler = Scheduler(
+            plan,
+            providers,
+            run_id=run_id,
+            settings=_settings(spec, concurrency, seed),
+            sink=sink,
+            grader=grader,
+            artifact_dir=artifact_root,
+            resume_from=resume_records,
+            extra_vars=vars,
+        )
+        if progress:
+            progress_bar = stack.enter_context(RunProgress(plan.counts.turns, lambda: scheduler.in_flight))
+        started = time.monotonic()
+        signal_state: dict[str, bool] = {}
+        log.info("run.started", conversations=len(plan.conversations), turns=plan.counts.turns, simulated=bool(sim))
+        try:
+            with anyio.CancelScope() as run_scope:
+                async with anyio.create_task_group() as task_group:
+                    if handle_signals:
+                        task_group.start_soon(_watch_signals, scheduler, run_scope, signal_state)
+
+                    async def run_then_stop_watching() -> None:
+                        await scheduler.run()
+                        for callback in pending_callbacks:
+                            await callback
+                        task_group.cancel_scope.cancel()
+
+                    task_group.start_soon(run_then_stop_watching)
+            interrupted = signal_state.get("interrupted", False) or run_scope.cancelled_caught
+            status = "interrupted" if interrupted else "finished"
+        except BaseException:
+            status = "interrupted"
+            raise
+        finally:
+            ended = time.time()
+            if run_store is not None:
+                run_store.finish_run(run_id, status, ended)  # type: ignore[arg-type]
+            log.info("run.finished", status=status, duration_s=round(time.monotonic() - started, 3))
+    records = _in_plan_order(plan, scheduler.records)
+    final = run_record.model_copy(update={"status": status, "ended_at": ended})
+    return RunResult(run=final, turns=records, plan=plan, duration_s=time.monotonic() - started)
+
+
+def _in_plan_order(plan: Plan, records: Mapping[str, TurnRecord]) -> list[TurnRecord]:
+    ordered: list[TurnRecord] = []
+    for conversation in plan.conversations.values():
+        for node_id in conversation.primary_nodes:
+            record = records.get(node_id)
+            if record is not None:
+                ordered.append(record)
+    return ordered
+
+
+def run(flow: str | Path | FlowSpec, **options: Any) -> RunResult:
+    """`arun` for code that is not async: `rtflow.run("flows/conversation.yaml", sim=True)`."""
+    if "handle_signals" in options:
+        raise FlowError("handle_signals is only for the command line")
+    return anyio.run(partial(arun, flow, **options))

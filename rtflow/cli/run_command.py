@@ -1,0 +1,117 @@
+"""`rtflow run`: run a flow, show progress and a summary, exit with a code a CI job can use.
+
+Exit codes: 0 every turn passed; 1 a turn failed or could not be answered; 2 the flow or an option is invalid;
+130 interrupted (Ctrl-C), with every finished turn kept in the run store.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import anyio
+import click
+from rich.console import Console
+
+from rtflow.api import arun
+from rtflow.errors import FlowError
+from rtflow.log import configure_logging
+from rtflow.progress import print_summary
+from rtflow.result import EXIT_INTERRUPTED
+
+_STREAMED_SUFFIX = ".jsonl"
+
+
+def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise FlowError(f"--var {pair!r}: expected NAME=VALUE, for example --var question='What is 2+2?'")
+        parsed[name] = value
+    return parsed
+
+
+@click.command("run")
+@click.argument("flow", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--sim", is_flag=True, help="Answer every OpenAI provider with the local simulator (no API key, no cost)."
+)
+@click.option("--concurrency", type=click.IntRange(min=1), help="Most provider calls in flight at once.")
+@click.option("--filter-thread", "thread_filter", metavar="PATTERN", help="Run only threads whose id matches (glob).")
+@click.option(
+    "--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Run each conversation N times."
+)
+@click.option("--var", "var_pairs", multiple=True, metavar="NAME=VALUE", help="Set a variable for every turn.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write results: .json .jsonl .csv .html"
+)
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), envvar="RTFLOW_DB", help="Run store (SQLite).")
+@click.option("--resume", metavar="RUN_ID", help="Finish an earlier run: only missing, errored or skipped turns run.")
+@click.option("--log-format", type=click.Choice(["console", "json"]), help="Log rendering (default: console on a TTY).")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), help="Write JSON log lines to this file.")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--seed", type=int, help="Seed for retry jitter.")
+def run_command(
+    flow: Path,
+    sim: bool,
+    concurrency: int | None,
+    thread_filter: str | None,
+    repeat: int,
+    var_pairs: tuple[str, ...],
+    output: Path | None,
+    db: Path | None,
+    resume: str | None,
+    log_format: str | None,
+    log_file: Path | None,
+    verbose: int,
+    no_progress: bool,
+    seed: int | None,
+) -> None:
+    """Run the conversations of FLOW and report how they went."""
+    variables = _parse_vars(var_pairs)
+    level = {0: "warning", 1: "info"}.get(verbose, "debug")
+    log_stream = None
+    if log_file is not None:
+        log_stream = log_file.open("a", encoding="utf-8")
+        configure_logging(log_format="json", level="info" if verbose == 0 else level, stream=log_stream)
+    else:
+        json_level = "info" if verbose == 0 else level
+        configure_logging(log_format=log_format, level=json_level if log_format == "json" else level)  # type: ignore[arg-type]
+    err = Console(stderr=True)
+    if sim:
+        err.print(
+            "[bold yellow]simulated run[/]: OpenAI providers are answered by rtflow's local simulator;"
+            " no API calls, no cost."
+        )
+    show_progress = not no_progress and sys.stderr.isatty() and log_format != "json"
+    jsonl = output if output is not None and output.suffix == _STREAMED_SUFFIX else None
+    try:
+        result = anyio.run(
+            lambda: arun(
+                flow,
+                sim=sim,
+                concurrency=concurrency,
+                thread_filter=thread_filter,
+                repeat=repeat,
+                vars=variables,
+                db=db,
+                resume=resume,
+                jsonl=jsonl,
+                seed=seed,
+                handle_signals=True,
+                progress=show_progress,
+            )
+        )
+    finally:
+        if log_stream is not None:
+            log_stream.close()
+    if output is not None and jsonl is None:
+        from rtflow.report import write_export
+
+        write_export(result.run, result.turns, output)
+    print_summary(result, Console())
+    if output is not None:
+        click.echo(f"results written to {output}")
+    sys.exit(EXIT_INTERRUPTED if result.interrupted else result.exit_code)
