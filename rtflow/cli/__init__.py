@@ -40,5 +40,9 @@ def _register_commands() -> None:
     main.add_command(graph_command)
     main.add_command(schema_command)
 
+    from rtflow.cli.run_command import run_command
+
+    main.add_command(run_command)
+
 
 _register_commands()
