@@ -7,7 +7,7 @@ implement are dropped with a warning (collected in `FlowSpec.warnings`) so that 
 
 The JSON schema (`schemas/flow.schema.json`) is generated from these models with `flow_json_schema()`; it uses
 the snake_case names and lists every camelCase alias as a property of its own, so editors accept both.
-Regenerate it with `rtflow schema > schemas/flow.schema.json` (or `python -m rtflow.spec > ...`).
+Regenerate it with `rtflow schema > schemas/flow.schema.json`.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def _did_you_mean(key: str, known: list[str] | tuple[str, ...] | frozenset[str])
 class _SpecModel(BaseModel):
     """Shared behaviour: camelCase aliases, unknown keys named with a suggestion, promptfoo keys warned about."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_attribute_docstrings=True)
 
     promptfoo_unimplemented: ClassVar[frozenset[str]] = frozenset()
     """promptfoo keys accepted here, dropped with a warning."""
@@ -453,7 +453,7 @@ class ExecutionSpec(_SpecModel):
 
     concurrency: int = Field(default=16, ge=1)
     """The most provider calls in flight at once, across the run."""
-    timeout: float = Field(default=60.0, gt=0, json_schema_extra={"pattern": DURATION_PATTERN})
+    timeout: float = Field(default=60.0, gt=0)
     """Per attempt, in seconds once loaded."""
     retries: int = Field(default=2, ge=0)
     """Retries of a call node (after the first attempt) before its fallback runs."""
@@ -480,7 +480,7 @@ class ExecutionSpec(_SpecModel):
 class TurnSpec(BaseModel):
     """One turn of a thread, with `default_test` merged in. Built by `FlowSpec.thread_specs()`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     vars: dict[str, Any]
     """Template variables (file:// values already read)."""
@@ -499,7 +499,7 @@ class TurnSpec(BaseModel):
 class ThreadSpec(BaseModel):
     """An ordered list of turns that share one conversation history."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     id: str
     """`metadata.conversationId`, a `threads:` key, or `test-<n>` for a test on its own."""
@@ -668,15 +668,21 @@ class FlowSpec(_SpecModel):
 
 
 def flow_json_schema() -> dict[str, Any]:
-    """The JSON schema of a flow file: snake_case names, with each camelCase alias listed beside its field."""
+    """The JSON schema of a flow file (draft 2020-12).
+
+    Generated from the models in validation mode with the snake_case names; each camelCase alias is listed as
+    a property of its own, and the shorthand forms the validators accept (a bare provider id or prompt, a
+    single fallback, duration strings, loose vars in `threads`) are added where pydantic cannot see them.
+    """
     schema = FlowSpec.model_json_schema(by_alias=True, mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "rtflow flow file"
+    definitions: dict[str, Any] = schema.setdefault("$defs", {})
     models: dict[str, type[_SpecModel]] = {
         model.__name__: model
         for model in (FlowSpec, ProviderSpec, PromptSpec, AssertionSpec, TestSpec, ThreadTurnSpec, ExecutionSpec)
     }
-    for name, definition in [("FlowSpec", schema), *schema.get("$defs", {}).items()]:
+    for name, definition in [("FlowSpec", schema), *definitions.items()]:
         model = models.get(name)
         properties = definition.get("properties")
         if model is None or not isinstance(properties, dict):
@@ -684,13 +690,37 @@ def flow_json_schema() -> dict[str, Any]:
         for spelling, canonical in sorted(model.accepted_keys().items()):
             if spelling not in properties and canonical in properties:
                 properties[spelling] = {**properties[canonical], "description": f"Alias of `{canonical}`."}
+    _add_shorthands(schema, definitions)
     return schema
+
+
+def _add_shorthands(schema: dict[str, Any], definitions: dict[str, Any]) -> None:
+    provider_id = {"type": "string", "description": "A provider id, `kind:api:model`."}
+    for name, shorthand in (("ProviderSpec", provider_id), ("PromptSpec", {"type": "string"})):
+        mapping_form = definitions[name]
+        definitions[name] = {"anyOf": [shorthand, mapping_form], "description": mapping_form.get("description")}
+    provider_ref = {"$ref": "#/$defs/ProviderSpec"}
+    fallback = definitions["ProviderSpec"]["anyOf"][1]["properties"]["fallback"]
+    fallback.pop("type", None)
+    fallback["anyOf"] = [provider_ref, {"type": "array", "items": provider_ref}]
+    fallback.pop("items", None)
+    duration = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}]}
+    execution = definitions["ExecutionSpec"]["properties"]
+    for key in ("timeout", "backoff_base", "backoff_max", "backoffBase", "backoffMax"):
+        if key in execution:
+            execution[key] = {**duration, "default": f"{execution[key]['default']:g}s", "description": (
+                execution[key].get("description", "") + " A duration: `60s`, `500ms`, `2m`, or milliseconds."
+            ).strip()}  # fmt: skip
+    # In the `threads` sugar every key besides the reserved ones is a var.
+    definitions["ThreadTurnSpec"]["additionalProperties"] = True
+    for key in ("outputs", "outputPath"):
+        outputs = schema["properties"][key]
+        schema["properties"][key] = {
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+            "description": outputs.get("description"),
+        }
 
 
 def schema_text() -> str:
     """The schema as committed in `schemas/flow.schema.json`."""
     return json.dumps(flow_json_schema(), indent=2, sort_keys=True) + "\n"
-
-
-if __name__ == "__main__":
-    print(schema_text(), end="")
