@@ -32,10 +32,39 @@ def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
     return parsed
 
 
+def _sim_config(sim: bool, latency_ms: float | None, faults: tuple[str, ...], log: Path | None) -> object:
+    """`False`, or the simulator's configuration when the run is simulated."""
+    if not sim:
+        if latency_ms is not None or faults or log is not None:
+            raise FlowError("--sim-latency-ms, --sim-fault and --sim-log only apply with --sim")
+        return False
+    from rtflow.sim import SimConfig
+    from rtflow.sim.config import LatencyConfig, parse_fault
+
+    return SimConfig(
+        latency=LatencyConfig(first_delta_ms=latency_ms or 0.0),
+        faults=[parse_fault(spec) for spec in faults],
+        log_path=log,
+    )
+
+
 @click.command("run")
 @click.argument("flow", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--sim", is_flag=True, help="Answer every OpenAI provider with the local simulator (no API key, no cost)."
+)
+@click.option(
+    "--sim-latency-ms", type=click.FloatRange(min=0), help="With --sim: delay before each response's first delta."
+)
+@click.option(
+    "--sim-fault",
+    "sim_faults",
+    multiple=True,
+    metavar="SPEC",
+    help="With --sim: inject a fault (see `rtflow sim serve --help`).",
+)
+@click.option(
+    "--sim-log", type=click.Path(dir_okay=False, path_type=Path), help="With --sim: log every event to this JSONL file."
 )
 @click.option("--concurrency", type=click.IntRange(min=1), help="Most provider calls in flight at once.")
 @click.option("--filter-thread", "thread_filter", metavar="PATTERN", help="Run only threads whose id matches (glob).")
@@ -56,6 +85,9 @@ def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
 def run_command(
     flow: Path,
     sim: bool,
+    sim_latency_ms: float | None,
+    sim_faults: tuple[str, ...],
+    sim_log: Path | None,
     concurrency: int | None,
     thread_filter: str | None,
     repeat: int,
@@ -71,6 +103,7 @@ def run_command(
 ) -> None:
     """Run the conversations of FLOW and report how they went."""
     variables = _parse_vars(var_pairs)
+    sim_config = _sim_config(sim, sim_latency_ms, sim_faults, sim_log)
     level = {0: "warning", 1: "info"}.get(verbose, "debug")
     log_stream = None
     if log_file is not None:
@@ -91,7 +124,7 @@ def run_command(
         result = anyio.run(
             lambda: arun(
                 flow,
-                sim=sim,
+                sim=sim_config,
                 concurrency=concurrency,
                 thread_filter=thread_filter,
                 repeat=repeat,

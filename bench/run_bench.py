@@ -1,0 +1,107 @@
+"""How close does a run get to its critical-path lower bound?
+
+Generates N threads x K turns, runs them through the whole stack (loader, compiler, scheduler, Realtime
+provider, run store) against the simulator with a response latency of L ms at concurrency c, and prints:
+
+    wall time, the bound max(K, ceil(N*K/c)) x L, their ratio, the client's CPU seconds and peak RSS.
+
+The simulator runs in a child process so that its CPU is not the client's. Run by hand:
+
+    python bench/run_bench.py --threads 20 --turns 5 --concurrency 20 --latency-ms 200
+    python bench/run_bench.py --threads 1000 --turns 5 --concurrency 200 --latency-ms 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing
+import resource
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import anyio
+import yaml
+
+
+def _serve(latency_ms: float, conn: Connection) -> None:
+    from rtflow.sim import SimConfig, SimServer
+    from rtflow.sim.config import LatencyConfig
+
+    async def main() -> None:
+        config = SimConfig(latency=LatencyConfig(first_delta_ms=latency_ms))
+        async with SimServer(config) as server:
+            conn.send(server.http_base_url)
+            await anyio.to_thread.run_sync(conn.recv)  # run until the parent says stop
+
+    anyio.run(main)
+
+
+def flow_document(threads: int, turns: int, concurrency: int, base_url: str, provider: str) -> dict[str, Any]:
+    return {
+        "description": f"benchmark: {threads} threads x {turns} turns",
+        "providers": [
+            {
+                "id": provider,
+                "label": "bench",
+                "config": {"api_base_url": base_url, "api_key": "sk-bench-local-key"},
+            }
+        ],
+        "prompts": ["{{ question }}"],
+        "threads": {
+            f"thread{t}": [{"question": f"thread {t} question {k}"} for k in range(turns)] for t in range(threads)
+        },
+        "execution": {"concurrency": concurrency, "timeout": "120s", "retries": 0},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=20)
+    parser.add_argument("--turns", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--latency-ms", type=float, default=200.0)
+    parser.add_argument("--provider", default="openai:realtime:gpt-realtime")
+    parser.add_argument("--no-store", action="store_true", help="keep nothing on disk (default: a temporary SQLite)")
+    args = parser.parse_args()
+
+    import rtflow
+    from rtflow.loader import load
+
+    parent, child = multiprocessing.Pipe()
+    server = multiprocessing.Process(target=_serve, args=(args.latency_ms, child), daemon=True)
+    server.start()
+    base_url = parent.recv()
+    with tempfile.TemporaryDirectory() as folder:
+        flow_path = Path(folder) / "bench.yaml"
+        document = flow_document(args.threads, args.turns, args.concurrency, base_url, args.provider)
+        flow_path.write_text(yaml.safe_dump(document))
+        flow = load(flow_path)
+        cpu_before = time.process_time()
+        started = time.perf_counter()
+        result = rtflow.run(flow, store=not args.no_store, db=Path(folder) / "bench.db")
+        wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu_before
+    parent.send("stop")
+    server.join(timeout=5)
+
+    total = args.threads * args.turns
+    rounds = max(args.turns, math.ceil(total / args.concurrency))
+    bound = rounds * args.latency_ms / 1000
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    counts = dict(result.counts)
+    print(f"threads x turns      {args.threads} x {args.turns} = {total} turns, concurrency {args.concurrency}")
+    print(f"latency              {args.latency_ms:g} ms per response")
+    print(f"statuses             {counts}")
+    print(f"wall time            {wall:.3f} s")
+    print(f"critical-path bound  {bound:.3f} s  (max({args.turns}, ceil({total}/{args.concurrency})) x L)")
+    print(f"ratio                {wall / bound:.3f}")
+    print(f"client CPU           {cpu:.2f} s  ({cpu / total * 1000:.2f} ms per turn)")
+    print(f"client peak RSS      {peak_rss_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
