@@ -70,8 +70,8 @@ class CommonConfig(BaseModel):
     """promptfoo's single dispatcher `file://tools.py:handle`, called with (name, arguments_json)."""
     tool_timeout: float = 30.0
     """Seconds (or a duration string) a tool handler may run before its call counts as failed."""
-    max_tool_iterations: int = Field(default=8, ge=1)
-    """The most tool rounds in one turn before the turn fails with ToolError."""
+    max_tool_iterations: int = Field(default=8, ge=0)
+    """The most tool rounds in one turn before the turn fails with ToolError (0: any tool call fails it)."""
     tools: list[dict[str, Any]] = Field(default_factory=list)
     """JSON-schema function tools, native (`{type, name, parameters}`) or chat-style (`{type, function}`)."""
     tool_choice: str | dict[str, Any] | None = None

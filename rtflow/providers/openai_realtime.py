@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ import anyio
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.protocol import State
 
 from rtflow.errors import (
     AuthenticationError,
@@ -218,6 +220,10 @@ class RealtimeSession:
         state = _TurnState(started=time.perf_counter())
         wanted = [_message_key(message) for message in request.messages]
         held = len(self._held)
+        if self._socket is not None and self._socket.state is not State.OPEN:
+            # Dropped between turns (expired session, idle timeout): reconnect and replay rather than fail.
+            log.debug("realtime.socket_lost", conversation_id=self._conversation_id)
+            self._abort()
         if self._socket is not None and wanted[:held] == self._held:
             new_messages = request.messages[held:]
         else:
@@ -263,6 +269,7 @@ class RealtimeSession:
                     proxy=None,
                     open_timeout=None,
                     max_size=2**24,
+                    logger=_RedactingLogger(_WIRE_LOG, self._key),
                 )
                 first = await self._receive()
         except TimeoutError:
@@ -390,6 +397,23 @@ class RealtimeSession:
             elif kind == "rate_limits.updated":
                 limits = event.get("rate_limits")
                 self.rate_limits = limits if isinstance(limits, list) else []
+
+
+_WIRE_LOG = logging.getLogger("rtflow.providers.realtime.wire")
+
+
+class _RedactingLogger(logging.LoggerAdapter[logging.Logger]):
+    """websockets' debug log shows handshake headers; this keeps the key out of it."""
+
+    def __init__(self, logger: logging.Logger, key: SecretKey) -> None:
+        super().__init__(logger, {})
+        self._key = key
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            text = str(msg) % args if args else str(msg)
+            kwargs.setdefault("stacklevel", 2)
+            self.logger.log(level, "%s", redact(text, self._key), **kwargs)
 
 
 def _finish_response(event: dict[str, Any], streamed_text: str, label: str) -> _Response:
