@@ -34,6 +34,9 @@ def main() -> None:
 
 def _register_commands() -> None:
     # Imported here, not at the top, so each command module can import `main`'s helpers without a cycle.
+    from rtflow.sim.cli import sim
+
+    main.add_command(sim)
     from rtflow.cli.flow_commands import graph_command, schema_command, validate_command
 
     main.add_command(validate_command)

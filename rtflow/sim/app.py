@@ -1,0 +1,137 @@
+"""The ASGI application: Realtime WebSocket and Chat Completions on one port, OpenAI and Azure paths.
+
+WebSocket scopes go straight to the Realtime handler (no middleware per frame, which matters at 1,000+
+sessions); HTTP goes through a small starlette app. The raw ASGI `send` is kept so that a `close:1006` fault can
+abort the TCP transport, the only way to drop a connection without a close frame.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from rtflow.sim.chat import chat_completions, openai_error
+from rtflow.sim.dialects import BETA, GA
+from rtflow.sim.realtime import RealtimeConnection
+from rtflow.sim.runtime import SimRuntime
+
+__all__ = ["build_app"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+REALTIME_PATHS = frozenset({"/v1/realtime", "/openai/v1/realtime", "/openai/realtime"})
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", ())}
+
+
+def _api_key(headers: dict[str, str]) -> str | None:
+    authorization = headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        return authorization[7:].strip() or None
+    return headers.get("api-key") or None
+
+
+def _aborter(send: Any) -> Callable[[], None]:
+    def abort() -> None:
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if transport is not None:
+            transport.abort()
+
+    return abort
+
+
+def build_app(runtime: SimRuntime) -> ASGIApp:
+    """The simulator's ASGI app for `runtime`."""
+
+    async def chat(request: Request) -> Response:
+        raw_send = request.scope.get("rtflow.raw_send")
+        return await chat_completions(request, runtime, _api_key(_headers(request.scope)), _aborter(raw_send))
+
+    async def not_found(request: Request) -> Response:
+        return openai_error(404, f"Unknown request URL: {request.method} {request.url.path}.",
+                            "invalid_request_error", "unknown_url")
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "open_sessions": runtime.open_sessions})
+
+    http_app = Starlette(routes=[
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/openai/v1/chat/completions", chat, methods=["POST"]),
+        Route("/openai/deployments/{deployment}/chat/completions", chat, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "DELETE"]),
+    ])
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await _realtime(runtime, scope, receive, send)
+        elif scope["type"] == "http":
+            scope["rtflow.raw_send"] = send
+            await http_app(scope, receive, send)
+        else:
+            await http_app(scope, receive, send)
+
+    return app
+
+
+async def _deny(send: Send, status: int, message: str, error_type: str, code: str | None,
+                extra_headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+    body = json.dumps({"error": {"message": message, "type": error_type, "param": None, "code": code}}).encode()
+    await send({"type": "websocket.http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), *extra_headers]})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+async def _realtime(runtime: SimRuntime, scope: Scope, receive: Receive, send: Send) -> None:
+    first = await receive()
+    if first["type"] != "websocket.connect":
+        return
+    await runtime.latency.connect()
+    path = scope["path"].rstrip("/")
+    query = {name: values[0] for name, values in parse_qs(scope.get("query_string", b"").decode()).items()}
+    if path not in REALTIME_PATHS:
+        await _deny(send, 404, f"Unknown WebSocket path {path}.", "invalid_request_error", "unknown_url")
+        return
+    model = query.get("model") or query.get("deployment") or ""
+    if not model:
+        await _deny(send, 400, "Missing required parameter: 'model'.", "invalid_request_error",
+                    "missing_required_parameter")
+        return
+    headers = _headers(scope)
+    key_problem = runtime.key_error(_api_key(headers))
+    if key_problem == "missing_api_key":
+        await _deny(send, 401, "Missing bearer or basic authentication in header.", "invalid_request_error", None)
+        return
+    if key_problem is not None:
+        await _deny(send, 401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        return
+    fault = runtime.faults.pick_handshake(model) if runtime.faults else None
+    expire_after = None
+    if fault is not None and fault.kind == "status":
+        extra = [(b"retry-after", f"{fault.retry_after:g}".encode())] if fault.status == 429 else []
+        await _deny(send, fault.status, f"Simulated failure with status {fault.status}.",
+                    "server_error" if fault.status >= 500 else "invalid_request_error",
+                    "rate_limit_exceeded" if fault.status == 429 else None, extra)
+        return
+    if fault is not None and fault.kind == "session_expired":
+        expire_after = fault.after_s
+    dialect = BETA if headers.get("openai-beta", "").startswith("realtime=v1") else GA
+    await send({"type": "websocket.accept"})
+    conn_id = runtime.next_connection_id("realtime")
+    if runtime.log.enabled:
+        runtime.log.record(conn_id, "in", "realtime", "<connect>", {"path": path, "model": model,
+                                                                    "dialect": dialect.name})
+    await RealtimeConnection(runtime, send, receive, dialect, model, conn_id).serve(expire_after)  # type: ignore[arg-type]

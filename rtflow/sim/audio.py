@@ -1,0 +1,174 @@
+"""Deterministic audio: a waveform per word for output, a duration transcript and energy VAD for input.
+
+Output: each word becomes a short tone whose pitch comes from the word's letters (200-800 Hz, 80 ms plus 20 ms
+per letter, amplitude 0.3) followed by 40 ms of silence, so the same text always gives the same bytes. It is
+encoded in the session's output format: pcm16 (signed 16-bit little-endian, 24 kHz mono) or G.711 u-law /
+A-law (8 kHz).
+
+Input: the simulator does not understand speech. The transcript of input audio is its duration:
+`audio of 1.50 seconds` (two decimals). VAD is energy based: 20 ms frames whose RMS exceeds
+`threshold * 3000` (pcm16 units; threshold defaults to 0.5) count as speech.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "BYTES_PER_SECOND",
+    "SAMPLE_RATES",
+    "EnergyVad",
+    "decode_to_pcm16",
+    "duration_seconds",
+    "input_transcript",
+    "synthesize_word",
+]
+
+SAMPLE_RATES = {"pcm16": 24_000, "g711_ulaw": 8_000, "g711_alaw": 8_000}
+BYTES_PER_SECOND = {"pcm16": 48_000, "g711_ulaw": 8_000, "g711_alaw": 8_000}
+_FRAME_S = 0.02
+
+Samples = npt.NDArray[np.int16]
+
+
+def duration_seconds(byte_count: int, audio_format: str) -> float:
+    """Seconds of audio in `byte_count` bytes of `audio_format`."""
+    return byte_count / BYTES_PER_SECOND[audio_format]
+
+
+def input_transcript(seconds: float) -> str:
+    """The simulator's 'transcription' of input audio: its duration."""
+    return f"audio of {seconds:.2f} seconds"
+
+
+def _ulaw_encode(samples: Samples) -> bytes:
+    bias, clip = 0x84, 32635
+    pcm = samples.astype(np.int32)
+    sign = np.where(pcm < 0, 0x80, 0)
+    magnitude = np.minimum(np.abs(pcm), clip) + bias
+    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
+    exponent = np.clip(exponent, 0, 7)
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return bytes((~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes())
+
+
+def _ulaw_decode(data: bytes) -> Samples:
+    codes = ~np.frombuffer(data, dtype=np.uint8).astype(np.int32) & 0xFF
+    sign = codes & 0x80
+    exponent = (codes >> 4) & 0x07
+    mantissa = codes & 0x0F
+    magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84
+    return np.where(sign != 0, -magnitude, magnitude).astype(np.int16)
+
+
+def _alaw_encode(samples: Samples) -> bytes:
+    pcm = samples.astype(np.int32) >> 3
+    sign = np.where(pcm >= 0, 0x80, 0)
+    magnitude = np.minimum(np.where(pcm < 0, -pcm - 1, pcm), 0xFFF)
+    exponent = np.where(magnitude < 32, 0, np.floor(np.log2(np.maximum(magnitude, 1))).astype(np.int32) - 4)
+    mantissa = np.where(exponent == 0, magnitude >> 1, magnitude >> exponent) & 0x0F
+    return bytes(((sign | (exponent << 4) | mantissa) ^ 0x55).astype(np.uint8).tobytes())
+
+
+def _alaw_decode(data: bytes) -> Samples:
+    codes = np.frombuffer(data, dtype=np.uint8).astype(np.int32) ^ 0x55
+    sign = codes & 0x80
+    exponent = (codes >> 4) & 0x07
+    mantissa = codes & 0x0F
+    magnitude = np.where(exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0))
+    return np.where(sign != 0, magnitude, -magnitude).astype(np.int16)
+
+
+def decode_to_pcm16(data: bytes, audio_format: str) -> Samples:
+    """Input audio as 16-bit samples (at the format's own rate)."""
+    if audio_format == "g711_ulaw":
+        return _ulaw_decode(data)
+    if audio_format == "g711_alaw":
+        return _alaw_decode(data)
+    return np.frombuffer(data[: len(data) - len(data) % 2], dtype="<i2").astype(np.int16)
+
+
+def encode_pcm16(samples: Samples, audio_format: str) -> bytes:
+    """16-bit samples in `audio_format`."""
+    if audio_format == "g711_ulaw":
+        return _ulaw_encode(samples)
+    if audio_format == "g711_alaw":
+        return _alaw_encode(samples)
+    return samples.astype("<i2").tobytes()
+
+
+_WORD_CACHE: dict[tuple[str, str], str] = {}
+
+
+def synthesize_word(word: str, audio_format: str) -> str:
+    """The base64 audio of one word: a tone then a gap, the same bytes every time (cached)."""
+    key = (word, audio_format)
+    cached = _WORD_CACHE.get(key)
+    if cached is not None:
+        return cached
+    rate = SAMPLE_RATES[audio_format]
+    letters = sum(ch.isalnum() for ch in word)
+    frequency = 200 + zlib.crc32(word.lower().encode()) % 600
+    tone_s = 0.08 + 0.02 * letters
+    t = np.arange(int(rate * tone_s)) / rate
+    tone = 0.3 * 32767 * np.sin(2 * np.pi * frequency * t)
+    gap = np.zeros(int(rate * 0.04))
+    samples = np.concatenate([tone, gap]).astype(np.int16)
+    encoded = base64.b64encode(encode_pcm16(samples, audio_format)).decode("ascii")
+    if len(_WORD_CACHE) < 50_000:
+        _WORD_CACHE[key] = encoded
+    return encoded
+
+
+class EnergyVad:
+    """Server VAD: finds where speech starts and where enough silence after it ends the turn."""
+
+    def __init__(self, audio_format: str, threshold: float = 0.5, silence_ms: int = 500) -> None:
+        self.audio_format = audio_format
+        self.rate = SAMPLE_RATES[audio_format]
+        self.frame = int(self.rate * _FRAME_S)
+        self.level = max(threshold, 0.01) * 3000.0
+        self.silence_frames_needed = max(1, round(silence_ms / (_FRAME_S * 1000)))
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._frames_seen = 0
+        self.in_speech = False
+        self._silent_run = 0
+        self.speech_start_ms = 0
+
+    def reset(self) -> None:
+        """Forget everything (after a commit or a clear)."""
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._frames_seen = 0
+        self.in_speech = False
+        self._silent_run = 0
+
+    def feed(self, data: bytes) -> list[tuple[str, int]]:
+        """Feed appended audio; returns `("started", ms)` / `("stopped", ms)` transitions in order."""
+        samples = np.concatenate([self._pending, decode_to_pcm16(data, self.audio_format)])
+        whole = len(samples) // self.frame * self.frame
+        self._pending = samples[whole:]
+        transitions: list[tuple[str, int]] = []
+        if whole == 0:
+            return transitions
+        frames = samples[:whole].astype(np.float64).reshape(-1, self.frame)
+        loud = np.sqrt((frames**2).mean(axis=1)) > self.level
+        for is_loud in loud:
+            self._frames_seen += 1
+            now_ms = int(self._frames_seen * _FRAME_S * 1000)
+            if is_loud:
+                self._silent_run = 0
+                if not self.in_speech:
+                    self.in_speech = True
+                    self.speech_start_ms = now_ms - int(_FRAME_S * 1000)
+                    transitions.append(("started", self.speech_start_ms))
+            elif self.in_speech:
+                self._silent_run += 1
+                if self._silent_run >= self.silence_frames_needed:
+                    self.in_speech = False
+                    self._silent_run = 0
+                    transitions.append(("stopped", now_ms))
+        return transitions

@@ -1,0 +1,77 @@
+"""`rtflow sim serve`: the simulator on its own, for any client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import click
+
+from rtflow.sim.config import LatencyConfig, SimConfig, parse_fault
+from rtflow.sim.server import SimServer
+
+__all__ = ["sim"]
+
+
+@click.group()
+def sim() -> None:
+    """A local OpenAI Realtime + Chat Completions server with deterministic replies."""
+
+
+@sim.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one).")
+@click.option("--latency-ms", default=0.0, type=float, help="Delay before the first delta of each response.")
+@click.option("--per-delta-ms", default=0.0, type=float, help="Delay between deltas.")
+@click.option("--connect-ms", default=0.0, type=float, help="Delay before a handshake is accepted.")
+@click.option("--jitter-ms", default=0.0, type=float, help="Uniform extra on each delay, seeded by --seed.")
+@click.option("--seed", default=0, type=int, help="Seed of the jitter and fault-probability generators.")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    help="KIND[:ARG][@realtime|chat|any][xTIMES][~PROB][;model=RE][;match=RE], e.g. status:429@realtimex2. "
+    "Kinds: status, close, server_error, rate_limited, stall, malformed, session_expired.",
+)
+@click.option("--script", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Rules YAML.")
+@click.option("--require-key", default=None, help="Accept only this API key.")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path), help="JSONL event log.")
+def serve(
+    host: str,
+    port: int,
+    latency_ms: float,
+    per_delta_ms: float,
+    connect_ms: float,
+    jitter_ms: float,
+    seed: int,
+    faults: tuple[str, ...],
+    script: Path | None,
+    require_key: str | None,
+    log_path: Path | None,
+) -> None:
+    """Serve until Ctrl-C, printing the base URLs once ready."""
+    config = SimConfig(
+        host=host,
+        port=port,
+        latency=LatencyConfig(
+            connect_ms=connect_ms, first_delta_ms=latency_ms, per_delta_ms=per_delta_ms, jitter_ms=jitter_ms,
+            seed=seed,
+        ),
+        faults=[parse_fault(spec) for spec in faults],
+        seed=seed,
+        script=script,
+        require_key=require_key,
+        log_path=log_path,
+    )
+
+    async def run() -> None:
+        async with SimServer(config) as server:
+            click.echo(f"Realtime:         {server.ws_base_url}/realtime?model=MODEL")
+            click.echo(f"Chat Completions: {server.http_base_url}/chat/completions")
+            click.echo(f"OPENAI_BASE_URL={server.http_base_url}")
+            await anyio.sleep_forever()
+
+    try:
+        anyio.run(run)
+    except KeyboardInterrupt:
+        click.echo("stopped")

@@ -1,0 +1,156 @@
+"""How a simulator is configured: latency, faults, a rules script, auth and event logging.
+
+Faults are also written on the command line as `KIND[:ARG][@ENDPOINT][xTIMES][~PROB][;model=RE][;match=RE]`:
+
+- `status[:HTTP]` (default 500): Realtime: the handshake is refused with that status (429 carries
+  `Retry-After: 1`); Chat: that HTTP status with an OpenAI-shaped error body.
+- `close[:1006|1011]` (default 1011): Realtime: the socket closes right after the first delta of a response
+  (1006: dropped without a close frame); Chat: the TCP connection drops (mid-stream when streaming).
+- `server_error`: Realtime: an `error` event of type `server_error` instead of the response (the session stays
+  open); Chat: HTTP 500.
+- `rate_limited`: Realtime: `response.done` with status `failed` and a `rate_limit_exceeded` error; Chat: HTTP 429
+  with `Retry-After`.
+- `stall`: nothing comes back (no response events; the Chat request hangs).
+- `malformed`: Realtime: a text frame that is not JSON right after `response.created` (the response then carries
+  on); Chat: a body (or an SSE line) that is not JSON.
+- `session_expired[:SECONDS]` (default 0): Realtime: that long after connecting, an `error` event with code
+  `session_expired`, then close 1001.
+
+Examples: `status:429@realtimex2` (the first two handshakes get 429), `close:1006~0.1` (one response in ten, seeded),
+`rate_limited@chat;match=weather`.
+
+A handshake fault (`status`) is decided when the connection opens, before any user text exists, so `match` never
+applies to it on the Realtime endpoint; `session_expired` likewise.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rtflow.errors import SimulatorError
+
+__all__ = ["Fault", "FaultKind", "LatencyConfig", "SimConfig", "parse_fault"]
+
+FaultKind = Literal["status", "close", "server_error", "rate_limited", "stall", "malformed", "session_expired"]
+Endpoint = Literal["realtime", "chat", "any"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LatencyConfig(_Strict):
+    """Delays the simulator adds, in milliseconds. Zero everywhere means as fast as the loop goes."""
+
+    connect_ms: float = 0.0
+    """Before a WebSocket handshake is accepted (or a Chat request is answered)."""
+    first_delta_ms: float = 0.0
+    """From `response.create` (or the Chat request) to the first delta."""
+    per_delta_ms: float = 0.0
+    """Between consecutive deltas."""
+    jitter_ms: float = 0.0
+    """Each delay above gets a uniform extra in [0, jitter_ms], drawn from a generator seeded with `seed`."""
+    seed: int = 0
+    """Seed of the jitter generator."""
+
+
+class Fault(_Strict):
+    """One injected failure, and which requests it hits."""
+
+    kind: FaultKind
+    """What goes wrong; see the module docstring for what a client observes."""
+    endpoint: Endpoint = "any"
+    """Which endpoint it hits."""
+    model: str | None = None
+    """A regex searched in the model (or Azure deployment) name; None hits every model."""
+    match: str | None = None
+    """A regex searched in the last user text of the request; None hits every request."""
+    probability: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Chance that a matching request is hit, drawn from the config's seeded generator."""
+    times: int | None = Field(default=None, ge=0)
+    """Fire at most this many times, then behave normally; None means no limit."""
+    status: int = 500
+    """HTTP status for `status` faults (401, 403, 429, 500, 503, ...)."""
+    close_code: int = 1011
+    """WebSocket close code for `close` faults: 1011, or 1006 for a drop without a close frame."""
+    retry_after: float = 1.0
+    """Seconds announced in `Retry-After` (429) and in rate-limit messages."""
+    after_s: float = 0.0
+    """For `session_expired`: seconds after connecting at which the session expires."""
+
+    @field_validator("model", "match")
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class SimConfig(_Strict):
+    """Everything a `SimServer` needs."""
+
+    host: str = "127.0.0.1"
+    """Interface to listen on."""
+    port: int = 0
+    """Port to listen on; 0 picks a free one."""
+    latency: LatencyConfig = Field(default_factory=LatencyConfig)
+    """Delays added to connections and responses."""
+    faults: list[Fault] = Field(default_factory=list)
+    """Injected failures, checked in order; the first that fires wins."""
+    seed: int = 0
+    """Seed of the fault-probability generator."""
+    script: Path | None = None
+    """A YAML rules file (list of `{match, reply}` or `{match, call: {name, arguments}}`) that overrides the model."""
+    require_key: str | None = None
+    """When set, only this API key is accepted; otherwise any non-empty key is."""
+    log_path: Path | None = None
+    """A JSONL file that receives every event in and out."""
+    record_events: bool = False
+    """Keep every event in and out in memory (`SimServer.events`)."""
+    rate_limit_requests: int = 10_000
+    """The `requests` limit announced in `rate_limits.updated`."""
+    rate_limit_tokens: int = 2_000_000
+    """The `tokens` limit announced in `rate_limits.updated`."""
+
+
+_FAULT_SPEC = re.compile(
+    r"^(?P<kind>[a-z_]+)(?::(?P<arg>[0-9.]+))?(?:@(?P<endpoint>realtime|chat|any))?"
+    r"(?:x(?P<times>\d+))?(?:~(?P<prob>[0-9.]+))?(?P<rest>(?:;[a-z]+=[^;]*)*)$"
+)
+
+
+def parse_fault(spec: str) -> Fault:
+    """Parse the command-line form `KIND[:ARG][@ENDPOINT][xTIMES][~PROB][;model=RE][;match=RE]`."""
+    found = _FAULT_SPEC.match(spec.strip())
+    if found is None:
+        raise SimulatorError(f"cannot parse fault {spec!r}: expected KIND[:ARG][@endpoint][xTIMES][~PROB]")
+    kind = found["kind"]
+    fields: dict[str, object] = {"kind": kind}
+    if found["endpoint"]:
+        fields["endpoint"] = found["endpoint"]
+    if found["times"]:
+        fields["times"] = int(found["times"])
+    if found["prob"]:
+        fields["probability"] = float(found["prob"])
+    arg = found["arg"]
+    if arg is not None:
+        arg_field = {"status": "status", "close": "close_code", "session_expired": "after_s"}.get(kind)
+        if arg_field is None:
+            raise SimulatorError(f"fault {kind!r} takes no argument (got {arg!r})")
+        fields[arg_field] = float(arg) if arg_field == "after_s" else int(float(arg))
+    for option in filter(None, found["rest"].split(";")):
+        name, _, value = option.partition("=")
+        if name not in ("model", "match"):
+            raise SimulatorError(f"unknown fault option {name!r} in {spec!r} (known: model, match)")
+        fields[name] = value
+    try:
+        return Fault.model_validate(fields)
+    except ValueError as exc:
+        raise SimulatorError(f"invalid fault {spec!r}: {exc}") from exc

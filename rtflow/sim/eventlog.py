@@ -1,0 +1,46 @@
+"""The record of every event in and out: in memory (`SimServer.events`) and/or a JSONL file.
+
+Each record: `ts` (Unix seconds), `conn` (connection id, `rt-N` or `chat-N`), `dir` (`in` | `out`), `endpoint`
+(`realtime` | `chat`), `type` (the event type; `<malformed>` for a frame that is not JSON) and `payload`.
+When neither is on, `enabled` is False and the server does not even build the records.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["EventLog"]
+
+
+class EventLog:
+    """Appends event records to a list, a file, or both."""
+
+    def __init__(self, path: Path | None, keep: bool) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._keep = keep
+        self._file: IO[str] | None = path.open("a", encoding="utf-8") if path is not None else None
+        self.enabled = keep or self._file is not None
+
+    def record(self, conn: str, direction: str, endpoint: str, event_type: str, payload: Any) -> None:
+        """Add one record."""
+        entry = {
+            "ts": time.time(),
+            "conn": conn,
+            "dir": direction,
+            "endpoint": endpoint,
+            "type": event_type,
+            "payload": payload,
+        }
+        if self._keep:
+            self.events.append(entry)
+        if self._file is not None:
+            self._file.write(json.dumps(entry, separators=(",", ":")) + "\n")
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None

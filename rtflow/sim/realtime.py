@@ -1,0 +1,428 @@
+"""One Realtime WebSocket session: the client events it accepts and the state it keeps.
+
+Client events are handled in arrival order by one reader; each response streams in a task of its own so that
+`response.cancel` (and new items) can arrive while it runs. Errors in what the client sent become `error`
+events (type `invalid_request_error`) and the session stays open.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from rtflow.sim.audio import EnergyVad, duration_seconds, input_transcript
+from rtflow.sim.dialects import Dialect
+from rtflow.sim.model import respond
+from rtflow.sim.responses import ConnectionDropped, ResponseRun, dump
+from rtflow.sim.runtime import SimRuntime
+from rtflow.sim.session_state import SessionSettings, SettingsError, apply_beta_update, apply_ga_update
+
+__all__ = ["RealtimeConnection"]
+
+ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIReceive = Callable[[], Awaitable[dict[str, Any]]]
+_MIN_COMMIT_S = 0.1
+
+
+class RealtimeConnection:
+    """The state machine of one session, from `session.created` to the socket's close."""
+
+    def __init__(
+        self, runtime: SimRuntime, send: ASGISend, receive: ASGIReceive, dialect: Dialect, model: str, conn_id: str
+    ) -> None:
+        self.runtime = runtime
+        self._send = send
+        self._receive = receive
+        self.dialect = dialect
+        self.conn_id = conn_id
+        self.settings = SessionSettings(model=model)
+        if dialect.is_beta:
+            self.settings.output_modalities = ["audio"]
+        self.session_id = f"sess_{conn_id}"
+        self.conversation_id = f"conv_{conn_id}"
+        self.items: list[dict[str, Any]] = []
+        self._by_id: dict[str, dict[str, Any]] = {}
+        self._ids = 0
+        self._events_out = 0
+        self._audio = bytearray()
+        self._vad: EnergyVad | None = None
+        self._speech_item = ""
+        self._active: ResponseRun | None = None
+        self._closed = False
+        self._tasks: TaskGroup | None = None
+        self._log = runtime.log if runtime.log.enabled else None
+        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
+            "session.update": self._session_update,
+            "conversation.item.create": self._item_create,
+            "conversation.item.delete": self._item_delete,
+            "conversation.item.retrieve": self._item_retrieve,
+            "conversation.item.truncate": self._item_truncate,
+            "input_audio_buffer.append": self._audio_append,
+            "input_audio_buffer.commit": self._audio_commit,
+            "input_audio_buffer.clear": self._audio_clear,
+            "response.create": self._response_create,
+            "response.cancel": self._response_cancel,
+        }
+
+    # ---- wire ---------------------------------------------------------------------------------------------
+
+    def new_id(self, prefix: str) -> str:
+        """A fresh id, unique within the server (`item_rt-3_7`)."""
+        self._ids += 1
+        return f"{prefix}_{self.conn_id}_{self._ids}"
+
+    async def emit(self, event: dict[str, Any]) -> None:
+        """Send one server event (its `event_id` is added here)."""
+        self._events_out += 1
+        event["event_id"] = f"event_{self.conn_id}_{self._events_out}"
+        if self._log is not None:
+            self._log.record(self.conn_id, "out", "realtime", event["type"], event)
+        await self._send({"type": "websocket.send", "text": dump(event)})
+
+    async def send_raw(self, text: str) -> None:
+        """Send a frame as it is (the `malformed` fault)."""
+        if self._log is not None:
+            self._log.record(self.conn_id, "out", "realtime", "<malformed>", text)
+        await self._send({"type": "websocket.send", "text": text})
+
+    async def drop(self, close_code: int) -> None:
+        """End the connection mid-response: 1006 aborts the socket without a close frame, else a close frame."""
+        self._closed = True
+        if self._log is not None:
+            self._log.record(self.conn_id, "out", "realtime", "<close>", {"code": close_code})
+        protocol = getattr(self._send, "__self__", None)
+        transport = getattr(protocol, "transport", None)
+        if close_code == 1006 and transport is not None:
+            transport.abort()
+            return
+        await self._send({"type": "websocket.close", "code": 1011 if close_code == 1006 else close_code,
+                          "reason": "simulated failure"})
+
+    async def error(self, code: str, message: str, param: str | None, client_event_id: str | None,
+                    error_type: str = "invalid_request_error") -> None:
+        """An `error` event; the session stays open."""
+        await self.emit({"type": "error", "error": {"type": error_type, "code": code, "message": message,
+                                                    "param": param, "event_id": client_event_id}})
+
+    async def send_rate_limits(self, tokens_used: int) -> None:
+        """`rate_limits.updated` with the configured limits (never exhausted: faults do that)."""
+        config = self.runtime.config
+        await self.emit({"type": "rate_limits.updated", "rate_limits": [
+            {"name": "requests", "limit": config.rate_limit_requests, "remaining": config.rate_limit_requests - 1,
+             "reset_seconds": 0.006},
+            {"name": "tokens", "limit": config.rate_limit_tokens,
+             "remaining": max(config.rate_limit_tokens - tokens_used, 0), "reset_seconds": 0.12},
+        ]})
+
+    # ---- conversation -------------------------------------------------------------------------------------
+
+    def append_item(self, item: dict[str, Any], after: str | None = None, at_start: bool = False) -> str | None:
+        """Add an item (at the end, after `after`, or first); returns the id of the item before it."""
+        if at_start:
+            position = 0
+        elif after is not None:
+            position = self.items.index(self._by_id[after]) + 1
+        else:
+            position = len(self.items)
+        self.items.insert(position, item)
+        self._by_id[item["id"]] = item
+        return str(self.items[position - 1]["id"]) if position else None
+
+    def previous_id(self, item_id: str) -> str | None:
+        """The id of the item before `item_id` in the conversation."""
+        item = self._by_id.get(item_id)
+        if item is None or item not in self.items:
+            return None
+        position = self.items.index(item)
+        return str(self.items[position - 1]["id"]) if position else None
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------
+
+    async def serve(self, expire_after: float | None) -> None:
+        """Run the session until the client leaves (or a fault ends it)."""
+        runtime = self.runtime
+        runtime.open_sessions += 1
+        runtime.peak_sessions = max(runtime.peak_sessions, runtime.open_sessions)
+        try:
+            async with anyio.create_task_group() as tasks:
+                self._tasks = tasks
+                await self.emit({"type": "session.created", "session": self.dialect.session(self.session_id,
+                                                                                            self.settings)})
+                if expire_after is not None:
+                    tasks.start_soon(self._expire, expire_after)
+                await self._read_loop()
+                tasks.cancel_scope.cancel()
+        except ConnectionDropped:
+            pass
+        except OSError:
+            # The client went away while we were sending; nothing is left to tell it.
+            pass
+        finally:
+            runtime.open_sessions -= 1
+
+    async def _read_loop(self) -> None:
+        while not self._closed:
+            message = await self._receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                await self.error("invalid_event", "Binary frames are not supported; send JSON text.", None, None)
+                continue
+            await self._dispatch(text)
+
+    async def _dispatch(self, text: str) -> None:
+        try:
+            event = json.loads(text)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict):
+            if self._log is not None:
+                self._log.record(self.conn_id, "in", "realtime", "<malformed>", text)
+            await self.error("invalid_event", "The server could not parse the event: expected a JSON object.",
+                             None, None)
+            return
+        event_type = event.get("type")
+        if self._log is not None:
+            self._log.record(self.conn_id, "in", "realtime", str(event_type), event)
+        client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+        handler = self._handlers.get(event_type) if isinstance(event_type, str) else None
+        if handler is None:
+            await self.error("invalid_event", f"Invalid value: '{event_type}'. Supported values are: "
+                             + ", ".join(f"'{name}'" for name in self._handlers) + ".", "type", client_event_id)
+            return
+        try:
+            await handler(event)
+        except SettingsError as exc:
+            await self.error(exc.code, exc.message, exc.param, client_event_id)
+
+    async def _expire(self, after: float) -> None:
+        await anyio.sleep(after)
+        await self.error("session_expired", "Your session hit the maximum duration of 60 minutes.", None, None)
+        self._closed = True
+        await self._send({"type": "websocket.close", "code": 1001, "reason": "session expired"})
+
+    # ---- handlers -----------------------------------------------------------------------------------------
+
+    def _apply(self, update: Any, *, response: bool = False) -> SessionSettings:
+        apply = apply_beta_update if self.dialect.is_beta else apply_ga_update
+        return apply(self.settings, update, response=response)
+
+    async def _session_update(self, event: dict[str, Any]) -> None:
+        self.settings = self._apply(event.get("session"))
+        self._vad = None
+        await self.emit({"type": "session.updated", "session": self.dialect.session(self.session_id, self.settings)})
+
+    def _check_item(self, raw: Any) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise SettingsError("missing_required_parameter", "Missing required parameter: 'item'.", "item")
+        item = self.dialect.item_from_client(dict(raw))
+        kind = item.get("type")
+        if kind == "message":
+            if item.get("role") not in ("user", "assistant", "system"):
+                raise SettingsError("invalid_value", "Invalid value for 'item.role': expected 'user', 'assistant' "
+                                    "or 'system'.", "item.role")
+            if not isinstance(item.get("content"), list):
+                raise SettingsError("missing_required_parameter", "Missing required parameter: 'item.content'.",
+                                    "item.content")
+            item["content"] = [self._intake_part(part) for part in item["content"]]
+        elif kind == "function_call":
+            if not item.get("name"):
+                raise SettingsError("missing_required_parameter", "Missing required parameter: 'item.name'.",
+                                    "item.name")
+            item.setdefault("arguments", "")
+            item.setdefault("call_id", self.new_id("call"))
+        elif kind == "function_call_output":
+            if not isinstance(item.get("call_id"), str) or not isinstance(item.get("output"), str):
+                raise SettingsError("missing_required_parameter", "A function_call_output item needs 'call_id' "
+                                    "and 'output' strings.", "item.output")
+        else:
+            raise SettingsError("invalid_value", "Invalid value for 'item.type': expected 'message', "
+                                "'function_call' or 'function_call_output'.", "item.type")
+        item.setdefault("id", self.new_id("item"))
+        if item["id"] in self._by_id:
+            raise SettingsError("invalid_value", f"Item with id '{item['id']}' already exists.", "item.id")
+        item["object"] = "realtime.item"
+        item["status"] = "completed"
+        return item
+
+    def _intake_part(self, part: Any) -> dict[str, Any]:
+        if not isinstance(part, dict):
+            raise SettingsError("invalid_value", "Each content part must be an object.", "item.content")
+        if part.get("type") == "input_audio" and part.get("audio"):
+            try:
+                size = len(base64.b64decode(part["audio"], validate=True))
+            except (binascii.Error, ValueError) as exc:
+                raise SettingsError("invalid_value", "Invalid 'audio': not base64.", "item.content.audio") from exc
+            transcript = input_transcript(duration_seconds(size, self.settings.input_format))
+            return {"type": "input_audio", "transcript": transcript}
+        return dict(part)
+
+    async def _announce_item(self, item: dict[str, Any], previous: str | None) -> None:
+        if self.dialect.is_beta:
+            await self.emit({"type": "conversation.item.created", "previous_item_id": previous, "item": item})
+        else:
+            await self.emit({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
+            await self.emit({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
+
+    async def _item_create(self, event: dict[str, Any]) -> None:
+        item = self._check_item(event.get("item"))
+        previous = event.get("previous_item_id")
+        if previous is not None and previous != "root" and previous not in self._by_id:
+            raise SettingsError("invalid_value", f"Item with id '{previous}' not found.", "previous_item_id")
+        before = self.append_item(item, after=previous if previous not in (None, "root") else None,
+                                  at_start=previous == "root")
+        await self._announce_item(item, before)
+
+    def _existing(self, event: dict[str, Any]) -> dict[str, Any]:
+        item = self._by_id.get(event.get("item_id"))  # type: ignore[arg-type]
+        if item is None or item not in self.items:
+            raise SettingsError("invalid_value", f"Item with item_id '{event.get('item_id')}' not found.", "item_id")
+        return item
+
+    async def _item_delete(self, event: dict[str, Any]) -> None:
+        item = self._existing(event)
+        self.items.remove(item)
+        del self._by_id[item["id"]]
+        await self.emit({"type": "conversation.item.deleted", "item_id": item["id"]})
+
+    async def _item_retrieve(self, event: dict[str, Any]) -> None:
+        await self.emit({"type": "conversation.item.retrieved", "item": self.dialect.item(self._existing(event))})
+
+    async def _item_truncate(self, event: dict[str, Any]) -> None:
+        item = self._existing(event)
+        if item.get("role") != "assistant":
+            raise SettingsError("invalid_value", "Only assistant messages can be truncated.", "item_id")
+        audio_end_ms = event.get("audio_end_ms")
+        if not isinstance(audio_end_ms, int) or audio_end_ms < 0:
+            raise SettingsError("invalid_value", "Invalid 'audio_end_ms': expected a non-negative integer.",
+                                "audio_end_ms")
+        content_index = int(event.get("content_index") or 0)
+        await self.emit({"type": "conversation.item.truncated", "item_id": item["id"],
+                         "content_index": content_index, "audio_end_ms": audio_end_ms})
+
+    async def _audio_append(self, event: dict[str, Any]) -> None:
+        try:
+            data = base64.b64decode(event.get("audio") or "", validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise SettingsError("invalid_value", "Invalid 'audio': not base64.", "audio") from exc
+        self._audio += data
+        detection = self.settings.turn_detection
+        if detection is None:
+            return
+        if self._vad is None:
+            self._vad = EnergyVad(self.settings.input_format, float(detection.get("threshold") or 0.5),
+                                  int(detection.get("silence_duration_ms") or 500))
+        for transition, at_ms in self._vad.feed(data):
+            if transition == "started":
+                self._speech_item = self.new_id("item")
+                await self.emit({"type": "input_audio_buffer.speech_started", "audio_start_ms": at_ms,
+                                 "item_id": self._speech_item})
+                if self._active is not None and detection.get("interrupt_response", True):
+                    self._active.cancel("turn_detected")
+            else:
+                await self.emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": at_ms,
+                                 "item_id": self._speech_item})
+                await self._commit(self._speech_item)
+                if detection.get("create_response", True):
+                    await self._start_response({}, None)
+
+    async def _audio_commit(self, event: dict[str, Any]) -> None:
+        await self._commit(None, event.get("event_id"))
+
+    async def _commit(self, item_id: str | None, client_event_id: str | None = None) -> None:
+        seconds = duration_seconds(len(self._audio), self.settings.input_format)
+        if seconds < _MIN_COMMIT_S:
+            await self.error("input_audio_buffer_commit_empty", "Error committing input audio buffer: buffer too "
+                             f"small. Expected at least 100ms of audio, but buffer only has {seconds * 1000:.2f}ms "
+                             "of audio.", None, client_event_id)
+            return
+        self._audio = bytearray()
+        if self._vad is not None:
+            self._vad.reset()
+        transcript = input_transcript(seconds)
+        item = {"id": item_id or self.new_id("item"), "object": "realtime.item", "type": "message",
+                "status": "completed", "role": "user", "content": [{"type": "input_audio", "transcript": None}]}
+        previous = self.append_item(item)
+        await self.emit({"type": "input_audio_buffer.committed", "previous_item_id": previous, "item_id": item["id"]})
+        await self._announce_item(item, previous)
+        item["content"] = [{"type": "input_audio", "transcript": transcript}]
+        if self.settings.transcription is not None:
+            await self.emit({"type": "conversation.item.input_audio_transcription.completed", "item_id": item["id"],
+                             "content_index": 0, "transcript": transcript,
+                             "usage": {"type": "duration", "seconds": round(seconds, 3)}})
+
+    async def _audio_clear(self, event: dict[str, Any]) -> None:
+        self._audio = bytearray()
+        if self._vad is not None:
+            self._vad.reset()
+        await self.emit({"type": "input_audio_buffer.cleared"})
+
+    async def _response_create(self, event: dict[str, Any]) -> None:
+        await self._start_response(event.get("response") or {}, event.get("event_id"))
+
+    async def _start_response(self, overrides: dict[str, Any], client_event_id: str | None) -> None:
+        in_conversation = overrides.get("conversation", "auto") != "none"
+        if in_conversation and self._active is not None:
+            await self.error("conversation_already_has_active_response", "Conversation already has an active "
+                             f"response in progress: {self._active.response_id}. Wait until the response is "
+                             "finished before creating a new one.", None, client_event_id)
+            return
+        settings = self._apply(overrides, response=True) if overrides else self.settings
+        context = self._context(overrides.get("input"))
+        reply = respond(settings.instructions, context, settings.tools, settings.tool_choice, self.runtime.rules)
+        fault = self.runtime.faults.pick_response("realtime", settings.model, reply.last_user_text) \
+            if self.runtime.faults else None
+        if fault is not None and fault.kind == "stall":
+            return
+        if fault is not None and fault.kind == "server_error":
+            await self.error("server_error", "The server had an error while processing your request. Sorry about "
+                             "that!", None, client_event_id, error_type="server_error")
+            return
+        metadata = overrides.get("metadata") if isinstance(overrides.get("metadata"), dict) else None
+        run = ResponseRun(self, self.new_id("resp"), settings, reply, in_conversation, metadata, fault)
+        if in_conversation:
+            self._active = run
+        assert self._tasks is not None
+        self._tasks.start_soon(self._run_response, run)
+
+    async def _run_response(self, run: ResponseRun) -> None:
+        try:
+            await run.run()
+        except ConnectionDropped:
+            assert self._tasks is not None
+            self._tasks.cancel_scope.cancel()
+        except OSError:
+            pass
+        finally:
+            if self._active is run:
+                self._active = None
+
+    def _context(self, explicit: Any) -> list[dict[str, Any]]:
+        if explicit is None:
+            return self.items
+        if not isinstance(explicit, list):
+            raise SettingsError("invalid_value", "Invalid type for 'response.input': expected an array.",
+                                "response.input")
+        context = []
+        for raw in explicit:
+            if isinstance(raw, dict) and raw.get("type") == "item_reference":
+                context.append(self._existing({"item_id": raw.get("id")}))
+            else:
+                item = self._check_item(raw)
+                context.append(item)
+        return context
+
+    async def _response_cancel(self, event: dict[str, Any]) -> None:
+        if self._active is None:
+            await self.error("response_cancel_not_active", "Cancellation failed: no active response found.", None,
+                             event.get("event_id"))
+            return
+        self._active.cancel("client_cancelled")
+

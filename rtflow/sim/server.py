@@ -1,0 +1,121 @@
+"""`SimServer`: the simulator served by uvicorn, in-process, on loopback."""
+
+from __future__ import annotations
+
+import socket
+from types import TracebackType
+from typing import Any
+
+import anyio
+import uvicorn
+from anyio.abc import TaskGroup
+
+from rtflow.errors import SimulatorError
+from rtflow.sim.app import build_app
+from rtflow.sim.config import SimConfig
+from rtflow.sim.runtime import SimRuntime
+
+__all__ = ["SimServer"]
+
+
+class SimServer:
+    """`async with SimServer(SimConfig()) as sim:` serves until the block ends.
+
+    `sim.port`, `sim.http_base_url` (`http://127.0.0.1:PORT/v1`), `sim.ws_base_url` (`ws://127.0.0.1:PORT/v1`);
+    `sim.events` holds every event in and out when `record_events` is on.
+    """
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        self.runtime = SimRuntime(self.config)
+        self.port = 0
+        self._server: uvicorn.Server | None = None
+        self._tasks: TaskGroup | None = None
+        self._socket: socket.socket | None = None
+
+    @property
+    def host(self) -> str:
+        """The address clients connect to."""
+        return self.config.host
+
+    @property
+    def http_base_url(self) -> str:
+        """Base URL for Chat Completions clients."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def ws_base_url(self) -> str:
+        """Base URL for Realtime clients (the official client's `websocket_base_url`)."""
+        return f"ws://{self.host}:{self.port}/v1"
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Every event in and out, when `record_events` is on."""
+        return self.runtime.log.events
+
+    @property
+    def open_sessions(self) -> int:
+        """Realtime sessions open right now."""
+        return self.runtime.open_sessions
+
+    @property
+    def peak_sessions(self) -> int:
+        """The most Realtime sessions open at once so far."""
+        return self.runtime.peak_sessions
+
+    async def start(self) -> None:
+        """Bind, start serving in the background, and return once the server accepts connections."""
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.config.host, self.config.port))
+        except OSError as exc:
+            raise SimulatorError(f"cannot listen on {self.config.host}:{self.config.port}: {exc}") from exc
+        sock.listen(2048)
+        self._socket = sock
+        self.port = sock.getsockname()[1]
+        uvicorn_config = uvicorn.Config(
+            build_app(self.runtime),
+            log_level="warning",
+            access_log=False,
+            ws="websockets-sansio",
+            lifespan="off",
+            ws_ping_interval=None,
+            ws_max_size=16 * 1024 * 1024,
+            backlog=2048,
+        )
+        self._server = uvicorn.Server(uvicorn_config)
+        self._tasks = anyio.create_task_group()
+        await self._tasks.__aenter__()
+        self._tasks.start_soon(self._serve)
+        with anyio.fail_after(10):
+            while not self._server.started:
+                await anyio.sleep(0.005)
+
+    async def _serve(self) -> None:
+        assert self._server is not None and self._socket is not None
+        # `Server.serve` captures SIGINT/SIGTERM on the main thread; the embedded server must leave Ctrl-C to the
+        # program that hosts it, so it runs the loop without that wrapper.
+        await self._server._serve(sockets=[self._socket])
+
+    async def stop(self) -> None:
+        """Stop serving: close every session and the event log."""
+        if self._server is not None:
+            self._server.should_exit = True
+            self._server.force_exit = True
+        if self._tasks is not None:
+            await self._tasks.__aexit__(None, None, None)
+            self._tasks = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        self.runtime.log.close()
+
+    async def __aenter__(self) -> SimServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
