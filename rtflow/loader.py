@@ -24,7 +24,7 @@ from pydantic_core import ErrorDetails
 
 from rtflow.errors import FlowLoadError, PromptError
 from rtflow.pyref import FILE_PREFIX, resolve_path
-from rtflow.spec import AssertionSpec, FlowSpec, closest_key, unknown_key_hint
+from rtflow.spec import AssertionSpec, FlowSpec, closest_key, suggested_field, unknown_key_hint
 
 __all__ = ["load", "load_text"]
 
@@ -71,16 +71,33 @@ def load_text(text: str, *, source: str = "<string>", base_dir: Path | None = No
     try:
         flow = FlowSpec.model_validate(data)
     except ValidationError as exc:
-        raise document.error([document.problem_from_pydantic(detail) for detail in exc.errors()]) from None
+        raise document.error(_validation_problems(exc.errors(), document)) from None
     flow.set_base_dir(resolved_base)
     problems = [
         *_check_assertion_types(flow, document),
         *_check_prompts(flow, document, resolved_base),
         *_read_var_files(flow, document, resolved_base),
     ]
+    if not problems:
+        problems = list(_trial_render(flow, document, resolved_base))
     if problems:
         raise document.error(problems)
     return flow
+
+
+def _validation_problems(details: list[ErrorDetails], document: _Document) -> list[_Problem]:
+    # `promts:` also makes `prompts` missing; the unknown key's suggestion already says so.
+    suggested = set()
+    for detail in details:
+        if detail["type"] == "extra_forbidden":
+            field = suggested_field(tuple(detail["loc"]))
+            if field is not None:
+                suggested.add((*detail["loc"][:-1], field))
+    return [
+        document.problem_from_pydantic(detail)
+        for detail in details
+        if not (detail["type"] == "missing" and tuple(detail["loc"]) in suggested)
+    ]
 
 
 class _Document:
@@ -182,7 +199,9 @@ class _Document:
             if actual is None:
                 break
             found.append(actual)
-        shown = [*found, *path[len(found) :]]
+        shown = list(found)
+        if tuple(found) in self.children:  # a mapping or list: the rest of the path names what is missing in it
+            shown.extend(path[len(found) :])
         return self.marks.get(tuple(found)), ".".join(str(part) for part in shown)
 
     def _match_child(self, parent: Path_, part: str | int) -> str | int | None:
@@ -208,6 +227,8 @@ class _Document:
         context = detail.get("ctx") or {}
         if detail["type"] in {"unknown_key", "duplicate_key", "key_type"} and "bad_key" in context:
             path = (*path, context["bad_key"])
+        if detail["type"] == "flow_consistency" and "at" in context:
+            path = (*path, *context["at"])
         return self.problem(path, _describe(detail))
 
     def error(self, problems: list[_Problem]) -> FlowLoadError:
@@ -238,7 +259,9 @@ def _loose(key: str) -> str:
 def _kind_of(value: Any) -> str:
     if value is None:
         return "nothing (null)"
-    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    if isinstance(value, dict | list):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    names = {str: "a string", bool: "a boolean", int: "a number", float: "a number"}
     return f"{names.get(type(value), type(value).__name__)} ({_show(value)})"
 
 
@@ -276,7 +299,7 @@ def _describe(detail: ErrorDetails) -> str:
     if kind == "extra_forbidden":
         hint = unknown_key_hint(tuple(loc))
         return f"unknown key `{loc[-1]}`" + (f"; {hint}" if hint else "")
-    if kind in {"unknown_key", "duplicate_key", "key_type", "duration"}:
+    if kind in {"unknown_key", "duplicate_key", "key_type", "duration", "flow_consistency"}:
         return detail["msg"]
     if kind == "string_pattern_mismatch" and field == "id":
         return f"expected a provider id of the form kind:api:model (like openai:chat:gpt-4.1-mini), got {_show(value)}"
@@ -387,6 +410,33 @@ def _turn_assertions(flow: FlowSpec) -> Iterator[tuple[Path_, list[AssertionSpec
     for thread_id, turns in flow.threads.items():
         for index, turn in enumerate(turns):
             yield ("threads", thread_id, index, "assert"), turn.assert_
+
+
+def _trial_render(flow: FlowSpec, document: _Document, base_dir: Path) -> Iterator[_Problem]:
+    """Render every template prompt for every turn, so a missing variable or broken JSON is found now.
+
+    Templates are sandboxed and side-effect free, so this is safe; Python prompt functions are user code and
+    are only called when the turn runs. History (`_conversation`) is empty here, as on a first turn.
+    """
+    from rtflow.prompts import render_prompt
+
+    templates = [prompt for prompt in flow.prompts if prompt.kind != "python"]
+    if not templates:
+        return
+    provider = flow.providers[0].to_info(base_dir)
+    turns: list[tuple[Path_, Any]] = [(("tests", index), test) for index, test in enumerate(flow.tests)]
+    for thread_id, thread_turns in flow.threads.items():
+        turns.extend((("threads", thread_id, index), turn) for index, turn in enumerate(thread_turns))
+    reported: set[str] = set()
+    for path, turn in turns:
+        variables = {**flow.merged_turn(turn).vars, "_conversation": []}
+        for prompt in templates:
+            try:
+                render_prompt(prompt, variables, provider, base_dir)
+            except PromptError as exc:
+                if exc.message not in reported:  # one broken template would otherwise repeat per turn
+                    reported.add(exc.message)
+                    yield document.problem(path, exc.message)
 
 
 def _turn_vars(flow: FlowSpec) -> Iterator[tuple[Path_, dict[str, Any]]]:

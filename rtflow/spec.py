@@ -45,6 +45,7 @@ __all__ = [
     "closest_key",
     "conversation_id_of",
     "flow_json_schema",
+    "suggested_field",
     "unknown_key_hint",
 ]
 
@@ -89,6 +90,16 @@ def unknown_key_hint(loc: tuple[str | int, ...]) -> str:
     if model is None:
         return ""
     return _did_you_mean(str(loc[-1]), sorted(model.accepted_keys()))
+
+
+def suggested_field(loc: tuple[str | int, ...]) -> str | None:
+    """The field name an unknown key at `loc` most likely meant, when one is close."""
+    model = _model_at(loc[:-1])
+    if model is None:
+        return None
+    accepted = model.accepted_keys()
+    suggestion = closest_key(str(loc[-1]), sorted(accepted))
+    return accepted[suggestion] if suggestion is not None else None
 
 
 def _model_at(loc: tuple[str | int, ...]) -> type[_SpecModel] | None:
@@ -186,6 +197,11 @@ class _SpecModel(BaseModel):
             normalised[canonical] = value
             written_as[canonical] = key
         return normalised
+
+
+def _located(path: tuple[str | int, ...], message: str) -> PydanticCustomError:
+    """A whole-flow error that knows which key it is about (validation would place it at the root)."""
+    return PydanticCustomError("flow_consistency", "{reason}", {"reason": message, "at": path})
 
 
 def _warn(message: str) -> None:
@@ -591,9 +607,12 @@ class FlowSpec(_SpecModel):
     def _check_labels(self) -> None:
         seen: dict[str, ProviderSpec] = {}
         top_level: set[str] = set()
-        for provider in self.providers:
+        for position, provider in enumerate(self.providers):
             if provider.display_label in top_level:
-                raise ValueError(f"two providers are labelled `{provider.display_label}`; give each a distinct `label`")
+                raise _located(
+                    ("providers", position, "label"),
+                    f"two providers are labelled `{provider.display_label}`; give each a distinct `label`",
+                )
             top_level.add(provider.display_label)
         everyone = [spec for provider in self.providers for spec in provider.chain()]
         if self.grader is not None:
@@ -612,7 +631,10 @@ class FlowSpec(_SpecModel):
         from_tests = {conversation_id_of(self._merged_metadata(test)) for test in self.tests} - {None}
         for thread_id in self.threads:
             if thread_id in from_tests:
-                raise ValueError(f"thread `{thread_id}` is defined both by tests (conversationId) and in `threads`")
+                raise _located(
+                    ("threads", thread_id),
+                    f"thread `{thread_id}` is defined both by tests (metadata.conversationId) and in `threads`",
+                )
         for conversation_id in from_tests:
             if conversation_id is not None and _NODE_ID_SEPARATORS.search(conversation_id):
                 raise ValueError(f"conversationId {conversation_id!r} may not hold '/', '~', '#' or spaces")
@@ -632,7 +654,8 @@ class FlowSpec(_SpecModel):
         """Resolve `file://` references against `base_dir` (for flows loaded from a string)."""
         self._base_dir = base_dir
 
-    def _turn(self, turn: _TurnFields) -> TurnSpec:
+    def merged_turn(self, turn: _TurnFields) -> TurnSpec:
+        """`turn` with `default_test` merged in."""
         default = self.default_test
         if default is None:
             return TurnSpec(
@@ -658,9 +681,9 @@ class FlowSpec(_SpecModel):
         for position, test in enumerate(self.tests, start=1):
             conversation_id = conversation_id_of(self._merged_metadata(test))
             thread_id = conversation_id if conversation_id is not None else f"test-{position}"
-            grouped.setdefault(thread_id, []).append(self._turn(test))
+            grouped.setdefault(thread_id, []).append(self.merged_turn(test))
         for thread_id, turns in self.threads.items():
-            grouped.setdefault(thread_id, []).extend(self._turn(turn) for turn in turns)
+            grouped.setdefault(thread_id, []).extend(self.merged_turn(turn) for turn in turns)
         return [ThreadSpec(id=thread_id, turns=turns) for thread_id, turns in grouped.items()]
 
 
