@@ -67,7 +67,7 @@ def validate_command(flow_path: Path, thread_filter: str | None, repeat: int) ->
         ("fallback nodes", str(counts.fallback_nodes)),
         ("grade nodes", str(counts.grade_nodes)),
         ("providers", ", ".join(plan.providers)),
-        ("critical path", f"{len(critical_path)} call nodes ({_describe_path(critical_path)})"),
+        ("critical path", f"{_plural(len(critical_path), 'call node')} ({_describe_path(critical_path)})"),
     ]
     click.echo(f"{flow_path}: valid")
     if flow.description:
@@ -80,6 +80,10 @@ def validate_command(flow_path: Path, thread_filter: str | None, repeat: int) ->
         click.echo(f"warnings ({len(warnings)}):")
         for warning in warnings:
             click.echo(f"  - {warning}")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _describe_path(path: list[str]) -> str:
