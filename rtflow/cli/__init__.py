@@ -47,5 +47,11 @@ def _register_commands() -> None:
 
     main.add_command(run_command)
 
+    from rtflow.cli.results_commands import export_command, runs_command, show_command
+
+    main.add_command(runs_command)
+    main.add_command(show_command)
+    main.add_command(export_command)
+
 
 _register_commands()

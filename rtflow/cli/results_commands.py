@@ -1,0 +1,161 @@
+"""Commands that read the run store: `runs`, `show` and `export`.
+
+`RUN` is a run id or `latest`. The store is `.rtflow/rtflow.db` unless `--db` (or `RTFLOW_DB`) names another.
+Model output is printed as plain text (never interpreted as console markup).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import click
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from rtflow.records import RunRecord, TurnRecord
+from rtflow.report import EXPORT_FORMATS, write_export
+from rtflow.report.data import turn_input_text
+from rtflow.store import RunStore
+
+__all__ = ["export_command", "runs_command", "show_command"]
+
+_STATUS_STYLES = {"passed": "green", "failed": "red", "error": "magenta", "skipped": "dim", "pending": "yellow"}
+_RUN_STYLES = {"finished": "green", "running": "yellow", "interrupted": "yellow", "crashed": "red"}
+
+_db_option = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="RTFLOW_DB",
+    help="Run store (SQLite); default .rtflow/rtflow.db.",
+)
+_run_argument = click.argument("run_id", metavar="RUN", default="latest")
+
+
+def _open_store(db_path: Path | None) -> RunStore:
+    return RunStore(db_path)
+
+
+def _when(moment: float | None, *, seconds: bool = True) -> str:
+    if moment is None:
+        return "-"
+    return datetime.fromtimestamp(moment).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+@click.command("runs")
+@_db_option
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs to list.")
+def runs_command(db_path: Path | None, limit: int) -> None:
+    """List recent runs, newest first, with their turns' verdicts."""
+    with _open_store(db_path) as store:
+        runs = store.list_runs(limit)
+        # A light box with no outer padding keeps the eight columns inside an 80-column terminal.
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
+        # Ids and times stay whole (people copy them); the flow path folds when the terminal is narrow.
+        table.add_column("run", no_wrap=True)
+        table.add_column("started", no_wrap=True)
+        table.add_column("flow", overflow="fold", min_width=8, ratio=1)
+        table.add_column("status", min_width=8)
+        for column in ("pass", "fail", "err", "skip"):
+            table.add_column(column, justify="right", no_wrap=True)
+        for run in runs:
+            counts = store.status_counts(run.run_id)
+            table.add_row(
+                Text(run.run_id),
+                _when(run.started_at, seconds=False),
+                Text(run.flow_path or "-"),
+                Text(run.status + (" (sim)" if run.simulated else ""), style=_RUN_STYLES.get(run.status, "")),
+                *(
+                    Text(str(counts.get(status, 0)), style=_STATUS_STYLES[status] if counts.get(status) else "dim")
+                    for status in ("passed", "failed", "error", "skipped")
+                ),
+            )
+    console = Console()
+    if not runs:
+        console.print(Text(f"No runs in {store.path} yet."))
+        return
+    console.print(Text(f"Runs in {store.path}", style="dim"))
+    console.print(table)
+
+
+def _print_run(console: Console, run: RunRecord, turns: Sequence[TurnRecord]) -> None:
+    header = Text.assemble(
+        ("run ", "bold"),
+        (run.run_id, "bold cyan"),
+        f"  {_when(run.started_at)}  ",
+        (run.status, _RUN_STYLES.get(run.status, "")),
+    )
+    if run.flow_path:
+        header.append(f"  {run.flow_path}")
+    console.print(header)
+    conversation = None
+    for turn in turns:
+        if turn.conversation_id != conversation:
+            conversation = turn.conversation_id
+            console.print()
+            console.print(
+                Text.assemble(("== ", "dim"), (conversation, "bold"), (f"  (thread {turn.thread_id})", "dim"))
+            )
+        _print_turn(console, turn)
+    counts = {status: sum(1 for turn in turns if turn.status == status) for status in _STATUS_STYLES}
+    console.print()
+    console.print(Text("  ".join(f"{status} {count}" for status, count in counts.items() if count) or "no turns"))
+
+
+def _print_turn(console: Console, turn: TurnRecord) -> None:
+    line = Text.assemble(
+        f"turn {turn.turn_index + 1} ", (f"[{turn.status}]", _STATUS_STYLES.get(turn.status, "")), f" {turn.provider}"
+    )
+    if turn.is_fallback:
+        line.append(" (fallback)", style="cyan")
+    line.append(f"  attempts {turn.attempts}", style="dim")
+    if turn.output is not None and turn.output.metrics.total_ms is not None:
+        line.append(f"  {turn.output.metrics.total_ms:.0f} ms", style="dim")
+    console.print(line)
+    console.print(Text.assemble(("  user: ", "bold"), turn_input_text(turn)))
+    if turn.output is not None:
+        for call in turn.output.tool_calls:
+            console.print(Text.assemble(("  tool: ", "bold"), f"{call.name}({call.arguments}) -> {call.output}"))
+        console.print(Text.assemble(("  assistant: ", "bold"), turn.output.text))
+    if turn.error is not None:
+        console.print(Text(f"  {turn.error.kind}: {turn.error.message}", style="magenta"))
+    for result in turn.assertions:
+        mark = ("✓", "green") if result.passed else ("✗", "red")
+        console.print(Text.assemble("    ", mark, f" {result.type} ", (result.reason, "dim")))
+
+
+@click.command("show")
+@_run_argument
+@_db_option
+@click.option("--thread", metavar="THREAD", help="Only this thread's conversations.")
+def show_command(run_id: str, db_path: Path | None, thread: str | None) -> None:
+    """Print RUN's transcripts and verdicts (RUN is a run id or `latest`)."""
+    with _open_store(db_path) as store:
+        run = store.get_run(run_id)
+        turns = store.turns(run.run_id, thread=thread)
+    _print_run(Console(highlight=False), run, turns)
+
+
+@click.command("export")
+@_run_argument
+@_db_option
+@click.option(
+    "-o",
+    "--output",
+    "output_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"File to write; its suffix picks the format ({', '.join(EXPORT_FORMATS)}).",
+)
+@click.option("--thread", metavar="THREAD", help="Only this thread's conversations.")
+def export_command(run_id: str, db_path: Path | None, output_path: Path, thread: str | None) -> None:
+    """Write RUN as JSON, JSONL, CSV or a self-contained HTML report."""
+    with _open_store(db_path) as store:
+        run = store.get_run(run_id)
+        turns = store.turns(run.run_id, thread=thread)
+    written = write_export(run, turns, output_path)
+    click.echo(f"wrote {len(turns)} turns of {run.run_id} to {written}")
