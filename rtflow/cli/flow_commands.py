@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+import rtflow
+from rtflow.graph_export import render_graph
+from rtflow.spec import schema_text
+
 if TYPE_CHECKING:
     from rtflow.graph import Plan
     from rtflow.spec import FlowSpec
@@ -42,12 +46,8 @@ _repeat_option = click.option(
 
 
 def _load_and_compile(flow_path: Path, *, repeat: int, thread_filter: str | None) -> tuple[FlowSpec, Plan]:
-    # Imported here so that `rtflow --help` and unrelated commands do not pay for the loader and networkx.
-    from rtflow.compiler import compile_flow
-    from rtflow.loader import load
-
-    flow = load(flow_path)
-    return flow, compile_flow(flow, repeat=repeat, thread_filter=thread_filter)
+    flow = rtflow.load(flow_path)
+    return flow, rtflow.compile(flow, repeat=repeat, thread_filter=thread_filter)
 
 
 @click.command("validate")
@@ -124,8 +124,6 @@ def graph_command(
     flow_path: Path, graph_format: str | None, output: Path | None, thread_filter: str | None, repeat: int
 ) -> None:
     """Draw the dependency graph FLOW compiles to."""
-    from rtflow.graph_export import render_graph
-
     image = output is not None and output.suffix.lower() in _IMAGE_FORMATS
     if image and graph_format not in (None, "dot"):
         raise click.UsageError(f"{output} is drawn from DOT; drop --{graph_format} or write to a .mmd/.json file")
@@ -150,8 +148,6 @@ def graph_command(
 )
 def schema_command(output: Path | None) -> None:
     """Print the JSON schema of flow files (the text of schemas/flow.schema.json)."""
-    from rtflow.spec import schema_text
-
     text = schema_text()
     if output is None:
         click.echo(text, nl=False)
