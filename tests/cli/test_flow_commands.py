@@ -207,3 +207,19 @@ def test_real_process_validates_and_fails_cleanly(flow_file: Path, bad_flow_file
     assert "Traceback" not in bad.stderr + bad.stdout
     helped = subprocess.run([sys.executable, "-m", "rtflow.cli", "--help"], capture_output=True, text=True, env=env)
     assert helped.stdout.startswith("Usage: rtflow ")
+
+
+@needs_graphviz
+def test_console_script_graph_pipes_into_dot(flow_file: Path) -> None:
+    """The installed `rtflow` script's `graph --dot` output, piped into `dot -Tsvg`, becomes an SVG."""
+    script = Path(sys.executable).with_name("rtflow")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "rtflow.cli"]
+    graph = subprocess.Popen([*command, "graph", str(flow_file), "--dot"], stdout=subprocess.PIPE)
+    assert graph.stdout is not None
+    drawn = subprocess.run(["dot", "-Tsvg"], stdin=graph.stdout, capture_output=True, check=False)
+    graph.stdout.close()
+    assert graph.wait(timeout=60) == 0
+    assert drawn.returncode == 0, drawn.stderr
+    svg = drawn.stdout.decode()
+    assert "<svg" in svg and svg.count('class="node"') == 15
+    assert "realtime/tech/3" in svg
