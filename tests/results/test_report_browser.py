@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Dialog, sync_playwright
 from results_samples import HOSTILE_OUTPUT
 
 from rtflow.records import RunRecord, TurnRecord
@@ -25,11 +26,10 @@ def test_report_renders_safely_in_chromium(
     tmp_path: Path, run_record: RunRecord, turn_records: list[TurnRecord]
 ) -> None:
     """No console errors or dialogs; hostile output shows as text; matrix, timeline, charts and audio are there."""
-    sync_api = pytest.importorskip("playwright.sync_api")
     report = write_export(run_record, turn_records, tmp_path / "report" / "index.html")
     console_errors: list[str] = []
     dialogs: list[str] = []
-    with sync_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
         )
@@ -37,7 +37,12 @@ def test_report_renders_safely_in_chromium(
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
             page.on("pageerror", lambda error: console_errors.append(str(error)))
-            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+            def on_dialog(dialog: Dialog) -> None:
+                dialogs.append(dialog.message)
+                dialog.dismiss()
+
+            page.on("dialog", on_dialog)
             page.goto(report.as_uri())
             page.wait_for_load_state("load")
 
