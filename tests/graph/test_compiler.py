@@ -202,3 +202,14 @@ def test_compile_is_pure() -> None:
     assert flow.model_dump() == before
     assert first.topological_order() == second.topological_order()
     assert first.flow is flow
+
+
+def test_default_known_kinds_come_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without `known_kinds`, a kind the provider registry knows (say, from an entry point) compiles."""
+    from rtflow.providers import registry
+
+    flow = make_flow(providers=[{"id": "acme:voice:v1", "label": "acme"}])
+    with pytest.raises(CompileError, match="unknown kind 'acme:voice'"):
+        compile_flow(flow)
+    monkeypatch.setattr(registry, "known_kinds", lambda: ["acme:voice", "openai:chat", "openai:realtime"])
+    assert list(compile_flow(flow).conversations) == ["acme/japan_travel"]
