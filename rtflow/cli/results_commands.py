@@ -40,10 +40,20 @@ def _open_store(db_path: Path | None) -> RunStore:
     return RunStore(db_path)
 
 
-def _when(moment: float | None, *, seconds: bool = True) -> str:
+def _when(moment: float | None, *, short: bool = False) -> str:
     if moment is None:
         return "-"
-    return datetime.fromtimestamp(moment).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(moment).strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S")
+
+
+def _flow_name(flow_path: str | None) -> str:
+    """The flow's path relative to the current folder when it lies below it (shorter in a table)."""
+    if not flow_path:
+        return "-"
+    try:
+        return str(Path(flow_path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return flow_path
 
 
 @click.command("runs")
@@ -66,8 +76,8 @@ def runs_command(db_path: Path | None, limit: int) -> None:
             counts = store.status_counts(run.run_id)
             table.add_row(
                 Text(run.run_id),
-                _when(run.started_at, seconds=False),
-                Text(run.flow_path or "-"),
+                _when(run.started_at, short=True),
+                Text(_flow_name(run.flow_path)),
                 Text(run.status + (" (sim)" if run.simulated else ""), style=_RUN_STYLES.get(run.status, "")),
                 *(
                     Text(str(counts.get(status, 0)), style=_STATUS_STYLES[status] if counts.get(status) else "dim")
