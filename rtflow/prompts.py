@@ -39,6 +39,8 @@ __all__ = ["check_prompt", "messages_from", "render_prompt"]
 
 def _json_escaped(value: Any) -> Any:
     """What a `{{ value }}` writes into a JSON template."""
+    if isinstance(value, jinja2.Undefined):  # StrictUndefined raises here, naming the variable
+        return str(value)
     if isinstance(value, Markup):  # `| tojson` output is JSON already
         return str(value)
     if isinstance(value, str):
