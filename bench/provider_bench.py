@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 import resource
 import subprocess
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 import anyio
+import structlog
 
 from rtflow.messages import Message, TurnRequest
 from rtflow.providers.base import ProviderInfo
@@ -114,6 +116,8 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=3, help="turns per session (the first one connects)")
     parser.add_argument("--connect-parallel", type=int, default=200, help="turns in flight at once")
     args = parser.parse_args()
+    # Debug events (one per connect) would be printed by structlog's default console renderer.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
     raise_fd_limit(2 * args.sessions + 256)  # inherited by the simulator child too
     child = subprocess.Popen(
         [sys.executable, "-c", SIM_CHILD],

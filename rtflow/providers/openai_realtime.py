@@ -271,7 +271,7 @@ class RealtimeSession:
                     max_size=2**24,
                     logger=_RedactingLogger(_WIRE_LOG, self._key),
                 )
-                first = await self._receive()
+                first = self._decode(await self._socket.recv())
         except TimeoutError:
             raise ProviderConnectionError(
                 f"no session within {provider.config.connect_timeout:g} s of connecting to {provider.url}",
@@ -293,16 +293,7 @@ class RealtimeSession:
         assert self._socket is not None
         await self._socket.send(json.dumps(event, separators=(",", ":")))
 
-    async def _receive(self) -> dict[str, Any]:
-        assert self._socket is not None
-        timeout = self._provider.config.websocket_timeout
-        try:
-            with anyio.fail_after(timeout):
-                raw = await self._socket.recv()
-        except TimeoutError:
-            raise ProviderTimeoutError(
-                f"no event from the server for {timeout:g} s", provider=self._provider.info.label
-            ) from None
+    def _decode(self, raw: str | bytes) -> dict[str, Any]:
         try:
             event = json.loads(raw)
         except ValueError:
@@ -376,27 +367,36 @@ class RealtimeSession:
     async def _read_response(self, state: _TurnState) -> _Response:
         """Events up to `response.done`, collected into a `_Response`."""
         label = self._provider.info.label
+        socket = self._socket
+        assert socket is not None
+        timeout = self._provider.config.websocket_timeout
         pieces: list[str] = []
-        while True:
-            event = await self._receive()
-            kind = event["type"]
-            if kind in _TEXT_DELTAS:
-                if state.metrics.first_delta_ms is None and state.first_request_at is not None:
-                    state.metrics.first_delta_ms = (time.perf_counter() - state.first_request_at) * 1000
-                pieces.append(str(event.get("delta", "")))
-            elif kind in _AUDIO_DELTAS:
-                if state.metrics.first_audio_ms is None and state.first_request_at is not None:
-                    state.metrics.first_audio_ms = (time.perf_counter() - state.first_request_at) * 1000
-                state.audio.extend(base64.b64decode(str(event.get("delta", ""))))
-            elif kind == "response.done":
-                return _finish_response(event, "".join(pieces), label)
-            elif kind == "error":
-                raise _error_from_event(event, label)
-            elif kind == "conversation.item.input_audio_transcription.completed":
-                state.input_transcript = str(event.get("transcript", ""))
-            elif kind == "rate_limits.updated":
-                limits = event.get("rate_limits")
-                self.rate_limits = limits if isinstance(limits, list) else []
+        # One cancel scope whose deadline moves with each event: a per-recv fail_after costs more CPU than the
+        # rest of the event handling together.
+        with anyio.CancelScope() as waiting:
+            while True:
+                waiting.deadline = anyio.current_time() + timeout
+                event = self._decode(await socket.recv())
+                kind = event["type"]
+                if kind in _TEXT_DELTAS:
+                    if state.metrics.first_delta_ms is None and state.first_request_at is not None:
+                        state.metrics.first_delta_ms = (time.perf_counter() - state.first_request_at) * 1000
+                    pieces.append(str(event.get("delta", "")))
+                elif kind in _AUDIO_DELTAS:
+                    if state.metrics.first_audio_ms is None and state.first_request_at is not None:
+                        state.metrics.first_audio_ms = (time.perf_counter() - state.first_request_at) * 1000
+                    state.audio.extend(base64.b64decode(str(event.get("delta", ""))))
+                elif kind == "response.done":
+                    return _finish_response(event, "".join(pieces), label)
+                elif kind == "error":
+                    raise _error_from_event(event, label)
+                elif kind == "conversation.item.input_audio_transcription.completed":
+                    state.input_transcript = str(event.get("transcript", ""))
+                elif kind == "rate_limits.updated":
+                    limits = event.get("rate_limits")
+                    self.rate_limits = limits if isinstance(limits, list) else []
+
+        raise ProviderTimeoutError(f"no event from the server for {timeout:g} s", provider=label)
 
 
 _WIRE_LOG = logging.getLogger("rtflow.providers.realtime.wire")
