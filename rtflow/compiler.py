@@ -6,8 +6,8 @@ assertions, one grade node; the edges are described in `rtflow.graph`.
 
 Everything that would make the graph wrong or surprising is caught here, with a message that says what to
 change in the flow: an unknown provider kind, two providers with one label, an empty suite, a thread filter
-that matches nothing. The graph is built with `add_nodes_from` / `add_edges_from` in one pass over the
-conversations, because suites of tens of thousands of threads are expected.
+that matches nothing. Suites of tens of thousands of threads are expected, so the graph is built with
+`add_nodes_from` / `add_edges_from` fed by generators, with the cyclic garbage collector paused.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import gc
-import importlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -58,15 +57,11 @@ _MAX_LISTED = 8
 
 
 def default_known_kinds() -> list[str]:
-    """The provider kinds the registry knows, or the built-in ones when the registry is not importable."""
-    # Looked up at call time: the registry loads entry points, which a pure compile of a plan should not need
-    # until someone asks which kinds exist.
-    try:
-        registry = importlib.import_module("rtflow.providers.registry")
-    except ImportError:
-        return list(BUILTIN_PROVIDER_KINDS)
-    registered: Iterable[str] = registry.known_kinds()
-    return sorted({*BUILTIN_PROVIDER_KINDS, *registered})
+    """The provider kinds the registry knows: the built-in ones plus those of installed entry points."""
+    # Imported at call time: the registry loads entry points, which only a compile that checks kinds needs.
+    from rtflow.providers.registry import known_kinds
+
+    return sorted({*BUILTIN_PROVIDER_KINDS, *known_kinds()})
 
 
 def compile_flow(
