@@ -7,12 +7,13 @@ with `error` set, so one broken assertion never stops the others or the run.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from rtflow.messages import Message
@@ -76,13 +77,19 @@ class Unevaluable(Exception):
 _jinja = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
+@functools.lru_cache(maxsize=1024)
+def _template(source: str) -> Template:
+    """Compiled once per distinct value: every turn of a thread shares its assertions' templates."""
+    return _jinja.from_string(source)
+
+
 def render_value(value: Any, variables: Mapping[str, Any]) -> Any:
     """`value` with every Jinja template string in it rendered from `variables` (lists and maps included)."""
     if isinstance(value, str):
         if "{{" not in value and "{%" not in value:
             return value
         try:
-            return _jinja.from_string(value).render(dict(variables))
+            return _template(value).render(dict(variables))
         except TemplateError as exc:
             raise Unevaluable(f"cannot render assertion value {value!r}: {exc}") from exc
     if isinstance(value, list):

@@ -8,11 +8,13 @@ value is an expression (or a function body with `return`) with `output` and `con
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import math
 import re
 import textwrap
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 import jsonschema
@@ -124,15 +126,23 @@ def _python_context(output: TurnOutput, spec: AssertionLike, context: AssertionC
     }
 
 
-def _run_inline(code: str, output_text: str, python_context: dict[str, Any]) -> Any:
-    scope: dict[str, Any] = {"__builtins__": builtins, "json": json, "re": re, "math": math}
+@functools.lru_cache(maxsize=256)
+def _compiled(code: str) -> tuple[CodeType, bool]:
+    """(code object, whether it is an expression), compiled once per distinct assertion value."""
     body = textwrap.dedent(code).strip()
     if "\n" not in body and not body.startswith("return "):
-        return eval(compile(body, "<python assertion>", "eval"), scope, {"output": output_text,
-                                                                          "context": python_context})
+        return compile(body, "<python assertion>", "eval"), True
     # A multi-line value is a function body, as in promptfoo: it must `return` its verdict.
     source = "def _assertion(output, context):\n" + textwrap.indent(body, "    ")
-    exec(compile(source, "<python assertion>", "exec"), scope)
+    return compile(source, "<python assertion>", "exec"), False
+
+
+def _run_inline(code: str, output_text: str, python_context: dict[str, Any]) -> Any:
+    scope: dict[str, Any] = {"__builtins__": builtins, "json": json, "re": re, "math": math}
+    compiled, is_expression = _compiled(code)
+    if is_expression:
+        return eval(compiled, scope, {"output": output_text, "context": python_context})
+    exec(compiled, scope)
     return scope["_assertion"](output_text, python_context)
 
 
