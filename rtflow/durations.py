@@ -10,7 +10,7 @@ import re
 
 __all__ = ["DURATION_PATTERN", "parse_duration"]
 
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 DURATION_PATTERN = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
 """What a duration string may look like; used by the JSON schema too."""
@@ -36,5 +36,6 @@ def parse_duration(value: object) -> float:
         if match:
             number = float(value.strip().rstrip("smh").strip())
             unit = match.group(2) or "ms"
-            return number * _UNIT_SECONDS[unit]
+            # Divide for milliseconds so `71ms` and `71` give the very same float.
+            return number / 1000.0 if unit == "ms" else number * _UNIT_SECONDS[unit]
     raise ValueError(f"expected a duration such as 60s, 500ms, 2m or a number of milliseconds, got {value!r}")
