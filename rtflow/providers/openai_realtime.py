@@ -371,11 +371,14 @@ class RealtimeSession:
         assert socket is not None
         timeout = self._provider.config.websocket_timeout
         pieces: list[str] = []
-        # One cancel scope whose deadline moves with each event: a per-recv fail_after costs more CPU than the
-        # rest of the event handling together.
-        with anyio.CancelScope() as waiting:
+        # One cancel scope whose deadline moves with the events: a per-recv fail_after costs more CPU than the
+        # rest of the event handling together. Moving it re-arms a timer, so it moves only once it has fallen
+        # a tenth of the timeout behind; a silent server is thus caught after 0.9 to 1.0 times the timeout.
+        with anyio.CancelScope(deadline=anyio.current_time() + timeout) as waiting:
             while True:
-                waiting.deadline = anyio.current_time() + timeout
+                now = anyio.current_time()
+                if waiting.deadline - now < 0.9 * timeout:
+                    waiting.deadline = now + timeout
                 event = self._decode(await socket.recv())
                 kind = event["type"]
                 if kind in _TEXT_DELTAS:
