@@ -141,8 +141,9 @@ class _EchoProvider(Provider):
         raise NotImplementedError("never opened in this test")
 
 
-def test_register_adds_a_kind() -> None:
+def test_register_adds_a_kind(monkeypatch: pytest.MonkeyPatch) -> None:
     """A registered factory serves its prefix."""
+    monkeypatch.setattr(registry, "_factories", dict(registry._factories))
     registry.register("test:echo", _EchoProvider)
     provider = registry.create_provider(_info("test:echo:model-a"))
     assert isinstance(provider, _EchoProvider) and provider.info.model == "model-a"
