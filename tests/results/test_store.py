@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import anyio
+import anyio.to_thread
 import pytest
 from results_samples import RUN_ID, T0, make_run, make_turns
 
@@ -125,3 +127,17 @@ def test_rtflow_db_environment_variable_moves_the_default(tmp_path: Path, monkey
     with RunStore() as store:
         store.start_run(make_run())
     assert target.is_file()
+
+
+@pytest.mark.anyio
+async def test_saves_from_worker_threads_are_all_kept(tmp_path: Path) -> None:
+    """Many turns saved at once through anyio worker threads all land, each exactly once."""
+    base = make_turns()[0]
+    turns = [base.model_copy(update={"node_id": f"realtime/t{index}/1", "conversation_id": f"realtime/t{index}",
+                                     "thread_id": f"t{index}"}) for index in range(60)]
+    with RunStore(tmp_path / "runs.db") as store:
+        store.start_run(make_run())
+        async with anyio.create_task_group() as task_group:
+            for turn in turns:
+                task_group.start_soon(anyio.to_thread.run_sync, store.save_turn, turn)
+        assert sorted(turn.node_id for turn in store.turns(RUN_ID)) == sorted(turn.node_id for turn in turns)
