@@ -106,7 +106,7 @@ async def _watch_signals(scheduler: Scheduler, cancel_scope: anyio.CancelScope, 
 
 
 async def arun(
-    flow: str | Path | FlowSpec,
+    flow: str | Path | FlowSpec | None,
     *,
     sim: Any = False,
     concurrency: int | None = None,
@@ -124,8 +124,9 @@ async def arun(
 ) -> RunResult:
     """Run a flow and return its result.
 
-    `flow` is a path or a loaded `FlowSpec`. `sim=True` (or a `rtflow.sim.SimConfig`) starts the simulator in
-    this process and points every OpenAI provider at it. `db` moves the run store (default `.rtflow/rtflow.db`
+    `flow` is a path or a loaded `FlowSpec` (None with `resume`: the flow file the run was started from).
+    `sim=True` (or a `rtflow.sim.SimConfig`) starts the simulator in this process and points every OpenAI
+    provider at it. `db` moves the run store (default `.rtflow/rtflow.db`
     or `RTFLOW_DB`); `store=False` keeps nothing on disk. `resume` continues an earlier run by id (or `latest`):
     only turns that are missing, errored or skipped are run again. `on_turn` is called with every turn record
     the moment it is stored (sync or async). `handle_signals` installs the CLI's Ctrl-C behaviour; `progress`
@@ -133,20 +134,29 @@ async def arun(
     """
     if not structlog.is_configured():
         configure_logging(level="warning")
-    spec = load(flow) if isinstance(flow, str | Path) else flow
-    plan = compile_flow(spec, repeat=repeat, thread_filter=thread_filter)
     run_store = RunStore(db) if store or resume else None
     resume_records: dict[str, TurnRecord] = {}
+    resumed_run: RunRecord | None = None
     if resume is not None:
         assert run_store is not None
-        run_id = run_store.resolve_run_id(resume)
-        resume_records = {turn.node_id: turn for turn in run_store.turns(run_id)}
-        run_record = run_store.get_run(run_id).model_copy(update={"status": "running", "ended_at": None})
+        resumed_run = run_store.get_run(run_store.resolve_run_id(resume))
+        resume_records = {turn.node_id: turn for turn in run_store.turns(resumed_run.run_id)}
+        if flow is None:
+            if resumed_run.flow_path is None:
+                raise FlowError(f"run {resumed_run.run_id} has no flow file on record; name the flow to resume it")
+            flow = resumed_run.flow_path
+    if flow is None:
+        raise FlowError("no flow given: name a flow file, or a run to resume")
+    spec = load(flow) if isinstance(flow, str | Path) else flow
+    plan = compile_flow(spec, repeat=repeat, thread_filter=thread_filter)
+    if resumed_run is not None:
+        run_id = resumed_run.run_id
+        run_record = resumed_run.model_copy(update={"status": "running", "ended_at": None})
     else:
         run_id = _new_run_id()
         run_record = RunRecord(
             run_id=run_id,
-            flow_path=str(spec.source_path) if spec.source_path else None,
+            flow_path=str(spec.source_path.resolve()) if spec.source_path else None,
             description=spec.description,
             started_at=time.time(),
             simulated=bool(sim),
@@ -252,7 +262,7 @@ def _in_plan_order(plan: Plan, records: Mapping[str, TurnRecord]) -> list[TurnRe
     return ordered
 
 
-def run(flow: str | Path | FlowSpec, **options: Any) -> RunResult:
+def run(flow: str | Path | FlowSpec | None, **options: Any) -> RunResult:
     """`arun` for code that is not async: `rtflow.run("flows/conversation.yaml", sim=True)`."""
     if "handle_signals" in options:
         raise FlowError("handle_signals is only for the command line")

@@ -49,7 +49,7 @@ def _sim_config(sim: bool, latency_ms: float | None, faults: tuple[str, ...], lo
 
 
 @click.command("run")
-@click.argument("flow", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("flow", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option(
     "--sim", is_flag=True, help="Answer every OpenAI provider with the local simulator (no API key, no cost)."
 )
@@ -83,7 +83,7 @@ def _sim_config(sim: bool, latency_ms: float | None, faults: tuple[str, ...], lo
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--seed", type=int, help="Seed for retry jitter.")
 def run_command(
-    flow: Path,
+    flow: Path | None,
     sim: bool,
     sim_latency_ms: float | None,
     sim_faults: tuple[str, ...],
@@ -101,7 +101,10 @@ def run_command(
     no_progress: bool,
     seed: int | None,
 ) -> None:
-    """Run the conversations of FLOW and report how they went."""
+    """Run the conversations of FLOW and report how they went.
+
+    With --resume, FLOW may be left out: the flow file the run was started from is used.
+    """
     variables = _parse_vars(var_pairs)
     sim_config = _sim_config(sim, sim_latency_ms, sim_faults, sim_log)
     level = {0: "warning", 1: "info"}.get(verbose, "debug")
