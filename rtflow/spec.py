@@ -233,7 +233,7 @@ class ProviderSpec(_SpecModel):
     """`kind:api:model`, for example `openai:realtime:gpt-realtime` or `openai:chat:gpt-4.1-mini`."""
     label: str | None = None
     """Display name and node-id prefix; defaults to the id. No `/`, `~`, `#` or spaces."""
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict, repr=False)  # may hold a rendered key: keep out of reprs
     """Provider settings as written (after `{{ env.NAME }}` rendering); each provider validates its own keys."""
     fallback: list[ProviderSpec] = Field(default_factory=list)
     """Providers tried in order when this one fails after its retries; a single id or entry is accepted."""
