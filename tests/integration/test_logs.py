@@ -8,7 +8,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-import structlog
 import yaml
 
 import rtflow
@@ -39,12 +38,6 @@ def flow_for(folder: Path, base_url: str, key: str) -> Path:
     path = folder / "flow.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
-
-
-@pytest.fixture(autouse=True)
-def _reset_structlog() -> object:
-    yield
-    structlog.reset_defaults()
 
 
 def test_a_refused_key_never_reaches_logs_records_or_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
