@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from collections.abc import Iterator
 
 import httpx
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from rtflow.errors import ProviderError
@@ -19,12 +20,21 @@ from rtflow.sim import Fault, SimConfig, SimServer
 CANARY = "sk-CANARY-7f3a9c1e5b2d4f60"
 
 
+@pytest.fixture
+def debug_structlog() -> Iterator[None]:
+    """structlog at debug level for one test (other tests may have configured it at info), then restored."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    yield
+    structlog.configure(**saved)
+
+
 def _request(text: str) -> TurnRequest:
     return TurnRequest(conversation_id="secret", turn_index=0, messages=[Message.of("user", text)])
 
 
 @pytest.mark.anyio
-async def test_key_absent_from_errors_and_logs(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+async def test_key_absent_from_errors_and_logs(caplog: pytest.LogCaptureFixture, debug_structlog: None) -> None:
     """Successful turns, refused handshakes, failed responses and HTTP errors never show the key."""
     caplog.set_level(logging.DEBUG)  # websockets logs handshake headers at debug level
     faults = [
