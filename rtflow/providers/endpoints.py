@@ -25,6 +25,7 @@ __all__ = [
     "SecretKey",
     "auth_headers",
     "is_azure",
+    "is_loopback",
     "realtime_url",
     "redact",
     "resolve_base_url",
@@ -80,6 +81,12 @@ def is_azure(base_url: str, azure_flag: bool | None = None) -> bool:
         return azure_flag
     host = urlsplit(base_url).hostname or ""
     return host.endswith(".openai.azure.com") or host.endswith(".cognitiveservices.azure.com")
+
+
+def is_loopback(url: str) -> bool:
+    """Whether `url` points at this machine (the simulator): such traffic never goes through a proxy."""
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def auth_headers(key: SecretKey, *, azure: bool, extra: Mapping[str, str] | None = None) -> dict[str, str]:

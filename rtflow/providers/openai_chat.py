@@ -38,7 +38,15 @@ from rtflow.messages import AUDIO_PART_TYPES, TEXT_PART_TYPES, Message, ToolCall
 from rtflow.messages import Usage as TurnUsage
 from rtflow.providers.base import Provider, ProviderInfo
 from rtflow.providers.config import CommonConfig, parse_duration, validate_config
-from rtflow.providers.endpoints import SecretKey, auth_headers, is_azure, redact, resolve_base_url, resolve_key
+from rtflow.providers.endpoints import (
+    SecretKey,
+    auth_headers,
+    is_azure,
+    is_loopback,
+    redact,
+    resolve_base_url,
+    resolve_key,
+)
 from rtflow.providers.pricing import cost_of
 from rtflow.providers.tools import PendingCall, ToolRunner, chat_tools
 
@@ -150,7 +158,8 @@ class ChatProvider(Provider):
                 headers=headers,
                 timeout=self.config.request_timeout,
                 transport=self._transport,
-                trust_env=False,
+                # Proxies from the environment, but never for loopback or an injected transport.
+                trust_env=self._transport is None and not is_loopback(self.base_url),
             )
         return self._client
 

@@ -53,6 +53,7 @@ from rtflow.providers.endpoints import (
     SecretKey,
     auth_headers,
     is_azure,
+    is_loopback,
     realtime_url,
     redact,
     resolve_base_url,
@@ -266,7 +267,7 @@ class RealtimeSession:
                     additional_headers=provider.connect_headers(self._key),
                     user_agent_header=USER_AGENT,
                     compression=None,  # deflate costs ~64 KB of zlib state per socket; events are small JSON
-                    proxy=None,
+                    proxy=None if is_loopback(provider.url) else True,  # True: the *_PROXY variables
                     open_timeout=None,
                     max_size=2**24,
                     logger=_RedactingLogger(_WIRE_LOG, self._key),

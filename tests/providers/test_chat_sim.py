@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rtflow.errors import RateLimitError, ServerError
+from rtflow.errors import ProviderConnectionError, RateLimitError, ServerError
 from rtflow.messages import Message, TurnRequest
 from rtflow.providers.base import ProviderInfo
 from rtflow.providers.openai_chat import ChatProvider
@@ -96,3 +96,17 @@ async def test_chat_faults_from_the_simulator() -> None:
         await chat.aclose()
     assert limited.value.retry_after == 2.0
     assert output.text == 'You said: "hi" (user messages: 1, instructions: none)'
+
+
+@pytest.mark.anyio
+async def test_chat_stream_dropped_mid_body_is_a_connection_error() -> None:
+    """The simulator dropping a streamed body half-way is a retryable ProviderConnectionError."""
+    faults = [Fault(kind="close", endpoint="chat", times=1)]
+    request = TurnRequest(conversation_id="d", turn_index=0, messages=[Message.of("user", "tell me a long story")])
+    async with SimServer(SimConfig(faults=faults)) as sim:
+        chat = ChatProvider(ProviderInfo(id="openai:chat:gpt-4.1-mini", label="chat", config=_config(sim)))
+        with pytest.raises(ProviderConnectionError) as caught:
+            await chat.session("d").send(request)
+        assert (await chat.session("d").send(request)).text.startswith('You said: "tell me a long story"')
+        await chat.aclose()
+    assert caught.value.retryable

@@ -8,17 +8,23 @@ from typing import Any
 
 import numpy as np
 import pytest
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Close
+from websockets.http11 import Response
 
 from rtflow.errors import (
     InvalidRequestError,
     ProviderConnectionError,
+    ProviderError,
     RateLimitError,
     ResponseFailedError,
     ServerError,
 )
 from rtflow.messages import Usage
 from rtflow.providers.audio import read_wav_as_pcm16, write_output_audio
-from rtflow.providers.openai_realtime import _error_from_event, _finish_response
+from rtflow.providers.endpoints import SecretKey
+from rtflow.providers.openai_realtime import _error_from_event, _finish_response, _translate_errors
 from rtflow.providers.pricing import cost_of, price_for
 
 
@@ -118,3 +124,39 @@ def test_wav_round_trip_resamples_to_24k_mono(tmp_path: Path) -> None:
     assert audio.format == "wav" and audio.duration_s == pytest.approx(len(pcm) / 48000)
     raw = write_output_audio(b"\xff" * 8000, tmp_path / "out", "turn2", "g711_ulaw")
     assert raw.format == "pcmu" and raw.duration_s == 1.0 and Path(raw.file).stat().st_size == 8000
+
+
+def _raise_inside_translator(exc: Exception, key: SecretKey | None = None) -> ProviderError:
+    with pytest.raises(ProviderError) as caught, _translate_errors("rt", lambda: key):
+        raise exc
+    return caught.value
+
+
+def test_close_4000_says_to_use_ga() -> None:
+    """Close code 4000 (beta_api_shape_disabled) is a fatal InvalidRequestError pointing at the GA dialect."""
+    error = _raise_inside_translator(ConnectionClosed(Close(4000, "beta_api_shape_disabled"), None))
+    assert isinstance(error, InvalidRequestError) and "dialect: ga" in str(error) and not error.retryable
+
+
+def test_close_without_frame_is_1006() -> None:
+    """A connection lost without a close frame is a retryable connection error with code 1006."""
+    error = _raise_inside_translator(ConnectionClosed(None, None))
+    assert isinstance(error, ProviderConnectionError) and error.code == "1006" and error.retryable
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "retryable"),
+    [(500, ProviderConnectionError, True), (503, ProviderConnectionError, True), (404, InvalidRequestError, False)],
+)
+def test_other_handshake_statuses(status: int, expected: type[ProviderError], retryable: bool) -> None:
+    """5xx handshakes are retryable connection errors; other refusals are invalid requests."""
+    response = Response(status, "x", Headers(), b'{"error": {"message": "sk-secret-in-body"}}')
+    error = _raise_inside_translator(InvalidStatus(response), SecretKey("sk-secret-in-body", "$OPENAI_API_KEY"))
+    assert type(error) is expected and error.retryable is retryable and error.status == status
+    assert "sk-secret-in-body" not in str(error)
+
+
+def test_refused_connection_is_retryable() -> None:
+    """An OSError while connecting is a retryable connection error."""
+    error = _raise_inside_translator(ConnectionRefusedError(111, "Connection refused"))
+    assert isinstance(error, ProviderConnectionError) and "Connection refused" in str(error)
