@@ -37,11 +37,8 @@ from rtflow.errors import (
     InvalidRequestError,
     ProtocolError,
     ProviderConnectionError,
-    ProviderError,
     ProviderTimeoutError,
     RateLimitError,
-    ResponseFailedError,
-    ServerError,
     ToolError,
 )
 from rtflow.messages import AUDIO_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest, Usage
@@ -61,6 +58,7 @@ from rtflow.providers.endpoints import (
 )
 from rtflow.providers.pricing import cost_of
 from rtflow.providers.realtime_events import EventBuilder, RealtimeConfig
+from rtflow.providers.realtime_outcomes import ResponseResult, error_from_event, finish_response
 from rtflow.providers.tools import PendingCall, ToolRunner
 
 __all__ = ["RealtimeProvider", "RealtimeSession"]
@@ -151,15 +149,6 @@ def _message_key(message: Message) -> tuple[str, str, tuple[str, ...]]:
     if not isinstance(message.content, str):
         audio = tuple(part.file or part.audio or "" for part in message.content if part.type in AUDIO_PART_TYPES)
     return (role, message.text, audio)
-
-
-@dataclass
-class _Response:
-    """What one `response.create` produced."""
-
-    text: str = ""
-    calls: list[PendingCall] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
 
 
 @dataclass
@@ -279,7 +268,7 @@ class RealtimeSession:
                 provider=provider.info.label,
             ) from None
         if first.get("type") == "error":
-            raise _error_from_event(first, provider.info.label)
+            raise error_from_event(first, provider.info.label)
         if first.get("type") != "session.created":
             raise ProtocolError(
                 f"expected session.created as the first event, got {first.get('type')!r}",
@@ -365,7 +354,7 @@ class RealtimeSession:
                     provider=provider.info.label,
                 )
 
-    async def _read_response(self, state: _TurnState) -> _Response:
+    async def _read_response(self, state: _TurnState) -> ResponseResult:
         """Events up to `response.done`, collected into a `_Response`."""
         label = self._provider.info.label
         socket = self._socket
@@ -391,9 +380,9 @@ class RealtimeSession:
                         state.metrics.first_audio_ms = (time.perf_counter() - state.first_request_at) * 1000
                     state.audio.extend(base64.b64decode(str(event.get("delta", ""))))
                 elif kind == "response.done":
-                    return _finish_response(event, "".join(pieces), label)
+                    return finish_response(event, "".join(pieces), label)
                 elif kind == "error":
-                    raise _error_from_event(event, label)
+                    raise error_from_event(event, label)
                 elif kind == "conversation.item.input_audio_transcription.completed":
                     state.input_transcript = str(event.get("transcript", ""))
                 elif kind == "rate_limits.updated":
@@ -418,78 +407,6 @@ class _RedactingLogger(logging.LoggerAdapter[logging.Logger]):
             text = str(msg) % args if args else str(msg)
             kwargs.setdefault("stacklevel", 2)
             self.logger.log(level, "%s", redact(text, self._key), **kwargs)
-
-
-def _finish_response(event: dict[str, Any], streamed_text: str, label: str) -> _Response:
-    response = event.get("response")
-    if not isinstance(response, dict):
-        raise ProtocolError("response.done without a response", provider=label)
-    status = response.get("status")
-    if status in ("failed", "incomplete", "cancelled"):
-        raise _failed_response(response, str(status), label)
-    result = _Response(text=streamed_text, usage=_usage(response.get("usage")))
-    output_text: list[str] = []
-    for item in response.get("output") or []:
-        if not isinstance(item, dict):
-            continue
-        if item.get("type") == "function_call":
-            result.calls.append((str(item.get("call_id")), str(item.get("name")), str(item.get("arguments") or "")))
-        elif item.get("type") == "message":
-            for part in item.get("content") or []:
-                if isinstance(part, dict):
-                    output_text.append(str(part.get("text") or part.get("transcript") or ""))
-    if not result.text:
-        # Servers that send no deltas still list the text in the final output.
-        result.text = "".join(output_text)
-    return result
-
-
-def _failed_response(response: dict[str, Any], status: str, label: str) -> ProviderError:
-    details = response.get("status_details") or {}
-    reason = details.get("reason") if isinstance(details, dict) else None
-    error = details.get("error") if isinstance(details, dict) else None
-    error = error if isinstance(error, dict) else {}
-    code = error.get("code")
-    message = f"response {status}" + (f" ({reason})" if reason else "")
-    if error.get("message"):
-        message += f": {error['message']}"
-    if "rate_limit" in f"{code} {error.get('type')}":
-        return RateLimitError(message, provider=label, code=str(code) if code else None)
-    return ResponseFailedError(
-        message, response_status=status, reason=reason, provider=label, code=str(code) if code else None
-    )
-
-
-def _error_from_event(event: dict[str, Any], label: str) -> ProviderError:
-    error = event.get("error")
-    error = error if isinstance(error, dict) else {}
-    error_type = str(error.get("type") or "")
-    code = str(error["code"]) if error.get("code") else None
-    message = f"{error_type or 'error'}: {error.get('message') or 'no message'}"
-    if code:
-        message += f" (code {code})"
-    if code == "session_expired":
-        return ProviderConnectionError(message, provider=label, code=code)
-    if "rate_limit" in f"{code} {error_type}":
-        return RateLimitError(message, provider=label, code=code)
-    if error_type == "server_error":
-        return ServerError(message, provider=label, code=code)
-    return InvalidRequestError(message, provider=label, code=code)
-
-
-def _usage(raw: Any) -> Usage:
-    if not isinstance(raw, dict):
-        return Usage()
-    input_details = raw.get("input_token_details") or {}
-    output_details = raw.get("output_token_details") or {}
-    return Usage(
-        input_tokens=int(raw.get("input_tokens") or 0),
-        output_tokens=int(raw.get("output_tokens") or 0),
-        total_tokens=int(raw.get("total_tokens") or 0),
-        cached_tokens=int(input_details.get("cached_tokens") or 0),
-        input_audio_tokens=int(input_details.get("audio_tokens") or 0),
-        output_audio_tokens=int(output_details.get("audio_tokens") or 0),
-    )
 
 
 def _safe_name(text: str) -> str:

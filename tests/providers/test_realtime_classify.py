@@ -24,8 +24,9 @@ from rtflow.errors import (
 from rtflow.messages import Usage
 from rtflow.providers.audio import read_wav_as_pcm16, write_output_audio
 from rtflow.providers.endpoints import SecretKey
-from rtflow.providers.openai_realtime import _error_from_event, _finish_response, _translate_errors
+from rtflow.providers.openai_realtime import _translate_errors
 from rtflow.providers.pricing import cost_of, price_for
+from rtflow.providers.realtime_outcomes import error_from_event, finish_response
 
 
 def _done(status: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -46,7 +47,7 @@ def _done(status: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
 def test_unsuccessful_statuses_are_response_failed(status: str, details: dict[str, Any], reason: str | None) -> None:
     """failed / incomplete / cancelled become ResponseFailedError carrying the status and reason."""
     with pytest.raises(ResponseFailedError) as caught:
-        _finish_response(_done(status, details), "partial", "rt")
+        finish_response(_done(status, details), "partial", "rt")
     assert caught.value.response_status == status and caught.value.reason == reason
     assert not caught.value.retryable
 
@@ -55,7 +56,7 @@ def test_rate_limited_failure_is_a_rate_limit_error() -> None:
     """A failed response whose error is a rate limit becomes a retryable RateLimitError."""
     details = {"type": "failed", "error": {"type": "rate_limit_error", "code": "rate_limit_exceeded", "message": "m"}}
     with pytest.raises(RateLimitError) as caught:
-        _finish_response(_done("failed", details), "", "rt")
+        finish_response(_done("failed", details), "", "rt")
     assert caught.value.retryable and caught.value.code == "rate_limit_exceeded"
 
 
@@ -73,7 +74,7 @@ def test_completed_response_collects_calls_text_and_usage() -> None:
         "input_token_details": {"cached_tokens": 4, "audio_tokens": 6, "text_tokens": 10},
         "output_token_details": {"audio_tokens": 3, "text_tokens": 7},
     }
-    result = _finish_response(event, "", "rt")
+    result = finish_response(event, "", "rt")
     assert result.text == "Let me check."
     assert result.calls == [("c1", "get_weather", '{"city":"Oslo"}')]
     assert result.usage == Usage(
@@ -91,7 +92,7 @@ def test_completed_response_collects_calls_text_and_usage() -> None:
 )
 def test_error_events(error: dict[str, Any], expected: type[Exception]) -> None:
     """`error` events map by type and code; session_expired is a retryable connection loss."""
-    translated = _error_from_event({"type": "error", "error": error}, "rt")
+    translated = error_from_event({"type": "error", "error": error}, "rt")
     assert type(translated) is expected
     assert error["message"] in str(translated)
 
