@@ -6,17 +6,15 @@ same handlers as the Realtime provider. Streaming (on by default) measures the t
 comes from the final chunk (`stream_options.include_usage`).
 
 Every httpx exception is translated into `rtflow.errors` in `_translate_errors`; HTTP error statuses are
-classified in `_raise_for_status` (429 with `Retry-After` or the `x-ratelimit-reset-*` headers, 401/403, 5xx).
+classified in `chat_wire.status_error` (429 with `Retry-After` or the `x-ratelimit-reset-*` headers, 401/403, 5xx).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import json
-import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +22,16 @@ import httpx
 from pydantic import Field, field_validator
 
 from rtflow.errors import (
-    AuthenticationError,
     InvalidRequestError,
     ProtocolError,
     ProviderConnectionError,
-    ProviderError,
     ProviderTimeoutError,
-    RateLimitError,
-    ServerError,
     ToolError,
 )
 from rtflow.messages import AUDIO_PART_TYPES, TEXT_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest
 from rtflow.messages import Usage as TurnUsage
 from rtflow.providers.base import Provider, ProviderInfo
+from rtflow.providers.chat_wire import ChatReply, StreamedReply, parse_json, reply_from_body, sse_events, status_error
 from rtflow.providers.config import CommonConfig, parse_duration, validate_config
 from rtflow.providers.endpoints import (
     SecretKey,
@@ -48,7 +43,7 @@ from rtflow.providers.endpoints import (
     resolve_key,
 )
 from rtflow.providers.pricing import cost_of
-from rtflow.providers.tools import PendingCall, ToolRunner, chat_tools
+from rtflow.providers.tools import ToolRunner, chat_tools
 
 __all__ = ["ChatConfig", "ChatProvider", "ChatSession"]
 
@@ -237,7 +232,7 @@ class ChatProvider(Provider):
             body["stream_options"] = {"include_usage": True}
         return body
 
-    async def _request(self, messages: list[dict[str, Any]], metrics: TurnMetrics, started: float) -> _Reply:
+    async def _request(self, messages: list[dict[str, Any]], metrics: TurnMetrics, started: float) -> ChatReply:
         body = self._body(messages)
         client = self._http()
         requested = time.perf_counter()
@@ -246,14 +241,14 @@ class ChatProvider(Provider):
             self._note_rate_limits(response)
             if response.status_code >= 400:
                 await self._raise_for_status(response)
-            return _reply_from_body(_json(response.content, self.info.label), self.info.label)
+            return reply_from_body(parse_json(response.content, self.info.label), self.info.label)
         async with client.stream("POST", self.url, json=body) as response:
             self._note_rate_limits(response)
             if response.status_code >= 400:
                 await response.aread()
                 await self._raise_for_status(response)
-            reply = _StreamedReply()
-            async for chunk in _sse_events(response.aiter_lines(), self.info.label):
+            reply = StreamedReply()
+            async for chunk in sse_events(response.aiter_lines(), self.info.label):
                 if reply.absorb(chunk) and metrics.first_delta_ms is None:
                     metrics.first_delta_ms = (time.perf_counter() - requested) * 1000
             return reply.finish()
@@ -264,7 +259,7 @@ class ChatProvider(Provider):
             self.rate_limits = found
 
     async def _raise_for_status(self, response: httpx.Response) -> None:
-        raise _status_error(response, self.info.label, self._key)
+        raise status_error(response, self.info.label, self._key)
 
 
 class ChatSession:
@@ -279,98 +274,6 @@ class ChatSession:
 
     async def aclose(self) -> None:
         """Nothing to release: the connection pool belongs to the provider."""
-
-
-class _Reply:
-    """One completion: its text, the function calls it asked for, its usage."""
-
-    def __init__(self, text: str, calls: list[PendingCall], usage: TurnUsage, model: str | None) -> None:
-        self.text = text
-        self.calls = calls
-        self.usage = usage
-        self.model = model
-
-
-class _StreamedReply:
-    """Assembles a reply from stream chunks (tool call arguments arrive in pieces, by index)."""
-
-    def __init__(self) -> None:
-        self.pieces: list[str] = []
-        self.calls: dict[int, dict[str, str]] = {}
-        self.usage = TurnUsage()
-        self.model: str | None = None
-
-    def absorb(self, chunk: dict[str, Any]) -> bool:
-        """Take one chunk; True when it carried text."""
-        self.model = self.model or chunk.get("model")
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = _usage(chunk["usage"])
-        carried_text = False
-        for choice in chunk.get("choices") or []:
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                self.pieces.append(str(delta["content"]))
-                carried_text = True
-            for call in delta.get("tool_calls") or []:
-                slot = self.calls.setdefault(int(call.get("index", 0)), {"id": "", "name": "", "arguments": ""})
-                slot["id"] = call.get("id") or slot["id"]
-                function = call.get("function") or {}
-                slot["name"] += function.get("name") or ""
-                slot["arguments"] += function.get("arguments") or ""
-        return carried_text
-
-    def finish(self) -> _Reply:
-        calls = [(slot["id"], slot["name"], slot["arguments"]) for _, slot in sorted(self.calls.items())]
-        return _Reply("".join(self.pieces), calls, self.usage, self.model)
-
-
-def _reply_from_body(body: Any, label: str) -> _Reply:
-    try:
-        message = body["choices"][0]["message"]
-        calls = [
-            (str(call["id"]), str(call["function"]["name"]), str(call["function"].get("arguments") or ""))
-            for call in message.get("tool_calls") or []
-        ]
-        return _Reply(str(message.get("content") or ""), calls, _usage(body.get("usage")), body.get("model"))
-    except (KeyError, IndexError, TypeError, AttributeError):
-        raise ProtocolError("the completion has no choices[0].message", provider=label) from None
-
-
-async def _sse_events(lines: AsyncIterator[str], label: str) -> AsyncIterator[dict[str, Any]]:
-    async for line in lines:
-        if not line.startswith("data:"):
-            continue
-        data = line[len("data:") :].strip()
-        if data == "[DONE]":
-            return
-        chunk = _json(data.encode(), label)
-        if not isinstance(chunk, dict):
-            raise ProtocolError("a stream chunk is not a JSON object", provider=label)
-        if isinstance(chunk.get("error"), dict):
-            raise ServerError(f"the stream failed: {chunk['error'].get('message')}", provider=label)
-        yield chunk
-
-
-def _json(content: bytes, label: str) -> Any:
-    try:
-        return json.loads(content)
-    except ValueError:
-        raise ProtocolError("the server sent a body that is not JSON", provider=label) from None
-
-
-def _usage(raw: Any) -> TurnUsage:
-    if not isinstance(raw, dict):
-        return TurnUsage()
-    prompt_details = raw.get("prompt_tokens_details") or {}
-    completion_details = raw.get("completion_tokens_details") or {}
-    return TurnUsage(
-        input_tokens=int(raw.get("prompt_tokens") or 0),
-        output_tokens=int(raw.get("completion_tokens") or 0),
-        total_tokens=int(raw.get("total_tokens") or 0),
-        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
-        input_audio_tokens=int(prompt_details.get("audio_tokens") or 0),
-        output_audio_tokens=int(completion_details.get("audio_tokens") or 0),
-    )
 
 
 def _chat_message(message: Message, base_dir: Path) -> dict[str, Any]:
@@ -398,63 +301,6 @@ def _chat_tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:
     if isinstance(choice, dict) and "name" in choice and "function" not in choice:
         return {"type": "function", "function": {"name": choice["name"]}}
     return choice
-
-
-_RESET = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_RESET_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def _reset_seconds(value: str) -> float | None:
-    """`6m0s`, `1.5s`, `20ms` -> seconds."""
-    matches = _RESET.findall(value)
-    if not matches:
-        return None
-    return sum(float(number) * _RESET_SECONDS[unit] for number, unit in matches)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    header = response.headers.get("retry-after")
-    if header is not None:
-        with contextlib.suppress(ValueError):
-            return max(float(header), 0.0)
-    # Without Retry-After, the reset time of whichever limit is exhausted says how long to wait.
-    waits: list[float] = []
-    for limit in ("requests", "tokens"):
-        remaining = response.headers.get(f"x-ratelimit-remaining-{limit}")
-        reset = response.headers.get(f"x-ratelimit-reset-{limit}")
-        if reset is not None and (remaining is None or remaining.strip() == "0"):
-            seconds = _reset_seconds(reset)
-            if seconds is not None:
-                waits.append(seconds)
-    return max(waits) if waits else None
-
-
-def _status_error(response: httpx.Response, label: str, key: SecretKey | None) -> ProviderError:
-    status = response.status_code
-    detail = ""
-    code: str | None = None
-    with contextlib.suppress(ValueError, AttributeError, TypeError):
-        error = json.loads(response.content)["error"]
-        detail = str(error.get("message") or "")
-        code = str(error["code"]) if error.get("code") else None
-    detail = redact(detail, key)[:300]
-    suffix = f": {detail}" if detail else ""
-    if status == 429:
-        retry_after = _retry_after(response)
-        hint = f"; retry after {retry_after:g} s" if retry_after is not None else ""
-        return RateLimitError(
-            f"rate limited (HTTP 429){hint}{suffix}", provider=label, status=status, retry_after=retry_after, code=code
-        )
-    if status in (401, 403):
-        source = f" (key from {key.source})" if key else ""
-        return AuthenticationError(
-            f"the server refused the request (HTTP {status}){source}{suffix}", provider=label, status=status, code=code
-        )
-    if status >= 500:
-        return ServerError(f"the server failed (HTTP {status}){suffix}", provider=label, status=status, code=code)
-    return InvalidRequestError(
-        f"the request was refused (HTTP {status}){suffix}", provider=label, status=status, code=code
-    )
 
 
 @contextlib.contextmanager
