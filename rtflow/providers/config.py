@@ -51,7 +51,7 @@ class CommonConfig(BaseModel):
     api_key: str | None = None
     """The API key itself. Discouraged: prefer `api_key_env` or `OPENAI_API_KEY`."""
     api_key_env: str | None = Field(
-        default=None, validation_alias=AliasChoices("api_key_env", "apiKeyEnv", "apiKeyEnvar")
+        default=None, validation_alias=AliasChoices("api_key_env", "apiKeyEnv", "apiKeyEnvar", "api_key_envar")
     )
     """Name of the environment variable holding the key (default `OPENAI_API_KEY`)."""
     headers: dict[str, str] = Field(default_factory=dict)

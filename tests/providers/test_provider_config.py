@@ -48,6 +48,8 @@ def test_camel_case_aliases_and_durations_are_accepted() -> None:
     assert provider.config.websocket_timeout == 1.5 and provider.config.max_output_tokens == 200
     assert provider.config.tool_timeout == 0.5 and provider.max_concurrency == 3
     assert provider.url == "ws://127.0.0.1:1/v1/realtime?model=gpt-realtime"
+    for spelling in ("apiKeyEnvar", "api_key_envar", "apiKeyEnv"):  # promptfoo's name, as written and snake-cased
+        assert ChatProvider(_info("openai:chat:gpt-4.1", **{spelling: "MY_KEY"})).config.api_key_env == "MY_KEY"
 
 
 def test_bad_handler_reference_is_a_flow_error(tmp_path: Path) -> None:
