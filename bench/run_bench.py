@@ -87,6 +87,8 @@ def main() -> None:
         cpu = time.process_time() - cpu_before
     parent.send("stop")
     server.join(timeout=5)
+    sim_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sim_cpu_s = sim_cpu.ru_utime + sim_cpu.ru_stime
 
     total = args.threads * args.turns
     rounds = max(args.turns, math.ceil(total / args.concurrency))
@@ -101,6 +103,9 @@ def main() -> None:
     print(f"ratio                {wall / bound:.3f}")
     print(f"client CPU           {cpu:.2f} s  ({cpu / total * 1000:.2f} ms per turn)")
     print(f"client peak RSS      {peak_rss_mb:.0f} MB")
+    print(f"simulator CPU        {sim_cpu_s:.2f} s  ({sim_cpu_s / total * 1000:.2f} ms per turn, separate process)")
+    print(f"scheduler wall       {result.duration_s:.3f} s  (ratio {result.duration_s / bound:.3f}; without load,")
+    print("                     compile, provider set-up and imports)")
 
 
 if __name__ == "__main__":

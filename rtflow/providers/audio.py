@@ -9,8 +9,6 @@ from __future__ import annotations
 import wave
 from pathlib import Path
 
-import numpy as np
-
 from rtflow.messages import AudioOutput
 
 __all__ = ["API_SAMPLE_RATE", "chunk", "read_wav_as_pcm16", "write_output_audio"]
@@ -30,6 +28,8 @@ def read_wav_as_pcm16(path: Path) -> bytes:
         raise wave.Error(f"{path.name}: {8 * width}-bit samples; only 16-bit PCM WAV files are supported")
     if channels == 1 and rate == API_SAMPLE_RATE:
         return frames
+    import numpy as np  # imported here: text-only runs should not pay numpy's start-up time
+
     samples = np.frombuffer(frames, dtype="<i2").reshape(-1, channels).astype(np.float32)
     mono = samples.mean(axis=1)
     if rate != API_SAMPLE_RATE:
