@@ -171,3 +171,5 @@ class TurnOutput(_Strict):
     """The server's transcription of this turn's input audio, when it made one."""
     model: str | None = None
     """The model that answered, as the server reported it."""
+    rate_limit_pause_s: float | None = None
+    """Seconds the server says to hold new requests because a rate limit is exhausted (None: no such hint)."""

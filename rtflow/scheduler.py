@@ -78,6 +78,8 @@ class _TurnState:
     output: TurnOutput | None = None
     answered_by: CallNode | None = None
     record: TurnRecord | None = None
+    attempt_started: float = 0.0
+    """When the current attempt got past every limit and really started (what the timeline draws)."""
 
 
 @dataclass
@@ -125,7 +127,7 @@ class Scheduler:
         self.extra_vars = dict(extra_vars or {})
         self._resume_from = dict(resume_from or {})
         self._rng = random.Random(settings.seed)
-        self._log = get_logger()
+        self._log = get_logger().bind()  # a concrete logger: binding on the lazy proxy rebuilds it every time
         self._states: dict[str, NodeState] = {}
         self._pending: dict[str, int] = {}
         self._conversations = {cid: _ConversationState(c) for cid, c in plan.conversations.items()}
@@ -270,12 +272,12 @@ class Scheduler:
         while True:
             attempt += 1
             turn.attempts += 1
-            started = time.time()
+            turn.attempt_started = time.time()
             with structlog.contextvars.bound_contextvars(attempt=attempt):
                 try:
                     output = await self._attempt(state, node, provider, request)
                 except ProviderError as exc:
-                    turn.calls.append(self._attempt_record(node, attempt, started, _error_info(exc)))
+                    turn.calls.append(self._attempt_record(node, attempt, turn.attempt_started, _error_info(exc)))
                     await self._drop_session(state, node.provider_label)
                     if exc.retry_after is not None and exc.kind == "rate_limit":
                         self._rate_limits[key].pause(exc.retry_after)
@@ -292,7 +294,9 @@ class Scheduler:
                         )
                     )
                     continue
-            turn.calls.append(self._attempt_record(node, attempt, started, None))
+            turn.calls.append(self._attempt_record(node, attempt, turn.attempt_started, None))
+            if output.rate_limit_pause_s:  # the server said a budget is spent: hold every caller of this key
+                self._rate_limits[key].pause(output.rate_limit_pause_s)
             return output
 
     async def _attempt(
@@ -306,6 +310,7 @@ class Scheduler:
             self.in_flight += 1
             try:
                 await self._rate_limits[key].acquire(_estimate_tokens(request.messages))
+                state.turns[node.turn_index].attempt_started = time.time()
                 session = state.sessions.get(node.provider_label)
                 if session is None:
                     session = provider.session(state.conversation.id)

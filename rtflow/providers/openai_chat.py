@@ -43,6 +43,7 @@ from rtflow.providers.endpoints import (
     resolve_key,
 )
 from rtflow.providers.pricing import cost_of
+from rtflow.providers.ratelimits import pause_from_headers
 from rtflow.providers.tools import ToolRunner, chat_tools
 
 __all__ = ["ChatConfig", "ChatProvider", "ChatSession"]
@@ -214,6 +215,7 @@ class ChatProvider(Provider):
             cost=cost_of(self.info.model, usage),
             metrics=metrics,
             model=served_by or self.info.model,
+            rate_limit_pause_s=pause_from_headers(self.rate_limits),
         )
 
     def _body(self, messages: list[dict[str, Any]]) -> dict[str, Any]:

@@ -57,6 +57,7 @@ from rtflow.providers.endpoints import (
     resolve_key,
 )
 from rtflow.providers.pricing import cost_of
+from rtflow.providers.ratelimits import pause_from_realtime_limits
 from rtflow.providers.realtime_events import EventBuilder, RealtimeConfig
 from rtflow.providers.realtime_outcomes import ResponseResult, error_from_event, finish_response
 from rtflow.providers.tools import PendingCall, ToolRunner
@@ -242,6 +243,7 @@ class RealtimeSession:
             audio=audio,
             input_transcript=state.input_transcript,
             model=self._server_model or self._provider.info.model,
+            rate_limit_pause_s=pause_from_realtime_limits(self.rate_limits),
         )
 
     async def _connect(self) -> None:

@@ -48,6 +48,7 @@ class MemoryProvider(Provider):
         max_concurrency: int | None = None,
         holds_sessions: bool = False,
         seed: int = 0,
+        pause_after_reply: float | None = None,
     ) -> None:
         super().__init__(ProviderInfo(id=f"memory:echo:{label}", label=label, config={}))
         self.journal = journal
@@ -57,6 +58,7 @@ class MemoryProvider(Provider):
         self.holds_sessions = holds_sessions  # type: ignore[misc]
         self.attempts: dict[tuple[str, int], int] = {}
         self.rng = random.Random(seed)
+        self.pause_after_reply = pause_after_reply
 
     @property
     def max_concurrency(self) -> int | None:
@@ -95,6 +97,7 @@ class _MemorySession:
             return TurnOutput(
                 text=f'You said: "{users[-1].text if users else ""}" (user messages: {len(users)}) via {key}',
                 usage=Usage(input_tokens=3, output_tokens=5, total_tokens=8),
+                rate_limit_pause_s=provider.pause_after_reply,
             )
         finally:
             journal.in_flight -= 1

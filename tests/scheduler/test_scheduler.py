@@ -252,3 +252,13 @@ def test_provider_limit_caps_calls_or_sessions(holds_sessions: bool) -> None:
     scheduler, _ = run_plan(plan, {"primary": provider}, concurrency=10)
     assert journal.max_in_flight_by_key["primary"] <= 2
     assert all(r.status == "passed" for r in final(scheduler).values())
+
+
+def test_a_servers_exhausted_budget_holds_the_next_call() -> None:
+    """A reply carrying `rate_limit_pause_s` makes the scheduler hold the provider's next call that long."""
+    journal = Journal()
+    plan = make_plan({"t": 2}, ["primary"])
+    provider = MemoryProvider("primary", journal, pause_after_reply=0.25)
+    scheduler, _ = run_plan(plan, {"primary": provider})
+    first, second = sorted(final(scheduler).values(), key=lambda r: r.turn_index)
+    assert second.calls[0].started_at - first.calls[-1].ended_at >= 0.24
