@@ -200,7 +200,7 @@ async def arun(
                 progress_bar.turn(record)
             if run_store is not None:
                 run_store.save_turn(record)
-            if jsonl_writer is not None:
+            if jsonl_writer is not None and record.status != "pending":  # one line per turn, once it is final
                 jsonl_writer.write(record)
             if on_turn is not None:
                 maybe = on_turn(record)

@@ -17,6 +17,7 @@ RtflowError                         exit_code 1
 │   ├── ProtocolError               a frame or body we cannot understand (retryable)
 │   └── ToolError                   a tool loop could not finish (iteration cap, unknown tool) (fatal)
 ├── StoreError                      the run store cannot be opened, read or written
+│   └── RunNotFoundError            exit_code 2: no run with that id (or no run at all for `latest`)
 └── SimulatorError                  the local simulator could not start or was misconfigured
 ```
 
@@ -40,6 +41,7 @@ __all__ = [
     "RateLimitError",
     "ResponseFailedError",
     "RtflowError",
+    "RunNotFoundError",
     "ServerError",
     "SimulatorError",
     "StoreError",
@@ -111,9 +113,12 @@ class ProviderError(RtflowError):
 
     `retryable` says whether the same call may succeed if tried again; `retry_after` (seconds) is the server's
     hint for when. `status` is an HTTP status when there was one; `code` the API's error code when it sent one.
+    `input_transcript` is the server's transcription of the turn's input audio when it sent one before failing,
+    so that a fallback provider that cannot take audio can be given the words instead.
     """
 
     retryable: bool = False
+    input_transcript: str | None = None
 
     def __init__(
         self,
@@ -199,6 +204,12 @@ class ToolError(ProviderError):
 
 class StoreError(RtflowError):
     """The run store could not be opened, read or written."""
+
+
+class RunNotFoundError(StoreError):
+    """The run store holds no run with the id asked for."""
+
+    exit_code = 2
 
 
 class SimulatorError(RtflowError):

@@ -25,7 +25,7 @@ from types import TracebackType
 
 from pydantic import ValidationError
 
-from rtflow.errors import StoreError
+from rtflow.errors import RunNotFoundError, StoreError
 from rtflow.records import RunRecord, RunStatus, TurnRecord, TurnStatus
 
 __all__ = ["DEFAULT_DB_PATH", "SCHEMA_VERSION", "RunStore", "default_db_path"]
@@ -237,7 +237,8 @@ class RunStore:
         with self._lock, self._translate("read"):
             row = self._connection.execute("SELECT record FROM runs WHERE run_id = ?", (resolved,)).fetchone()
         if row is None:
-            raise StoreError(f"{self.path}: no run {run_id!r}")
+            known = ", ".join(run.run_id for run in self.list_runs(3)) or "none yet"
+            raise RunNotFoundError(f"{self.path}: no run {run_id!r} (latest runs: {known}; see `rtflow runs`)")
         return self._run_from_json(row[0])
 
     def list_runs(self, limit: int | None = 20) -> list[RunRecord]:
@@ -263,7 +264,7 @@ class RunStore:
             return run_id
         latest = self.latest_run_id()
         if latest is None:
-            raise StoreError(f"{self.path}: the run store holds no runs yet")
+            raise RunNotFoundError(f"{self.path}: the run store holds no runs yet")
         return latest
 
     def turns(self, run_id: str, *, thread: str | None = None) -> list[TurnRecord]:

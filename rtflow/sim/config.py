@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -132,6 +132,9 @@ def parse_fault(spec: str) -> Fault:
     if found is None:
         raise SimulatorError(f"cannot parse fault {spec!r}: expected KIND[:ARG][@endpoint][xTIMES][~PROB]")
     kind = found["kind"]
+    known_kinds = get_args(FaultKind)
+    if kind not in known_kinds:
+        raise SimulatorError(f"unknown fault kind {kind!r} in {spec!r} (known: {', '.join(known_kinds)})")
     fields: dict[str, object] = {"kind": kind}
     if found["endpoint"]:
         fields["endpoint"] = found["endpoint"]

@@ -70,9 +70,9 @@ def test_export_writes_the_format_its_suffix_names(filled_db: Path, tmp_path: Pa
 
 
 def test_store_and_format_errors_exit_with_a_message(filled_db: Path, tmp_path: Path) -> None:
-    """A missing run, a file that is not a database and an unknown export suffix end with one clear line."""
+    """A missing run (exit 2), a file that is not a database (exit 1) and an unknown suffix (exit 2): one clear line."""
     missing = CliRunner().invoke(main, ["show", "no-such-run", "--db", str(filled_db)])
-    assert missing.exit_code == 1 and "no run 'no-such-run'" in missing.output
+    assert missing.exit_code == 2 and "no run 'no-such-run'" in missing.output
     bogus = tmp_path / "bogus.db"
     bogus.write_text("not sqlite at all\n" * 200)
     broken = CliRunner().invoke(main, ["runs", "--db", str(bogus)])
