@@ -78,6 +78,8 @@ class _TurnState:
     output: TurnOutput | None = None
     answered_by: CallNode | None = None
     record: TurnRecord | None = None
+    heard: str | None = None
+    """A transcription of the turn's input audio that a failed attempt received (handed to the fallback)."""
     attempt_started: float = 0.0
     """When the current attempt got past every limit and really started (what the timeline draws)."""
 
@@ -258,7 +260,7 @@ class Scheduler:
             conversation_id=conversation.id,
             turn_index=node.turn_index,
             messages=turn.request_messages,
-            vars={**turn_spec.vars, **self.extra_vars},
+            vars={**({"transcript": turn.heard} if turn.heard else {}), **turn_spec.vars, **self.extra_vars},
             artifact_dir=artifact_dir,
         )
 
@@ -278,21 +280,14 @@ class Scheduler:
                     output = await self._attempt(state, node, provider, request)
                 except ProviderError as exc:
                     turn.calls.append(self._attempt_record(node, attempt, turn.attempt_started, _error_info(exc)))
+                    turn.heard = exc.input_transcript or turn.heard
                     await self._drop_session(state, node.provider_label)
                     if exc.retry_after is not None and exc.kind == "rate_limit":
                         self._rate_limits[key].pause(exc.retry_after)
                     log.warning("attempt.failed", attempt=attempt, error=str(exc), kind=exc.kind)
                     if not exc.retryable or attempt > self.settings.retries or self._stopping:
                         raise
-                    await anyio.sleep(
-                        backoff_delay(
-                            attempt,
-                            base=self.settings.backoff_base,
-                            cap=self.settings.backoff_max,
-                            retry_after=exc.retry_after,
-                            rng=self._rng,
-                        )
-                    )
+                    await self._wait_before_retry(attempt, exc.retry_after)
                     continue
             turn.calls.append(self._attempt_record(node, attempt, turn.attempt_started, None))
             if output.rate_limit_pause_s:  # the server said a budget is spent: hold every caller of this key
@@ -429,15 +424,14 @@ class Scheduler:
                     await session.aclose()
             if not error.retryable or attempt > self.settings.retries:
                 raise error
-            await anyio.sleep(
-                backoff_delay(
-                    attempt,
-                    base=self.settings.backoff_base,
-                    cap=self.settings.backoff_max,
-                    retry_after=error.retry_after,
-                    rng=self._rng,
-                )
-            )
+            await self._wait_before_retry(attempt, error.retry_after)
+
+    async def _wait_before_retry(self, attempt: int, retry_after: float | None) -> None:
+        settings = self.settings
+        delay = backoff_delay(
+            attempt, base=settings.backoff_base, cap=settings.backoff_max, retry_after=retry_after, rng=self._rng
+        )
+        await anyio.sleep(delay)
 
     # -- records ----------------------------------------------------------------------------------------------
 
