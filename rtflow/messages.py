@@ -144,16 +144,37 @@ class TurnMetrics(_Strict):
     """From the start of the turn to its last response."""
     tool_rounds_ms: list[float] = Field(default_factory=list)
     """Duration of each tool round (handlers plus the follow-up response)."""
+    input_audio_s: float | None = None
+    """Seconds of input audio sent this turn (after conversion to the session's format)."""
+    input_send_ms: float | None = None
+    """Time spent streaming the input audio (about `input_audio_s` when paced like a live microphone)."""
+    output_audio_s: float | None = None
+    """Seconds of output audio the turn received."""
+    real_time_factor: float | None = None
+    """Time from the request to the last audio delta, divided by the output audio's duration (below 1: the
+    audio arrived faster than it plays)."""
 
 
 class AudioOutput(_Strict):
     """The audio a turn produced, as written to disk."""
 
     file: str
+    """The audio file: a WAV file for pcm16, the raw bytes as the API sent them for G.711."""
     format: str
     """`wav` (pcm16 24 kHz mono) or `pcmu` / `pcma` (raw G.711 8 kHz)."""
     duration_s: float
+    """How long the audio plays, in seconds."""
     sample_rate: int
+    """Samples per second (24,000 for pcm16, 8,000 for G.711)."""
+    byte_count: int | None = None
+    """Size of the audio data (without any container), as received."""
+    wav_file: str | None = None
+    """A WAV copy that players and browsers play, when `file` is raw G.711 (format tag 7 u-law, 6 A-law)."""
+
+    @property
+    def playable_file(self) -> str:
+        """The file to hand to a player: the WAV copy when there is one."""
+        return self.wav_file or self.file
 
 
 class TurnOutput(_Strict):

@@ -1,63 +1,143 @@
-"""WAV files in and out of the Realtime API's audio format (pcm16, 24 kHz, mono, little-endian).
+"""Audio files in and out of the Realtime API's formats.
 
-Input files of another rate or channel count are mixed down and resampled with soxr; output deltas are written
-back as a WAV file. G.711 output (8 kHz u-law / A-law) is written raw, as the API sends it.
+Input: any WAV file libsndfile reads (8/16/24/32-bit integer or float samples, any rate, any channel count,
+WAVE_FORMAT_EXTENSIBLE included) is read with `soundfile`, mixed down to mono, resampled with `soxr` (VHQ) and
+encoded as the session expects: pcm16 (signed 16-bit little-endian, 24 kHz) or G.711 u-law / A-law (8 kHz).
+
+Output: a turn's audio deltas are written as a pcm16 24 kHz mono WAV file, or, for G.711 sessions, as the raw
+bytes the API sent (`.pcmu` / `.pcma`) plus the same bytes in a WAV container (format tag 7 / 6) that players
+and browsers play.
 """
 
 from __future__ import annotations
 
-import wave
+import struct
 from pathlib import Path
 
-from rtflow.messages import AudioOutput
+import numpy as np
+import numpy.typing as npt
 
-__all__ = ["API_SAMPLE_RATE", "chunk", "read_wav_as_pcm16", "write_output_audio"]
+from rtflow.messages import AudioOutput
+from rtflow.providers.g711 import alaw_encode, ulaw_encode
+
+__all__ = [
+    "API_SAMPLE_RATE",
+    "BYTES_PER_SECOND",
+    "SAMPLE_RATES",
+    "AudioFileError",
+    "audio_seconds",
+    "chunk",
+    "encode_for_session",
+    "read_wav_as_pcm16",
+    "silence",
+    "write_output_audio",
+]
 
 API_SAMPLE_RATE = 24_000
-_CHUNK_BYTES = 48_000  # one second of pcm16 at 24 kHz per append event keeps frames small
+SAMPLE_RATES = {"pcm16": API_SAMPLE_RATE, "g711_ulaw": 8_000, "g711_alaw": 8_000}
+BYTES_PER_SECOND = {"pcm16": 2 * API_SAMPLE_RATE, "g711_ulaw": 8_000, "g711_alaw": 8_000}
+_WAV_FORMAT_TAGS = {"pcm16": 1, "g711_alaw": 6, "g711_ulaw": 7}
+_RAW_SUFFIXES = {"g711_ulaw": "pcmu", "g711_alaw": "pcma"}
+_SILENCE_BYTE = {"pcm16": b"\x00", "g711_ulaw": b"\xff", "g711_alaw": b"\xd5"}  # each format's code for zero
+
+
+class AudioFileError(ValueError):
+    """An input audio file cannot be read or is empty; the message names the file."""
+
+
+def _read_mono(path: Path) -> tuple[npt.NDArray[np.float32], int]:
+    """The file's samples mixed down to mono floats in [-1, 1], and its sample rate."""
+    import soundfile  # type: ignore[import-untyped]  # imported here: text-only runs should not load libsndfile
+
+    try:
+        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (OSError, RuntimeError, soundfile.LibsndfileError) as exc:
+        raise AudioFileError(f"cannot read input audio {path}: {exc}") from None
+    if samples.shape[0] == 0:
+        raise AudioFileError(f"input audio {path} holds no samples")
+    return np.asarray(samples.mean(axis=1), dtype=np.float32), int(rate)
+
+
+def _to_int16(samples: npt.NDArray[np.float32]) -> npt.NDArray[np.int16]:
+    return np.clip(np.round(samples * 32767.0), -32768, 32767).astype(np.int16)
+
+
+def encode_for_session(path: Path, audio_format: str = "pcm16") -> bytes:
+    """The file's audio in the session's input format (`pcm16`, `g711_ulaw` or `g711_alaw`)."""
+    samples, rate = _read_mono(path)
+    target = SAMPLE_RATES[audio_format]
+    if rate != target:
+        import soxr  # type: ignore[import-untyped]  # imported here, like soundfile
+
+        samples = np.asarray(soxr.resample(samples, rate, target, quality="VHQ"), dtype=np.float32)
+    pcm = _to_int16(samples)
+    if audio_format == "g711_ulaw":
+        return ulaw_encode(pcm)
+    if audio_format == "g711_alaw":
+        return alaw_encode(pcm)
+    return bytes(pcm.astype("<i2").tobytes())
 
 
 def read_wav_as_pcm16(path: Path) -> bytes:
-    """The WAV file's audio as pcm16 24 kHz mono bytes. Raises OSError or wave.Error for unreadable files."""
-    with wave.open(str(path), "rb") as reader:
-        channels = reader.getnchannels()
-        width = reader.getsampwidth()
-        rate = reader.getframerate()
-        frames = reader.readframes(reader.getnframes())
-    if width != 2:
-        raise wave.Error(f"{path.name}: {8 * width}-bit samples; only 16-bit PCM WAV files are supported")
-    if channels == 1 and rate == API_SAMPLE_RATE:
-        return frames
-    import numpy as np  # imported here: text-only runs should not pay numpy's start-up time
-
-    samples = np.frombuffer(frames, dtype="<i2").reshape(-1, channels).astype(np.float32)
-    mono = samples.mean(axis=1)
-    if rate != API_SAMPLE_RATE:
-        import soxr  # type: ignore[import-untyped]  # imported here: only needed for files that are not already 24 kHz
-
-        mono = soxr.resample(mono, rate, API_SAMPLE_RATE)
-    return bytes(np.clip(np.round(mono), -32768, 32767).astype("<i2").tobytes())
+    """The file's audio as pcm16 24 kHz mono bytes (the API's default input format)."""
+    return encode_for_session(path, "pcm16")
 
 
-def chunk(pcm: bytes, size: int = _CHUNK_BYTES) -> list[bytes]:
-    """`pcm` cut into append-sized pieces."""
-    return [pcm[start : start + size] for start in range(0, len(pcm), size)]
+def audio_seconds(byte_count: int, audio_format: str) -> float:
+    """How long `byte_count` bytes of `audio_format` play."""
+    return byte_count / BYTES_PER_SECOND[audio_format]
 
 
-def write_output_audio(pcm: bytes, folder: Path, stem: str, output_format: str) -> AudioOutput:
+def silence(seconds: float, audio_format: str) -> bytes:
+    """`seconds` of digital silence in `audio_format` (what an open microphone sends after speech)."""
+    frames = int(seconds * SAMPLE_RATES[audio_format])
+    width = 2 if audio_format == "pcm16" else 1
+    return _SILENCE_BYTE[audio_format] * (frames * width)
+
+
+def chunk(data: bytes, size: int) -> list[bytes]:
+    """`data` cut into append-sized pieces of `size` bytes (the last may be shorter)."""
+    return [data[start : start + size] for start in range(0, len(data), size)]
+
+
+def _wav_bytes(data: bytes, audio_format: str) -> bytes:
+    """`data` in a mono WAV container. Non-PCM formats carry the `fact` chunk RIFF asks of them."""
+    rate = SAMPLE_RATES[audio_format]
+    width = 2 if audio_format == "pcm16" else 1
+    tag = _WAV_FORMAT_TAGS[audio_format]
+    if tag == 1:
+        fmt = struct.pack("<HHIIHH", tag, 1, rate, rate * width, width, 8 * width)
+        extra = b""
+    else:
+        fmt = struct.pack("<HHIIHHH", tag, 1, rate, rate * width, width, 8 * width, 0)
+        extra = b"fact" + struct.pack("<II", 4, len(data) // width)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + extra + b"data" + struct.pack("<I", len(data))
+    padding = b"\x00" if len(data) % 2 else b""  # RIFF chunks are word aligned
+    return b"RIFF" + struct.pack("<I", len(body) + len(data) + len(padding)) + body + data + padding
+
+
+def write_output_audio(data: bytes, folder: Path, stem: str, output_format: str) -> AudioOutput:
     """Write a turn's output audio and describe it. `output_format` is pcm16, g711_ulaw or g711_alaw."""
+    folder = folder.absolute()
     folder.mkdir(parents=True, exist_ok=True)
     if output_format == "pcm16":
-        path = folder / f"{stem}.wav"
-        with wave.open(str(path), "wb") as writer:
-            writer.setnchannels(1)
-            writer.setsampwidth(2)
-            writer.setframerate(API_SAMPLE_RATE)
-            writer.writeframes(pcm)
+        data = data[: len(data) - len(data) % 2]  # a torn last sample cannot be played
+    wav_path = folder / f"{stem}.wav"
+    wav_path.write_bytes(_wav_bytes(data, output_format))
+    rate = SAMPLE_RATES[output_format]
+    duration = audio_seconds(len(data), output_format)
+    if output_format == "pcm16":
         return AudioOutput(
-            file=str(path), format="wav", duration_s=len(pcm) / (2 * API_SAMPLE_RATE), sample_rate=API_SAMPLE_RATE
+            file=str(wav_path), format="wav", duration_s=duration, sample_rate=rate, byte_count=len(data)
         )
-    kind = "pcmu" if output_format == "g711_ulaw" else "pcma"
-    path = folder / f"{stem}.{kind}"
-    path.write_bytes(pcm)
-    return AudioOutput(file=str(path), format=kind, duration_s=len(pcm) / 8000, sample_rate=8000)
+    kind = _RAW_SUFFIXES[output_format]
+    raw_path = folder / f"{stem}.{kind}"
+    raw_path.write_bytes(data)
+    return AudioOutput(
+        file=str(raw_path),
+        format=kind,
+        duration_s=duration,
+        sample_rate=rate,
+        byte_count=len(data),
+        wav_file=str(wav_path),
+    )

@@ -37,12 +37,13 @@ from rtflow.errors import (
     InvalidRequestError,
     ProtocolError,
     ProviderConnectionError,
+    ProviderError,
     ProviderTimeoutError,
     RateLimitError,
     ToolError,
 )
 from rtflow.messages import AUDIO_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest, Usage
-from rtflow.providers.audio import chunk, read_wav_as_pcm16, write_output_audio
+from rtflow.providers.audio import BYTES_PER_SECOND, write_output_audio
 from rtflow.providers.base import Provider, ProviderInfo
 from rtflow.providers.config import validate_config
 from rtflow.providers.endpoints import (
@@ -60,6 +61,7 @@ from rtflow.providers.pricing import cost_of
 from rtflow.providers.ratelimits import pause_from_realtime_limits
 from rtflow.providers.realtime_events import EventBuilder, RealtimeConfig
 from rtflow.providers.realtime_outcomes import ResponseResult, error_from_event, finish_response
+from rtflow.providers.realtime_voice import InputAudio, TurnDetection, load_input_audio, outgoing_messages, stream_audio
 from rtflow.providers.tools import PendingCall, ToolRunner
 
 __all__ = ["RealtimeProvider", "RealtimeSession"]
@@ -159,8 +161,20 @@ class _TurnState:
     started: float
     metrics: TurnMetrics = field(default_factory=TurnMetrics)
     audio: bytearray = field(default_factory=bytearray)
-    input_transcript: str | None = None
     first_request_at: float | None = None
+    """When the first response was asked for: `response.create`, or the server VAD's end of speech."""
+    last_audio_at: float | None = None
+    audio_items: list[str] = field(default_factory=list)
+    """Ids of the user items this turn's input audio became (its transcriptions are matched by them)."""
+    transcripts: dict[str, str] = field(default_factory=dict)
+    vad_audio: InputAudio | None = None
+    """Input audio left for the server VAD to end, streamed while the response is read."""
+
+    @property
+    def input_transcript(self) -> str | None:
+        """The server's transcription of this turn's input audio, in order, when it sent any."""
+        heard = [self.transcripts[item] for item in self.audio_items if item in self.transcripts]
+        return " ".join(heard) if heard else None
 
 
 class RealtimeSession:
@@ -174,6 +188,8 @@ class RealtimeSession:
         self._held: list[tuple[str, str, tuple[str, ...]]] = []
         self._key: SecretKey | None = None
         self._server_model: str | None = None
+        self._detection = TurnDetection.of(provider.config)
+        self._turn: _TurnState | None = None
         self.rate_limits: list[dict[str, Any]] = []
         """The last `rate_limits.updated` figures the server sent."""
 
@@ -187,6 +203,12 @@ class RealtimeSession:
         try:
             with _translate_errors(self._provider.info.label, lambda: self._key):
                 return await self._send(request)
+        except ProviderError as exc:
+            # What the server heard is worth keeping: a fallback that cannot take audio gets the words.
+            if self._turn is not None and exc.input_transcript is None:
+                exc.input_transcript = self._turn.input_transcript
+            self._abort()
+            raise
         except BaseException:
             # Whatever failed (error, timeout, cancellation), the server state is unknown now: the next
             # attempt starts on a fresh socket and replays the history.
@@ -208,32 +230,40 @@ class RealtimeSession:
             socket.transport.abort()
 
     async def _send(self, request: TurnRequest) -> TurnOutput:
-        state = _TurnState(started=time.perf_counter())
+        state = self._turn = _TurnState(started=time.perf_counter())
+        # `wanted` keys the messages as the conversation holds them (a vars.audio turn as its rendered text), so
+        # the next turn's history matches what this session holds; `outgoing` is what goes on the wire.
         wanted = [_message_key(message) for message in request.messages]
+        outgoing = outgoing_messages(request, self._provider.info.base_dir)
         held = len(self._held)
         if self._socket is not None and self._socket.state is not State.OPEN:
             # Dropped between turns (expired session, idle timeout): reconnect and replay rather than fail.
             log.debug("realtime.socket_lost", conversation_id=self._conversation_id)
             self._abort()
         if self._socket is not None and wanted[:held] == self._held:
-            new_messages = request.messages[held:]
+            new_messages = outgoing[held:]
         else:
             await self.aclose()
             connect_started = time.perf_counter()
             await self._connect()
             state.metrics.connect_ms = (time.perf_counter() - connect_started) * 1000
-            new_messages = request.messages
-        for message in new_messages:
-            await self._send_message(message)
+            new_messages = outgoing
+        for position, message in enumerate(new_messages):
+            await self._send_message(message, state, last=position == len(new_messages) - 1)
         text, tool_calls, usage = await self._run_responses(state)
         self._held = [*wanted, _message_key(Message.of("assistant", text))]
 
         state.metrics.total_ms = (time.perf_counter() - state.started) * 1000
+        output_format = self._provider.config.output_audio_format or "pcm16"
         audio = None
-        if state.audio and request.artifact_dir:
-            stem = f"{_safe_name(request.conversation_id)}-turn{request.turn_index + 1}"
-            output_format = self._provider.config.output_audio_format or "pcm16"
-            audio = write_output_audio(bytes(state.audio), Path(request.artifact_dir), stem, output_format)
+        if state.audio:
+            seconds = len(state.audio) / BYTES_PER_SECOND[output_format]
+            state.metrics.output_audio_s = seconds
+            if seconds > 0 and state.first_request_at is not None and state.last_audio_at is not None:
+                state.metrics.real_time_factor = (state.last_audio_at - state.first_request_at) / seconds
+            if request.artifact_dir:
+                stem = f"{_safe_name(request.conversation_id)}-turn{request.turn_index + 1}"
+                audio = write_output_audio(bytes(state.audio), Path(request.artifact_dir), stem, output_format)
         return TurnOutput(
             text=text,
             tool_calls=tool_calls,
@@ -296,30 +326,96 @@ class RealtimeSession:
             raise ProtocolError("the server sent an event without a type", provider=self._provider.info.label)
         return event
 
-    async def _send_message(self, message: Message) -> None:
+    async def _send_message(self, message: Message, state: _TurnState, *, last: bool) -> None:
         for event in self._events.message_items(message):
             await self._post(event)
         if isinstance(message.content, str) or message.role != "user":
             return
+        config = self._provider.config
         for part in message.content:
-            if part.type not in AUDIO_PART_TYPES:
+            audio = load_input_audio(
+                part, self._provider.info.base_dir, config.input_audio_format or "pcm16", self._provider.info.label
+            )
+            if audio is None:
                 continue
-            if part.file:
-                path = Path(part.file)
-                if not path.is_absolute():
-                    path = self._provider.info.base_dir / path
-                try:
-                    pcm = read_wav_as_pcm16(path)
-                except (OSError, EOFError, ValueError) as exc:
-                    raise InvalidRequestError(
-                        f"cannot read input audio {path}: {exc}", provider=self._provider.info.label
-                    ) from exc
-            elif part.audio:
-                pcm = base64.b64decode(part.audio)
-            else:
+            state.metrics.input_audio_s = (state.metrics.input_audio_s or 0.0) + audio.seconds
+            if self._detection.server_vad and last:
+                state.vad_audio = audio  # the server ends this turn: streamed while its response is read
                 continue
-            for event in self._events.audio_events(chunk(pcm)):
-                await self._post(event)
+            # Earlier audio (a replayed history), or no server VAD: the client commits each piece itself.
+            sent_ms = await stream_audio(self._post, self._events, audio, config, TurnDetection.of_client())
+            state.metrics.input_send_ms = (state.metrics.input_send_ms or 0.0) + sent_ms
+            await self._post(self._events.audio_commit())
+            await self._await_committed(audio, state)
+
+    async def _await_committed(self, audio: InputAudio, state: _TurnState) -> None:
+        """Read up to `input_audio_buffer.committed`; a refused commit says which file was too short."""
+        label = self._provider.info.label
+        socket = self._socket
+        assert socket is not None
+        timeout = self._provider.config.websocket_timeout
+        with anyio.move_on_after(timeout):
+            while True:
+                event = self._decode(await socket.recv())
+                kind = event["type"]
+                if kind == "input_audio_buffer.committed":
+                    state.audio_items.append(str(event.get("item_id")))
+                    return
+                if kind == "error":
+                    error = error_from_event(event, label)
+                    if error.code == "input_audio_buffer_commit_empty":
+                        raise InvalidRequestError(
+                            f"input audio {audio.source} is too short: {audio.seconds * 1000:.0f} ms, and the server"
+                            f" needs at least 100 ms to commit it ({error.message})",
+                            provider=label,
+                            code=error.code,
+                        )
+                    raise error
+                self._note(event, state)
+        raise ProviderTimeoutError(
+            f"the server did not commit input audio {audio.source} within {timeout:g} s", provider=label
+        )
+
+    def _note(self, event: dict[str, Any], state: _TurnState) -> None:
+        """Side events that may come at any point of a turn."""
+        kind = event["type"]
+        if kind == "conversation.item.input_audio_transcription.completed":
+            state.transcripts[str(event.get("item_id"))] = str(event.get("transcript", ""))
+        elif kind == "input_audio_buffer.committed":
+            state.audio_items.append(str(event.get("item_id")))
+        elif kind == "input_audio_buffer.speech_stopped" and state.first_request_at is None:
+            state.first_request_at = time.perf_counter()  # voice latency counts from the end of speech
+        elif kind == "rate_limits.updated":
+            limits = event.get("rate_limits")
+            self.rate_limits = limits if isinstance(limits, list) else []
+
+    async def _stream_vad_audio(self, audio: InputAudio, state: _TurnState) -> None:
+        started = time.perf_counter()
+        try:
+            await stream_audio(self._post, self._events, audio, self._provider.config, self._detection)
+        finally:
+            state.metrics.input_send_ms = (time.perf_counter() - started) * 1000
+
+    async def _first_response(self, state: _TurnState) -> ResponseResult:
+        """The turn's first response: asked for by the client, or started by the server's VAD."""
+        audio, state.vad_audio = state.vad_audio, None
+        if audio is None:
+            await self._request_response(state)
+            return await self._read_response(state)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._stream_vad_audio, audio, state)
+            if not self._detection.server_responds:
+                await self._await_committed(audio, state)
+                await self._request_response(state)
+            result = await self._read_response(state)
+            # The response is complete: stop sending the microphone's trailing silence.
+            tasks.cancel_scope.cancel()
+        return result
+
+    async def _request_response(self, state: _TurnState) -> None:
+        await self._post(self._events.response_create())
+        if state.first_request_at is None:
+            state.first_request_at = time.perf_counter()
 
     async def _run_responses(self, state: _TurnState) -> tuple[str, list[ToolCall], Usage]:
         """The first response and every tool round after it."""
@@ -336,10 +432,10 @@ class RealtimeSession:
                 tool_calls.extend(outcomes)
                 for outcome in outcomes:
                     await self._post(self._events.function_output(outcome.call_id, outcome.output or ""))
-            await self._post(self._events.response_create())
-            if state.first_request_at is None:
-                state.first_request_at = time.perf_counter()
-            response = await self._read_response(state)
+                await self._request_response(state)
+                response = await self._read_response(state)
+            else:
+                response = await self._first_response(state)
             if rounds:
                 state.metrics.tool_rounds_ms.append((time.perf_counter() - round_started) * 1000)
             usage = usage + response.usage
@@ -378,18 +474,16 @@ class RealtimeSession:
                         state.metrics.first_delta_ms = (time.perf_counter() - state.first_request_at) * 1000
                     pieces.append(str(event.get("delta", "")))
                 elif kind in _AUDIO_DELTAS:
+                    state.last_audio_at = time.perf_counter()
                     if state.metrics.first_audio_ms is None and state.first_request_at is not None:
-                        state.metrics.first_audio_ms = (time.perf_counter() - state.first_request_at) * 1000
+                        state.metrics.first_audio_ms = (state.last_audio_at - state.first_request_at) * 1000
                     state.audio.extend(base64.b64decode(str(event.get("delta", ""))))
                 elif kind == "response.done":
                     return finish_response(event, "".join(pieces), label)
                 elif kind == "error":
                     raise error_from_event(event, label)
-                elif kind == "conversation.item.input_audio_transcription.completed":
-                    state.input_transcript = str(event.get("transcript", ""))
-                elif kind == "rate_limits.updated":
-                    limits = event.get("rate_limits")
-                    self.rate_limits = limits if isinstance(limits, list) else []
+                else:
+                    self._note(event, state)
 
         raise ProviderTimeoutError(f"no event from the server for {timeout:g} s", provider=label)
 

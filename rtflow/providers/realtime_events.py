@@ -52,6 +52,10 @@ class RealtimeConfig(CommonConfig):
     """Transcription of input audio, e.g. `{model: whisper-1}`."""
     turn_detection: dict[str, Any] | None = None
     """Server VAD settings; by default none, so rtflow commits audio and asks for each response itself."""
+    audio_chunk_ms: int = Field(default=1000, ge=10, le=60_000)
+    """Milliseconds of input audio per `input_audio_buffer.append` event."""
+    realtime_pacing: bool = False
+    """Send input audio no faster than it plays, chunk by chunk, like a live microphone."""
     max_output_tokens: int | Literal["inf"] | None = Field(
         default=None,
         validation_alias=AliasChoices(
@@ -162,14 +166,21 @@ class EventBuilder:
         content = [{"type": part_type, "text": text} for text in texts]
         return [self._event("conversation.item.create", item={"type": "message", "role": role, "content": content})]
 
-    def audio_events(self, pcm_chunks: list[bytes]) -> list[dict[str, Any]]:
+    def audio_append(self, piece: bytes) -> dict[str, Any]:
+        """One chunk of input audio, in the session's input format."""
+        return self._event("input_audio_buffer.append", audio=base64.b64encode(piece).decode("ascii"))
+
+    def audio_commit(self) -> dict[str, Any]:
+        """Make the appended audio a user message (when the server's turn detection does not)."""
+        return self._event("input_audio_buffer.commit")
+
+    def audio_clear(self) -> dict[str, Any]:
+        """Drop audio appended but not committed (left over after a server VAD commit)."""
+        return self._event("input_audio_buffer.clear")
+
+    def audio_events(self, chunks: list[bytes]) -> list[dict[str, Any]]:
         """`input_audio_buffer.append` per chunk, then one `input_audio_buffer.commit`."""
-        events = [
-            self._event("input_audio_buffer.append", audio=base64.b64encode(piece).decode("ascii"))
-            for piece in pcm_chunks
-        ]
-        events.append(self._event("input_audio_buffer.commit"))
-        return events
+        return [*(self.audio_append(piece) for piece in chunks), self.audio_commit()]
 
     def function_output(self, call_id: str, output: str) -> dict[str, Any]:
         """A tool's result for the model."""
