@@ -12,7 +12,9 @@ and browsers play.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +32,7 @@ __all__ = [
     "encode_for_session",
     "read_wav_as_pcm16",
     "silence",
+    "vars_audio_path",
     "write_output_audio",
 ]
 
@@ -43,6 +46,15 @@ _SILENCE_BYTE = {"pcm16": b"\x00", "g711_ulaw": b"\xff", "g711_alaw": b"\xd5"}  
 
 class AudioFileError(ValueError):
     """An input audio file cannot be read or is empty; the message names the file."""
+
+
+def vars_audio_path(variables: Mapping[str, Any], base_dir: Path) -> Path | None:
+    """The audio file named by a turn's `vars.audio` (resolved against the flow's folder), if any."""
+    value = variables.get("audio")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    path = Path(value.removeprefix("file://")).expanduser()
+    return path if path.is_absolute() else base_dir / path
 
 
 def _read_mono(path: Path) -> tuple[npt.NDArray[np.float32], int]:

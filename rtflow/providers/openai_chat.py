@@ -1,7 +1,9 @@
 """`openai:chat:MODEL`: Chat Completions over one pooled `httpx.AsyncClient` per provider.
 
 Chat is stateless: every turn sends the whole conversation. Realtime-style content parts are converted to
-chat messages (text parts joined; input audio from a WAV file sent as an `input_audio` part). Tools use the
+chat messages (text parts joined). Chat takes no audio: an audio part is sent as its transcript, and a voice
+turn (`vars.audio`, or an `input_audio` part) as `vars.transcript` or the transcription a failed Realtime
+attempt received; with neither the turn fails with an InvalidRequestError naming the audio file. Tools use the
 same handlers as the Realtime provider. Streaming (on by default) measures the time to the first token; usage
 comes from the final chunk (`stream_options.include_usage`).
 
@@ -11,7 +13,6 @@ classified in `chat_wire.status_error` (429 with `Retry-After` or the `x-ratelim
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import time
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from rtflow.errors import (
 )
 from rtflow.messages import AUDIO_PART_TYPES, TEXT_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest
 from rtflow.messages import Usage as TurnUsage
+from rtflow.providers.audio import vars_audio_path
 from rtflow.providers.base import Provider, ProviderInfo
 from rtflow.providers.chat_wire import ChatReply, StreamedReply, parse_json, reply_from_body, sse_events, status_error
 from rtflow.providers.config import CommonConfig, parse_duration, validate_config
@@ -167,7 +169,7 @@ class ChatProvider(Provider):
     async def _complete(self, request: TurnRequest) -> TurnOutput:
         started = time.perf_counter()
         metrics = TurnMetrics()
-        messages = [_chat_message(message, self.info.base_dir) for message in request.messages]
+        messages = _chat_messages(request, self.info.base_dir, self.info.label)
         texts: list[str] = []
         tool_calls: list[ToolCall] = []
         usage = TurnUsage()
@@ -278,25 +280,49 @@ class ChatSession:
         """Nothing to release: the connection pool belongs to the provider."""
 
 
-def _chat_message(message: Message, base_dir: Path) -> dict[str, Any]:
+def _chat_messages(request: TurnRequest, base_dir: Path, label: str) -> list[dict[str, Any]]:
+    """The conversation in chat form; this turn's voice input becomes its transcript (or the turn fails)."""
+    messages = list(request.messages)
+    transcript = request.vars.get("transcript")
+    transcript = str(transcript) if transcript else None
+    audio_path = vars_audio_path(request.vars, base_dir)
+    last_user = max((index for index, message in enumerate(messages) if message.role == "user"), default=-1)
+    converted: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        this_turn = index == last_user
+        if this_turn and audio_path is not None:
+            if transcript is None:
+                raise _cannot_take_audio(str(audio_path), label)
+            converted.append({"role": "user", "content": transcript})
+        else:
+            converted.append(_chat_message(message, transcript if this_turn else None, label))
+    return converted
+
+
+def _chat_message(message: Message, transcript: str | None, label: str) -> dict[str, Any]:
     if isinstance(message.content, str):
         return {"role": message.role, "content": message.content}
     if message.role != "user" or not message.has_audio:
         return {"role": message.role, "content": message.text}
-    parts: list[dict[str, Any]] = []
+    pieces: list[str] = []
     for part in message.content:
         if part.type in TEXT_PART_TYPES and part.text is not None:
-            parts.append({"type": "text", "text": part.text})
-        elif part.type in AUDIO_PART_TYPES and part.file:
-            path = Path(part.file) if Path(part.file).is_absolute() else base_dir / part.file
-            try:
-                data = base64.b64encode(path.read_bytes()).decode("ascii")
-            except OSError as exc:
-                raise InvalidRequestError(f"cannot read input audio {path}: {exc.strerror}") from exc
-            parts.append({"type": "input_audio", "input_audio": {"data": data, "format": "wav"}})
-        elif part.type in AUDIO_PART_TYPES and part.transcript:
-            parts.append({"type": "text", "text": part.transcript})
-    return {"role": message.role, "content": parts}
+            pieces.append(part.text)
+        elif part.type in AUDIO_PART_TYPES:
+            heard = part.transcript or transcript
+            if heard is None:
+                raise _cannot_take_audio(part.file or "inline audio", label)
+            pieces.append(heard)
+    return {"role": message.role, "content": "\n".join(pieces)}
+
+
+def _cannot_take_audio(source: str, label: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"{label} cannot take audio and no transcript of the turn's input audio {source} is known: give the turn"
+        " vars.transcript, or enable input_audio_transcription on the Realtime provider it falls back from",
+        provider=label,
+        code="audio_not_supported",
+    )
 
 
 def _chat_tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:

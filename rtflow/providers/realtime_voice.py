@@ -27,10 +27,18 @@ import anyio
 
 from rtflow.errors import InvalidRequestError
 from rtflow.messages import AUDIO_PART_TYPES, ContentPart, Message, TurnRequest
-from rtflow.providers.audio import BYTES_PER_SECOND, AudioFileError, audio_seconds, chunk, encode_for_session, silence
+from rtflow.providers.audio import (
+    BYTES_PER_SECOND,
+    AudioFileError,
+    audio_seconds,
+    chunk,
+    encode_for_session,
+    silence,
+    vars_audio_path,
+)
 from rtflow.providers.realtime_events import EventBuilder, RealtimeConfig
 
-__all__ = ["InputAudio", "TurnDetection", "load_input_audio", "outgoing_messages", "stream_audio", "vars_audio_path"]
+__all__ = ["InputAudio", "TurnDetection", "load_input_audio", "outgoing_messages", "stream_audio"]
 
 Post = Callable[[dict[str, Any]], Awaitable[None]]
 _VAD_MARGIN_S = 0.3
@@ -80,15 +88,6 @@ class InputAudio:
     def seconds(self) -> float:
         """How long it plays."""
         return audio_seconds(len(self.data), self.audio_format)
-
-
-def vars_audio_path(variables: dict[str, Any], base_dir: Path) -> Path | None:
-    """The audio file named by a turn's `vars.audio` (resolved against the flow's folder), if any."""
-    value = variables.get("audio")
-    if not isinstance(value, str) or not value.strip():
-        return None
-    path = Path(value.removeprefix("file://")).expanduser()
-    return path if path.is_absolute() else base_dir / path
 
 
 def outgoing_messages(request: TurnRequest, base_dir: Path) -> list[Message]:
