@@ -1,4 +1,4 @@
-"""Assertions on what the turn measured and did: latency, cost and tool calls."""
+"""Assertions on what the turn measured and did: latency, cost, output audio duration and tool calls."""
 
 from __future__ import annotations
 
@@ -50,6 +50,23 @@ def check_cost(value: Any, output: TurnOutput, spec: AssertionLike, context: Ass
     return Verdict.of(passed, f"cost ${output.cost:.6f} {'<=' if passed else '>'} ${limit:g}")
 
 
+def check_audio_duration(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
+    """The turn's output audio lasts between `value.min` and `value.max` seconds (either bound may be left out)."""
+    if not isinstance(value, dict) or not value or set(value) - {"min", "max"}:
+        raise Unevaluable(f"audio-duration needs {{min: seconds, max: seconds}} as its value, got {value!r}")
+    low = _number(value["min"], "audio-duration min", "seconds") if "min" in value else None
+    high = _number(value["max"], "audio-duration max", "seconds") if "max" in value else None
+    if output.audio is not None:
+        seconds: float | None = output.audio.duration_s
+    else:
+        seconds = output.metrics.output_audio_s
+    if seconds is None:
+        raise Unevaluable("the turn produced no output audio (is the provider's modalities [audio]?)")
+    passed = (low is None or seconds >= low) and (high is None or seconds <= high)
+    bounds = f"[{'-' if low is None else f'{low:g}'}, {'-' if high is None else f'{high:g}'}] s"
+    return Verdict.of(passed, f"output audio {seconds:.2f} s {'within' if passed else 'outside'} {bounds}")
+
+
 def _is_subset(expected: Any, actual: Any) -> bool:
     """Whether every key in `expected` is in `actual` with a matching value, recursively for maps."""
     if isinstance(expected, dict):
@@ -88,5 +105,6 @@ def check_tool_called(value: Any, output: TurnOutput, spec: AssertionLike, conte
 MEASURE_CHECKS = {
     "latency": check_latency,
     "cost": check_cost,
+    "audio-duration": check_audio_duration,
     "tool-called": check_tool_called,
 }
