@@ -167,7 +167,8 @@ def render_html(run: RunRecord, turns: Sequence[TurnRecord], report_dir: Path) -
     for turn in ordered:
         view = conversations.setdefault(turn.conversation_id, ConversationView(
             turn.conversation_id, _anchor(turn.conversation_id), provider_column(turn), turn.thread_id))
-        output_audio = turn.output.audio.file if turn.output is not None and turn.output.audio is not None else None
+        audio = turn.output.audio if turn.output is not None else None
+        output_audio = audio.playable_file if audio is not None else None  # raw G.711 plays from its WAV copy
         view.turns.append(TurnView(
             record=turn,
             input_text=turn_input_text(turn),
