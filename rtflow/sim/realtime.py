@@ -22,10 +22,10 @@ from rtflow.sim.model import respond
 from rtflow.sim.responses import ConnectionDropped, ResponseRun, dump
 from rtflow.sim.runtime import SimRuntime
 from rtflow.sim.session_state import SessionSettings, SettingsError, apply_beta_update, apply_ga_update
+from rtflow.sim.wire import ASGISend, FrameWriter
 
 __all__ = ["RealtimeConnection"]
 
-ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIReceive = Callable[[], Awaitable[dict[str, Any]]]
 _MIN_COMMIT_S = 0.1
 
@@ -37,7 +37,7 @@ class RealtimeConnection:
         self, runtime: SimRuntime, send: ASGISend, receive: ASGIReceive, dialect: Dialect, model: str, conn_id: str
     ) -> None:
         self.runtime = runtime
-        self._send = send
+        self._wire = FrameWriter(send)
         self._receive = receive
         self.dialect = dialect
         self.conn_id = conn_id
@@ -81,28 +81,26 @@ class RealtimeConnection:
         """Send one server event (its `event_id` is added here)."""
         self._events_out += 1
         event["event_id"] = f"event_{self.conn_id}_{self._events_out}"
+        text = dump(event)
         if self._log is not None:
-            self._log.record(self.conn_id, "out", "realtime", event["type"], event)
-        await self._send({"type": "websocket.send", "text": dump(event)})
+            # What was sent, not the live dict: items are changed in place as a response goes on.
+            self._log.record(self.conn_id, "out", "realtime", event["type"], json.loads(text))
+        await self._wire.send_text(text)
 
     async def send_raw(self, text: str) -> None:
         """Send a frame as it is (the `malformed` fault)."""
         if self._log is not None:
             self._log.record(self.conn_id, "out", "realtime", "<malformed>", text)
-        await self._send({"type": "websocket.send", "text": text})
+        await self._wire.send_text(text)
 
     async def drop(self, close_code: int) -> None:
         """End the connection mid-response: 1006 aborts the socket without a close frame, else a close frame."""
         self._closed = True
         if self._log is not None:
             self._log.record(self.conn_id, "out", "realtime", "<close>", {"code": close_code})
-        protocol = getattr(self._send, "__self__", None)
-        transport = getattr(protocol, "transport", None)
-        if close_code == 1006 and transport is not None:
-            transport.abort()
+        if close_code == 1006 and self._wire.abort():
             return
-        await self._send({"type": "websocket.close", "code": 1011 if close_code == 1006 else close_code,
-                          "reason": "simulated failure"})
+        await self._wire.close(1011 if close_code == 1006 else close_code, "simulated failure")
 
     async def error(self, code: str, message: str, param: str | None, client_event_id: str | None,
                     error_type: str = "invalid_request_error") -> None:
@@ -206,7 +204,7 @@ class RealtimeConnection:
         await anyio.sleep(after)
         await self.error("session_expired", "Your session hit the maximum duration of 60 minutes.", None, None)
         self._closed = True
-        await self._send({"type": "websocket.close", "code": 1001, "reason": "session expired"})
+        await self._wire.close(1001, "session expired")
 
     # ---- handlers -----------------------------------------------------------------------------------------
 

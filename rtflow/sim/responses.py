@@ -209,6 +209,10 @@ class ResponseRun:
         await self._close_item(item, output_index)
 
 
+# One encoder for every event: `json.dumps` with separators builds a new encoder per call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def dump(event: dict[str, Any]) -> str:
     """Compact JSON for the wire."""
-    return json.dumps(event, separators=(",", ":"))
+    return _compact_json(event)

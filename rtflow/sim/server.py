@@ -81,6 +81,8 @@ class SimServer:
             ws="websockets-sansio",
             lifespan="off",
             ws_ping_interval=None,
+            # Events are small JSON; deflate would cost CPU per frame and ~64 KB of zlib state per session.
+            ws_per_message_deflate=False,
             ws_max_size=16 * 1024 * 1024,
             backlog=2048,
         )

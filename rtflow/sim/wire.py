@@ -1,0 +1,84 @@
+"""Outgoing text frames of one Realtime WebSocket, coalesced into as few socket writes as the timing allows.
+
+A text response is some twenty events that the session produces in one go when no latency is configured. Sent
+one ASGI `websocket.send` at a time, each event costs a trip through the server's send path and a `send()`
+system call, which made the socket writes the largest single cost of the simulator. Under uvicorn's
+`websockets-sansio` protocol the writer therefore frames each event with that protocol's own websockets state
+machine (so extensions, close state and ordering stay its business) and writes everything queued in one step
+of the event loop with a single `transport.write`, scheduled for the end of that step. Anything that uvicorn
+itself writes (a pong, a close frame) takes the queued frames along first, in order.
+
+Under any other ASGI server the writer falls back to one `websocket.send` per frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
+
+__all__ = ["ASGISend", "FrameWriter"]
+
+ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class FrameWriter:
+    """Sends one connection's text frames; `close` and `abort` end it after what was queued."""
+
+    def __init__(self, send: ASGISend) -> None:
+        self._send = send
+        protocol = getattr(send, "__self__", None)
+        self._protocol = protocol if isinstance(protocol, WebSocketsSansIOProtocol) else None
+        self._flush_pending = False
+
+    @property
+    def coalescing(self) -> bool:
+        """Whether frames are written in batches (uvicorn's sans-I/O protocol) rather than one ASGI send each."""
+        return self._protocol is not None
+
+    async def send_text(self, text: str) -> None:
+        """Queue one text frame; it is on the socket by the end of this step of the event loop."""
+        protocol = self._protocol
+        if protocol is None:
+            await self._send({"type": "websocket.send", "text": text})
+            return
+        if not protocol.writable.is_set():
+            # The client reads slower than we write: honour the transport's flow control like uvicorn's send.
+            self.flush()
+            await protocol.writable.wait()
+        if protocol.disconnected or protocol.close_sent:
+            raise ConnectionResetError("the client has gone away")
+        try:
+            protocol.conn.send_text(text.encode())
+        except InvalidState:
+            raise ConnectionResetError("the connection is closing") from None
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write every queued frame now (one `transport.write`)."""
+        self._flush_pending = False
+        protocol = self._protocol
+        if protocol is None:
+            return
+        output = protocol.conn.data_to_send()
+        if output and not protocol.disconnected and not protocol.transport.is_closing():
+            protocol.transport.write(b"".join(output))
+
+    async def close(self, code: int, reason: str) -> None:
+        """A close frame after everything queued."""
+        self.flush()
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+    def abort(self) -> bool:
+        """Drop the TCP connection without a close frame (after writing what is queued); False if unsupported."""
+        self.flush()
+        transport = getattr(getattr(self._send, "__self__", None), "transport", None)
+        if transport is None:
+            return False
+        transport.abort()
+        return True
