@@ -179,3 +179,36 @@ def test_ctrl_c_exits_130_and_keeps_every_finished_turn(tmp_path: Path) -> None:
     for turn in turns:  # resumed conversations got their stored history replayed into a fresh session
         assert turn.output is not None
         assert f"(user messages: {turn.turn_index + 1}," in turn.output.text
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_second_ctrl_c_stops_at_once(tmp_path: Path) -> None:
+    """With calls in flight for seconds, a second SIGINT ends the run well before the first one's grace period."""
+    flow = write_flow(tmp_path, {"slow": ["one", "two"]})
+    db = tmp_path / "runs.db"
+    command = [sys.executable, "-m", "rtflow.cli", "run", str(flow), "--sim", "--sim-latency-ms", "8000"]
+    process = subprocess.Popen(
+        [*command, "--db", str(db), "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until the run is under way (its run record exists)
+        try:
+            with sqlite3.connect(db) as connection:
+                if connection.execute("select count(*) from runs").fetchone()[0]:
+                    break
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    second = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert time.monotonic() - second < 1.5
+    assert "Traceback" not in stderr
