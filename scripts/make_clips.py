@@ -67,7 +67,7 @@ def _resonate(signal: npt.NDArray[np.float64], rate: int, centre: float, bandwid
 def synthesise(clip: Clip) -> npt.NDArray[np.float64]:
     """A voice-like waveform: syllables (one per word) of a formant-filtered pulse train, at `clip.rate`."""
     rate = clip.rate
-    frames = int(round(clip.seconds * rate))
+    frames = round(clip.seconds * rate)
     time = np.arange(frames) / rate
     # The pitch glides a little, as speech does; the text picks the glide so each clip sounds different.
     glide = (int(hashlib.sha256(clip.text.encode()).hexdigest()[:4], 16) % 40) - 20
@@ -79,7 +79,7 @@ def synthesise(clip: Clip) -> npt.NDArray[np.float64]:
     syllables = np.clip(np.sin(np.pi * words * time / clip.seconds), 0.0, None) ** 0.6
     envelope = syllables * np.minimum(1.0, np.minimum(time, clip.seconds - time) / 0.02)
     shaped = voiced * envelope
-    return 0.6 * shaped / np.max(np.abs(shaped))
+    return np.asarray(0.6 * shaped / np.max(np.abs(shaped)), dtype=np.float64)
 
 
 def espeak(clip: Clip, folder: Path) -> npt.NDArray[np.float64]:
@@ -88,7 +88,7 @@ def espeak(clip: Clip, folder: Path) -> npt.NDArray[np.float64]:
     subprocess.run(["espeak-ng", "-w", str(wav), clip.text], check=True, capture_output=True)
     spoken, rate = soundfile.read(str(wav), dtype="float64")
     spoken = soxr.resample(spoken, rate, clip.rate)
-    frames = int(round(clip.seconds * clip.rate))
+    frames = round(clip.seconds * clip.rate)
     return np.asarray(np.pad(spoken, (0, max(0, frames - len(spoken))))[:frames], dtype=np.float64)
 
 
