@@ -3,10 +3,15 @@
 Client events are handled in arrival order by one reader; each response streams in a task of its own so that
 `response.cancel` (and new items) can arrive while it runs. Errors in what the client sent become `error`
 events (type `invalid_request_error`) and the session stays open.
+
+Response tasks are plain asyncio tasks rather than anyio task-group children: uvicorn always runs the simulator
+on asyncio, and an anyio `start_soon` costs ~25 µs against ~3 µs, a tenth of a zero-latency text turn. The
+session cancels and awaits them when it ends, and a failure in one (a bug) ends the session and is re-raised.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -19,7 +24,7 @@ from anyio.abc import TaskGroup
 from rtflow.sim.audio import EnergyVad, duration_seconds, input_transcript
 from rtflow.sim.dialects import Dialect
 from rtflow.sim.model import respond
-from rtflow.sim.responses import ConnectionDropped, ResponseRun, dump
+from rtflow.sim.responses import ConnectionDropped, ResponseRun, dump, dump_string
 from rtflow.sim.runtime import SimRuntime
 from rtflow.sim.session_state import SessionSettings, SettingsError, apply_beta_update, apply_ga_update
 from rtflow.sim.wire import ASGISend, FrameWriter
@@ -56,6 +61,8 @@ class RealtimeConnection:
         self._active: ResponseRun | None = None
         self._closed = False
         self._tasks: TaskGroup | None = None
+        self._responses: set[asyncio.Task[None]] = set()
+        self._response_failure: BaseException | None = None
         self._log = runtime.log if runtime.log.enabled else None
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             "session.update": self._session_update,
@@ -85,6 +92,19 @@ class RealtimeConnection:
         if self._log is not None:
             # What was sent, not the live dict: items are changed in place as a response goes on.
             self._log.record(self.conn_id, "out", "realtime", event["type"], json.loads(text))
+        await self._wire.send_text(text)
+
+    def delta_head(self, event_type: str, where: dict[str, Any]) -> str:
+        """The JSON of a delta event up to its `delta` value, for `emit_delta`."""
+        return dump({"type": event_type, **where})[:-1] + ',"delta":'
+
+    async def emit_delta(self, head: str, delta: str) -> None:
+        """`emit` for the many deltas of one content part: the fixed part of the event is encoded once."""
+        self._events_out += 1
+        text = f'{head}{dump_string(delta)},"event_id":"event_{self.conn_id}_{self._events_out}"}}'
+        if self._log is not None:
+            event = json.loads(text)
+            self._log.record(self.conn_id, "out", "realtime", event["type"], event)
         await self._wire.send_text(text)
 
     async def send_raw(self, text: str) -> None:
@@ -163,6 +183,17 @@ class RealtimeConnection:
             pass
         finally:
             runtime.open_sessions -= 1
+            await self._end_responses()
+        if self._response_failure is not None:
+            raise self._response_failure
+
+    async def _end_responses(self) -> None:
+        responses = list(self._responses)
+        for task in responses:
+            task.cancel()
+        if responses:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait(responses)
 
     async def _read_loop(self) -> None:
         while not self._closed:
@@ -387,8 +418,16 @@ class RealtimeConnection:
         run = ResponseRun(self, self.new_id("resp"), settings, reply, in_conversation, metadata, fault)
         if in_conversation:
             self._active = run
-        assert self._tasks is not None
-        self._tasks.start_soon(self._run_response, run)
+        task = asyncio.get_running_loop().create_task(self._run_response(run))
+        self._responses.add(task)
+        task.add_done_callback(self._response_ended)
+
+    def _response_ended(self, task: asyncio.Task[None]) -> None:
+        self._responses.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._response_failure = task.exception()
+            if self._tasks is not None:
+                self._tasks.cancel_scope.cancel()
 
     async def _run_response(self, run: ResponseRun) -> None:
         try:

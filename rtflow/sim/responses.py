@@ -163,6 +163,7 @@ class ResponseRun:
         item["content"].append(content)
         words = text.split(" ")
         sent: list[str] = []
+        text_head = conn.delta_head(dialect.text_delta, where)
         emit: Callable[[dict[str, Any]], Awaitable[None]] = conn.emit
         for position, word in enumerate(words):
             if position:
@@ -175,7 +176,7 @@ class ResponseRun:
                 await emit({"type": dialect.audio_delta, **where, "delta": data})
                 await emit({"type": dialect.transcript_delta, **where, "delta": chunk})
             else:
-                await emit({"type": dialect.text_delta, **where, "delta": chunk})
+                await conn.emit_delta(text_head, chunk)
             content["transcript" if audio else "text"] = "".join(sent)
             if position == 0 and self.fault is not None and self.fault.kind == "close":
                 await conn.drop(self.fault.close_code)
@@ -216,3 +217,8 @@ _compact_json = json.JSONEncoder(separators=(",", ":")).encode
 def dump(event: dict[str, Any]) -> str:
     """Compact JSON for the wire."""
     return _compact_json(event)
+
+
+def dump_string(text: str) -> str:
+    """A JSON string, exactly as `dump` writes it inside an event."""
+    return _compact_json(text)
