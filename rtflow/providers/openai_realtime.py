@@ -10,6 +10,15 @@ System messages: config `instructions` goes into `session.update` as the session
 developer) messages of the rendered prompt are sent as `system` conversation items. Both therefore reach the
 model, and a replay rebuilds exactly the same server state.
 
+Voice turns (see `realtime_voice`): when a turn's vars hold `audio` (`vars.audio: file://clips/q1.wav`), the
+prompt renders as usual and the turn's last user message is sent as that audio instead of its text; an
+`input_audio` content part with a `file` is sent the same way. The file (any WAV) is converted to the session's
+input format, appended in `audio_chunk_ms` chunks (paced in real time with `realtime_pacing`), then committed
+and answered (`turn_detection` off), or left to `server_vad` to commit and answer. The server's transcription
+(`input_audio_transcription`) becomes `TurnOutput.input_transcript`, and rides on a failure's ProviderError so a
+fallback can use it. Output audio is written per turn to `TurnRequest.artifact_dir` (WAV, or raw G.711 plus a
+WAV copy); its transcript is the turn's text.
+
 Every websockets exception is translated into `rtflow.errors` in `_translate_errors`, the one place where the
 library's failures enter rtflow. The API key is never part of a message or a log line.
 """
