@@ -5,10 +5,13 @@ provider, run store) against the simulator with a response latency of L ms at co
 
     wall time, the bound max(K, ceil(N*K/c)) x L, their ratio, the client's CPU seconds and peak RSS.
 
-The simulator runs in a child process so that its CPU is not the client's. Run by hand:
+The simulator runs in a child process so that its CPU is not the client's. `--provider bench:sleep` replaces
+the Realtime provider and the simulator with a provider that only sleeps L: what is left is the scheduler's
+own overhead (rendering, history, limits, the run store). Run by hand:
 
     python bench/run_bench.py --threads 20 --turns 5 --concurrency 20 --latency-ms 200
     python bench/run_bench.py --threads 1000 --turns 5 --concurrency 200 --latency-ms 100
+    python bench/run_bench.py --threads 1000 --turns 5 --concurrency 200 --latency-ms 100 --provider bench:sleep
 """
 
 from __future__ import annotations
@@ -40,14 +43,49 @@ def _serve(latency_ms: float, conn: Connection) -> None:
     anyio.run(main)
 
 
-def flow_document(threads: int, turns: int, concurrency: int, base_url: str, provider: str) -> dict[str, Any]:
+class SleepProvider:
+    """A provider that answers after exactly `latency_ms`: the cost of everything but the model."""
+
+    @staticmethod
+    def register() -> None:
+        from rtflow.messages import TurnOutput, TurnRequest
+        from rtflow.providers.base import Provider, ProviderSession
+        from rtflow.providers.registry import register
+
+        class _Session:
+            def __init__(self, delay: float) -> None:
+                self.delay = delay
+
+            async def send(self, request: TurnRequest) -> TurnOutput:
+                await anyio.sleep(self.delay)
+                users = sum(1 for m in request.messages if m.role == "user")
+                return TurnOutput(text=f"{users} user messages; last: {request.messages[-1].text}")
+
+            async def aclose(self) -> None:
+                return None
+
+        class _Provider(Provider):
+            kind = "bench:sleep"
+
+            def session(self, conversation_id: str) -> ProviderSession:
+                return _Session(float(self.info.config["latency_ms"]) / 1000)
+
+        register("bench:sleep", _Provider)
+
+
+def flow_document(
+    threads: int, turns: int, concurrency: int, base_url: str, provider: str, latency_ms: float = 0.0
+) -> dict[str, Any]:
+    config: dict[str, Any] = {"api_base_url": base_url, "api_key": "sk-bench-local-key"}
+    if provider.startswith("bench:"):
+        config = {"latency_ms": latency_ms}
     return {
         "description": f"benchmark: {threads} threads x {turns} turns",
         "providers": [
             {
                 "id": provider,
                 "label": "bench",
-                "config": {"api_base_url": base_url, "api_key": "sk-bench-local-key"},
+                "config": config,
             }
         ],
         "prompts": ["{{ question }}"],
@@ -71,13 +109,18 @@ def main() -> None:
     import rtflow
     from rtflow.loader import load
 
+    simulated = not args.provider.startswith("bench:")
     parent, child = multiprocessing.Pipe()
     server = multiprocessing.Process(target=_serve, args=(args.latency_ms, child), daemon=True)
-    server.start()
-    base_url = parent.recv()
+    if simulated:
+        server.start()
+        base_url = parent.recv()
+    else:
+        SleepProvider.register()
+        base_url = ""
     with tempfile.TemporaryDirectory() as folder:
         flow_path = Path(folder) / "bench.yaml"
-        document = flow_document(args.threads, args.turns, args.concurrency, base_url, args.provider)
+        document = flow_document(args.threads, args.turns, args.concurrency, base_url, args.provider, args.latency_ms)
         flow_path.write_text(yaml.safe_dump(document))
         flow = load(flow_path)
         cpu_before = time.process_time()
@@ -85,8 +128,9 @@ def main() -> None:
         result = rtflow.run(flow, store=not args.no_store, db=Path(folder) / "bench.db")
         wall = time.perf_counter() - started
         cpu = time.process_time() - cpu_before
-    parent.send("stop")
-    server.join(timeout=5)
+    if simulated:
+        parent.send("stop")
+        server.join(timeout=5)
     sim_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     sim_cpu_s = sim_cpu.ru_utime + sim_cpu.ru_stime
 
@@ -96,6 +140,7 @@ def main() -> None:
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     counts = dict(result.counts)
     print(f"threads x turns      {args.threads} x {args.turns} = {total} turns, concurrency {args.concurrency}")
+    print(f"provider             {args.provider}" + (" against the simulator" if simulated else ""))
     print(f"latency              {args.latency_ms:g} ms per response")
     print(f"statuses             {counts}")
     print(f"wall time            {wall:.3f} s")
@@ -103,7 +148,8 @@ def main() -> None:
     print(f"ratio                {wall / bound:.3f}")
     print(f"client CPU           {cpu:.2f} s  ({cpu / total * 1000:.2f} ms per turn)")
     print(f"client peak RSS      {peak_rss_mb:.0f} MB")
-    print(f"simulator CPU        {sim_cpu_s:.2f} s  ({sim_cpu_s / total * 1000:.2f} ms per turn, separate process)")
+    if simulated:
+        print(f"simulator CPU        {sim_cpu_s:.2f} s  ({sim_cpu_s / total * 1000:.2f} ms per turn, separate process)")
     print(f"scheduler wall       {result.duration_s:.3f} s  (ratio {result.duration_s / bound:.3f}; without load,")
     print("                     compile, provider set-up and imports)")
 

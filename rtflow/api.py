@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import structlog
 
 from rtflow.compiler import compile_flow
-from rtflow.errors import FlowError
+from rtflow.errors import FlowError, RtflowError
 from rtflow.graph import Plan
 from rtflow.loader import load
 from rtflow.log import configure_logging, get_logger, register_secret
@@ -30,10 +31,12 @@ from rtflow.progress import RunProgress
 from rtflow.providers.base import Provider
 from rtflow.providers.registry import create_provider
 from rtflow.records import RunRecord, TurnRecord
+from rtflow.report import JsonlWriter
 from rtflow.result import RunResult
 from rtflow.scheduler import Scheduler, SchedulerSettings
 from rtflow.spec import FlowSpec, ProviderSpec
 from rtflow.store import RunStore
+from rtflow.writer import TurnWriter
 
 __all__ = ["DEFAULT_GRADER", "arun", "run"]
 
@@ -42,6 +45,21 @@ SIM_API_KEY = "sk-sim-local"
 _INTERRUPT_GRACE_S = 2.0
 
 TurnCallback = Callable[[TurnRecord], Awaitable[None] | None]
+
+
+def _first_rtflow_error(group: BaseExceptionGroup[BaseException]) -> RtflowError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, RtflowError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_rtflow_error(exc)
+            if found is not None:
+                return found
+    return None
+
+
+async def _await(awaitable: Awaitable[None]) -> None:
+    await awaitable
 
 
 def _new_run_id() -> str:
@@ -182,30 +200,22 @@ async def arun(
             grader_spec = spec.grader or ProviderSpec(id=DEFAULT_GRADER)
             grader = _provider_for(grader_spec, spec.base_dir, sim_url)
             stack.push_async_callback(grader.aclose)
-        jsonl_writer = None
-        if jsonl is not None:
-            from rtflow.report import JsonlWriter
-
-            jsonl_writer = stack.enter_context(JsonlWriter(Path(jsonl)))
+        jsonl_file = stack.enter_context(JsonlWriter(Path(jsonl))) if jsonl is not None else None
         if run_store is not None:
             stack.callback(run_store.close)
             run_store.start_run(run_record)
-
-        pending_callbacks: list[Awaitable[None]] = []
-
+        writer = TurnWriter(run_store, jsonl_file)
         progress_bar: RunProgress | None = None
+        callbacks: anyio.abc.TaskGroup | None = None
 
         def sink(record: TurnRecord) -> None:
+            writer.put(record)
             if progress_bar is not None:
                 progress_bar.turn(record)
-            if run_store is not None:
-                run_store.save_turn(record)
-            if jsonl_writer is not None and record.status != "pending":  # one line per turn, once it is final
-                jsonl_writer.write(record)
             if on_turn is not None:
                 maybe = on_turn(record)
-                if inspect.isawaitable(maybe):
-                    pending_callbacks.append(maybe)
+                if inspect.isawaitable(maybe) and callbacks is not None:
+                    callbacks.start_soon(_await, maybe)
 
         artifact_root = (Path(db).parent if db else Path(".rtflow")) / "artifacts" / run_id
         scheduler = Scheduler(
@@ -226,24 +236,29 @@ async def arun(
         log.info("run.started", conversations=len(plan.conversations), turns=plan.counts.turns, simulated=bool(sim))
         try:
             with anyio.CancelScope() as run_scope:
-                async with anyio.create_task_group() as task_group:
+                async with anyio.create_task_group() as callbacks:
                     if handle_signals:
-                        task_group.start_soon(_watch_signals, scheduler, run_scope, signal_state)
-
-                    async def run_then_stop_watching() -> None:
+                        async with anyio.create_task_group() as watching:
+                            watching.start_soon(_watch_signals, scheduler, run_scope, signal_state)
+                            await scheduler.run()
+                            watching.cancel_scope.cancel()
+                    else:
                         await scheduler.run()
-                        for callback in pending_callbacks:
-                            await callback
-                        task_group.cancel_scope.cancel()
-
-                    task_group.start_soon(run_then_stop_watching)
             interrupted = signal_state.get("interrupted", False) or run_scope.cancelled_caught
             status = "interrupted" if interrupted else "finished"
-        except BaseException:
+        except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
             status = "interrupted"
             raise
+        except BaseExceptionGroup as group:
+            # A task group wraps what its tasks raised; an rtflow error (the run store failing) is shown as such.
+            first = _first_rtflow_error(group)
+            if first is None:
+                raise
+            raise first from group
         finally:
             ended = time.time()
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(writer.close)  # every record handed over is on disk before the run ends
             if run_store is not None:
                 run_store.finish_run(run_id, status, ended)  # type: ignore[arg-type]
             log.info("run.finished", status=status, duration_s=round(time.monotonic() - started, 3))

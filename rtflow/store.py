@@ -181,29 +181,42 @@ class RunStore:
 
     def save_turn(self, turn: TurnRecord) -> None:
         """Insert or replace one turn (keyed by run and node), committed before this returns."""
+        self.save_turns([turn])
+
+    def save_turns(self, turns: Sequence[TurnRecord]) -> None:
+        """Insert or replace several turns in one transaction (one commit), in order: a later record of the same
+        node wins. The run store's writer uses this to commit whatever finished while the last commit ran."""
+        if not turns:
+            return
         with self._transaction("write") as connection:
-            if connection.execute("SELECT 1 FROM runs WHERE run_id = ?", (turn.run_id,)).fetchone() is None:
-                raise StoreError(f"{self.path}: cannot save turn {turn.node_id}: no run {turn.run_id!r} was started")
-            connection.execute(
-                """INSERT INTO turns (run_id, node_id, conversation_id, thread_id, turn_index, provider, status,
-                                      record)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (run_id, node_id) DO UPDATE SET conversation_id = excluded.conversation_id,
-                       thread_id = excluded.thread_id, turn_index = excluded.turn_index,
-                       provider = excluded.provider, status = excluded.status, record = excluded.record""",
-                (turn.run_id, turn.node_id, turn.conversation_id, turn.thread_id, turn.turn_index, turn.provider,
-                 turn.status, turn.model_dump_json()),
-            )
-            connection.execute("DELETE FROM assertions WHERE run_id = ? AND node_id = ?", (turn.run_id, turn.node_id))
-            connection.executemany(
-                """INSERT INTO assertions (run_id, node_id, position, type, metric, passed, score, weight, error)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [
-                    (turn.run_id, turn.node_id, position, result.type, result.metric, int(result.passed),
-                     result.score, result.weight, result.error)
-                    for position, result in enumerate(turn.assertions)
-                ],
-            )
+            for run_id in {turn.run_id for turn in turns}:
+                if connection.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+                    raise StoreError(f"{self.path}: cannot save turns: no run {run_id!r} was started")
+            for turn in turns:
+                self._upsert_turn(connection, turn)
+
+    @staticmethod
+    def _upsert_turn(connection: sqlite3.Connection, turn: TurnRecord) -> None:
+        connection.execute(
+            """INSERT INTO turns (run_id, node_id, conversation_id, thread_id, turn_index, provider, status,
+                                  record)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (run_id, node_id) DO UPDATE SET conversation_id = excluded.conversation_id,
+                   thread_id = excluded.thread_id, turn_index = excluded.turn_index,
+                   provider = excluded.provider, status = excluded.status, record = excluded.record""",
+            (turn.run_id, turn.node_id, turn.conversation_id, turn.thread_id, turn.turn_index, turn.provider,
+             turn.status, turn.model_dump_json()),
+        )
+        connection.execute("DELETE FROM assertions WHERE run_id = ? AND node_id = ?", (turn.run_id, turn.node_id))
+        connection.executemany(
+            """INSERT INTO assertions (run_id, node_id, position, type, metric, passed, score, weight, error)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [
+                (turn.run_id, turn.node_id, position, result.type, result.metric, int(result.passed),
+                 result.score, result.weight, result.error)
+                for position, result in enumerate(turn.assertions)
+            ],
+        )
 
     def finish_run(self, run_id: str, status: RunStatus, ended_at: float) -> None:
         """Mark a run as ended with `status`."""
