@@ -86,6 +86,11 @@ _TEXT_DELTAS = frozenset(
     }
 )
 _AUDIO_DELTAS = frozenset({"response.output_audio.delta", "response.audio.delta"})
+# One encoder for every client event: `json.dumps` with separators builds a new encoder per call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+# A whole response (twenty-odd events) often arrives in one read; websockets pauses reading the socket whenever
+# more frames than this are waiting, which would cost two system calls per response at the default of 16.
+_MAX_QUEUED_FRAMES = 256
 _FORBIDDEN_HINT = (
     "the server refused the connection (HTTP 403). Likely causes: the key has no access to this model, "
     "a network or proxy that blocks WebSockets, or an exhausted quota or billing limit"
@@ -300,6 +305,7 @@ class RealtimeSession:
                     proxy=None if is_loopback(provider.url) else True,  # True: the *_PROXY variables
                     open_timeout=None,
                     max_size=2**24,
+                    max_queue=_MAX_QUEUED_FRAMES,
                     logger=_RedactingLogger(_WIRE_LOG, self._key),
                 )
                 first = self._decode(await self._socket.recv())
@@ -322,7 +328,7 @@ class RealtimeSession:
 
     async def _post(self, event: dict[str, Any]) -> None:
         assert self._socket is not None
-        await self._socket.send(json.dumps(event, separators=(",", ":")))
+        await self._socket.send(_compact_json(event))
 
     def _decode(self, raw: str | bytes) -> dict[str, Any]:
         try:
@@ -471,11 +477,15 @@ class RealtimeSession:
         # One cancel scope whose deadline moves with the events: a per-recv fail_after costs more CPU than the
         # rest of the event handling together. Moving it re-arms a timer, so it moves only once it has fallen
         # a tenth of the timeout behind; a silent server is thus caught after 0.9 to 1.0 times the timeout.
+        # Whether it has fallen behind is read from time.monotonic (a C call), not anyio.current_time (which
+        # looks up the backend on every call): both clocks advance alike, only the re-arm uses anyio's.
+        rearm_every = 0.1 * timeout
         with anyio.CancelScope(deadline=anyio.current_time() + timeout) as waiting:
+            rearm_at = time.monotonic() + rearm_every
             while True:
-                now = anyio.current_time()
-                if waiting.deadline - now < 0.9 * timeout:
-                    waiting.deadline = now + timeout
+                if time.monotonic() >= rearm_at:
+                    waiting.deadline = anyio.current_time() + timeout
+                    rearm_at = time.monotonic() + rearm_every
                 event = self._decode(await socket.recv())
                 kind = event["type"]
                 if kind in _TEXT_DELTAS:
