@@ -38,7 +38,7 @@ from rtflow.spec import FlowSpec, ProviderSpec
 from rtflow.store import RunStore
 from rtflow.writer import TurnWriter
 
-__all__ = ["DEFAULT_GRADER", "arun", "run"]
+__all__ = ["DEFAULT_GRADER", "arun", "check_providers", "run"]
 
 DEFAULT_GRADER = "openai:chat:gpt-4.1-mini"
 SIM_API_KEY = "sk-sim-local"
@@ -86,6 +86,15 @@ def _provider_for(spec: ProviderSpec, base_dir: Path, sim_url: str | None) -> Pr
         info = type(info)(id=info.id, label=info.label, config=config, base_dir=info.base_dir)
     register_secret(info.config.get("api_key"))
     return create_provider(info)
+
+
+def check_providers(plan: Plan) -> list[str]:
+    """Build every provider the plan names (which checks its config: keys, tool handlers) and collect what
+    each warns about, such as `temperature` on a GA Realtime model. Opens no connection."""
+    warnings: list[str] = []
+    for spec in plan.providers.values():
+        warnings.extend(create_provider(spec.to_info(plan.flow.base_dir)).warnings())
+    return warnings
 
 
 def _settings(flow: FlowSpec, concurrency: int | None, seed: int | None) -> SchedulerSettings:
@@ -195,6 +204,8 @@ async def arun(
         providers = {label: _provider_for(p, spec.base_dir, sim_url) for label, p in plan.providers.items()}
         for provider in providers.values():
             stack.push_async_callback(provider.aclose)
+            for warning in provider.warnings():
+                log.warning("provider.warning", provider=provider.info.label, warning=warning)
         grader = None
         if _needs_grader(plan):
             grader_spec = spec.grader or ProviderSpec(id=DEFAULT_GRADER)

@@ -355,8 +355,8 @@ def _warnings(flow: FlowSpec, threads: list[ThreadSpec], chains: list[list[Provi
     no_assertions = sum(1 for thread in threads if not any(turn.asserts for turn in thread.turns))
     if no_assertions:
         warnings.append(
-            f"{no_assertions} of {len(threads)} threads have no assertions: their turns are run and recorded "
-            "but never pass or fail"
+            f"{no_assertions} of {len(threads)} threads have no assertions: their turns pass whenever a provider "
+            "answers them"
         )
     for chain in chains:
         ids = [provider.id for provider in chain]

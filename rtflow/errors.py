@@ -4,6 +4,7 @@
 RtflowError                         exit_code 1
 ├── FlowError                       exit_code 2: the flow file (or a CLI option) is wrong
 │   ├── FlowLoadError               YAML syntax, unknown keys, bad values; knows file:line:column and key path
+│   ├── ProviderConfigError         a provider's `config` has unknown or bad keys; knows which
 │   ├── PromptError                 a template or prompt function failed or returned something unusable
 │   └── CompileError                the flow loads but cannot become a graph (unknown provider kind, ...)
 ├── ProviderError                   one provider call failed; carries provider, retryable, retry_after
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidRequestError",
     "PromptError",
     "ProtocolError",
+    "ProviderConfigError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderTimeoutError",
@@ -98,6 +100,16 @@ class FlowLoadError(FlowError):
             prefix += f"{key_path}: "
         super().__init__(prefix + message)
         self.reason = message
+
+
+class ProviderConfigError(FlowError):
+    """A provider's `config` block has unknown or bad keys. `problems` pairs each key (as the provider reads
+    it, snake_case) with what is wrong, so the loader can point at the line that holds it."""
+
+    def __init__(self, message: str, *, provider: str, problems: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.problems = problems
 
 
 class PromptError(FlowError):

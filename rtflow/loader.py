@@ -22,9 +22,9 @@ from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
-from rtflow.errors import FlowLoadError, PromptError
+from rtflow.errors import CompileError, FlowError, FlowLoadError, PromptError, ProviderConfigError
 from rtflow.pyref import FILE_PREFIX, resolve_path
-from rtflow.spec import AssertionSpec, FlowSpec, closest_key, suggested_field, unknown_key_hint
+from rtflow.spec import AssertionSpec, FlowSpec, ProviderSpec, closest_key, suggested_field, unknown_key_hint
 
 __all__ = ["load", "load_text"]
 
@@ -74,6 +74,7 @@ def load_text(text: str, *, source: str = "<string>", base_dir: Path | None = No
         raise document.error(_validation_problems(exc.errors(), document)) from None
     flow.set_base_dir(resolved_base)
     problems = [
+        *_check_provider_configs(data, document, resolved_base),
         *_check_assertion_types(flow, document),
         *_check_prompts(flow, document, resolved_base),
         *_read_var_files(flow, document, resolved_base),
@@ -334,6 +335,25 @@ def _provider_entries(data: dict[str, Any]) -> Iterator[tuple[Path_, dict[str, A
 
     yield from walk(data.get("providers"), ("providers",))
     yield from walk(data.get("grader"), ("grader",))
+
+
+def _check_provider_configs(data: dict[str, Any], document: _Document, base_dir: Path) -> Iterator[_Problem]:
+    """Each provider checks its own `config` (keys, values, tool handlers); its complaints point at their line."""
+    from rtflow.providers.registry import create_provider  # the providers know their keys; the spec does not
+
+    for path, entry in _provider_entries(data):
+        try:
+            create_provider(ProviderSpec.model_validate(entry).to_info(base_dir))
+        except ProviderConfigError as exc:
+            config = entry.get("config")
+            raw_config: dict[str, Any] = config if isinstance(config, dict) else {}
+            for key, reason in exc.problems:
+                top = key.split(".")[0]
+                written = next((k for k in raw_config if _loose(k) == _loose(top)), None)
+                yield document.problem((*path, "config", written) if written else (*path, "config"), reason)
+        except FlowError as exc:  # an unknown kind is the compiler's to report, with the known kinds
+            if not isinstance(exc, CompileError):
+                yield document.problem((*path, "config"), exc.message)
 
 
 def _render_provider_env(data: dict[str, Any], document: _Document) -> Iterator[_Problem]:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from rtflow.errors import FlowError
+from rtflow.errors import ProviderConfigError
 
 __all__ = ["CommonConfig", "parse_duration", "validate_config"]
 
@@ -105,15 +105,16 @@ def validate_config(model: type[ConfigT], config: Mapping[str, Any], provider_la
         return model.model_validate(dict(config))
     except ValidationError as exc:
         known = _known_keys(model)
-        problems: list[str] = []
+        problems: list[tuple[str, str]] = []
         for error in exc.errors():
             key = ".".join(str(part) for part in error["loc"]) or "<config>"
             if error["type"] == "extra_forbidden":
                 top = str(error["loc"][0])
                 close = difflib.get_close_matches(top, known, n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                problems.append(f"unknown key {key!r}{hint}")
+                problems.append((key, f"unknown key {key!r}{hint}"))
             else:
                 # Never echo the input value: it may be a secret (api_key).
-                problems.append(f"{key!r}: {error['msg']}")
-        raise FlowError(f"provider {provider_label!r}: config " + "; ".join(problems)) from None
+                problems.append((key, f"{key!r}: {error['msg']}"))
+        message = f"provider {provider_label!r}: config " + "; ".join(reason for _, reason in problems)
+        raise ProviderConfigError(message, provider=provider_label, problems=problems) from None

@@ -1,0 +1,49 @@
+"""A provider's own config keys are checked at load time and pointed at by file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rtflow.errors import FlowLoadError
+from rtflow.loader import load
+
+
+@pytest.mark.parametrize(
+    ("config_line", "line", "expected"),
+    [
+        ("config: {websocketTimout: 60000}", 4, "unknown key 'websocket_timout' (did you mean 'websocket_timeout'?)"),
+        ("config: {max_tool_iterations: lots}", 4, "'max_tool_iterations'"),
+        ("config:\n      voice: alloy\n      dialekt: beta", 6, "unknown key 'dialekt' (did you mean 'dialect'?)"),
+    ],
+)
+def test_bad_provider_config_names_file_line_and_key(
+    tmp_path: Path, config_line: str, line: int, expected: str
+) -> None:
+    """Unknown or ill-typed provider config keys fail loading with the line of the key and a suggestion."""
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "providers:\n  - id: openai:realtime:gpt-realtime\n    label: rt\n"
+        f"    {config_line}\n"
+        "prompts: ['{{ q }}']\ntests: [{vars: {q: hi}}]\n"
+    )
+    with pytest.raises(FlowLoadError) as caught:
+        load(flow)
+    message = str(caught.value)
+    assert f"{flow}:{line}:" in message
+    assert expected in message
+    assert "providers.0.config" in message
+
+
+def test_secret_values_in_bad_config_are_not_echoed(tmp_path: Path) -> None:
+    """A wrongly typed `api_key` is reported by name only."""
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "providers:\n  - id: openai:chat:gpt-4.1-mini\n    config: {api_key: [sk-do-not-print-me-123456]}\n"
+        "prompts: ['{{ q }}']\ntests: [{vars: {q: hi}}]\n"
+    )
+    with pytest.raises(FlowLoadError) as caught:
+        load(flow)
+    assert "api_key" in str(caught.value)
+    assert "sk-do-not-print-me" not in str(caught.value)
