@@ -23,6 +23,9 @@ from websockets.exceptions import InvalidState
 __all__ = ["ASGISend", "FrameWriter"]
 
 ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
+# Past this many queued bytes (a long audio response) the frames are written at once, so that the transport's
+# flow control sees them and a slow reader pauses the session as it would with one write per frame.
+_FLUSH_AT_BYTES = 64 * 1024
 
 
 class FrameWriter:
@@ -33,6 +36,7 @@ class FrameWriter:
         protocol = getattr(send, "__self__", None)
         self._protocol = protocol if isinstance(protocol, WebSocketsSansIOProtocol) else None
         self._flush_pending = False
+        self._queued_bytes = 0
 
     @property
     def coalescing(self) -> bool:
@@ -51,17 +55,22 @@ class FrameWriter:
             await protocol.writable.wait()
         if protocol.disconnected or protocol.close_sent:
             raise ConnectionResetError("the client has gone away")
+        data = text.encode()
         try:
-            protocol.conn.send_text(text.encode())
+            protocol.conn.send_text(data)
         except InvalidState:
             raise ConnectionResetError("the connection is closing") from None
-        if not self._flush_pending:
+        self._queued_bytes += len(data)
+        if self._queued_bytes >= _FLUSH_AT_BYTES:
+            self.flush()
+        elif not self._flush_pending:
             self._flush_pending = True
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
         """Write every queued frame now (one `transport.write`)."""
         self._flush_pending = False
+        self._queued_bytes = 0
         protocol = self._protocol
         if protocol is None:
             return
