@@ -66,7 +66,10 @@ class SimServer:
     async def start(self) -> None:
         """Bind, start serving in the background, and return once the server accepts connections."""
         try:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
+            # accepted sockets inherit it. With proto 0, Nagle's algorithm meets the client's delayed ACK and
+            # holds a response's first frames back ~40 ms.
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.config.host, self.config.port))
         except OSError as exc:
