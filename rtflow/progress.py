@@ -60,7 +60,7 @@ def _ms(value: float | None) -> str:
 
 def print_summary(result: RunResult, console: Console, *, max_failures: int = 10) -> None:
     """The end-of-run table per provider, then the first failures with their reasons."""
-    table = Table(title=f"run {result.run_id}" + (" (simulated)" if result.run.simulated else ""))
+    table = Table(title=f"run {result.run_id}" + (" (simulated)" if result.run.simulated else ""), title_justify="left")
     for column in ("provider", "passed", "failed", "error", "skipped", "fallbacks", "tokens", "cost $"):
         table.add_column(column, justify="left" if column == "provider" else "right")
     for column in ("ttfd p50", "ttfd p95", "total p50", "total p95"):

@@ -147,7 +147,8 @@ def run_command(
         from rtflow.report import write_export
 
         write_export(result.run, result.turns, output)
-    print_summary(result, Console())
+    # Off a terminal (CI logs, pipes) rich would assume 80 columns and cut the table's words short.
+    print_summary(result, Console() if sys.stdout.isatty() else Console(width=200))
     if output is not None:
         click.echo(f"results written to {output}")
     sys.exit(EXIT_INTERRUPTED if result.interrupted else result.exit_code)
