@@ -23,7 +23,7 @@ import anyio.abc
 import structlog
 
 from rtflow.compiler import compile_flow
-from rtflow.errors import FlowError, RtflowError
+from rtflow.errors import FlowError, ProviderError, RtflowError
 from rtflow.graph import Plan
 from rtflow.loader import load
 from rtflow.log import configure_logging, get_logger, register_secret
@@ -86,6 +86,14 @@ def _provider_for(spec: ProviderSpec, base_dir: Path, sim_url: str | None) -> Pr
         info = type(info)(id=info.id, label=info.label, config=config, base_dir=info.base_dir)
     register_secret(info.config.get("api_key"))
     return create_provider(info)
+
+
+def _check_ready(provider: Provider, *, simulated: bool) -> None:
+    try:
+        provider.check_ready()
+    except ProviderError as exc:
+        hint = "" if simulated else "; or run with --sim (sim=True) to use the local simulator"
+        raise FlowError(f"{exc}{hint}") from exc
 
 
 def check_providers(plan: Plan) -> list[str]:
@@ -204,6 +212,7 @@ async def arun(
         providers = {label: _provider_for(p, spec.base_dir, sim_url) for label, p in plan.providers.items()}
         for provider in providers.values():
             stack.push_async_callback(provider.aclose)
+            _check_ready(provider, simulated=sim_url is not None)
             for warning in provider.warnings():
                 log.warning("provider.warning", provider=provider.info.label, warning=warning)
         grader = None
@@ -211,6 +220,7 @@ async def arun(
             grader_spec = spec.grader or ProviderSpec(id=DEFAULT_GRADER)
             grader = _provider_for(grader_spec, spec.base_dir, sim_url)
             stack.push_async_callback(grader.aclose)
+            _check_ready(grader, simulated=sim_url is not None)
         jsonl_file = stack.enter_context(JsonlWriter(Path(jsonl))) if jsonl is not None else None
         if run_store is not None:
             stack.callback(run_store.close)

@@ -35,7 +35,7 @@ class ProviderSummary:
     skipped: int
     pending: int
     fallbacks: int
-    """Turns of this provider's conversations that a fallback answered."""
+    """Turns of this provider's conversations that a fallback answered (not those it failed too)."""
     tokens: int
     cost: float | None
     first_delta_p50_ms: float | None
@@ -108,7 +108,7 @@ class RunResult:
                     error=statuses["error"],
                     skipped=statuses["skipped"],
                     pending=statuses["pending"],
-                    fallbacks=sum(1 for turn in turns if turn.is_fallback),
+                    fallbacks=sum(1 for turn in turns if turn.is_fallback and turn.output is not None),
                     tokens=sum(output.usage.total_tokens for output in outputs),
                     cost=sum(costs) if costs else None,
                     first_delta_p50_ms=_percentile(first_delta, 0.5),

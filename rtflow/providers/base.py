@@ -77,6 +77,10 @@ class Provider(abc.ABC):
         value = self.info.config.get("max_concurrency")
         return int(value) if value is not None else None
 
+    def check_ready(self) -> None:
+        """Raise a `ProviderError` when no call can succeed as configured (no API key); opens no connection.
+        Called once before a run so a missing key is one clear message, not an error on every turn."""
+
     def warnings(self) -> list[str]:
         """Things in the config that will not do what the user may expect (shown by validate and run)."""
         return []

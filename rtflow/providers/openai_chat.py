@@ -128,6 +128,9 @@ class ChatProvider(Provider):
             return f"{root}/openai/deployments/{deployment}/chat/completions?api-version={self.config.api_version}"
         return f"{self.base_url}/chat/completions"
 
+    def check_ready(self) -> None:
+        resolve_key(self.config.api_key, self.config.api_key_env, self.info.label)
+
     @property
     def concurrency_key(self) -> str:
         """Requests to the same endpoint and model share limits."""

@@ -146,6 +146,9 @@ class RealtimeProvider(Provider):
         """A session that connects on its first turn."""
         return RealtimeSession(self, conversation_id)
 
+    def check_ready(self) -> None:
+        self.resolve_key()
+
     def resolve_key(self) -> SecretKey:
         """The API key (resolved per connection, so `validate` works without one)."""
         return resolve_key(self.config.api_key, self.config.api_key_env, self.info.label)

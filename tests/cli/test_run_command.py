@@ -117,3 +117,26 @@ def test_main_job_runs_from_the_readme(tmp_path: Path) -> None:
     assert "simulated" in done.stderr
     assert "6 passed" in done.stdout
     assert (tmp_path / ".rtflow" / "rtflow.db").is_file()
+
+
+def test_without_a_key_the_real_run_stops_before_starting(tmp_path: Path) -> None:
+    """No OPENAI_API_KEY and no --sim: one message naming the variable and --sim, exit 2, no run recorded."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "rtflow.cli", "run", str(write_flow(tmp_path)), "--db", str(tmp_path / "r.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 2
+    assert "OPENAI_API_KEY" in done.stderr and "--sim" in done.stderr
+    assert "Traceback" not in done.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "rtflow.cli", "runs", "--db", str(tmp_path / "r.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert "No runs in" in listed.stdout
