@@ -140,3 +140,26 @@ def test_without_a_key_the_real_run_stops_before_starting(tmp_path: Path) -> Non
         env=env,
     )
     assert "No runs in" in listed.stdout
+
+
+def test_filter_and_repeat_choose_what_runs(tmp_path: Path) -> None:
+    """`--filter-thread a --repeat 2` runs thread a's two turns twice, as separate conversations."""
+    out = tmp_path / "turns.json"
+    code, stdout, stderr = invoke(
+        "run",
+        write_flow(tmp_path),
+        "--sim",
+        "--db",
+        tmp_path / "r.db",
+        "--filter-thread",
+        "a",
+        "--repeat",
+        "2",
+        "-o",
+        out,
+    )
+    assert code == 0, stdout + stderr
+    turns = json.loads(out.read_text())["turns"]
+    assert sorted(t["node_id"] for t in turns) == ["realtime/a#2/1", "realtime/a#2/2", "realtime/a/1", "realtime/a/2"]
+    assert all(t["output"]["text"].count("user messages: ") == 1 for t in turns)
+    assert {t["output"]["text"].split("(user messages: ")[1][0] for t in turns if t["turn_index"] == 1} == {"2"}
