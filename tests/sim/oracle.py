@@ -21,7 +21,7 @@ def _tagged(union: Any) -> TypeAdapter[Any]:
     members = get_args(union)
     if members and not isinstance(members[0], type):
         members = get_args(members[0])
-    return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # type: ignore[valid-type]  # noqa: UP007
+    return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # type: ignore[arg-type]  # noqa: UP007
 
 
 _ADAPTERS = {"ga": _tagged(GAServerEvent), "beta": _tagged(BetaServerEvent)}
