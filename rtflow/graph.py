@@ -130,7 +130,7 @@ class PlanCounts:
     grade_nodes: int
 
 
-@dataclass
+@dataclass(repr=False)
 class Plan:
     """A compiled flow: the graph plus what the scheduler and the reports need to read it."""
 
@@ -142,6 +142,10 @@ class Plan:
     """Every provider a call node names, keyed by its label."""
     warnings: list[str] = field(default_factory=list)
     """Things that compile but may not do what the author expects."""
+
+    def __repr__(self) -> str:
+        counts = self.counts
+        return f"Plan(conversations={counts.conversations}, turns={counts.turns}, nodes={self.graph.number_of_nodes()})"
 
     def node(self, node_id: str) -> CallNode | GradeNode:
         """The node object behind an id."""

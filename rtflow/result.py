@@ -44,7 +44,7 @@ class ProviderSummary:
     total_p95_ms: float | None
 
 
-@dataclass
+@dataclass(repr=False)
 class RunResult:
     """The outcome of one run."""
 
@@ -53,6 +53,12 @@ class RunResult:
     """One record per turn that reached an end, in plan order (conversation by conversation)."""
     plan: Plan
     duration_s: float
+
+    def __repr__(self) -> str:
+        # Short on purpose: asyncio formats the run's result into an error message when its runner closes,
+        # and a repr of every record would cost seconds on a large run.
+        counts = ", ".join(f"{status}={count}" for status, count in sorted(self.counts.items()))
+        return f"RunResult(run_id={self.run_id!r}, status={self.run.status!r}, {counts or 'no turns'})"
 
     @property
     def run_id(self) -> str:
