@@ -78,27 +78,30 @@ class ConversationHistory:
 
     turns: list[FinishedTurn] = field(default_factory=list)
 
-    def add(self, rendered: list[Message], output_text: str, metadata: dict[str, Any] | None = None) -> None:
-        self.turns.append(
-            FinishedTurn(
-                rendered=list(rendered),
-                user_messages=trailing_user_messages(rendered),
-                output_text=output_text,
-                metadata=dict(metadata or {}),
-            )
-        )
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    """Each finished turn's `_conversation` entry, built once when the turn is added (not once per later turn)."""
 
-    def conversation_var(self) -> list[dict[str, Any]]:
-        """promptfoo's `_conversation`: `{input, output, prompt, metadata}` per earlier turn."""
-        return [
+    def add(self, rendered: list[Message], output_text: str, metadata: dict[str, Any] | None = None) -> None:
+        turn = FinishedTurn(
+            rendered=list(rendered),
+            user_messages=trailing_user_messages(rendered),
+            output_text=output_text,
+            metadata=dict(metadata or {}),
+        )
+        self.turns.append(turn)
+        self.entries.append(
             {
                 "input": "\n".join(m.text for m in turn.user_messages),
                 "output": turn.output_text,
                 "prompt": _prompt_as_text(turn.rendered),
                 "metadata": turn.metadata,
             }
-            for turn in self.turns
-        ]
+        )
+
+    def conversation_var(self) -> list[dict[str, Any]]:
+        """promptfoo's `_conversation`: `{input, output, prompt, metadata}` per earlier turn (fresh copies, so
+        a prompt function that edits them cannot change the history)."""
+        return [dict(entry) for entry in self.entries]
 
     def context_for(self, rendered: list[Message]) -> list[Message]:
         return build_context(rendered, self.turns)
