@@ -422,14 +422,20 @@ def _check_assertion_types(flow: FlowSpec, document: _Document) -> Iterator[_Pro
             yield document.problem((*path, index, "type"), reason)
 
 
-def _turn_assertions(flow: FlowSpec) -> Iterator[tuple[Path_, list[AssertionSpec]]]:
-    if flow.default_test is not None:
-        yield ("default_test", "assert"), flow.default_test.assert_
+def _turn_entries(flow: FlowSpec, *, with_default: bool = True) -> Iterator[tuple[Path_, Any]]:
+    """Every turn as written (`default_test`, each of `tests`, each turn of `threads`), with its path."""
+    if with_default and flow.default_test is not None:
+        yield ("default_test",), flow.default_test
     for index, test in enumerate(flow.tests):
-        yield ("tests", index, "assert"), test.assert_
+        yield ("tests", index), test
     for thread_id, turns in flow.threads.items():
         for index, turn in enumerate(turns):
-            yield ("threads", thread_id, index, "assert"), turn.assert_
+            yield ("threads", thread_id, index), turn
+
+
+def _turn_assertions(flow: FlowSpec) -> Iterator[tuple[Path_, list[AssertionSpec]]]:
+    for path, turn in _turn_entries(flow):
+        yield (*path, "assert"), turn.assert_
 
 
 def _trial_render(flow: FlowSpec, document: _Document, base_dir: Path) -> Iterator[_Problem]:
@@ -444,11 +450,8 @@ def _trial_render(flow: FlowSpec, document: _Document, base_dir: Path) -> Iterat
     if not templates:
         return
     provider = flow.providers[0].to_info(base_dir)
-    turns: list[tuple[Path_, Any]] = [(("tests", index), test) for index, test in enumerate(flow.tests)]
-    for thread_id, thread_turns in flow.threads.items():
-        turns.extend((("threads", thread_id, index), turn) for index, turn in enumerate(thread_turns))
     reported: set[str] = set()
-    for path, turn in turns:
+    for path, turn in _turn_entries(flow, with_default=False):
         variables = {**flow.merged_turn(turn).vars, "_conversation": []}
         for prompt in templates:
             try:
@@ -460,13 +463,8 @@ def _trial_render(flow: FlowSpec, document: _Document, base_dir: Path) -> Iterat
 
 
 def _turn_vars(flow: FlowSpec) -> Iterator[tuple[Path_, dict[str, Any]]]:
-    if flow.default_test is not None:
-        yield ("default_test", "vars"), flow.default_test.vars
-    for index, test in enumerate(flow.tests):
-        yield ("tests", index, "vars"), test.vars
-    for thread_id, turns in flow.threads.items():
-        for index, turn in enumerate(turns):
-            yield ("threads", thread_id, index, "vars"), turn.vars
+    for path, turn in _turn_entries(flow):
+        yield (*path, "vars"), turn.vars
 
 
 def _read_var_files(flow: FlowSpec, document: _Document, base_dir: Path) -> Iterator[_Problem]:

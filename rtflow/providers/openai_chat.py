@@ -27,7 +27,6 @@ from rtflow.errors import (
     ProtocolError,
     ProviderConnectionError,
     ProviderTimeoutError,
-    ToolError,
 )
 from rtflow.messages import AUDIO_PART_TYPES, TEXT_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest
 from rtflow.messages import Usage as TurnUsage
@@ -46,7 +45,7 @@ from rtflow.providers.endpoints import (
 )
 from rtflow.providers.pricing import cost_of
 from rtflow.providers.ratelimits import pause_from_headers
-from rtflow.providers.tools import ToolRunner, chat_tools
+from rtflow.providers.tools import ToolRunner, chat_tools, check_tool_rounds
 
 __all__ = ["ChatConfig", "ChatProvider", "ChatSession"]
 
@@ -190,12 +189,7 @@ class ChatProvider(Provider):
             if not reply.calls:
                 break
             rounds += 1
-            if rounds > self.config.max_tool_iterations:
-                raise ToolError(
-                    f"the model kept calling tools after {self.config.max_tool_iterations} rounds"
-                    " (max_tool_iterations)",
-                    provider=self.info.label,
-                )
+            check_tool_rounds(rounds, self.config.max_tool_iterations, self.info.label)
             messages.append(
                 {
                     "role": "assistant",

@@ -49,7 +49,6 @@ from rtflow.errors import (
     ProviderError,
     ProviderTimeoutError,
     RateLimitError,
-    ToolError,
 )
 from rtflow.messages import AUDIO_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest, Usage
 from rtflow.providers.audio import BYTES_PER_SECOND, write_output_audio
@@ -71,7 +70,7 @@ from rtflow.providers.ratelimits import pause_from_realtime_limits
 from rtflow.providers.realtime_events import EventBuilder, RealtimeConfig
 from rtflow.providers.realtime_outcomes import ResponseResult, error_from_event, finish_response
 from rtflow.providers.realtime_voice import InputAudio, TurnDetection, load_input_audio, outgoing_messages, stream_audio
-from rtflow.providers.tools import PendingCall, ToolRunner
+from rtflow.providers.tools import PendingCall, ToolRunner, check_tool_rounds
 
 __all__ = ["RealtimeProvider", "RealtimeSession"]
 
@@ -463,12 +462,7 @@ class RealtimeSession:
             if not pending:
                 return "\n".join(texts), tool_calls, usage
             rounds += 1
-            if rounds > provider.config.max_tool_iterations:
-                raise ToolError(
-                    f"the model kept calling tools after {provider.config.max_tool_iterations} rounds"
-                    " (max_tool_iterations)",
-                    provider=provider.info.label,
-                )
+            check_tool_rounds(rounds, provider.config.max_tool_iterations, provider.info.label)
 
     async def _read_response(self, state: _TurnState) -> ResponseResult:
         """Events up to `response.done`, collected into a `_Response`."""
