@@ -6,6 +6,7 @@ Model output is printed as plain text (never interpreted as console markup).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -46,14 +47,20 @@ def _when(moment: float | None, *, short: bool = False) -> str:
     return datetime.fromtimestamp(moment).strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S")
 
 
+def _console(*, highlight: bool = True) -> Console:
+    """The terminal's own width on a terminal; off one (pipes, CI logs) wide enough not to cut words."""
+    return Console(highlight=highlight, width=None if sys.stdout.isatty() else 160)
+
+
 def _flow_name(flow_path: str | None) -> str:
     """The flow's path relative to the current folder when it lies below it (shorter in a table)."""
     if not flow_path:
         return "-"
     try:
         return str(Path(flow_path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return flow_path
+    except ValueError:  # elsewhere: its folder and name say enough in a table
+        parts = Path(flow_path).parts
+        return str(Path(*parts[-2:])) if len(parts) > 2 else flow_path
 
 
 @click.command("runs")
@@ -84,7 +91,7 @@ def runs_command(db_path: Path | None, limit: int) -> None:
                     for status in ("passed", "failed", "error", "skipped")
                 ),
             )
-    console = Console()
+    console = _console()
     if not runs:
         console.print(Text(f"No runs in {store.path} yet."))
         return
@@ -126,7 +133,12 @@ def _print_turn(console: Console, turn: TurnRecord) -> None:
     if turn.output is not None and turn.output.metrics.total_ms is not None:
         line.append(f"  {turn.output.metrics.total_ms:.0f} ms", style="dim")
     console.print(line)
-    console.print(Text.assemble(("  user: ", "bold"), turn_input_text(turn)))
+    said = turn_input_text(turn)
+    if said or not turn.vars:
+        console.print(Text.assemble(("  user: ", "bold"), said))
+    else:  # never sent (skipped, or its prompt failed): show what the turn would have been asked with
+        shown = ", ".join(f"{name}={value!r}" for name, value in turn.vars.items())
+        console.print(Text.assemble(("  vars: ", "bold"), shown))
     if turn.output is not None:
         for call in turn.output.tool_calls:
             console.print(Text.assemble(("  tool: ", "bold"), f"{call.name}({call.arguments}) -> {call.output}"))
@@ -147,7 +159,7 @@ def show_command(run_id: str, db_path: Path | None, thread: str | None) -> None:
     with _open_store(db_path) as store:
         run = store.get_run(run_id)
         turns = store.turns(run.run_id, thread=thread)
-    _print_run(Console(highlight=False), run, turns)
+    _print_run(_console(highlight=False), run, turns)
 
 
 @click.command("export")
