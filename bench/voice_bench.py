@@ -26,6 +26,7 @@ from typing import Any
 
 import anyio
 
+from rtflow.log import configure_logging
 from rtflow.messages import Message, TurnOutput, TurnRequest
 from rtflow.providers.audio import encode_for_session
 from rtflow.providers.base import ProviderInfo
@@ -92,4 +93,5 @@ if __name__ == "__main__":
     parser.add_argument("--turns", type=int, default=20, help="turns per clip in the unpaced modes")
     parser.add_argument("--paced-turns", type=int, default=2, help="turns per clip in the paced modes")
     options = parser.parse_args()
+    configure_logging(level="warning")  # the providers' debug events would bury the table
     anyio.run(main, options.turns, options.paced_turns)
