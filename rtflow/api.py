@@ -258,6 +258,7 @@ async def arun(
         try:
             with anyio.CancelScope() as run_scope:
                 async with anyio.create_task_group() as callbacks:
+                    callbacks.start_soon(writer.run)
                     if handle_signals:
                         async with anyio.create_task_group() as watching:
                             watching.start_soon(_watch_signals, scheduler, run_scope, signal_state)
@@ -265,6 +266,7 @@ async def arun(
                             watching.cancel_scope.cancel()
                     else:
                         await scheduler.run()
+                    writer.close()
             interrupted = signal_state.get("interrupted", False) or run_scope.cancelled_caught
             status = "interrupted" if interrupted else "finished"
         except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
@@ -278,8 +280,7 @@ async def arun(
             raise first from group
         finally:
             ended = time.time()
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(writer.close)  # every record handed over is on disk before the run ends
+            writer.close()  # every record handed over is on disk before the run ends
             if run_store is not None:
                 run_store.finish_run(run_id, status, ended)  # type: ignore[arg-type]
             log.info("run.finished", status=status, duration_s=round(time.monotonic() - started, 3))
