@@ -134,6 +134,7 @@ class Scheduler:
         self._log = get_logger().bind()  # a concrete logger: binding on the lazy proxy rebuilds it every time
         # Binding context for providers' own events costs more than a call's bookkeeping: only when it shows.
         self._bind_context = self._log.is_enabled_for(logging.INFO)
+        self._base_dir = plan.flow.base_dir  # read once: a pydantic private attribute is slow to reach
         self._states: dict[str, NodeState] = {}
         self._pending: dict[str, int] = {}
         self._conversations = {cid: _ConversationState(c) for cid, c in plan.conversations.items()}
@@ -213,29 +214,32 @@ class Scheduler:
             return NodeState.SKIPPED
         if not node.is_fallback and self._restore_from_resume(state, node):
             return NodeState.SUCCEEDED
-        log = self._log.bind(
-            run=self.run_id,
-            conversation=conversation.id,
-            turn=node.turn_index + 1,
-            provider=node.provider_label,
-            node=node.id,
-        )
+        # The node's identity goes with each event as keywords: cheaper than binding a logger per node, and
+        # info events cost nothing at all when they are filtered out.
+        where = {
+            "run": self.run_id,
+            "conversation": conversation.id,
+            "turn": node.turn_index + 1,
+            "provider": node.provider_label,
+            "node": node.id,
+        }
         if turn.started_at is None:
             turn.started_at = time.time()
-        log.info("node.started", fallback=node.is_fallback)
+        log = self._log
+        log.info("node.started", fallback=node.is_fallback, **where)
         provider = self.providers[node.provider_label]
         try:
             request = self._build_request(state, node, provider)
-            output = await self._call_with_retries(state, node, provider, request, log)
+            output = await self._call_with_retries(state, node, provider, request, where)
         except (ProviderError, PromptError) as exc:
             error = _error_info(exc) if isinstance(exc, ProviderError) else ErrorInfo(kind="prompt", message=str(exc))
             chain = conversation.call_nodes[node.turn_index]
             if node.chain_position + 1 < len(chain):
-                log.warning("fallback.used", error=error.message, next=chain[node.chain_position + 1])
+                log.warning("fallback.used", error=error.message, next=chain[node.chain_position + 1], **where)
                 return NodeState.FAILED
             state.failure = f"turn {node.turn_index + 1} failed: {error.message}"
             self._save(self._turn_record(state, node, status="error", error=error))
-            log.info("node.finished", status="error", attempts=turn.attempts)
+            log.info("node.finished", status="error", attempts=turn.attempts, **where)
             await self._close_sessions(state)
             return NodeState.FAILED
         turn.output = output
@@ -243,7 +247,7 @@ class Scheduler:
         state.history.add(turn.prompt_messages, output.text, conversation.turns[node.turn_index].metadata)
         has_grade = conversation.grade_nodes[node.turn_index] is not None
         self._save(self._turn_record(state, node, status="pending" if has_grade else "passed"))
-        log.info("node.finished", status="answered", attempts=turn.attempts)
+        log.info("node.finished", status="answered", attempts=turn.attempts, **where)
         if node.turn_index == len(conversation.turns) - 1:
             await self._close_sessions(state)
         return NodeState.SUCCEEDED
@@ -252,7 +256,7 @@ class Scheduler:
         conversation = state.conversation
         turn_spec = conversation.turns[node.turn_index]
         variables = {**turn_spec.vars, **self.extra_vars, "_conversation": state.history.conversation_var()}
-        rendered = render_prompt(conversation.prompt, variables, provider.info, self.plan.flow.base_dir)
+        rendered = render_prompt(conversation.prompt, variables, provider.info, self._base_dir)
         turn = state.turns[node.turn_index]
         turn.prompt_messages = rendered
         turn.request_messages = state.history.context_for(rendered)
@@ -269,7 +273,7 @@ class Scheduler:
         )
 
     async def _call_with_retries(
-        self, state: _ConversationState, node: CallNode, provider: Provider, request: TurnRequest, log: Any
+        self, state: _ConversationState, node: CallNode, provider: Provider, request: TurnRequest, where: dict[str, Any]
     ) -> TurnOutput:
         turn = state.turns[node.turn_index]
         key = provider.concurrency_key
@@ -288,7 +292,7 @@ class Scheduler:
                     await self._drop_session(state, node.provider_label)
                     if exc.retry_after is not None and exc.kind == "rate_limit":
                         self._rate_limits[key].pause(exc.retry_after)
-                    log.warning("attempt.failed", attempt=attempt, error=str(exc), kind=exc.kind)
+                    self._log.warning("attempt.failed", attempt=attempt, error=str(exc), kind=exc.kind, **where)
                     if not exc.retryable or attempt > self.settings.retries or self._stopping:
                         raise
                     await self._wait_before_retry(attempt, exc.retry_after)
@@ -333,9 +337,7 @@ class Scheduler:
                 with anyio.CancelScope(deadline=anyio.current_time() + self.settings.timeout) as deadline:
                     return await session.send(request)
                 assert deadline.cancelled_caught  # only the deadline ends the block without a return
-                raise ProviderTimeoutError(
-                    f"no answer within {self.settings.timeout:g}s", provider=node.provider_label
-                )
+                raise ProviderTimeoutError(f"no answer within {self.settings.timeout:g}s", provider=node.provider_label)
             finally:
                 self.in_flight -= 1
                 if per_provider is not None:
@@ -410,7 +412,7 @@ class Scheduler:
         turn_spec = state.conversation.turns[node.turn_index]
         context = AssertionContext(
             vars={**turn_spec.vars, **self.extra_vars},
-            base_dir=self.plan.flow.base_dir,
+            base_dir=self._base_dir,
             grade=self._grade if self.grader is not None else None,
         )
         async with self._grading:
