@@ -30,12 +30,11 @@ _SYSTEM_ROLES = ("system", "developer")
 class FinishedTurn:
     """One answered turn, as later turns need it."""
 
-    rendered: list[Message]
-    """The turn's rendered prompt."""
     user_messages: list[Message]
     """The messages this turn added on the user's side (the trailing user messages of its prompt)."""
     output_text: str
-    metadata: dict[str, Any] = field(default_factory=dict)
+    entry: dict[str, Any]
+    """The turn's `_conversation` entry, built once when the turn finished."""
 
     @property
     def reply(self) -> Message:
@@ -78,30 +77,20 @@ class ConversationHistory:
 
     turns: list[FinishedTurn] = field(default_factory=list)
 
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    """Each finished turn's `_conversation` entry, built once when the turn is added (not once per later turn)."""
-
     def add(self, rendered: list[Message], output_text: str, metadata: dict[str, Any] | None = None) -> None:
-        turn = FinishedTurn(
-            rendered=list(rendered),
-            user_messages=trailing_user_messages(rendered),
-            output_text=output_text,
-            metadata=dict(metadata or {}),
-        )
-        self.turns.append(turn)
-        self.entries.append(
-            {
-                "input": "\n".join(m.text for m in turn.user_messages),
-                "output": turn.output_text,
-                "prompt": _prompt_as_text(turn.rendered),
-                "metadata": turn.metadata,
-            }
-        )
+        user_messages = trailing_user_messages(rendered)
+        entry = {
+            "input": "\n".join(m.text for m in user_messages),
+            "output": output_text,
+            "prompt": _prompt_as_text(rendered),
+            "metadata": dict(metadata or {}),
+        }
+        self.turns.append(FinishedTurn(user_messages=user_messages, output_text=output_text, entry=entry))
 
     def conversation_var(self) -> list[dict[str, Any]]:
         """promptfoo's `_conversation`: `{input, output, prompt, metadata}` per earlier turn (fresh copies, so
         a prompt function that edits them cannot change the history)."""
-        return [dict(entry) for entry in self.entries]
+        return [dict(turn.entry) for turn in self.turns]
 
     def context_for(self, rendered: list[Message]) -> list[Message]:
         return build_context(rendered, self.turns)
