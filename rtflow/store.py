@@ -1,16 +1,16 @@
 """The run store: every run and every finished turn, in one SQLite file.
 
 The default file is `.rtflow/rtflow.db` under the current folder; `RTFLOW_DB` or an explicit path moves it.
-The scheduler saves each turn the moment it finishes (an upsert committed at once), so a crash or Ctrl-C loses
-nothing that finished, and other processes (`rtflow show`, a report) read it while the run goes on: the file
-is in WAL mode, so readers never block the writer.
+The run's writer (`rtflow.writer`) saves turns within a moment of their finishing (upserts, several committed
+together when they finish together), so a crash or Ctrl-C loses nothing that finished, and other processes
+(`rtflow show`, a report) read the file while the run goes on: it is in WAL mode, so readers never block the
+writer.
 
 A turn is kept whole as JSON (the `TurnRecord`), beside the columns that queries filter on. The schema is
 versioned with `PRAGMA user_version`; `_MIGRATIONS[n]` takes a file from version n to n + 1, so an empty file
 and a file from any older rtflow both end up current.
 
-One `RunStore` may be shared by threads (the scheduler calls it from worker threads): a lock serialises use
-of its single connection.
+One `RunStore` may be shared by threads: a lock serialises use of its single connection.
 """
 
 from __future__ import annotations
@@ -179,13 +179,10 @@ class RunStore:
                 (run.run_id, run.started_at, run.ended_at, run.status, run.flow_path, run.model_dump_json()),
             )
 
-    def save_turn(self, turn: TurnRecord) -> None:
-        """Insert or replace one turn (keyed by run and node), committed before this returns."""
-        self.save_turns([turn])
-
     def save_turns(self, turns: Sequence[TurnRecord]) -> None:
-        """Insert or replace several turns in one transaction (one commit), in order: a later record of the same
-        node wins. The run store's writer uses this to commit whatever finished while the last commit ran."""
+        """Insert or replace turns (keyed by run and node) in one transaction, committed before this returns; in
+        order, so a later record of the same node wins. The run's writer commits whatever finished since its last
+        commit this way."""
         if not turns:
             return
         with self._transaction("write") as connection:
@@ -301,15 +298,3 @@ class RunStore:
                 "SELECT status, COUNT(*) FROM turns WHERE run_id = ? GROUP BY status", (resolved,)
             ).fetchall()
         return {row[0]: int(row[1]) for row in rows}
-
-    def metric_summary(self, run_id: str) -> dict[str, tuple[int, int]]:
-        """Per named assertion metric: (passed, total) over the run."""
-        resolved = self.resolve_run_id(run_id)
-        with self._lock, self._translate("read"):
-            rows = self._connection.execute(
-                """SELECT metric, SUM(passed), COUNT(*) FROM assertions
-                   WHERE run_id = ? AND metric IS NOT NULL GROUP BY metric ORDER BY metric""",
-                (resolved,),
-            ).fetchall()
-        return {row[0]: (int(row[1]), int(row[2])) for row in rows}
-

@@ -21,7 +21,7 @@ def filled_db(tmp_path: Path) -> Path:
     with RunStore(db) as store:
         store.start_run(make_run())
         for turn in make_turns():
-            store.save_turn(turn)
+            store.save_turns([turn])
     return db
 
 

@@ -21,7 +21,7 @@ def test_turns_are_readable_from_another_connection_as_soon_as_saved(tmp_path: P
     with RunStore(db) as writer, RunStore(db) as reader:
         writer.start_run(make_run(status="running", ended_at=None))
         for count, turn in enumerate(turns, start=1):
-            writer.save_turn(turn)
+            writer.save_turns([turn])
             seen = reader.turns(RUN_ID)
             assert len(seen) == count
             assert turn in seen
@@ -38,8 +38,8 @@ def test_saving_the_same_node_twice_keeps_one_row(tmp_path: Path) -> None:
     with RunStore(tmp_path / "runs.db") as store:
         store.start_run(make_run())
         first = make_turns()[0]
-        store.save_turn(first.model_copy(update={"status": "pending", "assertions": []}))
-        store.save_turn(first)
+        store.save_turns([first.model_copy(update={"status": "pending", "assertions": []})])
+        store.save_turns([first])
         stored = store.turns(RUN_ID)
         assert stored == [first]
         assert store.status_counts(RUN_ID) == {"passed": 1}
@@ -58,7 +58,7 @@ def test_run_lifecycle_and_queries(tmp_path: Path) -> None:
         store.start_run(older)
         store.start_run(make_run(status="running", ended_at=None))
         for turn in make_turns():
-            store.save_turn(turn)
+            store.save_turns([turn])
         store.finish_run(RUN_ID, "interrupted", T0 + 9)
         assert [run.run_id for run in store.list_runs(10)] == [RUN_ID, "run-old"]
         assert store.latest_run_id() == RUN_ID
@@ -116,7 +116,7 @@ def test_missing_runs_and_turns_without_a_run_are_store_errors(tmp_path: Path) -
         with pytest.raises(StoreError, match="no run 'nope'"):
             store.get_run("nope")
         with pytest.raises(StoreError, match="no run"):
-            store.save_turn(make_turns()[0])
+            store.save_turns([make_turns()[0]])
 
 
 def test_rtflow_db_environment_variable_moves_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,5 +139,5 @@ async def test_saves_from_worker_threads_are_all_kept(tmp_path: Path) -> None:
         store.start_run(make_run())
         async with anyio.create_task_group() as task_group:
             for turn in turns:
-                task_group.start_soon(anyio.to_thread.run_sync, store.save_turn, turn)
+                task_group.start_soon(anyio.to_thread.run_sync, store.save_turns, [turn])
         assert sorted(turn.node_id for turn in store.turns(RUN_ID)) == sorted(turn.node_id for turn in turns)
