@@ -16,7 +16,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from rtflow.sim.model import ModelReply, respond, word_count
+from rtflow.sim.model import ModelReply, respond
 from rtflow.sim.runtime import SimRuntime
 
 __all__ = ["chat_completions", "openai_error"]
@@ -142,7 +142,7 @@ async def _fault_response(kind: str, status: int, retry_after: float) -> Respons
 
 
 def _usage(reply: ModelReply) -> dict[str, int]:
-    completion_tokens = word_count(reply.text or "") + sum(word_count(c.arguments) for c in reply.calls)
+    completion_tokens = reply.output_tokens
     return {"prompt_tokens": reply.input_tokens, "completion_tokens": completion_tokens,
             "total_tokens": reply.input_tokens + completion_tokens}
 

@@ -55,6 +55,11 @@ class ModelReply:
     input_tokens: int = 0
     last_user_text: str = ""
 
+    @property
+    def output_tokens(self) -> int:
+        """Deterministic output 'tokens': the words of the text and of every call's arguments."""
+        return word_count(self.text or "") + sum(word_count(call.arguments) for call in self.calls)
+
 
 @dataclass(frozen=True)
 class Rule:

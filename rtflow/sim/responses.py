@@ -110,7 +110,7 @@ class ResponseRun:
         )
 
     def _usage(self) -> dict[str, Any]:
-        text_out = word_count(self.reply.text or "") + sum(word_count(c.arguments) for c in self.reply.calls)
+        text_out = self.reply.output_tokens
         audio_out = round(self.audio_bytes / BYTES_PER_SECOND[self.settings.output_format] * 10)
         input_tokens = self.reply.input_tokens
         output_tokens = text_out + audio_out
