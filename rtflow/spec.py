@@ -289,7 +289,11 @@ class PromptSpec(_SpecModel):
     label: str | None = None
     """Display name; defaults to the file name, else `prompt-<n>`."""
 
+    model_config = ConfigDict(frozen=True)  # `kind` and `file` are worked out from `raw` once, so `raw` stays put
+
     _position: int = PrivateAttr(default=1)
+    _kind: PromptKind = PrivateAttr(default="inline")
+    _file: str | None = PrivateAttr(default=None)
 
     @classmethod
     def accepted_keys(cls) -> dict[str, str]:
@@ -318,34 +322,37 @@ class PromptSpec(_SpecModel):
             )
         return value
 
+    @model_validator(mode="after")
+    def _classify(self) -> PromptSpec:
+        # Rendering a turn reads `kind` and `file` several times; they are worked out here, once per prompt.
+        if not self.raw.startswith(FILE_PREFIX):
+            return self
+        if is_python_ref(self.raw):
+            self._kind = "python"
+            self._file = split_python_ref(self.raw)[0]
+        else:
+            self._kind = "json" if self.raw.lower().endswith(".json") else "text"
+            self._file = self.raw[len(FILE_PREFIX) :]
+        return self
+
     @property
     def kind(self) -> PromptKind:
         """`inline`, `json`, `text` or `python`."""
-        if not self.raw.startswith(FILE_PREFIX):
-            return "inline"
-        if is_python_ref(self.raw):
-            return "python"
-        return "json" if self.raw.lower().endswith(".json") else "text"
+        return self._kind
 
     @property
     def file(self) -> str | None:
         """The referenced file as written (relative to the flow file), or None for an inline template."""
-        if self.kind == "inline":
-            return None
-        if self.kind == "python":
-            return split_python_ref(self.raw)[0]
-        return self.raw[len(FILE_PREFIX) :]
+        return self._file
 
     @property
     def display_label(self) -> str:
         """The label, else the file name (with `:function` for Python), else `prompt-<n>`."""
         if self.label:
             return self.label
-        if self.kind == "python":
-            file_part, function = split_python_ref(self.raw)
-            return f"{PurePosixPath(file_part).name}:{function}"
-        if self.file is not None:
-            return PurePosixPath(self.file).name
+        if self._file is not None:
+            name = PurePosixPath(self._file).name
+            return f"{name}:{split_python_ref(self.raw)[1]}" if self._kind == "python" else name
         return f"prompt-{self._position}"
 
 

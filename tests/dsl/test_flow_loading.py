@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from rtflow.durations import parse_duration
 from rtflow.loader import load, load_text
-from rtflow.spec import FlowSpec, ProviderSpec
+from rtflow.spec import FlowSpec, PromptSpec, ProviderSpec
 
 FLOWS = Path(__file__).parents[2] / "flows"
 
@@ -247,6 +248,26 @@ tests: [{vars: {q: hi, question: hi, system_message: s}}]
         "short",
         "realtime_conversation.py:build",
     ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "file", "label"),
+    [
+        ("{{ q }}", "inline", None, "prompt-1"),
+        ("file://input.json", "json", "input.json", "input.json"),
+        ("file://sub/Q.JSON", "json", "sub/Q.JSON", "Q.JSON"),
+        ("file://prompts/ask.j2", "text", "prompts/ask.j2", "ask.j2"),
+        ("file://prompts/build.py:make", "python", "prompts/build.py", "build.py:make"),
+    ],
+)
+def test_prompt_kind_and_file_follow_raw(raw: str, kind: str, file: str | None, label: str) -> None:
+    """A prompt's kind, file and default label follow from `raw`, which cannot change once validated."""
+    prompt = PromptSpec(raw=raw)
+    assert (prompt.kind, prompt.file, prompt.display_label) == (kind, file, label)
+    copy = prompt.model_copy()
+    assert (copy.kind, copy.file) == (kind, file)
+    with pytest.raises(ValidationError):
+        prompt.raw = "{{ other }}"
 
 
 def test_yaml_anchors_and_merge_keys_work() -> None:
