@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,6 +23,7 @@ from rtflow.errors import (
 )
 from rtflow.messages import Usage as TurnUsage
 from rtflow.providers.endpoints import SecretKey, redact
+from rtflow.providers.ratelimits import pause_from_headers, retry_after_header
 from rtflow.providers.tools import PendingCall
 
 __all__ = [
@@ -31,7 +31,6 @@ __all__ = [
     "StreamedReply",
     "parse_json",
     "reply_from_body",
-    "reset_seconds",
     "retry_after_seconds",
     "sse_events",
     "status_error",
@@ -135,34 +134,16 @@ def usage_from(raw: Any) -> TurnUsage:
     )
 
 
-_RESET = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_RESET_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def reset_seconds(value: str) -> float | None:
-    """`6m0s`, `1.5s`, `20ms` -> seconds."""
-    matches = _RESET.findall(value)
-    if not matches:
-        return None
-    return sum(float(number) * _RESET_SECONDS[unit] for number, unit in matches)
+# A 429 says some budget is spent: a budget whose remaining count is not sent is taken to be the spent one.
+_SPENT_UNLESS_SAID = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-remaining-tokens": "0"}
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
-    """How long a 429 asks to wait, when it says."""
-    header = response.headers.get("retry-after")
-    if header is not None:
-        with contextlib.suppress(ValueError):
-            return max(float(header), 0.0)
-    # Without Retry-After, the reset time of whichever limit is exhausted says how long to wait.
-    waits: list[float] = []
-    for limit in ("requests", "tokens"):
-        remaining = response.headers.get(f"x-ratelimit-remaining-{limit}")
-        reset = response.headers.get(f"x-ratelimit-reset-{limit}")
-        if reset is not None and (remaining is None or remaining.strip() == "0"):
-            seconds = reset_seconds(reset)
-            if seconds is not None:
-                waits.append(seconds)
-    return max(waits) if waits else None
+    """How long a 429 asks to wait: `Retry-After`, else the reset time of the exhausted `x-ratelimit-*` budget."""
+    stated = retry_after_header(response.headers.get("retry-after"))
+    if stated is not None:
+        return stated
+    return pause_from_headers({**_SPENT_UNLESS_SAID, **response.headers})
 
 
 def status_error(response: httpx.Response, label: str, key: SecretKey | None) -> ProviderError:

@@ -66,7 +66,7 @@ from rtflow.providers.endpoints import (
     resolve_key,
 )
 from rtflow.providers.pricing import cost_of
-from rtflow.providers.ratelimits import pause_from_realtime_limits
+from rtflow.providers.ratelimits import pause_from_realtime_limits, retry_after_header
 from rtflow.providers.realtime_events import EventBuilder, RealtimeConfig
 from rtflow.providers.realtime_outcomes import ResponseResult, error_from_event, finish_response
 from rtflow.providers.realtime_voice import InputAudio, TurnDetection, load_input_audio, outgoing_messages, stream_audio
@@ -525,13 +525,6 @@ def _safe_name(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None
-
-
 @contextlib.contextmanager
 def _translate_errors(label: str, current_key: Any) -> Iterator[None]:
     """Turn every websockets (and socket) failure into an rtflow ProviderError, without leaking the key."""
@@ -550,7 +543,7 @@ def _translate_errors(label: str, current_key: Any) -> Iterator[None]:
         if status == 403:
             raise AuthenticationError(f"{_FORBIDDEN_HINT}{detail}", provider=label, status=status) from None
         if status == 429:
-            retry_after = _retry_after(exc.response.headers.get("Retry-After"))
+            retry_after = retry_after_header(exc.response.headers.get("Retry-After"))
             hint = f"; retry after {retry_after:g} s" if retry_after is not None else ""
             raise RateLimitError(
                 f"rate limited at the handshake (HTTP 429){hint}{detail}",

@@ -22,6 +22,7 @@ from rtflow.errors import (
 )
 from rtflow.messages import Message, TurnRequest
 from rtflow.providers.base import ProviderInfo
+from rtflow.providers.chat_wire import retry_after_seconds
 from rtflow.providers.openai_chat import ChatProvider
 
 SECRET = "sk-test-chat-SECRET-0123456789"
@@ -136,6 +137,21 @@ async def test_429_without_retry_after_uses_ratelimit_reset_headers() -> None:
     assert caught.value.retry_after == pytest.approx(90.0)
     assert provider.rate_limits["x-ratelimit-remaining-tokens"] == "0"
     await provider.aclose()
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Retry-After": "3", "x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "9s"}, 3.0),
+        ({"Retry-After": "soon", "x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "9s"}, 9.0),
+        ({"x-ratelimit-reset-requests": "2s", "x-ratelimit-reset-tokens": "250ms"}, 2.0),
+        ({"x-ratelimit-remaining-requests": "5", "x-ratelimit-reset-requests": "2s"}, None),
+        ({}, None),
+    ],
+)
+def test_429_wait_from_headers(headers: dict[str, str], expected: float | None) -> None:
+    """Retry-After (in seconds) wins; else the longest reset of a budget whose remaining count is 0 or not sent."""
+    assert retry_after_seconds(httpx.Response(429, headers=headers)) == expected
 
 
 @pytest.mark.anyio
