@@ -86,8 +86,9 @@ class ResponseRun:
             status, details = "cancelled", {"type": "cancelled", "reason": self.cancel_reason}
             for item in self.output:
                 item["status"] = "incomplete"
-        await emit({"type": "response.done", "response": self._body(status, details, self._usage())})
-        await conn.send_rate_limits(self._usage()["total_tokens"])
+        usage = self._usage()
+        await emit({"type": "response.done", "response": self._body(status, details, usage)})
+        await conn.send_rate_limits(usage["total_tokens"])
 
     def _limited_text(self) -> tuple[str | None, bool]:
         text = self.reply.text
