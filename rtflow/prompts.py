@@ -85,13 +85,19 @@ def _describe(prompt: PromptSpec) -> str:
 def _template_source(prompt: PromptSpec, base_dir: Path) -> str:
     if prompt.file is None:
         return prompt.raw
+    # Read once per loaded prompt (the loader's check reads it first), not on every turn that renders it.
+    source = prompt._sources.get(base_dir)
+    if source is not None:
+        return source
     path = resolve_path(prompt.file, base_dir)
     try:
-        return path.read_text(encoding="utf-8")
+        source = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PromptError(f"{_describe(prompt)}: no such file {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PromptError(f"{_describe(prompt)}: cannot read {path}: {exc}") from None
+    prompt._sources[base_dir] = source
+    return source
 
 
 def check_prompt(prompt: PromptSpec, base_dir: Path) -> None:

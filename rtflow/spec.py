@@ -294,6 +294,8 @@ class PromptSpec(_SpecModel):
     _position: int = PrivateAttr(default=1)
     _kind: PromptKind = PrivateAttr(default="inline")
     _file: str | None = PrivateAttr(default=None)
+    _sources: dict[Path, str] = PrivateAttr(default_factory=dict)
+    """The template file's text by the folder it was resolved against: read once, not once per turn."""
 
     @classmethod
     def accepted_keys(cls) -> dict[str, str]:

@@ -73,6 +73,16 @@ def test_tojson_output_is_not_escaped_twice(tmp_path: Path) -> None:
     assert messages[0].text == 'a "quoted" word'
 
 
+def test_template_file_is_read_once_per_prompt(tmp_path: Path) -> None:
+    """A loaded prompt reads its template file once: later renders use that text, a new prompt reads afresh."""
+    _write(tmp_path, "ask.txt", "first: {{ question }}")
+    prompt = PromptSpec(raw="file://ask.txt")
+    assert render_prompt(prompt, {"question": "a"}, PROVIDER, tmp_path)[0].text == "first: a"
+    _write(tmp_path, "ask.txt", "second: {{ question }}")
+    assert render_prompt(prompt, {"question": "b"}, PROVIDER, tmp_path)[0].text == "first: b"
+    assert _render("file://ask.txt", {"question": "c"}, tmp_path)[0].text == "second: c"
+
+
 def test_missing_variable_names_itself_and_the_file(tmp_path: Path) -> None:
     """StrictUndefined: a variable the template needs but the vars lack is named, with the prompt file."""
     _write(tmp_path, "input.json", JSON_TEMPLATE)
