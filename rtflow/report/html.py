@@ -90,9 +90,9 @@ def provider_column(turn: TurnRecord) -> str:
 
 
 def _media_src(file: str, base_dir: Path, report_dir: Path) -> str:
+    """`file` (relative to the absolute `base_dir`) as a URL relative to the absolute `report_dir`."""
     path = Path(file.removeprefix("file://")).expanduser()
-    absolute = path if path.is_absolute() else (base_dir / path).absolute()
-    return urllib.parse.quote(Path(os.path.relpath(absolute, report_dir.absolute())).as_posix())
+    return urllib.parse.quote(Path(os.path.relpath(base_dir / path, report_dir)).as_posix())
 
 
 def _input_audio(turn: TurnRecord, flow_dir: Path, report_dir: Path) -> list[str]:
@@ -131,17 +131,23 @@ def _summary(run: RunRecord, turns: Sequence[TurnRecord]) -> dict[str, object]:
     }
 
 
-def _matrix(turns: Sequence[TurnRecord]) -> tuple[list[str], list[str], dict[tuple[str, str], MatrixCell]]:
-    threads = list(dict.fromkeys(turn.thread_id for turn in turns))
-    columns = list(dict.fromkeys(provider_column(turn) for turn in turns))
+def _matrix(
+    conversations: Sequence[ConversationView],
+) -> tuple[list[str], list[str], dict[tuple[str, str], MatrixCell]]:
+    threads = list(dict.fromkeys(conversation.thread_id for conversation in conversations))
+    columns = list(dict.fromkeys(conversation.column for conversation in conversations))
     cells: dict[tuple[str, str], MatrixCell] = {}
-    for turn in turns:
-        key = (turn.thread_id, provider_column(turn))
-        cell = cells.setdefault(key, MatrixCell(anchor=_anchor(turn.conversation_id)))
-        cell.total += 1
-        cell.passed += turn.status == "passed"
-        if _SEVERITY[turn.status] > _SEVERITY[cell.worst]:
-            cell.worst = turn.status
+    for conversation in conversations:
+        key = (conversation.thread_id, conversation.column)
+        cell = cells.get(key)
+        if cell is None:
+            cell = cells[key] = MatrixCell(anchor=conversation.anchor)
+        for view in conversation.turns:
+            status = view.record.status
+            cell.total += 1
+            cell.passed += status == "passed"
+            if _SEVERITY[status] > _SEVERITY[cell.worst]:
+                cell.worst = status
     return threads, columns, cells
 
 
@@ -161,21 +167,26 @@ def _timestamp(moment: float | None) -> str:
 
 def render_html(run: RunRecord, turns: Sequence[TurnRecord], report_dir: Path) -> str:
     """The report as a string; audio paths are made relative to `report_dir`, where it will be written."""
-    flow_dir = Path(run.flow_path).parent if run.flow_path else Path.cwd()
+    # Resolved once: every audio path of every turn is made relative to these.
+    working_dir = Path.cwd()
+    flow_dir = (working_dir / run.flow_path).parent if run.flow_path else working_dir
+    report_dir = report_dir.absolute()
     ordered = sorted(turns, key=lambda turn: (turn.conversation_id, turn.turn_index))
     conversations: dict[str, ConversationView] = {}
     for turn in ordered:
-        view = conversations.setdefault(turn.conversation_id, ConversationView(
-            turn.conversation_id, _anchor(turn.conversation_id), provider_column(turn), turn.thread_id))
+        view = conversations.get(turn.conversation_id)
+        if view is None:
+            view = conversations[turn.conversation_id] = ConversationView(
+                turn.conversation_id, _anchor(turn.conversation_id), provider_column(turn), turn.thread_id)
         audio = turn.output.audio if turn.output is not None else None
         output_audio = audio.playable_file if audio is not None else None  # raw G.711 plays from its WAV copy
         view.turns.append(TurnView(
             record=turn,
             input_text=turn_input_text(turn),
             input_audio=_input_audio(turn, flow_dir, report_dir),
-            output_audio=_media_src(output_audio, Path.cwd(), report_dir) if output_audio else None,
+            output_audio=_media_src(output_audio, working_dir, report_dir) if output_audio else None,
         ))
-    threads, columns, cells = _matrix(ordered)
+    threads, columns, cells = _matrix(list(conversations.values()))
     latencies = _latencies(ordered)
     template = _environment.get_template("report.html")
     return template.render(
