@@ -9,10 +9,10 @@ then does depends on its kind and on its conversation's state:
 - a grade node evaluates the turn's assertions once the turn was answered. Nothing waits for it, so grading
   runs beside the next turn.
 
-Limits: a global `CapacityLimiter` for calls in flight, one per provider key for `max_concurrency` (held for a
-whole conversation by providers that keep sessions open), a `RateLimiter` per provider key, and a limiter for
-grading. Every attempt runs under `anyio.fail_after(timeout)`. Retryable failures are retried with backoff and
-jitter; then the chain moves on to the fallback with the same history.
+Limits: a global semaphore for calls in flight, one per provider key for `max_concurrency` (held for a whole
+conversation by providers that keep sessions open), a `RateLimiter` per provider key, and a semaphore for
+grading. Every attempt (grader calls too) runs under a deadline of `timeout`. Retryable failures are retried with
+backoff and jitter; then the chain moves on to the fallback with the same history.
 
 Errors are data: a provider error becomes a record, never an exception in the task group. Each turn record is
 handed to the sink the moment it is known (`pending` when answered and awaiting grading, then its verdict).
@@ -135,7 +135,8 @@ class Scheduler:
         # Binding context for providers' own events costs more than a call's bookkeeping: only when it shows.
         self._bind_context = self._log.is_enabled_for(logging.INFO)
         self._base_dir = plan.flow.base_dir  # read once: a pydantic private attribute is slow to reach
-        self._states: dict[str, NodeState] = {}
+        self.node_states: dict[str, NodeState] = {}
+        """Where every node of the plan stands; each ends in SUCCEEDED, FAILED or SKIPPED."""
         self._pending: dict[str, int] = {}
         self._conversations = {cid: _ConversationState(c) for cid, c in plan.conversations.items()}
         for state in self._conversations.values():
@@ -158,7 +159,6 @@ class Scheduler:
         """Provider calls running right now."""
         self.records: dict[str, TurnRecord] = {}
         """The latest record of every turn that reached one, keyed by the turn's primary node id."""
-        self.node_states = self._states
 
     # -- driving the graph -------------------------------------------------------------------------------
 
@@ -170,7 +170,7 @@ class Scheduler:
         graph = self.plan.graph
         roots: list[str] = []
         for node_id in graph.nodes:
-            self._states[node_id] = NodeState.WAITING
+            self.node_states[node_id] = NodeState.WAITING
             self._pending[node_id] = graph.in_degree(node_id)
             if self._pending[node_id] == 0:
                 roots.append(node_id)
@@ -189,12 +189,12 @@ class Scheduler:
         if self._stopping:
             return
         node = self.plan.node(node_id)
-        self._states[node_id] = NodeState.RUNNING
+        self.node_states[node_id] = NodeState.RUNNING
         if isinstance(node, CallNode):
             final = await self._run_call_node(node)
         else:
             final = await self._run_grade_node(node)
-        self._states[node_id] = final
+        self.node_states[node_id] = final
         for successor in self.plan.graph.succ[node_id]:
             self._pending[successor] -= 1
             if self._pending[successor] == 0:
@@ -254,8 +254,8 @@ class Scheduler:
 
     def _build_request(self, state: _ConversationState, node: CallNode, provider: Provider) -> TurnRequest:
         conversation = state.conversation
-        turn_spec = conversation.turns[node.turn_index]
-        variables = {**turn_spec.vars, **self.extra_vars, "_conversation": state.history.conversation_var()}
+        turn_vars = self._turn_vars(state, node.turn_index)
+        variables = {**turn_vars, "_conversation": state.history.conversation_var()}
         rendered = render_prompt(conversation.prompt, variables, provider.info, self._base_dir)
         turn = state.turns[node.turn_index]
         turn.prompt_messages = rendered
@@ -268,7 +268,7 @@ class Scheduler:
             conversation_id=conversation.id,
             turn_index=node.turn_index,
             messages=turn.request_messages,
-            vars={**({"transcript": turn.heard} if turn.heard else {}), **turn_spec.vars, **self.extra_vars},
+            vars={**({"transcript": turn.heard} if turn.heard else {}), **turn_vars},
             artifact_dir=artifact_dir,
         )
 
@@ -282,7 +282,6 @@ class Scheduler:
         while True:
             attempt += 1
             turn.attempts += 1
-            turn.attempt_started = time.time()
             with self._attempt_context(node, attempt):
                 try:
                     output = await self._attempt(state, node, provider, request)
@@ -333,15 +332,23 @@ class Scheduler:
                 if session is None:
                     session = provider.session(state.conversation.id)
                     state.sessions[node.provider_label] = session
-                # A bare cancel scope rather than fail_after: same semantics, a fraction of the cost per call.
-                with anyio.CancelScope(deadline=anyio.current_time() + self.settings.timeout) as deadline:
-                    return await session.send(request)
-                assert deadline.cancelled_caught  # only the deadline ends the block without a return
-                raise ProviderTimeoutError(f"no answer within {self.settings.timeout:g}s", provider=node.provider_label)
+                return await self._send_with_deadline(session, request, node.provider_label)
             finally:
                 self.in_flight -= 1
                 if per_provider is not None:
                     per_provider.release()
+
+    async def _send_with_deadline(self, session: ProviderSession, request: TurnRequest, label: str) -> TurnOutput:
+        """One call, bounded by the run's timeout. A bare cancel scope rather than fail_after: the same meaning
+        at a fraction of the cost per call."""
+        with anyio.CancelScope(deadline=anyio.current_time() + self.settings.timeout) as deadline:
+            return await session.send(request)
+        assert deadline.cancelled_caught  # only the deadline ends the block without a return
+        raise ProviderTimeoutError(f"no answer within {self.settings.timeout:g}s", provider=label)
+
+    def _turn_vars(self, state: _ConversationState, turn_index: int) -> dict[str, Any]:
+        """The turn's variables as the flow gives them, with the run's `--var` values on top."""
+        return {**state.conversation.turns[turn_index].vars, **self.extra_vars}
 
     async def _hold_session_slot(self, state: _ConversationState, node: CallNode, provider: Provider) -> None:
         """Providers that keep a session open count sessions, not requests: hold a slot for the conversation."""
@@ -411,7 +418,7 @@ class Scheduler:
             return NodeState.SUCCEEDED  # graded in the run being resumed
         turn_spec = state.conversation.turns[node.turn_index]
         context = AssertionContext(
-            vars={**turn_spec.vars, **self.extra_vars},
+            vars=self._turn_vars(state, node.turn_index),
             base_dir=self._base_dir,
             grade=self._grade if self.grader is not None else None,
         )
@@ -429,15 +436,9 @@ class Scheduler:
         while True:
             attempt += 1
             session = self.grader.session("grader")
+            request = TurnRequest(conversation_id="grader", turn_index=0, messages=messages)
             try:
-                with anyio.fail_after(self.settings.timeout):
-                    output = await session.send(TurnRequest(conversation_id="grader", turn_index=0, messages=messages))
-                return output.text
-            except TimeoutError as exc:
-                error: ProviderError = ProviderTimeoutError(
-                    f"grader gave no answer within {self.settings.timeout:g}s", provider=self.grader.info.label
-                )
-                error.__cause__ = exc
+                return (await self._send_with_deadline(session, request, self.grader.info.label)).text
             except ProviderError as exc:
                 error = exc
             finally:
