@@ -209,11 +209,6 @@ class RealtimeSession:
         self.rate_limits: list[dict[str, Any]] = []
         """The last `rate_limits.updated` figures the server sent."""
 
-    @property
-    def connected(self) -> bool:
-        """Whether a socket is open."""
-        return self._socket is not None
-
     async def send(self, request: TurnRequest) -> TurnOutput:
         """Answer one turn, sending only what the server session does not hold yet."""
         try:

@@ -79,11 +79,6 @@ class ToolRunner:
         self._dispatcher = load_callable(dispatcher, base_dir) if dispatcher else None
         self.timeout = timeout
 
-    @property
-    def has_handlers(self) -> bool:
-        """Whether any handler is configured."""
-        return bool(self._handlers) or self._dispatcher is not None
-
     async def run_all(self, calls: list[PendingCall]) -> list[ToolCall]:
         """Every call's outcome, in the order the model made them (handlers run concurrently)."""
         results: list[ToolCall | None] = [None] * len(calls)
