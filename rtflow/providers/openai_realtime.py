@@ -51,7 +51,7 @@ from rtflow.errors import (
     RateLimitError,
 )
 from rtflow.messages import AUDIO_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest, Usage
-from rtflow.providers.audio import BYTES_PER_SECOND, write_output_audio
+from rtflow.providers.audio import audio_seconds, write_output_audio
 from rtflow.providers.base import Provider, ProviderInfo
 from rtflow.providers.config import validate_config
 from rtflow.providers.endpoints import (
@@ -268,7 +268,7 @@ class RealtimeSession:
         output_format = self._provider.config.output_audio_format or "pcm16"
         audio = None
         if state.audio:
-            seconds = len(state.audio) / BYTES_PER_SECOND[output_format]
+            seconds = audio_seconds(len(state.audio), output_format)
             state.metrics.output_audio_s = seconds
             if seconds > 0 and state.first_request_at is not None and state.last_audio_at is not None:
                 state.metrics.real_time_factor = (state.last_audio_at - state.first_request_at) / seconds
