@@ -31,10 +31,6 @@ class FaultPlan:
     def __bool__(self) -> bool:
         return bool(self._faults)
 
-    def fired_counts(self) -> list[int]:
-        """How many times each fault has fired, in configuration order."""
-        return list(self._fired)
-
     def pick(
         self,
         endpoint: str,

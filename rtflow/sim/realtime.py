@@ -176,8 +176,6 @@ class RealtimeConnection:
                     tasks.start_soon(self._expire, expire_after)
                 await self._read_loop()
                 tasks.cancel_scope.cancel()
-        except ConnectionDropped:
-            pass
         except OSError:
             # The client went away while we were sending; nothing is left to tell it.
             pass
