@@ -74,7 +74,7 @@ def load_text(text: str, *, source: str = "<string>", base_dir: Path | None = No
         raise document.error(_validation_problems(exc.errors(), document)) from None
     flow.set_base_dir(resolved_base)
     problems = [
-        *_check_provider_configs(data, document, resolved_base),
+        *_check_provider_configs(flow, data, document, resolved_base),
         *_check_assertion_types(flow, document),
         *_check_prompts(flow, document, resolved_base),
         *_read_var_files(flow, document, resolved_base),
@@ -337,13 +337,19 @@ def _provider_entries(data: dict[str, Any]) -> Iterator[tuple[Path_, dict[str, A
     yield from walk(data.get("grader"), ("grader",))
 
 
-def _check_provider_configs(data: dict[str, Any], document: _Document, base_dir: Path) -> Iterator[_Problem]:
-    """Each provider checks its own `config` (keys, values, tool handlers); its complaints point at their line."""
+def _check_provider_configs(
+    flow: FlowSpec, data: dict[str, Any], document: _Document, base_dir: Path
+) -> Iterator[_Problem]:
+    """Each provider checks its own `config` (keys, values, tool handlers); its complaints point at their line.
+
+    What a provider only warns about (`temperature` on a GA Realtime model) joins `flow.warnings`, so nothing
+    has to build the providers a second time to show it.
+    """
     from rtflow.providers.registry import create_provider  # the providers know their keys; the spec does not
 
     for path, entry in _provider_entries(data):
         try:
-            create_provider(ProviderSpec.model_validate(entry).to_info(base_dir))
+            provider = create_provider(ProviderSpec.model_validate(entry).to_info(base_dir))
         except ProviderConfigError as exc:
             config = entry.get("config")
             raw_config: dict[str, Any] = config if isinstance(config, dict) else {}
@@ -354,6 +360,8 @@ def _check_provider_configs(data: dict[str, Any], document: _Document, base_dir:
         except FlowError as exc:  # an unknown kind is the compiler's to report, with the known kinds
             if not isinstance(exc, CompileError):
                 yield document.problem((*path, "config"), exc.message)
+        else:
+            flow.warnings.extend(warning for warning in provider.warnings() if warning not in flow.warnings)
 
 
 def _render_provider_env(data: dict[str, Any], document: _Document) -> Iterator[_Problem]:

@@ -90,6 +90,17 @@ def test_validate_prints_counts_critical_path_and_warnings(flow_file: Path) -> N
     assert "model-graded assertions (llm-rubric)" in out
 
 
+def test_validate_shows_each_provider_warning_once(tmp_path: Path) -> None:
+    """What a provider warns about (temperature on GA Realtime) is listed once by validate."""
+    path = tmp_path / "flow.yaml"
+    path.write_text(
+        FLOW.replace("    label: realtime\n", "    label: realtime\n    config: {temperature: 0.5}\n"), encoding="utf-8"
+    )
+    code, out, _ = _invoke("validate", str(path))
+    assert code == 0, out
+    assert out.count("temperature is not supported by the GA Realtime API") == 1
+
+
 def test_validate_applies_repeat_and_thread_filter(flow_file: Path) -> None:
     """--repeat multiplies conversations and --thread narrows them to matching thread ids."""
     code, out, _ = _invoke("validate", str(flow_file), "--repeat", "2", "--thread", "japan_*")

@@ -47,3 +47,15 @@ def test_secret_values_in_bad_config_are_not_echoed(tmp_path: Path) -> None:
         load(flow)
     assert "api_key" in str(caught.value)
     assert "sk-do-not-print-me" not in str(caught.value)
+
+
+def test_provider_warnings_join_the_flow_warnings(tmp_path: Path) -> None:
+    """A config a provider accepts but cannot honour loads, and the provider's warning is in `flow.warnings`."""
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "providers:\n  - id: openai:realtime:gpt-realtime\n    label: rt\n    config: {temperature: 0.5}\n"
+        "prompts: ['{{ q }}']\ntests: [{vars: {q: hi}}]\n"
+    )
+    warnings = load(flow).warnings
+    assert len(warnings) == 1
+    assert "provider 'rt': temperature is not supported by the GA Realtime API" in warnings[0]
