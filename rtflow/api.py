@@ -140,6 +140,51 @@ async def _watch_signals(scheduler: Scheduler, cancel_scope: anyio.CancelScope, 
             cancel_scope.deadline = min(cancel_scope.deadline, anyio.current_time() + _INTERRUPT_GRACE_S)
 
 
+def _prepare(
+    flow: str | Path | FlowSpec | None,
+    run_store: RunStore | None,
+    resume: str | None,
+    *,
+    sim: Any,
+    concurrency: int | None,
+    thread_filter: str | None,
+    repeat: int,
+    vars: Mapping[str, Any] | None,
+) -> tuple[FlowSpec, Plan, RunRecord, dict[str, TurnRecord]]:
+    """Load and compile the flow, and the run's record: a new one, or the one being resumed with its turns."""
+    resume_records: dict[str, TurnRecord] = {}
+    resumed_run: RunRecord | None = None
+    if resume is not None:
+        assert run_store is not None
+        resumed_run = run_store.get_run(run_store.resolve_run_id(resume))
+        resume_records = {turn.node_id: turn for turn in run_store.turns(resumed_run.run_id)}
+        if flow is None:
+            if resumed_run.flow_path is None:
+                raise FlowError(f"run {resumed_run.run_id} has no flow file on record; name the flow to resume it")
+            flow = resumed_run.flow_path
+    if flow is None:
+        raise FlowError("no flow given: name a flow file, or a run to resume")
+    spec = load(flow) if isinstance(flow, str | Path) else flow
+    plan = compile_flow(spec, repeat=repeat, thread_filter=thread_filter)
+    if resumed_run is not None:
+        return spec, plan, resumed_run.model_copy(update={"status": "running", "ended_at": None}), resume_records
+    run_record = RunRecord(
+        run_id=_new_run_id(),
+        flow_path=str(spec.source_path.resolve()) if spec.source_path else None,
+        description=spec.description,
+        started_at=time.time(),
+        simulated=bool(sim),
+        options={
+            "concurrency": concurrency,
+            "thread_filter": thread_filter,
+            "repeat": repeat,
+            "vars": dict(vars or {}),
+        },
+        total_turns=plan.counts.turns,
+    )
+    return spec, plan, run_record, resume_records
+
+
 async def arun(
     flow: str | Path | FlowSpec | None,
     *,
@@ -169,43 +214,15 @@ async def arun(
     """
     if not structlog.is_configured():
         configure_logging(level="warning")
-    run_store = RunStore(db) if store or resume else None
-    resume_records: dict[str, TurnRecord] = {}
-    resumed_run: RunRecord | None = None
-    if resume is not None:
-        assert run_store is not None
-        resumed_run = run_store.get_run(run_store.resolve_run_id(resume))
-        resume_records = {turn.node_id: turn for turn in run_store.turns(resumed_run.run_id)}
-        if flow is None:
-            if resumed_run.flow_path is None:
-                raise FlowError(f"run {resumed_run.run_id} has no flow file on record; name the flow to resume it")
-            flow = resumed_run.flow_path
-    if flow is None:
-        raise FlowError("no flow given: name a flow file, or a run to resume")
-    spec = load(flow) if isinstance(flow, str | Path) else flow
-    plan = compile_flow(spec, repeat=repeat, thread_filter=thread_filter)
-    if resumed_run is not None:
-        run_id = resumed_run.run_id
-        run_record = resumed_run.model_copy(update={"status": "running", "ended_at": None})
-    else:
-        run_id = _new_run_id()
-        run_record = RunRecord(
-            run_id=run_id,
-            flow_path=str(spec.source_path.resolve()) if spec.source_path else None,
-            description=spec.description,
-            started_at=time.time(),
-            simulated=bool(sim),
-            options={
-                "concurrency": concurrency,
-                "thread_filter": thread_filter,
-                "repeat": repeat,
-                "vars": dict(vars or {}),
-            },
-            total_turns=plan.counts.turns,
-        )
-    log = get_logger().bind(run=run_id)
     status = "crashed"
     async with AsyncExitStack() as stack:
+        run_store = stack.enter_context(RunStore(db)) if store or resume else None
+        spec, plan, run_record, resume_records = _prepare(
+            flow, run_store, resume, sim=sim, concurrency=concurrency, thread_filter=thread_filter, repeat=repeat,
+            vars=vars,
+        )  # fmt: skip
+        run_id = run_record.run_id
+        log = get_logger().bind(run=run_id)
         sim_url = await stack.enter_async_context(_simulator(sim))
         if sim_url is not None:
             log.info("sim.started", base_url=sim_url)
@@ -223,7 +240,6 @@ async def arun(
             _check_ready(grader, simulated=sim_url is not None)
         jsonl_file = stack.enter_context(JsonlWriter(Path(jsonl))) if jsonl is not None else None
         if run_store is not None:
-            stack.callback(run_store.close)
             run_store.start_run(run_record)
         writer = TurnWriter(run_store, jsonl_file)
         progress_bar: RunProgress | None = None
@@ -238,7 +254,7 @@ async def arun(
                 if inspect.isawaitable(maybe) and callbacks is not None:
                     callbacks.start_soon(_await, maybe)
 
-        artifact_root = (Path(db).parent if db else Path(".rtflow")) / "artifacts" / run_id
+        artifact_root = (run_store.path.parent if run_store else Path(".rtflow")) / "artifacts" / run_id
         scheduler = Scheduler(
             plan,
             providers,
