@@ -6,10 +6,15 @@
 | `registry` | `kind:api` prefix -> provider class; built-ins plus the `rtflow.providers` entry-point group |
 | `openai_realtime` | `openai:realtime:MODEL`, one WebSocket per conversation (GA, beta, Azure) |
 | `realtime_events` | the Realtime client events and `session.update`, in both dialects |
+| `realtime_outcomes` | what the Realtime server's events mean: a response's outcome, `error` events, usage |
+| `realtime_voice` | voice turns: which audio a turn sends, and how it is streamed |
 | `openai_chat` | `openai:chat:MODEL`, Chat Completions over a pooled httpx client |
+| `chat_wire` | what Chat Completions sends back: bodies, stream chunks, usage, error statuses |
 | `config` | config validation shared by both (snake_case keys, promptfoo camelCase aliases) |
 | `endpoints` | base URL, API key and header resolution |
+| `ratelimits` | the server's rate-limit figures (`Retry-After`, `x-ratelimit-*`, `rate_limits.updated`) as pauses |
 | `tools` | function-tool definitions and the handlers that answer them |
-| `audio` | WAV in (resampled to pcm16 24 kHz) and out |
+| `audio` | WAV in (resampled to pcm16 24 kHz, or G.711 8 kHz) and out |
+| `g711` | the G.711 u-law and A-law codec |
 | `pricing` | a dated price table and per-turn cost |
 """

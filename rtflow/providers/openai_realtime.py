@@ -460,7 +460,7 @@ class RealtimeSession:
             check_tool_rounds(rounds, provider.config.max_tool_iterations, provider.info.label)
 
     async def _read_response(self, state: _TurnState) -> ResponseResult:
-        """Events up to `response.done`, collected into a `_Response`."""
+        """Events up to `response.done`, collected into a `ResponseResult`."""
         label = self._provider.info.label
         socket = self._socket
         assert socket is not None

@@ -148,7 +148,7 @@ class EventBuilder:
         return session
 
     def message_items(self, message: Message) -> list[dict[str, Any]]:
-        """`conversation.item.create` events for a message's text (audio parts are sent by `audio_events`)."""
+        """`conversation.item.create` events for a message's text (audio parts are streamed by `realtime_voice`)."""
         role = "system" if message.role in ("system", "developer") else message.role
         if isinstance(message.content, str):
             texts = [message.content]
