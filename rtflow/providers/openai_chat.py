@@ -241,13 +241,13 @@ class ChatProvider(Provider):
             response = await client.post(self.url, json=body)
             self._note_rate_limits(response)
             if response.status_code >= 400:
-                await self._raise_for_status(response)
+                raise status_error(response, self.info.label, self._key)
             return reply_from_body(parse_json(response.content, self.info.label), self.info.label)
         async with client.stream("POST", self.url, json=body) as response:
             self._note_rate_limits(response)
             if response.status_code >= 400:
                 await response.aread()
-                await self._raise_for_status(response)
+                raise status_error(response, self.info.label, self._key)
             reply = StreamedReply()
             async for chunk in sse_events(response.aiter_lines(), self.info.label):
                 if reply.absorb(chunk) and metrics.first_delta_ms is None:
@@ -258,9 +258,6 @@ class ChatProvider(Provider):
         found = {name: value for name, value in response.headers.items() if name.startswith("x-ratelimit-")}
         if found:
             self.rate_limits = found
-
-    async def _raise_for_status(self, response: httpx.Response) -> None:
-        raise status_error(response, self.info.label, self._key)
 
 
 class ChatSession:
