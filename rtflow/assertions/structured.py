@@ -13,12 +13,14 @@ import json
 import math
 import re
 import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import CodeType
 from typing import Any
 
 import jsonschema
 import yaml
+from jsonschema.protocols import Validator
 
 from rtflow.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
 from rtflow.errors import FlowError
@@ -28,26 +30,45 @@ from rtflow.pyref import FILE_PREFIX, is_python_ref, load_callable, resolve_path
 __all__ = ["STRUCTURED_CHECKS"]
 
 
-def _load_schema(value: Any, base_dir: Path) -> dict[str, Any]:
+@functools.lru_cache(maxsize=64)
+def _parse_schema_file(text: str) -> Any:
+    """A schema file's document, parsed once per distinct content (the file is read at every use, so edits count)."""
+    return yaml.safe_load(text)
+
+
+@dataclass(frozen=True)
+class _Schema:
+    """A schema document keyed by its repr, so that equal schemas (one per turn of a thread) share a validator."""
+
+    key: str
+    document: dict[str, Any] = field(compare=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_validator(schema: _Schema) -> Validator:
+    """Checking a schema against its meta-schema costs more than validating an output: done once per schema."""
+    validator_class = jsonschema.validators.validator_for(schema.document)
+    try:
+        validator_class.check_schema(schema.document)
+    except jsonschema.SchemaError as exc:
+        raise Unevaluable(f"invalid JSON schema: {exc.message}") from exc
+    return validator_class(schema.document)
+
+
+def _load_validator(value: Any, base_dir: Path) -> Validator:
     if isinstance(value, str) and value.startswith(FILE_PREFIX):
         path = resolve_path(value, base_dir)
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            value = _parse_schema_file(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             raise Unevaluable(f"cannot read JSON schema {path}: {exc}") from exc
-        value = loaded
     if not isinstance(value, dict):
         raise Unevaluable(f"a JSON schema must be a map (or file://schema.json), got {value!r}")
-    try:
-        jsonschema.validators.validator_for(value).check_schema(value)
-    except jsonschema.SchemaError as exc:
-        raise Unevaluable(f"invalid JSON schema: {exc.message}") from exc
-    return value
+    return _checked_validator(_Schema(repr(value), value))
 
 
-def _schema_problem(document: Any, schema: dict[str, Any]) -> str | None:
-    """None when `document` satisfies `schema`, else the first problem, with where it is."""
-    validator = jsonschema.validators.validator_for(schema)(schema)
+def _schema_problem(document: Any, validator: Validator) -> str | None:
+    """None when `document` satisfies the validator's schema, else the first problem, with where it is."""
     error = jsonschema.exceptions.best_match(validator.iter_errors(document))
     if error is None:
         return None
@@ -63,7 +84,7 @@ def check_is_json(value: Any, output: TurnOutput, spec: AssertionLike, context: 
         return Verdict.of(False, f"output is not JSON: {exc}")
     if value is None:
         return Verdict.of(True, "output is JSON")
-    problem = _schema_problem(document, _load_schema(value, context.base_dir))
+    problem = _schema_problem(document, _load_validator(value, context.base_dir))
     return Verdict.of(problem is None, "output is JSON and matches the schema" if problem is None
                       else f"output is JSON but does not match the schema: {problem}")
 
@@ -94,8 +115,8 @@ def check_contains_json(value: Any, output: TurnOutput, spec: AssertionLike, con
         return Verdict.of(False, "output contains no JSON object or array")
     if value is None:
         return Verdict.of(True, f"output contains {len(documents)} JSON value(s)")
-    schema = _load_schema(value, context.base_dir)
-    problems = [_schema_problem(document, schema) for document in documents]
+    validator = _load_validator(value, context.base_dir)
+    problems = [_schema_problem(document, validator) for document in documents]
     if any(problem is None for problem in problems):
         return Verdict.of(True, "output contains JSON that matches the schema")
     return Verdict.of(False, f"no JSON in the output matches the schema: {problems[0]}")
@@ -105,12 +126,12 @@ def check_json_schema(value: Any, output: TurnOutput, spec: AssertionLike, conte
     """The output parses as JSON and validates against the schema given as the value."""
     if value is None:
         raise Unevaluable(f"{spec.type} needs a JSON schema as its value")
-    schema = _load_schema(value, context.base_dir)
+    validator = _load_validator(value, context.base_dir)
     try:
         document = json.loads(output.text)
     except ValueError as exc:
         return Verdict.of(False, f"output is not JSON: {exc}")
-    problem = _schema_problem(document, schema)
+    problem = _schema_problem(document, validator)
     return Verdict.of(problem is None, "output matches the schema" if problem is None
                       else f"output does not match the schema: {problem}")
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from rtflow.assertions import (
@@ -143,6 +144,29 @@ async def test_json_schema_from_a_file_and_invalid_schemas(tmp_path: Path) -> No
     assert not failed.passed and failed.error is None and "city" in failed.reason
     invalid = await judge("json-schema", {"type": "no-such-type"}, JSON_REPLY)
     assert invalid.error is not None and "invalid JSON schema" in invalid.error
+
+
+@pytest.mark.anyio
+async def test_schema_files_are_reread_and_equal_schemas_checked_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edited schema file takes effect at its next use; a schema seen before is not checked again."""
+    schema_file = tmp_path / "plan.json"
+    schema_file.write_text(json.dumps(PERSON_SCHEMA))
+    context = AssertionContext(base_dir=tmp_path)
+    assert (await judge("json-schema", "file://plan.json", JSON_REPLY, context=context)).passed
+    schema_file.write_text(json.dumps({**PERSON_SCHEMA, "required": ["city", "days", "hotel"]}))
+    edited = await judge("json-schema", "file://plan.json", JSON_REPLY, context=context)
+    assert not edited.passed and "hotel" in edited.reason
+
+    checked: list[object] = []
+    original = jsonschema.validators.Draft202012Validator.check_schema
+    monkeypatch.setattr(jsonschema.validators.Draft202012Validator, "check_schema",
+                        classmethod(lambda cls, schema: (checked.append(schema), original(schema))[1]))
+    unseen = {**PERSON_SCHEMA, "title": "checked once"}
+    for _ in range(3):
+        assert (await judge("json-schema", dict(unseen), JSON_REPLY)).passed
+    assert checked == [unseen]
 
 
 @pytest.mark.anyio
