@@ -7,6 +7,7 @@ abort the TCP transport, the only way to drop a connection without a close frame
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -21,6 +22,7 @@ from rtflow.sim.chat import chat_completions, openai_error
 from rtflow.sim.dialects import BETA, GA
 from rtflow.sim.realtime import RealtimeConnection
 from rtflow.sim.runtime import SimRuntime
+from rtflow.sim.wire import abort_transport
 
 __all__ = ["build_app"]
 
@@ -44,21 +46,12 @@ def _api_key(headers: dict[str, str]) -> str | None:
     return headers.get("api-key") or None
 
 
-def _aborter(send: Any) -> Callable[[], None]:
-    def abort() -> None:
-        transport = getattr(getattr(send, "__self__", None), "transport", None)
-        if transport is not None:
-            transport.abort()
-
-    return abort
-
-
 def build_app(runtime: SimRuntime) -> ASGIApp:
     """The simulator's ASGI app for `runtime`."""
 
     async def chat(request: Request) -> Response:
-        raw_send = request.scope.get("rtflow.raw_send")
-        return await chat_completions(request, runtime, _api_key(_headers(request.scope)), _aborter(raw_send))
+        abort = functools.partial(abort_transport, request.scope.get("rtflow.raw_send"))
+        return await chat_completions(request, runtime, _api_key(_headers(request.scope)), abort)
 
     async def not_found(request: Request) -> Response:
         return openai_error(404, f"Unknown request URL: {request.method} {request.url.path}.",

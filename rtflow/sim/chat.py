@@ -71,7 +71,7 @@ def _tool_choice(raw: Any) -> Any:
 
 
 async def chat_completions(
-    request: Request, runtime: SimRuntime, key: str | None, abort: Callable[[], None]
+    request: Request, runtime: SimRuntime, key: str | None, abort: Callable[[], object]
 ) -> Response:
     """Answer one Chat Completions request."""
     conn_id = runtime.next_connection_id("chat")
@@ -164,7 +164,7 @@ def _completion(completion_id: str, model: str, reply: ModelReply) -> dict[str, 
 
 
 async def _stream(runtime: SimRuntime, conn_id: str, completion_id: str, model: str, reply: ModelReply,
-                  include_usage: bool, malformed: bool, drop: Callable[[], None] | None) -> AsyncIterator[str]:
+                  include_usage: bool, malformed: bool, drop: Callable[[], object] | None) -> AsyncIterator[str]:
     created = int(time.time())
     log = runtime.log if runtime.log.enabled else None
 

@@ -20,7 +20,7 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 
-__all__ = ["ASGISend", "FrameWriter"]
+__all__ = ["ASGISend", "FrameWriter", "abort_transport"]
 
 ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
 # Past this many queued bytes (a long audio response) the frames are written at once, so that the transport's
@@ -86,8 +86,13 @@ class FrameWriter:
     def abort(self) -> bool:
         """Drop the TCP connection without a close frame (after writing what is queued); False if unsupported."""
         self.flush()
-        transport = getattr(getattr(self._send, "__self__", None), "transport", None)
-        if transport is None:
-            return False
-        transport.abort()
-        return True
+        return abort_transport(self._send)
+
+
+def abort_transport(send: Any) -> bool:
+    """Drop the TCP connection behind an ASGI `send` (uvicorn's protocol method); False if it has no transport."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is None:
+        return False
+    transport.abort()
+    return True
