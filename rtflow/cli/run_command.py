@@ -107,14 +107,11 @@ def run_command(
     """
     variables = _parse_vars(var_pairs)
     sim_config = _sim_config(sim, sim_latency_ms, sim_faults, sim_log)
-    level = {0: "warning", 1: "info"}.get(verbose, "debug")
-    log_stream = None
-    if log_file is not None:
-        log_stream = log_file.open("a", encoding="utf-8")
-        configure_logging(log_format="json", level="info" if verbose == 0 else level, stream=log_stream)
-    else:
-        json_level = "info" if verbose == 0 else level
-        configure_logging(log_format=log_format, level=json_level if log_format == "json" else level)  # type: ignore[arg-type]
+    # JSON lines are for machines and keep every run event; a person at a console sees warnings unless -v.
+    as_json = log_file is not None or log_format == "json"
+    level = {0: "info" if as_json else "warning", 1: "info"}.get(verbose, "debug")
+    log_stream = log_file.open("a", encoding="utf-8") if log_file is not None else None
+    configure_logging(log_format="json" if as_json else log_format, level=level, stream=log_stream)  # type: ignore[arg-type]
     err = Console(stderr=True)
     if sim:
         err.print(
