@@ -614,7 +614,8 @@ class FlowSpec(_SpecModel):
         return self
 
     def _check_labels(self) -> None:
-        seen: dict[str, ProviderSpec] = {}
+        # Fallback labels are the compiler's to check: only it knows which bare fallback ids (`fallback:
+        # openai:chat:gpt-4.1-mini`) mean a top-level provider, config and all, rather than a second provider.
         top_level: set[str] = set()
         for position, provider in enumerate(self.providers):
             if provider.display_label in top_level:
@@ -623,16 +624,6 @@ class FlowSpec(_SpecModel):
                     f"two providers are labelled `{provider.display_label}`; give each a distinct `label`",
                 )
             top_level.add(provider.display_label)
-        everyone = [spec for provider in self.providers for spec in provider.chain()]
-        if self.grader is not None:
-            everyone.extend(self.grader.chain())
-        for spec in everyone:
-            known = seen.setdefault(spec.display_label, spec)
-            if (known.id, known.config) != (spec.id, spec.config):
-                raise ValueError(
-                    f"label `{spec.display_label}` names two different providers ({known.id} and {spec.id}); "
-                    "give each a distinct `label`"
-                )
         if len({prompt.display_label for prompt in self.prompts}) != len(self.prompts):
             raise ValueError("two prompts share a label; give each a distinct `label`")
 

@@ -85,6 +85,38 @@ def test_bare_fallback_id_means_the_top_level_provider() -> None:
     assert sorted(plan.providers) == ["chat", "realtime"]
 
 
+def test_bare_fallback_id_means_an_unlabelled_top_level_provider_too() -> None:
+    """A bare fallback id naming a configured top-level provider without a label is that provider, not a clash."""
+    chat = {"id": CHAT, "config": {"temperature": 0}}
+    plan = compile_flow(make_flow(providers=[{"id": REALTIME, "label": "realtime", "fallback": CHAT}, chat]))
+    realtime = plan.conversations["realtime/japan_travel"]
+    assert realtime.chain[1] is plan.providers[CHAT]
+    assert realtime.chain[1].config == {"temperature": 0}
+    assert sorted(plan.providers) == [CHAT, "realtime"]
+
+
+def test_grader_may_share_an_id_with_a_configured_provider() -> None:
+    """The grader is a provider of its own: naming the same model as a configured provider is not a clash."""
+    flow = make_flow(providers=[{"id": CHAT, "config": {"temperature": 0.7}}], grader=CHAT)
+    plan = compile_flow(flow)
+    assert plan.providers[CHAT].config == {"temperature": 0.7}
+    assert flow.grader is not None and flow.grader.config == {}
+
+
+def test_two_different_fallbacks_with_one_label_are_refused() -> None:
+    """Fallbacks of different providers that share a label but differ in id or config cannot both name nodes."""
+    providers = [
+        {"id": REALTIME, "label": "rt", "fallback": {"id": CHAT, "label": "backup"}},
+        {
+            "id": "openai:realtime:gpt-realtime-mini",
+            "label": "mini",
+            "fallback": {"id": "openai:chat:gpt-4.1", "label": "backup"},
+        },
+    ]
+    with pytest.raises(CompileError, match="two different providers are both labelled 'backup'"):
+        compile_flow(make_flow(providers=providers))
+
+
 def test_nested_fallbacks_are_tried_depth_first() -> None:
     """A fallback's own fallbacks follow it in the chain, as `ProviderSpec.chain` orders them."""
     provider = {
