@@ -1,4 +1,4 @@
-"""Fixtures shared by the provider tests: a tools module on disk and provider builders."""
+"""Fixtures shared by the provider tests: a tools module on disk, and no ambient OpenAI key or base URL."""
 
 from __future__ import annotations
 
