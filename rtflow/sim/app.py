@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from rtflow.sim.chat import chat_completions, openai_error
+from rtflow.sim.chat import chat_completions, error_body, openai_error
 from rtflow.sim.dialects import BETA, GA
 from rtflow.sim.realtime import RealtimeConnection
 from rtflow.sim.runtime import SimRuntime
@@ -81,8 +81,8 @@ def build_app(runtime: SimRuntime) -> ASGIApp:
 
 
 async def _deny(send: Send, status: int, message: str, error_type: str, code: str | None,
-                extra_headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
-    body = json.dumps({"error": {"message": message, "type": error_type, "param": None, "code": code}}).encode()
+                extra_headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    body = json.dumps(error_body(message, error_type, code)).encode()
     await send({"type": "websocket.http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), *extra_headers]})
     await send({"type": "websocket.http.response.body", "body": body})
@@ -127,4 +127,4 @@ async def _realtime(runtime: SimRuntime, scope: Scope, receive: Receive, send: S
     if runtime.log.enabled:
         runtime.log.record(conn_id, "in", "realtime", "<connect>", {"path": path, "model": model,
                                                                     "dialect": dialect.name})
-    await RealtimeConnection(runtime, send, receive, dialect, model, conn_id).serve(expire_after)  # type: ignore[arg-type]
+    await RealtimeConnection(runtime, send, receive, dialect, model, conn_id).serve(expire_after)

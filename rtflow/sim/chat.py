@@ -19,14 +19,18 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from rtflow.sim.model import ModelReply, respond
 from rtflow.sim.runtime import SimRuntime
 
-__all__ = ["chat_completions", "openai_error"]
+__all__ = ["chat_completions", "error_body", "openai_error"]
+
+
+def error_body(message: str, error_type: str, code: str | None) -> dict[str, Any]:
+    """The body OpenAI sends with an HTTP error (a refused handshake included)."""
+    return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
 
 
 def openai_error(status: int, message: str, error_type: str, code: str | None,
                  headers: dict[str, str] | None = None) -> JSONResponse:
     """An error response with the body shape OpenAI uses."""
-    body = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(error_body(message, error_type, code), status_code=status, headers=headers)
 
 
 def _text(content: Any) -> str:

@@ -15,7 +15,7 @@ import asyncio
 import base64
 import binascii
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -31,7 +31,7 @@ from rtflow.sim.wire import ASGISend, FrameWriter
 
 __all__ = ["RealtimeConnection"]
 
-ASGIReceive = Callable[[], Awaitable[dict[str, Any]]]
+ASGIReceive = Callable[[], Awaitable[Mapping[str, Any]]]
 _MIN_COMMIT_S = 0.1
 
 
