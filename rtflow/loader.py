@@ -24,7 +24,15 @@ from pydantic_core import ErrorDetails
 
 from rtflow.errors import CompileError, FlowError, FlowLoadError, PromptError, ProviderConfigError
 from rtflow.pyref import FILE_PREFIX, resolve_path
-from rtflow.spec import AssertionSpec, FlowSpec, ProviderSpec, closest_key, suggested_field, unknown_key_hint
+from rtflow.spec import (
+    AssertionSpec,
+    FlowSpec,
+    ProviderSpec,
+    closest_key,
+    loose_key,
+    suggested_field,
+    unknown_key_hint,
+)
 
 __all__ = ["load", "load_text"]
 
@@ -210,11 +218,11 @@ class _Document:
         if part in children:
             return part
         if isinstance(part, str):
-            wanted = {_loose(part), _loose(to_camel(part)), _loose(part.rstrip("_"))}
+            wanted = {loose_key(part), loose_key(to_camel(part)), loose_key(part.rstrip("_"))}
             if part == "raw":
                 wanted.add("id")
             for child in children:
-                if isinstance(child, str) and _loose(child) in wanted:
+                if isinstance(child, str) and loose_key(child) in wanted:
                     return child
         return None
 
@@ -251,10 +259,6 @@ def _format(source: str, problem: _Problem) -> str:
         where += f":{problem.line}:{problem.column}"
     key = f" {problem.key_path}:" if problem.key_path else ""
     return f"{where}:{key} {problem.reason}"
-
-
-def _loose(key: str) -> str:
-    return key.lower().replace("_", "").replace("-", "")
 
 
 def _kind_of(value: Any) -> str:
@@ -355,7 +359,7 @@ def _check_provider_configs(
             raw_config: dict[str, Any] = config if isinstance(config, dict) else {}
             for key, reason in exc.problems:
                 top = key.split(".")[0]
-                written = next((k for k in raw_config if _loose(k) == _loose(top)), None)
+                written = next((k for k in raw_config if loose_key(k) == loose_key(top)), None)
                 yield document.problem((*path, "config", written) if written else (*path, "config"), reason)
         except FlowError as exc:  # an unknown kind is the compiler's to report, with the known kinds
             if not isinstance(exc, CompileError):

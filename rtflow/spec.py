@@ -45,6 +45,7 @@ __all__ = [
     "closest_key",
     "conversation_id_of",
     "flow_json_schema",
+    "loose_key",
     "suggested_field",
     "unknown_key_hint",
 ]
@@ -69,18 +70,19 @@ def closest_key(key: str, known: list[str] | tuple[str, ...] | frozenset[str]) -
     snake_style = "_" in key or key.islower()
     by_form: dict[str, str] = {}
     for candidate in sorted(known):
-        form = _loose_form(candidate)
+        form = loose_key(candidate)
         current = by_form.get(form)
         if current is None or (("_" in candidate) == snake_style and ("_" in current) != snake_style):
             by_form[form] = candidate
-    form = _loose_form(key)
+    form = loose_key(key)
     if form in by_form:
         return by_form[form]
     matches = difflib.get_close_matches(form, list(by_form), n=1, cutoff=0.6)
     return by_form[matches[0]] if matches else None
 
 
-def _loose_form(key: str) -> str:
+def loose_key(key: str) -> str:
+    """`key` without case, `_` or `-`: the form in which two spellings of one key (`defaultTest`) are equal."""
     return key.lower().replace("_", "").replace("-", "")
 
 
@@ -395,7 +397,7 @@ def _check_conversation_id_spelling(metadata: dict[str, Any]) -> dict[str, Any]:
     for key in metadata:
         if key in CONVERSATION_ID_KEYS or not isinstance(key, str):
             continue
-        if key.lower().replace("_", "").replace("-", "") in {"conversationid", "conversation", "convid", "threadid"}:
+        if loose_key(key) in {"conversationid", "conversation", "convid", "threadid"}:
             raise PydanticCustomError(
                 "unknown_key",
                 "unknown key `{bad_key}`; did you mean `conversationId`?",
