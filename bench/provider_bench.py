@@ -16,45 +16,15 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
-import os
-import resource
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import anyio
 import structlog
+from sim_child import raise_fd_limit, rss_kb, simulator_child
 
 from rtflow.messages import Message, TurnRequest
 from rtflow.providers.base import ProviderInfo
 from rtflow.providers.openai_realtime import RealtimeProvider, RealtimeSession
-
-SIM_CHILD = """
-import sys, anyio
-from rtflow.sim import SimConfig, SimServer
-
-async def main() -> None:
-    async with SimServer(SimConfig()) as sim:
-        print(sim.port, flush=True)
-        await anyio.to_thread.run_sync(sys.stdin.read)  # until the parent closes our stdin
-
-anyio.run(main)
-"""
-
-
-def rss_kb() -> int:
-    """This process's resident set size in KB (Linux)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-def raise_fd_limit(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(needed, soft)), hard))
 
 
 async def run(sessions: int, turns: int, connect_parallel: int, port: int) -> None:
@@ -119,24 +89,8 @@ def main() -> None:
     # Debug events (one per connect) would be printed by structlog's default console renderer.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
     raise_fd_limit(2 * args.sessions + 256)  # inherited by the simulator child too
-    child = subprocess.Popen(
-        [sys.executable, "-c", SIM_CHILD],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert child.stdout is not None
-        port = int(child.stdout.readline())
-        anyio.run(run, args.sessions, args.turns, args.connect_parallel, port)
-    finally:
-        if child.stdin is not None:
-            child.stdin.close()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
+    with simulator_child() as sim:
+        anyio.run(run, args.sessions, args.turns, args.connect_parallel, sim.port)
 
 
 if __name__ == "__main__":

@@ -14,27 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
-import sys
 import time
 
 import anyio
+from sim_child import raise_fd_limit, rss_kb, simulator_child
 from websockets.asyncio.client import connect
-
-SIM_CHILD = """
-import sys, anyio
-from rtflow.sim import SimConfig, SimServer
-
-async def main() -> None:
-    async with SimServer(SimConfig()) as sim:
-        print(sim.port, flush=True)
-        await anyio.to_thread.run_sync(sys.stdin.readline)  # "peak" then EOF
-        print(sim.peak_sessions, flush=True)
-        await anyio.to_thread.run_sync(sys.stdin.read)
-
-anyio.run(main)
-"""
 
 
 def process_cpu_s(pid: int) -> float:
@@ -42,14 +26,6 @@ def process_cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def process_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 async def one_session(
@@ -89,7 +65,7 @@ async def main(sessions: int, turns: int, pid: int, port: int) -> None:
     all_open = anyio.Event()
     opened, done = [0], [0]
     errors: list[str] = []
-    idle_rss = process_rss_mb(pid)
+    idle_rss = rss_kb(pid) / 1024
     cpu_start, started = process_cpu_s(pid), time.perf_counter()
     async with anyio.create_task_group() as tasks:
         for _ in range(sessions):
@@ -97,7 +73,7 @@ async def main(sessions: int, turns: int, pid: int, port: int) -> None:
         while opened[0] < sessions:
             await anyio.sleep(0.01)
         cpu_connected, connected = process_cpu_s(pid), time.perf_counter()
-        held_rss = process_rss_mb(pid)
+        held_rss = rss_kb(pid) / 1024
         all_open.set()
         while done[0] < sessions:
             await anyio.sleep(0.005)
@@ -125,22 +101,7 @@ if __name__ == "__main__":
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--turns", type=int, default=3)
     arguments = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 2 * arguments.sessions + 256)), hard))
-    child = subprocess.Popen(
-        [sys.executable, "-c", SIM_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert child.stdin is not None and child.stdout is not None
-        port = int(child.stdout.readline())
-        anyio.run(main, arguments.sessions, arguments.turns, child.pid, port)
-        child.stdin.write("peak\n")
-        child.stdin.flush()
-        print(f"peak concurrent sessions  {child.stdout.readline().strip()}")
-    finally:
-        if child.stdin is not None:
-            child.stdin.close()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
+    raise_fd_limit(2 * arguments.sessions + 256)
+    with simulator_child() as sim:
+        anyio.run(main, arguments.sessions, arguments.turns, sim.pid, sim.port)
+        print(f"peak concurrent sessions  {sim.peak_sessions()}")
