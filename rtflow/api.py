@@ -156,7 +156,7 @@ def _prepare(
     resumed_run: RunRecord | None = None
     if resume is not None:
         assert run_store is not None
-        resumed_run = run_store.get_run(run_store.resolve_run_id(resume))
+        resumed_run = run_store.get_run(resume)  # `latest` is resolved there
         resume_records = {turn.node_id: turn for turn in run_store.turns(resumed_run.run_id)}
         if flow is None:
             if resumed_run.flow_path is None:
