@@ -111,7 +111,7 @@ async def _realtime(runtime: SimRuntime, scope: Scope, receive: Receive, send: S
     if key_problem is not None:
         await _deny(send, 401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
         return
-    fault = runtime.faults.pick_handshake(model) if runtime.faults else None
+    fault = runtime.faults.pick_handshake(model)
     expire_after = None
     if fault is not None and fault.kind == "status":
         extra = [(b"retry-after", f"{fault.retry_after:g}".encode())] if fault.status == 429 else []

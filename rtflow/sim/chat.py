@@ -98,7 +98,7 @@ async def chat_completions(
     model = str(body["model"])
     items = to_items([m for m in body["messages"] if isinstance(m, dict)])
     reply = respond(None, items, _tools(body.get("tools")), _tool_choice(body.get("tool_choice")), runtime.rules)
-    fault = runtime.faults.pick_response("chat", model, reply.last_user_text) if runtime.faults else None
+    fault = runtime.faults.pick_response("chat", model, reply.last_user_text)
     if fault is not None:
         failure = await _fault_response(fault.kind, fault.status, fault.retry_after)
         if failure is not None:

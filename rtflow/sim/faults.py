@@ -28,9 +28,6 @@ class FaultPlan:
         self._fired = [0] * len(self._faults)
         self._random = random.Random(seed)
 
-    def __bool__(self) -> bool:
-        return bool(self._faults)
-
     def pick(
         self,
         endpoint: str,
@@ -43,6 +40,8 @@ class FaultPlan:
         `kinds` limits the candidates (the handshake only considers handshake kinds). `user_text` None means no
         text exists yet, and a fault with `match` then cannot fire.
         """
+        if not self._faults:
+            return None
         for index, fault in enumerate(self._faults):
             if kinds is not None and fault.kind not in kinds:
                 continue

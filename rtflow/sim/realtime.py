@@ -404,8 +404,7 @@ class RealtimeConnection:
         settings = self._apply(overrides, response=True) if overrides else self.settings
         context = self._context(overrides.get("input"))
         reply = respond(settings.instructions, context, settings.tools, settings.tool_choice, self.runtime.rules)
-        fault = self.runtime.faults.pick_response("realtime", settings.model, reply.last_user_text) \
-            if self.runtime.faults else None
+        fault = self.runtime.faults.pick_response("realtime", settings.model, reply.last_user_text)
         if fault is not None and fault.kind == "stall":
             return
         if fault is not None and fault.kind == "server_error":
