@@ -71,11 +71,9 @@ def build_app(runtime: SimRuntime) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             await _realtime(runtime, scope, receive, send)
-        elif scope["type"] == "http":
-            scope["rtflow.raw_send"] = send
-            await http_app(scope, receive, send)
-        else:
-            await http_app(scope, receive, send)
+            return
+        scope["rtflow.raw_send"] = send
+        await http_app(scope, receive, send)
 
     return app
 
