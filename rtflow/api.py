@@ -22,6 +22,7 @@ import anyio
 import anyio.abc
 import structlog
 
+from rtflow.assertions import MODEL_GRADED_TYPES
 from rtflow.compiler import compile_flow
 from rtflow.errors import FlowError, ProviderError, RtflowError
 from rtflow.graph import Plan
@@ -38,7 +39,7 @@ from rtflow.spec import FlowSpec, ProviderSpec
 from rtflow.store import RunStore
 from rtflow.writer import TurnWriter
 
-__all__ = ["DEFAULT_GRADER", "arun", "check_providers", "run"]
+__all__ = ["DEFAULT_GRADER", "arun", "run"]
 
 DEFAULT_GRADER = "openai:chat:gpt-4.1-mini"
 SIM_API_KEY = "sk-sim-local"
@@ -96,15 +97,6 @@ def _check_ready(provider: Provider, *, simulated: bool) -> None:
         raise FlowError(f"{exc}{hint}") from exc
 
 
-def check_providers(plan: Plan) -> list[str]:
-    """Build every provider the plan names (which checks its config: keys, tool handlers) and collect what
-    each warns about, such as `temperature` on a GA Realtime model. Opens no connection."""
-    warnings: list[str] = []
-    for spec in plan.providers.values():
-        warnings.extend(create_provider(spec.to_info(plan.flow.base_dir)).warnings())
-    return warnings
-
-
 def _settings(flow: FlowSpec, concurrency: int | None, seed: int | None) -> SchedulerSettings:
     execution = flow.execution
     return SchedulerSettings(
@@ -120,7 +112,7 @@ def _settings(flow: FlowSpec, concurrency: int | None, seed: int | None) -> Sche
 
 def _needs_grader(plan: Plan) -> bool:
     return any(
-        assertion.type.removeprefix("not-") == "llm-rubric"
+        assertion.type.removeprefix("not-") in MODEL_GRADED_TYPES
         for conversation in plan.conversations.values()
         for turn in conversation.turns
         for assertion in turn.asserts
@@ -230,8 +222,8 @@ async def arun(
         for provider in providers.values():
             stack.push_async_callback(provider.aclose)
             _check_ready(provider, simulated=sim_url is not None)
-            for warning in provider.warnings():
-                log.warning("provider.warning", provider=provider.info.label, warning=warning)
+        for warning in [*spec.warnings, *plan.warnings]:  # the loader gathered the providers' own warnings too
+            log.warning("flow.warning", warning=warning)
         grader = None
         if _needs_grader(plan):
             grader_spec = spec.grader or ProviderSpec(id=DEFAULT_GRADER)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
+from rtflow.assertions import MODEL_GRADED_TYPES
 from rtflow.errors import CompileError
 from rtflow.graph import CallNode, Conversation, GradeNode, Plan, call_node_id, grade_node_id
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILTIN_PROVIDER_KINDS",
-    "MODEL_GRADED_ASSERTIONS",
     "compile_flow",
     "conversation_id",
     "default_known_kinds",
@@ -37,21 +37,6 @@ __all__ = [
 
 BUILTIN_PROVIDER_KINDS = ("openai:realtime", "openai:chat")
 
-MODEL_GRADED_ASSERTIONS = frozenset(
-    {
-        "llm-rubric",
-        "model-graded-closedqa",
-        "model-graded-factuality",
-        "factuality",
-        "g-eval",
-        "answer-relevance",
-        "context-faithfulness",
-        "context-recall",
-        "context-relevance",
-        "select-best",
-    }
-)
-"""Assertion types that need a grader model (promptfoo's names, with and without their `not-` prefix)."""
 
 _MAX_LISTED = 8
 
@@ -344,7 +329,7 @@ def _warnings(flow: FlowSpec, threads: list[ThreadSpec], chains: list[list[Provi
                 for thread in threads
                 for turn in thread.turns
                 for assertion in turn.asserts
-                if assertion.type.removeprefix("not-") in MODEL_GRADED_ASSERTIONS and assertion.provider is None
+                if assertion.type.removeprefix("not-") in MODEL_GRADED_TYPES and assertion.provider is None
             }
         )
         if graded:

@@ -10,6 +10,7 @@ from rtflow.assertions.base import AssertionContext, AssertionLike, GradeFunctio
 from rtflow.assertions.evaluate import (
     BASE_ASSERTION_TYPES,
     KNOWN_ASSERTION_TYPES,
+    MODEL_GRADED_TYPES,
     check_assertion_type,
     evaluate_assertions,
     turn_passed,
@@ -20,6 +21,7 @@ from rtflow.assertions.rubric import RUBRIC_SYSTEM_PROMPT, rubric_messages
 __all__ = [
     "BASE_ASSERTION_TYPES",
     "KNOWN_ASSERTION_TYPES",
+    "MODEL_GRADED_TYPES",
     "RUBRIC_SYSTEM_PROMPT",
     "AssertionContext",
     "AssertionLike",

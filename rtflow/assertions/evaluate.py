@@ -23,6 +23,7 @@ from rtflow.records import AssertionResult
 __all__ = [
     "BASE_ASSERTION_TYPES",
     "KNOWN_ASSERTION_TYPES",
+    "MODEL_GRADED_TYPES",
     "check_assertion_type",
     "evaluate_assertions",
     "turn_passed",
@@ -33,6 +34,8 @@ _SYNC_CHECKS = {**TEXT_CHECKS, **STRUCTURED_CHECKS, **MEASURE_CHECKS}
 _ASYNC_CHECKS = {"llm-rubric": check_llm_rubric}
 
 NEGATION_PREFIX = "not-"
+MODEL_GRADED_TYPES: frozenset[str] = frozenset(_ASYNC_CHECKS)
+"""Assertion kinds that ask the grader model (without the `not-` prefix)."""
 BASE_ASSERTION_TYPES: frozenset[str] = frozenset(_SYNC_CHECKS) | frozenset(_ASYNC_CHECKS)
 """Every assertion kind, without the `not-` prefix."""
 KNOWN_ASSERTION_TYPES: frozenset[str] = BASE_ASSERTION_TYPES | {NEGATION_PREFIX + kind for kind in BASE_ASSERTION_TYPES}
