@@ -1,13 +1,16 @@
-"""Fixtures for the simulator's tests: a running server that records every event, and checks for them."""
+"""Fixtures for the simulator's tests: a running server that records every event, checks for them, and a client."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
 
-from rtflow.sim import SimConfig, SimServer
+from rtflow.sim import Fault, SimConfig, SimServer
 
 from .oracle import validate_event
 
@@ -44,3 +47,46 @@ async def sim() -> AsyncIterator[SimServer]:
     async with SimServer(SimConfig(record_events=True)) as server:
         yield server
     assert_all_sent_events_valid(server)
+
+
+HEADERS = {"Authorization": "Bearer sk-test"}
+
+
+@asynccontextmanager
+async def simulator(*faults: Fault, **options: Any) -> AsyncIterator[SimServer]:
+    """A recording simulator with these faults; every Realtime event it sent is validated when the block ends."""
+    async with SimServer(SimConfig(faults=list(faults), record_events=True, **options)) as sim:
+        yield sim
+    assert_all_sent_events_valid(sim)
+
+
+@asynccontextmanager
+async def session(sim: SimServer, model: str = "gpt-realtime") -> AsyncIterator[ClientConnection]:
+    """A plain websockets client on a GA session set to text output."""
+    async with connect(f"{sim.ws_base_url}/realtime?model={model}", additional_headers=HEADERS) as ws:
+        created = json.loads(await ws.recv())
+        assert created["type"] == "session.created"
+        await ws.send(json.dumps({"type": "session.update",
+                                  "session": {"type": "realtime", "output_modalities": ["text"]}}))
+        assert json.loads(await ws.recv())["type"] == "session.updated"
+        yield ws
+
+
+async def ask(ws: ClientConnection, text: str) -> None:
+    """A user message and a response.create."""
+    await ws.send(json.dumps({"type": "conversation.item.create", "item": {
+        "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}}))
+    await ws.send(json.dumps({"type": "response.create", "event_id": "evt_client_1"}))
+
+
+async def until(ws: ClientConnection, wanted: str) -> list[str]:
+    """Frames (raw text) up to and including the first event of type `wanted`."""
+    frames = []
+    while True:
+        frame = str(await ws.recv())
+        frames.append(frame)
+        try:
+            if json.loads(frame).get("type") == wanted:
+                return frames
+        except ValueError:
+            continue

@@ -3,59 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from rtflow.sim import Fault, SimConfig, SimServer, parse_fault
+from rtflow.sim import Fault, parse_fault
 
-from .conftest import assert_all_sent_events_valid
+from .conftest import HEADERS, ask, session, simulator, until
 
 pytestmark = pytest.mark.anyio
-HEADERS = {"Authorization": "Bearer sk-test"}
-
-
-@asynccontextmanager
-async def simulator(*faults: Fault, **options: Any) -> AsyncIterator[SimServer]:
-    async with SimServer(SimConfig(faults=list(faults), record_events=True, **options)) as sim:
-        yield sim
-    assert_all_sent_events_valid(sim)
-
-
-@asynccontextmanager
-async def session(sim: SimServer, model: str = "gpt-realtime") -> AsyncIterator[ClientConnection]:
-    async with connect(f"{sim.ws_base_url}/realtime?model={model}", additional_headers=HEADERS) as ws:
-        created = json.loads(await ws.recv())
-        assert created["type"] == "session.created"
-        await ws.send(json.dumps({"type": "session.update",
-                                  "session": {"type": "realtime", "output_modalities": ["text"]}}))
-        assert json.loads(await ws.recv())["type"] == "session.updated"
-        yield ws
-
-
-async def ask(ws: ClientConnection, text: str) -> None:
-    await ws.send(json.dumps({"type": "conversation.item.create", "item": {
-        "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}}))
-    await ws.send(json.dumps({"type": "response.create", "event_id": "evt_client_1"}))
-
-
-async def until(ws: ClientConnection, wanted: str) -> list[str]:
-    """Frames (raw text) up to and including the first event of type `wanted`."""
-    frames = []
-    while True:
-        frame = str(await ws.recv())
-        frames.append(frame)
-        try:
-            if json.loads(frame).get("type") == wanted:
-                return frames
-        except ValueError:
-            continue
 
 
 @pytest.mark.parametrize("status", [401, 403, 429, 500, 503])

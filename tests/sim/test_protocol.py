@@ -12,7 +12,7 @@ import pytest
 from rtflow.sim import SimConfig, SimServer
 from rtflow.sim.grading import grade_reply
 
-from .test_faults import ask, session, simulator, until
+from .conftest import ask, session, simulator, until
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,7 @@ from rtflow.sim import SimConfig, SimServer
 from rtflow.sim.config import LatencyConfig
 from rtflow.sim.responses import ResponseRun
 
-from .test_faults import HEADERS, ask, session, until
+from .conftest import HEADERS, ask, session, until
 
 pytestmark = pytest.mark.anyio
 
