@@ -29,13 +29,10 @@ if TYPE_CHECKING:
     from rtflow.spec import FlowSpec, PromptSpec, ProviderSpec, ThreadSpec
 
 __all__ = [
-    "BUILTIN_PROVIDER_KINDS",
     "compile_flow",
     "conversation_id",
     "default_known_kinds",
 ]
-
-BUILTIN_PROVIDER_KINDS = ("openai:realtime", "openai:chat")
 
 
 _MAX_LISTED = 8
@@ -46,7 +43,7 @@ def default_known_kinds() -> list[str]:
     # Imported at call time: the registry loads entry points, which only a compile that checks kinds needs.
     from rtflow.providers.registry import known_kinds
 
-    return sorted({*BUILTIN_PROVIDER_KINDS, *known_kinds()})
+    return known_kinds()
 
 
 def compile_flow(
