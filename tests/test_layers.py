@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rtflow"
 FORBIDDEN = {
     "rtflow.errors": ["rtflow."],
     "rtflow.messages": ["rtflow."],
+    "rtflow.g711": ["rtflow."],
     "rtflow.records": ["rtflow.scheduler", "rtflow.api", "rtflow.cli", "rtflow.providers", "rtflow.store"],
     "rtflow.spec": ["rtflow.compiler", "rtflow.scheduler", "rtflow.api", "rtflow.cli"],
     "rtflow.graph": ["rtflow.compiler", "rtflow.scheduler", "rtflow.api", "rtflow.cli"],

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rtflow.g711 import alaw_encode, ulaw_encode
 from rtflow.messages import AudioOutput
-from rtflow.providers.g711 import alaw_encode, ulaw_encode
 
 __all__ = [
     "API_SAMPLE_RATE",

@@ -18,6 +18,8 @@ import zlib
 import numpy as np
 import numpy.typing as npt
 
+from rtflow.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+
 __all__ = [
     "BYTES_PER_SECOND",
     "SAMPLE_RATES",
@@ -45,59 +47,21 @@ def input_transcript(seconds: float) -> str:
     return f"audio of {seconds:.2f} seconds"
 
 
-def _ulaw_encode(samples: Samples) -> bytes:
-    bias, clip = 0x84, 32635
-    pcm = samples.astype(np.int32)
-    sign = np.where(pcm < 0, 0x80, 0)
-    magnitude = np.minimum(np.abs(pcm), clip) + bias
-    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
-    exponent = np.clip(exponent, 0, 7)
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return bytes((~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes())
-
-
-def _ulaw_decode(data: bytes) -> Samples:
-    codes = ~np.frombuffer(data, dtype=np.uint8).astype(np.int32) & 0xFF
-    sign = codes & 0x80
-    exponent = (codes >> 4) & 0x07
-    mantissa = codes & 0x0F
-    magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84
-    return np.where(sign != 0, -magnitude, magnitude).astype(np.int16)
-
-
-def _alaw_encode(samples: Samples) -> bytes:
-    pcm = samples.astype(np.int32) >> 3
-    sign = np.where(pcm >= 0, 0x80, 0)
-    magnitude = np.minimum(np.where(pcm < 0, -pcm - 1, pcm), 0xFFF)
-    exponent = np.where(magnitude < 32, 0, np.floor(np.log2(np.maximum(magnitude, 1))).astype(np.int32) - 4)
-    mantissa = np.where(exponent == 0, magnitude >> 1, magnitude >> exponent) & 0x0F
-    return bytes(((sign | (exponent << 4) | mantissa) ^ 0x55).astype(np.uint8).tobytes())
-
-
-def _alaw_decode(data: bytes) -> Samples:
-    codes = np.frombuffer(data, dtype=np.uint8).astype(np.int32) ^ 0x55
-    sign = codes & 0x80
-    exponent = (codes >> 4) & 0x07
-    mantissa = codes & 0x0F
-    magnitude = np.where(exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0))
-    return np.where(sign != 0, magnitude, -magnitude).astype(np.int16)
-
-
 def decode_to_pcm16(data: bytes, audio_format: str) -> Samples:
     """Input audio as 16-bit samples (at the format's own rate)."""
     if audio_format == "g711_ulaw":
-        return _ulaw_decode(data)
+        return ulaw_decode(data)
     if audio_format == "g711_alaw":
-        return _alaw_decode(data)
+        return alaw_decode(data)
     return np.frombuffer(data[: len(data) - len(data) % 2], dtype="<i2").astype(np.int16)
 
 
 def encode_pcm16(samples: Samples, audio_format: str) -> bytes:
     """16-bit samples in `audio_format`."""
     if audio_format == "g711_ulaw":
-        return _ulaw_encode(samples)
+        return ulaw_encode(samples)
     if audio_format == "g711_alaw":
-        return _alaw_encode(samples)
+        return alaw_encode(samples)
     return samples.astype("<i2").tobytes()
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile  # type: ignore[import-untyped]
 
+from rtflow.g711 import ulaw_decode
 from rtflow.providers.audio import (
     AudioFileError,
     encode_for_session,
@@ -17,7 +18,6 @@ from rtflow.providers.audio import (
     silence,
     write_output_audio,
 )
-from rtflow.providers.g711 import ulaw_decode
 from rtflow.sim.audio import decode_to_pcm16
 
 CLIPS = Path(__file__).resolve().parents[2] / "flows" / "clips"

@@ -7,7 +7,8 @@ checked against stdlib `audioop` over every 16-bit input in the tests (tests/aud
 
 Encoding follows G.711's segment tables: u-law works on 14-bit values, adds the bias (0x84 >> 2), clips at 8159
 and inverts the code; A-law works on 13-bit magnitudes and toggles the even bits (0x55). Both take and give
-signed 16-bit samples.
+signed 16-bit samples. The Realtime provider encodes input audio with it and the simulator decodes that audio
+and encodes its replies with it, so both sides of a G.711 session share one codec.
 """
 
 from __future__ import annotations
