@@ -112,7 +112,7 @@ def run_command(
     level = {0: "info" if as_json else "warning", 1: "info"}.get(verbose, "debug")
     log_stream = log_file.open("a", encoding="utf-8") if log_file is not None else None
     configure_logging(log_format="json" if as_json else log_format, level=level, stream=log_stream)  # type: ignore[arg-type]
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # one line in logs, whatever their width
     if sim:
         err.print(
             "[bold yellow]simulated run[/]: OpenAI providers are answered by rtflow's local simulator;"
