@@ -8,16 +8,27 @@ timed with nothing watching, with the process's peak resident size read before a
 interpreter and the flow itself), then once more under tracemalloc for the peak of the compile's own
 allocations.
 The targets are 10 s and 1 GB for the default size.
+
+`--from-file` measures what `rtflow validate` and `rtflow run` pay on a large suite: a promptfoo-style YAML file
+(each test with `vars`, `metadata.conversationId` and an assertion, about 300 bytes) is written, then a child
+process loads **and** compiles it, reporting its wall time and peak RSS:
+
+    python bench/compile_bench.py --from-file --threads 1000 --turns 5      # goal <= 0.5 s
+    python bench/compile_bench.py --from-file --threads 10000 --turns 5     # 15 MB; goal <= 15 s, <= 500 MB
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 from rtflow.compiler import compile_flow
@@ -47,6 +58,85 @@ def build_flow(threads: int, turns: int, fallback: bool) -> FlowSpec:
     return FlowSpec.model_validate(document)
 
 
+FILE_BUDGET_S = {1_000 * 5: 0.5, 10_000 * 5: 15.0}
+FILE_MEMORY_BUDGET_MB = 500.0
+
+_TEST = """\
+  - description: Thread {thread} turn {turn}, a question about topic {thread}
+    vars:
+      question: What is the answer to question {turn} of thread {thread}, in a few words?
+    metadata:
+      conversationId: thread_{thread:05d}
+    assert:
+      - type: icontains
+        value: answer
+      - type: not-icontains
+        value: as an ai language model
+"""
+
+
+def write_flow_file(path: Path, threads: int, turns: int) -> None:
+    """A promptfoo-style suite: one provider with a fallback, a template prompt, `threads x turns` tests."""
+    with path.open("w") as out:
+        out.write(
+            "providers:\n"
+            "  - id: openai:realtime:gpt-realtime\n"
+            "    label: realtime\n"
+            "    fallback: openai:chat:gpt-4.1-mini\n"
+            "prompts:\n"
+            "  - '{{ question }}'\n"
+            "tests:\n"
+        )
+        for thread in range(threads):
+            for turn in range(turns):
+                out.write(_TEST.format(thread=thread, turn=turn))
+
+
+def _load_and_compile_child(path: str) -> None:
+    """Runs in a fresh process: import, load and compile, then print the figures as JSON."""
+    started = time.perf_counter()
+    import rtflow
+
+    imported = time.perf_counter()
+    flow = rtflow.load(path)
+    loaded = time.perf_counter()
+    plan = rtflow.compile(flow)
+    compiled = time.perf_counter()
+    figures = {
+        "import_s": imported - started,
+        "load_s": loaded - imported,
+        "compile_s": compiled - loaded,
+        "turns": plan.counts.turns,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+    print(json.dumps(figures))
+
+
+def from_file(threads: int, turns: int) -> bool:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "suite.yaml"
+        write_flow_file(path, threads, turns)
+        size_mb = path.stat().st_size / 2**20
+        started = time.perf_counter()
+        child = subprocess.run(
+            [sys.executable, __file__, "--child", str(path)], check=True, capture_output=True, text=True
+        )
+        wall_s = time.perf_counter() - started
+    figures = json.loads(child.stdout.strip().splitlines()[-1])
+    work_s = figures["load_s"] + figures["compile_s"]
+    budget_s = FILE_BUDGET_S.get(threads * turns)
+    print(f"suite file: {threads} threads x {turns} turns = {threads * turns} tests, {size_mb:.2f} MB")
+    print(f"import rtflow:      {figures['import_s']:.2f} s")
+    print(f"load:               {figures['load_s']:.2f} s")
+    print(f"compile:            {figures['compile_s']:.2f} s")
+    print(f"load + compile:     {work_s:.2f} s" + (f" (goal {budget_s:g} s)" if budget_s else ""))
+    print(f"whole process:      {wall_s:.2f} s")
+    print(f"process peak RSS:   {figures['peak_rss_mb']:.0f} MB (goal {FILE_MEMORY_BUDGET_MB:.0f} MB)")
+    within = (budget_s is None or work_s <= budget_s) and figures["peak_rss_mb"] <= FILE_MEMORY_BUDGET_MB
+    print("within budget" if within else "OVER BUDGET")
+    return within
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # ru_maxrss is in kilobytes on Linux
 
@@ -56,7 +146,14 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=10_000)
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--no-fallback", action="store_true", help="no fallback chain on the realtime provider")
+    parser.add_argument("--from-file", action="store_true", help="load and compile a YAML file in a fresh process")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        _load_and_compile_child(args.child)
+        return 0
+    if args.from_file:
+        return 0 if from_file(args.threads, args.turns) else 1
 
     started = time.perf_counter()
     flow = build_flow(args.threads, args.turns, fallback=not args.no_fallback)
