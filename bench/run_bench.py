@@ -118,7 +118,7 @@ def main() -> None:
         return
 
     import rtflow
-    from rtflow.loader import load
+    from rtflow.flow.loader import load
 
     simulated = not args.provider.startswith("bench:")
     parent, child = multiprocessing.Pipe()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from rtflow._version import __version__
 from rtflow.api import arun, run
-from rtflow.compiler import compile_flow as compile
+from rtflow.plan.compiler import compile_flow as compile
 from rtflow.errors import (
     CompileError,
     FlowError,
@@ -21,11 +21,11 @@ from rtflow.errors import (
     ProviderError,
     RtflowError,
 )
-from rtflow.graph import Plan
-from rtflow.loader import load
-from rtflow.records import AssertionResult, RunRecord, TurnRecord
-from rtflow.result import RunResult
-from rtflow.spec import FlowSpec
+from rtflow.plan.graph import Plan
+from rtflow.flow.loader import load
+from rtflow.results.records import AssertionResult, RunRecord, TurnRecord
+from rtflow.results.run_result import RunResult
+from rtflow.flow.spec import FlowSpec
 
 __all__ = [
     "AssertionResult",

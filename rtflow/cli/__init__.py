@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from rtflow import __version__
+from rtflow._version import __version__
 from rtflow.errors import RtflowError
 
 

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 import click
 
 import rtflow
-from rtflow.graph_export import render_graph
-from rtflow.spec import schema_text
+from rtflow.plan.export import render_graph
+from rtflow.flow.spec import schema_text
 
 if TYPE_CHECKING:
-    from rtflow.graph import Plan
-    from rtflow.spec import FlowSpec
+    from rtflow.plan.graph import Plan
+    from rtflow.flow.spec import FlowSpec
 
 __all__ = ["graph_command", "schema_command", "validate_command"]
 

@@ -17,10 +17,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rtflow.records import RunRecord, TurnRecord
-from rtflow.report import EXPORT_FORMATS, write_export
-from rtflow.report.data import turn_input_text
-from rtflow.store import RunStore
+from rtflow.results.records import RunRecord, TurnRecord
+from rtflow.results.report import EXPORT_FORMATS, write_export
+from rtflow.results.report.data import turn_input_text
+from rtflow.results.store import RunStore
 
 __all__ = ["export_command", "runs_command", "show_command"]
 

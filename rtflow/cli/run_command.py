@@ -16,8 +16,8 @@ from rich.console import Console
 from rtflow.api import arun
 from rtflow.errors import FlowError
 from rtflow.log import configure_logging
-from rtflow.progress import print_summary
-from rtflow.result import EXIT_INTERRUPTED
+from rtflow.runner.progress import print_summary
+from rtflow.results.run_result import EXIT_INTERRUPTED
 
 _STREAMED_SUFFIX = ".jsonl"
 
@@ -141,7 +141,7 @@ def run_command(
         if log_stream is not None:
             log_stream.close()
     if output is not None and jsonl is None:
-        from rtflow.report import write_export
+        from rtflow.results.report import write_export
 
         write_export(result.run, result.turns, output)
     # Off a terminal (CI logs, pipes) rich would assume 80 columns and cut the table's words short.

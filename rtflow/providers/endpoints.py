@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from rtflow import __version__
+from rtflow._version import __version__
 from rtflow.errors import AuthenticationError
 
 __all__ = [

@@ -51,7 +51,7 @@ from rtflow.errors import (
     RateLimitError,
 )
 from rtflow.messages import AUDIO_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest, Usage
-from rtflow.providers.audio import audio_seconds, write_output_audio
+from rtflow.audio.files import audio_seconds, write_output_audio
 from rtflow.providers.base import Provider, ProviderInfo
 from rtflow.providers.config import validate_config
 from rtflow.providers.endpoints import (

@@ -27,7 +27,7 @@ import anyio
 
 from rtflow.errors import InvalidRequestError
 from rtflow.messages import AUDIO_PART_TYPES, ContentPart, Message, TurnRequest
-from rtflow.providers.audio import (
+from rtflow.audio.files import (
     BYTES_PER_SECOND,
     AudioFileError,
     audio_seconds,

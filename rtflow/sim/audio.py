@@ -18,7 +18,7 @@ import zlib
 import numpy as np
 import numpy.typing as npt
 
-from rtflow.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from rtflow.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 
 __all__ = [
     "BYTES_PER_SECOND",

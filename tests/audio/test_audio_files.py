@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile  # type: ignore[import-untyped]
 
-from rtflow.g711 import ulaw_decode
-from rtflow.providers.audio import (
+from rtflow.audio.g711 import ulaw_decode
+from rtflow.audio.files import (
     AudioFileError,
     encode_for_session,
     read_wav_as_pcm16,

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from rtflow.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from rtflow.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from rtflow.sim.audio import decode_to_pcm16
 
 with warnings.catch_warnings():

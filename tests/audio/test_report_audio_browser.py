@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 import rtflow
-from rtflow.report import write_export
+from rtflow.results.report import write_export
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ import soundfile  # type: ignore[import-untyped]
 
 from rtflow.errors import InvalidRequestError, ServerError
 from rtflow.messages import Message, TurnOutput, TurnRequest
-from rtflow.providers.audio import BYTES_PER_SECOND, SAMPLE_RATES, encode_for_session
+from rtflow.audio.files import BYTES_PER_SECOND, SAMPLE_RATES, encode_for_session
 from rtflow.providers.base import ProviderInfo
 from rtflow.providers.openai_realtime import RealtimeProvider, RealtimeSession
 from rtflow.sim import SimConfig, SimServer

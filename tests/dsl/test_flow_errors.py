@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rtflow.errors import FlowLoadError
-from rtflow.loader import load, load_text
+from rtflow.flow.loader import load, load_text
 
 INVALID = Path(__file__).parent / "invalid"
 

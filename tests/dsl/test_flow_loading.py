@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from rtflow.durations import parse_duration
-from rtflow.loader import load, load_text
-from rtflow.spec import FlowSpec, PromptSpec, ProviderSpec
+from rtflow.flow.loader import load, load_text
+from rtflow.flow.spec import FlowSpec, PromptSpec, ProviderSpec
 
 FLOWS = Path(__file__).parents[2] / "flows"
 

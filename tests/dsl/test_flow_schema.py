@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from rtflow.spec import flow_json_schema, schema_text
+from rtflow.flow.spec import flow_json_schema, schema_text
 
 ROOT = Path(__file__).parents[2]
 SCHEMA_FILE = ROOT / "schemas" / "flow.schema.json"

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from rtflow.errors import PromptError
 from rtflow.messages import ContentPart, Message
-from rtflow.prompts import render_prompt
+from rtflow.flow.prompts import render_prompt
 from rtflow.providers.base import ProviderInfo
-from rtflow.spec import PromptSpec
+from rtflow.flow.spec import PromptSpec
 
 SUPPORT = Path(__file__).parent / "invalid" / "support"
 RENDERING = Path(__file__).parent / "rendering"

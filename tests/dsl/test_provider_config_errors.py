@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rtflow.errors import FlowLoadError
-from rtflow.loader import load
+from rtflow.flow.loader import load
 
 
 @pytest.mark.parametrize(

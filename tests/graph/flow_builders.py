@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtflow.spec import FlowSpec
+from rtflow.flow.spec import FlowSpec
 
 REALTIME = "openai:realtime:gpt-realtime"
 CHAT = "openai:chat:gpt-4.1-mini"

@@ -12,9 +12,9 @@ import networkx as nx
 import pytest
 from flow_builders import CHAT, icontains, make_flow
 
-from rtflow.compiler import compile_flow
-from rtflow.graph import Plan
-from rtflow.graph_export import GRAPH_FORMATS, render_graph, to_dot, to_json, to_mermaid
+from rtflow.plan.compiler import compile_flow
+from rtflow.plan.graph import Plan
+from rtflow.plan.export import GRAPH_FORMATS, render_graph, to_dot, to_json, to_mermaid
 
 needs_graphviz = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
 

@@ -18,7 +18,7 @@ import yaml
 import rtflow
 from rtflow.sim import SimConfig
 from rtflow.sim.config import LatencyConfig, parse_fault
-from rtflow.store import RunStore
+from rtflow.results.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = ROOT / "flows"

@@ -22,7 +22,7 @@ from rtflow.errors import (
     ServerError,
 )
 from rtflow.messages import Usage
-from rtflow.providers.audio import read_wav_as_pcm16, write_output_audio
+from rtflow.audio.files import read_wav_as_pcm16, write_output_audio
 from rtflow.providers.endpoints import SecretKey
 from rtflow.providers.openai_realtime import _translate_errors
 from rtflow.providers.pricing import cost_of, price_for

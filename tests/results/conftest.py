@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from results_samples import make_run, make_turns
 
-from rtflow.records import RunRecord, TurnRecord
+from rtflow.results.records import RunRecord, TurnRecord
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import wave
 from pathlib import Path
 
 from rtflow.messages import AudioOutput, ContentPart, Message, ToolCall, TurnMetrics, TurnOutput, Usage
-from rtflow.records import AssertionResult, CallAttempt, ErrorInfo, RunRecord, TurnRecord
+from rtflow.results.records import AssertionResult, CallAttempt, ErrorInfo, RunRecord, TurnRecord
 
 RUN_ID = "run-20260101-0001"
 T0 = 1_767_225_600.0

@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from rtflow.assertions import (
+from rtflow.results.assertions import (
     KNOWN_ASSERTION_TYPES,
     AssertionContext,
     check_assertion_type,
@@ -18,8 +18,8 @@ from rtflow.assertions import (
 )
 from rtflow.errors import FlowError
 from rtflow.messages import Message, ToolCall, TurnMetrics, TurnOutput
-from rtflow.records import AssertionResult
-from rtflow.spec import AssertionSpec
+from rtflow.results.records import AssertionResult
+from rtflow.flow.spec import AssertionSpec
 
 REPLY = 'You said: "What is in Kyoto?" (user messages: 1, instructions: none)'
 JSON_REPLY = '{"city": "Kyoto", "days": 3}'

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from rtflow.errors import FlowError
-from rtflow.records import RunRecord, TurnRecord
-from rtflow.report import CSV_COLUMNS, JsonlWriter, render_html, write_export
+from rtflow.results.records import RunRecord, TurnRecord
+from rtflow.results.report import CSV_COLUMNS, JsonlWriter, render_html, write_export
 
 
 def test_json_export_round_trips(tmp_path: Path, run_record: RunRecord, turn_records: list[TurnRecord]) -> None:

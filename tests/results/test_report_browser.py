@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import Dialog, sync_playwright
 from results_samples import HOSTILE_OUTPUT
 
-from rtflow.records import RunRecord, TurnRecord
-from rtflow.report import write_export
+from rtflow.results.records import RunRecord, TurnRecord
+from rtflow.results.report import write_export
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from results_samples import HOSTILE_OUTPUT, RUN_ID, make_run, make_turns
 
 from rtflow.cli import main
-from rtflow.records import TurnRecord
-from rtflow.store import RunStore
+from rtflow.results.records import TurnRecord
+from rtflow.results.store import RunStore
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from rtflow.assertions import AssertionContext, evaluate_assertions
+from rtflow.results.assertions import AssertionContext, evaluate_assertions
 from rtflow.messages import Message, TurnOutput
 from rtflow.sim import SimConfig, SimServer
-from rtflow.spec import AssertionSpec
+from rtflow.flow.spec import AssertionSpec
 
 Grade = Callable[[list[Message]], Awaitable[str]]
 

@@ -11,7 +11,7 @@ import pytest
 from results_samples import RUN_ID, T0, make_run, make_turns
 
 from rtflow.errors import StoreError
-from rtflow.store import SCHEMA_VERSION, RunStore, default_db_path
+from rtflow.results.store import SCHEMA_VERSION, RunStore, default_db_path
 
 
 def test_turns_are_readable_from_another_connection_as_soon_as_saved(tmp_path: Path) -> None:

@@ -10,10 +10,10 @@ import anyio
 import pytest
 
 from rtflow.errors import StoreError
-from rtflow.records import RunRecord, TurnRecord
-from rtflow.report import JsonlWriter
-from rtflow.store import RunStore
-from rtflow.writer import TurnWriter
+from rtflow.results.records import RunRecord, TurnRecord
+from rtflow.results.report import JsonlWriter
+from rtflow.results.store import RunStore
+from rtflow.runner.writer import TurnWriter
 
 
 def turn(node: str, status: str, run_id: str = "run-1") -> TurnRecord:

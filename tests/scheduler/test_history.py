@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rtflow.history import ConversationHistory
+from rtflow.runner.history import ConversationHistory
 from rtflow.messages import Message
 
 

@@ -8,7 +8,7 @@ import time
 import anyio
 import pytest
 
-from rtflow.limits import RateLimiter, backoff_delay
+from rtflow.runner.limits import RateLimiter, backoff_delay
 from rtflow.providers.ratelimits import pause_from_headers, pause_from_realtime_limits
 
 

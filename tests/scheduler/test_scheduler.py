@@ -11,12 +11,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rtflow.compiler import compile_flow
+from rtflow.plan.compiler import compile_flow
 from rtflow.errors import ProviderError, RateLimitError
-from rtflow.graph import Plan
-from rtflow.loader import load_text
-from rtflow.records import TurnRecord
-from rtflow.scheduler import NodeState, Scheduler, SchedulerSettings
+from rtflow.plan.graph import Plan
+from rtflow.flow.loader import load_text
+from rtflow.results.records import TurnRecord
+from rtflow.runner.scheduler import NodeState, Scheduler, SchedulerSettings
 
 from .memory_provider import Journal, MemoryProvider, auth_error, connection_error
 

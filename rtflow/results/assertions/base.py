@@ -25,7 +25,7 @@ GradeFunction = Callable[[list[Message]], Awaitable[str]]
 
 
 class AssertionLike(Protocol):
-    """The attributes of `rtflow.spec.AssertionSpec` that assertions read."""
+    """The attributes of `rtflow.flow.spec.AssertionSpec` that assertions read."""
 
     @property
     def type(self) -> str: ...

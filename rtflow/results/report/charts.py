@@ -13,7 +13,7 @@ from html import escape
 
 from markupsafe import Markup
 
-from rtflow.records import CallAttempt, TurnRecord
+from rtflow.results.records import CallAttempt, TurnRecord
 
 __all__ = ["Bar", "concurrency_profile", "histogram_svg", "percentile", "timeline_bars", "timeline_svg"]
 

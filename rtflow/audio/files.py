@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from rtflow.g711 import alaw_encode, ulaw_encode
+from rtflow.audio.g711 import alaw_encode, ulaw_encode
 from rtflow.messages import AudioOutput
 
 __all__ = [

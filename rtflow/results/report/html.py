@@ -25,15 +25,15 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from rtflow.records import RunRecord, TurnRecord
-from rtflow.report.charts import concurrency_profile, histogram_svg, percentile, timeline_svg
-from rtflow.report.data import turn_input_text
+from rtflow.results.records import RunRecord, TurnRecord
+from rtflow.results.report.charts import concurrency_profile, histogram_svg, percentile, timeline_svg
+from rtflow.results.report.data import turn_input_text
 
 __all__ = ["render_html", "write_html"]
 
 _AUDIO_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac", ".m4a", ".webm", ".pcm")
 _environment = Environment(
-    loader=PackageLoader("rtflow", "report"),
+    loader=PackageLoader("rtflow.results.report", "."),
     autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True, default=True),
     trim_blocks=True,
     lstrip_blocks=True,
@@ -201,8 +201,8 @@ def render_html(run: RunRecord, turns: Sequence[TurnRecord], report_dir: Path) -
         histograms=[histogram_svg(values, label=label) for label, values in latencies.items()],
         percentiles=[(label, [percentile(values, share) for share in (0.5, 0.9, 0.99)])
                      for label, values in latencies.items()],
-        css=Markup(files("rtflow.report").joinpath("report.css").read_text(encoding="utf-8")),
-        script=Markup(files("rtflow.report").joinpath("report.js").read_text(encoding="utf-8")),
+        css=Markup(files("rtflow.results.report").joinpath("report.css").read_text(encoding="utf-8")),
+        script=Markup(files("rtflow.results.report").joinpath("report.js").read_text(encoding="utf-8")),
         nonce=secrets.token_urlsafe(16),
     )
 

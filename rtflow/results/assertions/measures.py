@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rtflow.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
+from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
 from rtflow.messages import ToolCall, TurnOutput
 
 __all__ = ["MEASURE_CHECKS"]

@@ -12,7 +12,7 @@ import re
 from dataclasses import asdict
 from typing import Any
 
-from rtflow.graph import CallNode, Conversation, GradeNode, Plan
+from rtflow.plan.graph import CallNode, Conversation, GradeNode, Plan
 
 __all__ = ["GRAPH_FORMATS", "render_graph", "to_dot", "to_json", "to_mermaid", "to_node_link"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from rtflow.records import RunRecord, TurnRecord
+from rtflow.results.records import RunRecord, TurnRecord
 
 __all__ = ["CSV_COLUMNS", "JsonlWriter", "csv_row", "turn_input_text", "write_csv", "write_json", "write_jsonl"]
 

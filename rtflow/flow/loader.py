@@ -23,8 +23,8 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from rtflow.errors import CompileError, FlowError, FlowLoadError, PromptError, ProviderConfigError
-from rtflow.pyref import FILE_PREFIX, resolve_path
-from rtflow.spec import (
+from rtflow.flow.pyref import FILE_PREFIX, resolve_path
+from rtflow.flow.spec import (
     AssertionSpec,
     FlowSpec,
     ProviderSpec,
@@ -405,7 +405,7 @@ def _render_env(value: Any, path: Path_, document: _Document) -> tuple[Any, list
 
 def _check_prompts(flow: FlowSpec, document: _Document, base_dir: Path) -> Iterator[_Problem]:
     # Imported here: prompts renders with Jinja2 and is not needed to merely parse a flow.
-    from rtflow.prompts import check_prompt
+    from rtflow.flow.prompts import check_prompt
 
     for index, prompt in enumerate(flow.prompts):
         try:
@@ -416,7 +416,7 @@ def _check_prompts(flow: FlowSpec, document: _Document, base_dir: Path) -> Itera
 
 def _check_assertion_types(flow: FlowSpec, document: _Document) -> Iterator[_Problem]:
     # The assertion kinds live with their evaluators; asking them keeps this list from drifting.
-    from rtflow.assertions import BASE_ASSERTION_TYPES
+    from rtflow.results.assertions import BASE_ASSERTION_TYPES
 
     for path, assertions in _turn_assertions(flow):
         for index, assertion in enumerate(assertions):
@@ -456,7 +456,7 @@ def _trial_render(flow: FlowSpec, document: _Document, base_dir: Path) -> Iterat
     Templates are sandboxed and side-effect free, so this is safe; Python prompt functions are user code and
     are only called when the turn runs. History (`_conversation`) is empty here, as on a first turn.
     """
-    from rtflow.prompts import render_prompt
+    from rtflow.flow.prompts import render_prompt
 
     templates = [prompt for prompt in flow.prompts if prompt.kind != "python"]
     if not templates:

@@ -15,7 +15,7 @@ Conversations share no nodes, so each one is a weakly connected component of its
 and stable across compiles: `realtime/japan_travel/1` (turns are 1-based in ids), `realtime/japan_travel/1~chat`
 for the fallback labelled `chat`, `realtime/japan_travel/1#grade` for the grade node.
 
-The exporters (DOT, Mermaid, node-link JSON) live in `rtflow.graph_export`.
+The exporters (DOT, Mermaid, node-link JSON) live in `rtflow.plan.export`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Literal
 import networkx as nx
 
 if TYPE_CHECKING:
-    from rtflow.spec import FlowSpec, PromptSpec, ProviderSpec, TurnSpec
+    from rtflow.flow.spec import FlowSpec, PromptSpec, ProviderSpec, TurnSpec
 
 __all__ = [
     "CallNode",

@@ -6,8 +6,8 @@ verdicts into the turn's status. `KNOWN_ASSERTION_TYPES` lets the loader reject 
 
 from __future__ import annotations
 
-from rtflow.assertions.base import AssertionContext, AssertionLike, GradeFunction
-from rtflow.assertions.evaluate import (
+from rtflow.results.assertions.base import AssertionContext, AssertionLike, GradeFunction
+from rtflow.results.assertions.evaluate import (
     BASE_ASSERTION_TYPES,
     KNOWN_ASSERTION_TYPES,
     MODEL_GRADED_TYPES,
@@ -16,7 +16,7 @@ from rtflow.assertions.evaluate import (
     turn_passed,
     weighted_score,
 )
-from rtflow.assertions.rubric import RUBRIC_SYSTEM_PROMPT, rubric_messages
+from rtflow.results.assertions.rubric import RUBRIC_SYSTEM_PROMPT, rubric_messages
 
 __all__ = [
     "BASE_ASSERTION_TYPES",

@@ -33,16 +33,16 @@ from typing import Any
 import anyio
 import structlog
 
-from rtflow.assertions import AssertionContext, evaluate_assertions, turn_passed
+from rtflow.results.assertions import AssertionContext, evaluate_assertions, turn_passed
 from rtflow.errors import PromptError, ProviderError, ProviderTimeoutError
-from rtflow.graph import CallNode, Conversation, GradeNode, Plan
-from rtflow.history import ConversationHistory
-from rtflow.limits import RateLimiter, backoff_delay
+from rtflow.plan.graph import CallNode, Conversation, GradeNode, Plan
+from rtflow.runner.history import ConversationHistory
+from rtflow.runner.limits import RateLimiter, backoff_delay
 from rtflow.log import get_logger
 from rtflow.messages import Message, TurnOutput, TurnRequest
-from rtflow.prompts import render_prompt
+from rtflow.flow.prompts import render_prompt
 from rtflow.providers.base import Provider, ProviderSession
-from rtflow.records import AssertionResult, CallAttempt, ErrorInfo, TurnRecord
+from rtflow.results.records import AssertionResult, CallAttempt, ErrorInfo, TurnRecord
 
 __all__ = ["NodeState", "Scheduler", "SchedulerSettings", "TurnSink"]
 

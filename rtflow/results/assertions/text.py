@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from rtflow.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
+from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
 from rtflow.messages import TurnOutput
 
 __all__ = ["TEXT_CHECKS"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rtflow.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
+from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
 from rtflow.messages import Message, TurnOutput
 
 __all__ = ["RUBRIC_SYSTEM_PROMPT", "check_llm_rubric", "rubric_messages"]

@@ -2,7 +2,7 @@
 
 A conversation is one thread x one provider (with its fallback chain) x one prompt, copied `repeat` times.
 Each turn of a conversation becomes one call node per provider of the chain plus, when the turn has
-assertions, one grade node; the edges are described in `rtflow.graph`.
+assertions, one grade node; the edges are described in `rtflow.plan.graph`.
 
 Everything that would make the graph wrong or surprising is caught here, with a message that says what to
 change in the flow: an unknown provider kind, two providers with one label, an empty suite, a thread filter
@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from rtflow.assertions import MODEL_GRADED_TYPES
+from rtflow.results.assertions import MODEL_GRADED_TYPES
 from rtflow.errors import CompileError
-from rtflow.graph import CallNode, Conversation, GradeNode, Plan, call_node_id, grade_node_id
+from rtflow.plan.graph import CallNode, Conversation, GradeNode, Plan, call_node_id, grade_node_id
 
 if TYPE_CHECKING:
-    from rtflow.spec import FlowSpec, PromptSpec, ProviderSpec, ThreadSpec
+    from rtflow.flow.spec import FlowSpec, PromptSpec, ProviderSpec, ThreadSpec
 
 __all__ = [
     "compile_flow",

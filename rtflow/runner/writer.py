@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import anyio
 
-from rtflow.records import TurnRecord
-from rtflow.report import JsonlWriter
-from rtflow.store import RunStore
+from rtflow.results.records import TurnRecord
+from rtflow.results.report import JsonlWriter
+from rtflow.results.store import RunStore
 
 __all__ = ["TurnWriter"]
 

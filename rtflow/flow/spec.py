@@ -1,4 +1,4 @@
-"""The flow file as pydantic models: what `rtflow.loader.load` returns and what the compiler reads.
+"""The flow file as pydantic models: what `rtflow.flow.loader.load` returns and what the compiler reads.
 
 A flow file is a promptfoo test suite plus rtflow's own keys. Keys are snake_case; promptfoo's camelCase
 spellings are accepted as aliases (`defaultTest`, `conversationId`, `gradingConcurrency`). Every model forbids
@@ -29,7 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from rtflow.durations import DURATION_PATTERN, parse_duration
 from rtflow.providers.base import ProviderInfo
-from rtflow.pyref import FILE_PREFIX, is_python_ref, split_python_ref
+from rtflow.flow.pyref import FILE_PREFIX, is_python_ref, split_python_ref
 
 __all__ = [
     "AssertionSpec",
@@ -374,7 +374,7 @@ class AssertionSpec(_SpecModel):
     type: str = Field(min_length=1)
     """The assertion kind, e.g. `icontains`, `regex`, `llm-rubric`; a `not-` prefix inverts it.
 
-    Checked against the kinds `rtflow.assertions` evaluates when the flow is loaded."""
+    Checked against the kinds `rtflow.results.assertions` evaluates when the flow is loaded."""
     value: Any = None
     """What the assertion compares against: a string, a list, a rubric, a number."""
     weight: float = Field(default=1.0, ge=0)

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rtflow.errors import FlowError, RtflowError
-from rtflow.records import RunRecord, TurnRecord
-from rtflow.report.data import CSV_COLUMNS, JsonlWriter, csv_row, write_csv, write_json, write_jsonl
-from rtflow.report.html import render_html, write_html
+from rtflow.results.records import RunRecord, TurnRecord
+from rtflow.results.report.data import CSV_COLUMNS, JsonlWriter, csv_row, write_csv, write_json, write_jsonl
+from rtflow.results.report.html import render_html, write_html
 
 __all__ = [
     "CSV_COLUMNS",

@@ -10,8 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from rtflow.records import TurnRecord
-from rtflow.result import RunResult
+from rtflow.results.records import TurnRecord
+from rtflow.results.run_result import RunResult
 
 __all__ = ["RunProgress", "print_summary"]
 

@@ -6,8 +6,8 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 
-from rtflow.graph import Plan
-from rtflow.records import RunRecord, TurnRecord
+from rtflow.plan.graph import Plan
+from rtflow.results.records import RunRecord, TurnRecord
 
 __all__ = ["ProviderSummary", "RunResult"]
 

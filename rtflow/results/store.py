@@ -1,7 +1,7 @@
 """The run store: every run and every finished turn, in one SQLite file.
 
 The default file is `.rtflow/rtflow.db` under the current folder; `RTFLOW_DB` or an explicit path moves it.
-The run's writer (`rtflow.writer`) saves turns within a moment of their finishing (upserts, several committed
+The run's writer (`rtflow.runner.writer`) saves turns within a moment of their finishing (upserts, several committed
 together when they finish together), so a crash or Ctrl-C loses nothing that finished, and other processes
 (`rtflow show`, a report) read the file while the run goes on: it is in WAL mode, so readers never block the
 writer.
@@ -26,7 +26,7 @@ from types import TracebackType
 from pydantic import ValidationError
 
 from rtflow.errors import RunNotFoundError, StoreError
-from rtflow.records import RunRecord, RunStatus, TurnRecord, TurnStatus
+from rtflow.results.records import RunRecord, RunStatus, TurnRecord, TurnStatus
 
 __all__ = ["DEFAULT_DB_PATH", "SCHEMA_VERSION", "RunStore", "default_db_path"]
 
