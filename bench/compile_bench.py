@@ -31,8 +31,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from rtflow.plan.compiler import compile_flow
 from rtflow.flow.spec import FlowSpec
+from rtflow.plan.compiler import compile_flow
 
 TIME_BUDGET_S = 10.0
 MEMORY_BUDGET_MB = 1024.0

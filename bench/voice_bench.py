@@ -26,9 +26,9 @@ from typing import Any
 
 import anyio
 
+from rtflow.audio.files import encode_for_session
 from rtflow.log import configure_logging
 from rtflow.messages import Message, TurnOutput, TurnRequest
-from rtflow.audio.files import encode_for_session
 from rtflow.providers.base import ProviderInfo
 from rtflow.providers.openai_realtime import RealtimeProvider
 from rtflow.sim import SimConfig, SimServer

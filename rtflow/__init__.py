@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from rtflow._version import __version__
 from rtflow.api import arun, run
-from rtflow.plan.compiler import compile_flow as compile
 from rtflow.errors import (
     CompileError,
     FlowError,
@@ -21,11 +20,12 @@ from rtflow.errors import (
     ProviderError,
     RtflowError,
 )
-from rtflow.plan.graph import Plan
 from rtflow.flow.loader import load
+from rtflow.flow.spec import FlowSpec
+from rtflow.plan.compiler import compile_flow as compile
+from rtflow.plan.graph import Plan
 from rtflow.results.records import AssertionResult, RunRecord, TurnRecord
 from rtflow.results.run_result import RunResult
-from rtflow.flow.spec import FlowSpec
 
 __all__ = [
     "AssertionResult",

@@ -22,21 +22,21 @@ import anyio
 import anyio.abc
 import structlog
 
-from rtflow.results.assertions import MODEL_GRADED_TYPES
-from rtflow.plan.compiler import compile_flow
 from rtflow.errors import FlowError, ProviderError, RtflowError
-from rtflow.plan.graph import Plan
 from rtflow.flow.loader import load
+from rtflow.flow.spec import FlowSpec, ProviderSpec
 from rtflow.log import configure_logging, get_logger, register_secret
-from rtflow.runner.progress import RunProgress
+from rtflow.plan.compiler import compile_flow
+from rtflow.plan.graph import Plan
 from rtflow.providers.base import Provider
 from rtflow.providers.registry import create_provider
+from rtflow.results.assertions import MODEL_GRADED_TYPES
 from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report import JsonlWriter
 from rtflow.results.run_result import RunResult
-from rtflow.runner.scheduler import Scheduler, SchedulerSettings
-from rtflow.flow.spec import FlowSpec, ProviderSpec
 from rtflow.results.store import RunStore
+from rtflow.runner.progress import RunProgress
+from rtflow.runner.scheduler import Scheduler, SchedulerSettings
 from rtflow.runner.writer import TurnWriter
 
 __all__ = ["DEFAULT_GRADER", "arun", "run"]

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 import click
 
 import rtflow
-from rtflow.plan.export import render_graph
 from rtflow.flow.spec import schema_text
+from rtflow.plan.export import render_graph
 
 if TYPE_CHECKING:
-    from rtflow.plan.graph import Plan
     from rtflow.flow.spec import FlowSpec
+    from rtflow.plan.graph import Plan
 
 __all__ = ["graph_command", "schema_command", "validate_command"]
 

@@ -16,8 +16,8 @@ from rich.console import Console
 from rtflow.api import arun
 from rtflow.errors import FlowError
 from rtflow.log import configure_logging
-from rtflow.runner.progress import print_summary
 from rtflow.results.run_result import EXIT_INTERRUPTED
+from rtflow.runner.progress import print_summary
 
 _STREAMED_SUFFIX = ".jsonl"
 

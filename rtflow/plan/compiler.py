@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from rtflow.results.assertions import MODEL_GRADED_TYPES
 from rtflow.errors import CompileError
 from rtflow.plan.graph import CallNode, Conversation, GradeNode, Plan, call_node_id, grade_node_id
+from rtflow.results.assertions import MODEL_GRADED_TYPES
 
 if TYPE_CHECKING:
     from rtflow.flow.spec import FlowSpec, PromptSpec, ProviderSpec, ThreadSpec

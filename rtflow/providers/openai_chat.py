@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 from pydantic import Field, field_validator
 
+from rtflow.audio.files import vars_audio_path
 from rtflow.errors import (
     InvalidRequestError,
     ProtocolError,
@@ -30,7 +31,6 @@ from rtflow.errors import (
 )
 from rtflow.messages import AUDIO_PART_TYPES, TEXT_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest
 from rtflow.messages import Usage as TurnUsage
-from rtflow.audio.files import vars_audio_path
 from rtflow.providers.base import Provider, ProviderInfo
 from rtflow.providers.chat_wire import ChatReply, StreamedReply, parse_json, reply_from_body, sse_events, status_error
 from rtflow.providers.config import CommonConfig, parse_duration, validate_config

@@ -41,6 +41,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.protocol import State
 
+from rtflow.audio.files import audio_seconds, write_output_audio
 from rtflow.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -51,7 +52,6 @@ from rtflow.errors import (
     RateLimitError,
 )
 from rtflow.messages import AUDIO_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest, Usage
-from rtflow.audio.files import audio_seconds, write_output_audio
 from rtflow.providers.base import Provider, ProviderInfo
 from rtflow.providers.config import validate_config
 from rtflow.providers.endpoints import (

@@ -25,8 +25,6 @@ from typing import Any
 
 import anyio
 
-from rtflow.errors import InvalidRequestError
-from rtflow.messages import AUDIO_PART_TYPES, ContentPart, Message, TurnRequest
 from rtflow.audio.files import (
     BYTES_PER_SECOND,
     AudioFileError,
@@ -36,6 +34,8 @@ from rtflow.audio.files import (
     silence,
     vars_audio_path,
 )
+from rtflow.errors import InvalidRequestError
+from rtflow.messages import AUDIO_PART_TYPES, ContentPart, Message, TurnRequest
 from rtflow.providers.realtime_events import EventBuilder, RealtimeConfig
 
 __all__ = ["InputAudio", "TurnDetection", "load_input_audio", "outgoing_messages", "stream_audio"]

@@ -33,16 +33,16 @@ from typing import Any
 import anyio
 import structlog
 
-from rtflow.results.assertions import AssertionContext, evaluate_assertions, turn_passed
 from rtflow.errors import PromptError, ProviderError, ProviderTimeoutError
-from rtflow.plan.graph import CallNode, Conversation, GradeNode, Plan
-from rtflow.runner.history import ConversationHistory
-from rtflow.runner.limits import RateLimiter, backoff_delay
+from rtflow.flow.prompts import render_prompt
 from rtflow.log import get_logger
 from rtflow.messages import Message, TurnOutput, TurnRequest
-from rtflow.flow.prompts import render_prompt
+from rtflow.plan.graph import CallNode, Conversation, GradeNode, Plan
 from rtflow.providers.base import Provider, ProviderSession
+from rtflow.results.assertions import AssertionContext, evaluate_assertions, turn_passed
 from rtflow.results.records import AssertionResult, CallAttempt, ErrorInfo, TurnRecord
+from rtflow.runner.history import ConversationHistory
+from rtflow.runner.limits import RateLimiter, backoff_delay
 
 __all__ = ["NodeState", "Scheduler", "SchedulerSettings", "TurnSink"]
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import soundfile  # type: ignore[import-untyped]
 
-from rtflow.audio.g711 import ulaw_decode
 from rtflow.audio.files import (
     AudioFileError,
     encode_for_session,
@@ -18,6 +17,7 @@ from rtflow.audio.files import (
     silence,
     write_output_audio,
 )
+from rtflow.audio.g711 import ulaw_decode
 from rtflow.sim.audio import decode_to_pcm16
 
 CLIPS = Path(__file__).resolve().parents[2] / "flows" / "clips"

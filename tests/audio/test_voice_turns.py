@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import soundfile  # type: ignore[import-untyped]
 
+from rtflow.audio.files import BYTES_PER_SECOND, SAMPLE_RATES, encode_for_session
 from rtflow.errors import InvalidRequestError, ServerError
 from rtflow.messages import Message, TurnOutput, TurnRequest
-from rtflow.audio.files import BYTES_PER_SECOND, SAMPLE_RATES, encode_for_session
 from rtflow.providers.base import ProviderInfo
 from rtflow.providers.openai_realtime import RealtimeProvider, RealtimeSession
 from rtflow.sim import SimConfig, SimServer

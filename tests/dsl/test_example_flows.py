@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import rtflow
-from rtflow.plan.compiler import compile_flow
 from rtflow.flow.loader import load
+from rtflow.plan.compiler import compile_flow
 
 FLOWS = Path(__file__).parents[2] / "flows"
 EXAMPLES = sorted(FLOWS.glob("*.yaml"))

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtflow.errors import PromptError
-from rtflow.messages import ContentPart, Message
 from rtflow.flow.prompts import render_prompt
-from rtflow.providers.base import ProviderInfo
 from rtflow.flow.spec import PromptSpec
+from rtflow.messages import ContentPart, Message
+from rtflow.providers.base import ProviderInfo
 
 SUPPORT = Path(__file__).parent / "invalid" / "support"
 RENDERING = Path(__file__).parent / "rendering"

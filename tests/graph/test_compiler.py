@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from flow_builders import CHAT, REALTIME, icontains, make_flow
 
-from rtflow.plan.compiler import compile_flow, default_known_kinds
 from rtflow.errors import CompileError, FlowError
-from rtflow.plan.graph import CallNode
 from rtflow.flow.spec import ProviderSpec
+from rtflow.plan.compiler import compile_flow, default_known_kinds
+from rtflow.plan.graph import CallNode
 
 
 def test_primary_fallback_and_grade_ids_are_readable() -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from rtflow.flow.loader import load
 from rtflow.plan.compiler import compile_flow
 from rtflow.plan.graph import CallNode, Plan
-from rtflow.flow.loader import load
 
 FLOWS = Path(__file__).resolve().parents[2] / "flows"
 

@@ -13,8 +13,8 @@ import pytest
 from flow_builders import CHAT, icontains, make_flow
 
 from rtflow.plan.compiler import compile_flow
-from rtflow.plan.graph import Plan
 from rtflow.plan.export import GRAPH_FORMATS, render_graph, to_dot, to_json, to_mermaid
+from rtflow.plan.graph import Plan
 
 needs_graphviz = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
 

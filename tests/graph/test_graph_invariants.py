@@ -9,9 +9,9 @@ import networkx as nx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rtflow.flow.spec import FlowSpec
 from rtflow.plan.compiler import compile_flow
 from rtflow.plan.graph import CallNode, GradeNode, Plan
-from rtflow.flow.spec import FlowSpec
 
 _SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 import rtflow
+from rtflow.results.store import RunStore
 from rtflow.sim import SimConfig
 from rtflow.sim.config import LatencyConfig, parse_fault
-from rtflow.results.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = ROOT / "flows"

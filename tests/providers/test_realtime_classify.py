@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Close
 from websockets.http11 import Response
 
+from rtflow.audio.files import read_wav_as_pcm16, write_output_audio
 from rtflow.errors import (
     InvalidRequestError,
     ProviderConnectionError,
@@ -22,7 +23,6 @@ from rtflow.errors import (
     ServerError,
 )
 from rtflow.messages import Usage
-from rtflow.audio.files import read_wav_as_pcm16, write_output_audio
 from rtflow.providers.endpoints import SecretKey
 from rtflow.providers.openai_realtime import _translate_errors
 from rtflow.providers.pricing import cost_of, price_for

@@ -9,6 +9,9 @@ from typing import Any
 import jsonschema
 import pytest
 
+from rtflow.errors import FlowError
+from rtflow.flow.spec import AssertionSpec
+from rtflow.messages import Message, ToolCall, TurnMetrics, TurnOutput
 from rtflow.results.assertions import (
     KNOWN_ASSERTION_TYPES,
     AssertionContext,
@@ -16,10 +19,7 @@ from rtflow.results.assertions import (
     evaluate_assertions,
     turn_passed,
 )
-from rtflow.errors import FlowError
-from rtflow.messages import Message, ToolCall, TurnMetrics, TurnOutput
 from rtflow.results.records import AssertionResult
-from rtflow.flow.spec import AssertionSpec
 
 REPLY = 'You said: "What is in Kyoto?" (user messages: 1, instructions: none)'
 JSON_REPLY = '{"city": "Kyoto", "days": 3}'

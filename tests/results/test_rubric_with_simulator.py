@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from rtflow.results.assertions import AssertionContext, evaluate_assertions
-from rtflow.messages import Message, TurnOutput
-from rtflow.sim import SimConfig, SimServer
 from rtflow.flow.spec import AssertionSpec
+from rtflow.messages import Message, TurnOutput
+from rtflow.results.assertions import AssertionContext, evaluate_assertions
+from rtflow.sim import SimConfig, SimServer
 
 Grade = Callable[[list[Message]], Awaitable[str]]
 

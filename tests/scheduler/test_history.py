@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rtflow.runner.history import ConversationHistory
 from rtflow.messages import Message
+from rtflow.runner.history import ConversationHistory
 
 
 def test_a_prompt_without_history_gets_the_earlier_turns_after_its_system_message() -> None:

@@ -8,8 +8,8 @@ import time
 import anyio
 import pytest
 
-from rtflow.runner.limits import RateLimiter, backoff_delay
 from rtflow.providers.ratelimits import pause_from_headers, pause_from_realtime_limits
+from rtflow.runner.limits import RateLimiter, backoff_delay
 
 
 def test_realtime_limits_with_nothing_left_pause_until_their_reset() -> None:

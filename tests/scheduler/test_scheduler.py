@@ -11,10 +11,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rtflow.plan.compiler import compile_flow
 from rtflow.errors import ProviderError, RateLimitError
-from rtflow.plan.graph import Plan
 from rtflow.flow.loader import load_text
+from rtflow.plan.compiler import compile_flow
+from rtflow.plan.graph import Plan
 from rtflow.results.records import TurnRecord
 from rtflow.runner.scheduler import NodeState, Scheduler, SchedulerSettings
 

@@ -11,13 +11,13 @@ from typing import Any
 
 import anyio
 
+from rtflow.errors import FlowError
+from rtflow.messages import TurnOutput
 from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict, render_value
 from rtflow.results.assertions.measures import MEASURE_CHECKS
 from rtflow.results.assertions.rubric import check_llm_rubric
 from rtflow.results.assertions.structured import STRUCTURED_CHECKS
 from rtflow.results.assertions.text import TEXT_CHECKS
-from rtflow.errors import FlowError
-from rtflow.messages import TurnOutput
 from rtflow.results.records import AssertionResult
 
 __all__ = [

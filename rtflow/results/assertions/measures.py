@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
 from rtflow.messages import ToolCall, TurnOutput
+from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
 
 __all__ = ["MEASURE_CHECKS"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
 from rtflow.messages import Message, TurnOutput
+from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
 
 __all__ = ["RUBRIC_SYSTEM_PROMPT", "check_llm_rubric", "rubric_messages"]
 

@@ -22,10 +22,10 @@ import jsonschema
 import yaml
 from jsonschema.protocols import Validator
 
-from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
 from rtflow.errors import FlowError
-from rtflow.messages import TurnOutput
 from rtflow.flow.pyref import FILE_PREFIX, is_python_ref, load_callable, resolve_path
+from rtflow.messages import TurnOutput
+from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
 
 __all__ = ["STRUCTURED_CHECKS"]
 

@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
 from rtflow.messages import TurnOutput
+from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
 
 __all__ = ["TEXT_CHECKS"]
 
