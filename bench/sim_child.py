@@ -1,7 +1,7 @@
 """The simulator in a child process, so that a benchmark measures one side alone; plus /proc readings (Linux).
 
-    with simulator_child() as sim:   # sim.port, sim.pid, sim.peak_sessions()
-        ...
+with simulator_child() as sim:   # sim.port, sim.pid, sim.peak_sessions()
+    ...
 """
 
 from __future__ import annotations
@@ -78,4 +78,3 @@ def rss_kb(pid: int | str = "self") -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
-

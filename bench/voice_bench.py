@@ -38,8 +38,11 @@ MODES: dict[str, dict[str, Any]] = {
     "burst": {},
     "paced": {"realtime_pacing": True, "audio_chunk_ms": 20},
     "pcmu": {"input_audio_format": "g711_ulaw", "output_audio_format": "g711_ulaw"},
-    "server_vad": {"realtime_pacing": True, "audio_chunk_ms": 20,
-                   "turn_detection": {"type": "server_vad", "silence_duration_ms": 500}},
+    "server_vad": {
+        "realtime_pacing": True,
+        "audio_chunk_ms": 20,
+        "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
+    },
 }
 
 
@@ -54,16 +57,23 @@ async def run_mode(base_url: str, mode: str, clip: Path, turns: int, artifacts: 
     outputs = []
     for index in range(turns):
         session = provider.session(f"{mode}-{index}")
-        request = TurnRequest(conversation_id=f"{mode}-{index}", turn_index=0, messages=[Message.of("user", "q")],
-                              vars={"audio": str(clip)}, artifact_dir=str(artifacts))
+        request = TurnRequest(
+            conversation_id=f"{mode}-{index}",
+            turn_index=0,
+            messages=[Message.of("user", "q")],
+            vars={"audio": str(clip)},
+            artifact_dir=str(artifacts),
+        )
         outputs.append(await session.send(request))
         await session.aclose()
     return outputs
 
 
 async def main(turns: int, paced_turns: int) -> None:
-    print(f"{'mode':<11}{'clip':<8}{'clip s':>7}{'convert ms':>11}{'send ms':>9}{'send/clip':>10}"
-          f"{'1st audio ms':>13}{'turn ms':>9}{'reply s':>8}{'RTF':>8}")
+    print(
+        f"{'mode':<11}{'clip':<8}{'clip s':>7}{'convert ms':>11}{'send ms':>9}{'send/clip':>10}"
+        f"{'1st audio ms':>13}{'turn ms':>9}{'reply s':>8}{'RTF':>8}"
+    )
     with TemporaryDirectory() as scratch:
         async with SimServer(SimConfig()) as sim:
             for mode in MODES:

@@ -68,7 +68,5 @@ def alaw_decode(data: bytes) -> Samples:
     codes = np.frombuffer(data, dtype=np.uint8).astype(np.int32) ^ 0x55
     exponent = (codes >> 4) & 0x07
     mantissa = codes & 0x0F
-    magnitude = np.where(
-        exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0)
-    )
+    magnitude = np.where(exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0))
     return np.where(codes & 0x80, magnitude, -magnitude).astype(np.int16)

@@ -99,9 +99,7 @@ def outgoing_messages(request: TurnRequest, base_dir: Path) -> list[Message]:
     for index in range(len(messages) - 1, -1, -1):
         if messages[index].role == "user":
             transcript = request.vars.get("transcript")
-            part = ContentPart(
-                type="input_audio", file=str(path), transcript=str(transcript) if transcript else None
-            )
+            part = ContentPart(type="input_audio", file=str(path), transcript=str(transcript) if transcript else None)
             messages[index] = Message(role="user", content=[part])
             break
     else:

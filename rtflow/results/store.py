@@ -201,16 +201,33 @@ class RunStore:
                ON CONFLICT (run_id, node_id) DO UPDATE SET conversation_id = excluded.conversation_id,
                    thread_id = excluded.thread_id, turn_index = excluded.turn_index,
                    provider = excluded.provider, status = excluded.status, record = excluded.record""",
-            (turn.run_id, turn.node_id, turn.conversation_id, turn.thread_id, turn.turn_index, turn.provider,
-             turn.status, turn.model_dump_json()),
+            (
+                turn.run_id,
+                turn.node_id,
+                turn.conversation_id,
+                turn.thread_id,
+                turn.turn_index,
+                turn.provider,
+                turn.status,
+                turn.model_dump_json(),
+            ),
         )
         connection.execute("DELETE FROM assertions WHERE run_id = ? AND node_id = ?", (turn.run_id, turn.node_id))
         connection.executemany(
             """INSERT INTO assertions (run_id, node_id, position, type, metric, passed, score, weight, error)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [
-                (turn.run_id, turn.node_id, position, result.type, result.metric, int(result.passed),
-                 result.score, result.weight, result.error)
+                (
+                    turn.run_id,
+                    turn.node_id,
+                    position,
+                    result.type,
+                    result.metric,
+                    int(result.passed),
+                    result.score,
+                    result.weight,
+                    result.error,
+                )
                 for position, result in enumerate(turn.assertions)
             ],
         )

@@ -54,19 +54,22 @@ def build_app(runtime: SimRuntime) -> ASGIApp:
         return await chat_completions(request, runtime, _api_key(_headers(request.scope)), abort)
 
     async def not_found(request: Request) -> Response:
-        return openai_error(404, f"Unknown request URL: {request.method} {request.url.path}.",
-                            "invalid_request_error", "unknown_url")
+        return openai_error(
+            404, f"Unknown request URL: {request.method} {request.url.path}.", "invalid_request_error", "unknown_url"
+        )
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "open_sessions": runtime.open_sessions})
 
-    http_app = Starlette(routes=[
-        Route("/v1/chat/completions", chat, methods=["POST"]),
-        Route("/openai/v1/chat/completions", chat, methods=["POST"]),
-        Route("/openai/deployments/{deployment}/chat/completions", chat, methods=["POST"]),
-        Route("/health", health, methods=["GET"]),
-        Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "DELETE"]),
-    ])
+    http_app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/openai/v1/chat/completions", chat, methods=["POST"]),
+            Route("/openai/deployments/{deployment}/chat/completions", chat, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "DELETE"]),
+        ]
+    )
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -78,11 +81,22 @@ def build_app(runtime: SimRuntime) -> ASGIApp:
     return app
 
 
-async def _deny(send: Send, status: int, message: str, error_type: str, code: str | None,
-                extra_headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+async def _deny(
+    send: Send,
+    status: int,
+    message: str,
+    error_type: str,
+    code: str | None,
+    extra_headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
     body = json.dumps(error_body(message, error_type, code)).encode()
-    await send({"type": "websocket.http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), *extra_headers]})
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), *extra_headers],
+        }
+    )
     await send({"type": "websocket.http.response.body", "body": body})
 
 
@@ -98,8 +112,9 @@ async def _realtime(runtime: SimRuntime, scope: Scope, receive: Receive, send: S
         return
     model = query.get("model") or query.get("deployment") or ""
     if not model:
-        await _deny(send, 400, "Missing required parameter: 'model'.", "invalid_request_error",
-                    "missing_required_parameter")
+        await _deny(
+            send, 400, "Missing required parameter: 'model'.", "invalid_request_error", "missing_required_parameter"
+        )
         return
     headers = _headers(scope)
     key_problem = runtime.key_error(_api_key(headers))
@@ -113,9 +128,14 @@ async def _realtime(runtime: SimRuntime, scope: Scope, receive: Receive, send: S
     expire_after = None
     if fault is not None and fault.kind == "status":
         extra = [(b"retry-after", f"{fault.retry_after:g}".encode())] if fault.status == 429 else []
-        await _deny(send, fault.status, f"Simulated failure with status {fault.status}.",
-                    "server_error" if fault.status >= 500 else "invalid_request_error",
-                    "rate_limit_exceeded" if fault.status == 429 else None, extra)
+        await _deny(
+            send,
+            fault.status,
+            f"Simulated failure with status {fault.status}.",
+            "server_error" if fault.status >= 500 else "invalid_request_error",
+            "rate_limit_exceeded" if fault.status == 429 else None,
+            extra,
+        )
         return
     if fault is not None and fault.kind == "session_expired":
         expire_after = fault.after_s
@@ -123,6 +143,7 @@ async def _realtime(runtime: SimRuntime, scope: Scope, receive: Receive, send: S
     await send({"type": "websocket.accept"})
     conn_id = runtime.next_connection_id("realtime")
     if runtime.log.enabled:
-        runtime.log.record(conn_id, "in", "realtime", "<connect>", {"path": path, "model": model,
-                                                                    "dialect": dialect.name})
+        runtime.log.record(
+            conn_id, "in", "realtime", "<connect>", {"path": path, "model": model, "dialect": dialect.name}
+        )
     await RealtimeConnection(runtime, send, receive, dialect, model, conn_id).serve(expire_after)

@@ -27,8 +27,9 @@ def error_body(message: str, error_type: str, code: str | None) -> dict[str, Any
     return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
 
 
-def openai_error(status: int, message: str, error_type: str, code: str | None,
-                 headers: dict[str, str] | None = None) -> JSONResponse:
+def openai_error(
+    status: int, message: str, error_type: str, code: str | None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """An error response with the body shape OpenAI uses."""
     return JSONResponse(error_body(message, error_type, code), status_code=status, headers=headers)
 
@@ -47,16 +48,27 @@ def to_items(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for message in messages:
         role = message.get("role")
         if role == "tool":
-            items.append({"type": "function_call_output", "call_id": message.get("tool_call_id"),
-                          "output": _text(message.get("content"))})
+            items.append(
+                {
+                    "type": "function_call_output",
+                    "call_id": message.get("tool_call_id"),
+                    "output": _text(message.get("content")),
+                }
+            )
             continue
         text = _text(message.get("content"))
         if text or role != "assistant":
             items.append({"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]})
         for call in message.get("tool_calls") or ():
             function = call.get("function") or {}
-            items.append({"type": "function_call", "call_id": call.get("id"), "name": function.get("name"),
-                          "arguments": function.get("arguments", "")})
+            items.append(
+                {
+                    "type": "function_call",
+                    "call_id": call.get("id"),
+                    "name": function.get("name"),
+                    "arguments": function.get("arguments", ""),
+                }
+            )
     return items
 
 
@@ -81,8 +93,13 @@ async def chat_completions(
     conn_id = runtime.next_connection_id("chat")
     key_problem = runtime.key_error(key)
     if key_problem == "missing_api_key":
-        return openai_error(401, "You didn't provide an API key. You need to provide your API key in an "
-                            "Authorization header using Bearer auth.", "invalid_request_error", None)
+        return openai_error(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth.",
+            "invalid_request_error",
+            None,
+        )
     if key_problem is not None:
         return openai_error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
     try:
@@ -130,16 +147,23 @@ async def chat_completions(
 async def _fault_response(kind: str, status: int, retry_after: float) -> Response | None:
     if kind == "status":
         headers = {"retry-after": f"{retry_after:g}"} if status == 429 else None
-        error_type = {401: "invalid_request_error", 403: "invalid_request_error", 429: "requests"}.get(status,
-                                                                                                     "server_error")
+        error_type = {401: "invalid_request_error", 403: "invalid_request_error", 429: "requests"}.get(
+            status, "server_error"
+        )
         code = {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(status)
         return openai_error(status, f"Simulated failure with status {status}.", error_type, code, headers)
     if kind == "rate_limited":
-        return openai_error(429, f"Rate limit reached for requests. Please try again in {retry_after:g}s.",
-                            "requests", "rate_limit_exceeded", {"retry-after": f"{retry_after:g}"})
+        return openai_error(
+            429,
+            f"Rate limit reached for requests. Please try again in {retry_after:g}s.",
+            "requests",
+            "rate_limit_exceeded",
+            {"retry-after": f"{retry_after:g}"},
+        )
     if kind == "server_error":
-        return openai_error(500, "The server had an error while processing your request. Sorry about that!",
-                            "server_error", None)
+        return openai_error(
+            500, "The server had an error while processing your request. Sorry about that!", "server_error", None
+        )
     if kind == "stall":
         await anyio.sleep_forever()
     return None
@@ -147,36 +171,61 @@ async def _fault_response(kind: str, status: int, retry_after: float) -> Respons
 
 def _usage(reply: ModelReply) -> dict[str, int]:
     completion_tokens = reply.output_tokens
-    return {"prompt_tokens": reply.input_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": reply.input_tokens + completion_tokens}
+    return {
+        "prompt_tokens": reply.input_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": reply.input_tokens + completion_tokens,
+    }
 
 
 def _tool_calls(completion_id: str, reply: ModelReply) -> list[dict[str, Any]]:
-    return [{"id": f"call_{completion_id}_{index}", "type": "function",
-             "function": {"name": call.name, "arguments": call.arguments}}
-            for index, call in enumerate(reply.calls)]
+    return [
+        {
+            "id": f"call_{completion_id}_{index}",
+            "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments},
+        }
+        for index, call in enumerate(reply.calls)
+    ]
 
 
 def _completion(completion_id: str, model: str, reply: ModelReply) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
     if reply.calls:
         message["tool_calls"] = _tool_calls(completion_id, reply)
-    return {"id": completion_id, "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": "tool_calls" if reply.calls else "stop"}],
-            "usage": _usage(reply)}
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls" if reply.calls else "stop"}
+        ],
+        "usage": _usage(reply),
+    }
 
 
-async def _stream(runtime: SimRuntime, conn_id: str, completion_id: str, model: str, reply: ModelReply,
-                  include_usage: bool, malformed: bool, drop: Callable[[], object] | None) -> AsyncIterator[str]:
+async def _stream(
+    runtime: SimRuntime,
+    conn_id: str,
+    completion_id: str,
+    model: str,
+    reply: ModelReply,
+    include_usage: bool,
+    malformed: bool,
+    drop: Callable[[], object] | None,
+) -> AsyncIterator[str]:
     created = int(time.time())
     log = runtime.log if runtime.log.enabled else None
 
     def chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None, choices: bool = True) -> str:
-        body: dict[str, Any] = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                                "model": model,
-                                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-                                if choices else []}
+        body: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] if choices else [],
+        }
         if include_usage:
             body["usage"] = usage
         if log is not None:
@@ -186,7 +235,7 @@ async def _stream(runtime: SimRuntime, conn_id: str, completion_id: str, model: 
     await runtime.latency.first_delta()
     yield chunk({"role": "assistant", "content": "", "refusal": None})
     if malformed:
-        yield "data: {\"id\": \"unterminated\n\n"
+        yield 'data: {"id": "unterminated\n\n'
     if reply.text:
         words = reply.text.split(" ")
         for position, word in enumerate(words):

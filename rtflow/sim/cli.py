@@ -54,7 +54,10 @@ def serve(
         host=host,
         port=port,
         latency=LatencyConfig(
-            connect_ms=connect_ms, first_delta_ms=latency_ms, per_delta_ms=per_delta_ms, jitter_ms=jitter_ms,
+            connect_ms=connect_ms,
+            first_delta_ms=latency_ms,
+            per_delta_ms=per_delta_ms,
+            jitter_ms=jitter_ms,
             seed=seed,
         ),
         faults=[parse_fault(spec) for spec in faults],

@@ -71,7 +71,5 @@ class FaultPlan:
         return self.pick(endpoint, model, user_text, kinds)
 
 
-_RESPONSE_KINDS: frozenset[FaultKind] = frozenset(
-    {"close", "server_error", "rate_limited", "stall", "malformed"}
-)
+_RESPONSE_KINDS: frozenset[FaultKind] = frozenset({"close", "server_error", "rate_limited", "stall", "malformed"})
 _CHAT_KINDS: frozenset[FaultKind] = _RESPONSE_KINDS | {"status"}

@@ -122,21 +122,50 @@ class RealtimeConnection:
             return
         await self._wire.close(1011 if close_code == 1006 else close_code, "simulated failure")
 
-    async def error(self, code: str, message: str, param: str | None, client_event_id: str | None,
-                    error_type: str = "invalid_request_error") -> None:
+    async def error(
+        self,
+        code: str,
+        message: str,
+        param: str | None,
+        client_event_id: str | None,
+        error_type: str = "invalid_request_error",
+    ) -> None:
         """An `error` event; the session stays open."""
-        await self.emit({"type": "error", "error": {"type": error_type, "code": code, "message": message,
-                                                    "param": param, "event_id": client_event_id}})
+        await self.emit(
+            {
+                "type": "error",
+                "error": {
+                    "type": error_type,
+                    "code": code,
+                    "message": message,
+                    "param": param,
+                    "event_id": client_event_id,
+                },
+            }
+        )
 
     async def send_rate_limits(self, tokens_used: int) -> None:
         """`rate_limits.updated` with the configured limits (never exhausted: faults do that)."""
         config = self.runtime.config
-        await self.emit({"type": "rate_limits.updated", "rate_limits": [
-            {"name": "requests", "limit": config.rate_limit_requests, "remaining": config.rate_limit_requests - 1,
-             "reset_seconds": 0.006},
-            {"name": "tokens", "limit": config.rate_limit_tokens,
-             "remaining": max(config.rate_limit_tokens - tokens_used, 0), "reset_seconds": 0.12},
-        ]})
+        await self.emit(
+            {
+                "type": "rate_limits.updated",
+                "rate_limits": [
+                    {
+                        "name": "requests",
+                        "limit": config.rate_limit_requests,
+                        "remaining": config.rate_limit_requests - 1,
+                        "reset_seconds": 0.006,
+                    },
+                    {
+                        "name": "tokens",
+                        "limit": config.rate_limit_tokens,
+                        "remaining": max(config.rate_limit_tokens - tokens_used, 0),
+                        "reset_seconds": 0.12,
+                    },
+                ],
+            }
+        )
 
     # ---- conversation -------------------------------------------------------------------------------------
 
@@ -170,8 +199,9 @@ class RealtimeConnection:
         try:
             async with anyio.create_task_group() as tasks:
                 self._tasks = tasks
-                await self.emit({"type": "session.created", "session": self.dialect.session(self.session_id,
-                                                                                            self.settings)})
+                await self.emit(
+                    {"type": "session.created", "session": self.dialect.session(self.session_id, self.settings)}
+                )
                 if expire_after is not None:
                     tasks.start_soon(self._expire, expire_after)
                 await self._read_loop()
@@ -212,8 +242,9 @@ class RealtimeConnection:
         if not isinstance(event, dict):
             if self._log is not None:
                 self._log.record(self.conn_id, "in", "realtime", "<malformed>", text)
-            await self.error("invalid_event", "The server could not parse the event: expected a JSON object.",
-                             None, None)
+            await self.error(
+                "invalid_event", "The server could not parse the event: expected a JSON object.", None, None
+            )
             return
         event_type = event.get("type")
         if self._log is not None:
@@ -221,8 +252,14 @@ class RealtimeConnection:
         client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
         handler = self._handlers.get(event_type) if isinstance(event_type, str) else None
         if handler is None:
-            await self.error("invalid_event", f"Invalid value: '{event_type}'. Supported values are: "
-                             + ", ".join(f"'{name}'" for name in self._handlers) + ".", "type", client_event_id)
+            await self.error(
+                "invalid_event",
+                f"Invalid value: '{event_type}'. Supported values are: "
+                + ", ".join(f"'{name}'" for name in self._handlers)
+                + ".",
+                "type",
+                client_event_id,
+            )
             return
         try:
             await handler(event)
@@ -253,25 +290,36 @@ class RealtimeConnection:
         kind = item.get("type")
         if kind == "message":
             if item.get("role") not in ("user", "assistant", "system"):
-                raise SettingsError("invalid_value", "Invalid value for 'item.role': expected 'user', 'assistant' "
-                                    "or 'system'.", "item.role")
+                raise SettingsError(
+                    "invalid_value",
+                    "Invalid value for 'item.role': expected 'user', 'assistant' or 'system'.",
+                    "item.role",
+                )
             if not isinstance(item.get("content"), list):
-                raise SettingsError("missing_required_parameter", "Missing required parameter: 'item.content'.",
-                                    "item.content")
+                raise SettingsError(
+                    "missing_required_parameter", "Missing required parameter: 'item.content'.", "item.content"
+                )
             item["content"] = [self._intake_part(part) for part in item["content"]]
         elif kind == "function_call":
             if not item.get("name"):
-                raise SettingsError("missing_required_parameter", "Missing required parameter: 'item.name'.",
-                                    "item.name")
+                raise SettingsError(
+                    "missing_required_parameter", "Missing required parameter: 'item.name'.", "item.name"
+                )
             item.setdefault("arguments", "")
             item.setdefault("call_id", self.new_id("call"))
         elif kind == "function_call_output":
             if not isinstance(item.get("call_id"), str) or not isinstance(item.get("output"), str):
-                raise SettingsError("missing_required_parameter", "A function_call_output item needs 'call_id' "
-                                    "and 'output' strings.", "item.output")
+                raise SettingsError(
+                    "missing_required_parameter",
+                    "A function_call_output item needs 'call_id' and 'output' strings.",
+                    "item.output",
+                )
         else:
-            raise SettingsError("invalid_value", "Invalid value for 'item.type': expected 'message', "
-                                "'function_call' or 'function_call_output'.", "item.type")
+            raise SettingsError(
+                "invalid_value",
+                "Invalid value for 'item.type': expected 'message', 'function_call' or 'function_call_output'.",
+                "item.type",
+            )
         item.setdefault("id", self.new_id("item"))
         if item["id"] in self._by_id:
             raise SettingsError("invalid_value", f"Item with id '{item['id']}' already exists.", "item.id")
@@ -303,8 +351,9 @@ class RealtimeConnection:
         previous = event.get("previous_item_id")
         if previous is not None and previous != "root" and previous not in self._by_id:
             raise SettingsError("invalid_value", f"Item with id '{previous}' not found.", "previous_item_id")
-        before = self.append_item(item, after=previous if previous not in (None, "root") else None,
-                                  at_start=previous == "root")
+        before = self.append_item(
+            item, after=previous if previous not in (None, "root") else None, at_start=previous == "root"
+        )
         await self._announce_item(item, before)
 
     def _existing(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -328,11 +377,18 @@ class RealtimeConnection:
             raise SettingsError("invalid_value", "Only assistant messages can be truncated.", "item_id")
         audio_end_ms = event.get("audio_end_ms")
         if not isinstance(audio_end_ms, int) or audio_end_ms < 0:
-            raise SettingsError("invalid_value", "Invalid 'audio_end_ms': expected a non-negative integer.",
-                                "audio_end_ms")
+            raise SettingsError(
+                "invalid_value", "Invalid 'audio_end_ms': expected a non-negative integer.", "audio_end_ms"
+            )
         content_index = int(event.get("content_index") or 0)
-        await self.emit({"type": "conversation.item.truncated", "item_id": item["id"],
-                         "content_index": content_index, "audio_end_ms": audio_end_ms})
+        await self.emit(
+            {
+                "type": "conversation.item.truncated",
+                "item_id": item["id"],
+                "content_index": content_index,
+                "audio_end_ms": audio_end_ms,
+            }
+        )
 
     async def _audio_append(self, event: dict[str, Any]) -> None:
         try:
@@ -344,18 +400,23 @@ class RealtimeConnection:
         if detection is None:
             return
         if self._vad is None:
-            self._vad = EnergyVad(self.settings.input_format, float(detection.get("threshold") or 0.5),
-                                  int(detection.get("silence_duration_ms") or 500))
+            self._vad = EnergyVad(
+                self.settings.input_format,
+                float(detection.get("threshold") or 0.5),
+                int(detection.get("silence_duration_ms") or 500),
+            )
         for transition, at_ms in self._vad.feed(data):
             if transition == "started":
                 self._speech_item = self.new_id("item")
-                await self.emit({"type": "input_audio_buffer.speech_started", "audio_start_ms": at_ms,
-                                 "item_id": self._speech_item})
+                await self.emit(
+                    {"type": "input_audio_buffer.speech_started", "audio_start_ms": at_ms, "item_id": self._speech_item}
+                )
                 if self._active is not None and detection.get("interrupt_response", True):
                     self._active.cancel("turn_detected")
             else:
-                await self.emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": at_ms,
-                                 "item_id": self._speech_item})
+                await self.emit(
+                    {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": at_ms, "item_id": self._speech_item}
+                )
                 await self._commit(self._speech_item)
                 if detection.get("create_response", True):
                     await self._start_response({}, None)
@@ -366,24 +427,41 @@ class RealtimeConnection:
     async def _commit(self, item_id: str | None, client_event_id: str | None = None) -> None:
         seconds = duration_seconds(len(self._audio), self.settings.input_format)
         if seconds < _MIN_COMMIT_S:
-            await self.error("input_audio_buffer_commit_empty", "Error committing input audio buffer: buffer too "
-                             f"small. Expected at least 100ms of audio, but buffer only has {seconds * 1000:.2f}ms "
-                             "of audio.", None, client_event_id)
+            await self.error(
+                "input_audio_buffer_commit_empty",
+                "Error committing input audio buffer: buffer too "
+                f"small. Expected at least 100ms of audio, but buffer only has {seconds * 1000:.2f}ms "
+                "of audio.",
+                None,
+                client_event_id,
+            )
             return
         self._audio = bytearray()
         if self._vad is not None:
             self._vad.reset()
         transcript = input_transcript(seconds)
-        item = {"id": item_id or self.new_id("item"), "object": "realtime.item", "type": "message",
-                "status": "completed", "role": "user", "content": [{"type": "input_audio", "transcript": None}]}
+        item = {
+            "id": item_id or self.new_id("item"),
+            "object": "realtime.item",
+            "type": "message",
+            "status": "completed",
+            "role": "user",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
         previous = self.append_item(item)
         await self.emit({"type": "input_audio_buffer.committed", "previous_item_id": previous, "item_id": item["id"]})
         await self._announce_item(item, previous)
         item["content"] = [{"type": "input_audio", "transcript": transcript}]
         if self.settings.transcription is not None:
-            await self.emit({"type": "conversation.item.input_audio_transcription.completed", "item_id": item["id"],
-                             "content_index": 0, "transcript": transcript,
-                             "usage": {"type": "duration", "seconds": round(seconds, 3)}})
+            await self.emit(
+                {
+                    "type": "conversation.item.input_audio_transcription.completed",
+                    "item_id": item["id"],
+                    "content_index": 0,
+                    "transcript": transcript,
+                    "usage": {"type": "duration", "seconds": round(seconds, 3)},
+                }
+            )
 
     async def _audio_clear(self, event: dict[str, Any]) -> None:
         self._audio = bytearray()
@@ -397,9 +475,14 @@ class RealtimeConnection:
     async def _start_response(self, overrides: dict[str, Any], client_event_id: str | None) -> None:
         in_conversation = overrides.get("conversation", "auto") != "none"
         if in_conversation and self._active is not None:
-            await self.error("conversation_already_has_active_response", "Conversation already has an active "
-                             f"response in progress: {self._active.response_id}. Wait until the response is "
-                             "finished before creating a new one.", None, client_event_id)
+            await self.error(
+                "conversation_already_has_active_response",
+                "Conversation already has an active "
+                f"response in progress: {self._active.response_id}. Wait until the response is "
+                "finished before creating a new one.",
+                None,
+                client_event_id,
+            )
             return
         settings = self._apply(overrides, response=True) if overrides else self.settings
         context = self._context(overrides.get("input"))
@@ -408,8 +491,13 @@ class RealtimeConnection:
         if fault is not None and fault.kind == "stall":
             return
         if fault is not None and fault.kind == "server_error":
-            await self.error("server_error", "The server had an error while processing your request. Sorry about "
-                             "that!", None, client_event_id, error_type="server_error")
+            await self.error(
+                "server_error",
+                "The server had an error while processing your request. Sorry about that!",
+                None,
+                client_event_id,
+                error_type="server_error",
+            )
             return
         metadata = overrides.get("metadata") if isinstance(overrides.get("metadata"), dict) else None
         run = ResponseRun(self, self.new_id("resp"), settings, reply, in_conversation, metadata, fault)
@@ -442,8 +530,9 @@ class RealtimeConnection:
         if explicit is None:
             return self.items
         if not isinstance(explicit, list):
-            raise SettingsError("invalid_value", "Invalid type for 'response.input': expected an array.",
-                                "response.input")
+            raise SettingsError(
+                "invalid_value", "Invalid type for 'response.input': expected an array.", "response.input"
+            )
         context = []
         for raw in explicit:
             if isinstance(raw, dict) and raw.get("type") == "item_reference":
@@ -455,8 +544,11 @@ class RealtimeConnection:
 
     async def _response_cancel(self, event: dict[str, Any]) -> None:
         if self._active is None:
-            await self.error("response_cancel_not_active", "Cancellation failed: no active response found.", None,
-                             event.get("event_id"))
+            await self.error(
+                "response_cancel_not_active",
+                "Cancellation failed: no active response found.",
+                None,
+                event.get("event_id"),
+            )
             return
         self._active.cancel("client_cancelled")
-

@@ -128,8 +128,14 @@ class ResponseRun:
         output_index = len(self.output)
         self.output.append(item)
         shown = conn.dialect.item(item)
-        await conn.emit({"type": "response.output_item.added", "response_id": self.response_id,
-                         "output_index": output_index, "item": shown})
+        await conn.emit(
+            {
+                "type": "response.output_item.added",
+                "response_id": self.response_id,
+                "output_index": output_index,
+                "item": shown,
+            }
+        )
         if self.in_conversation:
             previous = conn.append_item(item)
             if conn.dialect.is_beta:
@@ -143,20 +149,37 @@ class ResponseRun:
         item["status"] = "completed"
         shown = conn.dialect.item(item)
         if not conn.dialect.is_beta:
-            await conn.emit({"type": "conversation.item.done", "previous_item_id": conn.previous_id(item["id"]),
-                             "item": shown})
-        await conn.emit({"type": "response.output_item.done", "response_id": self.response_id,
-                         "output_index": output_index, "item": shown})
+            await conn.emit(
+                {"type": "conversation.item.done", "previous_item_id": conn.previous_id(item["id"]), "item": shown}
+            )
+        await conn.emit(
+            {
+                "type": "response.output_item.done",
+                "response_id": self.response_id,
+                "output_index": output_index,
+                "item": shown,
+            }
+        )
 
     async def _stream_message(self, text: str) -> None:
         conn = self.connection
         dialect = conn.dialect
         audio = self.settings.output_modalities == ["audio"]
-        item: dict[str, Any] = {"id": conn.new_id("item"), "object": "realtime.item", "type": "message",
-                                "status": "in_progress", "role": "assistant", "content": []}
+        item: dict[str, Any] = {
+            "id": conn.new_id("item"),
+            "object": "realtime.item",
+            "type": "message",
+            "status": "in_progress",
+            "role": "assistant",
+            "content": [],
+        }
         output_index = await self._open_item(item)
-        where = {"response_id": self.response_id, "item_id": item["id"], "output_index": output_index,
-                 "content_index": 0}
+        where = {
+            "response_id": self.response_id,
+            "item_id": item["id"],
+            "output_index": output_index,
+            "content_index": 0,
+        }
         part_type = "audio" if audio else "text"
         empty_part = {"type": part_type, "transcript": ""} if audio else {"type": part_type, "text": ""}
         await conn.emit({"type": "response.content_part.added", **where, "part": empty_part})
@@ -193,12 +216,22 @@ class ResponseRun:
 
     async def _stream_call(self, name: str, arguments: str) -> None:
         conn = self.connection
-        item: dict[str, Any] = {"id": conn.new_id("item"), "object": "realtime.item", "type": "function_call",
-                                "status": "in_progress", "name": name, "call_id": conn.new_id("call"),
-                                "arguments": ""}
+        item: dict[str, Any] = {
+            "id": conn.new_id("item"),
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": "in_progress",
+            "name": name,
+            "call_id": conn.new_id("call"),
+            "arguments": "",
+        }
         output_index = await self._open_item(item)
-        where = {"response_id": self.response_id, "item_id": item["id"], "output_index": output_index,
-                 "call_id": item["call_id"]}
+        where = {
+            "response_id": self.response_id,
+            "item_id": item["id"],
+            "output_index": output_index,
+            "call_id": item["call_id"],
+        }
         await conn.emit({"type": "response.function_call_arguments.delta", **where, "delta": arguments})
         if self.fault is not None and self.fault.kind == "close" and self.reply.text is None:
             await conn.drop(self.fault.close_code)

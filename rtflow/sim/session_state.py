@@ -105,12 +105,38 @@ def _check_turn_detection(param: str, value: Any) -> dict[str, Any] | None:
 
 
 _GA_SESSION_KEYS = frozenset(
-    {"type", "model", "output_modalities", "instructions", "audio", "tools", "tool_choice", "max_output_tokens",
-     "include", "prompt", "tracing", "truncation", "parallel_tool_calls", "reasoning"}
+    {
+        "type",
+        "model",
+        "output_modalities",
+        "instructions",
+        "audio",
+        "tools",
+        "tool_choice",
+        "max_output_tokens",
+        "include",
+        "prompt",
+        "tracing",
+        "truncation",
+        "parallel_tool_calls",
+        "reasoning",
+    }
 )
 _GA_RESPONSE_KEYS = frozenset(
-    {"output_modalities", "instructions", "audio", "tools", "tool_choice", "max_output_tokens", "metadata",
-     "conversation", "input", "prompt", "parallel_tool_calls", "reasoning"}
+    {
+        "output_modalities",
+        "instructions",
+        "audio",
+        "tools",
+        "tool_choice",
+        "max_output_tokens",
+        "metadata",
+        "conversation",
+        "input",
+        "prompt",
+        "parallel_tool_calls",
+        "reasoning",
+    }
 )
 
 
@@ -164,8 +190,9 @@ def _apply_ga_audio(new: SessionSettings, prefix: str, audio: dict[str, Any], re
     _unknown(f"{prefix}.audio", audio, frozenset({"output"} if response else {"input", "output"}))
     audio_in = audio.get("input") or {}
     audio_out = audio.get("output") or {}
-    _unknown(f"{prefix}.audio.input", audio_in,
-             frozenset({"format", "turn_detection", "transcription", "noise_reduction"}))
+    _unknown(
+        f"{prefix}.audio.input", audio_in, frozenset({"format", "turn_detection", "transcription", "noise_reduction"})
+    )
     _unknown(f"{prefix}.audio.output", audio_out, frozenset({"format", "voice", "speed"}))
     if "format" in audio_in:
         new.input_format = _ga_format(f"{prefix}.audio.input.format", audio_in["format"])
@@ -182,13 +209,39 @@ def _apply_ga_audio(new: SessionSettings, prefix: str, audio: dict[str, Any], re
 
 
 _BETA_SESSION_KEYS = frozenset(
-    {"model", "modalities", "instructions", "voice", "input_audio_format", "output_audio_format",
-     "input_audio_transcription", "turn_detection", "tools", "tool_choice", "temperature",
-     "max_response_output_tokens", "input_audio_noise_reduction", "speed", "tracing", "client_secret"}
+    {
+        "model",
+        "modalities",
+        "instructions",
+        "voice",
+        "input_audio_format",
+        "output_audio_format",
+        "input_audio_transcription",
+        "turn_detection",
+        "tools",
+        "tool_choice",
+        "temperature",
+        "max_response_output_tokens",
+        "input_audio_noise_reduction",
+        "speed",
+        "tracing",
+        "client_secret",
+    }
 )
 _BETA_RESPONSE_KEYS = frozenset(
-    {"modalities", "instructions", "voice", "output_audio_format", "tools", "tool_choice", "temperature",
-     "max_response_output_tokens", "metadata", "conversation", "input"}
+    {
+        "modalities",
+        "instructions",
+        "voice",
+        "output_audio_format",
+        "tools",
+        "tool_choice",
+        "temperature",
+        "max_response_output_tokens",
+        "metadata",
+        "conversation",
+        "input",
+    }
 )
 
 
@@ -211,8 +264,10 @@ def apply_beta_update(settings: SessionSettings, update: Any, *, response: bool 
     for key, attribute in (("input_audio_format", "input_format"), ("output_audio_format", "output_format")):
         if key in update:
             if update[key] not in BETA_FORMATS:
-                raise _invalid(f"{prefix}.{key}", f"Invalid value: '{update[key]}'. Supported values are: "
-                               "'pcm16', 'g711_ulaw', and 'g711_alaw'.")
+                raise _invalid(
+                    f"{prefix}.{key}",
+                    f"Invalid value: '{update[key]}'. Supported values are: 'pcm16', 'g711_ulaw', and 'g711_alaw'.",
+                )
             setattr(new, attribute, update[key])
     if "turn_detection" in update:
         new.turn_detection = _check_turn_detection(f"{prefix}.turn_detection", update["turn_detection"])
@@ -225,8 +280,9 @@ def apply_beta_update(settings: SessionSettings, update: Any, *, response: bool 
     if "temperature" in update:
         temperature = update["temperature"]
         if not isinstance(temperature, int | float) or not 0.6 <= temperature <= 1.2:
-            raise _invalid(f"{prefix}.temperature",
-                           f"Invalid '{prefix}.temperature': expected a number between 0.6 and 1.2.")
+            raise _invalid(
+                f"{prefix}.temperature", f"Invalid '{prefix}.temperature': expected a number between 0.6 and 1.2."
+            )
         new.temperature = float(temperature)
     if "max_response_output_tokens" in update:
         new.max_output_tokens = _check_max_tokens(

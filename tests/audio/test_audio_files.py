@@ -64,8 +64,7 @@ def test_g711_sessions_get_8k_codes(tmp_path: Path, audio_format: str) -> None:
 def test_committed_clips_read_as_their_durations() -> None:
     """The flow's clips (16-bit mono, 24-bit stereo, 8-bit) convert to the durations the flow asserts on."""
     seconds = {name: len(read_wav_as_pcm16(CLIPS / name)) / 48_000 for name in ("q1.wav", "q2.wav", "q3.wav")}
-    assert {name: round(value, 2) for name, value in seconds.items()} == {"q1.wav": 1.5, "q2.wav": 1.25,
-                                                                          "q3.wav": 1.0}
+    assert {name: round(value, 2) for name, value in seconds.items()} == {"q1.wav": 1.5, "q2.wav": 1.25, "q3.wav": 1.0}
 
 
 def test_unreadable_and_empty_files_are_named(tmp_path: Path) -> None:
@@ -88,8 +87,9 @@ def test_pcm16_output_is_a_24k_wav(tmp_path: Path) -> None:
     assert audio.playable_file == audio.file
 
 
-@pytest.mark.parametrize(("audio_format", "suffix", "subtype"), [("g711_ulaw", "pcmu", "ULAW"),
-                                                                 ("g711_alaw", "pcma", "ALAW")])
+@pytest.mark.parametrize(
+    ("audio_format", "suffix", "subtype"), [("g711_ulaw", "pcmu", "ULAW"), ("g711_alaw", "pcma", "ALAW")]
+)
 def test_g711_output_is_raw_plus_a_playable_wav(tmp_path: Path, audio_format: str, suffix: str, subtype: str) -> None:
     """G.711 deltas are kept raw, and wrapped in a WAV that libsndfile reads as 8 kHz G.711 of the same length."""
     codes = bytes(range(256)) * 31 + b"\x7f"  # an odd length exercises the RIFF padding byte

@@ -16,8 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
-                       reason="Chromium is not installed at /usr/bin/chromium"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
+        reason="Chromium is not installed at /usr/bin/chromium",
+    ),
 ]
 
 # Loads one <audio> fully and reports what the browser made of it (duration, or the media error code).

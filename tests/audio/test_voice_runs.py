@@ -33,12 +33,14 @@ def test_audio_flow_passes_on_the_simulator(tmp_path: Path) -> None:
 def _write_flow(folder: Path, vars_extra: dict[str, Any], realtime_config: dict[str, Any]) -> Path:
     shutil.copy(CLIPS / "q1.wav", folder / "q1.wav")
     document = {
-        "providers": [{
-            "id": "openai:realtime:gpt-realtime",
-            "label": "voice",
-            "config": {"modalities": ["audio"], **realtime_config},
-            "fallback": {"id": "openai:chat:gpt-4.1-mini", "label": "chat"},
-        }],
+        "providers": [
+            {
+                "id": "openai:realtime:gpt-realtime",
+                "label": "voice",
+                "config": {"modalities": ["audio"], **realtime_config},
+                "fallback": {"id": "openai:chat:gpt-4.1-mini", "label": "chat"},
+            }
+        ],
         "prompts": ["{{ question }}"],
         "tests": [{"vars": {"question": "What is the capital of France?", "audio": "file://q1.wav", **vars_extra}}],
         "execution": {"retries": 0},

@@ -41,8 +41,13 @@ def _provider(sim: SimServer, dialect: str, audio_format: str = "pcm16", **confi
 
 def _voice_request(clip: Path, question: str, artifacts: Path, history: list[Message] | None = None) -> TurnRequest:
     messages = [*(history or []), Message.of("user", question)]
-    return TurnRequest(conversation_id="voice", turn_index=len(messages) // 2, messages=messages,
-                       vars={"audio": str(clip), "question": question}, artifact_dir=str(artifacts))
+    return TurnRequest(
+        conversation_id="voice",
+        turn_index=len(messages) // 2,
+        messages=messages,
+        vars={"audio": str(clip), "question": question},
+        artifact_dir=str(artifacts),
+    )
 
 
 def _client_events(sim: SimServer, event_type: str) -> list[dict[str, Any]]:
@@ -149,10 +154,13 @@ async def test_server_vad_ends_the_turn_and_answers(dialect: str, tmp_path: Path
     assert _client_events(sim, "response.create") == []
     assert len(_client_events(sim, "input_audio_buffer.clear")) == 2
     order = [e["type"] for e in sim.events if e["dir"] == "out" and e["type"].startswith("input_audio_buffer.")]
-    assert order[:4] == ["input_audio_buffer.cleared", "input_audio_buffer.speech_started",
-                         "input_audio_buffer.speech_stopped", "input_audio_buffer.committed"]
-    heard = [e["transcript"] for e in _server_events(
-        sim, "conversation.item.input_audio_transcription.completed")]
+    assert order[:4] == [
+        "input_audio_buffer.cleared",
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+    ]
+    heard = [e["transcript"] for e in _server_events(sim, "conversation.item.input_audio_transcription.completed")]
     assert [first.input_transcript, second.input_transcript] == heard
     # The VAD commits the speech and the silence it waited for: each clip plus up to ~0.3 s, nothing left over.
     for transcript, seconds in zip(heard, (1.5, 1.0), strict=True):

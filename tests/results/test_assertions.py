@@ -24,8 +24,11 @@ from rtflow.results.records import AssertionResult
 REPLY = 'You said: "What is in Kyoto?" (user messages: 1, instructions: none)'
 JSON_REPLY = '{"city": "Kyoto", "days": 3}'
 WEATHER = ToolCall(call_id="c1", name="get_weather", arguments='{"city": "Kyoto", "unit": "celsius"}')
-PERSON_SCHEMA = {"type": "object", "required": ["city", "days"],
-                 "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}
+PERSON_SCHEMA = {
+    "type": "object",
+    "required": ["city", "days"],
+    "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+}
 
 
 def output_of(text: str = REPLY, **fields: Any) -> TurnOutput:
@@ -68,8 +71,9 @@ CASES: list[tuple[str, Any, str, str]] = [
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("type_", "value", "passing", "failing"), CASES, ids=[f"{c[0]}-{i}" for i, c in
-                                                                               enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("type_", "value", "passing", "failing"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+)
 async def test_each_kind_passes_and_fails(type_: str, value: Any, passing: str, failing: str) -> None:
     """Each kind passes on the matching output, fails on the other, and `not-` inverts both."""
     passed = await judge(type_, value, passing)
@@ -161,8 +165,11 @@ async def test_schema_files_are_reread_and_equal_schemas_checked_once(
 
     checked: list[object] = []
     original = jsonschema.validators.Draft202012Validator.check_schema
-    monkeypatch.setattr(jsonschema.validators.Draft202012Validator, "check_schema",
-                        classmethod(lambda cls, schema: (checked.append(schema), original(schema))[1]))
+    monkeypatch.setattr(
+        jsonschema.validators.Draft202012Validator,
+        "check_schema",
+        classmethod(lambda cls, schema: (checked.append(schema), original(schema))[1]),
+    )
     unseen = {**PERSON_SCHEMA, "title": "checked once"}
     for _ in range(3):
         assert (await judge("json-schema", dict(unseen), JSON_REPLY)).passed
@@ -172,8 +179,7 @@ async def test_schema_files_are_reread_and_equal_schemas_checked_once(
 @pytest.mark.anyio
 async def test_latency_cost_and_tool_called() -> None:
     """Latency and cost compare measured figures to limits; tool-called matches names and argument subsets."""
-    measured = output_of(metrics=TurnMetrics(first_delta_ms=80.0, total_ms=450.0), cost=0.002,
-                         tool_calls=[WEATHER])
+    measured = output_of(metrics=TurnMetrics(first_delta_ms=80.0, total_ms=450.0), cost=0.002, tool_calls=[WEATHER])
     context = AssertionContext()
 
     async def one(**spec: Any) -> AssertionResult:
@@ -203,9 +209,13 @@ async def test_broken_assertions_fail_with_an_error_even_when_negated() -> None:
     assert (bad_regex.passed, bad_regex.score) == (False, 0.0)
     assert bad_regex.error is not None and "invalid regular expression" in bad_regex.error
     unknown = await evaluate_assertions(
-        [AssertionSpec.model_construct(type="sounds-nice", value=None, weight=1.0, metric=None, threshold=None,
-                                       provider=None, config={})],
-        output_of(), context=AssertionContext(),
+        [
+            AssertionSpec.model_construct(
+                type="sounds-nice", value=None, weight=1.0, metric=None, threshold=None, provider=None, config={}
+            )
+        ],
+        output_of(),
+        context=AssertionContext(),
     )
     assert unknown[0].error is not None
     assert "sounds-nice" in unknown[0].error and "icontains" in unknown[0].error

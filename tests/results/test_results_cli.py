@@ -43,8 +43,9 @@ def test_runs_on_an_empty_store_says_so(tmp_path: Path) -> None:
 
 def test_show_prints_transcripts_and_verdicts_of_latest(filled_db: Path) -> None:
     """`rtflow show latest --thread T` prints that thread's turns, output verbatim (no markup), and verdicts."""
-    result = CliRunner().invoke(main, ["show", "latest", "--db", str(filled_db), "--thread", "tech_thread"],
-                                terminal_width=200)
+    result = CliRunner().invoke(
+        main, ["show", "latest", "--db", str(filled_db), "--thread", "tech_thread"], terminal_width=200
+    )
     assert result.exit_code == 0, result.output
     assert HOSTILE_OUTPUT in result.output
     assert "realtime/tech_thread" in result.output and "japan_travel" not in result.output

@@ -37,7 +37,8 @@ async def grade() -> AsyncIterator[Grade]:
 async def rubric(output: str, rubric_text: str, grade: Grade, **spec: Any) -> tuple[bool, float, str | None, str]:
     """(passed, score, error, reason) of one llm-rubric assertion."""
     results = await evaluate_assertions(
-        [AssertionSpec(type="llm-rubric", value=rubric_text, **spec)], TurnOutput(text=output),
+        [AssertionSpec(type="llm-rubric", value=rubric_text, **spec)],
+        TurnOutput(text=output),
         context=AssertionContext(grade=grade),
     )
     return results[0].passed, results[0].score, results[0].error, results[0].reason
@@ -46,8 +47,9 @@ async def rubric(output: str, rubric_text: str, grade: Grade, **spec: Any) -> tu
 @pytest.mark.anyio
 async def test_rubric_passes_when_the_output_has_the_rubric_terms(grade: Grade) -> None:
     """Both content words of the rubric appear in the output: score 1, pass."""
-    passed, score, error, reason = await rubric("Kyoto has many temples and shrines.", "Mentions temples in Kyoto",
-                                                grade)
+    passed, score, error, reason = await rubric(
+        "Kyoto has many temples and shrines.", "Mentions temples in Kyoto", grade
+    )
     assert (passed, score, error) == (True, 1.0, None)
     assert "Found 2 of 2" in reason
 
@@ -62,7 +64,8 @@ async def test_rubric_fails_below_half_the_terms_and_respects_threshold(grade: G
     strict, _, _, _ = await rubric("Tokyo and Kyoto.", "Kyoto temples and Tokyo", grade, threshold=0.9)
     assert strict is False
     negated = await evaluate_assertions(
-        [AssertionSpec(type="not-llm-rubric", value="Speaks like a pirate")], TurnOutput(text="Hello there."),
+        [AssertionSpec(type="not-llm-rubric", value="Speaks like a pirate")],
+        TurnOutput(text="Hello there."),
         context=AssertionContext(grade=grade),
     )
     assert negated[0].passed

@@ -133,8 +133,16 @@ def test_rtflow_db_environment_variable_moves_the_default(tmp_path: Path, monkey
 async def test_saves_from_worker_threads_are_all_kept(tmp_path: Path) -> None:
     """Many turns saved at once through anyio worker threads all land, each exactly once."""
     base = make_turns()[0]
-    turns = [base.model_copy(update={"node_id": f"realtime/t{index}/1", "conversation_id": f"realtime/t{index}",
-                                     "thread_id": f"t{index}"}) for index in range(60)]
+    turns = [
+        base.model_copy(
+            update={
+                "node_id": f"realtime/t{index}/1",
+                "conversation_id": f"realtime/t{index}",
+                "thread_id": f"t{index}",
+            }
+        )
+        for index in range(60)
+    ]
     with RunStore(tmp_path / "runs.db") as store:
         store.start_run(make_run())
         async with anyio.create_task_group() as task_group:

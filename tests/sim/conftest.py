@@ -20,7 +20,9 @@ def server_events(sim: SimServer, conn: str | None = None) -> list[dict[str, Any
     return [
         entry["payload"]
         for entry in sim.events
-        if entry["dir"] == "out" and entry["endpoint"] == "realtime" and not entry["type"].startswith("<")
+        if entry["dir"] == "out"
+        and entry["endpoint"] == "realtime"
+        and not entry["type"].startswith("<")
         and (conn is None or entry["conn"] == conn)
     ]
 
@@ -66,16 +68,23 @@ async def session(sim: SimServer, model: str = "gpt-realtime") -> AsyncIterator[
     async with connect(f"{sim.ws_base_url}/realtime?model={model}", additional_headers=HEADERS) as ws:
         created = json.loads(await ws.recv())
         assert created["type"] == "session.created"
-        await ws.send(json.dumps({"type": "session.update",
-                                  "session": {"type": "realtime", "output_modalities": ["text"]}}))
+        await ws.send(
+            json.dumps({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}})
+        )
         assert json.loads(await ws.recv())["type"] == "session.updated"
         yield ws
 
 
 async def ask(ws: ClientConnection, text: str) -> None:
     """A user message and a response.create."""
-    await ws.send(json.dumps({"type": "conversation.item.create", "item": {
-        "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}}))
+    await ws.send(
+        json.dumps(
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+            }
+        )
+    )
     await ws.send(json.dumps({"type": "response.create", "event_id": "evt_client_1"}))
 
 

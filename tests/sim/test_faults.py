@@ -48,8 +48,7 @@ async def test_no_key_and_wrong_key_get_401() -> None:
         async with httpx.AsyncClient() as http:
             reply = await http.post(f"{sim.http_base_url}/chat/completions", json={"model": "m", "messages": []})
             assert reply.status_code == 401 and set(reply.json()["error"]) == {"message", "type", "param", "code"}
-        async with connect(f"{sim.ws_base_url}/realtime?model=m",
-                           additional_headers={"api-key": "sk-right"}) as ws:
+        async with connect(f"{sim.ws_base_url}/realtime?model=m", additional_headers={"api-key": "sk-right"}) as ws:
             assert json.loads(await ws.recv())["type"] == "session.created"
 
 
@@ -125,13 +124,17 @@ async def test_session_expired() -> None:
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
 
 
-@pytest.mark.parametrize(("spec", "status"), [("status:401@chat", 401), ("rate_limited@chat", 429),
-                                              ("server_error@chat", 500), ("status:429@chat", 429)])
+@pytest.mark.parametrize(
+    ("spec", "status"),
+    [("status:401@chat", 401), ("rate_limited@chat", 429), ("server_error@chat", 500), ("status:429@chat", 429)],
+)
 async def test_chat_status_faults(spec: str, status: int) -> None:
     """Chat faults answer with the HTTP status and an OpenAI error body; 429 carries Retry-After."""
     async with simulator(parse_fault(spec)) as sim, httpx.AsyncClient(headers=HEADERS) as http:
-        reply = await http.post(f"{sim.http_base_url}/chat/completions",
-                                json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        reply = await http.post(
+            f"{sim.http_base_url}/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+        )
         assert reply.status_code == status
         assert set(reply.json()["error"]) == {"message", "type", "param", "code"}
         assert (reply.headers.get("retry-after") == "1") == (status == 429)
@@ -139,8 +142,10 @@ async def test_chat_status_faults(spec: str, status: int) -> None:
 
 async def test_chat_close_and_malformed() -> None:
     """Chat `close` drops the connection mid-stream; `malformed` returns a body that is not JSON."""
-    async with simulator(parse_fault("close@chatx1"), parse_fault("malformed@chatx1")) as sim, \
-            httpx.AsyncClient(headers=HEADERS) as http:
+    async with (
+        simulator(parse_fault("close@chatx1"), parse_fault("malformed@chatx1")) as sim,
+        httpx.AsyncClient(headers=HEADERS) as http,
+    ):
         body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
         with pytest.raises(httpx.RemoteProtocolError):
             async with http.stream("POST", f"{sim.http_base_url}/chat/completions", json=body) as stream:
@@ -159,11 +164,15 @@ async def test_fault_model_probability_and_times() -> None:
         async with simulator(fault, seed=7) as sim, httpx.AsyncClient(headers=HEADERS) as http:
             statuses = []
             for model in ["mini-1"] * 10 + ["big"] * 3:
-                reply = await http.post(f"{sim.http_base_url}/chat/completions",
-                                        json={"model": model, "messages": [{"role": "user", "content": "x"}]})
+                reply = await http.post(
+                    f"{sim.http_base_url}/chat/completions",
+                    json={"model": model, "messages": [{"role": "user", "content": "x"}]},
+                )
                 statuses.append(reply.status_code)
             assert statuses[10:] == [200, 200, 200]
             counts.append(statuses)
     assert counts[0] == counts[1] and 0 < counts[0][:10].count(500) < 10
     assert parse_fault("close:1006@realtimex2~0.5;match=hi").model_dump(include={"close_code", "times"}) == {
-        "close_code": 1006, "times": 2}
+        "close_code": 1006,
+        "times": 2,
+    }

@@ -102,9 +102,14 @@ async def test_beta_three_turns_with_system_item(sim: SimServer, client: AsyncOp
     assert replies[2] == f'You said: "c" (user messages: 3, instructions: {fp("Be kind.")})'
     chat = await client.chat.completions.create(
         model="gpt-4.1-mini",
-        messages=[{"role": "system", "content": "Be kind."}, {"role": "user", "content": "a"},
-                  {"role": "assistant", "content": replies[0]}, {"role": "user", "content": "b"},
-                  {"role": "assistant", "content": replies[1]}, {"role": "user", "content": "c"}],
+        messages=[
+            {"role": "system", "content": "Be kind."},
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": replies[0]},
+            {"role": "user", "content": "b"},
+            {"role": "assistant", "content": replies[1]},
+            {"role": "user", "content": "c"},
+        ],
     )
     assert chat.choices[0].message.content == replies[2]
 
@@ -112,8 +117,11 @@ async def test_beta_three_turns_with_system_item(sim: SimServer, client: AsyncOp
 @pytest.mark.parametrize("dialect", ["ga", "beta"])
 async def test_function_call_round_trip(sim: SimServer, client: AsyncOpenAI, dialect: str) -> None:
     """A weather question calls get_weather with the city; the tool's output is quoted in the next reply."""
-    manager: Any = client.beta.realtime.connect(model="gpt-realtime") if dialect == "beta" \
+    manager: Any = (
+        client.beta.realtime.connect(model="gpt-realtime")
+        if dialect == "beta"
         else client.realtime.connect(model="gpt-realtime")
+    )
     async with manager as connection:
         if dialect == "beta":
             await connection.session.update(session={"modalities": ["text"], "tools": [WEATHER_TOOL]})
@@ -138,8 +146,11 @@ async def test_function_call_round_trip(sim: SimServer, client: AsyncOpenAI, dia
 @pytest.mark.parametrize("dialect", ["ga", "beta"])
 async def test_audio_output_turn(sim: SimServer, client: AsyncOpenAI, dialect: str) -> None:
     """An audio turn streams pcm16 audio deltas whose transcript is the contract's reply."""
-    manager: Any = client.beta.realtime.connect(model="gpt-realtime") if dialect == "beta" \
+    manager: Any = (
+        client.beta.realtime.connect(model="gpt-realtime")
+        if dialect == "beta"
         else client.realtime.connect(model="gpt-realtime")
+    )
     async with manager as connection:
         if dialect == "beta":
             await connection.session.update(session={"modalities": ["text", "audio"], "voice": "alloy"})
@@ -180,8 +191,11 @@ async def test_chat_completions_plain_stream_and_tools(sim: SimServer, client: A
     tool_call = called.choices[0].message.tool_calls[0]  # type: ignore[index]
     assert called.choices[0].finish_reason == "tool_calls"
     assert json.loads(tool_call.function.arguments) == {"city": "Oslo"}  # type: ignore[union-attr]
-    follow_up: list[Any] = [{"role": "user", "content": "Weather in Oslo?"}, called.choices[0].message.model_dump(),
-                            {"role": "tool", "tool_call_id": tool_call.id, "content": "sunny"}]
+    follow_up: list[Any] = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        called.choices[0].message.model_dump(),
+        {"role": "tool", "tool_call_id": tool_call.id, "content": "sunny"},
+    ]
     answered = await client.chat.completions.create(model="gpt-4.1-mini", messages=follow_up, tools=[tool])
     assert answered.choices[0].message.content == "Tool get_weather returned: sunny"
     assert server_events(sim) == []

@@ -25,8 +25,11 @@ async def test_invalid_events_keep_the_session() -> None:
         await ws.send(json.dumps({"type": "response.explode", "event_id": "e1"}))
         error = json.loads(await ws.recv())["error"]
         assert (error["code"], error["event_id"]) == ("invalid_event", "e1")
-        await ws.send(json.dumps({"type": "session.update",
-                                  "session": {"type": "realtime", "output_modalities": ["text", "audio"]}}))
+        await ws.send(
+            json.dumps(
+                {"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text", "audio"]}}
+            )
+        )
         assert json.loads(await ws.recv())["error"]["code"] == "invalid_value"
         await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
         assert json.loads(await ws.recv())["error"]["code"] == "input_audio_buffer_commit_empty"
@@ -57,9 +60,22 @@ def tone_then_silence(speech_s: float, silence_s: float) -> bytes:
 async def test_server_vad_commits_transcribes_and_answers() -> None:
     """Speech then silence triggers speech_started/stopped, a commit, a transcript and a reply that uses it."""
     async with simulator() as sim, session(sim) as ws:
-        await ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
-            "transcription": {"model": "whisper-1"},
-            "turn_detection": {"type": "server_vad", "silence_duration_ms": 200}}}}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "session.update",
+                    "session": {
+                        "type": "realtime",
+                        "audio": {
+                            "input": {
+                                "transcription": {"model": "whisper-1"},
+                                "turn_detection": {"type": "server_vad", "silence_duration_ms": 200},
+                            }
+                        },
+                    },
+                }
+            )
+        )
         await until(ws, "session.updated")
         audio = base64.b64encode(tone_then_silence(1.0, 0.5)).decode()
         await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
@@ -77,8 +93,19 @@ async def test_out_of_band_response_leaves_conversation_alone() -> None:
     async with simulator() as sim, session(sim) as ws:
         await ask(ws, "first")
         await until(ws, "response.done")
-        await ws.send(json.dumps({"type": "response.create", "response": {"conversation": "none", "input": [
-            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "aside"}]}]}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "response.create",
+                    "response": {
+                        "conversation": "none",
+                        "input": [
+                            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "aside"}]}
+                        ],
+                    },
+                }
+            )
+        )
         done = json.loads((await until(ws, "response.done"))[-1])["response"]
         assert done["conversation_id"] is None
         assert done["output"][0]["content"][0]["text"].startswith('You said: "aside"')

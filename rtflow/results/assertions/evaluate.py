@@ -81,14 +81,25 @@ async def evaluate_one(spec: AssertionLike, output: TurnOutput, context: Asserti
         verdict = await _judge(spec, value, output, context)
     except Unevaluable as exc:
         return AssertionResult(
-            type=spec.type, value=value, passed=False, score=0.0, reason=str(exc), weight=spec.weight,
-            metric=spec.metric, error=str(exc),
+            type=spec.type,
+            value=value,
+            passed=False,
+            score=0.0,
+            reason=str(exc),
+            weight=spec.weight,
+            metric=spec.metric,
+            error=str(exc),
         )
     if negated:
         verdict = Verdict(not verdict.passed, 1.0 - verdict.score, f"not: {verdict.reason}")
     return AssertionResult(
-        type=spec.type, value=value, passed=verdict.passed, score=verdict.score, reason=verdict.reason,
-        weight=spec.weight, metric=spec.metric,
+        type=spec.type,
+        value=value,
+        passed=verdict.passed,
+        score=verdict.score,
+        reason=verdict.reason,
+        weight=spec.weight,
+        metric=spec.metric,
     )
 
 

@@ -85,8 +85,12 @@ def check_is_json(value: Any, output: TurnOutput, spec: AssertionLike, context: 
     if value is None:
         return Verdict.of(True, "output is JSON")
     problem = _schema_problem(document, _load_validator(value, context.base_dir))
-    return Verdict.of(problem is None, "output is JSON and matches the schema" if problem is None
-                      else f"output is JSON but does not match the schema: {problem}")
+    return Verdict.of(
+        problem is None,
+        "output is JSON and matches the schema"
+        if problem is None
+        else f"output is JSON but does not match the schema: {problem}",
+    )
 
 
 def _embedded_json(text: str) -> list[Any]:
@@ -132,8 +136,10 @@ def check_json_schema(value: Any, output: TurnOutput, spec: AssertionLike, conte
     except ValueError as exc:
         return Verdict.of(False, f"output is not JSON: {exc}")
     problem = _schema_problem(document, validator)
-    return Verdict.of(problem is None, "output matches the schema" if problem is None
-                      else f"output does not match the schema: {problem}")
+    return Verdict.of(
+        problem is None,
+        "output matches the schema" if problem is None else f"output does not match the schema: {problem}",
+    )
 
 
 def _python_context(output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> dict[str, Any]:

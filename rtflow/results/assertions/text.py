@@ -49,12 +49,17 @@ def check_equals(value: Any, output: TurnOutput, spec: AssertionLike, context: A
             parsed = json.loads(output.text)
         except ValueError:
             return Verdict.of(False, "the output is not JSON, so it cannot equal the expected JSON value")
-        return Verdict.of(parsed == value, "JSON output equals the expected value" if parsed == value
-                          else "JSON output differs from the expected value")
+        return Verdict.of(
+            parsed == value,
+            "JSON output equals the expected value"
+            if parsed == value
+            else "JSON output differs from the expected value",
+        )
     expected = _require_text(value, "equals")
     same = output.text == expected
-    return Verdict.of(same, f"output equals {_quote(expected)}" if same
-                      else f"expected {_quote(expected)}, got {_quote(output.text)}")
+    return Verdict.of(
+        same, f"output equals {_quote(expected)}" if same else f"expected {_quote(expected)}, got {_quote(output.text)}"
+    )
 
 
 def _contains(ignore_case: bool) -> TextCheck:

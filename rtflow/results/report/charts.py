@@ -95,8 +95,10 @@ def timeline_svg(turns: Sequence[TurnRecord]) -> Markup:
     def x_of(moment: float) -> float:
         return _LABEL_WIDTH + (moment - start) / span * _PLOT_WIDTH
 
-    parts = [f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="Timeline of call attempts">']
+    parts = [
+        f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="Timeline of call attempts">'
+    ]
     for conversation, row in rows.items():
         y = row * _ROW_HEIGHT
         parts.append(f'<rect class="lane" x="0" y="{y}" width="{width}" height="{_ROW_HEIGHT}"/>' if row % 2 else "")
@@ -106,12 +108,16 @@ def timeline_svg(turns: Sequence[TurnRecord]) -> Markup:
         x = x_of(attempt.started_at)
         bar_width = max(x_of(attempt.ended_at) - x, 1.5)
         y = rows[bar.conversation_id] * _ROW_HEIGHT + 3
-        tooltip = (f"{attempt.node_id} · {attempt.provider} · attempt {attempt.attempt} · "
-                   f"{(attempt.ended_at - attempt.started_at) * 1000:.0f} ms")
+        tooltip = (
+            f"{attempt.node_id} · {attempt.provider} · attempt {attempt.attempt} · "
+            f"{(attempt.ended_at - attempt.started_at) * 1000:.0f} ms"
+        )
         if attempt.error is not None:
             tooltip += f" · {attempt.error.kind}: {attempt.error.message}"
-        parts.append(f'<rect class="bar {bar.outcome}" x="{x:.1f}" y="{y}" width="{bar_width:.1f}" '
-                     f'height="{_ROW_HEIGHT - 6}"><title>{escape(tooltip)}</title></rect>')
+        parts.append(
+            f'<rect class="bar {bar.outcome}" x="{x:.1f}" y="{y}" width="{bar_width:.1f}" '
+            f'height="{_ROW_HEIGHT - 6}"><title>{escape(tooltip)}</title></rect>'
+        )
     axis_y = plot_height + 14
     for tick in _ticks(span):
         x = x_of(start + tick)
@@ -136,8 +142,10 @@ def _concurrency_path(attempts: Sequence[CallAttempt], x_of: Callable[[float], f
         x = x_of(moment)
         points.append(f"L{x:.1f},{y_of(previous):.1f} L{x:.1f},{y_of(count):.1f}")
         previous = count
-    return (f'<text class="lane-label" x="4" y="{top + 20}">in flight (peak {peak})</text>'
-            f'<path class="concurrency" d="{" ".join(points)}"/>')
+    return (
+        f'<text class="lane-label" x="4" y="{top + 20}">in flight (peak {peak})</text>'
+        f'<path class="concurrency" d="{" ".join(points)}"/>'
+    )
 
 
 def histogram_svg(values: Sequence[float], *, label: str, bins: int = 12) -> Markup:
@@ -152,15 +160,19 @@ def histogram_svg(values: Sequence[float], *, label: str, bins: int = 12) -> Mar
     width, height, left, bottom = 360, 160, 36, 130
     bar_width = (width - left - 8) / bins
     tallest = max(counts)
-    parts = [f'<svg class="histogram" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)} distribution">',
-             f'<text class="chart-title" x="{left}" y="12">{escape(label)} (ms, n={len(values)})</text>']
+    parts = [
+        f'<svg class="histogram" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)} distribution">',
+        f'<text class="chart-title" x="{left}" y="12">{escape(label)} (ms, n={len(values)})</text>',
+    ]
     for index, count in enumerate(counts):
         bar_height = count / tallest * (bottom - 56)
         x = left + index * bar_width
         bucket = f"{low + index * width_ms:.0f}–{low + (index + 1) * width_ms:.0f} ms: {count}"
-        parts.append(f'<rect class="hist-bar" x="{x:.1f}" y="{bottom - bar_height:.1f}" '
-                     f'width="{max(bar_width - 2, 1):.1f}" height="{bar_height:.1f}"><title>{bucket}</title></rect>')
+        parts.append(
+            f'<rect class="hist-bar" x="{x:.1f}" y="{bottom - bar_height:.1f}" '
+            f'width="{max(bar_width - 2, 1):.1f}" height="{bar_height:.1f}"><title>{bucket}</title></rect>'
+        )
     for row, (share, name) in enumerate(((0.5, "p50"), (0.9, "p90"))):
         mark = percentile(values, share)
         assert mark is not None
@@ -168,9 +180,11 @@ def histogram_svg(values: Sequence[float], *, label: str, bins: int = 12) -> Mar
         # Labels sit at the top, one line each, so they never collide with the axis labels or each other.
         anchor = "end" if x > width * 0.7 else "start"
         offset = -3 if anchor == "end" else 3
-        parts.append(f'<line class="marker" x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{bottom}"/>'
-                     f'<text class="tick" x="{x + offset:.1f}" y="{30 + 12 * row}" text-anchor="{anchor}">'
-                     f"{name} {mark:.0f}</text>")
+        parts.append(
+            f'<line class="marker" x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{bottom}"/>'
+            f'<text class="tick" x="{x + offset:.1f}" y="{30 + 12 * row}" text-anchor="{anchor}">'
+            f"{name} {mark:.0f}</text>"
+        )
     parts.append(f'<text class="tick" x="{left}" y="{bottom + 14}" text-anchor="start">{low:.0f}</text>')
     parts.append(f'<text class="tick" x="{width - 8}" y="{bottom + 14}" text-anchor="end">{high:.0f}</text>')
     parts.append("</svg>")

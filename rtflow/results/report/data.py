@@ -18,8 +18,24 @@ from rtflow.results.records import RunRecord, TurnRecord
 __all__ = ["CSV_COLUMNS", "JsonlWriter", "csv_row", "turn_input_text", "write_csv", "write_json", "write_jsonl"]
 
 CSV_COLUMNS = (
-    "run", "node", "conversation", "thread", "turn", "provider", "fallback", "status", "attempts", "input",
-    "output", "error", "assertions_passed", "assertions_total", "tokens", "cost", "ttfd_ms", "total_ms",
+    "run",
+    "node",
+    "conversation",
+    "thread",
+    "turn",
+    "provider",
+    "fallback",
+    "status",
+    "attempts",
+    "input",
+    "output",
+    "error",
+    "assertions_passed",
+    "assertions_total",
+    "tokens",
+    "cost",
+    "ttfd_ms",
+    "total_ms",
 )
 """The CSV's columns, in order. `turn` is 1-based, as in node ids."""
 

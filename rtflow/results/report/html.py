@@ -115,8 +115,11 @@ def _summary(run: RunRecord, turns: Sequence[TurnRecord]) -> dict[str, object]:
     attempts = [attempt for turn in turns for attempt in turn.calls]
     started = [turn.started_at for turn in turns if turn.started_at is not None]
     ended = [turn.ended_at for turn in turns if turn.ended_at is not None]
-    duration = (run.ended_at - run.started_at) if run.ended_at is not None else (
-        max(ended) - min(started) if started and ended else None)
+    duration = (
+        (run.ended_at - run.started_at)
+        if run.ended_at is not None
+        else (max(ended) - min(started) if started and ended else None)
+    )
     return {
         "total": len(turns),
         "counts": counts,
@@ -177,15 +180,18 @@ def render_html(run: RunRecord, turns: Sequence[TurnRecord], report_dir: Path) -
         view = conversations.get(turn.conversation_id)
         if view is None:
             view = conversations[turn.conversation_id] = ConversationView(
-                turn.conversation_id, _anchor(turn.conversation_id), provider_column(turn), turn.thread_id)
+                turn.conversation_id, _anchor(turn.conversation_id), provider_column(turn), turn.thread_id
+            )
         audio = turn.output.audio if turn.output is not None else None
         output_audio = audio.playable_file if audio is not None else None  # raw G.711 plays from its WAV copy
-        view.turns.append(TurnView(
-            record=turn,
-            input_text=turn_input_text(turn),
-            input_audio=_input_audio(turn, flow_dir, report_dir),
-            output_audio=_media_src(output_audio, working_dir, report_dir) if output_audio else None,
-        ))
+        view.turns.append(
+            TurnView(
+                record=turn,
+                input_text=turn_input_text(turn),
+                input_audio=_input_audio(turn, flow_dir, report_dir),
+                output_audio=_media_src(output_audio, working_dir, report_dir) if output_audio else None,
+            )
+        )
     threads, columns, cells = _matrix(list(conversations.values()))
     latencies = _latencies(ordered)
     template = _environment.get_template("report.html")
@@ -199,8 +205,9 @@ def render_html(run: RunRecord, turns: Sequence[TurnRecord], report_dir: Path) -
         conversations=list(conversations.values()),
         timeline=timeline_svg(ordered),
         histograms=[histogram_svg(values, label=label) for label, values in latencies.items()],
-        percentiles=[(label, [percentile(values, share) for share in (0.5, 0.9, 0.99)])
-                     for label, values in latencies.items()],
+        percentiles=[
+            (label, [percentile(values, share) for share in (0.5, 0.9, 0.99)]) for label, values in latencies.items()
+        ],
         css=Markup(files("rtflow.results.report").joinpath("report.css").read_text(encoding="utf-8")),
         script=Markup(files("rtflow.results.report").joinpath("report.js").read_text(encoding="utf-8")),
         nonce=secrets.token_urlsafe(16),
