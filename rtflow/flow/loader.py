@@ -23,7 +23,6 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from rtflow.errors import CompileError, FlowError, FlowLoadError, PromptError, ProviderConfigError
-from rtflow.flow.pyref import FILE_PREFIX, resolve_path
 from rtflow.flow.spec import (
     AssertionSpec,
     FlowSpec,
@@ -33,6 +32,7 @@ from rtflow.flow.spec import (
     suggested_field,
     unknown_key_hint,
 )
+from rtflow.pyref import FILE_PREFIX, resolve_path
 
 __all__ = ["load", "load_text"]
 

@@ -29,10 +29,10 @@ from markupsafe import Markup
 from pydantic import ValidationError
 
 from rtflow.errors import FlowError, PromptError
-from rtflow.flow.pyref import load_callable, resolve_path, split_python_ref
 from rtflow.flow.spec import PromptSpec
 from rtflow.messages import Message
 from rtflow.providers.base import ProviderInfo
+from rtflow.pyref import load_callable, resolve_path, split_python_ref
 
 __all__ = ["check_prompt", "messages_from", "render_prompt"]
 

@@ -28,8 +28,8 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from rtflow.durations import DURATION_PATTERN, parse_duration
-from rtflow.flow.pyref import FILE_PREFIX, is_python_ref, split_python_ref
 from rtflow.providers.base import ProviderInfo
+from rtflow.pyref import FILE_PREFIX, is_python_ref, split_python_ref
 
 __all__ = [
     "AssertionSpec",

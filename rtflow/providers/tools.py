@@ -23,8 +23,8 @@ from typing import Any
 import anyio
 
 from rtflow.errors import ToolError
-from rtflow.flow.pyref import load_callable
 from rtflow.messages import ToolCall
+from rtflow.pyref import load_callable
 
 __all__ = ["PendingCall", "ToolRunner", "chat_tools", "check_tool_rounds", "native_tools"]
 

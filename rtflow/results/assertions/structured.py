@@ -23,8 +23,8 @@ import yaml
 from jsonschema.protocols import Validator
 
 from rtflow.errors import FlowError
-from rtflow.flow.pyref import FILE_PREFIX, is_python_ref, load_callable, resolve_path
 from rtflow.messages import TurnOutput
+from rtflow.pyref import FILE_PREFIX, is_python_ref, load_callable, resolve_path
 from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
 
 __all__ = ["STRUCTURED_CHECKS"]
