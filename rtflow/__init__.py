@@ -6,26 +6,34 @@ result = rtflow.run("flows/conversation.yaml", sim=True)        # sync
 result = await rtflow.arun("flows/conversation.yaml")           # async core
 plan = rtflow.compile(rtflow.load("flows/conversation.yaml"))    # plan.graph is a networkx.DiGraph
 ```
+
+The public names are resolved on first use (PEP 562), so `import rtflow` and `rtflow --version` load nothing
+they do not need: a flow that is only validated never imports the providers, the scheduler or the simulator.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from rtflow._version import __version__
-from rtflow.api import arun, run
-from rtflow.errors import (
-    CompileError,
-    FlowError,
-    FlowLoadError,
-    PromptError,
-    ProviderError,
-    RtflowError,
-)
-from rtflow.flow.loader import load
-from rtflow.flow.spec import FlowSpec
-from rtflow.plan.compiler import compile_flow as compile
-from rtflow.plan.graph import Plan
-from rtflow.results.records import AssertionResult, RunRecord, TurnRecord
-from rtflow.results.run_result import RunResult
+
+if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and editors
+    from rtflow.api import arun, run
+    from rtflow.errors import (
+        CompileError,
+        FlowError,
+        FlowLoadError,
+        PromptError,
+        ProviderError,
+        RtflowError,
+    )
+    from rtflow.flow.loader import load
+    from rtflow.flow.spec import FlowSpec
+    from rtflow.plan.compiler import compile_flow as compile
+    from rtflow.plan.graph import Plan
+    from rtflow.results.records import AssertionResult, RunRecord, TurnRecord
+    from rtflow.results.run_result import RunResult
 
 __all__ = [
     "AssertionResult",
@@ -46,3 +54,37 @@ __all__ = [
     "load",
     "run",
 ]
+
+# public name -> (module, attribute)
+_LAZY = {
+    "AssertionResult": ("rtflow.results.records", "AssertionResult"),
+    "CompileError": ("rtflow.errors", "CompileError"),
+    "FlowError": ("rtflow.errors", "FlowError"),
+    "FlowLoadError": ("rtflow.errors", "FlowLoadError"),
+    "FlowSpec": ("rtflow.flow.spec", "FlowSpec"),
+    "Plan": ("rtflow.plan.graph", "Plan"),
+    "PromptError": ("rtflow.errors", "PromptError"),
+    "ProviderError": ("rtflow.errors", "ProviderError"),
+    "RtflowError": ("rtflow.errors", "RtflowError"),
+    "RunRecord": ("rtflow.results.records", "RunRecord"),
+    "RunResult": ("rtflow.results.run_result", "RunResult"),
+    "TurnRecord": ("rtflow.results.records", "TurnRecord"),
+    "arun": ("rtflow.api", "arun"),
+    "compile": ("rtflow.plan.compiler", "compile_flow"),
+    "load": ("rtflow.flow.loader", "load"),
+    "run": ("rtflow.api", "run"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'rtflow' has no attribute {name!r}") from None
+    value = getattr(import_module(module), attribute)
+    globals()[name] = value  # resolved once; later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING
 import click
 
 import rtflow
-from rtflow.flow.spec import schema_text
-from rtflow.plan.export import render_graph
 
 if TYPE_CHECKING:
     from rtflow.flow.spec import FlowSpec
@@ -130,6 +128,8 @@ def graph_command(
     if graph_format is None:
         suffix = output.suffix.lower() if output is not None else ""
         graph_format = _TEXT_FORMATS_BY_SUFFIX.get(suffix, "dot")
+    from rtflow.plan.export import render_graph
+
     _, plan = _load_and_compile(flow_path, repeat=repeat, thread_filter=thread_filter)
     text = render_graph(plan, graph_format)
     if output is None:
@@ -148,6 +148,8 @@ def graph_command(
 )
 def schema_command(output: Path | None) -> None:
     """Print the JSON schema of flow files (the text of schemas/flow.schema.json)."""
+    from rtflow.flow.spec import schema_text
+
     text = schema_text()
     if output is None:
         click.echo(text, nl=False)

@@ -9,15 +9,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import anyio
 import click
-from rich.console import Console
 
-from rtflow.api import arun
 from rtflow.errors import FlowError
-from rtflow.log import configure_logging
-from rtflow.results.run_result import EXIT_INTERRUPTED
-from rtflow.runner.progress import print_summary
 
 _STREAMED_SUFFIX = ".jsonl"
 
@@ -105,6 +99,15 @@ def run_command(
 
     With --resume, FLOW may be left out: the flow file the run was started from is used.
     """
+    # Imported here so that `rtflow --help` does not pay for the whole library.
+    import anyio
+    from rich.console import Console
+
+    from rtflow.api import arun
+    from rtflow.log import configure_logging
+    from rtflow.results.run_result import EXIT_INTERRUPTED
+    from rtflow.runner.progress import print_summary
+
     variables = _parse_vars(var_pairs)
     sim_config = _sim_config(sim, sim_latency_ms, sim_faults, sim_log)
     # JSON lines are for machines and keep every run event; a person at a console sees warnings unless -v.

@@ -1,7 +1,7 @@
 """YAML flow file -> `FlowSpec`, with every problem reported at its file:line:column.
 
-The YAML is composed into a node tree first and built into plain data by hand, so the start mark of every
-mapping key and sequence item is kept, keyed by its path from the root. Each pydantic validation error (and
+The YAML is read into plain data by `yaml_reader`; the start mark of every mapping key and sequence item,
+keyed by its path from the root, is read only when a problem is to be shown. Each pydantic validation error (and
 each problem found after validation: a missing prompt file, a missing var file, an unset environment
 variable) is mapped back through that table to a line and column. All problems are reported together, one
 line each, in file order.
@@ -32,12 +32,11 @@ from rtflow.flow.spec import (
     suggested_field,
     unknown_key_hint,
 )
+from rtflow.flow.yaml_reader import Path_, read_data, read_marks
 from rtflow.pyref import FILE_PREFIX, resolve_path
 
 __all__ = ["load", "load_text"]
 
-Path_ = tuple[str | int, ...]
-"""A path of keys and indexes from the document root."""
 
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".ogg", ".flac", ".pcm", ".webm", ".m4a"})
 """Var files kept as their resolved path: providers stream them, templates do not read them."""
@@ -115,39 +114,48 @@ class _Document:
     def __init__(self, text: str, source: str) -> None:
         self.text = text
         self.source = source
-        self.marks: dict[Path_, tuple[int, int]] = {}
+        self._marks: dict[Path_, tuple[int, int]] | None = None
         self.children: dict[Path_, list[str | int]] = {}
 
     # ---------------------------------------------------------------------------------------------- parsing
 
     def parse(self) -> dict[str, Any]:
         self._reject_tabs()
-        loader = yaml.SafeLoader(self.text)
         try:
-            node = loader.get_single_node()
-            if node is None:
-                raise FlowLoadError("the flow file is empty; expected a mapping with `providers`, `prompts`, `tests`",
-                                    file=self.source, line=1, column=1)  # fmt: skip
-            data = self._build(loader, node, ())
+            data, (line, column) = read_data(self.text)
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            reason = f"YAML syntax error: {exc.problem or exc.context}"
-            if exc.context and exc.problem:
-                reason += f" ({exc.context})"
-            line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
-            raise FlowLoadError(reason, file=self.source, line=line, column=column) from None
+            raise self._syntax_error(exc) from None
         except yaml.YAMLError as exc:
             raise FlowLoadError(f"YAML error: {exc}", file=self.source) from None
-        finally:
-            loader.dispose()
+        if data is None:
+            raise FlowLoadError("the flow file is empty; expected a mapping with `providers`, `prompts`, `tests`",
+                                file=self.source, line=1, column=1)  # fmt: skip
         if not isinstance(data, dict):
             raise FlowLoadError(
                 f"the top level must be a mapping of keys (providers, prompts, tests, ...), got {_kind_of(data)}",
                 file=self.source,
-                line=node.start_mark.line + 1,
-                column=node.start_mark.column + 1,
+                line=line,
+                column=column,
             )
         return data
+
+    def _syntax_error(self, exc: yaml.MarkedYAMLError) -> FlowLoadError:
+        mark = exc.problem_mark or exc.context_mark
+        reason = f"YAML syntax error: {exc.problem or exc.context}"
+        if exc.context and exc.problem:
+            reason += f" ({exc.context})"
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+        return FlowLoadError(reason, file=self.source, line=line, column=column)
+
+    @property
+    def marks(self) -> dict[Path_, tuple[int, int]]:
+        """Where each key and item was written; read (a second pass over the text) only when a problem is shown."""
+        if self._marks is None:
+            self._marks = read_marks(self.text)
+            for path in self._marks:
+                if path:
+                    self.children.setdefault(path[:-1], []).append(path[-1])
+        return self._marks
 
     def _reject_tabs(self) -> None:
         # PyYAML's own message for a tab ("cannot start any token") does not say what to do.
@@ -161,39 +169,6 @@ class _Document:
                     column=indent.index("\t") + 1,
                 )
 
-    def _build(self, loader: yaml.SafeLoader, node: yaml.Node, path: Path_) -> Any:
-        self.marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
-        if isinstance(node, yaml.MappingNode):
-            # Keys written here may override merged ones (`<<: *anchor`), but not one another.
-            own_key_nodes = {id(key_node) for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge"}
-            loader.flatten_mapping(node)
-            result: dict[Any, Any] = {}
-            keys: list[str | int] = []
-            written: set[Any] = set()
-            for key_node, value_node in node.value:
-                key = loader.construct_object(key_node, deep=True)
-                if not isinstance(key, str | int) or isinstance(key, bool):
-                    key = str(key)
-                if id(key_node) in own_key_nodes:
-                    if key in written:
-                        raise yaml.MarkedYAMLError(problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark)
-                    written.add(key)
-                if key in result:
-                    keys.remove(key)
-                child = (*path, key)
-                self.marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                keys.append(key)
-                result[key] = self._build(loader, value_node, child)
-            self.children[path] = keys
-            return result
-        if isinstance(node, yaml.SequenceNode):
-            items = []
-            for index, item_node in enumerate(node.value):
-                items.append(self._build(loader, item_node, (*path, index)))
-            self.children[path] = list(range(len(items)))
-            return items
-        return loader.construct_object(node, deep=True)
-
     # ----------------------------------------------------------------------------------------------- places
 
     def locate(self, path: Path_) -> tuple[tuple[int, int] | None, str]:
@@ -202,6 +177,7 @@ class _Document:
         Validation paths use canonical names (`default_test`, `assert_`); the file may say `defaultTest`, and a
         shorthand (a bare provider id) may have no node for the deeper parts at all.
         """
+        marks = self.marks  # fills `children` too
         found: list[str | int] = []
         for part in path:
             actual = self._match_child(tuple(found), part)
@@ -211,7 +187,7 @@ class _Document:
         shown = list(found)
         if tuple(found) in self.children:  # a mapping or list: the rest of the path names what is missing in it
             shown.extend(path[len(found) :])
-        return self.marks.get(tuple(found)), ".".join(str(part) for part in shown)
+        return marks.get(tuple(found)), ".".join(str(part) for part in shown)
 
     def _match_child(self, parent: Path_, part: str | int) -> str | int | None:
         children = self.children.get(parent, [])
@@ -485,12 +461,12 @@ def _read_var_files(flow: FlowSpec, document: _Document, base_dir: Path) -> Iter
         for name, value in list(variables.items()):
             if not (isinstance(value, str) and value.startswith(FILE_PREFIX)):
                 continue
-            var_path: Path_ = (*path, name)
-            if path[0] == "threads" and (*path, name) not in document.marks:
-                var_path = (*path[:-1], name)  # a loose var in the threads sugar
             try:
                 variables[name] = _read_var_file(value, base_dir)
             except ValueError as exc:
+                var_path: Path_ = (*path, name)
+                if path[0] == "threads" and (*path, name) not in document.marks:
+                    var_path = (*path[:-1], name)  # a loose var in the threads sugar
                 yield document.problem(var_path, str(exc))
 
 

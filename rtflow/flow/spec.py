@@ -140,6 +140,9 @@ def _did_you_mean(key: str, known: list[str] | tuple[str, ...] | frozenset[str])
     return "expected one of: " + ", ".join(f"`{name}`" for name in sorted(known))
 
 
+_ACCEPTED_KEYS: dict[type[_SpecModel], dict[str, str]] = {}
+
+
 class _SpecModel(BaseModel):
     """Shared behaviour: camelCase aliases, unknown keys named with a suggestion, promptfoo keys warned about."""
 
@@ -153,6 +156,14 @@ class _SpecModel(BaseModel):
     @classmethod
     def accepted_keys(cls) -> dict[str, str]:
         """Every spelling a file may use for a field, mapped to the name pydantic validates by."""
+        # Asked once per mapping of the file (50,000 times in a big suite) and fixed per class: worked out once.
+        cached = _ACCEPTED_KEYS.get(cls)
+        if cached is None:
+            cached = _ACCEPTED_KEYS[cls] = cls._spellings()
+        return cached
+
+    @classmethod
+    def _spellings(cls) -> dict[str, str]:
         spellings: dict[str, str] = {}
         for name, field in cls.model_fields.items():
             if name in cls.internal_fields:
@@ -300,9 +311,9 @@ class PromptSpec(_SpecModel):
     """The template file's text by the folder it was resolved against: read once, not once per turn."""
 
     @classmethod
-    def accepted_keys(cls) -> dict[str, str]:
+    def _spellings(cls) -> dict[str, str]:
         # promptfoo writes `{id: file://..., label: ...}` for a prompt file.
-        return {**super().accepted_keys(), "id": "raw"}
+        return {**super()._spellings(), "id": "raw"}
 
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
@@ -575,9 +586,9 @@ class FlowSpec(_SpecModel):
     _base_dir: Path | None = PrivateAttr(default=None)
 
     @classmethod
-    def accepted_keys(cls) -> dict[str, str]:
+    def _spellings(cls) -> dict[str, str]:
         # promptfoo's `outputPath` (a file or a list of files) is rtflow's `outputs`.
-        return {**super().accepted_keys(), "outputPath": "outputs"}
+        return {**super()._spellings(), "outputPath": "outputs"}
 
     @model_validator(mode="wrap")
     @classmethod

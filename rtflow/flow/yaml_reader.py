@@ -1,0 +1,173 @@
+"""YAML text -> plain data, straight from LibYAML's event stream, with the place of every key and item on demand.
+
+PyYAML's usual path composes a tree of node objects (two mark objects each) and then walks it in Python; on a
+15 MB suite that tree alone holds hundreds of megabytes. Here the C parser's events are built into dicts and
+lists directly. Places (line and column of each mapping key and sequence item, keyed by their path from the
+root) are only needed to report a problem, so a valid flow never pays for them: `read_marks` reads the text a
+second time when the first problem is to be shown.
+
+Safe YAML only, as `yaml.safe_load`: the core schema's scalars, anchors and aliases, merge keys (`<<`); any other
+tag is refused. Unlike `safe_load`, a key written twice in one mapping is an error, not a silent overwrite.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import ScalarNode
+from yaml.resolver import Resolver
+
+__all__ = ["Path_", "read_data", "read_marks"]
+
+Path_ = tuple[str | int, ...]
+"""A path of keys and indexes from the document root."""
+
+# LibYAML's parser where PyYAML was built with it (about 6x faster); the pure-Python one otherwise.
+_Parser: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+_IMPLICIT = Resolver.yaml_implicit_resolvers
+_constructor = SafeConstructor()
+_CONSTRUCT = {
+    "tag:yaml.org,2002:null": _constructor.construct_yaml_null,
+    "tag:yaml.org,2002:bool": _constructor.construct_yaml_bool,
+    "tag:yaml.org,2002:int": _constructor.construct_yaml_int,
+    "tag:yaml.org,2002:float": _constructor.construct_yaml_float,
+    "tag:yaml.org,2002:timestamp": _constructor.construct_yaml_timestamp,
+    _STR_TAG: _constructor.construct_yaml_str,
+}
+_SHORT_TAGS = {"!!" + tag.rsplit(":", 1)[1]: tag for tag in _CONSTRUCT}
+
+
+def _scalar(event: yaml.ScalarEvent) -> tuple[Any, str]:
+    """The scalar's value, and its tag (the merge key `<<` resolves to the merge tag)."""
+    value = event.value
+    tag = event.tag
+    if tag is None or tag == "!":
+        if not event.implicit[0]:  # quoted or `!`-tagged: a string whatever it looks like
+            return value, _STR_TAG
+        for candidate, pattern in _IMPLICIT.get(value[:1] if value else None, ()):  # type: ignore[arg-type]
+            if pattern.match(value):
+                tag = candidate
+                break
+        else:
+            return value, _STR_TAG
+        if tag == _MERGE_TAG:
+            return value, tag
+    tag = _SHORT_TAGS.get(tag, tag)
+    construct = _CONSTRUCT.get(tag)
+    if construct is None:
+        raise yaml.MarkedYAMLError(problem=f"the tag {event.tag!r} is not supported", problem_mark=event.start_mark)
+    return construct(ScalarNode(tag, value, event.start_mark, event.end_mark)), tag
+
+
+class _Builder:
+    def __init__(self, text: str, marks: dict[Path_, tuple[int, int]] | None) -> None:
+        self.parser = _Parser(text)
+        self.anchors: dict[str, Any] = {}
+        self.marks = marks
+
+    def document(self) -> tuple[Any, tuple[int, int]]:
+        parser = self.parser
+        try:
+            parser.get_event()  # stream start
+            if parser.check_event(yaml.StreamEndEvent):
+                return None, (1, 1)
+            parser.get_event()  # document start
+            event = parser.peek_event()
+            data = self.node(())
+            parser.get_event()  # document end
+            if not parser.check_event(yaml.StreamEndEvent):
+                extra = parser.peek_event()
+                raise yaml.MarkedYAMLError(
+                    problem="a second YAML document (`---`); a flow file holds one", problem_mark=extra.start_mark
+                )
+            return data, (event.start_mark.line + 1, event.start_mark.column + 1)
+        finally:
+            parser.dispose()
+
+    def node(self, path: Path_) -> Any:
+        event = self.parser.get_event()
+        if isinstance(event, yaml.ScalarEvent):
+            value = _scalar(event)[0]
+        elif isinstance(event, yaml.MappingStartEvent):
+            value = self.mapping(event, path)
+        elif isinstance(event, yaml.SequenceStartEvent):
+            value = []
+            index = 0
+            parser = self.parser
+            while not parser.check_event(yaml.SequenceEndEvent):
+                if self.marks is not None:
+                    mark = parser.peek_event().start_mark
+                    self.marks[(*path, index)] = (mark.line + 1, mark.column + 1)
+                value.append(self.node((*path, index)))
+                index += 1
+            parser.get_event()
+            if event.tag not in (None, "!", "tag:yaml.org,2002:seq", "!!seq"):
+                raise yaml.MarkedYAMLError(problem=f"the tag {event.tag!r} is not supported", problem_mark=event.start_mark)
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor not in self.anchors:
+                raise yaml.MarkedYAMLError(problem=f"unknown alias *{event.anchor}", problem_mark=event.start_mark)
+            return self.anchors[event.anchor]
+        else:  # pragma: no cover - the parser only yields the events above here
+            raise yaml.MarkedYAMLError(problem=f"unexpected {type(event).__name__}", problem_mark=event.start_mark)
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            self.anchors[anchor] = value
+        return value
+
+    def mapping(self, start: yaml.MappingStartEvent, path: Path_) -> dict[Any, Any]:
+        parser = self.parser
+        own: dict[Any, Any] = {}
+        merged: list[dict[Any, Any]] = []
+        if start.anchor is not None:  # an alias inside the mapping refers to the mapping itself
+            self.anchors[start.anchor] = own
+        while not parser.check_event(yaml.MappingEndEvent):
+            key_event = parser.peek_event()
+            if isinstance(key_event, yaml.ScalarEvent):
+                parser.get_event()
+                key, tag = _scalar(key_event)
+                if key_event.anchor is not None:
+                    self.anchors[key_event.anchor] = key
+            else:
+                key, tag = self.node(path), ""
+            if tag == _MERGE_TAG:
+                value = self.node(path)
+                sources = value if isinstance(value, list) else [value]
+                if not all(isinstance(source, dict) for source in sources):
+                    raise yaml.MarkedYAMLError(
+                        problem="`<<` merges a mapping or a list of mappings", problem_mark=key_event.start_mark
+                    )
+                merged.extend(sources)
+                continue
+            if not isinstance(key, str | int) or isinstance(key, bool):
+                key = str(key)
+            if key in own:
+                raise yaml.MarkedYAMLError(problem=f"duplicate key {key!r}", problem_mark=key_event.start_mark)
+            if self.marks is not None:
+                self.marks[(*path, key)] = (key_event.start_mark.line + 1, key_event.start_mark.column + 1)
+            own[key] = self.node((*path, key))
+        parser.get_event()
+        if not merged:
+            return own
+        result: dict[Any, Any] = {}
+        for source in reversed(merged):  # the first mapping merged wins over later ones, as in YAML 1.1
+            result.update(source)
+        result.update(own)
+        own.clear()
+        own.update(result)  # keep the anchored object itself
+        return own
+
+
+def read_data(text: str) -> tuple[Any, tuple[int, int]]:
+    """The document's data and the place of its top node; raises `yaml.YAMLError` for bad YAML."""
+    return _Builder(text, None).document()
+
+
+def read_marks(text: str) -> dict[Path_, tuple[int, int]]:
+    """The 1-based (line, column) of every mapping key and sequence item, keyed by path (text already read once)."""
+    marks: dict[Path_, tuple[int, int]] = {(): (1, 1)}
+    _Builder(text, marks).document()
+    return marks
