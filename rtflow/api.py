@@ -30,7 +30,7 @@ from rtflow.plan.compiler import compile_flow
 from rtflow.plan.graph import Plan
 from rtflow.providers.base import Provider
 from rtflow.providers.registry import create_provider
-from rtflow.results.assertions import MODEL_GRADED_TYPES
+from rtflow.flow.assertion_types import MODEL_GRADED_TYPES
 from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report import JsonlWriter
 from rtflow.results.run_result import RunResult

@@ -23,6 +23,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from rtflow.errors import CompileError, FlowError, FlowLoadError, PromptError, ProviderConfigError
+from rtflow.flow.assertion_types import BASE_ASSERTION_TYPES
 from rtflow.flow.spec import (
     AssertionSpec,
     FlowSpec,
@@ -391,9 +392,6 @@ def _check_prompts(flow: FlowSpec, document: _Document, base_dir: Path) -> Itera
 
 
 def _check_assertion_types(flow: FlowSpec, document: _Document) -> Iterator[_Problem]:
-    # The assertion kinds live with their evaluators; asking them keeps this list from drifting.
-    from rtflow.results.assertions import BASE_ASSERTION_TYPES
-
     for path, assertions in _turn_assertions(flow):
         for index, assertion in enumerate(assertions):
             kind = assertion.type.removeprefix("not-")

@@ -41,6 +41,11 @@ _CONSTRUCT = {
 _SHORT_TAGS = {"!!" + tag.rsplit(":", 1)[1]: tag for tag in _CONSTRUCT}
 
 
+def _refused(problem: str, mark: Any) -> yaml.MarkedYAMLError:
+    # `mark` is LibYAML's Mark or PyYAML's: both have the line and column the loader reports.
+    return yaml.MarkedYAMLError(problem=problem, problem_mark=mark)
+
+
 def _scalar(event: yaml.ScalarEvent) -> tuple[Any, str]:
     """The scalar's value, and its tag (the merge key `<<` resolves to the merge tag)."""
     value = event.value
@@ -48,7 +53,7 @@ def _scalar(event: yaml.ScalarEvent) -> tuple[Any, str]:
     if tag is None or tag == "!":
         if not event.implicit[0]:  # quoted or `!`-tagged: a string whatever it looks like
             return value, _STR_TAG
-        for candidate, pattern in _IMPLICIT.get(value[:1] if value else None, ()):  # type: ignore[arg-type]
+        for candidate, pattern in _IMPLICIT.get(value[:1] if value else None, ()):
             if pattern.match(value):
                 tag = candidate
                 break
@@ -59,8 +64,8 @@ def _scalar(event: yaml.ScalarEvent) -> tuple[Any, str]:
     tag = _SHORT_TAGS.get(tag, tag)
     construct = _CONSTRUCT.get(tag)
     if construct is None:
-        raise yaml.MarkedYAMLError(problem=f"the tag {event.tag!r} is not supported", problem_mark=event.start_mark)
-    return construct(ScalarNode(tag, value, event.start_mark, event.end_mark)), tag
+        raise _refused(f"the tag {event.tag!r} is not supported", event.start_mark)
+    return construct(ScalarNode(tag, value)), tag
 
 
 class _Builder:
@@ -81,9 +86,7 @@ class _Builder:
             parser.get_event()  # document end
             if not parser.check_event(yaml.StreamEndEvent):
                 extra = parser.peek_event()
-                raise yaml.MarkedYAMLError(
-                    problem="a second YAML document (`---`); a flow file holds one", problem_mark=extra.start_mark
-                )
+                raise _refused("a second YAML document (`---`); a flow file holds one", extra.start_mark)
             return data, (event.start_mark.line + 1, event.start_mark.column + 1)
         finally:
             parser.dispose()
@@ -106,13 +109,13 @@ class _Builder:
                 index += 1
             parser.get_event()
             if event.tag not in (None, "!", "tag:yaml.org,2002:seq", "!!seq"):
-                raise yaml.MarkedYAMLError(problem=f"the tag {event.tag!r} is not supported", problem_mark=event.start_mark)
+                raise _refused(f"the tag {event.tag!r} is not supported", event.start_mark)
         elif isinstance(event, yaml.AliasEvent):
             if event.anchor not in self.anchors:
-                raise yaml.MarkedYAMLError(problem=f"unknown alias *{event.anchor}", problem_mark=event.start_mark)
+                raise _refused(f"unknown alias *{event.anchor}", event.start_mark)
             return self.anchors[event.anchor]
         else:  # pragma: no cover - the parser only yields the events above here
-            raise yaml.MarkedYAMLError(problem=f"unexpected {type(event).__name__}", problem_mark=event.start_mark)
+            raise _refused(f"unexpected {type(event).__name__}", event.start_mark)
         anchor = getattr(event, "anchor", None)
         if anchor is not None:
             self.anchors[anchor] = value
@@ -137,15 +140,13 @@ class _Builder:
                 value = self.node(path)
                 sources = value if isinstance(value, list) else [value]
                 if not all(isinstance(source, dict) for source in sources):
-                    raise yaml.MarkedYAMLError(
-                        problem="`<<` merges a mapping or a list of mappings", problem_mark=key_event.start_mark
-                    )
+                    raise _refused("`<<` merges a mapping or a list of mappings", key_event.start_mark)
                 merged.extend(sources)
                 continue
             if not isinstance(key, str | int) or isinstance(key, bool):
                 key = str(key)
             if key in own:
-                raise yaml.MarkedYAMLError(problem=f"duplicate key {key!r}", problem_mark=key_event.start_mark)
+                raise _refused(f"duplicate key {key!r}", key_event.start_mark)
             if self.marks is not None:
                 self.marks[(*path, key)] = (key_event.start_mark.line + 1, key_event.start_mark.column + 1)
             own[key] = self.node((*path, key))

@@ -17,13 +17,11 @@ import fnmatch
 import gc
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from rtflow.errors import CompileError
-from rtflow.plan.graph import CallNode, Conversation, GradeNode, Plan, call_node_id, grade_node_id
-from rtflow.results.assertions import MODEL_GRADED_TYPES
+from rtflow.flow.assertion_types import MODEL_GRADED_TYPES
+from rtflow.plan.graph import CallNode, Conversation, EdgeKind, GradeNode, Plan, call_node_id, grade_node_id
 
 if TYPE_CHECKING:
     from rtflow.flow.spec import FlowSpec, PromptSpec, ProviderSpec, ThreadSpec
@@ -89,7 +87,6 @@ def _compile(flow: FlowSpec, *, repeat: int, thread_filter: str | None, known_ki
     prompt_labels: list[str | None] = _prompt_labels(flow.prompts) if len(flow.prompts) > 1 else [None]
 
     conversations: dict[str, Conversation] = {}
-    graph = nx.DiGraph()
     for thread in threads:
         for prompt, prompt_label in zip(flow.prompts, prompt_labels, strict=True):
             for chain in chains:
@@ -101,12 +98,15 @@ def _compile(flow: FlowSpec, *, repeat: int, thread_filter: str | None, known_ki
                             "prompt labels and thread ids must not combine into the same path; rename one"
                         )
                     conversations[conversation.id] = conversation
-    # Generators, not lists: networkx copies each attribute dict, so a list would hold every node twice.
-    graph.add_nodes_from(node for conversation in conversations.values() for node in _nodes_of(conversation))
-    graph.add_edges_from(edge for conversation in conversations.values() for edge in _edges_of(conversation))
+    nodes = {node.id: node for conversation in conversations.values() for node in _nodes_of(conversation)}
+    edges: dict[str, dict[str, EdgeKind]] = {node_id: {} for node_id in nodes}
+    for conversation in conversations.values():
+        for source, target, kind in _edges_of(conversation):
+            edges[source][target] = kind
     return Plan(
         flow=flow,
-        graph=graph,
+        nodes=nodes,
+        edges=edges,
         conversations=conversations,
         providers=providers,
         warnings=_warnings(flow, threads, chains),
@@ -264,9 +264,9 @@ def _conversation(
     )
 
 
-_SEQUENCE = {"kind": "sequence"}
-_FALLBACK = {"kind": "fallback"}
-_GRADE = {"kind": "grade"}
+_SEQUENCE: EdgeKind = "sequence"
+_FALLBACK: EdgeKind = "fallback"
+_GRADE: EdgeKind = "grade"
 
 
 @contextmanager
@@ -280,8 +280,8 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _nodes_of(conversation: Conversation) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The conversation's nodes with their attributes, in `Conversation.node_ids` order."""
+def _nodes_of(conversation: Conversation) -> Iterator[CallNode | GradeNode]:
+    """The conversation's nodes, in `Conversation.node_ids` order."""
     labels = [provider.display_label for provider in conversation.chain]
     for turn_index, (turn_nodes, grade_node) in enumerate(
         zip(conversation.call_nodes, conversation.grade_nodes, strict=True)
@@ -295,14 +295,14 @@ def _nodes_of(conversation: Conversation) -> Iterator[tuple[str, dict[str, Any]]
                 chain_position=position,
                 is_fallback=position > 0,
             )
-            yield node_id, {"kind": "call", "node": call}
+            yield call
         if grade_node is not None:
             grade = GradeNode(id=grade_node, conversation_id=conversation.id, turn_index=turn_index)
-            yield grade_node, {"kind": "grade", "node": grade}
+            yield grade
 
 
-def _edges_of(conversation: Conversation) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """The conversation's edges; networkx copies the attribute dicts, so shared constants are safe."""
+def _edges_of(conversation: Conversation) -> Iterator[tuple[str, str, EdgeKind]]:
+    """The conversation's edges: source, target and kind."""
     previous_turn: list[str] = []
     for turn_nodes, grade_node in zip(conversation.call_nodes, conversation.grade_nodes, strict=True):
         for position in range(1, len(turn_nodes)):

@@ -51,8 +51,8 @@ def _dot_quote(text: str) -> str:
 def _conversation_edges(plan: Plan, conversation: Conversation) -> list[tuple[str, str, str]]:
     edges: list[tuple[str, str, str]] = []
     for node_id in conversation.node_ids():
-        for successor, edge in plan.graph.succ[node_id].items():
-            edges.append((node_id, successor, edge["kind"]))
+        for successor, kind in plan.edges[node_id].items():
+            edges.append((node_id, successor, kind))
     return edges
 
 

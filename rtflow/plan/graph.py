@@ -1,6 +1,9 @@
 """The plan a flow compiles to: a dependency graph of provider calls and grading steps.
 
-Every node of `Plan.graph` (a `networkx.DiGraph`) carries two attributes: `kind` (`"call"` or `"grade"`) and
+The compiler fills the plan's own adjacency (`Plan.nodes`, `successors`, `predecessors`), which is all the
+scheduler and the drawings read; `Plan.graph`, the same graph as a `networkx.DiGraph` for users and their
+algorithms, is built from it on first use, so a run or a `validate` never pays networkx's import (about 0.2 s)
+or its per-node dictionaries. Every node of `Plan.graph` carries two attributes: `kind` (`"call"` or `"grade"`) and
 `node` (a `CallNode` or `GradeNode`). Every edge carries `kind`:
 
 - `sequence`: from every call node of turn i to the primary call node of turn i+1 of the same conversation, so
@@ -22,11 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
-import networkx as nx
-
 if TYPE_CHECKING:
+    import networkx as nx
+
     from rtflow.flow.spec import FlowSpec, PromptSpec, ProviderSpec, TurnSpec
 
 __all__ = [
@@ -132,10 +136,13 @@ class PlanCounts:
 
 @dataclass(repr=False)
 class Plan:
-    """A compiled flow: the graph plus what the scheduler and the reports need to read it."""
+    """A compiled flow: its nodes and edges, plus what the scheduler and the reports need to read it."""
 
     flow: FlowSpec
-    graph: nx.DiGraph
+    nodes: dict[str, CallNode | GradeNode]
+    """Every node by id, in an order that respects the edges."""
+    edges: dict[str, dict[str, EdgeKind]]
+    """For each node id, the nodes that wait for it and the kind of each edge."""
     conversations: dict[str, Conversation]
     """Keyed by conversation id, in compile order (thread, then prompt, then provider, then repeat)."""
     providers: dict[str, ProviderSpec]
@@ -145,12 +152,25 @@ class Plan:
 
     def __repr__(self) -> str:
         counts = self.counts
-        return f"Plan(conversations={counts.conversations}, turns={counts.turns}, nodes={self.graph.number_of_nodes()})"
+        return f"Plan(conversations={counts.conversations}, turns={counts.turns}, nodes={len(self.nodes)})"
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The plan as a `networkx.DiGraph` (node attributes `kind` and `node`, edge attribute `kind`)."""
+        import networkx as nx
+
+        graph = nx.DiGraph()
+        graph.add_nodes_from((node_id, {"kind": _kind_of(node), "node": node}) for node_id, node in self.nodes.items())
+        graph.add_edges_from(
+            (source, target, {"kind": kind})
+            for source, targets in self.edges.items()
+            for target, kind in targets.items()
+        )
+        return graph
 
     def node(self, node_id: str) -> CallNode | GradeNode:
         """The node object behind an id."""
-        node: CallNode | GradeNode = self.graph.nodes[node_id]["node"]
-        return node
+        return self.nodes[node_id]
 
     def topological_order(self) -> list[str]:
         """Every node id, each after all of its predecessors.
@@ -195,14 +215,24 @@ class Plan:
 
     def successors(self, node_id: str, kind: EdgeKind | None = None) -> list[str]:
         """The nodes that follow `node_id`, optionally only along edges of one kind."""
-        return [
-            successor for successor, edge in self.graph.succ[node_id].items() if kind is None or edge["kind"] == kind
-        ]
+        return [successor for successor, edge in self.edges[node_id].items() if kind is None or edge == kind]
 
     def predecessors(self, node_id: str, kind: EdgeKind | None = None) -> list[str]:
         """The nodes `node_id` waits for, optionally only along edges of one kind."""
         return [
             predecessor
-            for predecessor, edge in self.graph.pred[node_id].items()
-            if kind is None or edge["kind"] == kind
+            for predecessor, targets in self.edges.items()
+            if node_id in targets and (kind is None or targets[node_id] == kind)
         ]
+
+    def in_degrees(self) -> dict[str, int]:
+        """For every node, how many nodes it waits for."""
+        waiting = dict.fromkeys(self.nodes, 0)
+        for targets in self.edges.values():
+            for target in targets:
+                waiting[target] += 1
+        return waiting
+
+
+def _kind_of(node: CallNode | GradeNode) -> NodeKind:
+    return "call" if isinstance(node, CallNode) else "grade"

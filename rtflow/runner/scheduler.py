@@ -167,12 +167,11 @@ class Scheduler:
         self._stopping = True
 
     async def run(self) -> dict[str, TurnRecord]:
-        graph = self.plan.graph
         roots: list[str] = []
-        for node_id in graph.nodes:
+        for node_id, waiting_for in self.plan.in_degrees().items():
             self.node_states[node_id] = NodeState.WAITING
-            self._pending[node_id] = graph.in_degree(node_id)
-            if self._pending[node_id] == 0:
+            self._pending[node_id] = waiting_for
+            if waiting_for == 0:
                 roots.append(node_id)
         try:
             async with anyio.create_task_group() as task_group:
@@ -195,7 +194,7 @@ class Scheduler:
         else:
             final = await self._run_grade_node(node)
         self.node_states[node_id] = final
-        for successor in self.plan.graph.succ[node_id]:
+        for successor in self.plan.edges[node_id]:
             self._pending[successor] -= 1
             if self._pending[successor] == 0:
                 self._task_group.start_soon(self._run_node, successor)

@@ -267,3 +267,11 @@ async def test_llm_rubric_reads_verdicts_wrapped_in_prose_and_applies_threshold(
     system, user = seen[0]
     assert system.role == "system" and "{reason: string, pass: boolean, score: number}" in system.text
     assert user.text == f"<Output>\n{REPLY}\n</Output>\n<Rubric>\nTalks about Kyoto\n</Rubric>"
+
+
+def test_the_evaluators_judge_exactly_the_types_a_flow_may_write() -> None:
+    """The flow stage's list of assertion types and the evaluators' tables name the same kinds."""
+    from rtflow.flow.assertion_types import BASE_ASSERTION_TYPES
+    from rtflow.results.assertions.evaluate import EVALUATED_TYPES
+
+    assert EVALUATED_TYPES == BASE_ASSERTION_TYPES

@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 
 from rtflow.errors import FlowError
+from rtflow.flow.assertion_types import BASE_ASSERTION_TYPES, KNOWN_ASSERTION_TYPES, MODEL_GRADED_TYPES, split_negation
 from rtflow.messages import TurnOutput
 from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict, render_value
 from rtflow.results.assertions.measures import MEASURE_CHECKS
@@ -22,6 +23,7 @@ from rtflow.results.records import AssertionResult
 
 __all__ = [
     "BASE_ASSERTION_TYPES",
+    "EVALUATED_TYPES",
     "KNOWN_ASSERTION_TYPES",
     "MODEL_GRADED_TYPES",
     "check_assertion_type",
@@ -33,19 +35,8 @@ __all__ = [
 _SYNC_CHECKS = {**TEXT_CHECKS, **STRUCTURED_CHECKS, **MEASURE_CHECKS}
 _ASYNC_CHECKS = {"llm-rubric": check_llm_rubric}
 
-NEGATION_PREFIX = "not-"
-MODEL_GRADED_TYPES: frozenset[str] = frozenset(_ASYNC_CHECKS)
-"""Assertion kinds that ask the grader model (without the `not-` prefix)."""
-BASE_ASSERTION_TYPES: frozenset[str] = frozenset(_SYNC_CHECKS) | frozenset(_ASYNC_CHECKS)
-"""Every assertion kind, without the `not-` prefix."""
-KNOWN_ASSERTION_TYPES: frozenset[str] = BASE_ASSERTION_TYPES | {NEGATION_PREFIX + kind for kind in BASE_ASSERTION_TYPES}
-"""Every assertion type a flow may write, `not-` forms included."""
-
-
-def _split_negation(assertion_type: str) -> tuple[str, bool]:
-    if assertion_type.startswith(NEGATION_PREFIX):
-        return assertion_type[len(NEGATION_PREFIX) :], True
-    return assertion_type, False
+EVALUATED_TYPES: frozenset[str] = frozenset(_SYNC_CHECKS) | frozenset(_ASYNC_CHECKS)
+"""The kinds this module can judge: exactly `BASE_ASSERTION_TYPES` (a test holds them equal)."""
 
 
 def _unknown_type_message(assertion_type: str) -> str:
@@ -62,7 +53,7 @@ def check_assertion_type(assertion_type: str) -> None:
 
 
 async def _judge(spec: AssertionLike, value: Any, output: TurnOutput, context: AssertionContext) -> Verdict:
-    kind, _ = _split_negation(spec.type)
+    kind, _ = split_negation(spec.type)
     sync_check = _SYNC_CHECKS.get(kind)
     if sync_check is not None:
         return sync_check(value, output, spec, context)
@@ -74,7 +65,7 @@ async def _judge(spec: AssertionLike, value: Any, output: TurnOutput, context: A
 
 async def evaluate_one(spec: AssertionLike, output: TurnOutput, context: AssertionContext) -> AssertionResult:
     """The verdict of one assertion on one output; never raises for a bad assertion or a failed grader."""
-    _, negated = _split_negation(spec.type)
+    _, negated = split_negation(spec.type)
     value: Any = spec.value
     try:
         value = render_value(spec.value, context.vars)

@@ -1,0 +1,46 @@
+"""The assertion types a flow may write: the flow stage checks them at load, the results stage evaluates them.
+
+The names live here, below both stages, so that loading a flow never imports the evaluators (and their
+dependencies); `tests/results/test_assertions.py` holds the evaluators to exactly this list.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BASE_ASSERTION_TYPES", "KNOWN_ASSERTION_TYPES", "MODEL_GRADED_TYPES", "NEGATION_PREFIX", "split_negation"]
+
+NEGATION_PREFIX = "not-"
+
+MODEL_GRADED_TYPES: frozenset[str] = frozenset({"llm-rubric"})
+"""Assertion kinds that ask the grader model (without the `not-` prefix)."""
+
+BASE_ASSERTION_TYPES: frozenset[str] = MODEL_GRADED_TYPES | {
+    "audio-duration",
+    "contains",
+    "contains-all",
+    "contains-any",
+    "contains-json",
+    "cost",
+    "equals",
+    "icontains",
+    "icontains-all",
+    "icontains-any",
+    "is-json",
+    "is-valid-json-schema",
+    "json-schema",
+    "latency",
+    "python",
+    "regex",
+    "starts-with",
+    "tool-called",
+}
+"""Every assertion kind, without the `not-` prefix."""
+
+KNOWN_ASSERTION_TYPES: frozenset[str] = BASE_ASSERTION_TYPES | {NEGATION_PREFIX + kind for kind in BASE_ASSERTION_TYPES}
+"""Every assertion type a flow may write, `not-` forms included."""
+
+
+def split_negation(assertion_type: str) -> tuple[str, bool]:
+    """`("icontains", True)` for `not-icontains`: the kind, and whether its verdict is inverted."""
+    if assertion_type.startswith(NEGATION_PREFIX):
+        return assertion_type[len(NEGATION_PREFIX) :], True
+    return assertion_type, False
