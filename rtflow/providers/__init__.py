@@ -14,6 +14,7 @@
 | `endpoints` | base URL, API key and header resolution |
 | `ratelimits` | the server's rate-limit figures (`Retry-After`, `x-ratelimit-*`, `rate_limits.updated`) as pauses |
 | `tools` | function-tool definitions and the handlers that answer them |
+| `tool_rounds` | the tool-round loop both providers drive: the round cap, each round's calls, their records |
 | `audio` | WAV in (resampled to pcm16 24 kHz, or G.711 8 kHz) and out |
 | `g711` | the G.711 u-law and A-law codec |
 | `pricing` | a dated price table and per-turn cost |

@@ -30,7 +30,6 @@ from rtflow.errors import (
     ProviderTimeoutError,
 )
 from rtflow.messages import AUDIO_PART_TYPES, TEXT_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest
-from rtflow.messages import Usage as TurnUsage
 from rtflow.providers.base import Provider, ProviderInfo
 from rtflow.providers.chat_wire import ChatReply, StreamedReply, parse_json, reply_from_body, sse_events, status_error
 from rtflow.providers.config import CommonConfig, parse_duration, validate_config
@@ -45,7 +44,8 @@ from rtflow.providers.endpoints import (
 )
 from rtflow.providers.pricing import cost_of
 from rtflow.providers.ratelimits import pause_from_headers
-from rtflow.providers.tools import ToolRunner, chat_tools, check_tool_rounds
+from rtflow.providers.tool_rounds import run_tool_rounds
+from rtflow.providers.tools import ToolRunner, chat_tools
 
 __all__ = ["ChatConfig", "ChatProvider", "ChatSession"]
 
@@ -172,46 +172,32 @@ class ChatProvider(Provider):
         started = time.perf_counter()
         metrics = TurnMetrics()
         messages = _chat_messages(request, self.info.base_dir, self.info.label)
-        texts: list[str] = []
-        tool_calls: list[ToolCall] = []
-        usage = TurnUsage()
-        served_by: str | None = None
-        rounds = 0
-        while True:
-            round_started = time.perf_counter()
+        replies: list[ChatReply] = []
+
+        async def ask() -> ChatReply:
             reply = await self._request(messages, metrics, started)
-            if rounds:
-                metrics.tool_rounds_ms.append((time.perf_counter() - round_started) * 1000)
-            usage = usage + reply.usage
-            served_by = served_by or reply.model
-            if reply.text:
-                texts.append(reply.text)
-            if not reply.calls:
-                break
-            rounds += 1
-            check_tool_rounds(rounds, self.config.max_tool_iterations, self.info.label)
-            messages.append(
-                {
-                    "role": "assistant",
-                    "content": reply.text or None,
-                    "tool_calls": [
-                        {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
-                        for call_id, name, arguments in reply.calls
-                    ],
-                }
-            )
-            outcomes = await self.tools.run_all(reply.calls)
-            tool_calls.extend(outcomes)
+            replies.append(reply)
+            return reply
+
+        async def answer(reply: ChatReply, outcomes: list[ToolCall]) -> ChatReply:
+            messages.append(_assistant_calls(reply))
             messages.extend(
                 {"role": "tool", "tool_call_id": outcome.call_id, "content": outcome.output or ""}
                 for outcome in outcomes
             )
+            return await ask()
+
+        rounds = await run_tool_rounds(
+            ask, answer, self.tools, max_rounds=self.config.max_tool_iterations, provider_label=self.info.label
+        )
+        metrics.tool_rounds_ms.extend(rounds.round_ms)
         metrics.total_ms = (time.perf_counter() - started) * 1000
+        served_by = next((reply.model for reply in replies if reply.model), None)
         return TurnOutput(
-            text="\n".join(texts),
-            tool_calls=tool_calls,
-            usage=usage,
-            cost=cost_of(self.info.model, usage),
+            text=rounds.text,
+            tool_calls=rounds.tool_calls,
+            usage=rounds.usage,
+            cost=cost_of(self.info.model, rounds.usage),
             metrics=metrics,
             model=served_by or self.info.model,
             rate_limit_pause_s=pause_from_headers(self.rate_limits),
@@ -317,6 +303,18 @@ def _cannot_take_audio(source: str, label: str) -> InvalidRequestError:
         provider=label,
         code="audio_not_supported",
     )
+
+
+def _assistant_calls(reply: ChatReply) -> dict[str, Any]:
+    """The assistant message that asked for `reply`'s calls; the tool results that follow refer to it."""
+    return {
+        "role": "assistant",
+        "content": reply.text or None,
+        "tool_calls": [
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+            for call_id, name, arguments in reply.calls
+        ],
+    }
 
 
 def _chat_tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:

@@ -51,7 +51,7 @@ from rtflow.errors import (
     ProviderTimeoutError,
     RateLimitError,
 )
-from rtflow.messages import AUDIO_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest, Usage
+from rtflow.messages import AUDIO_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest
 from rtflow.providers.base import Provider, ProviderInfo
 from rtflow.providers.config import validate_config
 from rtflow.providers.endpoints import (
@@ -70,7 +70,8 @@ from rtflow.providers.ratelimits import pause_from_realtime_limits, retry_after_
 from rtflow.providers.realtime_events import EventBuilder, RealtimeConfig
 from rtflow.providers.realtime_outcomes import ResponseResult, error_from_event, finish_response
 from rtflow.providers.realtime_voice import InputAudio, TurnDetection, load_input_audio, outgoing_messages, stream_audio
-from rtflow.providers.tools import PendingCall, ToolRunner, check_tool_rounds
+from rtflow.providers.tool_rounds import run_tool_rounds
+from rtflow.providers.tools import ToolRunner
 
 __all__ = ["RealtimeProvider", "RealtimeSession"]
 
@@ -261,9 +262,16 @@ class RealtimeSession:
             new_messages = outgoing
         for position, message in enumerate(new_messages):
             await self._send_message(message, state, last=position == len(new_messages) - 1)
-        text, tool_calls, usage = await self._run_responses(state)
-        self._held = [*wanted, _message_key(Message.of("assistant", text))]
+        rounds = await run_tool_rounds(
+            lambda: self._first_response(state),
+            lambda _reply, outcomes: self._answer_calls(state, outcomes),
+            self._provider.tools,
+            max_rounds=self._provider.config.max_tool_iterations,
+            provider_label=self._provider.info.label,
+        )
+        self._held = [*wanted, _message_key(Message.of("assistant", rounds.text))]
 
+        state.metrics.tool_rounds_ms.extend(rounds.round_ms)
         state.metrics.total_ms = (time.perf_counter() - state.started) * 1000
         output_format = self._provider.config.output_audio_format or "pcm16"
         audio = None
@@ -276,10 +284,10 @@ class RealtimeSession:
                 stem = f"{_safe_name(request.conversation_id)}-turn{request.turn_index + 1}"
                 audio = write_output_audio(bytes(state.audio), Path(request.artifact_dir), stem, output_format)
         return TurnOutput(
-            text=text,
-            tool_calls=tool_calls,
-            usage=usage,
-            cost=cost_of(self._provider.info.model, usage),
+            text=rounds.text,
+            tool_calls=rounds.tool_calls,
+            usage=rounds.usage,
+            cost=cost_of(self._provider.info.model, rounds.usage),
             metrics=state.metrics,
             audio=audio,
             input_transcript=state.input_transcript,
@@ -429,35 +437,12 @@ class RealtimeSession:
         if state.first_request_at is None:
             state.first_request_at = time.perf_counter()
 
-    async def _run_responses(self, state: _TurnState) -> tuple[str, list[ToolCall], Usage]:
-        """The first response and every tool round after it."""
-        provider = self._provider
-        texts: list[str] = []
-        tool_calls: list[ToolCall] = []
-        usage = Usage()
-        pending: list[PendingCall] = []
-        rounds = 0
-        while True:
-            round_started = time.perf_counter()
-            if rounds:
-                outcomes = await provider.tools.run_all(pending)
-                tool_calls.extend(outcomes)
-                for outcome in outcomes:
-                    await self._post(self._events.function_output(outcome.call_id, outcome.output or ""))
-                await self._request_response(state)
-                response = await self._read_response(state)
-            else:
-                response = await self._first_response(state)
-            if rounds:
-                state.metrics.tool_rounds_ms.append((time.perf_counter() - round_started) * 1000)
-            usage = usage + response.usage
-            if response.text:
-                texts.append(response.text)
-            pending = response.calls
-            if not pending:
-                return "\n".join(texts), tool_calls, usage
-            rounds += 1
-            check_tool_rounds(rounds, provider.config.max_tool_iterations, provider.info.label)
+    async def _answer_calls(self, state: _TurnState, outcomes: list[ToolCall]) -> ResponseResult:
+        """Send a tool round's outputs and read the response they lead to."""
+        for outcome in outcomes:
+            await self._post(self._events.function_output(outcome.call_id, outcome.output or ""))
+        await self._request_response(state)
+        return await self._read_response(state)
 
     async def _read_response(self, state: _TurnState) -> ResponseResult:
         """Events up to `response.done`, collected into a `ResponseResult`."""

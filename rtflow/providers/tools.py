@@ -7,7 +7,7 @@ keeps serving other conversations) or async. Each call runs under `tool_timeout`
 
 A failing handler does not fail the turn: the full failure (type, message, traceback) is recorded on the
 `ToolCall` and the model is sent a short error output, as a real deployment would. The turn fails only when
-the model keeps calling tools past `max_tool_iterations` (the provider raises ToolError).
+the model keeps calling tools past `max_tool_iterations` (see `tool_rounds`, the loop that runs these handlers).
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ from typing import Any
 
 import anyio
 
-from rtflow.errors import ToolError
 from rtflow.messages import ToolCall
 from rtflow.pyref import load_callable
 
-__all__ = ["PendingCall", "ToolRunner", "chat_tools", "check_tool_rounds", "native_tools"]
+__all__ = ["PendingCall", "ToolRunner", "chat_tools", "native_tools"]
 
 PendingCall = tuple[str, str, str]
 """(call_id, name, arguments_json) of a function call the model made."""
@@ -134,12 +133,3 @@ async def _invoke(target: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     if inspect.isawaitable(result):
         return await result
     return result
-
-
-def check_tool_rounds(rounds: int, max_rounds: int, provider_label: str) -> None:
-    """Raise `ToolError` once the model has asked for more tool rounds than `max_tool_iterations` allows."""
-    if rounds > max_rounds:
-        raise ToolError(
-            f"the model kept calling tools after {max_rounds} rounds (max_tool_iterations)",
-            provider=provider_label,
-        )
