@@ -28,6 +28,9 @@ Messages never contain secrets: providers build them from status codes and serve
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 __all__ = [
     "AuthenticationError",
     "CompileError",
@@ -241,3 +244,40 @@ _KIND_NAMES = {
     "ProtocolError": "protocol",
     "ToolError": "tool",
 }
+
+
+# ------------------------------------------------------------------------------------- "did you mean" hints
+
+
+def loose_key(key: str) -> str:
+    """`key` without case, `_` or `-`: the form in which two spellings of one key (`defaultTest`) are equal."""
+    return key.lower().replace("_", "").replace("-", "")
+
+
+def closest_key(key: str, known: Iterable[str]) -> str | None:
+    """The known word `key` was most likely meant to be, or None when nothing is close.
+
+    Spellings of one key (`default_test`, `defaultTest`) count as the same word, and among them the one in the
+    writer's style wins. Every "did you mean" of rtflow (keys, assertion types, provider kinds) asks here.
+    """
+    snake_style = "_" in key or key.islower()
+    by_form: dict[str, str] = {}
+    for candidate in sorted(known):
+        form = loose_key(candidate)
+        current = by_form.get(form)
+        if current is None or (("_" in candidate) == snake_style and ("_" in current) != snake_style):
+            by_form[form] = candidate
+    form = loose_key(key)
+    if form in by_form:
+        return by_form[form]
+    matches = difflib.get_close_matches(form, list(by_form), n=1, cutoff=0.6)
+    return by_form[matches[0]] if matches else None
+
+
+def did_you_mean(key: str, known: Iterable[str], *, prefix: str = "") -> str:
+    """ "did you mean `x`?" for the closest known word, else the list of known words."""
+    known = sorted(known)
+    suggestion = closest_key(key, known)
+    if suggestion is not None:
+        return f"did you mean `{prefix}{suggestion}`?"
+    return "expected one of: " + ", ".join(f"`{name}`" for name in known)

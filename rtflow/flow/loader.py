@@ -9,11 +9,7 @@ line each, in file order.
 
 from __future__ import annotations
 
-import json
 import os
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,36 +18,13 @@ from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
-from rtflow.errors import CompileError, FlowError, FlowLoadError, PromptError, ProviderConfigError
-from rtflow.flow.assertion_types import BASE_ASSERTION_TYPES
-from rtflow.flow.spec import (
-    AssertionSpec,
-    FlowSpec,
-    ProviderSpec,
-    closest_key,
-    loose_key,
-    suggested_field,
-    unknown_key_hint,
-)
-from rtflow.flow.yaml_reader import Path_, read_data, read_marks
-from rtflow.pyref import FILE_PREFIX, resolve_path
+from rtflow.errors import FlowLoadError
+from rtflow.flow.problems import Path_, Places, Problem
+from rtflow.flow.resolve import resolve
+from rtflow.flow.spec import FlowSpec, loose_key, suggested_field, unknown_key_hint
+from rtflow.flow.yaml_reader import read_data, read_marks
 
 __all__ = ["load", "load_text"]
-
-
-AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".ogg", ".flac", ".pcm", ".webm", ".m4a"})
-"""Var files kept as their resolved path: providers stream them, templates do not read them."""
-BINARY_SUFFIXES = AUDIO_SUFFIXES | {".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf"}
-
-_ENV_REFERENCE = re.compile(r"\{\{\s*env\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-
-
-@dataclass(frozen=True)
-class _Problem:
-    reason: str
-    line: int | None
-    column: int | None
-    key_path: str
 
 
 def load(path: str | os.PathLike[str]) -> FlowSpec:
@@ -72,29 +45,15 @@ def load_text(text: str, *, source: str = "<string>", base_dir: Path | None = No
     """Load a flow from YAML text; `source` names it in errors, `base_dir` resolves its `file://` paths."""
     document = _Document(text, source)
     data = document.parse()
-    resolved_base = (base_dir or Path.cwd()).resolve()
-    problems = list(_render_provider_env(data, document))
-    if problems:
-        raise document.error(problems)
     try:
         flow = FlowSpec.model_validate(data)
     except ValidationError as exc:
         raise document.error(_validation_problems(exc.errors(), document)) from None
-    flow.set_base_dir(resolved_base)
-    problems = [
-        *_check_provider_configs(flow, data, document, resolved_base),
-        *_check_assertion_types(flow, document),
-        *_check_prompts(flow, document, resolved_base),
-        *_read_var_files(flow, document, resolved_base),
-    ]
-    if not problems:
-        problems = list(_trial_render(flow, document, resolved_base))
-    if problems:
-        raise document.error(problems)
-    return flow
+    flow.set_base_dir((base_dir or Path.cwd()).resolve())
+    return resolve(flow, document)
 
 
-def _validation_problems(details: list[ErrorDetails], document: _Document) -> list[_Problem]:
+def _validation_problems(details: list[ErrorDetails], document: _Document) -> list[Problem]:
     # `promts:` also makes `prompts` missing; the unknown key's suggestion already says so.
     suggested = set()
     for detail in details:
@@ -109,7 +68,7 @@ def _validation_problems(details: list[ErrorDetails], document: _Document) -> li
     ]
 
 
-class _Document:
+class _Document(Places):
     """One YAML text: its data, and the start mark of every key and item by path."""
 
     def __init__(self, text: str, source: str) -> None:
@@ -203,12 +162,12 @@ class _Document:
                     return child
         return None
 
-    def problem(self, path: Path_, reason: str) -> _Problem:
+    def problem(self, path: Path_, reason: str) -> Problem:
         mark, shown = self.locate(path)
         line, column = mark if mark is not None else (None, None)
-        return _Problem(reason=reason, line=line, column=column, key_path=shown)
+        return Problem(reason=reason, line=line, column=column, key_path=shown)
 
-    def problem_from_pydantic(self, detail: ErrorDetails) -> _Problem:
+    def problem_from_pydantic(self, detail: ErrorDetails) -> Problem:
         path: Path_ = tuple(detail["loc"])
         context = detail.get("ctx") or {}
         if detail["type"] in {"unknown_key", "duplicate_key", "key_type"} and "bad_key" in context:
@@ -216,26 +175,6 @@ class _Document:
         if detail["type"] == "flow_consistency" and "at" in context:
             path = (*path, *context["at"])
         return self.problem(path, _describe(detail))
-
-    def error(self, problems: list[_Problem]) -> FlowLoadError:
-        ordered = sorted(problems, key=lambda problem: (problem.line or 0, problem.column or 0))
-        first = ordered[0]
-        error = FlowLoadError(
-            first.reason, file=self.source, line=first.line, column=first.column, key_path=first.key_path or None
-        )
-        if len(ordered) > 1:
-            lines = [_format(self.source, problem) for problem in ordered]
-            error.message = f"{len(ordered)} problems in {self.source}:\n" + "\n".join(lines)
-            error.args = (error.message,)
-        return error
-
-
-def _format(source: str, problem: _Problem) -> str:
-    where = source
-    if problem.line is not None:
-        where += f":{problem.line}:{problem.column}"
-    key = f" {problem.key_path}:" if problem.key_path else ""
-    return f"{where}:{key} {problem.reason}"
 
 
 def _kind_of(value: Any) -> str:
@@ -297,198 +236,3 @@ def _describe(detail: ErrorDetails) -> str:
     if expected is not None:
         return f"{expected}, got {_kind_of(value)}"
     return f"{detail['msg']}, got {_kind_of(value)}"
-
-
-# ------------------------------------------------------------------------------------- after-parse passes
-
-
-def _provider_entries(data: dict[str, Any]) -> Iterator[tuple[Path_, dict[str, Any]]]:
-    """Every provider mapping in the raw data (columns, their fallbacks, the grader), with its path."""
-
-    def walk(value: Any, path: Path_) -> Iterator[tuple[Path_, dict[str, Any]]]:
-        if isinstance(value, list):
-            for index, item in enumerate(value):
-                yield from walk(item, (*path, index))
-        elif isinstance(value, dict):
-            yield path, value
-            if "fallback" in value:
-                yield from walk(value["fallback"], (*path, "fallback"))
-
-    yield from walk(data.get("providers"), ("providers",))
-    yield from walk(data.get("grader"), ("grader",))
-
-
-def _check_provider_configs(
-    flow: FlowSpec, data: dict[str, Any], document: _Document, base_dir: Path
-) -> Iterator[_Problem]:
-    """Each provider checks its own `config` (keys, values, tool handlers); its complaints point at their line.
-
-    What a provider only warns about (`temperature` on a GA Realtime model) joins `flow.warnings`, so nothing
-    has to build the providers a second time to show it.
-    """
-    from rtflow.providers.registry import create_provider  # the providers know their keys; the spec does not
-
-    for path, entry in _provider_entries(data):
-        try:
-            provider = create_provider(ProviderSpec.model_validate(entry).to_info(base_dir))
-        except ProviderConfigError as exc:
-            config = entry.get("config")
-            raw_config: dict[str, Any] = config if isinstance(config, dict) else {}
-            for key, reason in exc.problems:
-                top = key.split(".")[0]
-                written = next((k for k in raw_config if loose_key(k) == loose_key(top)), None)
-                yield document.problem((*path, "config", written) if written else (*path, "config"), reason)
-        except FlowError as exc:  # an unknown kind is the compiler's to report, with the known kinds
-            if not isinstance(exc, CompileError):
-                yield document.problem((*path, "config"), exc.message)
-        else:
-            flow.warnings.extend(warning for warning in provider.warnings() if warning not in flow.warnings)
-
-
-def _render_provider_env(data: dict[str, Any], document: _Document) -> Iterator[_Problem]:
-    """Replace `{{ env.NAME }}` in provider configs; an unset variable is named (its value never is)."""
-    for path, provider in _provider_entries(data):
-        config = provider.get("config")
-        if config is not None:
-            rendered, problems = _render_env(config, (*path, "config"), document)
-            provider["config"] = rendered
-            yield from problems
-
-
-def _render_env(value: Any, path: Path_, document: _Document) -> tuple[Any, list[_Problem]]:
-    if isinstance(value, dict):
-        problems: list[_Problem] = []
-        rendered_map = {}
-        for key, item in value.items():
-            rendered_map[key], found = _render_env(item, (*path, key), document)
-            problems.extend(found)
-        return rendered_map, problems
-    if isinstance(value, list):
-        problems = []
-        rendered_list = []
-        for index, item in enumerate(value):
-            rendered, found = _render_env(item, (*path, index), document)
-            rendered_list.append(rendered)
-            problems.extend(found)
-        return rendered_list, problems
-    if not isinstance(value, str):
-        return value, []
-    missing = [name for name in _ENV_REFERENCE.findall(value) if name not in os.environ]
-    if missing:
-        names = ", ".join(f"`{name}`" for name in missing)
-        return value, [document.problem(path, f"environment variable {names} is not set")]
-    return _ENV_REFERENCE.sub(lambda match: os.environ[match.group(1)], value), []
-
-
-def _check_prompts(flow: FlowSpec, document: _Document, base_dir: Path) -> Iterator[_Problem]:
-    # Imported here: prompts renders with Jinja2 and is not needed to merely parse a flow.
-    from rtflow.flow.prompts import check_prompt
-
-    for index, prompt in enumerate(flow.prompts):
-        try:
-            check_prompt(prompt, base_dir)
-        except PromptError as exc:
-            yield document.problem(("prompts", index), exc.message)
-
-
-def _check_assertion_types(flow: FlowSpec, document: _Document) -> Iterator[_Problem]:
-    for path, assertions in _turn_assertions(flow):
-        for index, assertion in enumerate(assertions):
-            kind = assertion.type.removeprefix("not-")
-            if kind in BASE_ASSERTION_TYPES:
-                continue
-            suggestion = closest_key(kind, BASE_ASSERTION_TYPES)
-            prefix = "not-" if assertion.type.startswith("not-") else ""
-            hint = (
-                f"did you mean `{prefix}{suggestion}`?"
-                if suggestion
-                else "known types: " + ", ".join(sorted(BASE_ASSERTION_TYPES)) + " (each also as not-<type>)"
-            )
-            reason = f"unknown assertion type {assertion.type!r}; {hint}"
-            yield document.problem((*path, index, "type"), reason)
-
-
-def _turn_entries(flow: FlowSpec, *, with_default: bool = True) -> Iterator[tuple[Path_, Any]]:
-    """Every turn as written (`default_test`, each of `tests`, each turn of `threads`), with its path."""
-    if with_default and flow.default_test is not None:
-        yield ("default_test",), flow.default_test
-    for index, test in enumerate(flow.tests):
-        yield ("tests", index), test
-    for thread_id, turns in flow.threads.items():
-        for index, turn in enumerate(turns):
-            yield ("threads", thread_id, index), turn
-
-
-def _turn_assertions(flow: FlowSpec) -> Iterator[tuple[Path_, list[AssertionSpec]]]:
-    for path, turn in _turn_entries(flow):
-        yield (*path, "assert"), turn.assert_
-
-
-def _trial_render(flow: FlowSpec, document: _Document, base_dir: Path) -> Iterator[_Problem]:
-    """Render every template prompt for every turn, so a missing variable or broken JSON is found now.
-
-    Templates are sandboxed and side-effect free, so this is safe; Python prompt functions are user code and
-    are only called when the turn runs. History (`_conversation`) is empty here, as on a first turn.
-    """
-    from rtflow.flow.prompts import render_prompt
-
-    templates = [prompt for prompt in flow.prompts if prompt.kind != "python"]
-    if not templates:
-        return
-    provider = flow.providers[0].to_info(base_dir)
-    reported: set[str] = set()
-    for path, turn in _turn_entries(flow, with_default=False):
-        variables = {**flow.merged_turn(turn).vars, "_conversation": []}
-        for prompt in templates:
-            try:
-                render_prompt(prompt, variables, provider, base_dir)
-            except PromptError as exc:
-                if exc.message not in reported:  # one broken template would otherwise repeat per turn
-                    reported.add(exc.message)
-                    yield document.problem(path, exc.message)
-
-
-def _turn_vars(flow: FlowSpec) -> Iterator[tuple[Path_, dict[str, Any]]]:
-    for path, turn in _turn_entries(flow):
-        yield (*path, "vars"), turn.vars
-
-
-def _read_var_files(flow: FlowSpec, document: _Document, base_dir: Path) -> Iterator[_Problem]:
-    """Replace `file://` var values by what the files hold (audio stays a path)."""
-    for path, variables in _turn_vars(flow):
-        for name, value in list(variables.items()):
-            if not (isinstance(value, str) and value.startswith(FILE_PREFIX)):
-                continue
-            try:
-                variables[name] = _read_var_file(value, base_dir)
-            except ValueError as exc:
-                var_path: Path_ = (*path, name)
-                if path[0] == "threads" and (*path, name) not in document.marks:
-                    var_path = (*path[:-1], name)  # a loose var in the threads sugar
-                yield document.problem(var_path, str(exc))
-
-
-def _read_var_file(reference: str, base_dir: Path) -> Any:
-    path = resolve_path(reference, base_dir)
-    suffix = path.suffix.lower()
-    if suffix == ".py":
-        raise ValueError(f"{reference}: Python var generators are not supported; use a text, JSON or YAML file")
-    if not path.is_file():
-        raise ValueError(f"var file not found: {reference} (looked for {path})")
-    if suffix in BINARY_SUFFIXES:
-        return str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read var file {reference}: {exc}") from None
-    if suffix == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{reference} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    if suffix in {".yaml", ".yml"}:
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{reference} is not valid YAML: {exc}") from None
-    return text

@@ -107,6 +107,7 @@ def check_prompt(prompt: PromptSpec, base_dir: Path) -> None:
         path = resolve_path(file_part, base_dir)
         if not path.is_file():
             raise PromptError(f"{_describe(prompt)}: no such file {path}")
+        load_callable(prompt.raw, base_dir)  # the function must exist now, not fail every turn of the run
         return
     _compile(_template_source(prompt, base_dir), prompt.kind == "json", _describe(prompt))
 

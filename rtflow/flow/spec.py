@@ -12,7 +12,6 @@ Regenerate it with `rtflow schema > schemas/flow.schema.json`.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from rtflow.durations import DURATION_PATTERN, parse_duration
+from rtflow.errors import closest_key, did_you_mean, loose_key
 from rtflow.providers.base import ProviderInfo
 from rtflow.pyref import FILE_PREFIX, is_python_ref, split_python_ref
 
@@ -42,10 +42,8 @@ __all__ = [
     "ThreadSpec",
     "ThreadTurnSpec",
     "TurnSpec",
-    "closest_key",
     "conversation_id_of",
     "flow_json_schema",
-    "loose_key",
     "suggested_field",
     "unknown_key_hint",
 ]
@@ -62,36 +60,12 @@ _NODE_ID_SEPARATORS = re.compile(r"[/~#\s]")
 _warnings_sink: ContextVar[list[str] | None] = ContextVar("rtflow_spec_warnings", default=None)
 
 
-def closest_key(key: str, known: list[str] | tuple[str, ...] | frozenset[str]) -> str | None:
-    """The known key `key` was most likely meant to be, or None when nothing is close.
-
-    Among spellings of one key (`default_test`, `defaultTest`) the one in the writer's style wins.
-    """
-    snake_style = "_" in key or key.islower()
-    by_form: dict[str, str] = {}
-    for candidate in sorted(known):
-        form = loose_key(candidate)
-        current = by_form.get(form)
-        if current is None or (("_" in candidate) == snake_style and ("_" in current) != snake_style):
-            by_form[form] = candidate
-    form = loose_key(key)
-    if form in by_form:
-        return by_form[form]
-    matches = difflib.get_close_matches(form, list(by_form), n=1, cutoff=0.6)
-    return by_form[matches[0]] if matches else None
-
-
-def loose_key(key: str) -> str:
-    """`key` without case, `_` or `-`: the form in which two spellings of one key (`defaultTest`) are equal."""
-    return key.lower().replace("_", "").replace("-", "")
-
-
 def unknown_key_hint(loc: tuple[str | int, ...]) -> str:
     """For an unknown key at `loc` (a validation error's location), the closest key its model knows."""
     model = _model_at(loc[:-1])
     if model is None:
         return ""
-    return _did_you_mean(str(loc[-1]), sorted(model.accepted_keys()))
+    return did_you_mean(str(loc[-1]), model.accepted_keys())
 
 
 def suggested_field(loc: tuple[str | int, ...]) -> str | None:
@@ -131,13 +105,6 @@ def _unwrap_optional(annotation: Any) -> Any:
     if get_origin(annotation) in (Union, UnionType) and len(arguments) == 1:
         return arguments[0]
     return annotation
-
-
-def _did_you_mean(key: str, known: list[str] | tuple[str, ...] | frozenset[str]) -> str:
-    suggestion = closest_key(key, known)
-    if suggestion is not None:
-        return f"did you mean `{suggestion}`?"
-    return "expected one of: " + ", ".join(f"`{name}`" for name in sorted(known))
 
 
 _ACCEPTED_KEYS: dict[type[_SpecModel], dict[str, str]] = {}
@@ -584,6 +551,7 @@ class FlowSpec(_SpecModel):
     """Things that load but will not do what the writer may expect (promptfoo keys rtflow ignores, ...)."""
 
     _base_dir: Path | None = PrivateAttr(default=None)
+    _resolved: bool = PrivateAttr(default=False)
 
     @classmethod
     def _spellings(cls) -> dict[str, str]:
@@ -662,6 +630,15 @@ class FlowSpec(_SpecModel):
         if self._base_dir is not None:
             return self._base_dir
         return self.source_path.parent if self.source_path is not None else Path.cwd()
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the resolve step (`rtflow.flow.resolve`) has checked and completed this flow."""
+        return self._resolved
+
+    def mark_resolved(self) -> None:
+        """Called by the resolve step once every check passed."""
+        self._resolved = True
 
     def set_base_dir(self, base_dir: Path) -> None:
         """Resolve `file://` references against `base_dir` (for flows loaded from a string)."""

@@ -19,9 +19,10 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
-__all__ = ["Path_", "read_data", "read_marks"]
+__all__ = ["read_data", "read_marks"]
 
-Path_ = tuple[str | int, ...]
+from rtflow.flow.problems import Path_
+
 """A path of keys and indexes from the document root."""
 
 # LibYAML's parser where PyYAML was built with it (about 6x faster); the pure-Python one otherwise.

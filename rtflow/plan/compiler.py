@@ -12,15 +12,15 @@ that matches nothing. Suites of tens of thousands of threads are expected, so th
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from rtflow.errors import CompileError
 from rtflow.flow.assertion_types import MODEL_GRADED_TYPES
+from rtflow.flow.resolve import resolve
 from rtflow.plan.graph import CallNode, Conversation, EdgeKind, GradeNode, Plan, call_node_id, grade_node_id
 
 if TYPE_CHECKING:
@@ -29,19 +29,10 @@ if TYPE_CHECKING:
 __all__ = [
     "compile_flow",
     "conversation_id",
-    "default_known_kinds",
 ]
 
 
 _MAX_LISTED = 8
-
-
-def default_known_kinds() -> list[str]:
-    """The provider kinds the registry knows: the built-in ones plus those of installed entry points."""
-    # Imported at call time: the registry loads entry points, which only a compile that checks kinds needs.
-    from rtflow.providers.registry import known_kinds
-
-    return known_kinds()
 
 
 def compile_flow(
@@ -49,24 +40,24 @@ def compile_flow(
     *,
     repeat: int = 1,
     thread_filter: str | None = None,
-    known_kinds: Iterable[str] | None = None,
 ) -> Plan:
     """Compile a loaded flow into a plan.
 
     `thread_filter` is an fnmatch pattern on thread ids; `repeat` runs each conversation that many times
-    (the copies' ids end in `#2`, `#3`, ...). `known_kinds` are the `kind:api` prefixes a provider id may
-    start with; by default those of `rtflow.providers.registry`.
+    (the copies' ids end in `#2`, `#3`, ...). A flow built in code is resolved first
+    (`rtflow.flow.resolve`), as `load` resolves a file: its provider kinds, configs, prompts and var files are
+    checked there, once, and not here.
     """
+    resolve(flow)
     # A large suite allocates millions of small containers and none of them form cycles; left on, the cyclic
     # collector rescans the growing heap again and again and takes most of the compile time (5x at 100k turns).
     with _cyclic_gc_paused():
-        return _compile(flow, repeat=repeat, thread_filter=thread_filter, known_kinds=known_kinds)
+        return _compile(flow, repeat=repeat, thread_filter=thread_filter)
 
 
-def _compile(flow: FlowSpec, *, repeat: int, thread_filter: str | None, known_kinds: Iterable[str] | None) -> Plan:
+def _compile(flow: FlowSpec, *, repeat: int, thread_filter: str | None) -> Plan:
     if repeat < 1:
         raise CompileError(f"repeat must be 1 or more, not {repeat}")
-    kinds = set(default_known_kinds() if known_kinds is None else known_kinds)
     if not flow.providers:
         raise CompileError(
             "the flow has no providers: add at least one under `providers:` "
@@ -79,10 +70,6 @@ def _compile(flow: FlowSpec, *, repeat: int, thread_filter: str | None, known_ki
     threads = _select_threads(flow.thread_specs(), thread_filter)
     chains = _resolve_chains(flow.providers)
     providers = _provider_table(chains)
-    for provider in providers.values():
-        _check_kind(provider, kinds, role="provider")
-    if flow.grader is not None:
-        _check_kind(flow.grader, kinds, role="grader")
     # The prompt's label joins the conversation id only when there is more than one prompt to tell apart.
     prompt_labels: list[str | None] = _prompt_labels(flow.prompts) if len(flow.prompts) > 1 else [None]
 
@@ -197,25 +184,6 @@ def _provider_table(chains: list[list[ProviderSpec]]) -> dict[str, ProviderSpec]
                     "fallback a `label:` of its own, or refer to the top-level provider by its label"
                 )
     return providers
-
-
-def _check_kind(provider: ProviderSpec, kinds: set[str], *, role: str) -> None:
-    parts = provider.id.split(":")
-    kind = ":".join(parts[:2])
-    if len(parts) >= 2 and kind in kinds:
-        return
-    known = ", ".join(sorted(kinds))
-    if len(parts) < 3:
-        raise CompileError(
-            f"{role} id {provider.id!r} is not of the form kind:api:model (for example openai:realtime:gpt-realtime); "
-            f"known kinds: {known}"
-        )
-    suggestion = difflib.get_close_matches(kind, sorted(kinds), n=1)
-    hint = f"; did you mean {suggestion[0]!r}?" if suggestion else ""
-    raise CompileError(
-        f"{role} {provider.display_label!r} has unknown kind {kind!r}{hint} Known kinds: {known} "
-        "(more can be added through the `rtflow.providers` entry-point group)"
-    )
 
 
 def _prompt_labels(prompts: list[PromptSpec]) -> list[str | None]:

@@ -7,7 +7,6 @@ key at fault and, for an unknown key, the closest known spelling.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -15,7 +14,7 @@ from typing import Any, TypeVar
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from rtflow.errors import ProviderConfigError
+from rtflow.errors import ProviderConfigError, did_you_mean
 
 __all__ = ["CommonConfig", "parse_duration", "validate_config"]
 
@@ -110,9 +109,7 @@ def validate_config(model: type[ConfigT], config: Mapping[str, Any], provider_la
             key = ".".join(str(part) for part in error["loc"]) or "<config>"
             if error["type"] == "extra_forbidden":
                 top = str(error["loc"][0])
-                close = difflib.get_close_matches(top, known, n=1, cutoff=0.6)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                problems.append((key, f"unknown key {key!r}{hint}"))
+                problems.append((key, f"unknown key {key!r}; {did_you_mean(top, known)}"))
             else:
                 # Never echo the input value: it may be a secret (api_key).
                 problems.append((key, f"{key!r}: {error['msg']}"))

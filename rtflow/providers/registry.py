@@ -8,15 +8,22 @@ is read once, the first time an unknown prefix is asked for or the kinds are lis
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
-from rtflow.errors import CompileError
+from rtflow.errors import CompileError, did_you_mean
 from rtflow.providers.base import Provider, ProviderInfo
 
-__all__ = ["ENTRY_POINT_GROUP", "ProviderFactory", "create_provider", "kind_of", "known_kinds", "register"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ProviderFactory",
+    "UnknownProviderKind",
+    "create_provider",
+    "kind_of",
+    "known_kinds",
+    "register",
+]
 
 ENTRY_POINT_GROUP = "rtflow.providers"
 
@@ -28,6 +35,12 @@ _BUILTINS: dict[str, str] = {
 }
 
 _factories: dict[str, ProviderFactory] = {}
+
+
+class UnknownProviderKind(CompileError):
+    """No built-in, registered or plug-in provider serves an id's `kind:api` prefix."""
+
+
 _entry_points_loaded = False
 
 
@@ -100,9 +113,8 @@ def create_provider(info: ProviderInfo) -> Provider:
         _load_entry_points()
     factory = _factories.get(kind)
     if factory is None:
-        close = difflib.get_close_matches(kind, list(_factories), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise CompileError(
-            f"provider {info.label!r}: unknown provider kind {kind!r}{hint}; known: {', '.join(known_kinds())}"
+        raise UnknownProviderKind(
+            f"unknown provider kind {kind!r} in {info.id!r}; {did_you_mean(kind, known_kinds())} "
+            "(more can be added through the `rtflow.providers` entry-point group)"
         )
     return factory(info)

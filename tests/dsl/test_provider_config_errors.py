@@ -13,9 +13,9 @@ from rtflow.flow.loader import load
 @pytest.mark.parametrize(
     ("config_line", "line", "expected"),
     [
-        ("config: {websocketTimout: 60000}", 4, "unknown key 'websocket_timout' (did you mean 'websocket_timeout'?)"),
+        ("config: {websocketTimout: 60000}", 4, "unknown key 'websocket_timout'; did you mean `websocket_timeout`?"),
         ("config: {max_tool_iterations: lots}", 4, "'max_tool_iterations'"),
-        ("config:\n      voice: alloy\n      dialekt: beta", 6, "unknown key 'dialekt' (did you mean 'dialect'?)"),
+        ("config:\n      voice: alloy\n      dialekt: beta", 6, "unknown key 'dialekt'; did you mean `dialect`?"),
     ],
 )
 def test_bad_provider_config_names_file_line_and_key(

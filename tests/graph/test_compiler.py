@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from flow_builders import CHAT, REALTIME, icontains, make_flow
 
-from rtflow.errors import CompileError, FlowError
+from rtflow.errors import CompileError, FlowError, FlowLoadError
 from rtflow.flow.spec import ProviderSpec
-from rtflow.plan.compiler import compile_flow, default_known_kinds
+from rtflow.plan.compiler import compile_flow
 from rtflow.plan.graph import CallNode
 
 
@@ -136,7 +136,9 @@ def test_nested_fallbacks_are_tried_depth_first() -> None:
 
 def test_thread_filter_is_an_fnmatch_pattern() -> None:
     """`thread_filter` keeps the threads whose id matches; one that matches nothing says which ids exist."""
-    flow = make_flow(threads={"japan_a": [{"question": "a"}], "japan_b": [{"question": "b"}], "tech": [{"q": "c"}]})
+    flow = make_flow(
+        threads={"japan_a": [{"question": "a"}], "japan_b": [{"question": "b"}], "tech": [{"question": "c"}]}
+    )
     assert [c.thread_id for c in compile_flow(flow, thread_filter="japan_?").conversations.values()] == [
         "japan_a",
         "japan_b",
@@ -155,28 +157,21 @@ def test_grade_nodes_follow_assertions_including_default_test() -> None:
 
 
 def test_unknown_provider_kind_names_the_kind_and_a_close_match() -> None:
-    """An id whose `kind:api` no provider serves is refused with a suggestion and the known kinds."""
+    """A flow built in code is resolved by the compiler: an unknown kind is refused at its key path."""
     flow = make_flow(providers=[{"id": "openai:realtme:gpt-realtime", "label": "rt"}])
-    with pytest.raises(CompileError, match=r"unknown kind 'openai:realtme'; did you mean 'openai:realtime'\?") as info:
+    with pytest.raises(FlowLoadError, match=r"providers\.0\.id: unknown provider kind 'openai:realtme'") as info:
         compile_flow(flow)
-    assert "openai:chat" in str(info.value)
+    assert "did you mean `openai:realtime`?" in str(info.value)
+    assert "<FlowSpec built in code>" in str(info.value)
     assert isinstance(info.value, FlowError) and info.value.exit_code == 2
 
 
 def test_unknown_kind_in_a_fallback_or_grader_is_refused() -> None:
-    """Fallbacks and the grader are checked like top-level providers."""
-    with pytest.raises(CompileError, match="provider 'x' has unknown kind 'acme:chat'"):
+    """Fallbacks and the grader are checked like top-level providers, each at its own key path."""
+    with pytest.raises(FlowLoadError, match=r"providers\.0\.fallback\.0\.id: unknown provider kind 'acme:chat'"):
         compile_flow(make_flow(providers=[{"id": REALTIME, "fallback": {"id": "acme:chat:m", "label": "x"}}]))
-    with pytest.raises(CompileError, match="grader 'acme:grader:m' has unknown kind 'acme:grader'"):
+    with pytest.raises(FlowLoadError, match=r"grader\.id: unknown provider kind 'acme:grader'"):
         compile_flow(make_flow(grader="acme:grader:m"))
-
-
-def test_known_kinds_is_a_parameter_with_the_registry_as_default() -> None:
-    """A caller may pass its own known kinds; the default always includes the built-in ones."""
-    flow = make_flow(providers=[{"id": "acme:voice:v1", "label": "acme"}])
-    plan = compile_flow(flow, known_kinds=["acme:voice"])
-    assert list(plan.conversations) == ["acme/japan_travel"]
-    assert {"openai:realtime", "openai:chat"} <= set(default_known_kinds())
 
 
 def test_duplicate_top_level_labels_are_refused() -> None:
@@ -216,7 +211,10 @@ def test_repeat_below_one_is_refused() -> None:
 
 def test_warnings_for_ungraded_model_assertions_and_unasserted_threads() -> None:
     """Model-graded assertions without a grader, and threads without any assertion, are warned about."""
-    threads = {"graded": [{"question": "a", "assert": [{"type": "llm-rubric", "value": "kind"}]}], "bare": [{"q": 1}]}
+    threads = {
+        "graded": [{"question": "a", "assert": [{"type": "llm-rubric", "value": "kind"}]}],
+        "bare": [{"question": 1}],
+    }
     plan = compile_flow(make_flow(threads=threads))
     assert any(
         "model-graded assertions (llm-rubric)" in warning and "`grader:`" in warning for warning in plan.warnings
@@ -236,12 +234,25 @@ def test_compile_is_pure() -> None:
     assert first.flow is flow
 
 
-def test_default_known_kinds_come_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without `known_kinds`, a kind the provider registry knows (say, from an entry point) compiles."""
+def test_a_kind_registered_with_the_registry_compiles() -> None:
+    """The registry alone says which kinds exist: once a kind is registered, a flow naming it compiles."""
     from rtflow.providers import registry
+    from rtflow.providers.base import Provider, ProviderSession
 
     flow = make_flow(providers=[{"id": "acme:voice:v1", "label": "acme"}])
-    with pytest.raises(CompileError, match="unknown kind 'acme:voice'"):
+    with pytest.raises(FlowLoadError, match="unknown provider kind 'acme:voice'"):
         compile_flow(flow)
-    monkeypatch.setattr(registry, "known_kinds", lambda: ["acme:voice", "openai:chat", "openai:realtime"])
-    assert list(compile_flow(flow).conversations) == ["acme/japan_travel"]
+
+    class AcmeVoice(Provider):
+        kind = "acme:voice"
+
+        def session(self, conversation_id: str) -> ProviderSession:
+            raise NotImplementedError("never called: the flow is only compiled")
+
+    registry.register("acme:voice", AcmeVoice)
+    try:
+        assert list(compile_flow(make_flow(providers=[{"id": "acme:voice:v1", "label": "acme"}])).conversations) == [
+            "acme/japan_travel"
+        ]
+    finally:
+        registry._factories.pop("acme:voice")

@@ -47,7 +47,7 @@ def suites(draw: st.DrawFn) -> dict[str, Any]:
     prompts: list[Any] = [
         {"raw": f"{{{{ question }}}} {index}", "label": f"prompt_{index}"}
         if draw(st.booleans())
-        else f"q{index} {{{{ x }}}}"
+        else f"q{index} {{{{ x | default(1) }}}}"
         for index in range(prompt_count)
     ]
     assertion = st.lists(

@@ -23,7 +23,7 @@ def test_unknown_key_names_provider_and_suggests_the_closest() -> None:
     with pytest.raises(FlowError) as caught:
         RealtimeProvider(_info("openai:realtime:gpt-realtime", instructionz="hi"))
     message = str(caught.value)
-    assert "'primary'" in message and "'instructionz'" in message and "did you mean 'instructions'" in message
+    assert "'primary'" in message and "'instructionz'" in message and "did you mean `instructions`" in message
 
 
 def test_bad_value_names_the_key_without_echoing_the_value() -> None:
@@ -132,7 +132,7 @@ def test_registry_builds_builtins_and_rejects_unknown_kinds() -> None:
     assert {"openai:chat", "openai:realtime"} <= set(registry.known_kinds())
     assert isinstance(registry.create_provider(_info("openai:realtime:gpt-realtime")), RealtimeProvider)
     assert isinstance(registry.create_provider(_info("openai:chat:gpt-4.1-mini")), ChatProvider)
-    with pytest.raises(CompileError, match="did you mean 'openai:chat'"):
+    with pytest.raises(CompileError, match="did you mean `openai:chat`"):
         registry.create_provider(_info("openai:chatt:gpt-4.1"))
 
 

@@ -1,0 +1,239 @@
+"""The resolve step: a validated `FlowSpec` -> one that can run, checked against the world outside the file.
+
+Loading is parse (YAML with places) -> validate (the pydantic models) -> resolve (this module) -> compile. Every
+flow passes here exactly once, whether it was loaded from a file or built in code (`compile_flow` resolves a
+flow that has not been): `{{ env.NAME }}` in provider configs is rendered, each provider is built from its
+config (its kind and its config's keys, values and tool handlers checked by the provider itself), assertion
+types are checked, prompt files and prompt functions are found, `file://` vars are read, and every template
+prompt is rendered once per turn so a missing variable is a load error, not a failed run. Each problem is
+reported at its key path, and at its file:line:column when the flow came from a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rtflow.errors import FlowError, PromptError, ProviderConfigError, did_you_mean
+from rtflow.flow.assertion_types import BASE_ASSERTION_TYPES, split_negation
+from rtflow.flow.problems import Path_, Places, Problem
+from rtflow.flow.spec import AssertionSpec, FlowSpec, ProviderSpec, loose_key
+from rtflow.pyref import FILE_PREFIX, resolve_path
+
+__all__ = ["AUDIO_SUFFIXES", "resolve"]
+
+AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".ogg", ".flac", ".pcm", ".webm", ".m4a"})
+"""Var files kept as their resolved path: providers stream them, templates do not read them."""
+BINARY_SUFFIXES = AUDIO_SUFFIXES | {".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf"}
+
+_ENV_REFERENCE = re.compile(r"\{\{\s*env\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def resolve(flow: FlowSpec, places: Places | None = None) -> FlowSpec:
+    """Check and complete `flow` in place (once); `FlowLoadError` names every problem with its place."""
+    if flow.resolved:
+        return flow
+    places = places or Places()
+    base_dir = flow.base_dir
+    problems = list(_render_provider_env(flow, places))
+    if problems:
+        raise places.error(problems)
+    problems = [
+        *_check_providers(flow, places, base_dir),
+        *_check_assertion_types(flow, places),
+        *_check_prompts(flow, places, base_dir),
+        *_read_var_files(flow, places, base_dir),
+    ]
+    if not problems:
+        problems = list(_trial_render(flow, places, base_dir))
+    if problems:
+        raise places.error(problems)
+    flow.mark_resolved()
+    return flow
+
+
+def _provider_specs(flow: FlowSpec) -> Iterator[tuple[Path_, ProviderSpec]]:
+    """Every provider of the flow (columns, their fallbacks, the grader), with its path."""
+
+    def walk(provider: ProviderSpec, path: Path_) -> Iterator[tuple[Path_, ProviderSpec]]:
+        yield path, provider
+        for index, fallback in enumerate(provider.fallback):
+            yield from walk(fallback, (*path, "fallback", index))
+
+    for index, provider in enumerate(flow.providers):
+        yield from walk(provider, ("providers", index))
+    if flow.grader is not None:
+        yield from walk(flow.grader, ("grader",))
+
+
+def _render_provider_env(flow: FlowSpec, places: Places) -> Iterator[Problem]:
+    """Replace `{{ env.NAME }}` in provider configs; an unset variable is named (its value never is)."""
+    for path, provider in _provider_specs(flow):
+        rendered, problems = _render_env(provider.config, (*path, "config"), places)
+        provider.config = rendered
+        yield from problems
+
+
+def _render_env(value: Any, path: Path_, places: Places) -> tuple[Any, list[Problem]]:
+    if isinstance(value, dict):
+        problems: list[Problem] = []
+        rendered_map = {}
+        for key, item in value.items():
+            rendered_map[key], found = _render_env(item, (*path, key), places)
+            problems.extend(found)
+        return rendered_map, problems
+    if isinstance(value, list):
+        problems = []
+        rendered_list = []
+        for index, item in enumerate(value):
+            rendered, found = _render_env(item, (*path, index), places)
+            rendered_list.append(rendered)
+            problems.extend(found)
+        return rendered_list, problems
+    if not isinstance(value, str):
+        return value, []
+    missing = [name for name in _ENV_REFERENCE.findall(value) if name not in os.environ]
+    if missing:
+        names = ", ".join(f"`{name}`" for name in missing)
+        return value, [places.problem(path, f"environment variable {names} is not set")]
+    return _ENV_REFERENCE.sub(lambda match: os.environ[match.group(1)], value), []
+
+
+def _check_providers(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator[Problem]:
+    """Each provider is built from its spec: the registry checks its kind, the provider its own `config`.
+
+    What a provider only warns about (`temperature` on a GA Realtime model) joins `flow.warnings`, so nothing
+    has to build the providers a second time to show it.
+    """
+    from rtflow.providers.registry import UnknownProviderKind, create_provider  # imported by flows that resolve
+
+    for path, spec in _provider_specs(flow):
+        try:
+            provider = create_provider(spec.to_info(base_dir))
+        except UnknownProviderKind as exc:
+            yield places.problem((*path, "id"), exc.message)
+        except ProviderConfigError as exc:
+            for key, reason in exc.problems:
+                top = key.split(".")[0]
+                written = next((k for k in spec.config if loose_key(k) == loose_key(top)), None)
+                yield places.problem((*path, "config", written) if written else (*path, "config"), reason)
+        except FlowError as exc:
+            yield places.problem((*path, "config"), exc.message)
+        else:
+            flow.warnings.extend(warning for warning in provider.warnings() if warning not in flow.warnings)
+
+
+def _check_prompts(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator[Problem]:
+    # Imported here: prompts renders with Jinja2 and is not needed to merely parse a flow.
+    from rtflow.flow.prompts import check_prompt
+
+    for index, prompt in enumerate(flow.prompts):
+        try:
+            check_prompt(prompt, base_dir)
+        except (PromptError, FlowError) as exc:
+            yield places.problem(("prompts", index), exc.message)
+
+
+def _check_assertion_types(flow: FlowSpec, places: Places) -> Iterator[Problem]:
+    for path, assertions in _turn_assertions(flow):
+        for index, assertion in enumerate(assertions):
+            kind, negated = split_negation(assertion.type)
+            if kind in BASE_ASSERTION_TYPES:
+                continue
+            prefix = "not-" if negated else ""
+            hint = did_you_mean(kind, BASE_ASSERTION_TYPES, prefix=prefix)
+            reason = f"unknown assertion type {assertion.type!r}; {hint} (each also as not-<type>)"
+            yield places.problem((*path, index, "type"), reason)
+
+
+def _turn_entries(flow: FlowSpec, *, with_default: bool = True) -> Iterator[tuple[Path_, Any]]:
+    """Every turn as written (`default_test`, each of `tests`, each turn of `threads`), with its path."""
+    if with_default and flow.default_test is not None:
+        yield ("default_test",), flow.default_test
+    for index, test in enumerate(flow.tests):
+        yield ("tests", index), test
+    for thread_id, turns in flow.threads.items():
+        for index, turn in enumerate(turns):
+            yield ("threads", thread_id, index), turn
+
+
+def _turn_assertions(flow: FlowSpec) -> Iterator[tuple[Path_, list[AssertionSpec]]]:
+    for path, turn in _turn_entries(flow):
+        yield (*path, "assert"), turn.assert_
+
+
+def _trial_render(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator[Problem]:
+    """Render every template prompt for every turn, so a missing variable or broken JSON is found now.
+
+    Templates are sandboxed and side-effect free, so this is safe; Python prompt functions are user code and
+    are only called when the turn runs. History (`_conversation`) is empty here, as on a first turn.
+    """
+    from rtflow.flow.prompts import render_prompt
+
+    templates = [prompt for prompt in flow.prompts if prompt.kind != "python"]
+    if not templates or not flow.providers:  # a flow without providers is the compiler's to refuse
+        return
+    provider = flow.providers[0].to_info(base_dir)
+    reported: set[str] = set()
+    for path, turn in _turn_entries(flow, with_default=False):
+        variables = {**flow.merged_turn(turn).vars, "_conversation": []}
+        for prompt in templates:
+            try:
+                render_prompt(prompt, variables, provider, base_dir)
+            except PromptError as exc:
+                if exc.message not in reported:  # one broken template would otherwise repeat per turn
+                    reported.add(exc.message)
+                    yield places.problem(path, exc.message)
+
+
+def _read_var_files(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator[Problem]:
+    """Replace `file://` var values by what the files hold (audio stays a path)."""
+    for path, turn in _turn_entries(flow):
+        variables = turn.vars
+        for name, value in list(variables.items()):
+            if not (isinstance(value, str) and value.startswith(FILE_PREFIX)):
+                continue
+            try:
+                variables[name] = _read_var_file(value, base_dir)
+            except ValueError as exc:
+                yield places.problem(_var_path(places, path, name), str(exc))
+
+
+def _var_path(places: Places, turn_path: Path_, name: str) -> Path_:
+    """Where a var was written: under the turn's `vars`, or loose in a `threads:` turn (the sugar form)."""
+    under_vars: Path_ = (*turn_path, "vars", name)
+    if turn_path[0] == "threads" and places.problem(under_vars, "").line is None:
+        return (*turn_path, name)
+    return under_vars
+
+
+def _read_var_file(reference: str, base_dir: Path) -> Any:
+    path = resolve_path(reference, base_dir)
+    suffix = path.suffix.lower()
+    if suffix == ".py":
+        raise ValueError(f"{reference}: Python var generators are not supported; use a text, JSON or YAML file")
+    if not path.is_file():
+        raise ValueError(f"var file not found: {reference} (looked for {path})")
+    if suffix in BINARY_SUFFIXES:
+        return str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read var file {reference}: {exc}") from None
+    if suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{reference} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    if suffix in {".yaml", ".yml"}:
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{reference} is not valid YAML: {exc}") from None
+    return text
