@@ -18,10 +18,10 @@ from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
-from rtflow.errors import FlowLoadError
+from rtflow.errors import FlowLoadError, loose_key
 from rtflow.flow.problems import Path_, Places, Problem
 from rtflow.flow.resolve import resolve
-from rtflow.flow.spec import FlowSpec, loose_key, suggested_field, unknown_key_hint
+from rtflow.flow.spec import FlowSpec, suggested_field, unknown_key_hint
 from rtflow.flow.yaml_reader import read_data, read_marks
 
 __all__ = ["load", "load_text"]

@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
-from rtflow.errors import FlowError, PromptError, ProviderConfigError, did_you_mean
+from rtflow.errors import FlowError, PromptError, ProviderConfigError, did_you_mean, loose_key
 from rtflow.flow.assertion_types import BASE_ASSERTION_TYPES, split_negation
 from rtflow.flow.problems import Path_, Places, Problem
-from rtflow.flow.spec import AssertionSpec, FlowSpec, ProviderSpec, loose_key
+from rtflow.flow.spec import AssertionSpec, FlowSpec, ProviderSpec
 from rtflow.pyref import FILE_PREFIX, resolve_path
 
 __all__ = ["AUDIO_SUFFIXES", "resolve"]

@@ -26,7 +26,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
-from rtflow.durations import DURATION_PATTERN, parse_duration
+from rtflow.durations import DURATION_PATTERN, Duration
 from rtflow.errors import closest_key, did_you_mean, loose_key
 from rtflow.providers.base import ProviderInfo
 from rtflow.pyref import FILE_PREFIX, is_python_ref, split_python_ref
@@ -458,25 +458,16 @@ class ExecutionSpec(_SpecModel):
 
     concurrency: int = Field(default=16, ge=1)
     """The most provider calls in flight at once, across the run."""
-    timeout: float = Field(default=60.0, gt=0)
+    timeout: Duration = Field(default=60.0, gt=0)
     """Per attempt, in seconds once loaded."""
     retries: int = Field(default=2, ge=0)
     """Retries of a call node (after the first attempt) before its fallback runs."""
-    backoff_base: float = Field(default=0.5, ge=0)
+    backoff_base: Duration = Field(default=0.5, ge=0)
     """First retry delay, in seconds once loaded; doubles per retry (full jitter)."""
-    backoff_max: float = Field(default=8.0, ge=0)
+    backoff_max: Duration = Field(default=8.0, ge=0)
     """Longest retry delay, in seconds once loaded."""
     grading_concurrency: int = Field(default=4, ge=1)
     """The most model-graded assertions in flight at once."""
-
-    @field_validator("timeout", "backoff_base", "backoff_max", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        # Only what the file says passes through here (defaults are not validated), so defaults stay seconds.
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise PydanticCustomError("duration", str(exc)) from None
 
 
 # -------------------------------------------------------------------------------------------- normalised view

@@ -7,35 +7,18 @@ key at fault and, for an unknown key, the closest known spelling.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from rtflow.durations import Duration
 from rtflow.errors import ProviderConfigError, did_you_mean
 
-__all__ = ["CommonConfig", "parse_duration", "validate_config"]
+__all__ = ["CommonConfig", "validate_config"]
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from `60s`, `500ms`, `2m`, `1h` or a bare number of milliseconds (promptfoo's convention)."""
-    if isinstance(value, bool):
-        raise ValueError("a duration must be a number of milliseconds or a string like 30s")
-    if isinstance(value, int | float):
-        return float(value) / 1000.0
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            number, unit = match.groups()
-            return float(number) * (_UNIT_SECONDS[unit] if unit else 0.001)
-    raise ValueError(f"{value!r} is not a duration (use 30s, 500ms, 2m or milliseconds)")
 
 
 class CommonConfig(BaseModel):
@@ -67,8 +50,8 @@ class CommonConfig(BaseModel):
     """Tool name -> `file://tools.py:func`, the Python function that answers that tool."""
     function_call_handler: str | None = None
     """promptfoo's single dispatcher `file://tools.py:handle`, called with (name, arguments_json)."""
-    tool_timeout: float = 30.0
-    """Seconds (or a duration string) a tool handler may run before its call counts as failed."""
+    tool_timeout: Duration = 30.0
+    """How long a tool handler may run before its call counts as failed (a duration: `5s`, `500ms`, milliseconds)."""
     max_tool_iterations: int = Field(default=8, ge=0)
     """The most tool rounds in one turn before the turn fails with ToolError (0: any tool call fails it)."""
     tools: list[dict[str, Any]] = Field(default_factory=list)
@@ -77,14 +60,6 @@ class CommonConfig(BaseModel):
     """`auto`, `none`, `required`, or a specific function."""
     temperature: float | None = None
     """Sampling temperature."""
-
-    @field_validator("tool_timeout", mode="before")
-    @classmethod
-    def _tool_timeout_duration(cls, value: Any) -> float:
-        # A bare number here means seconds (tool timeouts are short); strings follow the duration syntax.
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        return parse_duration(value)
 
 
 def _known_keys(model: type[BaseModel]) -> list[str]:

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from rtflow.audio.files import vars_audio_path
+from rtflow.durations import Duration
 from rtflow.errors import (
     InvalidRequestError,
     ProtocolError,
@@ -32,7 +33,7 @@ from rtflow.errors import (
 from rtflow.messages import AUDIO_PART_TYPES, TEXT_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest
 from rtflow.providers.base import Provider, ProviderInfo
 from rtflow.providers.chat_wire import ChatReply, StreamedReply, parse_json, reply_from_body, sse_events, status_error
-from rtflow.providers.config import CommonConfig, parse_duration, validate_config
+from rtflow.providers.config import CommonConfig, validate_config
 from rtflow.providers.endpoints import (
     SecretKey,
     auth_headers,
@@ -71,7 +72,7 @@ class ChatConfig(CommonConfig):
     """Stop sequences."""
     response_format: dict[str, Any] | None = None
     """`{type: json_object}` or a JSON schema."""
-    request_timeout: float = 60.0
+    request_timeout: Duration = 60.0
     """Longest wait for one HTTP request (duration; a bare number is milliseconds)."""
     azure: bool | None = None
     """Force Azure authentication (`api-key` header); by default detected from the host name."""
@@ -79,11 +80,6 @@ class ChatConfig(CommonConfig):
     """Azure API version; selects the `/openai/deployments/D/chat/completions?api-version=V` URL form."""
     deployment: str | None = None
     """Azure deployment name (defaults to the model)."""
-
-    @field_validator("request_timeout", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> float:
-        return parse_duration(value)
 
 
 _OPTIONAL_BODY_KEYS = (

@@ -15,10 +15,11 @@ import base64
 import itertools
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field
 
+from rtflow.durations import Duration
 from rtflow.messages import AUDIO_PART_TYPES, TEXT_PART_TYPES, Message
-from rtflow.providers.config import CommonConfig, parse_duration
+from rtflow.providers.config import CommonConfig
 from rtflow.providers.tools import native_tools
 
 __all__ = ["Dialect", "EventBuilder", "RealtimeConfig"]
@@ -63,9 +64,9 @@ class RealtimeConfig(CommonConfig):
         ),
     )
     """Cap on tokens per response (an integer or `inf`)."""
-    websocket_timeout: float = 60.0
+    websocket_timeout: Duration = 60.0
     """Longest wait for the next server event before the turn fails (duration; promptfoo's websocketTimeout)."""
-    connect_timeout: float = 15.0
+    connect_timeout: Duration = 15.0
     """Longest wait for the handshake and `session.created` (duration)."""
     azure: bool | None = None
     """Force Azure authentication (`api-key` header); by default detected from the host name."""
@@ -73,11 +74,6 @@ class RealtimeConfig(CommonConfig):
     """Azure preview API version; selects the `/openai/realtime?api-version=&deployment=` URL form."""
     deployment: str | None = None
     """Azure deployment name (defaults to the model)."""
-
-    @field_validator("websocket_timeout", "connect_timeout", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> float:
-        return parse_duration(value)
 
 
 class EventBuilder:

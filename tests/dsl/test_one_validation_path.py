@@ -103,3 +103,22 @@ def test_validate_refuses_what_the_run_would_fail_on(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["validate", str(flow)])
     assert result.exit_code == 2
     assert f"{flow}:2:" in result.output and "has no function 'nosuch'" in result.output
+
+
+def test_one_duration_rule_wherever_a_duration_is_written() -> None:
+    """Execution timeouts and provider timeouts share one parser: `71ms` and `71` agree, negatives are refused."""
+    from rtflow.durations import parse_duration
+    from rtflow.providers.openai_chat import ChatConfig
+    from rtflow.providers.realtime_events import RealtimeConfig
+
+    assert parse_duration("71ms") == parse_duration(71) == 0.071
+    assert ChatConfig.model_validate({"request_timeout": "71ms"}).request_timeout == 0.071
+    assert RealtimeConfig.model_validate({"websocket_timeout": 71}).websocket_timeout == 0.071
+    assert RealtimeConfig.model_validate({"tool_timeout": "2s"}).tool_timeout == 2.0
+    for invalid in (-5, "-5", "soon"):
+        with pytest.raises(ValueError, match="duration"):
+            ChatConfig.model_validate({"request_timeout": invalid})
+        with pytest.raises(ValueError, match="duration"):
+            FlowSpec.model_validate(
+                {"providers": ["openai:chat:m"], "prompts": ["x"], "tests": [{}], "execution": {"timeout": invalid}}
+            )

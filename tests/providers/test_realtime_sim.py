@@ -176,7 +176,7 @@ async def test_tool_calls_sync_async_raising_and_timeout(dialect: str, tools_dir
     handlers = {name: f"file://tools.py:{name}" for name in ("get_weather", "async_lookup", "explode", "sleepy")}
     tools = [WEATHER_TOOL, _tool("async_lookup"), _tool("explode"), _tool("sleepy")]
     async with SimServer(SimConfig()) as sim:
-        provider = _provider(sim, dialect, tools_dir, tools=tools, function_handlers=handlers, tool_timeout=0.3)
+        provider = _provider(sim, dialect, tools_dir, tools=tools, function_handlers=handlers, tool_timeout="300ms")
         session = provider.session("tools")
         outputs = await _conversation(
             session,
