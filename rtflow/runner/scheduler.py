@@ -42,7 +42,8 @@ from rtflow.providers.base import Provider, ProviderSession
 from rtflow.results.assertions import AssertionContext, evaluate_assertions, turn_passed
 from rtflow.results.records import AssertionResult, CallAttempt, ErrorInfo, TurnRecord
 from rtflow.runner.history import ConversationHistory
-from rtflow.runner.limits import RateLimiter, backoff_delay
+from rtflow.runner.limits import RateLimiter
+from rtflow.runner.retry import RetryPolicy, retrying
 
 __all__ = ["NodeState", "Scheduler", "SchedulerSettings", "TurnSink"]
 
@@ -130,7 +131,12 @@ class Scheduler:
         self.artifact_dir = artifact_dir
         self.extra_vars = dict(extra_vars or {})
         self._resume_from = dict(resume_from or {})
-        self._rng = random.Random(settings.seed)
+        self._retry_policy = RetryPolicy(
+            retries=settings.retries,
+            backoff_base=settings.backoff_base,
+            backoff_max=settings.backoff_max,
+            rng=random.Random(settings.seed),
+        )
         self._log = get_logger().bind()  # a concrete logger: binding on the lazy proxy rebuilds it every time
         # Binding context for providers' own events costs more than a call's bookkeeping: only when it shows.
         self._bind_context = self._log.is_enabled_for(logging.INFO)
@@ -277,9 +283,8 @@ class Scheduler:
         turn = state.turns[node.turn_index]
         key = provider.concurrency_key
         await self._hold_session_slot(state, node, provider)
-        attempt = 0
-        while True:
-            attempt += 1
+
+        async def one_attempt(attempt: int) -> TurnOutput:
             turn.attempts += 1
             with self._attempt_context(node, attempt):
                 try:
@@ -291,14 +296,14 @@ class Scheduler:
                     if exc.retry_after is not None and exc.kind == "rate_limit":
                         self._rate_limits[key].pause(exc.retry_after)
                     self._log.warning("attempt.failed", attempt=attempt, error=str(exc), kind=exc.kind, **where)
-                    if not exc.retryable or attempt > self.settings.retries or self._stopping:
-                        raise
-                    await self._wait_before_retry(attempt, exc.retry_after)
-                    continue
+                    raise
             turn.calls.append(self._attempt_record(node, attempt, turn.attempt_started, None))
-            if output.rate_limit_pause_s:  # the server said a budget is spent: hold every caller of this key
-                self._rate_limits[key].pause(output.rate_limit_pause_s)
             return output
+
+        output = await retrying(one_attempt, self._retry_policy, stop=lambda: self._stopping)
+        if output.rate_limit_pause_s:  # the server said a budget is spent: hold every caller of this key
+            self._rate_limits[key].pause(output.rate_limit_pause_s)
+        return output
 
     def _attempt_context(self, node: CallNode, attempt: int) -> contextlib.AbstractContextManager[Any]:
         """Binds the attempt's identity for every log event inside it (providers' included), when logs show."""
@@ -430,29 +435,19 @@ class Scheduler:
 
     async def _grade(self, messages: list[Message]) -> str:
         """Send grading messages to the grader provider, with the run's timeout and retries."""
-        assert self.grader is not None
-        attempt = 0
-        while True:
-            attempt += 1
-            session = self.grader.session("grader")
+        grader = self.grader
+        assert grader is not None
+
+        async def one_attempt(_attempt: int) -> str:
+            session = grader.session("grader")
             request = TurnRequest(conversation_id="grader", turn_index=0, messages=messages)
             try:
-                return (await self._send_with_deadline(session, request, self.grader.info.label)).text
-            except ProviderError as exc:
-                error = exc
+                return (await self._send_with_deadline(session, request, grader.info.label)).text
             finally:
                 with anyio.CancelScope(shield=True):
                     await session.aclose()
-            if not error.retryable or attempt > self.settings.retries:
-                raise error
-            await self._wait_before_retry(attempt, error.retry_after)
 
-    async def _wait_before_retry(self, attempt: int, retry_after: float | None) -> None:
-        settings = self.settings
-        delay = backoff_delay(
-            attempt, base=settings.backoff_base, cap=settings.backoff_max, retry_after=retry_after, rng=self._rng
-        )
-        await anyio.sleep(delay)
+        return await retrying(one_attempt, self._retry_policy)
 
     # -- records ----------------------------------------------------------------------------------------------
 
