@@ -20,17 +20,16 @@ from typing import Any, ParamSpec, TypeVar
 
 import anyio
 import anyio.abc
-import structlog
 
 from rtflow.errors import FlowError, ProviderError, RtflowError
+from rtflow.flow.assertion_types import MODEL_GRADED_TYPES
 from rtflow.flow.loader import load
 from rtflow.flow.spec import FlowSpec, ProviderSpec
-from rtflow.log import configure_logging, get_logger, register_secret
+from rtflow.log import get_logger, register_secret
 from rtflow.plan.compiler import compile_flow
 from rtflow.plan.graph import Plan
 from rtflow.providers.base import Provider
 from rtflow.providers.registry import create_provider
-from rtflow.flow.assertion_types import MODEL_GRADED_TYPES
 from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report import JsonlWriter
 from rtflow.results.run_result import RunResult
@@ -207,8 +206,6 @@ async def arun(
     the moment it is stored (sync or async). `handle_signals` installs the CLI's Ctrl-C behaviour; `progress`
     draws a progress bar on stderr.
     """
-    if not structlog.is_configured():
-        configure_logging(level="warning")
     status = "crashed"
     async with AsyncExitStack() as stack:
         run_store = stack.enter_context(RunStore(db)) if store or resume else None

@@ -4,7 +4,9 @@ Event names are stable so that tools and tests can rely on them: `run.started`, 
 `attempt.failed`, `fallback.used`, `node.finished`, `grade.finished`, `run.interrupted`, `run.finished`.
 Context is bound through contextvars, so every event inside a node carries that node's identity.
 
-`configure_logging()` renders for people on a TTY and JSON lines otherwise (or when asked); a redaction
+rtflow logs through a pipeline of its own and never calls `structlog.configure`: the process-wide settings
+belong to the application that embeds rtflow. `configure_logging()` (the CLI calls it) renders for people on a
+TTY and JSON lines otherwise (or when asked); by default only warnings and errors reach stderr. A redaction
 processor removes secrets (API keys from the environment and from flow configs, and anything shaped like an
 OpenAI key) from every value before it is rendered.
 """
@@ -15,12 +17,14 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Literal, TextIO
 
 import structlog
 
-__all__ = ["LogFormat", "configure_logging", "get_logger", "redact", "register_secret"]
+__all__ = ["LogFormat", "capture_events", "configure_logging", "get_logger", "redact", "register_secret"]
 
 LogFormat = Literal["console", "json"]
 
@@ -70,13 +74,16 @@ def _redact_processor(_logger: Any, _method: str, event_dict: MutableMapping[str
     return event_dict
 
 
-def configure_logging(
-    *,
-    log_format: LogFormat | None = None,
-    level: str = "info",
-    stream: TextIO | None = None,
-) -> None:
-    """Set up structlog for this process. `log_format` None picks console on a TTY, else JSON lines."""
+@dataclass
+class _Pipeline:
+    """rtflow's own logging set-up; structlog's process-wide configuration belongs to the host application."""
+
+    processors: list[Any]
+    level: int
+    printer: Any
+
+
+def _pipeline(log_format: LogFormat | None, level: str, stream: TextIO | None) -> _Pipeline:
     out = stream if stream is not None else sys.stderr
     if log_format is None:
         log_format = "console" if out.isatty() else "json"
@@ -85,8 +92,7 @@ def configure_logging(
         renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
     else:
         renderer = structlog.processors.JSONRenderer()
-    printer = structlog.PrintLogger(out)
-    structlog.configure(
+    return _Pipeline(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
@@ -94,14 +100,64 @@ def configure_logging(
             _redact_processor,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        # One PrintLogger for every bound logger: the stock factory builds a new one per `bind`, which costs more
-        # than the log call itself when logging is filtered out.
-        logger_factory=lambda *_args: printer,
-        cache_logger_on_first_use=False,
+        level=logging.getLevelNamesMapping()[level.upper()],
+        # One PrintLogger for every bound logger: building one per `bind` costs more than a filtered-out call.
+        printer=structlog.PrintLogger(out),
     )
 
 
+_current: _Pipeline | None = None  # None: warnings and errors to stderr, until the CLI or the host says otherwise
+
+
+def configure_logging(
+    *,
+    log_format: LogFormat | None = None,
+    level: str = "info",
+    stream: TextIO | None = None,
+) -> None:
+    """Set how rtflow logs in this process. `log_format` None picks console on a TTY, else JSON lines.
+
+    Only rtflow's own loggers are affected: structlog's global configuration, which belongs to the application
+    that embeds rtflow, is never touched. The CLI calls this; a library user may, or leave the default
+    (warnings and errors on stderr).
+    """
+    global _current
+    _current = _pipeline(log_format, level, stream)
+
+
+@contextmanager
+def capture_events() -> Iterator[list[MutableMapping[str, Any]]]:
+    """Every event rtflow logs inside the block, as the dict it was logged with (before redaction, unrendered).
+
+    For tests that must prove a secret never reaches a log call at all, not merely that it is redacted.
+    """
+    global _current
+    captured: list[MutableMapping[str, Any]] = []
+
+    def keep(_logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
+        captured.append({**event_dict, "log_level": method})
+        raise structlog.DropEvent
+
+    saved = _current
+    _current = _Pipeline(processors=[structlog.contextvars.merge_contextvars, keep], level=logging.DEBUG, printer=None)
+    try:
+        yield captured
+    finally:
+        _current = saved
+
+
 def get_logger() -> Any:
-    """The rtflow logger; events are bound to whatever context the caller bound."""
-    return structlog.get_logger("rtflow")
+    """The rtflow logger, on rtflow's own pipeline; events are bound to whatever context the caller bound."""
+    pipeline = _current if _current is not None else _default_pipeline()
+    return structlog.wrap_logger(
+        pipeline.printer,
+        processors=pipeline.processors,
+        wrapper_class=structlog.make_filtering_bound_logger(pipeline.level),
+        logger_name="rtflow",
+    )
+
+
+def _default_pipeline() -> _Pipeline:
+    global _current
+    _current = _pipeline(None, "warning", None)
+    return _current

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import structlog
+
+import rtflow.log
 
 
 @pytest.fixture
@@ -15,7 +16,7 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_structlog() -> Iterator[None]:
-    """Logging configuration is process-wide: a run that configures it must not change the next test's."""
+def _fresh_logging() -> Iterator[None]:
+    """rtflow's logging set-up is process-wide: a test that configures it must not change the next test's."""
     yield
-    structlog.reset_defaults()
+    rtflow.log._current = None

@@ -17,9 +17,8 @@ import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import Field
 
 from rtflow.audio.files import vars_audio_path
@@ -47,6 +46,9 @@ from rtflow.providers.pricing import cost_of
 from rtflow.providers.ratelimits import pause_from_headers
 from rtflow.providers.tool_rounds import run_tool_rounds
 from rtflow.providers.tools import ToolRunner, chat_tools
+
+if TYPE_CHECKING:  # httpx itself is imported when the first request is made: validating a flow never needs it
+    import httpx
 
 __all__ = ["ChatConfig", "ChatProvider", "ChatSession"]
 
@@ -148,6 +150,8 @@ class ChatProvider(Provider):
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
+            import httpx
+
             self._key = resolve_key(self.config.api_key, self.config.api_key_env, self.info.label)
             headers = auth_headers(self._key, azure=self.azure, extra=self.config.headers)
             self._client = httpx.AsyncClient(
@@ -322,6 +326,8 @@ def _chat_tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:
 @contextlib.contextmanager
 def _translate_errors(label: str, current_key: Any) -> Iterator[None]:
     """Turn every httpx failure into an rtflow ProviderError, without leaking the key."""
+    import httpx
+
     try:
         yield
     except httpx.TimeoutException as exc:

@@ -33,13 +33,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import structlog
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.protocol import State
 
 from rtflow.audio.files import audio_seconds, write_output_audio
 from rtflow.errors import (
@@ -51,6 +47,7 @@ from rtflow.errors import (
     ProviderTimeoutError,
     RateLimitError,
 )
+from rtflow.log import get_logger
 from rtflow.messages import AUDIO_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest
 from rtflow.providers.base import Provider, ProviderInfo
 from rtflow.providers.config import validate_config
@@ -73,9 +70,11 @@ from rtflow.providers.realtime_voice import InputAudio, TurnDetection, load_inpu
 from rtflow.providers.tool_rounds import run_tool_rounds
 from rtflow.providers.tools import ToolRunner
 
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
 __all__ = ["RealtimeProvider", "RealtimeSession"]
 
-log = structlog.get_logger("rtflow.providers.realtime")
 
 _TEXT_DELTAS = frozenset(
     {
@@ -248,9 +247,11 @@ class RealtimeSession:
         wanted = [_message_key(message) for message in request.messages]
         outgoing = outgoing_messages(request, self._provider.info.base_dir)
         held = len(self._held)
-        if self._socket is not None and self._socket.state is not State.OPEN:
+        if (
+            self._socket is not None and self._socket.state.name != "OPEN"
+        ):  # websockets' State, by name: not imported here
             # Dropped between turns (expired session, idle timeout): reconnect and replay rather than fail.
-            log.debug("realtime.socket_lost", conversation_id=self._conversation_id)
+            get_logger().debug("realtime.socket_lost", conversation_id=self._conversation_id)
             self._abort()
         if self._socket is not None and wanted[:held] == self._held:
             new_messages = outgoing[held:]
@@ -296,10 +297,12 @@ class RealtimeSession:
         )
 
     async def _connect(self) -> None:
+        from websockets.asyncio.client import connect  # loaded by the first connection, not by validation
+
         provider = self._provider
         self._key = provider.resolve_key()
         self._events = EventBuilder(provider.config.dialect)
-        log.debug("realtime.connect", conversation_id=self._conversation_id, url=provider.url)
+        get_logger().debug("realtime.connect", conversation_id=self._conversation_id, url=provider.url)
         try:
             with anyio.fail_after(provider.config.connect_timeout):
                 self._socket = await connect(
@@ -508,6 +511,8 @@ def _safe_name(text: str) -> str:
 @contextlib.contextmanager
 def _translate_errors(label: str, current_key: Any) -> Iterator[None]:
     """Turn every websockets (and socket) failure into an rtflow ProviderError, without leaking the key."""
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
     try:
         yield
     except InvalidStatus as exc:

@@ -137,7 +137,7 @@ class Scheduler:
             backoff_max=settings.backoff_max,
             rng=random.Random(settings.seed),
         )
-        self._log = get_logger().bind()  # a concrete logger: binding on the lazy proxy rebuilds it every time
+        self._log = get_logger()  # rtflow's pipeline as configured when the run starts
         # Binding context for providers' own events costs more than a call's bookkeeping: only when it shows.
         self._bind_context = self._log.is_enabled_for(logging.INFO)
         self._base_dir = plan.flow.base_dir  # read once: a pydantic private attribute is slow to reach

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import httpx
 import pytest
-import structlog
-from structlog.testing import capture_logs
 
 from rtflow.errors import ProviderError
+from rtflow.log import capture_events
 from rtflow.messages import Message, TurnRequest
 from rtflow.providers.base import ProviderInfo
 from rtflow.providers.openai_chat import ChatProvider
@@ -20,21 +18,12 @@ from rtflow.sim import Fault, SimConfig, SimServer
 CANARY = "sk-CANARY-7f3a9c1e5b2d4f60"
 
 
-@pytest.fixture
-def debug_structlog() -> Iterator[None]:
-    """structlog at debug level for one test (other tests may have configured it at info), then restored."""
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    yield
-    structlog.configure(**saved)
-
-
 def _request(text: str) -> TurnRequest:
     return TurnRequest(conversation_id="secret", turn_index=0, messages=[Message.of("user", text)])
 
 
 @pytest.mark.anyio
-async def test_key_absent_from_errors_and_logs(caplog: pytest.LogCaptureFixture, debug_structlog: None) -> None:
+async def test_key_absent_from_errors_and_logs(caplog: pytest.LogCaptureFixture) -> None:
     """Successful turns, refused handshakes, failed responses and HTTP errors never show the key."""
     caplog.set_level(logging.DEBUG)  # websockets logs handshake headers at debug level
     faults = [
@@ -44,7 +33,7 @@ async def test_key_absent_from_errors_and_logs(caplog: pytest.LogCaptureFixture,
         Fault(kind="status", endpoint="chat", status=429, times=1),
     ]
     messages: list[str] = []
-    with capture_logs() as structured:
+    with capture_events() as structured:
         async with SimServer(SimConfig(faults=faults)) as sim:
             for dialect in ("ga", "beta"):
                 info = ProviderInfo(
