@@ -15,7 +15,6 @@ import click
 from rtflow._version import __version__
 from rtflow.errors import RtflowError
 
-
 # command name -> "module:attribute"; a command's module is imported only when that command (or the command
 # list of `--help`) is asked for, so `rtflow --version` imports click and nothing else.
 _COMMANDS = {

@@ -21,6 +21,7 @@ from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report import EXPORT_FORMATS, write_export
 from rtflow.results.report.data import turn_input_text
 from rtflow.results.store import RunStore
+from rtflow.results.summary import RunSummary
 
 __all__ = ["export_command", "runs_command", "show_command"]
 
@@ -39,6 +40,11 @@ _run_argument = click.argument("run_id", metavar="RUN", default="latest")
 
 def _open_store(db_path: Path | None) -> RunStore:
     return RunStore(db_path)
+
+
+def _summary(run: RunRecord, turns: Sequence[TurnRecord], thread: str | None) -> RunSummary:
+    """The whole run's summary, or with `--thread` the summary of that thread's turns alone."""
+    return RunSummary.of(run, turns, planned_turns=None if thread is None else len(turns))
 
 
 def _when(moment: float | None, *, short: bool = False) -> str:
@@ -80,7 +86,7 @@ def runs_command(db_path: Path | None, limit: int) -> None:
         for column in ("pass", "fail", "err", "skip"):
             table.add_column(column, justify="right", no_wrap=True)
         for run in runs:
-            counts = store.status_counts(run.run_id)
+            counts = store.summary(run.run_id).status_counts()
             table.add_row(
                 Text(run.run_id),
                 _when(run.started_at, short=True),
@@ -99,7 +105,7 @@ def runs_command(db_path: Path | None, limit: int) -> None:
     console.print(table)
 
 
-def _print_run(console: Console, run: RunRecord, turns: Sequence[TurnRecord]) -> None:
+def _print_run(console: Console, run: RunRecord, turns: Sequence[TurnRecord], summary: RunSummary) -> None:
     header = Text.assemble(
         ("run ", "bold"),
         (run.run_id, "bold cyan"),
@@ -118,9 +124,11 @@ def _print_run(console: Console, run: RunRecord, turns: Sequence[TurnRecord]) ->
                 Text.assemble(("== ", "dim"), (conversation, "bold"), (f"  (thread {turn.thread_id})", "dim"))
             )
         _print_turn(console, turn)
-    counts = {status: sum(1 for turn in turns if turn.status == status) for status in _STATUS_STYLES}
     console.print()
-    console.print(Text("  ".join(f"{status} {count}" for status, count in counts.items() if count) or "no turns"))
+    counts = [f"{status} {count}" for status, count in summary.status_counts().items()]
+    if summary.turns:
+        counts += [f"fallbacks {summary.fallbacks}", f"retries {summary.retries}"]
+    console.print(Text("  ".join(counts) or "no turns"))
 
 
 def _print_turn(console: Console, turn: TurnRecord) -> None:
@@ -159,7 +167,7 @@ def show_command(run_id: str, db_path: Path | None, thread: str | None) -> None:
     with _open_store(db_path) as store:
         run = store.get_run(run_id)
         turns = store.turns(run.run_id, thread=thread)
-    _print_run(_console(highlight=False), run, turns)
+    _print_run(_console(highlight=False), run, turns, _summary(run, turns, thread))
 
 
 @click.command("export")
@@ -179,5 +187,5 @@ def export_command(run_id: str, db_path: Path | None, output_path: Path, thread:
     with _open_store(db_path) as store:
         run = store.get_run(run_id)
         turns = store.turns(run.run_id, thread=thread)
-    written = write_export(run, turns, output_path)
+    written = write_export(run, turns, output_path, summary=_summary(run, turns, thread))
     click.echo(f"wrote {len(turns)} turns of {run.run_id} to {written}")

@@ -26,7 +26,8 @@ from types import TracebackType
 from pydantic import ValidationError
 
 from rtflow.errors import RunNotFoundError, StoreError
-from rtflow.results.records import RunRecord, RunStatus, TurnRecord, TurnStatus
+from rtflow.results.records import RunRecord, RunStatus, TurnRecord
+from rtflow.results.summary import RunSummary
 
 __all__ = ["DEFAULT_DB_PATH", "SCHEMA_VERSION", "RunStore", "default_db_path"]
 
@@ -78,6 +79,17 @@ _MIGRATIONS: Sequence[str] = (
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema version this rtflow writes."""
+
+_NOT_SUMMARISED = (
+    "$.vars",
+    "$.prompt_messages",
+    "$.request_messages",
+    "$.assertions",
+    "$.output.tool_calls",
+    "$.output.audio",
+)
+"""JSON paths of a stored turn that no summary figure reads; each has a default, so what is left still validates
+as a `TurnRecord`."""
 
 
 def default_db_path() -> Path:
@@ -307,11 +319,16 @@ class RunStore:
             rows = self._connection.execute(query, parameters).fetchall()
         return [self._turn_from_json(row[0]) for row in rows]
 
-    def status_counts(self, run_id: str) -> dict[TurnStatus, int]:
-        """How many of the run's turns are in each status (statuses with none are left out)."""
-        resolved = self.resolve_run_id(run_id)
+    def summary(self, run_id: str) -> RunSummary:
+        """The `RunSummary` of run `run_id` (or `latest`) from its stored turns.
+
+        The turns are read without their messages and variables, which no figure needs (SQLite drops them before
+        they are parsed), so listing the summaries of many large runs stays quick."""
+        run = self.get_run(run_id)
         with self._lock, self._translate("read"):
             rows = self._connection.execute(
-                "SELECT status, COUNT(*) FROM turns WHERE run_id = ? GROUP BY status", (resolved,)
+                f"SELECT json_remove(record, {', '.join('?' * len(_NOT_SUMMARISED))}) FROM turns WHERE run_id = ?"
+                " ORDER BY conversation_id, turn_index, node_id",
+                (*_NOT_SUMMARISED, run.run_id),
             ).fetchall()
-        return {row[0]: int(row[1]) for row in rows}
+        return RunSummary.of(run, (self._turn_from_json(row[0]) for row in rows))

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from rtflow.results.records import TurnRecord
 from rtflow.results.run_result import RunResult
+from rtflow.results.summary import TurnFigures
 
 __all__ = ["RunProgress", "print_summary"]
 
@@ -58,36 +59,44 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
+def _row(label: str, figures: TurnFigures, *, with_pending: bool) -> list[str]:
+    counts = [figures.passed, figures.failed, figures.error, figures.skipped]
+    if with_pending:
+        counts.append(figures.pending)
+    return [
+        label,
+        *(str(count) for count in counts),
+        str(figures.fallbacks),
+        str(figures.retries),
+        f"{figures.tokens:,}",
+        "-" if figures.cost is None else f"{figures.cost:.4f}",
+        _ms(figures.first_delta_p50_ms),
+        _ms(figures.first_delta_p95_ms),
+        _ms(figures.total_p50_ms),
+        _ms(figures.total_p95_ms),
+    ]
+
+
 def print_summary(result: RunResult, console: Console, *, max_failures: int = 10) -> None:
-    """The end-of-run table per provider, then the first failures with their reasons."""
+    """The end-of-run table per primary provider (and a total row when there are several), then the first
+    failures with their reasons. Every figure is the run's `RunSummary`'s."""
+    summary = result.summary
+    with_pending = summary.pending > 0  # only an interrupted or crashed run leaves turns ungraded
     table = Table(title=f"run {result.run_id}" + (" (simulated)" if result.run.simulated else ""), title_justify="left")
-    for column in ("provider", "passed", "failed", "error", "skipped", "fallbacks", "tokens", "cost $"):
+    statuses = ("passed", "failed", "error", "skipped", *(("pending",) if with_pending else ()))
+    for column in ("provider", *statuses, "fallbacks", "retries", "tokens", "cost $"):
         table.add_column(column, justify="left" if column == "provider" else "right")
     for column in ("ttfd p50", "ttfd p95", "total p50", "total p95"):
         table.add_column(column + " ms", justify="right")
-    for row in result.provider_summaries():
-        table.add_row(
-            row.provider,
-            str(row.passed),
-            str(row.failed),
-            str(row.error),
-            str(row.skipped + row.pending),
-            str(row.fallbacks),
-            f"{row.tokens:,}",
-            "-" if row.cost is None else f"{row.cost:.4f}",
-            _ms(row.first_delta_p50_ms),
-            _ms(row.first_delta_p95_ms),
-            _ms(row.total_p50_ms),
-            _ms(row.total_p95_ms),
-        )
+    for row in summary.providers:
+        table.add_row(*_row(row.provider, row, with_pending=with_pending))
+    if len(summary.providers) > 1:
+        table.add_section()
+        table.add_row(*_row("all", summary, with_pending=with_pending), style="bold")
     console.print(table)
-    counts = result.counts
-    line = ", ".join(
-        f"{counts[name]} {name}"
-        for name in ("passed", "failed", "error", "skipped", "pending", "not_run")
-        if counts.get(name)
-    )
-    console.print(f"{line or 'no turns'} in {result.duration_s:.2f}s")
+    line = ", ".join(f"{count} {name}" for name, count in summary.status_counts().items())
+    took = "" if summary.duration_s is None else f" in {summary.duration_s:.2f}s"
+    console.print(f"{line or 'no turns'}{took}")
     failures = result.failures()
     for record in failures[:max_failures]:
         if record.status == "error" and record.error is not None:

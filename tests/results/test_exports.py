@@ -11,14 +11,16 @@ import pytest
 from rtflow.errors import FlowError
 from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report import CSV_COLUMNS, JsonlWriter, render_html, write_export
+from rtflow.results.summary import RunSummary
 
 
 def test_json_export_round_trips(tmp_path: Path, run_record: RunRecord, turn_records: list[TurnRecord]) -> None:
-    """The JSON export is `{run, turns}` and validates back into equal records."""
+    """The JSON export is `{run, summary, turns}` and validates back into equal records and their summary."""
     path = write_export(run_record, turn_records, tmp_path / "run.json")
     document = json.loads(path.read_text(encoding="utf-8"))
-    assert set(document) == {"run", "turns"}
+    assert set(document) == {"run", "summary", "turns"}
     assert RunRecord.model_validate(document["run"]) == run_record
+    assert RunSummary.model_validate(document["summary"]) == RunSummary.of(run_record, turn_records)
     assert [TurnRecord.model_validate(turn) for turn in document["turns"]] == turn_records
 
 

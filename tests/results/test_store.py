@@ -42,7 +42,7 @@ def test_saving_the_same_node_twice_keeps_one_row(tmp_path: Path) -> None:
         store.save_turns([first])
         stored = store.turns(RUN_ID)
         assert stored == [first]
-        assert store.status_counts(RUN_ID) == {"passed": 1}
+        assert store.summary(RUN_ID).status_counts() == {"passed": 1, "not_run": 4}
         raw = sqlite3.connect(tmp_path / "runs.db")
         try:
             assert raw.execute("SELECT COUNT(*) FROM assertions").fetchone()[0] == len(first.assertions)
@@ -66,7 +66,7 @@ def test_run_lifecycle_and_queries(tmp_path: Path) -> None:
         assert (latest.status, latest.ended_at) == ("interrupted", T0 + 9)
         weather = store.turns("latest", thread="weather")
         assert [(turn.turn_index, turn.status) for turn in weather] == [(0, "error"), (1, "skipped")]
-        assert store.status_counts(RUN_ID) == {"passed": 2, "failed": 1, "error": 1, "skipped": 1}
+        assert store.summary(RUN_ID).status_counts() == {"passed": 2, "failed": 1, "error": 1, "skipped": 1}
         assert store.turns("run-old") == []
 
 

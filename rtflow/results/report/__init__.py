@@ -13,6 +13,7 @@ from rtflow.errors import FlowError, RtflowError
 from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report.data import CSV_COLUMNS, JsonlWriter, csv_row, write_csv, write_json, write_jsonl
 from rtflow.results.report.html import render_html, write_html
+from rtflow.results.summary import RunSummary
 
 __all__ = [
     "CSV_COLUMNS",
@@ -31,8 +32,13 @@ EXPORT_FORMATS = (".json", ".jsonl", ".csv", ".html")
 """The file suffixes `write_export` understands."""
 
 
-def write_export(run: RunRecord, turns: Sequence[TurnRecord], path: str | Path) -> Path:
-    """Write the run in the format its suffix names (`.json`, `.jsonl`, `.csv`, `.html`/`.htm`); returns the path."""
+def write_export(
+    run: RunRecord, turns: Sequence[TurnRecord], path: str | Path, *, summary: RunSummary | None = None
+) -> Path:
+    """Write the run in the format its suffix names (`.json`, `.jsonl`, `.csv`, `.html`/`.htm`); returns the path.
+
+    The JSON and HTML carry `summary`, by default `RunSummary.of(run, turns)`: the whole run's. Pass one built
+    with `planned_turns=len(turns)` when `turns` are a deliberate part of the run (one thread's)."""
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix not in (*EXPORT_FORMATS, ".htm"):
@@ -40,13 +46,13 @@ def write_export(run: RunRecord, turns: Sequence[TurnRecord], path: str | Path) 
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".json":
-            write_json(run, turns, target)
+            write_json(run, turns, target, summary=summary)
         elif suffix == ".jsonl":
             write_jsonl(turns, target)
         elif suffix == ".csv":
             write_csv(turns, target)
         else:
-            write_html(run, turns, target)
+            write_html(run, turns, target, summary=summary)
     except OSError as exc:
         raise RtflowError(f"{target}: cannot write the export: {exc}") from exc
     return target

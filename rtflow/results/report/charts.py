@@ -14,8 +14,9 @@ from html import escape
 from markupsafe import Markup
 
 from rtflow.results.records import CallAttempt, TurnRecord
+from rtflow.results.summary import concurrency_profile, percentile
 
-__all__ = ["Bar", "concurrency_profile", "histogram_svg", "percentile", "timeline_bars", "timeline_svg"]
+__all__ = ["Bar", "histogram_svg", "timeline_bars", "timeline_svg"]
 
 _ROW_HEIGHT = 18
 _LABEL_WIDTH = 230
@@ -34,19 +35,11 @@ class Bar:
     """`ok`, `fallback` (a fallback provider answered), `retry` (failed, tried again) or `failed`."""
 
 
-def percentile(values: Sequence[float], share: float) -> float | None:
-    """The nearest-rank percentile (`share` in 0..1) of `values`, None when there are none."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(share * len(ordered)))
-    return ordered[rank - 1]
-
-
-def _outcome(attempt: CallAttempt, is_last: bool) -> str:
+def _outcome(turn: TurnRecord, attempt: CallAttempt, is_last: bool) -> str:
     if attempt.error is not None:
         return "failed" if is_last else "retry"
-    return "fallback" if "~" in attempt.node_id else "ok"
+    # The turn's node id is its primary's: an answer from any other node is a fallback's (as the summary counts).
+    return "ok" if attempt.node_id == turn.node_id else "fallback"
 
 
 def timeline_bars(turns: Sequence[TurnRecord]) -> list[Bar]:
@@ -54,19 +47,8 @@ def timeline_bars(turns: Sequence[TurnRecord]) -> list[Bar]:
     bars: list[Bar] = []
     for turn in turns:
         for position, attempt in enumerate(turn.calls):
-            bars.append(Bar(turn.conversation_id, attempt, _outcome(attempt, position == len(turn.calls) - 1)))
+            bars.append(Bar(turn.conversation_id, attempt, _outcome(turn, attempt, position == len(turn.calls) - 1)))
     return bars
-
-
-def concurrency_profile(attempts: Sequence[CallAttempt]) -> list[tuple[float, int]]:
-    """(time, attempts in flight from then on), at every start and end; ends sort before starts at equal times."""
-    events = sorted([(a.started_at, 1) for a in attempts] + [(a.ended_at, -1) for a in attempts])
-    profile: list[tuple[float, int]] = []
-    in_flight = 0
-    for moment, change in events:
-        in_flight += change
-        profile.append((moment, in_flight))
-    return profile
 
 
 def _ticks(span: float) -> list[float]:
@@ -149,7 +131,7 @@ def _concurrency_path(attempts: Sequence[CallAttempt], x_of: Callable[[float], f
 
 
 def histogram_svg(values: Sequence[float], *, label: str, bins: int = 12) -> Markup:
-    """A histogram of millisecond values with p50 and p90 marked."""
+    """A histogram of millisecond values with p50 and p95 marked (the percentiles the summary reports)."""
     if not values:
         return Markup(f'<p class="empty">No {escape(label)} measurements.</p>')
     low, high = min(values), max(values)
@@ -173,7 +155,7 @@ def histogram_svg(values: Sequence[float], *, label: str, bins: int = 12) -> Mar
             f'<rect class="hist-bar" x="{x:.1f}" y="{bottom - bar_height:.1f}" '
             f'width="{max(bar_width - 2, 1):.1f}" height="{bar_height:.1f}"><title>{bucket}</title></rect>'
         )
-    for row, (share, name) in enumerate(((0.5, "p50"), (0.9, "p90"))):
+    for row, (share, name) in enumerate(((0.5, "p50"), (0.95, "p95"))):
         mark = percentile(values, share)
         assert mark is not None
         x = left + (mark - low) / (width_ms * bins) * (width - left - 8)

@@ -1,7 +1,8 @@
-"""Machine-readable exports: JSON (`{run, turns}`), JSONL (one turn per line, streamable) and CSV (flat).
+"""Machine-readable exports: JSON (`{run, summary, turns}`), JSONL (one turn per line, streamable) and CSV (flat).
 
-JSON and JSONL hold the records exactly as stored, so `TurnRecord.model_validate` reads them back unchanged.
-The CSV flattens each turn to the columns a spreadsheet user filters on.
+JSON and JSONL hold the records exactly as stored, so `TurnRecord.model_validate` reads them back unchanged; the
+JSON's `summary` is the `RunSummary` of those turns. The CSV flattens each turn to the columns a spreadsheet user
+filters on.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from rtflow.results.records import RunRecord, TurnRecord
+from rtflow.results.summary import RunSummary
 
 __all__ = ["CSV_COLUMNS", "JsonlWriter", "csv_row", "turn_input_text", "write_csv", "write_json", "write_jsonl"]
 
@@ -48,14 +50,21 @@ def turn_input_text(turn: TurnRecord) -> str:
     return ""
 
 
-def export_document(run: RunRecord, turns: Sequence[TurnRecord]) -> dict[str, Any]:
-    """The JSON export's document."""
-    return {"run": run.model_dump(mode="json"), "turns": [turn.model_dump(mode="json") for turn in turns]}
+def export_document(
+    run: RunRecord, turns: Sequence[TurnRecord], *, summary: RunSummary | None = None
+) -> dict[str, Any]:
+    """The JSON export's document; `summary` defaults to the summary of the whole run from `turns`."""
+    return {
+        "run": run.model_dump(mode="json"),
+        "summary": (summary if summary is not None else RunSummary.of(run, turns)).model_dump(mode="json"),
+        "turns": [turn.model_dump(mode="json") for turn in turns],
+    }
 
 
-def write_json(run: RunRecord, turns: Sequence[TurnRecord], path: Path) -> None:
-    """Write `{run, turns}` as indented JSON."""
-    path.write_text(json.dumps(export_document(run, turns), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+def write_json(run: RunRecord, turns: Sequence[TurnRecord], path: Path, *, summary: RunSummary | None = None) -> None:
+    """Write `{run, summary, turns}` as indented JSON."""
+    document = export_document(run, turns, summary=summary)
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def write_jsonl(turns: Sequence[TurnRecord], path: Path) -> None:

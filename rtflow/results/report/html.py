@@ -26,8 +26,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from rtflow.results.records import RunRecord, TurnRecord
-from rtflow.results.report.charts import concurrency_profile, histogram_svg, percentile, timeline_svg
+from rtflow.results.report.charts import histogram_svg, timeline_svg
 from rtflow.results.report.data import turn_input_text
+from rtflow.results.summary import RunSummary
 
 __all__ = ["render_html", "write_html"]
 
@@ -106,34 +107,6 @@ def _input_audio(turn: TurnRecord, flow_dir: Path, report_dir: Path) -> list[str
     return list(dict.fromkeys(sources))
 
 
-def _summary(run: RunRecord, turns: Sequence[TurnRecord]) -> dict[str, object]:
-    counts = {status: 0 for status in _SEVERITY}
-    for turn in turns:
-        counts[turn.status] += 1
-    outputs = [turn.output for turn in turns if turn.output is not None]
-    costs = [output.cost for output in outputs if output.cost is not None]
-    attempts = [attempt for turn in turns for attempt in turn.calls]
-    started = [turn.started_at for turn in turns if turn.started_at is not None]
-    ended = [turn.ended_at for turn in turns if turn.ended_at is not None]
-    duration = (
-        (run.ended_at - run.started_at)
-        if run.ended_at is not None
-        else (max(ended) - min(started) if started and ended else None)
-    )
-    return {
-        "total": len(turns),
-        "counts": counts,
-        "pass_rate": counts["passed"] / len(turns) if turns else None,
-        "tokens": sum(output.usage.total_tokens for output in outputs),
-        "cost": sum(costs) if costs else None,
-        "duration": duration,
-        "concurrency": run.options.get("concurrency"),
-        "peak_concurrency": max((count for _, count in concurrency_profile(attempts)), default=0),
-        "retries": sum(1 for attempt in attempts if attempt.error is not None),
-        "fallbacks": sum(1 for turn in turns if turn.is_fallback),
-    }
-
-
 def _matrix(
     conversations: Sequence[ConversationView],
 ) -> tuple[list[str], list[str], dict[tuple[str, str], MatrixCell]]:
@@ -168,8 +141,11 @@ def _timestamp(moment: float | None) -> str:
     return datetime.fromtimestamp(moment, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def render_html(run: RunRecord, turns: Sequence[TurnRecord], report_dir: Path) -> str:
-    """The report as a string; audio paths are made relative to `report_dir`, where it will be written."""
+def render_html(
+    run: RunRecord, turns: Sequence[TurnRecord], report_dir: Path, *, summary: RunSummary | None = None
+) -> str:
+    """The report as a string; audio paths are made relative to `report_dir`, where it will be written.
+    `summary` defaults to the summary of the whole run from `turns`."""
     # Resolved once: every audio path of every turn is made relative to these.
     working_dir = Path.cwd()
     flow_dir = (working_dir / run.flow_path).parent if run.flow_path else working_dir
@@ -198,22 +174,20 @@ def render_html(run: RunRecord, turns: Sequence[TurnRecord], report_dir: Path) -
     return template.render(
         run=run,
         started=_timestamp(run.started_at),
-        summary=_summary(run, ordered),
+        summary=summary if summary is not None else RunSummary.of(run, ordered),
+        concurrency=run.options.get("concurrency"),
         threads=threads,
         columns=columns,
         cells=cells,
         conversations=list(conversations.values()),
         timeline=timeline_svg(ordered),
         histograms=[histogram_svg(values, label=label) for label, values in latencies.items()],
-        percentiles=[
-            (label, [percentile(values, share) for share in (0.5, 0.9, 0.99)]) for label, values in latencies.items()
-        ],
         css=Markup(files("rtflow.results.report").joinpath("report.css").read_text(encoding="utf-8")),
         script=Markup(files("rtflow.results.report").joinpath("report.js").read_text(encoding="utf-8")),
         nonce=secrets.token_urlsafe(16),
     )
 
 
-def write_html(run: RunRecord, turns: Sequence[TurnRecord], path: Path) -> None:
+def write_html(run: RunRecord, turns: Sequence[TurnRecord], path: Path, *, summary: RunSummary | None = None) -> None:
     """Write the report to `path`."""
-    path.write_text(render_html(run, turns, path.parent), encoding="utf-8")
+    path.write_text(render_html(run, turns, path.parent, summary=summary), encoding="utf-8")

@@ -1,0 +1,216 @@
+"""The one summary of a run: every count and figure that the CLI table, `rtflow runs` and `show`, the HTML report,
+the JSON export and `RunResult` show, each defined here once.
+
+`RunSummary.of(run, turns)` computes it from the run's final turn records (one per turn that reached an end, as
+the store keeps them), and nothing else. Consumers format these figures; none counts anything itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from rtflow.results.records import CallAttempt, RunRecord, TurnRecord, TurnStatus
+
+__all__ = [
+    "STATUS_ORDER",
+    "ProviderSummary",
+    "RunSummary",
+    "TurnFigures",
+    "concurrency_profile",
+    "percentile",
+    "primary_provider",
+]
+
+STATUS_ORDER: tuple[TurnStatus, ...] = ("passed", "failed", "error", "skipped", "pending")
+"""The turn statuses in the order every view lists them."""
+
+
+def percentile(values: Sequence[float], share: float) -> float | None:
+    """The nearest-rank percentile (`share` in 0..1) of `values`: a value some turn really had; None for none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(share * len(ordered)))
+    return ordered[rank - 1]
+
+
+def concurrency_profile(attempts: Sequence[CallAttempt]) -> list[tuple[float, int]]:
+    """(time, attempts in flight from then on), at every start and end; ends sort before starts at equal times."""
+    events = sorted([(a.started_at, 1) for a in attempts] + [(a.ended_at, -1) for a in attempts])
+    profile: list[tuple[float, int]] = []
+    in_flight = 0
+    for moment, change in events:
+        in_flight += change
+        profile.append((moment, in_flight))
+    return profile
+
+
+def primary_provider(turn: TurnRecord) -> str:
+    """The label of the first provider of the turn's chain, whoever answered it.
+
+    A turn's `node_id` is its primary call node, so the primary's attempts carry that node id; a turn that no
+    fallback touched names the primary itself. When the primary made no attempt (its prompt failed to render)
+    the conversation id, which starts with the primary's label, says it (labels hold no `/`).
+    """
+    if not turn.is_fallback:
+        return turn.provider
+    for call in turn.calls:
+        if call.node_id == turn.node_id:
+            return call.provider
+    return turn.conversation_id.split("/", 1)[0]
+
+
+def _is_fallback_answer(turn: TurnRecord) -> bool:
+    # A turn whose whole chain failed is recorded under its last fallback (`is_fallback`) but has no answer.
+    return turn.is_fallback and turn.output is not None
+
+
+class TurnFigures(BaseModel):
+    """The figures of a set of final turn records: a whole run's, or one provider's share of it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    turns: int
+    """Turn records counted: one per turn that reached an end (never-run turns are `RunSummary.not_run`)."""
+    passed: int
+    """Turns answered whose assertions passed (or that had none)."""
+    failed: int
+    """Turns answered whose assertions did not pass."""
+    error: int
+    """Turns that no provider of the chain answered (every attempt of every provider failed)."""
+    skipped: int
+    """Turns not sent because an earlier turn of their conversation ended in `error`."""
+    pending: int
+    """Turns answered whose assertions have not been graded (yet, or ever: the run ended first)."""
+    fallbacks: int
+    """Turns whose final answer came from a provider other than the chain's primary. A turn whose whole chain
+    failed is an `error`, not a fallback, even though its last attempt went to a fallback provider."""
+    attempts: int
+    """Call attempts made for these turns, on every provider of their chains (the records' `calls`; one bar
+    each on the report's timeline). Grading calls are not counted."""
+    failed_attempts: int
+    """Call attempts that ended in an error, whether a retry, a fallback or nothing followed."""
+    retries: int
+    """Call attempts that repeated an attempt of the same provider for the same turn after it failed (attempt
+    number 2 or more). Moving on to a fallback provider is a fallback, not a retry."""
+    tokens: int
+    """Total tokens of the answers (the answering provider's usage; failed attempts report none)."""
+    cost: float | None
+    """US dollars of the answers that have a price; None when no answer has one."""
+    first_delta_p50_ms: float | None
+    """Median time to the first text delta over answered turns (nearest rank, like every percentile here)."""
+    first_delta_p95_ms: float | None
+    """95th percentile time to the first text delta over answered turns."""
+    first_delta_p99_ms: float | None
+    """99th percentile time to the first text delta over answered turns."""
+    total_p50_ms: float | None
+    """Median total turn time over answered turns."""
+    total_p95_ms: float | None
+    """95th percentile total turn time over answered turns."""
+    total_p99_ms: float | None
+    """99th percentile total turn time over answered turns."""
+
+    def status_counts(self) -> dict[str, int]:
+        """The statuses that some turn has, with their counts, in `STATUS_ORDER`."""
+        counts = {status: getattr(self, status) for status in STATUS_ORDER}
+        return {status: count for status, count in counts.items() if count}
+
+
+class ProviderSummary(TurnFigures):
+    """One primary provider's turns: those of the conversations whose chain starts with it, fallbacks included."""
+
+    provider: str
+    """The primary provider's label."""
+
+
+class RunSummary(TurnFigures):
+    """A whole run. Build it with `RunSummary.of`."""
+
+    run_id: str
+    planned_turns: int
+    """Turns the run set out to run: the turn records plus `not_run`."""
+    not_run: int
+    """Planned turns that have no record (the run was interrupted or crashed before reaching them)."""
+    pass_rate: float | None
+    """`passed` / `planned_turns`; None when no turn was planned."""
+    duration_s: float | None
+    """Wall-clock seconds from the run's start to its end as the run record holds them (for a resumed run, from
+    its first start); while it has not ended, from its first turn's start to its last turn's end."""
+    peak_in_flight: int
+    """The most call attempts that were in flight at one moment."""
+    providers: tuple[ProviderSummary, ...]
+    """One summary per primary provider, by label (the same order whichever order the turns come in)."""
+
+    @classmethod
+    def of(cls, run: RunRecord, turns: Iterable[TurnRecord], *, planned_turns: int | None = None) -> RunSummary:
+        """The summary of `run` from its final turn records. `planned_turns` defaults to the run's `total_turns`;
+        pass the number of turns given when they are a part of the run on purpose (one thread's export)."""
+        records = list(turns)
+        planned = max(run.total_turns if planned_turns is None else planned_turns, len(records))
+        by_provider: dict[str, list[TurnRecord]] = {}
+        for turn in records:
+            by_provider.setdefault(primary_provider(turn), []).append(turn)
+        figures = _figures(records)
+        return cls(
+            **figures,
+            run_id=run.run_id,
+            planned_turns=planned,
+            not_run=planned - len(records),
+            pass_rate=figures["passed"] / planned if planned else None,
+            duration_s=_duration(run, records),
+            peak_in_flight=max(
+                (count for _, count in concurrency_profile([call for turn in records for call in turn.calls])),
+                default=0,
+            ),
+            providers=tuple(
+                ProviderSummary(provider=provider, **_figures(provider_turns))
+                for provider, provider_turns in sorted(by_provider.items())
+            ),
+        )
+
+    def status_counts(self) -> dict[str, int]:
+        """The statuses that some turn has, then `not_run` when some turns never ran, with their counts."""
+        counts = super().status_counts()
+        if self.not_run:
+            counts["not_run"] = self.not_run
+        return counts
+
+
+def _figures(turns: Sequence[TurnRecord]) -> dict[str, Any]:
+    """Every `TurnFigures` field of `turns`: the one place each is counted."""
+    statuses: dict[str, int] = dict.fromkeys(STATUS_ORDER, 0)
+    for turn in turns:
+        statuses[turn.status] += 1
+    outputs = [turn.output for turn in turns if turn.output is not None]
+    costs = [output.cost for output in outputs if output.cost is not None]
+    calls = [call for turn in turns for call in turn.calls]
+    first_delta = [o.metrics.first_delta_ms for o in outputs if o.metrics.first_delta_ms is not None]
+    total = [o.metrics.total_ms for o in outputs if o.metrics.total_ms is not None]
+    return {
+        "turns": len(turns),
+        **statuses,
+        "fallbacks": sum(1 for turn in turns if _is_fallback_answer(turn)),
+        "attempts": len(calls),
+        "failed_attempts": sum(1 for call in calls if call.error is not None),
+        "retries": sum(1 for call in calls if call.attempt > 1),
+        "tokens": sum(output.usage.total_tokens for output in outputs),
+        "cost": sum(costs) if costs else None,
+        "first_delta_p50_ms": percentile(first_delta, 0.50),
+        "first_delta_p95_ms": percentile(first_delta, 0.95),
+        "first_delta_p99_ms": percentile(first_delta, 0.99),
+        "total_p50_ms": percentile(total, 0.50),
+        "total_p95_ms": percentile(total, 0.95),
+        "total_p99_ms": percentile(total, 0.99),
+    }
+
+
+def _duration(run: RunRecord, turns: Sequence[TurnRecord]) -> float | None:
+    if run.ended_at is not None:
+        return run.ended_at - run.started_at
+    started = [turn.started_at for turn in turns if turn.started_at is not None]
+    ended = [turn.ended_at for turn in turns if turn.ended_at is not None]
+    return max(ended) - min(started) if started and ended else None
