@@ -63,3 +63,20 @@ def test_a_run_leaves_the_hosts_structlog_configuration_untouched(tmp_path: Path
         assert [event["event"] for event in host_events] == ["host.event"]  # no rtflow event went to the host
     finally:
         structlog.configure(**saved)
+
+
+def test_help_lists_every_command_without_loading_the_library() -> None:
+    """`rtflow --help` lists the commands from their light definitions; their bodies load when run."""
+    loaded = _modules_after("from rtflow.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass")
+    assert not [
+        name
+        for name in ["pydantic", "rich", "rtflow.results.store", "rtflow.api", "rtflow.sim.server"]
+        if name in loaded
+    ]
+
+
+def test_the_export_help_names_exactly_the_export_formats() -> None:
+    from rtflow.cli.results_commands import EXPORT_SUFFIXES_HELP
+    from rtflow.results.report import EXPORT_FORMATS
+
+    assert EXPORT_SUFFIXES_HELP == ", ".join(EXPORT_FORMATS)
