@@ -22,8 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TextIO
 
-import structlog
-
 __all__ = ["LogFormat", "capture_events", "configure_logging", "get_logger", "redact", "register_secret"]
 
 LogFormat = Literal["console", "json"]
@@ -84,6 +82,8 @@ class _Pipeline:
 
 
 def _pipeline(log_format: LogFormat | None, level: str, stream: TextIO | None) -> _Pipeline:
+    import structlog  # imported when something is logged or configured: loading a flow never pays for it
+
     out = stream if stream is not None else sys.stderr
     if log_format is None:
         log_format = "console" if out.isatty() else "json"
@@ -131,6 +131,8 @@ def capture_events() -> Iterator[list[MutableMapping[str, Any]]]:
 
     For tests that must prove a secret never reaches a log call at all, not merely that it is redacted.
     """
+    import structlog
+
     global _current
     captured: list[MutableMapping[str, Any]] = []
 
@@ -148,6 +150,8 @@ def capture_events() -> Iterator[list[MutableMapping[str, Any]]]:
 
 def get_logger() -> Any:
     """The rtflow logger, on rtflow's own pipeline; events are bound to whatever context the caller bound."""
+    import structlog
+
     pipeline = _current if _current is not None else _default_pipeline()
     return structlog.wrap_logger(
         pipeline.printer,
