@@ -1,0 +1,158 @@
+"""Tests and turns: promptfoo's `tests` (grouped by `metadata.conversationId`), rtflow's `threads`, their
+assertions, and the normalised view (`TurnSpec`, `ThreadSpec`) the compiler reads."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from rtflow.errors import loose_key
+from rtflow.flow.spec.base import (
+    CONVERSATION_ID_KEYS,
+    _SpecModel,
+)
+
+__all__ = ["AssertionSpec", "TestSpec", "ThreadSpec", "ThreadTurnSpec", "TurnSpec", "conversation_id_of"]
+
+# -------------------------------------------------------------------------------------------------- assertions
+
+
+class AssertionSpec(_SpecModel):
+    """One assertion on a turn's output, in promptfoo's shape."""
+
+    promptfoo_unimplemented: ClassVar[frozenset[str]] = frozenset({"transform", "rubricPrompt", "contextTransform"})
+
+    type: str = Field(min_length=1)
+    """The assertion kind, e.g. `icontains`, `regex`, `llm-rubric`; a `not-` prefix inverts it.
+
+    Checked against the kinds `rtflow.results.assertions` evaluates when the flow is loaded."""
+    value: Any = None
+    """What the assertion compares against: a string, a list, a rubric, a number."""
+    weight: float = Field(default=1.0, ge=0)
+    """Share of this assertion in the turn's score."""
+    metric: str | None = None
+    """A name to aggregate this assertion's results under."""
+    threshold: float | None = None
+    """Minimum score for a scored assertion (similarity, latency in ms, cost) to pass."""
+    provider: str | None = None
+    """The grader for a model-graded assertion, overriding the flow's `grader`."""
+    config: dict[str, Any] = Field(default_factory=dict)
+    """Extra settings for the assertion kind."""
+
+
+# ------------------------------------------------------------------------------------------------ tests, turns
+
+
+def _check_conversation_id_spelling(metadata: dict[str, Any]) -> dict[str, Any]:
+    """metadata is free-form, but a near miss of `conversationId` silently splits a thread: refuse it."""
+    for key in metadata:
+        if key in CONVERSATION_ID_KEYS or not isinstance(key, str):
+            continue
+        if loose_key(key) in {"conversationid", "conversation", "convid", "threadid"}:
+            raise PydanticCustomError(
+                "unknown_key",
+                "unknown key `{bad_key}`; did you mean `conversationId`?",
+                {"bad_key": key},
+            )
+    present = [key for key in CONVERSATION_ID_KEYS if key in metadata]
+    if len(present) == 2:
+        raise ValueError("`conversationId` and `conversation_id` are the same key; write it once")
+    for key in present:
+        if not isinstance(metadata[key], str | int) or isinstance(metadata[key], bool) or metadata[key] == "":
+            raise ValueError(f"`{key}` must be a non-empty string, got {metadata[key]!r}")
+    return metadata
+
+
+def conversation_id_of(metadata: dict[str, Any]) -> str | None:
+    """The thread a test belongs to, from `metadata.conversationId` (or `conversation_id`)."""
+    for key in CONVERSATION_ID_KEYS:
+        if key in metadata:
+            return str(metadata[key])
+    return None
+
+
+class _TurnFields(_SpecModel):
+    vars: dict[str, Any] = Field(default_factory=dict)
+    """Template variables; a `file://` value is read (text), parsed (.json/.yaml) or kept as a path (audio)."""
+    assert_: list[AssertionSpec] = Field(default_factory=list, alias="assert")
+    """Assertions on this turn's output."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Free-form; `conversationId` groups tests into one thread."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """promptfoo test options (grader `provider`, ...), passed on to the assertions."""
+    description: str | None = None
+    """A name for the turn in reports."""
+    threshold: float | None = None
+    """Minimum weighted score for the turn to pass (default: every assertion passes)."""
+
+    @field_validator("metadata")
+    @classmethod
+    def _conversation_id(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_conversation_id_spelling(value)
+
+    @field_validator("assert_", mode="before")
+    @classmethod
+    def _assert_is_list(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            raise ValueError("`assert` must be a list of assertions: write `- {type: ..., value: ...}`")
+        return value
+
+
+class TestSpec(_TurnFields):
+    """One promptfoo test: one turn of a thread (tests sharing `metadata.conversationId` form a thread)."""
+
+    __test__ = False  # not a pytest class, whatever its name says
+    promptfoo_unimplemented: ClassVar[frozenset[str]] = frozenset(
+        {"provider", "providerOutput", "prompts", "scenario", "assertScoringFunction", "providers"}
+    )
+
+
+class ThreadTurnSpec(_TurnFields):
+    """One turn in the `threads:` sugar: keys other than assert/description/metadata/options/vars are vars."""
+
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        reserved = {"assert", "description", "metadata", "options", "vars"}
+        turn: dict[str, Any] = {key: value for key, value in data.items() if key in reserved}
+        loose_vars = {key: value for key, value in data.items() if key not in reserved}
+        if loose_vars:
+            explicit = turn.get("vars")
+            turn["vars"] = {**loose_vars, **explicit} if isinstance(explicit, dict) else loose_vars
+        return turn
+
+
+# -------------------------------------------------------------------------------------------- normalised view
+
+
+class TurnSpec(BaseModel):
+    """One turn of a thread, with `default_test` merged in. Built by `FlowSpec.thread_specs()`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    vars: dict[str, Any]
+    """Template variables (file:// values already read)."""
+    asserts: list[AssertionSpec]
+    """`default_test` assertions first, then the turn's own."""
+    metadata: dict[str, Any]
+    """`default_test` metadata updated by the turn's."""
+    options: dict[str, Any]
+    """`default_test` options updated by the turn's."""
+    description: str | None
+    """The turn's description."""
+    threshold: float | None
+    """The turn's threshold, else `default_test`'s."""
+
+
+class ThreadSpec(BaseModel):
+    """An ordered list of turns that share one conversation history."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    id: str
+    """`metadata.conversationId`, a `threads:` key, or `test-<n>` for a test on its own."""
+    turns: list[TurnSpec]
+    """The turns in file order."""
