@@ -79,4 +79,4 @@ def test_the_export_help_names_exactly_the_export_formats() -> None:
     from rtflow.cli.results_commands import EXPORT_SUFFIXES_HELP
     from rtflow.results.report import EXPORT_FORMATS
 
-    assert EXPORT_SUFFIXES_HELP == ", ".join(EXPORT_FORMATS)
+    assert ", ".join(EXPORT_FORMATS) == EXPORT_SUFFIXES_HELP

@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from rtflow.audio.g711 import alaw_encode, ulaw_encode
+from rtflow.audio.formats import API_SAMPLE_RATE, BYTES_PER_SECOND, SAMPLE_RATES, audio_seconds, encode_pcm16
 from rtflow.messages import AudioOutput
 
+# The format rules are defined in rtflow.audio.formats (shared with the simulator); the providers import them from
+# here, so they stay part of this module's API.
 __all__ = [
     "API_SAMPLE_RATE",
     "BYTES_PER_SECOND",
@@ -36,9 +38,6 @@ __all__ = [
     "write_output_audio",
 ]
 
-API_SAMPLE_RATE = 24_000
-SAMPLE_RATES = {"pcm16": API_SAMPLE_RATE, "g711_ulaw": 8_000, "g711_alaw": 8_000}
-BYTES_PER_SECOND = {"pcm16": 2 * API_SAMPLE_RATE, "g711_ulaw": 8_000, "g711_alaw": 8_000}
 _WAV_FORMAT_TAGS = {"pcm16": 1, "g711_alaw": 6, "g711_ulaw": 7}
 _RAW_SUFFIXES = {"g711_ulaw": "pcmu", "g711_alaw": "pcma"}
 _SILENCE_BYTE = {"pcm16": b"\x00", "g711_ulaw": b"\xff", "g711_alaw": b"\xd5"}  # each format's code for zero
@@ -82,22 +81,12 @@ def encode_for_session(path: Path, audio_format: str = "pcm16") -> bytes:
         import soxr  # type: ignore[import-untyped]  # imported here, like soundfile
 
         samples = np.asarray(soxr.resample(samples, rate, target, quality="VHQ"), dtype=np.float32)
-    pcm = _to_int16(samples)
-    if audio_format == "g711_ulaw":
-        return ulaw_encode(pcm)
-    if audio_format == "g711_alaw":
-        return alaw_encode(pcm)
-    return bytes(pcm.astype("<i2").tobytes())
+    return encode_pcm16(_to_int16(samples), audio_format)
 
 
 def read_wav_as_pcm16(path: Path) -> bytes:
     """The file's audio as pcm16 24 kHz mono bytes (the API's default input format)."""
     return encode_for_session(path, "pcm16")
-
-
-def audio_seconds(byte_count: int, audio_format: str) -> float:
-    """How long `byte_count` bytes of `audio_format` play."""
-    return byte_count / BYTES_PER_SECOND[audio_format]
 
 
 def silence(seconds: float, audio_format: str) -> bytes:

@@ -5,9 +5,41 @@ from rtflow.sim import SimServer, SimConfig, Fault
 async with SimServer(SimConfig(faults=[Fault(kind="close", close_code=1006, times=1)])) as sim:
     ...  # point clients at sim.ws_base_url / sim.http_base_url
 ```
+
+The names resolve on first use (PEP 562), like `rtflow`'s own: `rtflow --help` loads `rtflow.sim.cli` to list the
+`sim` command, and that must not start loading pydantic, uvicorn and the server.
 """
 
-from rtflow.sim.config import Fault, LatencyConfig, SimConfig, parse_fault
-from rtflow.sim.server import SimServer
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and editors
+    from rtflow.sim.config import Fault, LatencyConfig, SimConfig, parse_fault
+    from rtflow.sim.server import SimServer
 
 __all__ = ["Fault", "LatencyConfig", "SimConfig", "SimServer", "parse_fault"]
+
+# public name -> module
+_LAZY = {
+    "Fault": "rtflow.sim.config",
+    "LatencyConfig": "rtflow.sim.config",
+    "SimConfig": "rtflow.sim.config",
+    "SimServer": "rtflow.sim.server",
+    "parse_fault": "rtflow.sim.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'rtflow.sim' has no attribute {name!r}") from None
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # resolved once; later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -22,7 +22,7 @@ from rtflow.sim.chat import chat_completions, error_body, openai_error
 from rtflow.sim.dialects import BETA, GA
 from rtflow.sim.realtime import RealtimeConnection
 from rtflow.sim.runtime import SimRuntime
-from rtflow.sim.wire import abort_transport
+from rtflow.sim.uvicorn_glue import abort_connection
 
 __all__ = ["build_app"]
 
@@ -50,7 +50,7 @@ def build_app(runtime: SimRuntime) -> ASGIApp:
     """The simulator's ASGI app for `runtime`."""
 
     async def chat(request: Request) -> Response:
-        abort = functools.partial(abort_transport, request.scope.get("rtflow.raw_send"))
+        abort = functools.partial(abort_connection, request.scope.get("rtflow.raw_send"))
         return await chat_completions(request, runtime, _api_key(_headers(request.scope)), abort)
 
     async def not_found(request: Request) -> Response:

@@ -18,28 +18,14 @@ import zlib
 import numpy as np
 import numpy.typing as npt
 
-from rtflow.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from rtflow.audio.formats import SAMPLE_RATES, encode_pcm16
+from rtflow.audio.g711 import alaw_decode, ulaw_decode
 
-__all__ = [
-    "BYTES_PER_SECOND",
-    "SAMPLE_RATES",
-    "EnergyVad",
-    "decode_to_pcm16",
-    "duration_seconds",
-    "input_transcript",
-    "synthesize_word",
-]
+__all__ = ["EnergyVad", "decode_to_pcm16", "input_transcript", "synthesize_word"]
 
-SAMPLE_RATES = {"pcm16": 24_000, "g711_ulaw": 8_000, "g711_alaw": 8_000}
-BYTES_PER_SECOND = {"pcm16": 48_000, "g711_ulaw": 8_000, "g711_alaw": 8_000}
 _FRAME_S = 0.02
 
 Samples = npt.NDArray[np.int16]
-
-
-def duration_seconds(byte_count: int, audio_format: str) -> float:
-    """Seconds of audio in `byte_count` bytes of `audio_format`."""
-    return byte_count / BYTES_PER_SECOND[audio_format]
 
 
 def input_transcript(seconds: float) -> str:
@@ -54,15 +40,6 @@ def decode_to_pcm16(data: bytes, audio_format: str) -> Samples:
     if audio_format == "g711_alaw":
         return alaw_decode(data)
     return np.frombuffer(data[: len(data) - len(data) % 2], dtype="<i2").astype(np.int16)
-
-
-def encode_pcm16(samples: Samples, audio_format: str) -> bytes:
-    """16-bit samples in `audio_format`."""
-    if audio_format == "g711_ulaw":
-        return ulaw_encode(samples)
-    if audio_format == "g711_alaw":
-        return alaw_encode(samples)
-    return samples.astype("<i2").tobytes()
 
 
 _WORD_CACHE: dict[tuple[str, str], str] = {}

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anyio
 import click
-
-from rtflow.sim.config import LatencyConfig, SimConfig, parse_fault
-from rtflow.sim.server import SimServer
 
 __all__ = ["sim"]
 
@@ -50,6 +46,12 @@ def serve(
     log_path: Path | None,
 ) -> None:
     """Serve until Ctrl-C, printing the base URLs once ready."""
+    # Imported here: `rtflow --help` reads this module to list the command, and should not load the server.
+    import anyio
+
+    from rtflow.sim.config import LatencyConfig, SimConfig, parse_fault
+    from rtflow.sim.server import SimServer
+
     config = SimConfig(
         host=host,
         port=port,

@@ -21,13 +21,14 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from rtflow.sim.audio import EnergyVad, duration_seconds, input_transcript
+from rtflow.audio.formats import audio_seconds
+from rtflow.sim.audio import EnergyVad, input_transcript
 from rtflow.sim.dialects import Dialect
 from rtflow.sim.model import respond
-from rtflow.sim.responses import ConnectionDropped, ResponseRun, dump, dump_string
+from rtflow.sim.responses import ConnectionDropped, ResponseRun
 from rtflow.sim.runtime import SimRuntime
 from rtflow.sim.session_state import SessionSettings, SettingsError, apply_beta_update, apply_ga_update
-from rtflow.sim.wire import ASGISend, FrameWriter
+from rtflow.sim.wire import ASGISend, FrameWriter, dump, dump_string
 
 __all__ = ["RealtimeConnection"]
 
@@ -335,7 +336,7 @@ class RealtimeConnection:
                 size = len(base64.b64decode(part["audio"], validate=True))
             except (binascii.Error, ValueError) as exc:
                 raise SettingsError("invalid_value", "Invalid 'audio': not base64.", "item.content.audio") from exc
-            transcript = input_transcript(duration_seconds(size, self.settings.input_format))
+            transcript = input_transcript(audio_seconds(size, self.settings.input_format))
             return {"type": "input_audio", "transcript": transcript}
         return dict(part)
 
@@ -425,7 +426,7 @@ class RealtimeConnection:
         await self._commit(None, event.get("event_id"))
 
     async def _commit(self, item_id: str | None, client_event_id: str | None = None) -> None:
-        seconds = duration_seconds(len(self._audio), self.settings.input_format)
+        seconds = audio_seconds(len(self._audio), self.settings.input_format)
         if seconds < _MIN_COMMIT_S:
             await self.error(
                 "input_audio_buffer_commit_empty",

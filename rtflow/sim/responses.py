@@ -5,37 +5,82 @@ GA order (as the live service sends it): `response.created`, then per output ite
 `conversation.item.done`, `response.output_item.done`; then `response.done` and `rate_limits.updated`. Beta sends
 `conversation.item.created` in place of the added/done pair. Out-of-band responses (`conversation: "none"`)
 get no conversation item events and leave the conversation unchanged.
+
+A response sees its session only through `ResponseSession`, the few things it asks of it: `rtflow.sim.realtime`
+imports this module, never the other way round.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
 
-from rtflow.sim.audio import BYTES_PER_SECOND, synthesize_word
+from rtflow.audio.formats import BYTES_PER_SECOND
+from rtflow.sim.audio import synthesize_word
 from rtflow.sim.config import Fault
+from rtflow.sim.dialects import Dialect
 from rtflow.sim.model import ModelReply, word_count
+from rtflow.sim.runtime import SimRuntime
 from rtflow.sim.session_state import SessionSettings
 
-if TYPE_CHECKING:
-    from rtflow.sim.realtime import RealtimeConnection
-
-__all__ = ["ResponseRun"]
+__all__ = ["ConnectionDropped", "ResponseRun", "ResponseSession"]
 
 
 class ConnectionDropped(Exception):
     """A `close` fault ended the connection in the middle of a response."""
 
 
+class ResponseSession(Protocol):
+    """What a response needs from the session it streams into (`RealtimeConnection` is the one there is)."""
+
+    @property
+    def runtime(self) -> SimRuntime:
+        """The server's shared state (latency, config)."""
+
+    @property
+    def dialect(self) -> Dialect:
+        """How events and items are shaped (GA or beta)."""
+
+    @property
+    def conversation_id(self) -> str:
+        """The session's conversation, named in each in-conversation response."""
+
+    def new_id(self, prefix: str) -> str:
+        """A fresh id for an item, a call or a response."""
+
+    def append_item(self, item: dict[str, Any], after: str | None = None, at_start: bool = False) -> str | None:
+        """Add an item to the conversation; returns the id of the item before it."""
+
+    def previous_id(self, item_id: str) -> str | None:
+        """The id of the item before `item_id` in the conversation."""
+
+    async def emit(self, event: dict[str, Any]) -> None:
+        """Send one server event."""
+
+    def delta_head(self, event_type: str, where: dict[str, Any]) -> str:
+        """The encoded start of a delta event, for `emit_delta`."""
+
+    async def emit_delta(self, head: str, delta: str) -> None:
+        """Send one delta event whose start `delta_head` encoded."""
+
+    async def send_raw(self, text: str) -> None:
+        """Send a frame as it is (the `malformed` fault)."""
+
+    async def drop(self, close_code: int) -> None:
+        """End the connection (the `close` fault)."""
+
+    async def send_rate_limits(self, tokens_used: int) -> None:
+        """`rate_limits.updated` after a response."""
+
+
 @dataclass
 class ResponseRun:
     """One response being streamed; `cancel()` ends it with status `cancelled`."""
 
-    connection: RealtimeConnection
+    connection: ResponseSession
     response_id: str
     settings: SessionSettings
     reply: ModelReply
@@ -242,17 +287,3 @@ class ResponseRun:
             done["name"] = name
         await conn.emit(done)
         await self._close_item(item, output_index)
-
-
-# One encoder for every event: `json.dumps` with separators builds a new encoder per call.
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
-
-
-def dump(event: dict[str, Any]) -> str:
-    """Compact JSON for the wire."""
-    return _compact_json(event)
-
-
-def dump_string(text: str) -> str:
-    """A JSON string, exactly as `dump` writes it inside an event."""
-    return _compact_json(text)

@@ -14,6 +14,7 @@ from rtflow.errors import SimulatorError
 from rtflow.sim.app import build_app
 from rtflow.sim.config import SimConfig
 from rtflow.sim.runtime import SimRuntime
+from rtflow.sim.uvicorn_glue import WEBSOCKET_PROTOCOL, EmbeddedServer
 
 __all__ = ["SimServer"]
 
@@ -29,7 +30,7 @@ class SimServer:
         self.config = config or SimConfig()
         self.runtime = SimRuntime(self.config)
         self.port = 0
-        self._server: uvicorn.Server | None = None
+        self._server: EmbeddedServer | None = None
         self._tasks: TaskGroup | None = None
         self._socket: socket.socket | None = None
 
@@ -81,7 +82,8 @@ class SimServer:
             build_app(self.runtime),
             log_level="warning",
             access_log=False,
-            ws="websockets-sansio",
+            # The protocol whose connections `FrameWriter` can write to in batches.
+            ws=WEBSOCKET_PROTOCOL,
             lifespan="off",
             ws_ping_interval=None,
             # Events are small JSON; deflate would cost CPU per frame and ~64 KB of zlib state per session.
@@ -89,25 +91,19 @@ class SimServer:
             ws_max_size=16 * 1024 * 1024,
             backlog=2048,
         )
-        self._server = uvicorn.Server(uvicorn_config)
+        # Not `uvicorn.Server.serve()`: that takes SIGINT/SIGTERM from the program hosting the simulator.
+        self._server = EmbeddedServer(uvicorn_config, sock)
         self._tasks = anyio.create_task_group()
         await self._tasks.__aenter__()
-        self._tasks.start_soon(self._serve)
+        self._tasks.start_soon(self._server.serve)
         with anyio.fail_after(10):
             while not self._server.started:
                 await anyio.sleep(0.005)
 
-    async def _serve(self) -> None:
-        assert self._server is not None and self._socket is not None
-        # `Server.serve` captures SIGINT/SIGTERM on the main thread; the embedded server must leave Ctrl-C to the
-        # program that hosts it, so it runs the loop without that wrapper.
-        await self._server._serve(sockets=[self._socket])
-
     async def stop(self) -> None:
         """Stop serving: close every session and the event log."""
         if self._server is not None:
-            self._server.should_exit = True
-            self._server.force_exit = True
+            self._server.stop()
         if self._tasks is not None:
             await self._tasks.__aexit__(None, None, None)
             self._tasks = None

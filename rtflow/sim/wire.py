@@ -6,7 +6,8 @@ system call, which made the socket writes the largest single cost of the simulat
 `websockets-sansio` protocol the writer therefore frames each event with that protocol's own websockets state
 machine (so extensions, close state and ordering stay its business) and writes everything queued in one step
 of the event loop with a single `transport.write`, scheduled for the end of that step. Anything that uvicorn
-itself writes (a pong, a close frame) takes the queued frames along first, in order.
+itself writes (a pong, a close frame) takes the queued frames along first, in order. How the protocol is reached
+is `rtflow.sim.uvicorn_glue`'s business; this module decides when to write.
 
 Under any other ASGI server the writer falls back to one `websocket.send` per frame.
 """
@@ -14,18 +15,31 @@ Under any other ASGI server the writer falls back to one `websocket.send` per fr
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.exceptions import InvalidState
+from rtflow.sim.uvicorn_glue import SansIOWebSocket, abort_connection
 
-__all__ = ["ASGISend", "FrameWriter", "abort_transport"]
+__all__ = ["ASGISend", "FrameWriter", "dump", "dump_string"]
 
 ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
 # Past this many queued bytes (a long audio response) the frames are written at once, so that the transport's
 # flow control sees them and a slow reader pauses the session as it would with one write per frame.
 _FLUSH_AT_BYTES = 64 * 1024
+
+# One encoder for every event: `json.dumps` with separators builds a new encoder per call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def dump(event: dict[str, Any]) -> str:
+    """Compact JSON for the wire."""
+    return _compact_json(event)
+
+
+def dump_string(text: str) -> str:
+    """A JSON string, exactly as `dump` writes it inside an event."""
+    return _compact_json(text)
 
 
 class FrameWriter:
@@ -33,33 +47,29 @@ class FrameWriter:
 
     def __init__(self, send: ASGISend) -> None:
         self._send = send
-        protocol = getattr(send, "__self__", None)
-        self._protocol = protocol if isinstance(protocol, WebSocketsSansIOProtocol) else None
+        self._sansio = SansIOWebSocket.behind(send)
         self._flush_pending = False
         self._queued_bytes = 0
 
     @property
     def coalescing(self) -> bool:
         """Whether frames are written in batches (uvicorn's sans-I/O protocol) rather than one ASGI send each."""
-        return self._protocol is not None
+        return self._sansio is not None
 
     async def send_text(self, text: str) -> None:
         """Queue one text frame; it is on the socket by the end of this step of the event loop."""
-        protocol = self._protocol
-        if protocol is None:
+        sansio = self._sansio
+        if sansio is None:
             await self._send({"type": "websocket.send", "text": text})
             return
-        if not protocol.writable.is_set():
+        if not sansio.writable:
             # The client reads slower than we write: honour the transport's flow control like uvicorn's send.
             self.flush()
-            await protocol.writable.wait()
-        if protocol.disconnected or protocol.close_sent:
+            await sansio.wait_writable()
+        if sansio.closed:
             raise ConnectionResetError("the client has gone away")
         data = text.encode()
-        try:
-            protocol.conn.send_text(data)
-        except InvalidState:
-            raise ConnectionResetError("the connection is closing") from None
+        sansio.queue_text(data)
         self._queued_bytes += len(data)
         if self._queued_bytes >= _FLUSH_AT_BYTES:
             self.flush()
@@ -71,12 +81,8 @@ class FrameWriter:
         """Write every queued frame now (one `transport.write`)."""
         self._flush_pending = False
         self._queued_bytes = 0
-        protocol = self._protocol
-        if protocol is None:
-            return
-        output = protocol.conn.data_to_send()
-        if output and not protocol.disconnected and not protocol.transport.is_closing():
-            protocol.transport.write(b"".join(output))
+        if self._sansio is not None:
+            self._sansio.write_queued()
 
     async def close(self, code: int, reason: str) -> None:
         """A close frame after everything queued."""
@@ -86,13 +92,4 @@ class FrameWriter:
     def abort(self) -> bool:
         """Drop the TCP connection without a close frame (after writing what is queued); False if unsupported."""
         self.flush()
-        return abort_transport(self._send)
-
-
-def abort_transport(send: Any) -> bool:
-    """Drop the TCP connection behind an ASGI `send` (uvicorn's protocol method); False if it has no transport."""
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
-    if transport is None:
-        return False
-    transport.abort()
-    return True
+        return abort_connection(self._send)

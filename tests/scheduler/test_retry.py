@@ -61,6 +61,7 @@ def test_a_stopping_run_does_not_retry() -> None:
 def test_the_servers_retry_after_is_waited_for() -> None:
     attempts: list[int] = []
     errors: list[ProviderError] = [RateLimitError("slow down", provider="p", retry_after=0.2)]
+
     async def main() -> float:
         begin = anyio.current_time()
         await retrying(_failing(errors, attempts), _policy(1))
