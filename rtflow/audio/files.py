@@ -14,13 +14,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from rtflow.audio.formats import API_SAMPLE_RATE, BYTES_PER_SECOND, SAMPLE_RATES, audio_seconds, encode_pcm16
 from rtflow.messages import AudioOutput
+
+if TYPE_CHECKING:  # numpy loads when audio is read or written: text-only runs never pay for it
+    import numpy as np
+    import numpy.typing as npt
 
 # The format rules are defined in rtflow.audio.formats (shared with the simulator); the providers import them from
 # here, so they stay part of this module's API.
@@ -58,6 +59,7 @@ def vars_audio_path(variables: Mapping[str, Any], base_dir: Path) -> Path | None
 
 def _read_mono(path: Path) -> tuple[npt.NDArray[np.float32], int]:
     """The file's samples mixed down to mono floats in [-1, 1], and its sample rate."""
+    import numpy as np
     import soundfile  # type: ignore[import-untyped]  # imported here: text-only runs should not load libsndfile
 
     try:
@@ -70,11 +72,15 @@ def _read_mono(path: Path) -> tuple[npt.NDArray[np.float32], int]:
 
 
 def _to_int16(samples: npt.NDArray[np.float32]) -> npt.NDArray[np.int16]:
+    import numpy as np
+
     return np.clip(np.round(samples * 32767.0), -32768, 32767).astype(np.int16)
 
 
 def encode_for_session(path: Path, audio_format: str = "pcm16") -> bytes:
     """The file's audio in the session's input format (`pcm16`, `g711_ulaw` or `g711_alaw`)."""
+    import numpy as np
+
     samples, rate = _read_mono(path)
     target = SAMPLE_RATES[audio_format]
     if rate != target:

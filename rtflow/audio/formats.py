@@ -7,10 +7,11 @@ so a session's two ends cannot disagree on how long a buffer plays.
 
 from __future__ import annotations
 
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
-from rtflow.audio.g711 import alaw_encode, ulaw_encode
+if TYPE_CHECKING:  # numpy loads when audio is read or written: text-only runs never pay for it
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["API_SAMPLE_RATE", "BYTES_PER_SECOND", "SAMPLE_RATES", "audio_seconds", "encode_pcm16"]
 
@@ -26,6 +27,8 @@ def audio_seconds(byte_count: int, audio_format: str) -> float:
 
 def encode_pcm16(samples: npt.NDArray[np.int16], audio_format: str) -> bytes:
     """16-bit samples (already at the format's rate) as the bytes of `audio_format`."""
+    from rtflow.audio.g711 import alaw_encode, ulaw_encode  # numpy, with the codec: only when audio is encoded
+
     if audio_format == "g711_ulaw":
         return ulaw_encode(samples)
     if audio_format == "g711_alaw":
