@@ -16,16 +16,17 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import CodeType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
-from jsonschema.protocols import Validator
 
 from rtflow.errors import FlowError
 from rtflow.messages import TurnOutput
 from rtflow.pyref import FILE_PREFIX, is_python_ref, load_callable, resolve_path
 from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 __all__ = ["STRUCTURED_CHECKS"]
 
@@ -47,6 +48,8 @@ class _Schema:
 @functools.lru_cache(maxsize=256)
 def _checked_validator(schema: _Schema) -> Validator:
     """Checking a schema against its meta-schema costs more than validating an output: done once per schema."""
+    import jsonschema  # loaded by the first schema assertion, not by every run
+
     validator_class = jsonschema.validators.validator_for(schema.document)
     try:
         validator_class.check_schema(schema.document)
@@ -69,6 +72,8 @@ def _load_validator(value: Any, base_dir: Path) -> Validator:
 
 def _schema_problem(document: Any, validator: Validator) -> str | None:
     """None when `document` satisfies the validator's schema, else the first problem, with where it is."""
+    import jsonschema
+
     error = jsonschema.exceptions.best_match(validator.iter_errors(document))
     if error is None:
         return None
