@@ -169,10 +169,13 @@ def _turn_assertions(flow: FlowSpec) -> Iterator[tuple[Path_, list[AssertionSpec
 
 
 def _trial_render(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator[Problem]:
-    """Render every template prompt for every turn, so a missing variable or broken JSON is found now.
+    """Render every template prompt once per distinct set of variable names, so a missing one is found now.
 
     Templates are sandboxed and side-effect free, so this is safe; Python prompt functions are user code and
-    are only called when the turn runs. History (`_conversation`) is empty here, as on a first turn.
+    are only called when the turn runs. History (`_conversation`) is empty here, as on a first turn. Whether a
+    variable is missing depends on the names a turn gives, not their values, so turns that give the same names
+    are rendered once: a 50,000-test suite whose tests share their vars costs one render, not 50,000. (A failure
+    that depends on a value, a filter raising on one turn's text, shows when that turn runs.)
     """
     from rtflow.flow.prompts import render_prompt
 
@@ -181,8 +184,13 @@ def _trial_render(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator[Pr
         return
     provider = flow.providers[0].to_info(base_dir)
     reported: set[str] = set()
+    rendered_names: set[frozenset[str]] = set()
     for path, turn in _turn_entries(flow, with_default=False):
         variables = {**flow.merged_turn(turn).vars, "_conversation": []}
+        names = frozenset(variables)
+        if names in rendered_names:
+            continue
+        rendered_names.add(names)
         for prompt in templates:
             try:
                 render_prompt(prompt, variables, provider, base_dir)
