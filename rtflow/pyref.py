@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,8 @@ def resolve_path(ref: str, base_dir: Path) -> Path:
     """The absolute path a `file://` reference (or a plain relative path) names."""
     raw = ref[len(FILE_PREFIX) :] if ref.startswith(FILE_PREFIX) else ref
     path = Path(raw).expanduser()
-    return path if path.is_absolute() else (base_dir / path).resolve()
+    # Normalised, not resolved: following symlinks here would loop forever on a symlink loop (a read says so).
+    return path if path.is_absolute() else Path(os.path.normpath(base_dir / path))
 
 
 def is_python_ref(ref: str) -> bool:

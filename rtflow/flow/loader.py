@@ -19,10 +19,11 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from rtflow.errors import FlowLoadError, loose_key
+from rtflow.flow.local_files import LocalFileError, read_text
 from rtflow.flow.problems import Path_, Places, Problem
 from rtflow.flow.resolve import resolve
 from rtflow.flow.spec import FlowSpec, suggested_field, unknown_key_hint
-from rtflow.flow.yaml_reader import read_data, read_marks
+from rtflow.flow.yaml_reader import describe_error, read_data, read_marks
 
 __all__ = ["load", "load_text"]
 
@@ -30,12 +31,12 @@ __all__ = ["load", "load_text"]
 def load(path: str | os.PathLike[str]) -> FlowSpec:
     """Load and validate a flow file; `FlowLoadError` names every problem with its file, line and key."""
     flow_path = Path(path)
+    if not flow_path.exists():
+        raise FlowLoadError("no such flow file", file=str(flow_path))
     try:
-        text = flow_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FlowLoadError("no such flow file", file=str(flow_path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FlowLoadError(f"cannot read the flow file: {exc}", file=str(flow_path)) from None
+        text = read_text(flow_path, "flow file")
+    except LocalFileError as exc:
+        raise FlowLoadError(str(exc), file=str(flow_path)) from None
     flow = load_text(text, source=str(flow_path), base_dir=flow_path.resolve().parent)
     flow.source_path = flow_path.resolve()
     return flow
@@ -83,10 +84,9 @@ class _Document(Places):
         self._reject_tabs()
         try:
             data, (line, column) = read_data(self.text)
-        except yaml.MarkedYAMLError as exc:
-            raise self._syntax_error(exc) from None
         except yaml.YAMLError as exc:
-            raise FlowLoadError(f"YAML error: {exc}", file=self.source) from None
+            reason, error_line, error_column = describe_error(exc, self.text)
+            raise FlowLoadError(reason, file=self.source, line=error_line, column=error_column) from None
         if data is None:
             raise FlowLoadError("the flow file is empty; expected a mapping with `providers`, `prompts`, `tests`",
                                 file=self.source, line=1, column=1)  # fmt: skip
@@ -98,14 +98,6 @@ class _Document(Places):
                 column=column,
             )
         return data
-
-    def _syntax_error(self, exc: yaml.MarkedYAMLError) -> FlowLoadError:
-        mark = exc.problem_mark or exc.context_mark
-        reason = f"YAML syntax error: {exc.problem or exc.context}"
-        if exc.context and exc.problem:
-            reason += f" ({exc.context})"
-        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
-        return FlowLoadError(reason, file=self.source, line=line, column=column)
 
     @property
     def marks(self) -> dict[Path_, tuple[int, int]]:

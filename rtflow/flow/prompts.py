@@ -29,6 +29,7 @@ from markupsafe import Markup
 from pydantic import ValidationError
 
 from rtflow.errors import FlowError, PromptError
+from rtflow.flow.local_files import LocalFileError, read_text
 from rtflow.flow.spec import PromptSpec
 from rtflow.messages import Message
 from rtflow.providers.base import ProviderInfo
@@ -91,11 +92,9 @@ def _template_source(prompt: PromptSpec, base_dir: Path) -> str:
         return source
     path = resolve_path(prompt.file, base_dir)
     try:
-        source = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PromptError(f"{_describe(prompt)}: no such file {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PromptError(f"{_describe(prompt)}: cannot read {path}: {exc}") from None
+        source = read_text(path, "prompt file")
+    except LocalFileError as exc:
+        raise PromptError(f"{_describe(prompt)}: {exc}") from None
     prompt._sources[base_dir] = source
     return source
 

@@ -22,8 +22,10 @@ import yaml
 
 from rtflow.errors import FlowError, PromptError, ProviderConfigError, did_you_mean, loose_key
 from rtflow.flow.assertion_types import BASE_ASSERTION_TYPES, split_negation
+from rtflow.flow.local_files import read_text
 from rtflow.flow.problems import Path_, Places, Problem
 from rtflow.flow.spec import AssertionSpec, FlowSpec, ProviderSpec
+from rtflow.flow.yaml_reader import describe_error, read_data
 from rtflow.pyref import FILE_PREFIX, resolve_path
 
 __all__ = ["AUDIO_SUFFIXES", "resolve"]
@@ -226,22 +228,25 @@ def _read_var_file(reference: str, base_dir: Path) -> Any:
     suffix = path.suffix.lower()
     if suffix == ".py":
         raise ValueError(f"{reference}: Python var generators are not supported; use a text, JSON or YAML file")
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"var file not found: {reference} (looked for {path})")
     if suffix in BINARY_SUFFIXES:
         return str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read var file {reference}: {exc}") from None
+    text = read_text(path, "var file")  # LocalFileError is a ValueError: reported at the var's place
     if suffix == ".json":
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{reference} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        except RecursionError:
+            raise ValueError(f"{reference} nests its JSON too deeply") from None
     if suffix in {".yaml", ".yml"}:
         try:
-            return yaml.safe_load(text)
+            return read_data(text)[0]  # the flow file's own reader, with its limits
         except yaml.YAMLError as exc:
-            raise ValueError(f"{reference} is not valid YAML: {exc}") from None
+            reason, line, column = describe_error(exc, text)
+            where = f" (line {line}, column {column})" if line is not None else ""
+            raise ValueError(
+                f"{reference} is not valid YAML{where}: {reason.removeprefix('YAML syntax error: ')}"
+            ) from None
     return text

@@ -6,6 +6,9 @@ lists directly. Places (line and column of each mapping key and sequence item, k
 root) are only needed to report a problem, so a valid flow never pays for them: `read_marks` reads the text a
 second time when the first problem is to be shown.
 
+Read with limits: nesting depth (`MAX_DEPTH`), nodes after alias expansion (`MAX_NODES`), no alias cycles;
+each refusal is a YAML error at the place it was found.
+
 Safe YAML only, as `yaml.safe_load`: the core schema's scalars, anchors and aliases, merge keys (`<<`); any other
 tag is refused. Unlike `safe_load`, a key written twice in one mapping is an error, not a silent overwrite.
 """
@@ -19,7 +22,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
-__all__ = ["read_data", "read_marks"]
+__all__ = ["describe_error", "read_data", "read_marks"]
 
 from rtflow.flow.problems import Path_
 
@@ -69,10 +72,22 @@ def _scalar(event: yaml.ScalarEvent) -> tuple[Any, str]:
     return construct(ScalarNode(tag, value)), tag
 
 
+MAX_DEPTH = 100
+"""Mappings and lists nested deeper than this are refused (real flows nest fewer than ten levels)."""
+MAX_NODES = 5_000_000
+"""Nodes a document may hold once its aliases are expanded; a 15 MB suite of 50,000 tests holds about 1.2
+million. An alias is not copied, but whatever walks the data later (validation, rendering) visits it once per
+use, so a "billion laughs" document is refused here, at the alias that crosses the limit, before anything
+walks it."""
+
+
 class _Builder:
     def __init__(self, text: str, marks: dict[Path_, tuple[int, int]] | None) -> None:
         self.parser = _Parser(text)
         self.anchors: dict[str, Any] = {}
+        self.anchor_sizes: dict[str, int] = {}
+        self.building: set[str] = set()  # anchors whose node is still being read: an alias to one is a cycle
+        self.nodes = 0
         self.marks = marks
 
     def document(self) -> tuple[Any, tuple[int, int]]:
@@ -94,6 +109,15 @@ class _Builder:
 
     def node(self, path: Path_) -> Any:
         event = self.parser.get_event()
+        if isinstance(event, yaml.AliasEvent):
+            return self.alias(event)
+        anchor = getattr(event, "anchor", None)
+        if len(path) > MAX_DEPTH:
+            raise _refused(f"mappings and lists nest deeper than {MAX_DEPTH} levels", event.start_mark)
+        self.nodes += 1
+        before = self.nodes
+        if anchor is not None:
+            self.building.add(anchor)
         if isinstance(event, yaml.ScalarEvent):
             value = _scalar(event)[0]
         elif isinstance(event, yaml.MappingStartEvent):
@@ -111,30 +135,42 @@ class _Builder:
             parser.get_event()
             if event.tag not in (None, "!", "tag:yaml.org,2002:seq", "!!seq"):
                 raise _refused(f"the tag {event.tag!r} is not supported", event.start_mark)
-        elif isinstance(event, yaml.AliasEvent):
-            if event.anchor not in self.anchors:
-                raise _refused(f"unknown alias *{event.anchor}", event.start_mark)
-            return self.anchors[event.anchor]
         else:  # pragma: no cover - the parser only yields the events above here
             raise _refused(f"unexpected {type(event).__name__}", event.start_mark)
-        anchor = getattr(event, "anchor", None)
         if anchor is not None:
+            self.building.discard(anchor)
             self.anchors[anchor] = value
+            self.anchor_sizes[anchor] = self.nodes - before + 1
         return value
+
+    def alias(self, event: yaml.AliasEvent) -> Any:
+        name = event.anchor
+        if name in self.building:
+            raise _refused(f"the alias *{name} refers to a node that contains it (a cycle)", event.start_mark)
+        if name not in self.anchors:
+            raise _refused(f"unknown alias *{name}", event.start_mark)
+        self.nodes += self.anchor_sizes[name]
+        if self.nodes > MAX_NODES:
+            raise _refused(
+                f"aliases expand the document beyond {MAX_NODES:,} nodes (*{name} is used too often); "
+                "write the repeated part out, or use default_test for what every test shares",
+                event.start_mark,
+            )
+        return self.anchors[name]
 
     def mapping(self, start: yaml.MappingStartEvent, path: Path_) -> dict[Any, Any]:
         parser = self.parser
         own: dict[Any, Any] = {}
         merged: list[dict[Any, Any]] = []
-        if start.anchor is not None:  # an alias inside the mapping refers to the mapping itself
-            self.anchors[start.anchor] = own
         while not parser.check_event(yaml.MappingEndEvent):
             key_event = parser.peek_event()
             if isinstance(key_event, yaml.ScalarEvent):
                 parser.get_event()
+                self.nodes += 1
                 key, tag = _scalar(key_event)
                 if key_event.anchor is not None:
                     self.anchors[key_event.anchor] = key
+                    self.anchor_sizes[key_event.anchor] = 1
             else:
                 key, tag = self.node(path), ""
             if tag == _MERGE_TAG:
@@ -173,3 +209,19 @@ def read_marks(text: str) -> dict[Path_, tuple[int, int]]:
     marks: dict[Path_, tuple[int, int]] = {(): (1, 1)}
     _Builder(text, marks).document()
     return marks
+
+
+def describe_error(exc: yaml.YAMLError, text: str) -> tuple[str, int | None, int | None]:
+    """One line saying what is wrong with the YAML, and its 1-based line and column when known."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        reason = f"YAML syntax error: {exc.problem or exc.context}"
+        if exc.context and exc.problem:
+            reason += f" ({exc.context})"
+        return reason, (mark.line + 1 if mark else None), (mark.column + 1 if mark else None)
+    if isinstance(exc, yaml.reader.ReaderError):
+        before = text[: exc.position]
+        line = before.count("\n") + 1
+        column = exc.position - (before.rfind("\n") + 1) + 1
+        return f"YAML error: character {exc.character!r} is not allowed ({exc.reason})", line, column
+    return f"YAML error: {' '.join(str(exc).split())}", None, None

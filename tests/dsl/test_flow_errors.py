@@ -27,7 +27,7 @@ CASES: dict[str, tuple[int, str | None, list[str]]] = {
     "fallback_wrong_type.yaml": (3, "providers.0.fallback", ["expected a mapping", "42"]),
     "bad_label.yaml": (3, "providers.0.label", ["'chat/mini'", "no '/'"]),
     "duplicate_labels.yaml": (5, "providers.1.label", ["two providers are labelled `model`"]),
-    "bad_prompt_file.yaml": (3, "prompts.0", ["prompt file support/no-such-prompt.json", "no such file"]),
+    "bad_prompt_file.yaml": (3, "prompts.0", ["prompt file support/no-such-prompt.json", "no such prompt file"]),
     "prompt_py_without_function.yaml": (3, "prompts.0", ["file://support/prompt_functions.py:function_name"]),
     "unsupported_prompt_kind.yaml": (3, "prompts.0.id", ["unsupported prompt file", "prompts.csv"]),
     "template_syntax.yaml": (3, "prompts.0", ["template syntax error"]),
