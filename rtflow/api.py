@@ -107,6 +107,7 @@ def _settings(flow: FlowSpec, concurrency: int | None, seed: int | None) -> Sche
         retries=execution.retries,
         backoff_base=execution.backoff_base,
         backoff_max=execution.backoff_max,
+        max_retry_after=execution.max_retry_after,
         grading_concurrency=execution.grading_concurrency,
         seed=seed,
     )

@@ -15,6 +15,7 @@ from typing import TypeVar
 import anyio
 
 from rtflow.errors import ProviderError
+from rtflow.log import get_logger
 from rtflow.runner.limits import backoff_delay
 
 __all__ = ["RetryPolicy", "retrying"]
@@ -30,14 +31,27 @@ class RetryPolicy:
     """Attempts after the first one."""
     backoff_base: float
     backoff_max: float
+    max_retry_after: float
+    """The longest wait a server may ask for; a longer `retry_after` is cut to this (and logged)."""
     rng: random.Random
     """The jitter's generator, seeded by `--seed` for repeatable runs."""
 
     def delay(self, failed_attempt: int, retry_after: float | None) -> float:
         """Seconds to wait after attempt number `failed_attempt` (1-based) failed."""
         return backoff_delay(
-            failed_attempt, base=self.backoff_base, cap=self.backoff_max, retry_after=retry_after, rng=self.rng
+            failed_attempt,
+            base=self.backoff_base,
+            cap=self.backoff_max,
+            retry_after=self.capped(retry_after),
+            rng=self.rng,
         )
+
+    def capped(self, asked_s: float | None) -> float | None:
+        """A server's asked-for wait, cut to `max_retry_after` (and logged when it was cut)."""
+        if asked_s is None or asked_s <= self.max_retry_after:
+            return asked_s
+        get_logger().warning("retry.wait_capped", asked_s=asked_s, waited_s=self.max_retry_after)
+        return self.max_retry_after
 
 
 async def retrying(

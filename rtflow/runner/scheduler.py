@@ -65,6 +65,7 @@ class SchedulerSettings:
     retries: int = 2
     backoff_base: float = 0.5
     backoff_max: float = 8.0
+    max_retry_after: float = 60.0
     grading_concurrency: int = 4
     seed: int | None = None
 
@@ -135,6 +136,7 @@ class Scheduler:
             retries=settings.retries,
             backoff_base=settings.backoff_base,
             backoff_max=settings.backoff_max,
+            max_retry_after=settings.max_retry_after,
             rng=random.Random(settings.seed),
         )
         self._log = get_logger()  # rtflow's pipeline as configured when the run starts
@@ -294,7 +296,7 @@ class Scheduler:
                     turn.heard = exc.input_transcript or turn.heard
                     await self._drop_session(state, node.provider_label)
                     if exc.retry_after is not None and exc.kind == "rate_limit":
-                        self._rate_limits[key].pause(exc.retry_after)
+                        self._rate_limits[key].pause(self._retry_policy.capped(exc.retry_after) or 0.0)
                     self._log.warning("attempt.failed", attempt=attempt, error=str(exc), kind=exc.kind, **where)
                     raise
             turn.calls.append(self._attempt_record(node, attempt, turn.attempt_started, None))
@@ -302,7 +304,7 @@ class Scheduler:
 
         output = await retrying(one_attempt, self._retry_policy, stop=lambda: self._stopping)
         if output.rate_limit_pause_s:  # the server said a budget is spent: hold every caller of this key
-            self._rate_limits[key].pause(output.rate_limit_pause_s)
+            self._rate_limits[key].pause(self._retry_policy.capped(output.rate_limit_pause_s) or 0.0)
         return output
 
     def _attempt_context(self, node: CallNode, attempt: int) -> contextlib.AbstractContextManager[Any]:

@@ -12,7 +12,7 @@ from rtflow.runner.retry import RetryPolicy, retrying
 
 
 def _policy(retries: int) -> RetryPolicy:
-    return RetryPolicy(retries=retries, backoff_base=0.001, backoff_max=0.002, rng=random.Random(1))
+    return RetryPolicy(retries=retries, backoff_base=0.001, backoff_max=0.002, max_retry_after=60, rng=random.Random(1))
 
 
 def _failing(errors: list[ProviderError], attempts: list[int]):  # type: ignore[no-untyped-def]
@@ -69,3 +69,18 @@ def test_the_servers_retry_after_is_waited_for() -> None:
 
     assert anyio.run(main) >= 0.2  # a lower bound only: the wait is at least what the server asked for
     assert attempts == [1, 2]
+
+
+def test_a_servers_huge_retry_after_is_capped() -> None:
+    """`Retry-After: 999999` waits `max_retry_after`, not 11.6 days."""
+    policy = RetryPolicy(retries=1, backoff_base=0.001, backoff_max=0.002, max_retry_after=0.05, rng=random.Random(1))
+    assert policy.delay(1, 999_999.0) == 0.05
+    assert policy.delay(1, 0.01) >= 0.01  # a modest ask is honoured as it is
+    attempts: list[int] = []
+    errors: list[ProviderError] = [RateLimitError("slow down", provider="p", retry_after=999_999.0)]
+
+    async def main() -> str:
+        with anyio.fail_after(5):
+            return await retrying(_failing(errors, attempts), policy)
+
+    assert anyio.run(main) == "answered on attempt 2"

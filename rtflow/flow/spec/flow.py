@@ -100,6 +100,9 @@ class ExecutionSpec(_SpecModel):
     """First retry delay, in seconds once loaded; doubles per retry (full jitter)."""
     backoff_max: Duration = Field(default=8.0, ge=0)
     """Longest retry delay, in seconds once loaded."""
+    max_retry_after: Duration = Field(default=60.0, ge=0)
+    """Longest wait a server may ask for (`Retry-After`, an exhausted rate limit's reset); longer asks are
+    capped here, and the log says so. A server that says "come back in 11 days" must not stall the run."""
     grading_concurrency: int = Field(default=4, ge=1)
     """The most model-graded assertions in flight at once."""
 
