@@ -107,6 +107,7 @@ def test_execution_durations_and_defaults() -> None:
         "retries": 2,
         "backoff_base": 0.5,
         "backoff_max": 8.0,
+        "max_retry_after": 60.0,
         "grading_concurrency": 4,
     }
     assert load_text(base + "execution: {timeout: 2m}").execution.timeout == 120.0
