@@ -99,6 +99,10 @@ class _ConversationState:
     """Why the rest of the conversation is skipped, once a turn's whole chain failed."""
 
 
+class _Stopped(Exception):
+    """The run is stopping (Ctrl-C): a call that was still waiting for its limits must not start."""
+
+
 def _error_info(exc: ProviderError) -> ErrorInfo:
     return ErrorInfo(kind=exc.kind, message=str(exc), status=exc.status, code=exc.code, retryable=exc.retryable)
 
@@ -238,6 +242,9 @@ class Scheduler:
         try:
             request = self._build_request(state, node, provider)
             output = await self._call_with_retries(state, node, provider, request, where)
+        except _Stopped:
+            log.info("node.not_started", reason="the run is stopping", **where)
+            return NodeState.SKIPPED  # no record: the turn counts as not run, and a resume runs it
         except (ProviderError, PromptError) as exc:
             error = _error_info(exc) if isinstance(exc, ProviderError) else ErrorInfo(kind="prompt", message=str(exc))
             chain = conversation.call_nodes[node.turn_index]
@@ -333,6 +340,8 @@ class Scheduler:
                 rate_limiter = self._rate_limits[key]
                 if rate_limiter.active:
                     await rate_limiter.acquire(_estimate_tokens(request.messages))
+                if self._stopping:  # waited for a limit across Ctrl-C: no request starts after it
+                    raise _Stopped
                 state.turns[node.turn_index].attempt_started = time.time()
                 session = state.sessions.get(node.provider_label)
                 if session is None:
