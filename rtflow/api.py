@@ -25,6 +25,7 @@ from rtflow.errors import FlowError, ProviderError, RtflowError
 from rtflow.flow.assertion_types import MODEL_GRADED_TYPES
 from rtflow.flow.loader import load
 from rtflow.flow.spec import FlowSpec, ProviderSpec
+from rtflow.local_paths import check_output_file, ensure_writable_folder
 from rtflow.log import get_logger, register_secret
 from rtflow.plan.compiler import compile_flow
 from rtflow.plan.graph import Plan
@@ -215,6 +216,11 @@ async def arun(
             vars=vars,
         )  # fmt: skip
         run_id = run_record.run_id
+        # Every place the run writes to is checked before the first request (and before the simulator starts).
+        artifact_root = (run_store.path.parent if run_store else Path(".rtflow")) / "artifacts" / run_id
+        ensure_writable_folder(artifact_root.parent, "the artifacts folder")
+        if jsonl is not None:
+            check_output_file(Path(jsonl), "the JSONL output")
         log = get_logger().bind(run=run_id)
         sim_url = await stack.enter_async_context(_simulator(sim))
         if sim_url is not None:
@@ -247,7 +253,6 @@ async def arun(
                 if inspect.isawaitable(maybe) and callbacks is not None:
                     callbacks.start_soon(_await, maybe)
 
-        artifact_root = (run_store.path.parent if run_store else Path(".rtflow")) / "artifacts" / run_id
         scheduler = Scheduler(
             plan,
             providers,

@@ -14,7 +14,15 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "rtflow"
 
-LEAVES = {"rtflow._version", "rtflow.errors", "rtflow.messages", "rtflow.log", "rtflow.pyref", "rtflow.durations"}
+LEAVES = {
+    "rtflow._version",
+    "rtflow.errors",
+    "rtflow.messages",
+    "rtflow.log",
+    "rtflow.pyref",
+    "rtflow.durations",
+    "rtflow.local_paths",
+}
 """Modules every layer may use; they import nothing of rtflow but one another."""
 
 STAGES = ("flow", "plan", "runner", "results")

@@ -26,6 +26,22 @@ def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
     return parsed
 
 
+def _check_outputs(output: Path | None, log_file: Path | None, sim_log: Path | None) -> None:
+    """Refuse, before anything runs (and is paid for), an output the run could not write."""
+    from rtflow.local_paths import check_output_file
+    from rtflow.results.report import EXPORT_FORMATS
+
+    if output is not None:
+        if output.suffix.lower() not in (*EXPORT_FORMATS, ".htm"):
+            raise FlowError(
+                f"-o {output}: unknown format {output.suffix or '(no suffix)'!r}; use {', '.join(EXPORT_FORMATS)}"
+            )
+        check_output_file(output, "-o")
+    for path, option in ((log_file, "--log-file"), (sim_log, "--sim-log")):
+        if path is not None:
+            check_output_file(path, option)
+
+
 def _sim_config(sim: bool, latency_ms: float | None, faults: tuple[str, ...], log: Path | None) -> object:
     """`False`, or the simulator's configuration when the run is simulated."""
     if not sim:
@@ -109,6 +125,7 @@ def run_command(
     from rtflow.runner.progress import print_summary
 
     variables = _parse_vars(var_pairs)
+    _check_outputs(output, log_file, sim_log)
     sim_config = _sim_config(sim, sim_latency_ms, sim_faults, sim_log)
     # JSON lines are for machines and keep every run event; a person at a console sees warnings unless -v.
     as_json = log_file is not None or log_format == "json"
