@@ -1,14 +1,17 @@
 """What Chat Completions sends back: bodies, stream chunks, usage, and error statuses as rtflow errors.
 
 Pure functions and small assemblers over already-received data; the HTTP client stays in `openai_chat`.
-A 429's wait comes from `Retry-After`, else from the reset time of the exhausted `x-ratelimit-*` limit.
+A 429's wait comes from `Retry-After`, else from the reset time of the exhausted `x-ratelimit-*` limit, else from
+the message's "try again in"; it is capped by `max_retry_after`. A field of the wrong type in a reply is skipped
+and told to the turn's protocol warnings (`note`); a reply fails with a ProtocolError only when it cannot be read
+at all (a body or chunk that is not JSON, a body without `choices[0].message`). Server text in an error message
+is redacted (`server_text`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # only annotations here: httpx loads when a request is made
@@ -23,8 +26,14 @@ from rtflow.errors import (
     ServerError,
 )
 from rtflow.messages import Usage as TurnUsage
-from rtflow.providers.endpoints import SecretKey, redact
-from rtflow.providers.ratelimits import pause_from_headers, retry_after_header
+from rtflow.providers.endpoints import SecretKey, server_text
+from rtflow.providers.ratelimits import (
+    DEFAULT_MAX_RETRY_AFTER,
+    pause_from_headers,
+    retry_after_from_text,
+    retry_after_header,
+    retry_hint,
+)
 from rtflow.providers.tools import PendingCall
 
 __all__ = [
@@ -37,6 +46,17 @@ __all__ = [
     "status_error",
     "usage_from",
 ]
+
+
+Note = Callable[[str], None]
+"""Where the readers tell what they skipped (a turn's `ProtocolNotes`)."""
+
+_MAX_CALLS = 128
+"""The most tool calls one streamed reply may assemble (a call `index` beyond this is not a real index)."""
+
+
+def _ignore(_warning: str) -> None:
+    return None
 
 
 class ChatReply:
@@ -52,50 +72,89 @@ class ChatReply:
 class StreamedReply:
     """Assembles a reply from stream chunks (tool call arguments arrive in pieces, by index)."""
 
-    def __init__(self) -> None:
+    def __init__(self, note: Note = _ignore) -> None:
         self.pieces: list[str] = []
         self.calls: dict[int, dict[str, str]] = {}
         self.usage = TurnUsage()
         self.model: str | None = None
+        self._note = note
 
     def absorb(self, chunk: dict[str, Any]) -> bool:
-        """Take one chunk; True when it carried text."""
-        self.model = self.model or chunk.get("model")
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = usage_from(chunk["usage"])
+        """Take one chunk; True when it carried text. Fields of the wrong type are skipped (and noted)."""
+        note = self._note
+        if self.model is None:
+            self.model = _string(chunk, "model", "chunk", note)
+        if chunk.get("usage") is not None:
+            self.usage = usage_from(chunk["usage"], note)
         carried_text = False
-        for choice in chunk.get("choices") or []:
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                self.pieces.append(str(delta["content"]))
+        for choice in _list(chunk, "choices", "chunk", note):
+            if not isinstance(choice, dict):
+                note("chunk.choices holds something that is not an object; skipped")
+                continue
+            delta = _mapping(choice, "delta", "chunk.choices[]", note)
+            content = _string(delta, "content", "chunk.choices[].delta", note)
+            if content:
+                self.pieces.append(content)
                 carried_text = True
-            for call in delta.get("tool_calls") or []:
-                slot = self.calls.setdefault(int(call.get("index", 0)), {"id": "", "name": "", "arguments": ""})
-                slot["id"] = call.get("id") or slot["id"]
-                function = call.get("function") or {}
-                slot["name"] += function.get("name") or ""
-                slot["arguments"] += function.get("arguments") or ""
+            for call in _list(delta, "tool_calls", "chunk.choices[].delta", note):
+                self._absorb_call(call)
         return carried_text
+
+    def _absorb_call(self, call: Any) -> None:
+        note = self._note
+        where = "chunk.choices[].delta.tool_calls[]"
+        if not isinstance(call, dict):
+            note(f"{where} is not an object; skipped")
+            return
+        index = call.get("index", 0)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < _MAX_CALLS:
+            note(f"{where}.index is not a small integer; the call piece was skipped")
+            return
+        slot = self.calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+        slot["id"] = _string(call, "id", where, note) or slot["id"]
+        function = _mapping(call, "function", where, note)
+        slot["name"] += _string(function, "name", f"{where}.function", note) or ""
+        slot["arguments"] += _string(function, "arguments", f"{where}.function", note) or ""
 
     def finish(self) -> ChatReply:
         calls = [(slot["id"], slot["name"], slot["arguments"]) for _, slot in sorted(self.calls.items())]
         return ChatReply("".join(self.pieces), calls, self.usage, self.model)
 
 
-def reply_from_body(body: Any, label: str) -> ChatReply:
+def reply_from_body(body: Any, label: str, note: Note = _ignore) -> ChatReply:
     """The reply in a non-streamed completion body; ProtocolError when it has none."""
-    try:
-        message = body["choices"][0]["message"]
-        calls = [
-            (str(call["id"]), str(call["function"]["name"]), str(call["function"].get("arguments") or ""))
-            for call in message.get("tool_calls") or []
-        ]
-        return ChatReply(str(message.get("content") or ""), calls, usage_from(body.get("usage")), body.get("model"))
-    except (KeyError, IndexError, TypeError, AttributeError):
-        raise ProtocolError("the completion has no choices[0].message", provider=label) from None
+    choices = body.get("choices") if isinstance(body, dict) else None
+    message = (
+        choices[0].get("message") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+    )
+    if not isinstance(message, dict):
+        raise ProtocolError("the completion has no choices[0].message", provider=label)
+    where = "completion.choices[0].message"
+    content = message.get("content")
+    if content is not None and not isinstance(content, str):
+        note(f"{where}.content is not a string; skipped")
+        content = None
+    calls: list[PendingCall] = []
+    for call in _list(message, "tool_calls", where, note):
+        function = call.get("function") if isinstance(call, dict) else None
+        call_id = call.get("id") if isinstance(call, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        arguments = function.get("arguments") if isinstance(function, dict) else None
+        if not isinstance(call_id, str) or not isinstance(name, str) or not isinstance(arguments, str | None):
+            note(f"{where}.tool_calls holds a call without string id, name and arguments; skipped")
+            continue
+        calls.append((call_id, name, arguments or ""))
+    if content is None and not calls and (message.get("content") is not None or message.get("tool_calls")):
+        raise ProtocolError(f"the answer cannot be read: {where} has no usable content or call", provider=label)
+    model = body.get("model")
+    return ChatReply(
+        content or "", calls, usage_from(body.get("usage"), note), model if isinstance(model, str) else None
+    )
 
 
-async def sse_events(lines: AsyncIterator[str], label: str) -> AsyncIterator[dict[str, Any]]:
+async def sse_events(
+    lines: AsyncIterator[str], label: str, key: SecretKey | None = None
+) -> AsyncIterator[dict[str, Any]]:
     """The JSON chunks of a server-sent event stream, up to `[DONE]`."""
     async for line in lines:
         if not line.startswith("data:"):
@@ -106,8 +165,11 @@ async def sse_events(lines: AsyncIterator[str], label: str) -> AsyncIterator[dic
         chunk = parse_json(data.encode(), label)
         if not isinstance(chunk, dict):
             raise ProtocolError("a stream chunk is not a JSON object", provider=label)
-        if isinstance(chunk.get("error"), dict):
-            raise ServerError(f"the stream failed: {chunk['error'].get('message')}", provider=label)
+        error = chunk.get("error")
+        if error is not None:
+            message = error.get("message") if isinstance(error, dict) else error
+            said = server_text(message, key) if isinstance(message, str) else "no message"
+            raise ServerError(f"the stream failed: {said}", provider=label)
         yield chunk
 
 
@@ -115,24 +177,60 @@ def parse_json(content: bytes, label: str) -> Any:
     """`content` as JSON, or a ProtocolError."""
     try:
         return json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ProtocolError("the server sent a body that is not JSON", provider=label) from None
 
 
-def usage_from(raw: Any) -> TurnUsage:
-    """Token counts of a Chat `usage` block (zeros when it is missing)."""
+def usage_from(raw: Any, note: Note = _ignore) -> TurnUsage:
+    """Token counts of a Chat `usage` block (zeros when it is missing; a count of the wrong type reads as 0)."""
     if not isinstance(raw, dict):
+        if raw is not None:
+            note("usage is not an object; no usage was read")
         return TurnUsage()
-    prompt_details = raw.get("prompt_tokens_details") or {}
-    completion_details = raw.get("completion_tokens_details") or {}
+    prompt_details = _mapping(raw, "prompt_tokens_details", "usage", note)
+    completion_details = _mapping(raw, "completion_tokens_details", "usage", note)
     return TurnUsage(
-        input_tokens=int(raw.get("prompt_tokens") or 0),
-        output_tokens=int(raw.get("completion_tokens") or 0),
-        total_tokens=int(raw.get("total_tokens") or 0),
-        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
-        input_audio_tokens=int(prompt_details.get("audio_tokens") or 0),
-        output_audio_tokens=int(completion_details.get("audio_tokens") or 0),
+        input_tokens=_count(raw, "prompt_tokens", "usage", note),
+        output_tokens=_count(raw, "completion_tokens", "usage", note),
+        total_tokens=_count(raw, "total_tokens", "usage", note),
+        cached_tokens=_count(prompt_details, "cached_tokens", "usage.prompt_tokens_details", note),
+        input_audio_tokens=_count(prompt_details, "audio_tokens", "usage.prompt_tokens_details", note),
+        output_audio_tokens=_count(completion_details, "audio_tokens", "usage.completion_tokens_details", note),
     )
+
+
+def _mapping(holder: dict[str, Any], key: str, where: str, note: Note) -> dict[str, Any]:
+    value = holder.get(key)
+    if value is None or isinstance(value, dict):
+        return value or {}
+    note(f"{where}.{key} is not an object; skipped")
+    return {}
+
+
+def _list(holder: dict[str, Any], key: str, where: str, note: Note) -> list[Any]:
+    value = holder.get(key)
+    if value is None or isinstance(value, list):
+        return value or []
+    note(f"{where}.{key} is not a list; skipped")
+    return []
+
+
+def _string(holder: dict[str, Any], key: str, where: str, note: Note) -> str | None:
+    value = holder.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    note(f"{where}.{key} is not a string; skipped")
+    return None
+
+
+def _count(holder: dict[str, Any], key: str, where: str, note: Note) -> int:
+    value = holder.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2**53:
+        return value
+    note(f"{where}.{key} is not a token count; read as 0")
+    return 0
 
 
 # A 429 says some budget is spent: a budget whose remaining count is not sent is taken to be the spent one.
@@ -147,20 +245,35 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     return pause_from_headers({**_SPENT_UNLESS_SAID, **response.headers})
 
 
-def status_error(response: httpx.Response, label: str, key: SecretKey | None) -> ProviderError:
+def _error_fields(content: bytes) -> tuple[str, str | None]:
+    """The `error.message` and `error.code` of an error body, as far as they can be read."""
+    try:
+        error = json.loads(content).get("error")
+    except (ValueError, RecursionError, AttributeError):
+        return "", None
+    if not isinstance(error, dict):
+        return (error, None) if isinstance(error, str) else ("", None)
+    message, code = error.get("message"), error.get("code")
+    numeric = isinstance(code, int) and not isinstance(code, bool) and abs(code) < 10**18
+    return (message if isinstance(message, str) else "", str(code) if numeric or isinstance(code, str) else None)
+
+
+def status_error(
+    response: httpx.Response,
+    label: str,
+    key: SecretKey | None,
+    *,
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+) -> ProviderError:
     """The rtflow error an HTTP error status means; the server's message is kept, the key redacted."""
     status = response.status_code
-    detail = ""
-    code: str | None = None
-    with contextlib.suppress(ValueError, AttributeError, TypeError):
-        error = json.loads(response.content)["error"]
-        detail = str(error.get("message") or "")
-        code = str(error["code"]) if error.get("code") else None
-    detail = redact(detail, key)[:300]
+    message, code = _error_fields(response.content)
+    code = server_text(code, key, limit=80) if code else None
+    detail = server_text(message, key)
     suffix = f": {detail}" if detail else ""
     if status == 429:
-        retry_after = retry_after_seconds(response)
-        hint = f"; retry after {retry_after:g} s" if retry_after is not None else ""
+        asked = retry_after_seconds(response)
+        retry_after, hint = retry_hint(asked if asked is not None else retry_after_from_text(message), max_retry_after)
         return RateLimitError(
             f"rate limited (HTTP 429){hint}{suffix}", provider=label, status=status, retry_after=retry_after, code=code
         )
@@ -171,6 +284,13 @@ def status_error(response: httpx.Response, label: str, key: SecretKey | None) ->
         )
     if status >= 500:
         return ServerError(f"the server failed (HTTP {status}){suffix}", provider=label, status=status, code=code)
+    if 300 <= status < 400:
+        return InvalidRequestError(
+            f"the server redirected the request (HTTP {status}) with nothing rtflow could follow{suffix}",
+            provider=label,
+            status=status,
+            code=code,
+        )
     return InvalidRequestError(
         f"the request was refused (HTTP {status}){suffix}", provider=label, status=status, code=code
     )

@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 
 from rtflow.durations import Duration
 from rtflow.errors import ProviderConfigError, did_you_mean
+from rtflow.providers.ratelimits import DEFAULT_MAX_RETRY_AFTER
 
 __all__ = ["CommonConfig", "validate_config"]
 
@@ -52,6 +53,9 @@ class CommonConfig(BaseModel):
     """promptfoo's single dispatcher `file://tools.py:handle`, called with (name, arguments_json)."""
     tool_timeout: Duration = 30.0
     """How long a tool handler may run before its call counts as failed (a duration: `5s`, `500ms`, milliseconds)."""
+    max_retry_after: Duration = DEFAULT_MAX_RETRY_AFTER
+    """The longest wait a server may ask for (`Retry-After`, "try again in", a rate-limit reset): a longer one is
+    cut to this, and the error (or the turn's protocol warnings) says so. A duration (`90s`, `2m`)."""
     max_tool_iterations: int = Field(default=8, ge=0)
     """The most tool rounds in one turn before the turn fails with ToolError (0: any tool call fails it)."""
     tools: list[dict[str, Any]] = Field(default_factory=list)

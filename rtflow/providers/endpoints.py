@@ -6,30 +6,38 @@ environment variable named by `api_key_env`, else `OPENAI_API_KEY`. Azure endpoi
 or `azure: true`) authenticate with an `api-key` header instead of a bearer token.
 
 Only the *name* of the variable a key came from ever appears in messages; the key itself is kept in a
-`SecretKey` whose repr hides it.
+`SecretKey` whose repr hides it. Whatever a server sends back (error messages, close reasons, bodies, a redirect's
+`Location`) goes through `server_text` before it becomes part of a message: the key and anything shaped like a key
+are replaced, control characters dropped, and the text shortened. Authentication is only ever sent to the origin
+it was configured for: a redirect elsewhere raises `CrossOriginRedirect`, which each provider reports as a refusal.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from rtflow._version import __version__
 from rtflow.errors import AuthenticationError
+from rtflow.log import redact as redact_known_secrets
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "USER_AGENT",
+    "CrossOriginRedirect",
     "SecretKey",
     "auth_headers",
     "is_azure",
     "is_loopback",
+    "origin_of",
     "realtime_url",
     "redact",
     "resolve_base_url",
     "resolve_key",
+    "server_text",
 ]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -140,3 +148,43 @@ def redact(text: str, key: SecretKey | None) -> str:
     if key is None or not key.value:
         return text
     return text.replace(key.value, "***")
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SERVER_TEXT_LIMIT = 300
+
+
+def server_text(text: str, key: SecretKey | None, *, limit: int = _SERVER_TEXT_LIMIT) -> str:
+    """Text a server sent, fit for a message: the key (and anything key-shaped) replaced, control characters
+    dropped, newlines flattened, and at most `limit` characters.
+
+    Redaction comes before shortening, so a key cut in half by the limit cannot slip through as a fragment.
+    """
+    cleaned = redact_known_secrets(redact(text, key))
+    cleaned = _CONTROL.sub("", cleaned.replace("\r\n", " ").replace("\n", " ").replace("\t", " ")).strip()
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with default ports filled in; `ws` counts as `http` and `wss` as `https`."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme.lower(), parts.scheme.lower())
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = {"http": 80, "https": 443}.get(scheme)
+    return (scheme, (parts.hostname or "").lower(), port)
+
+
+class CrossOriginRedirect(Exception):
+    """A server redirected a request that carries the API key to another origin; it was not followed.
+
+    Raised inside a transport's redirect handling and translated by the provider into an InvalidRequestError.
+    `location` is the server's text: pass it through `server_text` before showing it.
+    """
+
+    def __init__(self, location: str) -> None:
+        super().__init__("redirect to another origin")
+        self.location = location

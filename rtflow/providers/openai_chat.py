@@ -9,6 +9,10 @@ comes from the final chunk (`stream_options.include_usage`).
 
 Every httpx exception is translated into `rtflow.errors` in `_translate_errors`; HTTP error statuses are
 classified in `chat_wire.status_error` (429 with `Retry-After` or the `x-ratelimit-reset-*` headers, 401/403, 5xx).
+Redirects are followed only within the endpoint's origin (scheme, host and port): one to another origin is
+refused before the request, and its auth header, reach it. Waits a server asks for are capped by
+`max_retry_after`; fields of the wrong type in a reply are skipped and kept as the turn's protocol warnings
+(`ChatSession.protocol_warnings`, logged as `chat.protocol_warning`).
 """
 
 from __future__ import annotations
@@ -34,16 +38,19 @@ from rtflow.providers.base import Provider, ProviderInfo
 from rtflow.providers.chat_wire import ChatReply, StreamedReply, parse_json, reply_from_body, sse_events, status_error
 from rtflow.providers.config import CommonConfig, validate_config
 from rtflow.providers.endpoints import (
+    CrossOriginRedirect,
     SecretKey,
     auth_headers,
     is_azure,
     is_loopback,
-    redact,
+    origin_of,
     resolve_base_url,
     resolve_key,
+    server_text,
 )
 from rtflow.providers.pricing import cost_of
-from rtflow.providers.ratelimits import pause_from_headers
+from rtflow.providers.protocol_notes import ProtocolNotes
+from rtflow.providers.ratelimits import capped_wait, pause_from_headers
 from rtflow.providers.tool_rounds import run_tool_rounds
 from rtflow.providers.tools import ToolRunner, chat_tools
 
@@ -154,28 +161,39 @@ class ChatProvider(Provider):
 
             self._key = resolve_key(self.config.api_key, self.config.api_key_env, self.info.label)
             headers = auth_headers(self._key, azure=self.azure, extra=self.config.headers)
+            endpoint_origin = origin_of(self.url)
+
+            async def same_origin_only(request: httpx.Request) -> None:
+                # Runs before every request httpx sends, redirects included: the auth headers never leave the origin.
+                if origin_of(str(request.url)) != endpoint_origin:
+                    raise CrossOriginRedirect(str(request.url))
+
             self._client = httpx.AsyncClient(
                 headers=headers,
                 timeout=self.config.request_timeout,
                 transport=self._transport,
                 # Proxies from the environment, but never for loopback or an injected transport.
                 trust_env=self._transport is None and not is_loopback(self.base_url),
+                follow_redirects=True,
+                event_hooks={"request": [same_origin_only]},
             )
         return self._client
 
-    async def complete(self, request: TurnRequest) -> TurnOutput:
+    async def complete(self, request: TurnRequest, notes: ProtocolNotes | None = None) -> TurnOutput:
         """Answer one turn, running tool rounds until the model stops calling tools."""
+        if notes is None:
+            notes = ProtocolNotes(self.info.label, log_event="chat.protocol_warning")
         with _translate_errors(self.info.label, lambda: self._key):
-            return await self._complete(request)
+            return await self._complete(request, notes)
 
-    async def _complete(self, request: TurnRequest) -> TurnOutput:
+    async def _complete(self, request: TurnRequest, notes: ProtocolNotes) -> TurnOutput:
         started = time.perf_counter()
         metrics = TurnMetrics()
         messages = _chat_messages(request, self.info.base_dir, self.info.label)
         replies: list[ChatReply] = []
 
         async def ask() -> ChatReply:
-            reply = await self._request(messages, metrics, started)
+            reply = await self._request(messages, metrics, notes)
             replies.append(reply)
             return reply
 
@@ -199,9 +217,18 @@ class ChatProvider(Provider):
             usage=rounds.usage,
             cost=cost_of(self.info.model, rounds.usage),
             metrics=metrics,
-            model=served_by or self.info.model,
-            rate_limit_pause_s=pause_from_headers(self.rate_limits),
+            model=server_text(served_by, self._key, limit=100) if served_by else self.info.model,
+            rate_limit_pause_s=self._rate_limit_pause(notes),
         )
+
+    def _rate_limit_pause(self, notes: ProtocolNotes) -> float | None:
+        """The pause the `x-ratelimit-*` headers ask for, capped by `max_retry_after` (and noted if cut)."""
+        asked = pause_from_headers(self.rate_limits)
+        cap = self.config.max_retry_after
+        pause, capped = capped_wait(asked, cap)
+        if capped:
+            notes(f"x-ratelimit-reset asked to hold requests for {asked:g} s; held for {cap:g} s (max_retry_after)")
+        return pause
 
     def _body(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         config = self.config
@@ -219,23 +246,26 @@ class ChatProvider(Provider):
             body["stream_options"] = {"include_usage": True}
         return body
 
-    async def _request(self, messages: list[dict[str, Any]], metrics: TurnMetrics, started: float) -> ChatReply:
+    async def _request(self, messages: list[dict[str, Any]], metrics: TurnMetrics, notes: ProtocolNotes) -> ChatReply:
         body = self._body(messages)
         client = self._http()
+        notes.key = self._key
+        label = self.info.label
+        cap = self.config.max_retry_after
         requested = time.perf_counter()
         if not self.config.stream:
             response = await client.post(self.url, json=body)
             self._note_rate_limits(response)
-            if response.status_code >= 400:
-                raise status_error(response, self.info.label, self._key)
-            return reply_from_body(parse_json(response.content, self.info.label), self.info.label)
+            if response.status_code >= 300:  # a redirect left here was not followed
+                raise status_error(response, label, self._key, max_retry_after=cap)
+            return reply_from_body(parse_json(response.content, label), label, notes)
         async with client.stream("POST", self.url, json=body) as response:
             self._note_rate_limits(response)
-            if response.status_code >= 400:
+            if response.status_code >= 300:
                 await response.aread()
-                raise status_error(response, self.info.label, self._key)
-            reply = StreamedReply()
-            async for chunk in sse_events(response.aiter_lines(), self.info.label):
+                raise status_error(response, label, self._key, max_retry_after=cap)
+            reply = StreamedReply(notes)
+            async for chunk in sse_events(response.aiter_lines(), label, self._key):
                 if reply.absorb(chunk) and metrics.first_delta_ms is None:
                     metrics.first_delta_ms = (time.perf_counter() - requested) * 1000
             return reply.finish()
@@ -251,10 +281,14 @@ class ChatSession:
 
     def __init__(self, provider: ChatProvider) -> None:
         self._provider = provider
+        self.protocol_warnings: list[str] = []
+        """What the server sent during the last turn that was skipped, and why (see `ProtocolNotes`)."""
 
     async def send(self, request: TurnRequest) -> TurnOutput:
         """Send the whole conversation."""
-        return await self._provider.complete(request)
+        notes = ProtocolNotes(self._provider.info.label, log_event="chat.protocol_warning")
+        self.protocol_warnings = notes.warnings
+        return await self._provider.complete(request, notes)
 
     async def aclose(self) -> None:
         """Nothing to release: the connection pool belongs to the provider."""
@@ -330,6 +364,14 @@ def _translate_errors(label: str, current_key: Any) -> Iterator[None]:
 
     try:
         yield
+    except CrossOriginRedirect as exc:
+        location = server_text(exc.location, current_key(), limit=200)
+        raise InvalidRequestError(
+            f"the server redirected the request to another origin ({location}); rtflow sends the API key only to the"
+            " origin it is configured for: set api_base_url to the new address if you trust it",
+            provider=label,
+            code="cross_origin_redirect",
+        ) from None
     except httpx.TimeoutException as exc:
         raise ProviderTimeoutError(f"the request timed out ({type(exc).__name__})", provider=label) from None
     except httpx.DecodingError:
@@ -337,10 +379,10 @@ def _translate_errors(label: str, current_key: Any) -> Iterator[None]:
     except httpx.TransportError as exc:
         key: SecretKey | None = current_key()
         raise ProviderConnectionError(
-            f"the connection failed: {redact(str(exc), key) or type(exc).__name__}", provider=label
+            f"the connection failed: {server_text(str(exc), key) or type(exc).__name__}", provider=label
         ) from None
     except httpx.HTTPError as exc:
         key = current_key()
         raise ProviderConnectionError(
-            f"the request failed: {redact(str(exc), key) or type(exc).__name__}", provider=label
+            f"the request failed: {server_text(str(exc), key) or type(exc).__name__}", provider=label
         ) from None

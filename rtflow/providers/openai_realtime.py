@@ -19,18 +19,21 @@ and answered (`turn_detection` off), or left to `server_vad` to commit and answe
 fallback can use it. Output audio is written per turn to `TurnRequest.artifact_dir` (WAV, or raw G.711 plus a
 WAV copy); its transcript is the turn's text.
 
-Every websockets exception is translated into `rtflow.errors` in `_translate_errors`, the one place where the
-library's failures enter rtflow. The API key is never part of a message or a log line.
+What the server sends is trusted for nothing. Every frame is read by `realtime_wire.read_event` into typed
+values; what cannot be used is skipped and kept as the turn's protocol warnings (`protocol_warnings`, also
+logged as `realtime.protocol_warning`). Events are matched to the turn's response (`ResponseMatcher`); `error`
+events to the client event they name (every client event carries an `event_id`), so an error about another
+event does not fail the turn. Every wait is bounded: the handshake by `connect_timeout`, silence and an unread
+send by `websocket_timeout`, and a wait the server asks for by `max_retry_after`. Every websockets exception is
+translated in `realtime_socket.translate_errors`, the one place where the library's failures enter rtflow; the
+API key is never part of a message or a log line, and never sent to another origin.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,20 +42,17 @@ import anyio
 
 from rtflow.audio.files import audio_seconds, write_output_audio
 from rtflow.errors import (
-    AuthenticationError,
     InvalidRequestError,
     ProtocolError,
     ProviderConnectionError,
     ProviderError,
     ProviderTimeoutError,
-    RateLimitError,
 )
 from rtflow.log import get_logger
 from rtflow.messages import AUDIO_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest
 from rtflow.providers.base import Provider, ProviderInfo
 from rtflow.providers.config import validate_config
 from rtflow.providers.endpoints import (
-    USER_AGENT,
     SecretKey,
     auth_headers,
     is_azure,
@@ -61,13 +61,34 @@ from rtflow.providers.endpoints import (
     redact,
     resolve_base_url,
     resolve_key,
+    server_text,
 )
 from rtflow.providers.pricing import cost_of
-from rtflow.providers.ratelimits import pause_from_realtime_limits, retry_after_header
+from rtflow.providers.protocol_notes import ProtocolNotes
+from rtflow.providers.ratelimits import capped_wait, pause_from_realtime_limits
 from rtflow.providers.realtime_events import EventBuilder, RealtimeConfig
-from rtflow.providers.realtime_outcomes import ResponseResult, error_from_event, finish_response
+from rtflow.providers.realtime_outcomes import ResponseMatcher, ResponseResult, error_from_body, finish_response
+from rtflow.providers.realtime_socket import open_socket
+from rtflow.providers.realtime_socket import translate_errors as _translate_errors
 from rtflow.providers.realtime_voice import InputAudio, TurnDetection, load_input_audio, outgoing_messages, stream_audio
-from rtflow.providers.tool_rounds import run_tool_rounds
+from rtflow.providers.realtime_wire import (
+    AudioCommitted,
+    AudioDelta,
+    ErrorEvent,
+    OtherEvent,
+    OutputItemAdded,
+    RateLimit,
+    RateLimitsUpdated,
+    ResponseCreated,
+    ResponseDone,
+    ServerEvent,
+    SessionCreated,
+    SpeechStopped,
+    TextDelta,
+    Transcription,
+    read_event,
+)
+from rtflow.providers.tool_rounds import ToolRounds, run_tool_rounds
 from rtflow.providers.tools import ToolRunner
 
 if TYPE_CHECKING:
@@ -76,24 +97,10 @@ if TYPE_CHECKING:
 __all__ = ["RealtimeProvider", "RealtimeSession"]
 
 
-_TEXT_DELTAS = frozenset(
-    {
-        "response.output_text.delta",
-        "response.output_audio_transcript.delta",
-        "response.text.delta",
-        "response.audio_transcript.delta",
-    }
-)
-_AUDIO_DELTAS = frozenset({"response.output_audio.delta", "response.audio.delta"})
 # One encoder for every client event: `json.dumps` with separators builds a new encoder per call.
 _compact_json = json.JSONEncoder(separators=(",", ":")).encode
-# A whole response (twenty-odd events) often arrives in one read; websockets pauses reading the socket whenever
-# more frames than this are waiting, which would cost two system calls per response at the default of 16.
-_MAX_QUEUED_FRAMES = 256
-_FORBIDDEN_HINT = (
-    "the server refused the connection (HTTP 403). Likely causes: the key has no access to this model, "
-    "a network or proxy that blocks WebSockets, or an exhausted quota or billing limit"
-)
+_FINISHED_KEPT = 64
+"""How many finished response ids a session remembers, so late events of theirs are known as strays."""
 
 
 class RealtimeProvider(Provider):
@@ -198,6 +205,7 @@ class RealtimeSession:
 
     def __init__(self, provider: RealtimeProvider, conversation_id: str) -> None:
         self._provider = provider
+        self._label = provider.info.label
         self._conversation_id = conversation_id
         self._socket: ClientConnection | None = None
         self._events = EventBuilder(provider.config.dialect)
@@ -206,18 +214,33 @@ class RealtimeSession:
         self._server_model: str | None = None
         self._detection = TurnDetection.of(provider.config)
         self._turn: _TurnState | None = None
-        self.rate_limits: list[dict[str, Any]] = []
+        self._notes = ProtocolNotes(self._label, log_event="realtime.protocol_warning")
+        self._sent_this_turn: set[str] = set()
+        """`event_id`s of the client events sent during this turn: the errors that may fail it name one."""
+        self._finished: dict[str, None] = {}
+        """Ids of responses read to their end (oldest first), whose late events are strays."""
+        self.rate_limits: list[RateLimit] = []
         """The last `rate_limits.updated` figures the server sent."""
+        self.protocol_warnings: list[str] = self._notes.warnings
+        """What the server sent during the last turn that was skipped, and why (see `ProtocolNotes`)."""
 
     async def send(self, request: TurnRequest) -> TurnOutput:
         """Answer one turn, sending only what the server session does not hold yet."""
+        self._notes = ProtocolNotes(self._label, log_event="realtime.protocol_warning", key=self._key)
+        self.protocol_warnings = self._notes.warnings
+        self._sent_this_turn = set()
+        state = self._turn = _TurnState(started=time.perf_counter())
+        cap = self._provider.config.max_retry_after
         try:
-            with _translate_errors(self._provider.info.label, lambda: self._key):
-                return await self._send(request)
+            with _translate_errors(self._label, lambda: self._key, max_retry_after=cap):
+                rounds = await self._exchange(request, state)
         except ProviderError as exc:
             # What the server heard is worth keeping: a fallback that cannot take audio gets the words.
-            if self._turn is not None and exc.input_transcript is None:
-                exc.input_transcript = self._turn.input_transcript
+            if exc.input_transcript is None:
+                exc.input_transcript = self._redacted(state.input_transcript)
+            if isinstance(exc, ProtocolError | ProviderTimeoutError) and len(self._notes):
+                exc.message += self._notes.summary()
+                exc.args = (exc.message,)
             self._abort()
             raise
         except BaseException:
@@ -225,6 +248,8 @@ class RealtimeSession:
             # attempt starts on a fresh socket and replays the history.
             self._abort()
             raise
+        # Outside the translation: a local failure (an unwritable artifact folder) is not the server's.
+        return self._output(request, state, rounds)
 
     async def aclose(self) -> None:
         """Close the socket; safe to call twice and after a failure."""
@@ -240,8 +265,11 @@ class RealtimeSession:
         if socket is not None:
             socket.transport.abort()
 
-    async def _send(self, request: TurnRequest) -> TurnOutput:
-        state = self._turn = _TurnState(started=time.perf_counter())
+    def _redacted(self, text: str | None) -> str | None:
+        """Server text that goes into the turn's record as it is (answer, transcript), with the key removed."""
+        return redact(text, self._key) if text else text
+
+    async def _exchange(self, request: TurnRequest, state: _TurnState) -> ToolRounds:
         # `wanted` keys the messages as the conversation holds them (a vars.audio turn as its rendered text), so
         # the next turn's history matches what this session holds; `outgoing` is what goes on the wire.
         wanted = [_message_key(message) for message in request.messages]
@@ -268,10 +296,13 @@ class RealtimeSession:
             lambda _reply, outcomes: self._answer_calls(state, outcomes),
             self._provider.tools,
             max_rounds=self._provider.config.max_tool_iterations,
-            provider_label=self._provider.info.label,
+            provider_label=self._label,
         )
+        rounds.text = self._redacted(rounds.text) or ""
         self._held = [*wanted, _message_key(Message.of("assistant", rounds.text))]
+        return rounds
 
+    def _output(self, request: TurnRequest, state: _TurnState, rounds: ToolRounds) -> TurnOutput:
         state.metrics.tool_rounds_ms.extend(rounds.round_ms)
         state.metrics.total_ms = (time.perf_counter() - state.started) * 1000
         output_format = self._provider.config.output_audio_format or "pcm16"
@@ -291,63 +322,81 @@ class RealtimeSession:
             cost=cost_of(self._provider.info.model, rounds.usage),
             metrics=state.metrics,
             audio=audio,
-            input_transcript=state.input_transcript,
+            input_transcript=self._redacted(state.input_transcript),
             model=self._server_model or self._provider.info.model,
-            rate_limit_pause_s=pause_from_realtime_limits(self.rate_limits),
+            rate_limit_pause_s=self._rate_limit_pause(),
         )
 
-    async def _connect(self) -> None:
-        from websockets.asyncio.client import connect  # loaded by the first connection, not by validation
+    def _rate_limit_pause(self) -> float | None:
+        """The pause the last `rate_limits.updated` asks for, capped by `max_retry_after` (and noted if cut)."""
+        asked = pause_from_realtime_limits(self.rate_limits)
+        cap = self._provider.config.max_retry_after
+        pause, capped = capped_wait(asked, cap)
+        if capped:
+            self._notes(
+                f"rate_limits.updated asked to hold requests for {asked:g} s; held for {cap:g} s (max_retry_after)"
+            )
+        return pause
 
+    async def _connect(self) -> None:
         provider = self._provider
-        self._key = provider.resolve_key()
+        self._key = self._notes.key = provider.resolve_key()
         self._events = EventBuilder(provider.config.dialect)
         get_logger().debug("realtime.connect", conversation_id=self._conversation_id, url=provider.url)
         try:
             with anyio.fail_after(provider.config.connect_timeout):
-                self._socket = await connect(
+                self._socket = await open_socket(
                     provider.url,
-                    additional_headers=provider.connect_headers(self._key),
-                    user_agent_header=USER_AGENT,
-                    compression=None,  # deflate costs ~64 KB of zlib state per socket; events are small JSON
-                    proxy=None if is_loopback(provider.url) else True,  # True: the *_PROXY variables
-                    open_timeout=None,
-                    max_size=2**24,
-                    max_queue=_MAX_QUEUED_FRAMES,
-                    logger=_RedactingLogger(_WIRE_LOG, self._key),
+                    provider.connect_headers(self._key),
+                    self._key,
+                    proxy=not is_loopback(provider.url),
                 )
-                first = self._decode(await self._socket.recv())
+                await self._await_session()
         except TimeoutError:
             raise ProviderConnectionError(
                 f"no session within {provider.config.connect_timeout:g} s of connecting to {provider.url}",
-                provider=provider.info.label,
+                provider=self._label,
             ) from None
-        if first.get("type") == "error":
-            raise error_from_event(first, provider.info.label)
-        if first.get("type") != "session.created":
-            raise ProtocolError(
-                f"expected session.created as the first event, got {first.get('type')!r}",
-                provider=provider.info.label,
-            )
-        session = first.get("session")
-        if isinstance(session, dict) and isinstance(session.get("model"), str):
-            self._server_model = session["model"]
         await self._post(self._events.session_update(provider.config))
 
-    async def _post(self, event: dict[str, Any]) -> None:
-        assert self._socket is not None
-        await self._socket.send(_compact_json(event))
+    async def _await_session(self) -> None:
+        """Read up to `session.created`, the first event of every connection (others before it are skipped)."""
+        socket = self._socket
+        assert socket is not None
+        while True:
+            event = read_event(await socket.recv(), self._notes)
+            if isinstance(event, SessionCreated):
+                if event.model:
+                    self._server_model = server_text(event.model, self._key, limit=100)
+                return
+            if isinstance(event, ErrorEvent):
+                self._raise_if_ours(event)
+            elif event is not None:
+                self._notes(f"{_event_name(event)} arrived before session.created and was skipped")
 
-    def _decode(self, raw: str | bytes) -> dict[str, Any]:
-        try:
-            event = json.loads(raw)
-        except ValueError:
-            raise ProtocolError(
-                "the server sent a frame that is not JSON", provider=self._provider.info.label
-            ) from None
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            raise ProtocolError("the server sent an event without a type", provider=self._provider.info.label)
-        return event
+    def _raise_if_ours(self, event: ErrorEvent) -> None:
+        """Raise the error an `error` event means, unless it is about a client event this turn did not send."""
+        event_id = event.error.event_id
+        if event_id is not None and event_id not in self._sent_this_turn:
+            about = server_text(event.error.message or event.error.code or "", self._key, limit=120)
+            self._notes(f"an error about event {event_id!r}, which this turn did not send, was ignored: {about}")
+            return
+        raise error_from_body(
+            event.error, self._label, key=self._key, max_retry_after=self._provider.config.max_retry_after
+        )
+
+    async def _post(self, event: dict[str, Any]) -> None:
+        socket = self._socket
+        assert socket is not None
+        self._sent_this_turn.add(event["event_id"])
+        timeout = self._provider.config.websocket_timeout
+        # A server that stops reading fills the socket's buffers, and then a send waits: bound it like silence.
+        with anyio.move_on_after(timeout) as waiting:
+            await socket.send(_compact_json(event))
+        if waiting.cancelled_caught:
+            raise ProviderTimeoutError(
+                f"the server read nothing of what was sent for {timeout:g} s", provider=self._label
+            )
 
     async def _send_message(self, message: Message, state: _TurnState, *, last: bool) -> None:
         for event in self._events.message_items(message):
@@ -357,7 +406,7 @@ class RealtimeSession:
         config = self._provider.config
         for part in message.content:
             audio = load_input_audio(
-                part, self._provider.info.base_dir, config.input_audio_format or "pcm16", self._provider.info.label
+                part, self._provider.info.base_dir, config.input_audio_format or "pcm16", self._label
             )
             if audio is None:
                 continue
@@ -373,44 +422,47 @@ class RealtimeSession:
 
     async def _await_committed(self, audio: InputAudio, state: _TurnState) -> None:
         """Read up to `input_audio_buffer.committed`; a refused commit says which file was too short."""
-        label = self._provider.info.label
         socket = self._socket
         assert socket is not None
         timeout = self._provider.config.websocket_timeout
         with anyio.move_on_after(timeout):
             while True:
-                event = self._decode(await socket.recv())
-                kind = event["type"]
-                if kind == "input_audio_buffer.committed":
-                    state.audio_items.append(str(event.get("item_id")))
+                event = read_event(await socket.recv(), self._notes)
+                if isinstance(event, AudioCommitted):
+                    if event.item_id is not None:
+                        state.audio_items.append(event.item_id)
                     return
-                if kind == "error":
-                    error = error_from_event(event, label)
-                    if error.code == "input_audio_buffer_commit_empty":
+                if isinstance(event, ErrorEvent):
+                    try:
+                        self._raise_if_ours(event)
+                    except InvalidRequestError as error:
+                        if error.code != "input_audio_buffer_commit_empty":
+                            raise
                         raise InvalidRequestError(
-                            f"input audio {audio.source} is too short: {audio.seconds * 1000:.0f} ms, and the server"
-                            f" needs at least 100 ms to commit it ({error.message})",
-                            provider=label,
+                            f"input audio {audio.source} is too short: {audio.seconds * 1000:.0f} ms, and the"
+                            f" server needs at least 100 ms to commit it ({error.message})",
+                            provider=self._label,
                             code=error.code,
-                        )
-                    raise error
-                self._note(event, state)
+                        ) from None
+                elif event is not None:
+                    self._note(event, state)
         raise ProviderTimeoutError(
-            f"the server did not commit input audio {audio.source} within {timeout:g} s", provider=label
+            f"the server did not commit input audio {audio.source} within {timeout:g} s", provider=self._label
         )
 
-    def _note(self, event: dict[str, Any], state: _TurnState) -> None:
+    def _note(self, event: ServerEvent, state: _TurnState) -> None:
         """Side events that may come at any point of a turn."""
-        kind = event["type"]
-        if kind == "conversation.item.input_audio_transcription.completed":
-            state.transcripts[str(event.get("item_id"))] = str(event.get("transcript", ""))
-        elif kind == "input_audio_buffer.committed":
-            state.audio_items.append(str(event.get("item_id")))
-        elif kind == "input_audio_buffer.speech_stopped" and state.first_request_at is None:
-            state.first_request_at = time.perf_counter()  # voice latency counts from the end of speech
-        elif kind == "rate_limits.updated":
-            limits = event.get("rate_limits")
-            self.rate_limits = limits if isinstance(limits, list) else []
+        match event:
+            case Transcription(item_id=item_id, transcript=transcript) if item_id is not None:
+                state.transcripts[item_id] = transcript
+            case AudioCommitted(item_id=item_id) if item_id is not None:
+                state.audio_items.append(item_id)
+            case SpeechStopped() if state.first_request_at is None:
+                state.first_request_at = time.perf_counter()  # voice latency counts from the end of speech
+            case RateLimitsUpdated(limits=limits):
+                self.rate_limits = list(limits)
+            case _:
+                pass
 
     async def _stream_vad_audio(self, audio: InputAudio, state: _TurnState) -> None:
         started = time.perf_counter()
@@ -447,120 +499,74 @@ class RealtimeSession:
         await self._request_response(state)
         return await self._read_response(state)
 
+    def _remember_finished(self, response_id: str | None) -> None:
+        if response_id is None:
+            return
+        self._finished[response_id] = None
+        while len(self._finished) > _FINISHED_KEPT:
+            del self._finished[next(iter(self._finished))]
+
     async def _read_response(self, state: _TurnState) -> ResponseResult:
-        """Events up to `response.done`, collected into a `ResponseResult`."""
-        label = self._provider.info.label
+        """Events up to the turn's `response.done`, collected into a `ResponseResult`."""
         socket = self._socket
         assert socket is not None
         timeout = self._provider.config.websocket_timeout
+        matcher = ResponseMatcher(self._finished)
         pieces: list[str] = []
+        lost_frames = False
         # One cancel scope whose deadline moves with the events: a per-recv fail_after costs more CPU than the
         # rest of the event handling together. Moving it re-arms a timer, so it moves only once it has fallen
         # a tenth of the timeout behind; a silent server is thus caught after 0.9 to 1.0 times the timeout.
         # Whether it has fallen behind is read from time.monotonic (a C call), not anyio.current_time (which
         # looks up the backend on every call): both clocks advance alike, only the re-arm uses anyio's.
         rearm_every = 0.1 * timeout
-        with anyio.CancelScope(deadline=anyio.current_time() + timeout) as waiting:
-            rearm_at = time.monotonic() + rearm_every
-            while True:
-                if time.monotonic() >= rearm_at:
-                    waiting.deadline = anyio.current_time() + timeout
-                    rearm_at = time.monotonic() + rearm_every
-                event = self._decode(await socket.recv())
-                kind = event["type"]
-                if kind in _TEXT_DELTAS:
-                    if state.metrics.first_delta_ms is None and state.first_request_at is not None:
-                        state.metrics.first_delta_ms = (time.perf_counter() - state.first_request_at) * 1000
-                    pieces.append(str(event.get("delta", "")))
-                elif kind in _AUDIO_DELTAS:
-                    state.last_audio_at = time.perf_counter()
-                    if state.metrics.first_audio_ms is None and state.first_request_at is not None:
-                        state.metrics.first_audio_ms = (state.last_audio_at - state.first_request_at) * 1000
-                    state.audio.extend(base64.b64decode(str(event.get("delta", ""))))
-                elif kind == "response.done":
-                    return finish_response(event, "".join(pieces), label)
-                elif kind == "error":
-                    raise error_from_event(event, label)
-                else:
-                    self._note(event, state)
+        try:
+            with anyio.CancelScope(deadline=anyio.current_time() + timeout) as waiting:
+                rearm_at = time.monotonic() + rearm_every
+                while True:
+                    if time.monotonic() >= rearm_at:
+                        waiting.deadline = anyio.current_time() + timeout
+                        rearm_at = time.monotonic() + rearm_every
+                    event = read_event(await socket.recv(), self._notes)
+                    match event:
+                        case None:
+                            lost_frames = True
+                        case TextDelta() if matcher.owns(event.response_id, event.item_id):
+                            if state.metrics.first_delta_ms is None and state.first_request_at is not None:
+                                state.metrics.first_delta_ms = (time.perf_counter() - state.first_request_at) * 1000
+                            pieces.append(event.text)
+                        case AudioDelta() if matcher.owns(event.response_id, event.item_id):
+                            state.last_audio_at = time.perf_counter()
+                            if state.metrics.first_audio_ms is None and state.first_request_at is not None:
+                                state.metrics.first_audio_ms = (state.last_audio_at - state.first_request_at) * 1000
+                            state.audio.extend(event.audio)
+                        case ResponseCreated():
+                            matcher.created(event)
+                        case OutputItemAdded():
+                            matcher.item_added(event)
+                        case ResponseDone() if matcher.done(event):
+                            self._remember_finished(matcher.response_id or event.response_id)
+                            return finish_response(
+                                event,
+                                "".join(pieces),
+                                self._label,
+                                note=self._notes,
+                                lost_frames=lost_frames,
+                                key=self._key,
+                                max_retry_after=self._provider.config.max_retry_after,
+                            )
+                        case ErrorEvent():
+                            self._raise_if_ours(event)
+                        case _:
+                            self._note(event, state)
+        finally:
+            matcher.report(self._notes)
+        raise ProviderTimeoutError(f"no event from the server for {timeout:g} s", provider=self._label)
 
-        raise ProviderTimeoutError(f"no event from the server for {timeout:g} s", provider=label)
 
-
-_WIRE_LOG = logging.getLogger("rtflow.providers.realtime.wire")
-
-
-class _RedactingLogger(logging.LoggerAdapter[logging.Logger]):
-    """websockets' debug log shows handshake headers; this keeps the key out of it."""
-
-    def __init__(self, logger: logging.Logger, key: SecretKey) -> None:
-        super().__init__(logger, {})
-        self._key = key
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if self.isEnabledFor(level):
-            text = str(msg) % args if args else str(msg)
-            kwargs.setdefault("stacklevel", 2)
-            self.logger.log(level, "%s", redact(text, self._key), **kwargs)
+def _event_name(event: ServerEvent) -> str:
+    return event.type if isinstance(event, OtherEvent) else type(event).__name__
 
 
 def _safe_name(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
-
-
-@contextlib.contextmanager
-def _translate_errors(label: str, current_key: Any) -> Iterator[None]:
-    """Turn every websockets (and socket) failure into an rtflow ProviderError, without leaking the key."""
-    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-
-    try:
-        yield
-    except InvalidStatus as exc:
-        key: SecretKey | None = current_key()
-        status = exc.response.status_code
-        body = redact(exc.response.body.decode("utf-8", "replace")[:300], key) if exc.response.body else ""
-        detail = f": {body.strip()}" if body.strip() else ""
-        if status == 401:
-            source = f" (from {key.source})" if key else ""
-            raise AuthenticationError(
-                f"the server refused the API key{source} (HTTP 401){detail}", provider=label, status=status
-            ) from None
-        if status == 403:
-            raise AuthenticationError(f"{_FORBIDDEN_HINT}{detail}", provider=label, status=status) from None
-        if status == 429:
-            retry_after = retry_after_header(exc.response.headers.get("Retry-After"))
-            hint = f"; retry after {retry_after:g} s" if retry_after is not None else ""
-            raise RateLimitError(
-                f"rate limited at the handshake (HTTP 429){hint}{detail}",
-                provider=label,
-                status=status,
-                retry_after=retry_after,
-            ) from None
-        if status >= 500:
-            raise ProviderConnectionError(
-                f"the server failed the handshake (HTTP {status}){detail}", provider=label, status=status
-            ) from None
-        raise InvalidRequestError(
-            f"the server refused the handshake (HTTP {status}){detail}", provider=label, status=status
-        ) from None
-    except ConnectionClosed as exc:
-        frame = exc.rcvd
-        code = frame.code if frame is not None else 1006
-        reason = frame.reason if frame is not None else ""
-        if code == 4000 or "beta_api_shape_disabled" in reason:
-            raise InvalidRequestError(
-                f"the server rejected the beta protocol (close {code} {reason}); use dialect: ga",
-                provider=label,
-                code="beta_api_shape_disabled",
-            ) from None
-        raise ProviderConnectionError(
-            f"the connection closed (code {code}{' ' + reason if reason else ''})",
-            provider=label,
-            code=str(code),
-        ) from None
-    except InvalidURI as exc:
-        raise InvalidRequestError(f"bad Realtime URL: {exc}", provider=label) from None
-    except InvalidHandshake as exc:
-        raise ProtocolError(f"the WebSocket handshake failed: {exc}", provider=label) from None
-    except OSError as exc:
-        raise ProviderConnectionError(f"cannot connect: {exc.strerror or type(exc).__name__}", provider=label) from None

@@ -1,14 +1,29 @@
-"""What the Realtime server's events mean: a finished response's outcome, `error` events, usage.
+"""What the Realtime server's events mean for a turn: which response is the turn's, its outcome, `error` events.
 
-Pure functions over decoded events, shared by every session; the WebSocket itself stays in `openai_realtime`.
+Pure logic over events already read by `realtime_wire`, shared by every session; the WebSocket itself stays in
+`openai_realtime`.
+
+- `ResponseMatcher` decides which events belong to the response the turn waits for, by `response_id` (and, for
+  an event without one, by the `item_id` of an item the response added). The turn's response is the first
+  response created after the turn asked for one that is not out-of-band (`conversation_id: null`) and not
+  already finished; events of any other response (out-of-band, interleaved, a stray `response.done` of an
+  earlier one) are counted and never end or pollute the turn.
+- `finish_response` reads a finished response: its text, calls and usage, or the error its status means. It
+  fails with a ProtocolError only when the answer cannot be read: the response is unreadable, or nothing of it
+  could be read while some of it was skipped.
+- `error_from_body` classifies an `error` event (authentication, rate limit with the wait its message names,
+  expired session, server fault, invalid request). Server text is redacted before it enters a message.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
 from rtflow.errors import (
+    AuthenticationError,
     InvalidRequestError,
     ProtocolError,
     ProviderConnectionError,
@@ -18,9 +33,31 @@ from rtflow.errors import (
     ServerError,
 )
 from rtflow.messages import Usage
+from rtflow.providers.endpoints import SecretKey, server_text
+from rtflow.providers.ratelimits import DEFAULT_MAX_RETRY_AFTER, retry_after_from_text, retry_hint
+from rtflow.providers.realtime_wire import (
+    ErrorBody,
+    ErrorEvent,
+    Note,
+    OutputItemAdded,
+    ResponseCreated,
+    ResponseDone,
+    read_object,
+)
 from rtflow.providers.tools import PendingCall
 
-__all__ = ["ResponseResult", "error_from_event", "finish_response", "usage_from"]
+__all__ = [
+    "ResponseMatcher",
+    "ResponseResult",
+    "error_from_body",
+    "error_from_event",
+    "finish_response",
+    "usage_from",
+]
+
+_FAILED_STATUSES = frozenset({"failed", "incomplete", "cancelled"})
+_AUTH_WORDS = re.compile(r"api_key|authenticat|unauthori[sz]ed|permission|forbidden", re.IGNORECASE)
+"""Error codes and types that mean the key was refused (`invalid_api_key`, `authentication_error`, ...)."""
 
 
 @dataclass
@@ -32,76 +69,152 @@ class ResponseResult:
     usage: Usage = field(default_factory=Usage)
 
 
-def finish_response(event: dict[str, Any], streamed_text: str, label: str) -> ResponseResult:
-    """The outcome of `response.done`, or the error its status means."""
-    response = event.get("response")
-    if not isinstance(response, dict):
-        raise ProtocolError("response.done without a response", provider=label)
-    status = response.get("status")
-    if status in ("failed", "incomplete", "cancelled"):
-        raise _failed_response(response, str(status), label)
-    result = ResponseResult(text=streamed_text, usage=usage_from(response.get("usage")))
-    output_text: list[str] = []
-    for item in response.get("output") or []:
-        if not isinstance(item, dict):
-            continue
-        if item.get("type") == "function_call":
-            result.calls.append((str(item.get("call_id")), str(item.get("name")), str(item.get("arguments") or "")))
-        elif item.get("type") == "message":
-            for part in item.get("content") or []:
-                if isinstance(part, dict):
-                    output_text.append(str(part.get("text") or part.get("transcript") or ""))
-    if not result.text:
-        # Servers that send no deltas still list the text in the final output.
-        result.text = "".join(output_text)
+class ResponseMatcher:
+    """Which events belong to the one response a turn (or a tool round) is waiting for.
+
+    `finished` holds the ids of responses the session already read to their end: their late events are foreign.
+    An event with no response id at all (nor an item that names one) is taken as the turn's: a server that
+    sends no ids cannot interleave anything the client could tell apart.
+    """
+
+    def __init__(self, finished: Container[str]) -> None:
+        self.response_id: str | None = None
+        """The turn's response, once known."""
+        self._finished = finished
+        self._items: dict[str, str] = {}
+        self.ignored: dict[str, int] = {}
+        """Events of other responses that were ignored, counted by response id."""
+
+    def created(self, event: ResponseCreated) -> bool:
+        """Whether this response is the turn's (the first one that is neither out-of-band nor finished)."""
+        return self._claim(event.response_id, event.out_of_band, "response.created")
+
+    def item_added(self, event: OutputItemAdded) -> None:
+        """Remember which response an item belongs to (its deltas may name only the item)."""
+        if event.item_id is not None and event.response_id is not None:
+            self._items[event.item_id] = event.response_id
+
+    def owns(self, response_id: str | None, item_id: str | None) -> bool:
+        """Whether a delta (of this response, or of the item this item id names) belongs to the turn."""
+        owner = response_id if response_id is not None else self._items.get(item_id) if item_id else None
+        return self._claim(owner, False, "delta")
+
+    def done(self, event: ResponseDone) -> bool:
+        """Whether this `response.done` ends the turn's response."""
+        return self._claim(event.response_id, event.out_of_band, "response.done")
+
+    def _claim(self, response_id: str | None, out_of_band: bool, what: str) -> bool:
+        if response_id is None:
+            return not out_of_band
+        if response_id == self.response_id:
+            return True
+        unclaimed = response_id not in self._finished and response_id not in self.ignored
+        if self.response_id is None and not out_of_band and unclaimed:
+            self.response_id = response_id
+            return True
+        self.ignored[response_id] = self.ignored.get(response_id, 0) + 1
+        return False
+
+    def report(self, note: Note) -> None:
+        """Tell `note` which other responses' events were ignored (once each), then forget them."""
+        for response_id, count in self.ignored.items():
+            note(f"{count} event(s) of response {response_id!r}, not this turn's response, were ignored")
+        self.ignored.clear()
+
+
+def finish_response(
+    event: dict[str, Any] | ResponseDone,
+    streamed_text: str,
+    label: str,
+    *,
+    note: Note | None = None,
+    lost_frames: bool = False,
+    key: SecretKey | None = None,
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+) -> ResponseResult:
+    """The outcome of the turn's `response.done`, or the error its status means.
+
+    `streamed_text` is the text of the response's deltas; the response's own output wins when it differs (a
+    delta may have been lost). `lost_frames` says that frames were skipped while the response streamed: when
+    nothing of the answer could then be read, the answer is lost and the turn fails with a ProtocolError.
+    """
+    warnings: list[str] = []
+    tell = note if note is not None else warnings.append
+    done = event if isinstance(event, ResponseDone) else read_object(event, tell)
+    if not isinstance(done, ResponseDone) or not done.readable:
+        raise ProtocolError("response.done without a readable response: the answer cannot be read", provider=label)
+    if done.status in _FAILED_STATUSES:
+        raise _failed_response(done, label, key, max_retry_after)
+    if done.status not in (None, "completed"):
+        tell(f"response.done: unknown status {done.status!r}, read as completed")
+    result = ResponseResult(text=streamed_text, calls=list(done.calls), usage=done.usage)
+    final_text = "".join(done.texts)
+    if final_text and final_text != streamed_text:
+        if streamed_text:
+            tell("the response's streamed text differs from its final output; the final output is used")
+        result.text = final_text
+    if not result.text and not result.calls and (done.unreadable or lost_frames):
+        parts = ", ".join(done.unreadable) if done.unreadable else "frames that could not be read"
+        raise ProtocolError(f"the answer cannot be read: {parts} were skipped", provider=label)
     return result
 
 
-def _failed_response(response: dict[str, Any], status: str, label: str) -> ProviderError:
-    details = response.get("status_details") or {}
-    reason = details.get("reason") if isinstance(details, dict) else None
-    error = details.get("error") if isinstance(details, dict) else None
-    error = error if isinstance(error, dict) else {}
-    code = error.get("code")
+def _failed_response(done: ResponseDone, label: str, key: SecretKey | None, cap: float) -> ProviderError:
+    status = str(done.status)
+    reason = server_text(done.reason, key, limit=80) if done.reason else None
+    error = done.error or ErrorBody()
+    code = server_text(error.code, key, limit=80) if error.code else None
     message = f"response {status}" + (f" ({reason})" if reason else "")
-    if error.get("message"):
-        message += f": {error['message']}"
-    if "rate_limit" in f"{code} {error.get('type')}":
-        return RateLimitError(message, provider=label, code=str(code) if code else None)
-    return ResponseFailedError(
-        message, response_status=status, reason=reason, provider=label, code=str(code) if code else None
-    )
+    if error.message:
+        message += f": {server_text(error.message, key)}"
+    if "rate_limit" in f"{code} {error.type}":
+        wait, hint = retry_hint(retry_after_from_text(error.message), cap)
+        return RateLimitError(message + hint, provider=label, code=code, retry_after=wait)
+    return ResponseFailedError(message, response_status=status, reason=reason, provider=label, code=code)
 
 
-def error_from_event(event: dict[str, Any], label: str) -> ProviderError:
+def error_from_event(
+    event: dict[str, Any] | ErrorEvent,
+    label: str,
+    *,
+    key: SecretKey | None = None,
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+) -> ProviderError:
     """The rtflow error an `error` event means (by its type and code)."""
-    error = event.get("error")
-    error = error if isinstance(error, dict) else {}
-    error_type = str(error.get("type") or "")
-    code = str(error["code"]) if error.get("code") else None
-    message = f"{error_type or 'error'}: {error.get('message') or 'no message'}"
+    read = event if isinstance(event, ErrorEvent) else read_object(event, lambda _warning: None)
+    body = read.error if isinstance(read, ErrorEvent) else ErrorBody()
+    return error_from_body(body, label, key=key, max_retry_after=max_retry_after)
+
+
+def error_from_body(
+    error: ErrorBody,
+    label: str,
+    *,
+    key: SecretKey | None = None,
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+) -> ProviderError:
+    """The rtflow error an `error` event's body means; the server's words redacted."""
+    error_type = server_text(error.type, key, limit=80) if error.type else ""
+    code = server_text(error.code, key, limit=80) if error.code else None
+    message = f"{error_type or 'error'}: {server_text(error.message, key) if error.message else 'no message'}"
     if code:
         message += f" (code {code})"
     if code == "session_expired":
         return ProviderConnectionError(message, provider=label, code=code)
+    if _AUTH_WORDS.search(f"{code or ''} {error_type}"):
+        source = f" (from {key.source})" if key else ""
+        return AuthenticationError(
+            f"the server refused the API key{source}: {message}", provider=label, code=code, retryable=False
+        )
     if "rate_limit" in f"{code} {error_type}":
-        return RateLimitError(message, provider=label, code=code)
+        wait, hint = retry_hint(retry_after_from_text(error.message), max_retry_after)
+        return RateLimitError(message + hint, provider=label, code=code, retry_after=wait)
     if error_type == "server_error":
         return ServerError(message, provider=label, code=code)
     return InvalidRequestError(message, provider=label, code=code)
 
 
 def usage_from(raw: Any) -> Usage:
-    """Token counts of a `response.done` usage block (zeros when it is missing)."""
-    if not isinstance(raw, dict):
-        return Usage()
-    input_details = raw.get("input_token_details") or {}
-    output_details = raw.get("output_token_details") or {}
-    return Usage(
-        input_tokens=int(raw.get("input_tokens") or 0),
-        output_tokens=int(raw.get("output_tokens") or 0),
-        total_tokens=int(raw.get("total_tokens") or 0),
-        cached_tokens=int(input_details.get("cached_tokens") or 0),
-        input_audio_tokens=int(input_details.get("audio_tokens") or 0),
-        output_audio_tokens=int(output_details.get("audio_tokens") or 0),
-    )
+    """Token counts of a `response.done` usage block (zeros when it is missing or unreadable)."""
+    done = read_object({"type": "response.done", "response": {"usage": raw}}, lambda _warning: None)
+    return done.usage if isinstance(done, ResponseDone) else Usage()

@@ -1,0 +1,214 @@
+"""The Realtime provider's side of `websockets`: opening a socket, and translating every failure.
+
+`open_socket` connects with rtflow's settings and a redirect policy of its own: websockets follows redirects and
+strips only `Authorization` when one leaves the origin, so Azure's `api-key` (and any auth header of the user's)
+would reach the other host. Here a redirect within the origin is followed with its headers, and one to another
+origin is refused before anything is sent there (`CrossOriginRedirect`).
+
+`translate_errors` is the one place where the library's failures become rtflow errors. Every text from the
+server that enters a message (a refusal's body, a close reason, a redirect's location) is redacted first.
+websockets is imported by the first connection, never by validating a flow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from rtflow.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    ProtocolError,
+    ProviderConnectionError,
+    RateLimitError,
+)
+from rtflow.providers.endpoints import (
+    USER_AGENT,
+    CrossOriginRedirect,
+    SecretKey,
+    origin_of,
+    redact,
+    server_text,
+)
+from rtflow.providers.ratelimits import DEFAULT_MAX_RETRY_AFTER, retry_after_header, retry_hint
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import connect
+
+__all__ = ["MAX_FRAME_BYTES", "open_socket", "translate_errors"]
+
+MAX_FRAME_BYTES = 2**24
+"""The largest frame (message) rtflow reads; a larger one closes the connection with code 1009."""
+# A whole response (twenty-odd events) often arrives in one read; websockets pauses reading the socket whenever
+# more frames than this are waiting, which would cost two system calls per response at the default of 16.
+_MAX_QUEUED_FRAMES = 256
+_UNAUTHORIZED_CLOSE_CODES = {3000: "unauthorized", 3003: "forbidden"}
+"""Close codes of the IANA registry that mean the credentials were refused; the live service sends 3000."""
+_FORBIDDEN_HINT = (
+    "the server refused the connection (HTTP 403). Likely causes: the key has no access to this model, "
+    "a network or proxy that blocks WebSockets, or an exhausted quota or billing limit"
+)
+_WIRE_LOG = logging.getLogger("rtflow.providers.realtime.wire")
+
+
+def open_socket(url: str, headers: Mapping[str, str], key: SecretKey, *, proxy: bool) -> connect:
+    """An awaitable that opens the socket (redirects followed only within the origin)."""
+    return _same_origin_connect()(
+        url,
+        additional_headers=dict(headers),
+        user_agent_header=USER_AGENT,
+        compression=None,  # deflate costs ~64 KB of zlib state per socket; events are small JSON
+        proxy=True if proxy else None,  # True: the *_PROXY variables
+        open_timeout=None,  # the caller's deadline bounds the handshake
+        max_size=MAX_FRAME_BYTES,
+        max_queue=_MAX_QUEUED_FRAMES,
+        logger=_RedactingLogger(_WIRE_LOG, key),
+    )
+
+
+@functools.cache
+def _same_origin_connect() -> type[connect]:
+    from websockets.asyncio.client import connect
+
+    class SameOriginConnect(connect):
+        """websockets' `connect`, refusing a redirect to another origin instead of following it."""
+
+        def process_redirect(self, exc: Exception) -> Exception | str:
+            target = super().process_redirect(exc)
+            if isinstance(target, str) and origin_of(target) != origin_of(self.uri):
+                return CrossOriginRedirect(target)
+            return target
+
+    return SameOriginConnect
+
+
+class _RedactingLogger(logging.LoggerAdapter[logging.Logger]):
+    """websockets' debug log shows handshake headers; this keeps the key out of it."""
+
+    def __init__(self, logger: logging.Logger, key: SecretKey) -> None:
+        super().__init__(logger, {})
+        self._key = key
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            text = str(msg) % args if args else str(msg)
+            kwargs.setdefault("stacklevel", 2)
+            self.logger.log(level, "%s", redact(text, self._key), **kwargs)
+
+
+@contextlib.contextmanager
+def translate_errors(
+    label: str,
+    current_key: Callable[[], SecretKey | None],
+    *,
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+) -> Iterator[None]:
+    """Turn every websockets (and socket) failure into an rtflow ProviderError, without leaking the key."""
+    from websockets.exceptions import (
+        ConnectionClosed,
+        InvalidHandshake,
+        InvalidStatus,
+        InvalidURI,
+        WebSocketException,
+    )
+
+    try:
+        yield
+    except CrossOriginRedirect as exc:
+        location = server_text(exc.location, current_key(), limit=200)
+        raise InvalidRequestError(
+            f"the server redirected the handshake to another origin ({location}); rtflow sends the API key only to"
+            " the origin it is configured for: set api_base_url to the new address if you trust it",
+            provider=label,
+            code="cross_origin_redirect",
+        ) from None
+    except InvalidStatus as exc:
+        raise _refusal(exc, label, current_key(), max_retry_after) from None
+    except ConnectionClosed as exc:
+        raise _closed(exc, label, current_key()) from None
+    except InvalidURI as exc:
+        raise InvalidRequestError(f"bad Realtime URL: {server_text(str(exc), current_key())}", provider=label) from None
+    except InvalidHandshake as exc:
+        detail = server_text(str(exc), current_key()) or type(exc).__name__
+        raise ProtocolError(f"the WebSocket handshake failed: {detail}", provider=label) from None
+    except WebSocketException as exc:
+        raise ProtocolError(f"the WebSocket failed: {type(exc).__name__}", provider=label) from None
+    except OSError as exc:
+        raise ProviderConnectionError(f"cannot connect: {exc.strerror or type(exc).__name__}", provider=label) from None
+
+
+def _refusal(exc: Any, label: str, key: SecretKey | None, max_retry_after: float) -> Exception:
+    """The error a refused handshake (`InvalidStatus`) means."""
+    status: int = exc.response.status_code
+    body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""
+    body = server_text(body, key)
+    detail = f": {body}" if body else ""
+    if status == 401:
+        source = f" (from {key.source})" if key else ""
+        return AuthenticationError(
+            f"the server refused the API key{source} (HTTP 401){detail}", provider=label, status=status
+        )
+    if status == 403:
+        return AuthenticationError(f"{_FORBIDDEN_HINT}{detail}", provider=label, status=status)
+    if status == 429:
+        asked = retry_after_header(exc.response.headers.get("Retry-After"))
+        retry_after, hint = retry_hint(asked, max_retry_after)
+        return RateLimitError(
+            f"rate limited at the handshake (HTTP 429){hint}{detail}",
+            provider=label,
+            status=status,
+            retry_after=retry_after,
+        )
+    if status >= 500:
+        return ProviderConnectionError(
+            f"the server failed the handshake (HTTP {status}){detail}", provider=label, status=status
+        )
+    if 300 <= status < 400:
+        return InvalidRequestError(
+            f"the server redirected the handshake (HTTP {status}) without a Location to follow{detail}",
+            provider=label,
+            status=status,
+        )
+    return InvalidRequestError(
+        f"the server refused the handshake (HTTP {status}){detail}", provider=label, status=status
+    )
+
+
+def _closed(exc: Any, label: str, key: SecretKey | None) -> Exception:
+    """The error a closed connection means: the server's close frame, or the one the client sent."""
+    received, sent = exc.rcvd, exc.sent
+    if received is None and sent is not None and sent.code == 1009:
+        return ProtocolError(
+            f"the server sent a frame larger than {MAX_FRAME_BYTES // 2**20} MiB (the client's limit), so the client"
+            " closed the connection (code 1009)",
+            provider=label,
+            code="1009",
+        )
+    if received is None and sent is not None and sent.code in (1002, 1007):
+        reason = server_text(sent.reason, key)
+        return ProtocolError(
+            f"the server broke the WebSocket protocol ({reason}), so the client closed the connection"
+            f" (code {sent.code})",
+            provider=label,
+            code=str(sent.code),
+        )
+    code: int = received.code if received is not None else 1006
+    reason = server_text(received.reason, key) if received is not None else ""
+    said = f" {reason}" if reason else ""
+    if code == 4000 or "beta_api_shape_disabled" in reason:
+        return InvalidRequestError(
+            f"the server rejected the beta protocol (close {code}{said}); use dialect: ga",
+            provider=label,
+            code="beta_api_shape_disabled",
+        )
+    if code in _UNAUTHORIZED_CLOSE_CODES:
+        source = f" (key from {key.source})" if key else ""
+        return AuthenticationError(
+            f"the server closed the connection as {_UNAUTHORIZED_CLOSE_CODES[code]} (close {code}{said}){source}",
+            provider=label,
+            code=str(code),
+        )
+    return ProviderConnectionError(f"the connection closed (code {code}{said})", provider=label, code=str(code))
