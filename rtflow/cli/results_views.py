@@ -2,6 +2,9 @@
 
 Kept apart from the commands' definitions (`results_commands`) so that `rtflow --help` lists the commands
 without importing rich, the run store or the report.
+
+They only read, so the store is opened read-only (a write-protected file or folder can be read). Everything
+printed from a record passes `terminal_safe_record` first: model and server text never steers the terminal.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from rtflow.results.report import write_export
 from rtflow.results.report.data import turn_input_text
 from rtflow.results.store import RunStore
 from rtflow.results.summary import RunSummary
+from rtflow.results.terminal import terminal_safe, terminal_safe_record
 
 __all__ = ["export_run", "list_runs", "show_run"]
 
@@ -30,7 +34,7 @@ _RUN_STYLES = {"finished": "green", "running": "yellow", "interrupted": "yellow"
 
 
 def _open_store(db_path: Path | None) -> RunStore:
-    return RunStore(db_path)
+    return RunStore(db_path, read_only=True)
 
 
 def _summary(run: RunRecord, turns: Sequence[TurnRecord], thread: str | None) -> RunSummary:
@@ -63,7 +67,7 @@ def _flow_name(flow_path: str | None) -> str:
 def list_runs(db_path: Path | None, limit: int) -> None:
     """The newest `limit` runs as a table."""
     with _open_store(db_path) as store:
-        runs = store.list_runs(limit)
+        runs = [terminal_safe_record(run) for run in store.list_runs(limit)]
         # A light box with no outer padding keeps the eight columns inside an 80-column terminal.
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
         # Ids and times stay whole (people copy them); the flow path folds when the terminal is narrow.
@@ -86,10 +90,11 @@ def list_runs(db_path: Path | None, limit: int) -> None:
                 ),
             )
     console = _console()
+    where = terminal_safe(str(store.path))
     if not runs:
-        console.print(Text(f"No runs in {store.path} yet."))
+        console.print(Text(f"No runs in {where} yet."))
         return
-    console.print(Text(f"Runs in {store.path}", style="dim"))
+    console.print(Text(f"Runs in {where}", style="dim"))
     console.print(table)
 
 
@@ -151,7 +156,10 @@ def show_run(run_id: str, db_path: Path | None, thread: str | None) -> None:
     with _open_store(db_path) as store:
         run = store.get_run(run_id)
         turns = store.turns(run.run_id, thread=thread)
-    _print_run(_console(highlight=False), run, turns, _summary(run, turns, thread))
+    summary = _summary(run, turns, thread)  # its figures only: no text of it is printed
+    _print_run(
+        _console(highlight=False), terminal_safe_record(run), [terminal_safe_record(turn) for turn in turns], summary
+    )
 
 
 def export_run(run_id: str, db_path: Path | None, output_path: Path, thread: str | None) -> None:
@@ -160,4 +168,4 @@ def export_run(run_id: str, db_path: Path | None, output_path: Path, thread: str
         run = store.get_run(run_id)
         turns = store.turns(run.run_id, thread=thread)
     written = write_export(run, turns, output_path, summary=_summary(run, turns, thread))
-    click.echo(f"wrote {len(turns)} turns of {run.run_id} to {written}")
+    click.echo(terminal_safe(f"wrote {len(turns)} turns of {run.run_id} to {written}"))

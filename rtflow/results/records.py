@@ -10,6 +10,7 @@ the reason. Resume re-runs `error` and missing turns, re-grades `pending` ones, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -132,6 +133,26 @@ class RunRecord(_Record):
     status: RunStatus = "running"
     simulated: bool = False
     """Whether the run went to the local simulator rather than the real API."""
+    endpoints: dict[str, str] = Field(default_factory=dict)
+    """Provider label -> the base URL its calls went to (`sim` for providers the in-process simulator answered:
+    its port changes from run to run). Empty for runs recorded before rtflow kept it."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Concurrency, filters, repeat and other options the run was started with."""
     total_turns: int = 0
+
+    def resume_changes(self, *, simulated: bool, endpoints: Mapping[str, str]) -> list[str]:
+        """How resuming this run with `simulated` and `endpoints` would change where its turns go, one sentence
+        each; empty when nothing changes. A provider only one side knows is no change (the flow gained or lost
+        it), and neither is anything about endpoints when this record predates them."""
+        changes: list[str] = []
+        if simulated != self.simulated:
+            changes.append(
+                f"run {self.run_id} was simulated (--sim) and would now go to the real endpoints"
+                if self.simulated
+                else f"run {self.run_id} went to the real endpoints and would now be simulated (--sim)"
+            )
+        for label, endpoint in sorted(endpoints.items()):
+            before = self.endpoints.get(label)
+            if before is not None and before != endpoint:
+                changes.append(f"provider {label!r} went to {before} and would now go to {endpoint}")
+        return changes

@@ -8,74 +8,97 @@ writer.
 
 A turn is kept whole as JSON (the `TurnRecord`), beside the columns that queries filter on. The schema is
 versioned with `PRAGMA user_version`; `_MIGRATIONS[n]` takes a file from version n to n + 1, so an empty file
-and a file from any older rtflow both end up current.
+and a file from any older rtflow both end up current. The version is read and the migrations applied inside one
+`BEGIN IMMEDIATE` transaction, so processes opening a new file at the same moment take turns: the first
+creates the schema, the others find it made.
+
+Reads use only what the first schema has (the `record` columns), so `read_only=True` (what `runs`, `show` and
+`export` use) reads a file of any version up to this one without migrating it, and reads a file it may not
+write: a write-protected file or folder, opened `mode=ro` (and `immutable`, when not even SQLite's shared-memory
+file can be made there: in a folder no one can write, no writer can change the file either).
+
+`claim_run` holds a run for one process (`rtflow.results.run_claim`); `check_resume` refuses a resume that would
+send a run's remaining turns somewhere else than its first ones (simulated vs real, or another endpoint).
 
 One `RunStore` may be shared by threads: a lock serialises use of its single connection.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
 from pydantic import ValidationError
 
-from rtflow.errors import RunNotFoundError, StoreError
+from rtflow.errors import FlowError, RunNotFoundError, StoreError
 from rtflow.results.records import RunRecord, RunStatus, TurnRecord
+from rtflow.results.run_claim import RunClaim, lock_path_for
 from rtflow.results.summary import RunSummary
 
 __all__ = ["DEFAULT_DB_PATH", "SCHEMA_VERSION", "RunStore", "default_db_path"]
 
 DEFAULT_DB_PATH = Path(".rtflow") / "rtflow.db"
 LATEST = "latest"
+_OPEN_TIMEOUT_S = 30.0
+"""How long opening (or writing) waits for other processes that hold the file."""
 
-_MIGRATIONS: Sequence[str] = (
+_MIGRATIONS: Sequence[Sequence[str]] = (
     # 0 -> 1: runs, turns and assertions.
-    """
-    CREATE TABLE runs (
-        run_id     TEXT PRIMARY KEY,
-        started_at REAL NOT NULL,
-        ended_at   REAL,
-        status     TEXT NOT NULL,
-        flow_path  TEXT,
-        record     TEXT NOT NULL
-    );
-    CREATE INDEX runs_started ON runs (started_at);
-    CREATE TABLE turns (
-        run_id          TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-        node_id         TEXT NOT NULL,
-        conversation_id TEXT NOT NULL,
-        thread_id       TEXT NOT NULL,
-        turn_index      INTEGER NOT NULL,
-        provider        TEXT NOT NULL,
-        status          TEXT NOT NULL,
-        record          TEXT NOT NULL,
-        PRIMARY KEY (run_id, node_id)
-    );
-    CREATE INDEX turns_status ON turns (run_id, status);
-    CREATE INDEX turns_conversation ON turns (run_id, conversation_id, turn_index);
-    CREATE INDEX turns_thread ON turns (run_id, thread_id);
-    CREATE INDEX turns_provider ON turns (run_id, provider);
-    CREATE TABLE assertions (
-        run_id   TEXT NOT NULL,
-        node_id  TEXT NOT NULL,
-        position INTEGER NOT NULL,
-        type     TEXT NOT NULL,
-        metric   TEXT,
-        passed   INTEGER NOT NULL,
-        score    REAL NOT NULL,
-        weight   REAL NOT NULL,
-        error    TEXT,
-        PRIMARY KEY (run_id, node_id, position),
-        FOREIGN KEY (run_id, node_id) REFERENCES turns (run_id, node_id) ON DELETE CASCADE
-    );
-    CREATE INDEX assertions_metric ON assertions (run_id, metric);
-    """,
+    (
+        """CREATE TABLE runs (
+            run_id     TEXT PRIMARY KEY,
+            started_at REAL NOT NULL,
+            ended_at   REAL,
+            status     TEXT NOT NULL,
+            flow_path  TEXT,
+            record     TEXT NOT NULL
+        )""",
+        "CREATE INDEX runs_started ON runs (started_at)",
+        """CREATE TABLE turns (
+            run_id          TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+            node_id         TEXT NOT NULL,
+            conversation_id TEXT NOT NULL,
+            thread_id       TEXT NOT NULL,
+            turn_index      INTEGER NOT NULL,
+            provider        TEXT NOT NULL,
+            status          TEXT NOT NULL,
+            record          TEXT NOT NULL,
+            PRIMARY KEY (run_id, node_id)
+        )""",
+        "CREATE INDEX turns_status ON turns (run_id, status)",
+        "CREATE INDEX turns_conversation ON turns (run_id, conversation_id, turn_index)",
+        "CREATE INDEX turns_thread ON turns (run_id, thread_id)",
+        "CREATE INDEX turns_provider ON turns (run_id, provider)",
+        """CREATE TABLE assertions (
+            run_id   TEXT NOT NULL,
+            node_id  TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            type     TEXT NOT NULL,
+            metric   TEXT,
+            passed   INTEGER NOT NULL,
+            score    REAL NOT NULL,
+            weight   REAL NOT NULL,
+            error    TEXT,
+            PRIMARY KEY (run_id, node_id, position),
+            FOREIGN KEY (run_id, node_id) REFERENCES turns (run_id, node_id) ON DELETE CASCADE
+        )""",
+        "CREATE INDEX assertions_metric ON assertions (run_id, metric)",
+    ),
+    # 1 -> 2: whether a run was simulated, and where its providers' calls went, as columns to filter on. Runs
+    # stored before have `simulated` in their record already; their endpoints were never kept.
+    (
+        "ALTER TABLE runs ADD COLUMN simulated INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE runs ADD COLUMN endpoints TEXT NOT NULL DEFAULT '{}'",
+        "UPDATE runs SET simulated = coalesce(json_extract(record, '$.simulated'), 0)",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema version this rtflow writes."""
@@ -99,28 +122,82 @@ def default_db_path() -> Path:
 
 
 class RunStore:
-    """Runs and turns in one SQLite file. Usable as a context manager; `close` when done."""
+    """Runs and turns in one SQLite file. Usable as a context manager; `close` when done.
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    `read_only=True` never creates, migrates or writes the file; a missing (or still empty) file reads as an
+    empty store."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> None:
         self.path = Path(path) if path is not None else default_db_path()
+        self.read_only = read_only
         self._lock = threading.Lock()
+        if read_only:
+            self._connection = self._open_read_only()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot create its folder: {exc}") from exc
         with self._translate("open"):
             # check_same_thread=False: worker threads take turns through self._lock, never at once.
-            self._connection = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+            self._connection = sqlite3.connect(
+                self.path, timeout=_OPEN_TIMEOUT_S, check_same_thread=False, isolation_level=None
+            )
         try:
             with self._translate("open"):
                 self._connection.execute("PRAGMA foreign_keys = ON")
-                self._connection.execute("PRAGMA journal_mode = WAL")
+                self._use_wal()
                 # NORMAL in WAL mode still survives a process crash; only power loss may drop the last commits.
                 self._connection.execute("PRAGMA synchronous = NORMAL")
                 self._migrate()
         except StoreError:
             self._connection.close()
             raise
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            return self._empty()
+        uri = self.path.absolute().as_uri() + "?mode=ro"
+        with self._translate("open"):
+            try:
+                connection = self._connect_read_only(uri)
+            except sqlite3.OperationalError as exc:
+                # A WAL file is read through a shared-memory file beside it; where none can be made (a folder
+                # no one may write), only an immutable open reads it, and no writer can change it there.
+                if not exc.sqlite_errorname.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
+                    raise
+                connection = self._connect_read_only(uri + "&immutable=1")
+        try:
+            with self._translate("open"):
+                version = self._version(connection)
+            if version > SCHEMA_VERSION:
+                raise self._newer(version)
+        except StoreError:
+            connection.close()
+            raise
+        if version == 0:  # a file with no schema yet holds no runs
+            connection.close()
+            return self._empty()
+        return connection
+
+    def _connect_read_only(self, uri: str) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            uri, uri=True, timeout=_OPEN_TIMEOUT_S, check_same_thread=False, isolation_level=None
+        )
+        try:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opening is lazy: read now
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _empty(self) -> sqlite3.Connection:
+        """An empty store in memory, at the current schema: what a file that does not exist yet reads as."""
+        connection = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        for statements in _MIGRATIONS:
+            for statement in statements:
+                connection.execute(statement)
+        return connection
 
     # ------------------------------------------------------------------------------------------ housekeeping
 
@@ -136,6 +213,8 @@ class RunStore:
 
     @contextmanager
     def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            raise StoreError(f"{self.path}: cannot {action} the run store: it was opened read-only")
         with self._lock, self._translate(action):
             connection = self._connection
             connection.execute("BEGIN IMMEDIATE")
@@ -146,23 +225,56 @@ class RunStore:
                 raise
             connection.execute("COMMIT")
 
+    @staticmethod
+    def _version(connection: sqlite3.Connection) -> int:
+        return int(connection.execute("PRAGMA user_version").fetchone()[0])
+
+    def _newer(self, version: int) -> StoreError:
+        return StoreError(
+            f"{self.path}: the run store has schema version {version}, newer than this rtflow knows "
+            f"({SCHEMA_VERSION}); upgrade rtflow or use another file (RTFLOW_DB)"
+        )
+
+    def _use_wal(self) -> None:
+        """Put the file in WAL mode. Switching takes the file for itself, and SQLite does not wait for that (its
+        busy timeout is not used) when other processes open a new file at the same moment: so wait here."""
+        deadline = time.monotonic() + _OPEN_TIMEOUT_S
+        while True:
+            try:
+                self._connection.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorname != "SQLITE_BUSY" or time.monotonic() > deadline:
+                    raise
+            time.sleep(random.uniform(0.005, 0.02))
+
     def _migrate(self) -> None:
-        version = int(self._connection.execute("PRAGMA user_version").fetchone()[0])
+        connection = self._connection
+        version = self._version(connection)
+        if version == SCHEMA_VERSION:  # the common case takes no write lock
+            return
         if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: the run store has schema version {version}, newer than this rtflow knows "
-                f"({SCHEMA_VERSION}); upgrade rtflow or use another file (RTFLOW_DB)"
-            )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            script = _MIGRATIONS[target - 1]
-            # executescript commits on its own, so the version bump rides in the same script.
-            self._connection.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {target};\nCOMMIT;")
+            raise self._newer(version)
+        # Read again under the write lock: another process may have migrated the file since.
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._version(connection)
+            if version > SCHEMA_VERSION:
+                raise self._newer(version)
+            for statements in _MIGRATIONS[version:]:
+                for statement in statements:
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
 
     @property
     def schema_version(self) -> int:
         """The schema version of the open file."""
         with self._lock, self._translate("read"):
-            return int(self._connection.execute("PRAGMA user_version").fetchone()[0])
+            return self._version(self._connection)
 
     def close(self) -> None:
         """Close the connection. Safe to call twice."""
@@ -183,13 +295,47 @@ class RunStore:
         """Record a run (again, for a resumed one: its record is replaced, its turns kept)."""
         with self._transaction("write") as connection:
             connection.execute(
-                """INSERT INTO runs (run_id, started_at, ended_at, status, flow_path, record)
-                   VALUES (?, ?, ?, ?, ?, ?)
+                """INSERT INTO runs (run_id, started_at, ended_at, status, flow_path, simulated, endpoints, record)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (run_id) DO UPDATE SET started_at = excluded.started_at,
-                       ended_at = excluded.ended_at, status = excluded.status,
-                       flow_path = excluded.flow_path, record = excluded.record""",
-                (run.run_id, run.started_at, run.ended_at, run.status, run.flow_path, run.model_dump_json()),
+                       ended_at = excluded.ended_at, status = excluded.status, flow_path = excluded.flow_path,
+                       simulated = excluded.simulated, endpoints = excluded.endpoints, record = excluded.record""",
+                (
+                    run.run_id,
+                    run.started_at,
+                    run.ended_at,
+                    run.status,
+                    run.flow_path,
+                    int(run.simulated),
+                    json.dumps(run.endpoints, sort_keys=True),
+                    run.model_dump_json(),
+                ),
             )
+
+    def claim_run(self, run_id: str) -> RunClaim:
+        """A claim on run `run_id` (or `latest`) for this process, to hold while the run goes:
+        `with store.claim_run(run_id): ...`. Entering it raises `StoreError` naming the run and the other
+        process's pid when another process holds it; a process that dies lets go of it at once."""
+        resolved = self.resolve_run_id(run_id)
+        return RunClaim(lock_path_for(self.path, resolved), resolved)
+
+    def check_resume(
+        self, run_id: str, *, simulated: bool, endpoints: Mapping[str, str], force: bool = False
+    ) -> list[str]:
+        """Whether run `run_id` (or `latest`) may be resumed with `simulated` and `endpoints` (provider label ->
+        base URL, `sim` for simulated ones): the changes that would bring, one sentence each.
+
+        Unless `force`, any change is refused with a `FlowError` naming them: one run's turns would otherwise
+        mix answers from the simulator and a real API, or from two servers. Forced, the changes are returned for
+        the caller to log."""
+        run = self.get_run(run_id)
+        changes = run.resume_changes(simulated=simulated, endpoints=endpoints)
+        if changes and not force:
+            raise FlowError(
+                f"refusing to resume run {run.run_id}: {'; '.join(changes)}. Resume it as it was started"
+                f"{' (with --sim)' if run.simulated else ''}, or pass --force (force=True) to mix them in one run"
+            )
+        return changes
 
     def save_turns(self, turns: Sequence[TurnRecord]) -> None:
         """Insert or replace turns (keyed by run and node) in one transaction, committed before this returns; in

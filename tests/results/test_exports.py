@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
+from results_samples import make_turns
 
-from rtflow.errors import FlowError
-from rtflow.results.records import RunRecord, TurnRecord
+from rtflow.errors import FlowError, RtflowError
+from rtflow.messages import Message
+from rtflow.results.records import ErrorInfo, RunRecord, TurnRecord
 from rtflow.results.report import CSV_COLUMNS, JsonlWriter, render_html, write_export
 from rtflow.results.summary import RunSummary
 
@@ -40,9 +43,18 @@ def test_jsonl_writer_streams_each_turn_at_once(tmp_path: Path, turn_records: li
             lines = path.read_text(encoding="utf-8").splitlines()
             assert len(lines) == count
             assert TurnRecord.model_validate_json(lines[-1]) == turn
-    with JsonlWriter(path) as writer:  # appending keeps what was there
-        writer.write(turn_records[0])
-    assert len(path.read_text(encoding="utf-8").splitlines()) == len(turn_records) + 1
+
+
+def test_jsonl_writer_starts_a_fresh_file_per_run(tmp_path: Path, turn_records: list[TurnRecord]) -> None:
+    """A second writer on the same path (the next run's `-o x.jsonl`) starts the file afresh: no earlier run's lines."""
+    path = tmp_path / "run.jsonl"
+    with JsonlWriter(path) as first_run:
+        for turn in turn_records:
+            first_run.write(turn)
+    with JsonlWriter(path) as second_run:
+        assert path.read_text(encoding="utf-8") == ""  # emptied at open, before the run's first turn
+        second_run.write(turn_records[0])
+    assert [TurnRecord.model_validate_json(line) for line in path.read_text().splitlines()] == turn_records[:1]
 
 
 def test_csv_export_reads_back_with_the_csv_module(
@@ -90,3 +102,49 @@ def test_html_report_of_an_empty_run(tmp_path: Path, run_record: RunRecord) -> N
     html = render_html(run_record.model_copy(update={"ended_at": None}), [], tmp_path)
     assert "No call attempts were recorded." in html
     assert "No Time to first delta measurements." in html
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(tmp_path: Path, run_record: RunRecord) -> None:
+    """Cells starting with =, +, -, @, tab or CR (or their full-width forms) read back with a leading `'`; plain
+    numbers and ordinary text read back unchanged."""
+    base = make_turns()[0]
+    hostile = {
+        "output": '=HYPERLINK("http://evil","x")',
+        "provider": "+cmd|' /C calc'!A0",
+        "thread": "@SUM(1+1)*cmd|' /C calc'!A0",
+        "conversation": "-2+3+cmd|' /C calc'!A0",
+        "input": "\t=1+1",
+        "error": "\r=1+1",
+        "node": "\uff1d1+1",
+    }
+    turn = base.model_copy(
+        update={
+            "output": base.output.model_copy(update={"text": hostile["output"]}) if base.output else None,
+            "provider": hostile["provider"],
+            "thread_id": hostile["thread"],
+            "conversation_id": hostile["conversation"],
+            "request_messages": [Message.of("user", hostile["input"])],
+            "error": ErrorInfo(kind="\r=1+1", message="x"),
+            "node_id": hostile["node"],
+        }
+    )
+    plain = base.model_copy(update={"node_id": "n2", "provider": "-1.5", "thread_id": "a=b+c @x"})
+    path = write_export(run_record, [turn, plain], tmp_path / "run.csv")
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    first, second = rows
+    for column, raw in hostile.items():
+        expected = "'\r=1+1: x" if column == "error" else "'" + raw
+        assert first[column] == expected, column
+    assert (second["provider"], second["thread"], second["node"]) == ("-1.5", "a=b+c @x", "n2")
+    assert (second["cost"], second["tokens"]) == ("0.000100", "30")
+    risky = {cell for row in rows for cell in row.values() if cell.startswith(("=", "+", "-", "@", "\t", "\r"))}
+    assert risky == {"-1.5"}
+
+
+def test_a_jsonl_stream_that_cannot_be_written_is_an_rtflow_error(tmp_path: Path) -> None:
+    """An unwritable `-o x.jsonl` is one error naming the file, not an OSError traceback."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with pytest.raises(RtflowError, match=re.escape(f"{blocker / 'run.jsonl'}: cannot write the JSONL stream")):
+        JsonlWriter(blocker / "run.jsonl")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import anyio.to_thread
 import pytest
 from results_samples import RUN_ID, T0, make_run, make_turns
 
-from rtflow.errors import StoreError
+from rtflow.errors import FlowError, StoreError
 from rtflow.results.store import SCHEMA_VERSION, RunStore, default_db_path
 
 
@@ -149,3 +151,128 @@ async def test_saves_from_worker_threads_are_all_kept(tmp_path: Path) -> None:
             for turn in turns:
                 task_group.start_soon(anyio.to_thread.run_sync, store.save_turns, [turn])
         assert sorted(turn.node_id for turn in store.turns(RUN_ID)) == sorted(turn.node_id for turn in turns)
+
+
+SCHEMA_V1 = """
+CREATE TABLE runs (run_id TEXT PRIMARY KEY, started_at REAL NOT NULL, ended_at REAL, status TEXT NOT NULL,
+                   flow_path TEXT, record TEXT NOT NULL);
+CREATE INDEX runs_started ON runs (started_at);
+CREATE TABLE turns (run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE, node_id TEXT NOT NULL,
+                    conversation_id TEXT NOT NULL, thread_id TEXT NOT NULL, turn_index INTEGER NOT NULL,
+                    provider TEXT NOT NULL, status TEXT NOT NULL, record TEXT NOT NULL,
+                    PRIMARY KEY (run_id, node_id));
+CREATE TABLE assertions (run_id TEXT NOT NULL, node_id TEXT NOT NULL, position INTEGER NOT NULL,
+                         type TEXT NOT NULL, metric TEXT, passed INTEGER NOT NULL, score REAL NOT NULL,
+                         weight REAL NOT NULL, error TEXT, PRIMARY KEY (run_id, node_id, position),
+                         FOREIGN KEY (run_id, node_id) REFERENCES turns (run_id, node_id) ON DELETE CASCADE);
+PRAGMA user_version = 1;
+"""
+
+
+def write_version_1_store(db: Path) -> None:
+    """A run store as rtflow wrote it at schema version 1: a simulated and a real run, records without endpoints."""
+    raw = sqlite3.connect(db)
+    try:
+        raw.executescript(SCHEMA_V1)
+        for run in (make_run(), make_run(run_id="real-run", simulated=False)):
+            record = run.model_dump(mode="json")
+            del record["endpoints"]  # version 1 records had no such field
+            raw.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?)",
+                (run.run_id, run.started_at, run.ended_at, run.status, run.flow_path, json.dumps(record)),
+            )
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def test_a_version_1_store_is_migrated_with_simulated_and_endpoints_columns(tmp_path: Path) -> None:
+    """Opening a version-1 file adds the `simulated` and `endpoints` columns, filled from the old records."""
+    db = tmp_path / "v1.db"
+    write_version_1_store(db)
+    with RunStore(db) as store:
+        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.get_run(RUN_ID).endpoints == {}
+        store.start_run(make_run(run_id="new-run", endpoints={"realtime": "https://api.openai.com/v1"}))
+    raw = sqlite3.connect(db)
+    try:
+        rows = dict(raw.execute("SELECT run_id, simulated || ' ' || endpoints FROM runs").fetchall())
+    finally:
+        raw.close()
+    assert rows == {
+        RUN_ID: "1 {}",
+        "real-run": "0 {}",
+        "new-run": '1 {"realtime": "https://api.openai.com/v1"}',
+    }
+
+
+def test_a_resume_that_changes_simulated_or_an_endpoint_is_refused_unless_forced(tmp_path: Path) -> None:
+    """check_resume names each change (simulated vs real, a provider's endpoint), refuses it, and allows it forced."""
+    endpoints = {"realtime": "sim", "chat": "https://api.openai.com/v1"}
+    with RunStore(tmp_path / "runs.db") as store:
+        store.start_run(make_run(endpoints=endpoints))  # a simulated run
+        assert store.check_resume("latest", simulated=True, endpoints=endpoints) == []
+        assert store.check_resume(RUN_ID, simulated=True, endpoints={**endpoints, "added": "https://x"}) == []
+        with pytest.raises(FlowError) as caught:
+            store.check_resume("latest", simulated=False, endpoints=endpoints)
+        message = str(caught.value)
+        assert RUN_ID in message and "was simulated (--sim)" in message and "--force" in message
+        assert caught.value.exit_code == 2
+        moved = {**endpoints, "chat": "https://other.example/v1"}
+        with pytest.raises(FlowError, match=r"provider 'chat' went to https://api\.openai\.com/v1 and would now go"):
+            store.check_resume(RUN_ID, simulated=True, endpoints=moved)
+        assert len(store.check_resume(RUN_ID, simulated=False, endpoints=moved, force=True)) == 2
+
+
+def test_a_run_recorded_before_endpoints_is_checked_for_simulated_only(tmp_path: Path) -> None:
+    """A migrated run has no endpoints on record: any endpoints pass, a change between simulated and real does not."""
+    db = tmp_path / "v1.db"
+    write_version_1_store(db)
+    with RunStore(db) as store:
+        assert store.check_resume("real-run", simulated=False, endpoints={"chat": "https://x"}) == []
+        with pytest.raises(FlowError, match="went to the real endpoints and would now be simulated"):
+            store.check_resume("real-run", simulated=True, endpoints={})
+
+
+def test_a_claim_is_exclusive_until_released(tmp_path: Path) -> None:
+    """A second claim on a held run fails naming the run and this pid; after release it succeeds, and another
+    run's claim never conflicts. The lock file goes with the claim."""
+    with RunStore(tmp_path / "runs.db") as store:
+        store.start_run(make_run())
+        with store.claim_run("latest") as claim:
+            assert claim.lock_path.is_file()
+            with pytest.raises(StoreError) as caught:
+                store.claim_run(RUN_ID).acquire()
+            assert RUN_ID in str(caught.value) and f"pid {os.getpid()}" in str(caught.value)
+            with store.claim_run("another-run"):
+                pass
+        assert not claim.lock_path.exists()
+        with store.claim_run(RUN_ID):
+            pass
+
+
+def test_a_read_only_store_reads_without_writing_or_migrating(tmp_path: Path) -> None:
+    """read_only=True reads a version-1 file as it is, reads a missing file as empty (creating nothing), and
+    refuses writes with a StoreError that says why."""
+    db = tmp_path / "v1.db"
+    write_version_1_store(db)
+    before = db.read_bytes()
+    with RunStore(db, read_only=True) as store:
+        assert store.schema_version == 1
+        assert [run.run_id for run in store.list_runs()] == [RUN_ID, "real-run"]
+        assert store.summary(RUN_ID).status_counts() == {"not_run": 5}
+        with pytest.raises(StoreError, match="read-only"):
+            store.start_run(make_run(run_id="x"))
+    assert db.read_bytes() == before
+    missing = tmp_path / "nowhere" / "rtflow.db"
+    with RunStore(missing, read_only=True) as empty:
+        assert empty.list_runs() == []
+        with pytest.raises(StoreError, match="no runs yet"):
+            empty.get_run("latest")
+    assert not missing.parent.exists()
+    future = tmp_path / "future.db"
+    raw = sqlite3.connect(future)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.close()
+    with pytest.raises(StoreError, match="newer"):
+        RunStore(future, read_only=True)

@@ -1,7 +1,7 @@
 """Exports of a run: JSON, JSONL, CSV and the self-contained HTML report.
 
-`write_export(run, turns, path)` picks the format from the file's suffix. `JsonlWriter` streams turns to a
-JSONL file while a run goes on.
+`write_export(run, turns, path)` picks the format from the file's suffix and writes the file whole or not at
+all (`atomic`). `JsonlWriter` streams turns to a JSONL file, started afresh, while a run goes on.
 """
 
 from __future__ import annotations

@@ -2,22 +2,38 @@
 
 JSON and JSONL hold the records exactly as stored, so `TurnRecord.model_validate` reads them back unchanged; the
 JSON's `summary` is the `RunSummary` of those turns. The CSV flattens each turn to the columns a spreadsheet user
-filters on.
+filters on, with every cell a spreadsheet would take for a formula made plain text (`spreadsheet_safe`).
+
+Every export of a finished run is written whole or not at all (`atomic_text_file`). The streamed JSONL of a
+running run (`JsonlWriter`) starts the file afresh and appends each finished turn as one write.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
+from rtflow.errors import RtflowError
 from rtflow.results.records import RunRecord, TurnRecord
+from rtflow.results.report.atomic import atomic_text_file
 from rtflow.results.summary import RunSummary
 
-__all__ = ["CSV_COLUMNS", "JsonlWriter", "csv_row", "turn_input_text", "write_csv", "write_json", "write_jsonl"]
+__all__ = [
+    "CSV_COLUMNS",
+    "JsonlWriter",
+    "csv_row",
+    "spreadsheet_safe",
+    "turn_input_text",
+    "write_csv",
+    "write_json",
+    "write_jsonl",
+]
 
 CSV_COLUMNS = (
     "run",
@@ -64,32 +80,51 @@ def export_document(
 def write_json(run: RunRecord, turns: Sequence[TurnRecord], path: Path, *, summary: RunSummary | None = None) -> None:
     """Write `{run, summary, turns}` as indented JSON."""
     document = export_document(run, turns, summary=summary)
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with atomic_text_file(path) as handle:
+        handle.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_jsonl(turns: Sequence[TurnRecord], path: Path) -> None:
     """Write one turn per line."""
-    with JsonlWriter(path, append=False) as writer:
+    with atomic_text_file(path) as handle:
         for turn in turns:
-            writer.write(turn)
+            handle.write(turn.model_dump_json() + "\n")
 
 
 class JsonlWriter:
-    """Appends turns to a JSONL file one line at a time, flushed at once, so readers can follow a run live."""
+    """Streams turns to a JSONL file while a run goes, one line per turn, so readers can follow the run live.
 
-    def __init__(self, path: Path, *, append: bool = True) -> None:
+    Opening starts the file afresh: it holds this run's turns, never an earlier run's. It is not written to a
+    temporary file and renamed, as the other exports are, because that would show a reader nothing until the
+    run ends. Each line is appended in one write; a SIGKILL can still cut the last line short (Linux stops a
+    write to a file between pages for a fatal signal), so a reader of a killed run's stream drops a last line
+    with no newline, as `tail -f` readers do. The run store holds every turn whole."""
+
+    def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = path.open("a" if append else "w", encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_BINARY", 0)
+            self._descriptor: int | None = os.open(path, flags, 0o666)
+        except OSError as exc:
+            raise RtflowError(f"{path}: cannot write the JSONL stream: {exc}") from exc
 
     def write(self, turn: TurnRecord) -> None:
-        """Append `turn` as one line and flush it to the operating system."""
-        self._file.write(turn.model_dump_json() + "\n")
-        self._file.flush()
+        """Append `turn` as one line, handed to the operating system before this returns."""
+        if self._descriptor is None:
+            raise RtflowError(f"{self.path}: the JSONL stream is closed")
+        line = memoryview((turn.model_dump_json() + "\n").encode("utf-8"))
+        try:
+            while line:  # a regular file takes it all at once unless the disk fills up
+                line = line[os.write(self._descriptor, line) :]
+        except OSError as exc:
+            raise RtflowError(f"{self.path}: cannot write the JSONL stream: {exc}") from exc
 
     def close(self) -> None:
         """Close the file. Safe to call twice."""
-        self._file.close()
+        descriptor, self._descriptor = self._descriptor, None
+        if descriptor is not None:
+            os.close(descriptor)
 
     def __enter__(self) -> JsonlWriter:
         return self
@@ -100,15 +135,29 @@ class JsonlWriter:
         self.close()
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+"""What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list, and the full-width forms
+that some spreadsheets also take)."""
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """`cell`, with a `'` in front when a spreadsheet would take it for a formula (`=1+1`, `@SUM(...)`,
+    `-2+3`); a plain number (`-1.5`) is left as it is, since a spreadsheet reads it as a number."""
+    if cell.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
 def _number(value: float | None, digits: int) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
 def csv_row(turn: TurnRecord) -> dict[str, str | int]:
-    """One turn as a flat CSV row keyed by `CSV_COLUMNS`."""
+    """One turn as a flat CSV row keyed by `CSV_COLUMNS`, every text cell `spreadsheet_safe`."""
     output = turn.output
     metrics = output.metrics if output is not None else None
-    return {
+    row: dict[str, str | int] = {
         "run": turn.run_id,
         "node": turn.node_id,
         "conversation": turn.conversation_id,
@@ -128,11 +177,12 @@ def csv_row(turn: TurnRecord) -> dict[str, str | int]:
         "ttfd_ms": _number(metrics.first_delta_ms if metrics is not None else None, 1),
         "total_ms": _number(metrics.total_ms if metrics is not None else None, 1),
     }
+    return {column: spreadsheet_safe(cell) if isinstance(cell, str) else cell for column, cell in row.items()}
 
 
 def write_csv(turns: Sequence[TurnRecord], path: Path) -> None:
     """Write the turns as CSV with a header row."""
-    with path.open("w", encoding="utf-8", newline="") as handle:
+    with atomic_text_file(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         for turn in turns:

@@ -26,6 +26,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from rtflow.results.records import RunRecord, TurnRecord
+from rtflow.results.report.atomic import atomic_text_file
 from rtflow.results.report.charts import histogram_svg, timeline_svg
 from rtflow.results.report.data import turn_input_text
 from rtflow.results.summary import RunSummary
@@ -189,5 +190,7 @@ def render_html(
 
 
 def write_html(run: RunRecord, turns: Sequence[TurnRecord], path: Path, *, summary: RunSummary | None = None) -> None:
-    """Write the report to `path`."""
-    path.write_text(render_html(run, turns, path.parent, summary=summary), encoding="utf-8")
+    """Write the report to `path` (whole or not at all)."""
+    html = render_html(run, turns, path.parent, summary=summary)
+    with atomic_text_file(path) as handle:
+        handle.write(html)
