@@ -216,6 +216,8 @@ async def arun(
             vars=vars,
         )  # fmt: skip
         run_id = run_record.run_id
+        if resume is not None and run_store is not None:  # a second resume of the same run refuses, naming the first
+            stack.enter_context(run_store.claim_run(run_id))
         # Every place the run writes to is checked before the first request (and before the simulator starts).
         artifact_root = (run_store.path.parent if run_store else Path(".rtflow")) / "artifacts" / run_id
         ensure_writable_folder(artifact_root.parent, "the artifacts folder")
