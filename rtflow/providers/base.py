@@ -77,6 +77,14 @@ class Provider(abc.ABC):
         value = self.info.config.get("max_concurrency")
         return int(value) if value is not None else None
 
+    @property
+    def per_minute_limits(self) -> tuple[float | None, float | None]:
+        """Requests and tokens per minute allowed for this key, from the validated config; None for no limit.
+
+        The scheduler reads limits here, never from the raw config: `rpm: "60"` (or `"{{ env.RPM }}"`, which
+        renders to text) is a number once the provider has validated it."""
+        return None, None
+
     def check_ready(self) -> None:
         """Raise a `ProviderError` when no call can succeed as configured (no API key); opens no connection.
         Called once before a run so a missing key is one clear message, not an error on every turn."""

@@ -145,6 +145,10 @@ class ChatProvider(Provider):
         """The most requests in flight at once for this key."""
         return self.config.max_concurrency
 
+    @property
+    def per_minute_limits(self) -> tuple[float | None, float | None]:
+        return self.config.rpm, self.config.tpm
+
     def session(self, conversation_id: str) -> ChatSession:
         """A stateless session: every turn sends the whole conversation."""
         return ChatSession(self)

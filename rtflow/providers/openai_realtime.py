@@ -138,6 +138,10 @@ class RealtimeProvider(Provider):
         """The most sessions open at once for this key."""
         return self.config.max_concurrency
 
+    @property
+    def per_minute_limits(self) -> tuple[float | None, float | None]:
+        return self.config.rpm, self.config.tpm
+
     def warnings(self) -> list[str]:
         """Settings the chosen dialect cannot honour."""
         found: list[str] = []

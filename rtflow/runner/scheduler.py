@@ -164,8 +164,7 @@ class Scheduler:
             if provider.max_concurrency and key not in self._provider_limits:
                 self._provider_limits[key] = anyio.Semaphore(provider.max_concurrency, fast_acquire=True)
             if key not in self._rate_limits:
-                config = provider.info.config
-                self._rate_limits[key] = RateLimiter(config.get("rpm"), config.get("tpm"))
+                self._rate_limits[key] = RateLimiter(*provider.per_minute_limits)
         self._stopping = False
         self.in_flight = 0
         """Provider calls running right now."""
