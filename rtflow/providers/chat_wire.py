@@ -11,7 +11,7 @@ is redacted (`server_text`).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # only annotations here: httpx loads when a request is made
@@ -35,6 +35,7 @@ from rtflow.providers.ratelimits import (
     retry_hint,
 )
 from rtflow.providers.tools import PendingCall
+from rtflow.providers.wire_fields import Note, field_count, field_list, field_mapping, field_text
 
 __all__ = [
     "ChatReply",
@@ -48,7 +49,6 @@ __all__ = [
 ]
 
 
-Note = Callable[[str], None]
 """Where the readers tell what they skipped (a turn's `ProtocolNotes`)."""
 
 _MAX_CALLS = 128
@@ -83,20 +83,20 @@ class StreamedReply:
         """Take one chunk; True when it carried text. Fields of the wrong type are skipped (and noted)."""
         note = self._note
         if self.model is None:
-            self.model = _string(chunk, "model", "chunk", note)
+            self.model = field_text(chunk, "model", "chunk", note)
         if chunk.get("usage") is not None:
             self.usage = usage_from(chunk["usage"], note)
         carried_text = False
-        for choice in _list(chunk, "choices", "chunk", note):
+        for choice in field_list(chunk, "choices", "chunk", note):
             if not isinstance(choice, dict):
                 note("chunk.choices holds something that is not an object; skipped")
                 continue
-            delta = _mapping(choice, "delta", "chunk.choices[]", note)
-            content = _string(delta, "content", "chunk.choices[].delta", note)
+            delta = field_mapping(choice, "delta", "chunk.choices[]", note)
+            content = field_text(delta, "content", "chunk.choices[].delta", note)
             if content:
                 self.pieces.append(content)
                 carried_text = True
-            for call in _list(delta, "tool_calls", "chunk.choices[].delta", note):
+            for call in field_list(delta, "tool_calls", "chunk.choices[].delta", note):
                 self._absorb_call(call)
         return carried_text
 
@@ -111,10 +111,10 @@ class StreamedReply:
             note(f"{where}.index is not a small integer; the call piece was skipped")
             return
         slot = self.calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
-        slot["id"] = _string(call, "id", where, note) or slot["id"]
-        function = _mapping(call, "function", where, note)
-        slot["name"] += _string(function, "name", f"{where}.function", note) or ""
-        slot["arguments"] += _string(function, "arguments", f"{where}.function", note) or ""
+        slot["id"] = field_text(call, "id", where, note) or slot["id"]
+        function = field_mapping(call, "function", where, note)
+        slot["name"] += field_text(function, "name", f"{where}.function", note) or ""
+        slot["arguments"] += field_text(function, "arguments", f"{where}.function", note) or ""
 
     def finish(self) -> ChatReply:
         calls = [(slot["id"], slot["name"], slot["arguments"]) for _, slot in sorted(self.calls.items())]
@@ -135,7 +135,7 @@ def reply_from_body(body: Any, label: str, note: Note = _ignore) -> ChatReply:
         note(f"{where}.content is not a string; skipped")
         content = None
     calls: list[PendingCall] = []
-    for call in _list(message, "tool_calls", where, note):
+    for call in field_list(message, "tool_calls", where, note):
         function = call.get("function") if isinstance(call, dict) else None
         call_id = call.get("id") if isinstance(call, dict) else None
         name = function.get("name") if isinstance(function, dict) else None
@@ -187,50 +187,16 @@ def usage_from(raw: Any, note: Note = _ignore) -> TurnUsage:
         if raw is not None:
             note("usage is not an object; no usage was read")
         return TurnUsage()
-    prompt_details = _mapping(raw, "prompt_tokens_details", "usage", note)
-    completion_details = _mapping(raw, "completion_tokens_details", "usage", note)
+    prompt_details = field_mapping(raw, "prompt_tokens_details", "usage", note)
+    completion_details = field_mapping(raw, "completion_tokens_details", "usage", note)
     return TurnUsage(
-        input_tokens=_count(raw, "prompt_tokens", "usage", note),
-        output_tokens=_count(raw, "completion_tokens", "usage", note),
-        total_tokens=_count(raw, "total_tokens", "usage", note),
-        cached_tokens=_count(prompt_details, "cached_tokens", "usage.prompt_tokens_details", note),
-        input_audio_tokens=_count(prompt_details, "audio_tokens", "usage.prompt_tokens_details", note),
-        output_audio_tokens=_count(completion_details, "audio_tokens", "usage.completion_tokens_details", note),
+        input_tokens=field_count(raw, "prompt_tokens", "usage", note),
+        output_tokens=field_count(raw, "completion_tokens", "usage", note),
+        total_tokens=field_count(raw, "total_tokens", "usage", note),
+        cached_tokens=field_count(prompt_details, "cached_tokens", "usage.prompt_tokens_details", note),
+        input_audio_tokens=field_count(prompt_details, "audio_tokens", "usage.prompt_tokens_details", note),
+        output_audio_tokens=field_count(completion_details, "audio_tokens", "usage.completion_tokens_details", note),
     )
-
-
-def _mapping(holder: dict[str, Any], key: str, where: str, note: Note) -> dict[str, Any]:
-    value = holder.get(key)
-    if value is None or isinstance(value, dict):
-        return value or {}
-    note(f"{where}.{key} is not an object; skipped")
-    return {}
-
-
-def _list(holder: dict[str, Any], key: str, where: str, note: Note) -> list[Any]:
-    value = holder.get(key)
-    if value is None or isinstance(value, list):
-        return value or []
-    note(f"{where}.{key} is not a list; skipped")
-    return []
-
-
-def _string(holder: dict[str, Any], key: str, where: str, note: Note) -> str | None:
-    value = holder.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    note(f"{where}.{key} is not a string; skipped")
-    return None
-
-
-def _count(holder: dict[str, Any], key: str, where: str, note: Note) -> int:
-    value = holder.get(key)
-    if value is None:
-        return 0
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2**53:
-        return value
-    note(f"{where}.{key} is not a token count; read as 0")
-    return 0
 
 
 # A 429 says some budget is spent: a budget whose remaining count is not sent is taken to be the spent one.

@@ -14,13 +14,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rtflow.messages import Usage
 from rtflow.providers.tools import PendingCall
+from rtflow.providers.wire_fields import Note, field_count, field_figure, field_mapping, field_text, preview
 
 __all__ = [
     "AudioCommitted",
@@ -43,7 +42,6 @@ __all__ = [
     "read_object",
 ]
 
-Note = Callable[[str], None]
 """Where a reader tells what it skipped (a turn's `ProtocolNotes`)."""
 
 _TEXT_DELTAS = frozenset(
@@ -116,7 +114,6 @@ KNOWN_TYPES = frozenset(
 )
 """Every server event type of both dialects; any other type is skipped with a warning."""
 
-_MAX_COUNT = 2**53
 """Token counts above this are not counts (and would overflow the price arithmetic)."""
 
 
@@ -262,10 +259,10 @@ def read_event(raw: str | bytes, note: Note) -> ServerEvent | None:
     try:
         event = json.loads(raw)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        note(f"a frame that is not JSON was skipped: {_preview(raw)}")
+        note(f"a frame that is not JSON was skipped: {preview(raw)}")
         return None
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-        note(f"a frame that is not an event (a JSON object with a string type) was skipped: {_preview(event)}")
+        note(f"a frame that is not an event (a JSON object with a string type) was skipped: {preview(event)}")
         return None
     return read_object(event, note)
 
@@ -274,7 +271,7 @@ def read_object(event: dict[str, Any], note: Note) -> ServerEvent | None:
     """`read_event` for an already decoded event object."""
     kind = event.get("type")
     if not isinstance(kind, str):
-        note(f"an event without a string type was skipped: {_preview(event)}")
+        note(f"an event without a string type was skipped: {preview(event)}")
         return None
     try:
         return _read(kind, event, note)
@@ -287,31 +284,33 @@ def _read(kind: str, event: dict[str, Any], note: Note) -> ServerEvent | None:
     if kind in _TEXT_DELTAS:
         delta = event.get("delta")
         if not isinstance(delta, str):
-            note(f"{kind}: delta is {_preview(delta)}, not a string; the delta was skipped")
+            note(f"{kind}: delta is {preview(delta)}, not a string; the delta was skipped")
             return None
-        return TextDelta(_text(event, "response_id", kind, note), _text(event, "item_id", kind, note), delta)
+        return TextDelta(field_text(event, "response_id", kind, note), field_text(event, "item_id", kind, note), delta)
     if kind in _AUDIO_DELTAS:
         return _audio_delta(kind, event, note)
     if kind == "response.done":
         return _response_done(event, note)
     if kind == "response.created":
-        response = _mapping(event, "response", kind, note) or {}
-        return ResponseCreated(_text(response, "id", f"{kind}: response", note), _out_of_band(response))
+        response = field_mapping(event, "response", kind, note)
+        return ResponseCreated(field_text(response, "id", f"{kind}: response", note), _out_of_band(response))
     if kind == "response.output_item.added":
-        item = _mapping(event, "item", kind, note) or {}
-        return OutputItemAdded(_text(event, "response_id", kind, note), _text(item, "id", f"{kind}: item", note))
+        item = field_mapping(event, "item", kind, note)
+        return OutputItemAdded(
+            field_text(event, "response_id", kind, note), field_text(item, "id", f"{kind}: item", note)
+        )
     if kind == "error":
         return ErrorEvent(_error_body(event.get("error"), kind, note))
     if kind == "session.created":
-        session = _mapping(event, "session", kind, note) or {}
-        return SessionCreated(_text(session, "model", f"{kind}: session", note))
+        session = field_mapping(event, "session", kind, note)
+        return SessionCreated(field_text(session, "model", f"{kind}: session", note))
     if kind == "input_audio_buffer.committed":
-        return AudioCommitted(_text(event, "item_id", kind, note))
+        return AudioCommitted(field_text(event, "item_id", kind, note))
     if kind == "conversation.item.input_audio_transcription.completed":
-        transcript = _text(event, "transcript", kind, note)
+        transcript = field_text(event, "transcript", kind, note)
         if transcript is None:
             return None
-        return Transcription(_text(event, "item_id", kind, note), transcript)
+        return Transcription(field_text(event, "item_id", kind, note), transcript)
     if kind == "input_audio_buffer.speech_stopped":
         return SpeechStopped()
     if kind == "rate_limits.updated":
@@ -325,39 +324,39 @@ def _read(kind: str, event: dict[str, Any], note: Note) -> ServerEvent | None:
 def _audio_delta(kind: str, event: dict[str, Any], note: Note) -> AudioDelta | None:
     delta = event.get("delta")
     if not isinstance(delta, str):
-        note(f"{kind}: delta is {_preview(delta)}, not base64 text; the audio was skipped")
+        note(f"{kind}: delta is {preview(delta)}, not base64 text; the audio was skipped")
         return None
     try:
         audio = base64.b64decode(delta, validate=True)
     except (binascii.Error, ValueError):
-        note(f"{kind}: delta is not valid base64 ({_preview(delta)}); the audio was skipped")
+        note(f"{kind}: delta is not valid base64 ({preview(delta)}); the audio was skipped")
         return None
-    return AudioDelta(_text(event, "response_id", kind, note), _text(event, "item_id", kind, note), audio)
+    return AudioDelta(field_text(event, "response_id", kind, note), field_text(event, "item_id", kind, note), audio)
 
 
 def _response_done(event: dict[str, Any], note: Note) -> ResponseDone:
     kind = "response.done"
     response = event.get("response")
     if not isinstance(response, dict):
-        note(f"{kind}: response is {_preview(response)}, not an object; the response cannot be read")
+        note(f"{kind}: response is {preview(response)}, not an object; the response cannot be read")
         return ResponseDone(None, False, None, readable=False)
     where = f"{kind}: response"
-    status = _text(response, "status", where, note)
-    details = _mapping(response, "status_details", where, note) or {}
-    reason = _text(details, "reason", f"{where}.status_details", note)
+    status = field_text(response, "status", where, note)
+    details = field_mapping(response, "status_details", where, note)
+    reason = field_text(details, "reason", f"{where}.status_details", note)
     error = _error_body(details["error"], f"{where}.status_details", note) if details.get("error") else None
     texts: list[str] = []
     calls: list[PendingCall] = []
     unreadable: list[str] = []
     output = response.get("output")
     if output is not None and not isinstance(output, list):
-        note(f"{where}.output is {_preview(output)}, not a list; skipped")
+        note(f"{where}.output is {preview(output)}, not a list; skipped")
         unreadable.append("output")
         output = None
     for index, item in enumerate(output or []):
         _read_output_item(item, f"{where}.output[{index}]", note, texts, calls, unreadable)
     return ResponseDone(
-        response_id=_text(response, "id", where, note),
+        response_id=field_text(response, "id", where, note),
         out_of_band=_out_of_band(response),
         status=status,
         reason=reason,
@@ -373,14 +372,14 @@ def _read_output_item(
     item: Any, where: str, note: Note, texts: list[str], calls: list[PendingCall], unreadable: list[str]
 ) -> None:
     if not isinstance(item, dict):
-        note(f"{where} is {_preview(item)}, not an object; skipped")
+        note(f"{where} is {preview(item)}, not an object; skipped")
         unreadable.append(where)
         return
     item_type = item.get("type")
     if item_type == "function_call":
-        call_id = _text(item, "call_id", where, note)
-        name = _text(item, "name", where, note)
-        arguments = _text(item, "arguments", where, note)
+        call_id = field_text(item, "call_id", where, note)
+        name = field_text(item, "name", where, note)
+        arguments = field_text(item, "arguments", where, note)
         if call_id is None or name is None or (arguments is None and item.get("arguments") is not None):
             note(f"{where}: a function call without string call_id, name and arguments was skipped")
             unreadable.append(where)
@@ -391,16 +390,16 @@ def _read_output_item(
         if content is None:
             return
         if not isinstance(content, list):
-            note(f"{where}.content is {_preview(content)}, not a list; skipped")
+            note(f"{where}.content is {preview(content)}, not a list; skipped")
             unreadable.append(where)
             return
         for position, part in enumerate(content):
             if not isinstance(part, dict):
-                note(f"{where}.content[{position}] is {_preview(part)}, not an object; skipped")
+                note(f"{where}.content[{position}] is {preview(part)}, not an object; skipped")
                 unreadable.append(f"{where}.content[{position}]")
                 continue
-            text = _text(part, "text", f"{where}.content[{position}]", note)
-            transcript = _text(part, "transcript", f"{where}.content[{position}]", note)
+            text = field_text(part, "text", f"{where}.content[{position}]", note)
+            transcript = field_text(part, "transcript", f"{where}.content[{position}]", note)
             texts.append(text or transcript or "")
 
 
@@ -408,17 +407,17 @@ def _usage(raw: Any, where: str, note: Note) -> Usage:
     if raw is None:
         return Usage()
     if not isinstance(raw, dict):
-        note(f"{where} is {_preview(raw)}, not an object; no usage was read")
+        note(f"{where} is {preview(raw)}, not an object; no usage was read")
         return Usage()
-    input_details = _mapping(raw, "input_token_details", where, note) or {}
-    output_details = _mapping(raw, "output_token_details", where, note) or {}
+    input_details = field_mapping(raw, "input_token_details", where, note)
+    output_details = field_mapping(raw, "output_token_details", where, note)
     return Usage(
-        input_tokens=_count(raw, "input_tokens", where, note),
-        output_tokens=_count(raw, "output_tokens", where, note),
-        total_tokens=_count(raw, "total_tokens", where, note),
-        cached_tokens=_count(input_details, "cached_tokens", f"{where}.input_token_details", note),
-        input_audio_tokens=_count(input_details, "audio_tokens", f"{where}.input_token_details", note),
-        output_audio_tokens=_count(output_details, "audio_tokens", f"{where}.output_token_details", note),
+        input_tokens=field_count(raw, "input_tokens", where, note),
+        output_tokens=field_count(raw, "output_tokens", where, note),
+        total_tokens=field_count(raw, "total_tokens", where, note),
+        cached_tokens=field_count(input_details, "cached_tokens", f"{where}.input_token_details", note),
+        input_audio_tokens=field_count(input_details, "audio_tokens", f"{where}.input_token_details", note),
+        output_audio_tokens=field_count(output_details, "audio_tokens", f"{where}.output_token_details", note),
     )
 
 
@@ -426,107 +425,39 @@ def _rate_limits(event: dict[str, Any], note: Note) -> RateLimitsUpdated | None:
     kind = "rate_limits.updated"
     raw = event.get("rate_limits")
     if not isinstance(raw, list):
-        note(f"{kind}: rate_limits is {_preview(raw)}, not a list; the event was skipped")
+        note(f"{kind}: rate_limits is {preview(raw)}, not a list; the event was skipped")
         return None
     limits: list[RateLimit] = []
     for index, entry in enumerate(raw):
         where = f"{kind}: rate_limits[{index}]"
         if not isinstance(entry, dict):
-            note(f"{where} is {_preview(entry)}, not an object; skipped")
+            note(f"{where} is {preview(entry)}, not an object; skipped")
             continue
-        remaining = _figure(entry, "remaining", where, note)
-        reset = _figure(entry, "reset_seconds", where, note)
+        remaining = field_figure(entry, "remaining", where, note)
+        reset = field_figure(entry, "reset_seconds", where, note)
         if (entry.get("remaining") is not None and remaining is None) or (
             entry.get("reset_seconds") is not None and reset is None
         ):
             continue  # half a limit is no limit: an exhausted budget with an unreadable reset must not pause
-        limits.append(RateLimit(_text(entry, "name", where, note), remaining, reset))
+        limits.append(RateLimit(field_text(entry, "name", where, note), remaining, reset))
     return RateLimitsUpdated(tuple(limits))
 
 
 def _error_body(raw: Any, where: str, note: Note) -> ErrorBody:
     if not isinstance(raw, dict):
-        note(f"{where}: error is {_preview(raw)}, not an object")
+        note(f"{where}: error is {preview(raw)}, not an object")
         return ErrorBody()
     where = f"{where}: error" if where == "error" else f"{where}.error"
     code = raw.get("code")
     numeric = isinstance(code, int | float) and not isinstance(code, bool)  # a number is still a code
     return ErrorBody(
-        type=_text(raw, "type", where, note),
-        code=str(code) if numeric else _text(raw, "code", where, note),
-        message=_text(raw, "message", where, note),
-        event_id=_text(raw, "event_id", where, note),
+        type=field_text(raw, "type", where, note),
+        code=str(code) if numeric else field_text(raw, "code", where, note),
+        message=field_text(raw, "message", where, note),
+        event_id=field_text(raw, "event_id", where, note),
     )
 
 
 def _out_of_band(response: dict[str, Any]) -> bool:
     # GA and beta: `conversation_id` is null exactly when the response was created with `conversation: none`.
     return "conversation_id" in response and response["conversation_id"] is None
-
-
-def _mapping(holder: dict[str, Any], key: str, where: str, note: Note) -> dict[str, Any] | None:
-    value = holder.get(key)
-    if value is None or isinstance(value, dict):
-        return value
-    note(f"{where}.{key} is {_preview(value)}, not an object; skipped")
-    return None
-
-
-def _text(holder: dict[str, Any], key: str, where: str, note: Note) -> str | None:
-    value = holder.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    note(f"{where}.{key} is {_preview(value)}, not a string; skipped")
-    return None
-
-
-def _count(holder: dict[str, Any], key: str, where: str, note: Note) -> int:
-    value = holder.get(key)
-    if value is None:
-        return 0
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_COUNT:
-        return value
-    note(f"{where}.{key} is {_preview(value)}, not a token count; read as 0")
-    return 0
-
-
-def _figure(holder: dict[str, Any], key: str, where: str, note: Note) -> float | None:
-    value = holder.get(key)
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except OverflowError:
-            number = math.inf
-        if math.isfinite(number):
-            return number
-    note(f"{where}.{key} is {_preview(value)}, not a finite number; skipped")
-    return None
-
-
-def _preview(value: Any) -> str:
-    """A value's kind and a short repr of it, for a warning."""
-    kind = {
-        str: "a string",
-        bytes: "bytes",
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        list: "a list",
-        dict: "an object",
-        type(None): "null",
-    }.get(type(value), type(value).__name__)
-    if isinstance(value, bytes):
-        shown = repr(value[:40])
-    elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        shown = f"an integer of {value.bit_length()} bits"
-        return shown
-    else:
-        try:
-            shown = repr(value)
-        except Exception:  # a value so nested its repr recurses too deep
-            shown = "…"
-    if len(shown) > 40:
-        shown = shown[:39] + "…"
-    return f"{kind} {shown}" if kind != "null" else "null"
