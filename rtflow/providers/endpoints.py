@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from rtflow._version import __version__
-from rtflow.errors import AuthenticationError
+from rtflow.errors import AuthenticationError, InvalidRequestError
 from rtflow.log import redact as redact_known_secrets
 
 __all__ = [
@@ -181,10 +181,20 @@ def origin_of(url: str) -> tuple[str, str, int | None]:
 class CrossOriginRedirect(Exception):
     """A server redirected a request that carries the API key to another origin; it was not followed.
 
-    Raised inside a transport's redirect handling and translated by the provider into an InvalidRequestError.
+    Raised inside a transport's redirect handling and translated by the provider with `refusal` into an InvalidRequestError.
     `location` is the server's text: pass it through `server_text` before showing it.
     """
 
     def __init__(self, location: str) -> None:
         super().__init__("redirect to another origin")
         self.location = location
+
+    def refusal(self, what: str, label: str, key: SecretKey | None) -> InvalidRequestError:
+        """The error a provider raises for it: `what` was redirected ("the request", "the handshake")."""
+        location = server_text(self.location, key, limit=200)
+        return InvalidRequestError(
+            f"the server redirected {what} to another origin ({location}); rtflow sends the API key only to the"
+            " origin it is configured for: set api_base_url to the new address if you trust it",
+            provider=label,
+            code="cross_origin_redirect",
+        )

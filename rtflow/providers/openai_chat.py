@@ -369,13 +369,7 @@ def _translate_errors(label: str, current_key: Any) -> Iterator[None]:
     try:
         yield
     except CrossOriginRedirect as exc:
-        location = server_text(exc.location, current_key(), limit=200)
-        raise InvalidRequestError(
-            f"the server redirected the request to another origin ({location}); rtflow sends the API key only to the"
-            " origin it is configured for: set api_base_url to the new address if you trust it",
-            provider=label,
-            code="cross_origin_redirect",
-        ) from None
+        raise exc.refusal("the request", label, current_key()) from None
     except httpx.TimeoutException as exc:
         raise ProviderTimeoutError(f"the request timed out ({type(exc).__name__})", provider=label) from None
     except httpx.DecodingError:

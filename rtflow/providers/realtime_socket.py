@@ -118,13 +118,7 @@ def translate_errors(
     try:
         yield
     except CrossOriginRedirect as exc:
-        location = server_text(exc.location, current_key(), limit=200)
-        raise InvalidRequestError(
-            f"the server redirected the handshake to another origin ({location}); rtflow sends the API key only to"
-            " the origin it is configured for: set api_base_url to the new address if you trust it",
-            provider=label,
-            code="cross_origin_redirect",
-        ) from None
+        raise exc.refusal("the handshake", label, current_key()) from None
     except InvalidStatus as exc:
         raise _refusal(exc, label, current_key(), max_retry_after) from None
     except ConnectionClosed as exc:
