@@ -181,7 +181,7 @@ def origin_of(url: str) -> tuple[str, str, int | None]:
 class CrossOriginRedirect(Exception):
     """A server redirected a request that carries the API key to another origin; it was not followed.
 
-    Raised inside a transport's redirect handling and translated by the provider with `refusal` into an InvalidRequestError.
+    Raised inside a transport's redirect handling; the provider raises `refusal()` (an InvalidRequestError) for it.
     `location` is the server's text: pass it through `server_text` before showing it.
     """
 
