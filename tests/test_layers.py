@@ -21,7 +21,7 @@ LEAVES = {
     "rtflow.log",
     "rtflow.pyref",
     "rtflow.durations",
-    "rtflow.local_paths",
+    "rtflow.output_paths",
 }
 """Modules every layer may use; they import nothing of rtflow but one another."""
 

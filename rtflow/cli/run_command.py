@@ -28,7 +28,7 @@ def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def _check_outputs(output: Path | None, log_file: Path | None, sim_log: Path | None) -> None:
     """Refuse, before anything runs (and is paid for), an output the run could not write."""
-    from rtflow.local_paths import check_output_file
+    from rtflow.output_paths import check_output_file
     from rtflow.results.report import EXPORT_FORMATS
 
     if output is not None:
