@@ -25,8 +25,8 @@ from rtflow.errors import FlowError, ProviderError, RtflowError
 from rtflow.flow.assertion_types import MODEL_GRADED_TYPES
 from rtflow.flow.loader import load
 from rtflow.flow.spec import FlowSpec, ProviderSpec
-from rtflow.output_paths import check_output_file, ensure_writable_folder
 from rtflow.log import get_logger, register_secret
+from rtflow.output_paths import check_output_file, ensure_writable_folder
 from rtflow.plan.compiler import compile_flow
 from rtflow.plan.graph import Plan
 from rtflow.providers.base import Provider
