@@ -47,6 +47,7 @@ from rtflow.errors import (
     ProviderConnectionError,
     ProviderError,
     ProviderTimeoutError,
+    ResponseFailedError,
 )
 from rtflow.log import get_logger
 from rtflow.messages import AUDIO_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest
@@ -101,6 +102,8 @@ __all__ = ["RealtimeProvider", "RealtimeSession"]
 _compact_json = json.JSONEncoder(separators=(",", ":")).encode
 _FINISHED_KEPT = 64
 """How many finished response ids a session remembers, so late events of theirs are known as strays."""
+_SUPERSEDED_MAX = 20
+"""Responses a server may cancel for more speech (`turn_detected`) in one turn before the turn fails."""
 
 
 class RealtimeProvider(Provider):
@@ -319,7 +322,7 @@ class RealtimeSession:
             if request.artifact_dir:
                 stem = f"{_safe_name(request.conversation_id)}-turn{request.turn_index + 1}"
                 audio = write_output_audio(bytes(state.audio), Path(request.artifact_dir), stem, output_format)
-        return TurnOutput(
+        output = TurnOutput(
             text=rounds.text,
             tool_calls=rounds.tool_calls,
             usage=rounds.usage,
@@ -330,6 +333,8 @@ class RealtimeSession:
             model=self._server_model or self._provider.info.model,
             rate_limit_pause_s=self._rate_limit_pause(),
         )
+        output.protocol_warnings = self._notes.kept()  # last: the pause above may add one
+        return output
 
     def _rate_limit_pause(self) -> float | None:
         """The pause the last `rate_limits.updated` asks for, capped by `max_retry_after` (and noted if cut)."""
@@ -481,15 +486,39 @@ class RealtimeSession:
         if audio is None:
             await self._request_response(state)
             return await self._read_response(state)
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(self._stream_vad_audio, audio, state)
-            if not self._detection.server_responds:
-                await self._await_committed(audio, state)
-                await self._request_response(state)
-            result = await self._read_response(state)
-            # The response is complete: stop sending the microphone's trailing silence.
-            tasks.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._stream_vad_audio, audio, state)
+                if not self._detection.server_responds:
+                    await self._await_committed(audio, state)
+                    await self._request_response(state)
+                result = await self._read_spoken_response(state)
+                # The response is complete: stop sending the microphone's trailing silence.
+                tasks.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # A task group wraps what failed in a group, which no retry, fallback or status knows: the turn's
+            # error is the one inside (the reader's ProviderError first, else the sender's).
+            raise _the_error_in(group) from None
         return result
+
+    async def _read_spoken_response(self, state: _TurnState) -> ResponseResult:
+        """The response to the caller's speech; one the server cancels because the caller spoke on gives way.
+
+        The server's VAD may end the caller's turn at a pause inside the clip and start answering; when the
+        speech goes on it cancels that response (reason `turn_detected`) and answers again once the caller is
+        done. Only the last response answers the turn. A server that keeps cancelling is cut off after
+        `_SUPERSEDED_MAX` responses (and by the attempt's deadline).
+        """
+        for _ in range(_SUPERSEDED_MAX):
+            try:
+                return await self._read_response(state)
+            except ResponseFailedError as error:
+                if error.response_status != "cancelled" or error.reason != "turn_detected":
+                    raise
+                self._notes(f"{error}: the caller spoke on, so the next response answers the turn")
+        raise ProtocolError(
+            f"the server cancelled {_SUPERSEDED_MAX} responses in a row for speech it detected", provider=self._label
+        )
 
     async def _request_response(self, state: _TurnState) -> None:
         await self._post(self._events.response_create())
@@ -566,6 +595,19 @@ class RealtimeSession:
         finally:
             matcher.report(self._notes)
         raise ProviderTimeoutError(f"no event from the server for {timeout:g} s", provider=self._label)
+
+
+def _the_error_in(group: BaseExceptionGroup) -> BaseException:
+    """The first ProviderError in a task group's failure, else its first error."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        error = pending.pop(0)
+        if isinstance(error, BaseExceptionGroup):
+            pending.extend(error.exceptions)
+        else:
+            leaves.append(error)
+    return next((error for error in leaves if isinstance(error, ProviderError)), leaves[0])
 
 
 def _event_name(event: ServerEvent) -> str:

@@ -420,7 +420,20 @@ class RealtimeConnection:
                 )
                 await self._commit(self._speech_item)
                 if detection.get("create_response", True):
-                    await self._start_response({}, None)
+                    await self._respond_to_speech()
+
+    async def _respond_to_speech(self) -> None:
+        """The VAD's response to a committed turn: one at most, never an error of the server's own making.
+
+        A response the VAD cancelled when the caller spoke again is let finish first; one still answering (with
+        `interrupt_response: false`) keeps the floor, and this turn gets no response of its own.
+        """
+        active = self._active
+        if active is not None and active.cancelled:
+            await active.ended.wait()
+        elif active is not None:
+            return
+        await self._start_response({}, None)
 
     async def _audio_commit(self, event: dict[str, Any]) -> None:
         await self._commit(None, event.get("event_id"))
@@ -526,6 +539,7 @@ class RealtimeConnection:
         finally:
             if self._active is run:
                 self._active = None
+            run.ended.set()
 
     def _context(self, explicit: Any) -> list[dict[str, Any]]:
         if explicit is None:

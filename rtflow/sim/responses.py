@@ -91,6 +91,13 @@ class ResponseRun:
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     cancel_reason: str = "client_cancelled"
     audio_bytes: int = 0
+    ended: anyio.Event = field(default_factory=anyio.Event)
+    """Set once `response.done` is sent (or the response could not finish)."""
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether `cancel()` was called: the response is ending, or has ended, as cancelled."""
+        return self.scope.cancel_called
 
     def cancel(self, reason: str = "client_cancelled") -> None:
         """Stop streaming; `response.done` then says cancelled with this reason."""
@@ -127,7 +134,9 @@ class ResponseRun:
                     },
                 }
                 self.output = []
-        if self.scope.cancelled_caught:
+        # `cancel_called`, not `cancelled_caught`: a cancel that came before the response's first pause (it can,
+        # when the VAD hears speech again at once) still ends it as cancelled, as the live service does.
+        if self.scope.cancel_called:
             status, details = "cancelled", {"type": "cancelled", "reason": self.cancel_reason}
             for item in self.output:
                 item["status"] = "incomplete"
