@@ -194,3 +194,5 @@ class TurnOutput(_Strict):
     """The model that answered, as the server reported it."""
     rate_limit_pause_s: float | None = None
     """Seconds the server says to hold new requests because a rate limit is exhausted (None: no such hint)."""
+    protocol_warnings: list[str] = Field(default_factory=list)
+    """What the server sent that was skipped, and why (a bad frame, a field of the wrong type, a capped wait)."""

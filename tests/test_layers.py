@@ -66,6 +66,8 @@ def layer_of(module: str) -> str:
         return "leaf"
     if module == "rtflow.api":
         return "api"
+    if module == "rtflow.__main__":  # `python -m rtflow` is the command line
+        return "cli"
     part = module.split(".")[1]
     if part in STAGES or part in WINGS or part == "cli":
         return part

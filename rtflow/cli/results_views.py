@@ -146,6 +146,8 @@ def _print_turn(console: Console, turn: TurnRecord) -> None:
         console.print(Text.assemble(("  assistant: ", "bold"), turn.output.text))
     if turn.error is not None:
         console.print(Text(f"  {turn.error.kind}: {turn.error.message}", style="magenta"))
+    for warning in turn.output.protocol_warnings if turn.output is not None else []:
+        console.print(Text(f"  protocol warning: {warning}", style="yellow"))
     for result in turn.assertions:
         mark = ("✓", "green") if result.passed else ("✗", "red")
         console.print(Text.assemble("    ", mark, f" {result.type} ", (result.reason, "dim")))

@@ -215,7 +215,7 @@ class ChatProvider(Provider):
         metrics.tool_rounds_ms.extend(rounds.round_ms)
         metrics.total_ms = (time.perf_counter() - started) * 1000
         served_by = next((reply.model for reply in replies if reply.model), None)
-        return TurnOutput(
+        output = TurnOutput(
             text=rounds.text,
             tool_calls=rounds.tool_calls,
             usage=rounds.usage,
@@ -224,6 +224,8 @@ class ChatProvider(Provider):
             model=server_text(served_by, self._key, limit=100) if served_by else self.info.model,
             rate_limit_pause_s=self._rate_limit_pause(notes),
         )
+        output.protocol_warnings = notes.kept()  # last: the pause above may add one
+        return output
 
     def _rate_limit_pause(self, notes: ProtocolNotes) -> float | None:
         """The pause the `x-ratelimit-*` headers ask for, capped by `max_retry_after` (and noted if cut)."""

@@ -42,6 +42,11 @@ class ProtocolNotes:
     def __len__(self) -> int:
         return len(self.warnings) + self.dropped
 
+    def kept(self) -> list[str]:
+        """The warnings for the turn's record: those kept, and a last line counting the rest."""
+        more = [f"... and {self.dropped} more protocol warning(s), not kept"] if self.dropped else []
+        return [*self.warnings, *more]
+
     def summary(self, limit: int = 3) -> str:
         """The first warnings in one line, for an error message (empty when there are none)."""
         if not len(self):
