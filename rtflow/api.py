@@ -92,6 +92,33 @@ def _provider_for(spec: ProviderSpec, base_dir: Path, sim_url: str | None) -> Pr
     return create_provider(info)
 
 
+def _with_endpoints(
+    run: RunRecord, providers: Mapping[str, Provider], sim_url: str | None, resuming: RunStore | None, force: bool
+) -> RunRecord:
+    """The run's record with where each provider's calls go (`sim` for the simulator, whose port changes).
+
+    When resuming (`resuming` is the store), a change of either (the simulator for real endpoints, one server for
+    another) is refused unless `force`: one run's turns would otherwise mix answers from both. Forced, the
+    changes are logged and kept in the record's options."""
+    endpoints = {
+        label: "sim" if sim_url is not None and provider.endpoint == sim_url else provider.endpoint
+        for label, provider in providers.items()
+        if provider.endpoint is not None
+    }
+    simulated = sim_url is not None
+    update: dict[str, Any] = {"endpoints": {**run.endpoints, **endpoints}}
+    if resuming is not None:
+        changes = resuming.check_resume(run.run_id, simulated=simulated, endpoints=endpoints, force=force)
+        for change in changes:
+            get_logger().warning("run.resumed_with_change", run=run.run_id, change=change)
+        if changes:
+            update["options"] = {
+                **run.options,
+                "resumed_with_changes": [*run.options.get("resumed_with_changes", []), *changes],
+            }
+    return run.model_copy(update=update)
+
+
 def _check_ready(provider: Provider, *, simulated: bool) -> None:
     try:
         provider.check_ready()
@@ -197,14 +224,16 @@ async def arun(
     seed: int | None = None,
     handle_signals: bool = False,
     progress: bool = False,
+    force: bool = False,
 ) -> RunResult:
     """Run a flow and return its result.
 
     `flow` is a path or a loaded `FlowSpec` (None with `resume`: the flow file the run was started from).
     `sim=True` (or a `rtflow.sim.SimConfig`) starts the simulator in this process and points every OpenAI
-    provider at it. `db` moves the run store (default `.rtflow/rtflow.db`
-    or `RTFLOW_DB`); `store=False` keeps nothing on disk. `resume` continues an earlier run by id (or `latest`):
-    only turns that are missing, errored or skipped are run again. `on_turn` is called with every turn record
+    provider at it. `db` moves the run store (default `.rtflow/rtflow.db` or `RTFLOW_DB`); `store=False` keeps
+    nothing on disk. `resume` continues an earlier run by id (or `latest`): only turns that are missing, errored
+    or skipped are run again, against the same endpoints (a resume that would switch between the simulator and
+    real endpoints, or between servers, is refused unless `force`). `on_turn` is called with every turn record
     the moment it is stored (sync or async). `handle_signals` installs the CLI's Ctrl-C behaviour; `progress`
     draws a progress bar on stderr.
     """
@@ -231,6 +260,7 @@ async def arun(
         for provider in providers.values():
             stack.push_async_callback(provider.aclose)
             _check_ready(provider, simulated=sim_url is not None)
+        run_record = _with_endpoints(run_record, providers, sim_url, run_store if resume is not None else None, force)
         for warning in [*spec.warnings, *plan.warnings]:  # the loader gathered the providers' own warnings too
             log.warning("flow.warning", warning=warning)
         grader = None

@@ -87,6 +87,11 @@ def _sim_config(sim: bool, latency_ms: float | None, faults: tuple[str, ...], lo
 )
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), envvar="RTFLOW_DB", help="Run store (SQLite).")
 @click.option("--resume", metavar="RUN_ID", help="Finish an earlier run: only missing, errored or skipped turns run.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --resume: resume even if the rest would go elsewhere (real endpoints after --sim, another server).",
+)
 @click.option("--log-format", type=click.Choice(["console", "json"]), help="Log rendering (default: console on a TTY).")
 @click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), help="Write JSON log lines to this file.")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
@@ -105,6 +110,7 @@ def run_command(
     output: Path | None,
     db: Path | None,
     resume: str | None,
+    force: bool,
     log_format: str | None,
     log_file: Path | None,
     verbose: int,
@@ -151,6 +157,7 @@ def run_command(
                 vars=variables,
                 db=db,
                 resume=resume,
+                force=force,
                 jsonl=jsonl,
                 seed=seed,
                 handle_signals=True,

@@ -72,6 +72,11 @@ class Provider(abc.ABC):
         return self.info.id
 
     @property
+    def endpoint(self) -> str | None:
+        """Where this provider's calls go (its base URL), for the run's record; None for one that calls nothing."""
+        return None
+
+    @property
     def max_concurrency(self) -> int | None:
         """The most calls (or sessions) in flight at once for this key; None for no limit of its own."""
         value = self.info.config.get("max_concurrency")

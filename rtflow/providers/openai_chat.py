@@ -136,6 +136,10 @@ class ChatProvider(Provider):
         resolve_key(self.config.api_key, self.config.api_key_env, self.info.label)
 
     @property
+    def endpoint(self) -> str:
+        return self.base_url
+
+    @property
     def concurrency_key(self) -> str:
         """Requests to the same endpoint and model share limits."""
         return self.config.concurrency_key or f"{self.url}#{self.info.model}"

@@ -132,6 +132,10 @@ class RealtimeProvider(Provider):
         )
 
     @property
+    def endpoint(self) -> str:
+        return self.base_url
+
+    @property
     def concurrency_key(self) -> str:
         """Sessions to the same endpoint and model share limits."""
         return self.config.concurrency_key or self.url
