@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TextIO
 
+from rtflow.terminal import terminal_safe
+
 __all__ = ["LogFormat", "capture_events", "configure_logging", "get_logger", "redact", "register_secret"]
 
 LogFormat = Literal["console", "json"]
@@ -66,6 +68,15 @@ def _redact_value(value: Any) -> Any:
     return value
 
 
+def _terminal_safe_processor(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            event_dict[key] = terminal_safe(value)
+    return event_dict
+
+
 def _redact_processor(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in event_dict.items():
         event_dict[key] = _redact_value(value)
@@ -87,18 +98,19 @@ def _pipeline(log_format: LogFormat | None, level: str, stream: TextIO | None) -
     out = stream if stream is not None else sys.stderr
     if log_format is None:
         log_format = "console" if out.isatty() else "json"
-    renderer: Any
+    finish: list[Any]
     if log_format == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+        # JSON escapes control characters itself; a console line would print them, and they steer terminals.
+        finish = [_terminal_safe_processor, structlog.dev.ConsoleRenderer(colors=out.isatty())]
     else:
-        renderer = structlog.processors.JSONRenderer()
+        finish = [structlog.processors.JSONRenderer()]
     return _Pipeline(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact_processor,
-            renderer,
+            *finish,
         ],
         level=logging.getLevelNamesMapping()[level.upper()],
         # One PrintLogger for every bound logger: building one per `bind` costs more than a filtered-out call.

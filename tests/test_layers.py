@@ -22,6 +22,7 @@ LEAVES = {
     "rtflow.pyref",
     "rtflow.durations",
     "rtflow.output_paths",
+    "rtflow.terminal",
 }
 """Modules every layer may use; they import nothing of rtflow but one another."""
 

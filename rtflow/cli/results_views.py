@@ -25,7 +25,7 @@ from rtflow.results.report import write_export
 from rtflow.results.report.data import turn_input_text
 from rtflow.results.store import RunStore
 from rtflow.results.summary import RunSummary
-from rtflow.results.terminal import terminal_safe, terminal_safe_record
+from rtflow.terminal import terminal_safe, terminal_safe_record
 
 __all__ = ["export_run", "list_runs", "show_run"]
 

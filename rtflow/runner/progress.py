@@ -13,6 +13,7 @@ from rich.text import Text
 from rtflow.results.records import TurnRecord
 from rtflow.results.run_result import RunResult
 from rtflow.results.summary import TurnFigures
+from rtflow.terminal import terminal_safe
 
 __all__ = ["RunProgress", "print_summary"]
 
@@ -89,7 +90,7 @@ def print_summary(result: RunResult, console: Console, *, max_failures: int = 10
     for column in ("ttfd p50", "ttfd p95", "total p50", "total p95"):
         table.add_column(column + " ms", justify="right")
     for row in summary.providers:
-        table.add_row(*_row(row.provider, row, with_pending=with_pending))
+        table.add_row(*_row(terminal_safe(row.provider), row, with_pending=with_pending))
     if len(summary.providers) > 1:
         table.add_section()
         table.add_row(*_row("all", summary, with_pending=with_pending), style="bold")
@@ -103,9 +104,9 @@ def print_summary(result: RunResult, console: Console, *, max_failures: int = 10
             reason = record.error.message
         else:
             reason = "; ".join(a.reason for a in record.assertions if not a.passed) or "below threshold"
-        console.print(
-            Text.assemble((f"{record.status.upper():<6} ", "bold red"), (record.node_id, "bold"), f": {reason}")
-        )
+        # Model and server text (and names from the flow) never steer the terminal.
+        where, why = terminal_safe(record.node_id), terminal_safe(reason)
+        console.print(Text.assemble((f"{record.status.upper():<6} ", "bold red"), (where, "bold"), f": {why}"))
     if len(failures) > max_failures:
         console.print(f"... and {len(failures) - max_failures} more")
     if result.interrupted:

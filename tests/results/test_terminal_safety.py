@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from results_samples import RUN_ID, make_run, make_turns
+from rich.console import Console
 
+import rtflow
 from rtflow.cli import main
+from rtflow.log import configure_logging, get_logger
 from rtflow.messages import ToolCall, TurnOutput
 from rtflow.results.records import AssertionResult, ErrorInfo
+from rtflow.results.run_result import RunResult
 from rtflow.results.store import RunStore
-from rtflow.results.terminal import terminal_safe, terminal_safe_record
+from rtflow.runner.progress import print_summary
+from rtflow.terminal import terminal_safe, terminal_safe_record
 
 TITLE = "\x1b]0;pwned\x07"
 CLEAR = "\x1b[2J"
@@ -81,3 +87,32 @@ def test_show_and_runs_print_no_control_sequences(tmp_path: Path) -> None:
     assert "before after" in shown.output and "tool(" in shown.output and "boom red done" in shown.output
     assert "reason  end" in shown.output and "ask " in shown.output
     assert "conversation.yaml" in listed.output
+
+
+def test_the_run_summary_prints_no_control_sequences() -> None:
+    """The end-of-run failure lines carry the error and the assertion reasons, without their escapes."""
+    turns = make_turns()
+    _answered, _fallback, failed, errored, _skipped = turns
+    turns[2] = failed.model_copy(
+        update={"assertions": [AssertionResult(type="equals", passed=False, score=0, reason=f"said {TITLE}no")]}
+    )
+    turns[3] = errored.model_copy(update={"error": ErrorInfo(kind="server_error", message=f"boom {CLEAR}done")})
+    plan = rtflow.compile(rtflow.load(Path(__file__).resolve().parents[2] / "flows" / "conversation.yaml"))
+    result = RunResult(run=make_run(), turns=turns, plan=plan, duration_s=1.0)
+    out = io.StringIO()
+    print_summary(result, Console(file=out, width=200, force_terminal=False, color_system=None))
+    printed = out.getvalue()
+    assert not CONTROL_CHARACTERS & set(printed), repr(printed)
+    assert "said no" in printed and "boom done" in printed
+
+
+def test_console_log_lines_print_no_control_sequences() -> None:
+    """A log line rendered for a person (console format) drops escapes a server or a model put in its values."""
+    out = io.StringIO()
+    configure_logging(log_format="console", level="warning", stream=out)
+    try:
+        get_logger().warning("realtime.protocol_warning", warning=f"odd {TITLE}frame{CLEAR}")
+    finally:
+        configure_logging(log_format="json", level="warning", stream=io.StringIO())
+    assert "odd frame" in out.getvalue()
+    assert "pwned" not in out.getvalue() and "\x1b]" not in out.getvalue()

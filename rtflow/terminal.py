@@ -14,13 +14,14 @@ view cannot forget a field.
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel
+if TYPE_CHECKING:  # a leaf the logger uses: no pydantic import at start-up
+    from pydantic import BaseModel
 
 __all__ = ["terminal_safe", "terminal_safe_record"]
 
-Record = TypeVar("Record", bound=BaseModel)
+Record = TypeVar("Record", bound="BaseModel")
 
 _STRING_TERMINATOR = r"(?:\x07|\x1b\\|\x9c)"
 _SEQUENCES = re.compile(
