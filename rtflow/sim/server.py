@@ -14,6 +14,7 @@ from rtflow.errors import SimulatorError
 from rtflow.sim.app import build_app
 from rtflow.sim.config import SimConfig
 from rtflow.sim.runtime import SimRuntime
+from rtflow.sim.server_log import forwarding_server_logs
 from rtflow.sim.uvicorn_glue import WEBSOCKET_PROTOCOL, EmbeddedServer
 
 __all__ = ["SimServer"]
@@ -33,6 +34,7 @@ class SimServer:
         self._server: EmbeddedServer | None = None
         self._tasks: TaskGroup | None = None
         self._socket: socket.socket | None = None
+        self._forwarding_logs = False
 
     @property
     def host(self) -> str:
@@ -77,10 +79,13 @@ class SimServer:
             raise SimulatorError(f"cannot listen on {self.config.host}:{self.config.port}: {exc}") from exc
         sock.listen(2048)
         self._socket = sock
+        forwarding_server_logs.__enter__()
+        self._forwarding_logs = True
         self.port = sock.getsockname()[1]
         uvicorn_config = uvicorn.Config(
             build_app(self.runtime),
-            log_level="warning",
+            log_level=None,  # levels are `server_log`'s to set while the simulator serves
+            log_config=None,  # no process-wide logging config: see `server_log`
             access_log=False,
             # The protocol whose connections `FrameWriter` can write to in batches.
             ws=WEBSOCKET_PROTOCOL,
@@ -111,6 +116,9 @@ class SimServer:
             self._socket.close()
             self._socket = None
         self.runtime.log.close()
+        if self._forwarding_logs:
+            self._forwarding_logs = False
+            forwarding_server_logs.__exit__(None, None, None)
 
     async def __aenter__(self) -> SimServer:
         await self.start()
