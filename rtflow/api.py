@@ -26,13 +26,13 @@ from rtflow.flow.assertion_types import MODEL_GRADED_TYPES
 from rtflow.flow.loader import load
 from rtflow.flow.spec import FlowSpec, ProviderSpec
 from rtflow.log import get_logger, register_secret
-from rtflow.output_paths import check_output_file, ensure_writable_folder
+from rtflow.output_paths import check_export_file, check_output_file, ensure_writable_folder
 from rtflow.plan.compiler import compile_flow
 from rtflow.plan.graph import Plan
 from rtflow.providers.base import Provider
 from rtflow.providers.registry import create_provider
 from rtflow.results.records import RunRecord, TurnRecord
-from rtflow.results.report import JsonlWriter
+from rtflow.results.report import JsonlWriter, write_export
 from rtflow.results.run_result import RunResult
 from rtflow.results.store import RunStore
 from rtflow.runner.progress import RunProgress
@@ -252,6 +252,9 @@ async def arun(
         ensure_writable_folder(artifact_root.parent, "the artifacts folder")
         if jsonl is not None:
             check_output_file(Path(jsonl), "the JSONL output")
+        flow_outputs = [spec.base_dir / output for output in spec.outputs]
+        for output in flow_outputs:
+            check_export_file(output, "the flow's `outputs`:")
         log = get_logger().bind(run=run_id)
         sim_url = await stack.enter_async_context(_simulator(sim))
         if sim_url is not None:
@@ -332,7 +335,10 @@ async def arun(
             log.info("run.finished", status=status, duration_s=round(time.monotonic() - started, 3))
     records = _in_plan_order(plan, scheduler.records)
     final = run_record.model_copy(update={"status": status, "ended_at": ended})
-    return RunResult(run=final, turns=records, plan=plan, duration_s=time.monotonic() - started)
+    written = [write_export(final, records, output) for output in flow_outputs]
+    return RunResult(
+        run=final, turns=records, plan=plan, duration_s=time.monotonic() - started, outputs_written=written
+    )
 
 
 def _in_plan_order(plan: Plan, records: Mapping[str, TurnRecord]) -> list[TurnRecord]:

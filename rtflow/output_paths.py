@@ -9,7 +9,32 @@ from pathlib import Path
 
 from rtflow.errors import FlowError
 
-__all__ = ["check_output_file", "ensure_writable_folder"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "check_export_file",
+    "check_output_file",
+    "ensure_writable_folder",
+    "export_format_problem",
+]
+
+EXPORT_FORMATS = (".json", ".jsonl", ".csv", ".html")
+"""The file suffixes a run's results can be exported to (`.htm` is taken for `.html`)."""
+
+
+def export_format_problem(path: str | Path) -> str | None:
+    """What is wrong with `path` as an export target's name (its suffix), or None."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (*EXPORT_FORMATS, ".htm"):
+        return None
+    return f"unknown format {suffix or '(no suffix)'!r}; use {', '.join(EXPORT_FORMATS)}"
+
+
+def check_export_file(path: Path, what: str) -> None:
+    """`path` names a known export format and can be written (see `check_output_file`)."""
+    problem = export_format_problem(path)
+    if problem is not None:
+        raise FlowError(f"{what} {path}: {problem}")
+    check_output_file(path, what)
 
 
 def ensure_writable_folder(folder: Path, what: str) -> None:

@@ -28,15 +28,10 @@ def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def _check_outputs(output: Path | None, log_file: Path | None, sim_log: Path | None) -> None:
     """Refuse, before anything runs (and is paid for), an output the run could not write."""
-    from rtflow.output_paths import check_output_file
-    from rtflow.results.report import EXPORT_FORMATS
+    from rtflow.output_paths import check_export_file, check_output_file
 
     if output is not None:
-        if output.suffix.lower() not in (*EXPORT_FORMATS, ".htm"):
-            raise FlowError(
-                f"-o {output}: unknown format {output.suffix or '(no suffix)'!r}; use {', '.join(EXPORT_FORMATS)}"
-            )
-        check_output_file(output, "-o")
+        check_export_file(output, "-o")
     for path, option in ((log_file, "--log-file"), (sim_log, "--sim-log")):
         if path is not None:
             check_output_file(path, option)
@@ -173,6 +168,6 @@ def run_command(
         write_export(result.run, result.turns, output)
     # Off a terminal (CI logs, pipes) rich would assume 80 columns and cut the table's words short.
     print_summary(result, Console() if sys.stdout.isatty() else Console(width=200))
-    if output is not None:
-        click.echo(f"results written to {output}")
+    for written in [*([output] if output is not None else []), *result.outputs_written]:
+        click.echo(f"results written to {written}")
     sys.exit(EXIT_INTERRUPTED if result.interrupted else result.exit_code)

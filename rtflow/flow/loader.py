@@ -27,6 +27,9 @@ from rtflow.flow.yaml_reader import describe_error, read_data, read_marks
 
 __all__ = ["load", "load_text"]
 
+_OTHER_SPELLINGS = {"raw": "id", "outputs": "outputPath"}
+"""Validation names a file may write as another key: a provider's `id` (read into `raw`), promptfoo's `outputPath`."""
+
 
 def load(path: str | os.PathLike[str]) -> FlowSpec:
     """Load and validate a flow file; `FlowLoadError` names every problem with its file, line and key."""
@@ -147,8 +150,8 @@ class _Document(Places):
             return part
         if isinstance(part, str):
             wanted = {loose_key(part), loose_key(to_camel(part)), loose_key(part.rstrip("_"))}
-            if part == "raw":
-                wanted.add("id")
+            if part in _OTHER_SPELLINGS:
+                wanted.add(loose_key(_OTHER_SPELLINGS[part]))
             for child in children:
                 if isinstance(child, str) and loose_key(child) in wanted:
                     return child

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from rtflow.plan.graph import Plan
 from rtflow.results.records import RunRecord, TurnRecord
@@ -27,6 +28,8 @@ class RunResult:
     plan: Plan
     duration_s: float
     """How long this call took (monotonic); the run's own duration is `summary.duration_s`."""
+    outputs_written: list[Path] = field(default_factory=list)
+    """The flow's `outputs` files this run wrote."""
 
     def __repr__(self) -> str:
         # Short on purpose: asyncio formats the run's result into an error message when its runner closes,

@@ -33,6 +33,7 @@ from rtflow.flow.spec.turns import (
     _TurnFields,
     conversation_id_of,
 )
+from rtflow.output_paths import export_format_problem
 
 __all__ = ["ExecutionSpec", "FlowSpec", "suggested_field", "unknown_key_hint"]
 
@@ -138,7 +139,8 @@ class FlowSpec(_SpecModel):
     grader: ProviderSpec | None = None
     """The provider that grades model-graded assertions (`llm-rubric`, ...)."""
     outputs: list[str] = Field(default_factory=list)
-    """Files the results are written to at the end of a run (`.json`, `.jsonl`, `.csv`, `.html`)."""
+    """Files the results are written to at the end of a run (`.json`, `.jsonl`, `.csv`, `.html`), relative to the
+    flow file's folder like every path a flow names; checked before the first request."""
 
     source_path: SkipJsonSchema[Path | None] = Field(default=None, exclude=True)
     """The file the flow was loaded from (set by the loader)."""
@@ -168,6 +170,15 @@ class FlowSpec(_SpecModel):
     @classmethod
     def _outputs_as_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs_known_formats(cls, value: list[str]) -> list[str]:
+        for path in value:
+            problem = export_format_problem(path)
+            if problem is not None:
+                raise ValueError(f"{path!r}: {problem}")
+        return value
 
     @field_validator("threads")
     @classmethod

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rtflow.errors import FlowError, RtflowError
+from rtflow.output_paths import EXPORT_FORMATS, export_format_problem
 from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report.data import CSV_COLUMNS, JsonlWriter, csv_row, write_csv, write_json, write_jsonl
 from rtflow.results.report.html import render_html, write_html
@@ -28,9 +29,6 @@ __all__ = [
     "write_jsonl",
 ]
 
-EXPORT_FORMATS = (".json", ".jsonl", ".csv", ".html")
-"""The file suffixes `write_export` understands."""
-
 
 def write_export(
     run: RunRecord, turns: Sequence[TurnRecord], path: str | Path, *, summary: RunSummary | None = None
@@ -41,8 +39,9 @@ def write_export(
     with `planned_turns=len(turns)` when `turns` are a deliberate part of the run (one thread's)."""
     target = Path(path)
     suffix = target.suffix.lower()
-    if suffix not in (*EXPORT_FORMATS, ".htm"):
-        raise FlowError(f"{target}: unknown export format {suffix or '(no suffix)'!r}; use {', '.join(EXPORT_FORMATS)}")
+    problem = export_format_problem(target)
+    if problem is not None:
+        raise FlowError(f"{target}: {problem}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".json":
