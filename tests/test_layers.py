@@ -23,6 +23,7 @@ LEAVES = {
     "rtflow.durations",
     "rtflow.output_paths",
     "rtflow.terminal",
+    "rtflow.gc_pause",
 }
 """Modules every layer may use; they import nothing of rtflow but one another."""
 

@@ -6,7 +6,14 @@ dependencies); `tests/results/test_assertions.py` holds the evaluators to exactl
 
 from __future__ import annotations
 
-__all__ = ["BASE_ASSERTION_TYPES", "KNOWN_ASSERTION_TYPES", "MODEL_GRADED_TYPES", "NEGATION_PREFIX", "split_negation"]
+__all__ = [
+    "BASE_ASSERTION_TYPES",
+    "KNOWN_ASSERTION_TYPES",
+    "MODEL_GRADED_TYPES",
+    "NEGATION_PREFIX",
+    "PROMPTFOO_ASSERTION_TYPES",
+    "split_negation",
+]
 
 NEGATION_PREFIX = "not-"
 
@@ -34,6 +41,17 @@ BASE_ASSERTION_TYPES: frozenset[str] = MODEL_GRADED_TYPES | {
     "tool-called",
 }
 """Every assertion kind, without the `not-` prefix."""
+
+PROMPTFOO_ASSERTION_TYPES: frozenset[str] = BASE_ASSERTION_TYPES | {
+    "answer-relevance", "bleu", "classifier", "contains-html", "contains-sql", "contains-xml",
+    "context-faithfulness", "context-recall", "context-relevance", "conversation-relevance", "factuality",
+    "finish-reason", "g-eval", "gleu", "guardrails", "is-html", "is-refusal", "is-sql", "is-valid-function-call",
+    "is-valid-openai-function-call", "is-valid-openai-tools-call", "is-xml", "javascript", "levenshtein",
+    "max-score", "meteor", "model-graded-closedqa", "model-graded-factuality", "moderation", "perplexity",
+    "perplexity-score", "pi", "rouge-n", "ruby", "select-best", "similar", "tool-call-f1", "webhook", "word-count",
+}  # fmt: skip
+"""Every assertion kind promptfoo names (rtflow's own too): a CSV cell `similar(0.8):text` is read as a `similar`
+assertion, which the loader then reports as unsupported, rather than as text that must be equal."""
 
 KNOWN_ASSERTION_TYPES: frozenset[str] = BASE_ASSERTION_TYPES | {NEGATION_PREFIX + kind for kind in BASE_ASSERTION_TYPES}
 """Every assertion type a flow may write, `not-` forms included."""

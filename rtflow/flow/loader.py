@@ -23,7 +23,9 @@ from rtflow.flow.local_files import LocalFileError, read_text
 from rtflow.flow.problems import Path_, Places, Problem
 from rtflow.flow.resolve import resolve
 from rtflow.flow.spec import FlowSpec, suggested_field, unknown_key_hint
+from rtflow.flow.test_files import TestFileError, TestOrigin, expand_test_files
 from rtflow.flow.yaml_reader import describe_error, read_data, read_marks
+from rtflow.gc_pause import gc_paused
 
 __all__ = ["load", "load_text"]
 
@@ -47,13 +49,24 @@ def load(path: str | os.PathLike[str]) -> FlowSpec:
 
 def load_text(text: str, *, source: str = "<string>", base_dir: Path | None = None) -> FlowSpec:
     """Load a flow from YAML text; `source` names it in errors, `base_dir` resolves its `file://` paths."""
+    with gc_paused():  # millions of small objects, all kept: see `rtflow.gc_pause`
+        return _load_text(text, source=source, base_dir=base_dir)
+
+
+def _load_text(text: str, *, source: str, base_dir: Path | None) -> FlowSpec:
     document = _Document(text, source)
     data = document.parse()
+    folder = (base_dir or Path.cwd()).resolve()
+    if "tests" in data:
+        try:
+            data["tests"], document.test_origins = expand_test_files(data["tests"], folder)
+        except TestFileError as exc:
+            raise document.error([document.problem(("tests",), str(exc))]) from None
     try:
         flow = FlowSpec.model_validate(data)
     except ValidationError as exc:
         raise document.error(_validation_problems(exc.errors(), document)) from None
-    flow.set_base_dir((base_dir or Path.cwd()).resolve())
+    flow.set_base_dir(folder)
     return resolve(flow, document)
 
 
@@ -80,6 +93,8 @@ class _Document(Places):
         self.source = source
         self._marks: dict[Path_, tuple[int, int]] | None = None
         self.children: dict[Path_, list[str | int]] = {}
+        self.test_origins: dict[int, TestOrigin] = {}
+        """Tests read from test files, by index: where each was written."""
 
     # ---------------------------------------------------------------------------------------------- parsing
 
@@ -158,6 +173,10 @@ class _Document(Places):
         return None
 
     def problem(self, path: Path_, reason: str) -> Problem:
+        origin = self.test_origins.get(path[1]) if len(path) > 1 and path[0] == "tests" else None  # type: ignore[arg-type]
+        if origin is not None:  # a test read from a test file: the problem is there
+            return Problem(reason=reason, line=origin.line, column=None, key_path=".".join(map(str, path[2:])),
+                           file=origin.file)  # fmt: skip
         mark, shown = self.locate(path)
         line, column = mark if mark is not None else (None, None)
         return Problem(reason=reason, line=line, column=column, key_path=shown)

@@ -23,6 +23,8 @@ class Problem:
     line: int | None
     column: int | None
     key_path: str
+    file: str | None = None
+    """The file the problem is in, when it is not the flow file itself (a test file the flow names)."""
 
 
 class Places:
@@ -37,7 +39,11 @@ class Places:
         ordered = sorted(problems, key=lambda problem: (problem.line or 0, problem.column or 0))
         first = ordered[0]
         error = FlowLoadError(
-            first.reason, file=self.source, line=first.line, column=first.column, key_path=first.key_path or None
+            first.reason,
+            file=first.file or self.source,
+            line=first.line,
+            column=first.column,
+            key_path=first.key_path or None,
         )
         if len(ordered) > 1:
             lines = [_format(self.source, problem) for problem in ordered]
@@ -47,8 +53,8 @@ class Places:
 
 
 def _format(source: str, problem: Problem) -> str:
-    where = source
+    where = problem.file or source
     if problem.line is not None:
-        where += f":{problem.line}:{problem.column}"
+        where += f":{problem.line}" + (f":{problem.column}" if problem.column is not None else "")
     key = f" {problem.key_path}:" if problem.key_path else ""
     return f"{where}:{key} {problem.reason}"

@@ -13,14 +13,13 @@ that matches nothing. Suites of tens of thousands of threads are expected, so th
 from __future__ import annotations
 
 import fnmatch
-import gc
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from rtflow.errors import CompileError
 from rtflow.flow.assertion_types import MODEL_GRADED_TYPES
 from rtflow.flow.resolve import resolve
+from rtflow.gc_pause import gc_paused
 from rtflow.plan.graph import CallNode, Conversation, EdgeKind, GradeNode, Plan, call_node_id, grade_node_id
 
 if TYPE_CHECKING:
@@ -49,9 +48,7 @@ def compile_flow(
     checked there, once, and not here.
     """
     resolve(flow)
-    # A large suite allocates millions of small containers and none of them form cycles; left on, the cyclic
-    # collector rescans the growing heap again and again and takes most of the compile time (5x at 100k turns).
-    with _cyclic_gc_paused():
+    with gc_paused():  # a large suite's millions of small objects, all kept (5x faster at 100k turns)
         return _compile(flow, repeat=repeat, thread_filter=thread_filter)
 
 
@@ -235,17 +232,6 @@ def _conversation(
 _SEQUENCE: EdgeKind = "sequence"
 _FALLBACK: EdgeKind = "fallback"
 _GRADE: EdgeKind = "grade"
-
-
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _nodes_of(conversation: Conversation) -> Iterator[CallNode | GradeNode]:

@@ -28,6 +28,15 @@ _warnings_sink: ContextVar[list[str] | None] = ContextVar("rtflow_spec_warnings"
 
 
 _ACCEPTED_KEYS: dict[type[_SpecModel], dict[str, str]] = {}
+_CANONICAL_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _canonical_names(cls: type, accepted: dict[str, str]) -> frozenset[str]:
+    """The spellings of `accepted` that are already the names pydantic validates by (worked out once per class)."""
+    names = _CANONICAL_NAMES.get(cls)
+    if names is None:
+        names = _CANONICAL_NAMES[cls] = frozenset(key for key, canonical in accepted.items() if key == canonical)
+    return names
 
 
 class _SpecModel(BaseModel):
@@ -72,6 +81,8 @@ class _SpecModel(BaseModel):
         if not isinstance(data, dict):
             return data
         accepted = cls.accepted_keys()
+        if data.keys() <= _canonical_names(cls, accepted):
+            return data  # the common case, written in canonical names only: nothing to rename, no duplicate possible
         normalised: dict[str, Any] = {}
         written_as: dict[str, str] = {}
         for key, value in data.items():
