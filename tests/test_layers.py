@@ -105,7 +105,9 @@ def _imported_layer(imported: str) -> str:
     return "public"
 
 
-MODULES = sorted(PACKAGE.rglob("*.py"))
+EXAMPLES = PACKAGE / "examples"
+"""The projects `rtflow init` writes out: data shipped in the package, not rtflow's code."""
+MODULES = sorted(path for path in PACKAGE.rglob("*.py") if EXAMPLES not in path.parents)
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: _module_name(p))

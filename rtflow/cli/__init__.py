@@ -21,6 +21,7 @@ _COMMANDS = {
     "validate": "rtflow.cli.flow_commands:validate_command",
     "graph": "rtflow.cli.flow_commands:graph_command",
     "schema": "rtflow.cli.flow_commands:schema_command",
+    "init": "rtflow.cli.init_command:init_command",
     "run": "rtflow.cli.run_command:run_command",
     "runs": "rtflow.cli.results_commands:runs_command",
     "show": "rtflow.cli.results_commands:show_command",

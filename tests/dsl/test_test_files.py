@@ -63,7 +63,9 @@ def test_jsonl_yaml_json_globs_and_inline_tests_mix(tmp_path: Path) -> None:
 
 def test_a_whole_run_from_a_csv_file(tmp_path: Path) -> None:
     (tmp_path / "tests.csv").write_text(
-        "question,__expected,__metadata:conversationId\nWhat is 2+2?,icontains:2+2,maths\nAnd then?,icontains:then,maths\n"
+        "question,__expected,__metadata:conversationId\n"
+        "What is 2+2?,icontains:2+2,maths\n"
+        "And then?,icontains:then,maths\n"
     )
     result = rtflow.run(_flow(tmp_path, "file://tests.csv"), sim=True, db=tmp_path / "runs.db")
     assert result.passed and len(result.turns) == 2
