@@ -24,11 +24,12 @@ LEAVES = {
     "rtflow.output_paths",
     "rtflow.terminal",
     "rtflow.gc_pause",
+    "rtflow.user_code",
 }
 """Modules every layer may use; they import nothing of rtflow but one another."""
 
 STAGES = ("flow", "plan", "runner", "results")
-WINGS = ("providers", "audio", "sim")
+WINGS = ("providers", "audio", "sim", "js")
 
 # layer -> the layers it may import (its own included)
 ALLOWED: dict[str, set[str]] = {
@@ -37,6 +38,8 @@ ALLOWED: dict[str, set[str]] = {
     "audio": {"leaf", "audio"},
     "providers": {"leaf", "audio", "providers"},
     "sim": {"leaf", "audio", "sim"},
+    # The JavaScript bridge: a wing the flow, the providers and the assertions call into.
+    "js": {"leaf", "js"},
     # The pipeline, each stage on the ones before it (flow resolves provider configs through the registry).
     "flow": {"leaf", "flow", "providers"},
     "plan": {"leaf", "flow", "plan"},
