@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rtflow.cli import main
+from rtflow.cli.__main__ import run
 
 if __name__ == "__main__":
-    main(prog_name="rtflow")
+    run()

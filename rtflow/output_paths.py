@@ -26,7 +26,7 @@ def export_format_problem(path: str | Path) -> str | None:
     suffix = Path(path).suffix.lower()
     if suffix in (*EXPORT_FORMATS, ".htm"):
         return None
-    return f"unknown format {suffix or '(no suffix)'!r}; use {', '.join(EXPORT_FORMATS)}"
+    return f"unknown export format {suffix or '(no suffix)'!r}; use {', '.join(EXPORT_FORMATS)}"
 
 
 def check_export_file(path: Path, what: str) -> None:

@@ -9,7 +9,8 @@ Four kinds (see `PromptSpec.kind`):
   This is right for values inside JSON strings, which is how message templates use them; a value meant to
   stand as JSON of its own is written `{{ value | tojson }}` and passes through untouched;
 - Python functions are called as promptfoo calls them, `func({"vars": ..., "provider": {id, label,
-  config}})`, and return a string (treated like a rendered template) or a list of messages.
+  config}})`, and return a string (treated like a rendered template) or a list of messages. They are user
+  code: `rtflow.user_code` runs them off the event loop under the turn's deadline, so `render_prompt` is async.
 
 Templates run in `jinja2.sandbox.SandboxedEnvironment` with `StrictUndefined`: a variable the template needs
 but the test does not give is an error naming the variable and the prompt. Every failure is a `PromptError`.
@@ -34,8 +35,9 @@ from rtflow.flow.spec import PromptSpec
 from rtflow.messages import Message
 from rtflow.providers.base import ProviderInfo
 from rtflow.pyref import load_callable, resolve_path, split_python_ref
+from rtflow.user_code import UserCodeError, call_user_code
 
-__all__ = ["check_prompt", "messages_from", "render_prompt"]
+__all__ = ["check_prompt", "messages_from", "render_prompt", "render_template"]
 
 
 def _json_escaped(value: Any) -> Any:
@@ -111,11 +113,24 @@ def check_prompt(prompt: PromptSpec, base_dir: Path) -> None:
     _compile(_template_source(prompt, base_dir), prompt.kind == "json", _describe(prompt))
 
 
-def render_prompt(prompt: PromptSpec, vars: Mapping[str, Any], provider: ProviderInfo, base_dir: Path) -> list[Message]:
-    """The messages `prompt` yields for one turn's `vars` (which hold `_conversation`, the earlier turns)."""
+async def render_prompt(
+    prompt: PromptSpec, vars: Mapping[str, Any], provider: ProviderInfo, base_dir: Path, *, deadline_s: float
+) -> list[Message]:
+    """The messages `prompt` yields for one turn's `vars` (which hold `_conversation`, the earlier turns).
+
+    A prompt function may take at most `deadline_s` seconds (it runs off the event loop, see `rtflow.user_code`);
+    a template renders at once, in the sandbox.
+    """
+    if prompt.kind == "python":
+        return await _call_prompt_function(prompt, vars, provider, base_dir, deadline_s)
+    return render_template(prompt, vars, base_dir)
+
+
+def render_template(prompt: PromptSpec, vars: Mapping[str, Any], base_dir: Path) -> list[Message]:
+    """The messages a template prompt (inline, text or JSON file) renders to; it runs no user code."""
     where = _describe(prompt)
     if prompt.kind == "python":
-        return _call_prompt_function(prompt, vars, provider, base_dir)
+        raise ValueError(f"{where} is not a template: render it with render_prompt")
     template = _compile(_template_source(prompt, base_dir), prompt.kind == "json", where)
     try:
         rendered = template.render(**vars)
@@ -201,8 +216,8 @@ def _message_problem(exc: ValidationError) -> str:
     return "; ".join(problems[:3])
 
 
-def _call_prompt_function(
-    prompt: PromptSpec, vars: Mapping[str, Any], provider: ProviderInfo, base_dir: Path
+async def _call_prompt_function(
+    prompt: PromptSpec, vars: Mapping[str, Any], provider: ProviderInfo, base_dir: Path, deadline_s: float
 ) -> list[Message]:
     where = _describe(prompt)
     try:
@@ -214,9 +229,9 @@ def _call_prompt_function(
         "provider": {"id": provider.id, "label": provider.label, "config": dict(provider.config)},
     }
     try:
-        result = function(context)
-    except Exception as exc:  # the user's function failed: report it as the prompt's fault
-        raise PromptError(f"{where} raised {type(exc).__name__}: {exc}") from exc
+        result = await call_user_code(function, context, deadline_s=deadline_s, what=where)
+    except UserCodeError as exc:  # it raised, tried to exit or hung: the prompt's fault, the turn's error
+        raise PromptError(exc.message) from exc
     if isinstance(result, str):
         return _messages_from_text(result, where)
     if isinstance(result, list):

@@ -179,12 +179,15 @@ def _trial_render(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator[Pr
     are rendered once: a 50,000-test suite whose tests share their vars costs one render, not 50,000. (A failure
     that depends on a value, a filter raising on one turn's text, shows when that turn runs.)
     """
-    from rtflow.flow.prompts import render_prompt
+    # Decided: no prompt function is called here, so validating needs no deadline. Calling one would run user
+    # code (its side effects, its sleeps) at `rtflow validate` and load time, and what it needs from a turn (the
+    # history, the provider) is not known yet; at run time it runs under the turn's deadline instead
+    # (`rtflow.user_code`). `render_template` refuses a function, so none can slip in here.
+    from rtflow.flow.prompts import render_template
 
     templates = [prompt for prompt in flow.prompts if prompt.kind != "python"]
-    if not templates or not flow.providers:  # a flow without providers is the compiler's to refuse
+    if not templates:
         return
-    provider = flow.providers[0].to_info(base_dir)
     reported: set[str] = set()
     rendered_names: set[frozenset[str]] = set()
     for path, turn in _turn_entries(flow, with_default=False):
@@ -195,7 +198,7 @@ def _trial_render(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator[Pr
         rendered_names.add(names)
         for prompt in templates:
             try:
-                render_prompt(prompt, variables, provider, base_dir)
+                render_template(prompt, variables, base_dir)
             except PromptError as exc:
                 if exc.message not in reported:  # one broken template would otherwise repeat per turn
                     reported.add(exc.message)

@@ -3,7 +3,8 @@
 Handlers come from config `function_handlers` (`{name: file://tools.py:func}`, called with the parsed JSON
 arguments as one dict) or from promptfoo's `function_call_handler` (`file://tools.py:handle`, called with the
 tool's name and its arguments as a JSON string). Either may be sync (run in a worker thread so the event loop
-keeps serving other conversations) or async. Each call runs under `tool_timeout`.
+keeps serving other conversations) or async. Each call runs under `tool_timeout` through `rtflow.user_code`,
+which abandons a sync handler that overruns it (a thread cannot be killed).
 
 A failing handler does not fail the turn: the full failure (type, message, traceback) is recorded on the
 `ToolCall` and the model is sent a short error output, as a real deployment would. The turn fails only when
@@ -12,7 +13,6 @@ the model keeps calling tools past `max_tool_iterations` (see `tool_rounds`, the
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
 import traceback
@@ -23,7 +23,8 @@ from typing import Any
 import anyio
 
 from rtflow.messages import ToolCall
-from rtflow.pyref import load_callable
+from rtflow.pyref import FILE_PREFIX, load_callable
+from rtflow.user_code import UserCodeError, call_user_code
 
 __all__ = ["PendingCall", "ToolRunner", "chat_tools", "native_tools"]
 
@@ -75,7 +76,9 @@ class ToolRunner:
         self._handlers: dict[str, Callable[..., Any]] = {
             name: load_callable(ref, base_dir) for name, ref in handlers.items()
         }
+        self._handler_refs = {name: ref.removeprefix(FILE_PREFIX) for name, ref in handlers.items()}
         self._dispatcher = load_callable(dispatcher, base_dir) if dispatcher else None
+        self._dispatcher_ref = dispatcher.removeprefix(FILE_PREFIX) if dispatcher else ""
         self.timeout = timeout
 
     async def run_all(self, calls: list[PendingCall]) -> list[ToolCall]:
@@ -101,35 +104,28 @@ class ToolRunner:
             record.duration_ms = (time.perf_counter() - started) * 1000
             return record
 
-        handler = self._handlers.get(name)
-        if handler is None and self._dispatcher is None:
+        if name not in self._handlers and self._dispatcher is None:
             message = f"no handler is configured for tool {name!r}"
             return finish(json.dumps({"error": message}), message)
         try:
-            if handler is not None:
-                target: Callable[..., Any] = handler
-                args: tuple[Any, ...] = (json.loads(arguments) if arguments.strip() else {},)
-            else:
-                assert self._dispatcher is not None
-                target, args = self._dispatcher, (name, arguments)
-            with anyio.fail_after(self.timeout):
-                result = await _invoke(target, args)
-        except TimeoutError:
-            message = f"tool {name!r} timed out after {self.timeout:g} s"
+            target, args, what = self._call_for(name, arguments)
+        except ValueError as exc:  # the model's arguments, not the handler, are at fault
+            message = f"tool {name!r}: the arguments are not JSON: {exc}"
             return finish(json.dumps({"error": message}), message)
-        except Exception as exc:
-            detail = "".join(traceback.format_exception(exc))
-            short = f"tool {name!r} failed: {type(exc).__name__}: {exc}"
-            return finish(json.dumps({"error": short}), detail)
+        try:
+            result = await call_user_code(target, *args, deadline_s=self.timeout, what=what)
+        except UserCodeError as exc:
+            cause = exc.__cause__
+            # The record keeps the whole story (the traceback when the handler raised); the model gets one line.
+            detail = "".join(traceback.format_exception(cause)) if cause is not None else exc.message
+            return finish(json.dumps({"error": exc.message}), detail)
         return finish(_encode_result(result))
 
-
-async def _invoke(target: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-    """Await an async handler; run a sync one in a worker thread so the event loop keeps serving others."""
-    if inspect.iscoroutinefunction(target):
-        return await target(*args)
-    # A timed-out sync handler cannot be interrupted; abandoning it lets the turn go on without it.
-    result = await anyio.to_thread.run_sync(lambda: target(*args), abandon_on_cancel=True)
-    if inspect.isawaitable(result):
-        return await result
-    return result
+    def _call_for(self, name: str, arguments: str) -> tuple[Callable[..., Any], tuple[Any, ...], str]:
+        """(function, arguments, how messages name it) for a call of tool `name`; ValueError for bad JSON."""
+        handler = self._handlers.get(name)
+        if handler is not None:
+            parsed = json.loads(arguments) if arguments.strip() else {}
+            return handler, (parsed,), f"tool {name!r} handler {self._handler_refs[name]}"
+        assert self._dispatcher is not None
+        return self._dispatcher, (name, arguments), f"tool {name!r} handler {self._dispatcher_ref}"

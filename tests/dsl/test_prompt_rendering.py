@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,8 +32,12 @@ def _write(folder: Path, name: str, text: str) -> None:
     (folder / name).write_text(text, encoding="utf-8")
 
 
+def _render_spec(prompt: PromptSpec, variables: dict[str, Any], base_dir: Path) -> list[Message]:
+    return anyio.run(lambda: render_prompt(prompt, variables, PROVIDER, base_dir, deadline_s=10))
+
+
 def _render(raw: str, variables: dict[str, Any], base_dir: Path = SUPPORT) -> list[Message]:
-    return render_prompt(PromptSpec(raw=raw), variables, PROVIDER, base_dir)
+    return _render_spec(PromptSpec(raw=raw), variables, base_dir)
 
 
 @pytest.mark.parametrize(
@@ -60,7 +65,7 @@ def test_json_template_escapes_values(tmp_path: Path, question: str) -> None:
 def test_json_template_round_trips_any_text(question: str, system_message: str) -> None:
     """For any text at all, the JSON template renders valid JSON holding exactly that text."""
     spec = PromptSpec(raw="file://input.json")  # the same template as JSON_TEMPLATE, committed
-    messages = render_prompt(spec, {"system_message": system_message, "question": question}, PROVIDER, RENDERING)
+    messages = _render_spec(spec, {"system_message": system_message, "question": question}, RENDERING)
     assert messages[0].content == system_message
     assert messages[1].text == question
 
@@ -77,9 +82,9 @@ def test_template_file_is_read_once_per_prompt(tmp_path: Path) -> None:
     """A loaded prompt reads its template file once: later renders use that text, a new prompt reads afresh."""
     _write(tmp_path, "ask.txt", "first: {{ question }}")
     prompt = PromptSpec(raw="file://ask.txt")
-    assert render_prompt(prompt, {"question": "a"}, PROVIDER, tmp_path)[0].text == "first: a"
+    assert _render_spec(prompt, {"question": "a"}, tmp_path)[0].text == "first: a"
     _write(tmp_path, "ask.txt", "second: {{ question }}")
-    assert render_prompt(prompt, {"question": "b"}, PROVIDER, tmp_path)[0].text == "first: b"
+    assert _render_spec(prompt, {"question": "b"}, tmp_path)[0].text == "first: b"
     assert _render("file://ask.txt", {"question": "c"}, tmp_path)[0].text == "second: c"
 
 
@@ -170,9 +175,7 @@ def test_example_prompt_function_builds_history_from_conversation() -> None:
         "question": "Which one is best for food?",
         "_conversation": _history(("Where to go in Japan?", "Kyoto and Osaka."), ("When?", 'In "spring".')),
     }
-    messages = render_prompt(
-        PromptSpec(raw="file://prompts/realtime_conversation.py:build"), variables, PROVIDER, FLOWS
-    )
+    messages = _render_spec(PromptSpec(raw="file://prompts/realtime_conversation.py:build"), variables, FLOWS)
     assert [(message.role, message.text) for message in messages] == [
         ("system", "You are helpful."),
         ("user", "Where to go in Japan?"),
@@ -188,9 +191,7 @@ def test_example_prompt_function_builds_history_from_conversation() -> None:
 def test_example_prompt_function_first_turn_has_no_history() -> None:
     """With an empty `_conversation` the example function gives just the system message and the question."""
     variables = {"system_message": "S", "question": "Q", "_conversation": []}
-    messages = render_prompt(
-        PromptSpec(raw="file://prompts/realtime_conversation.py:build"), variables, PROVIDER, FLOWS
-    )
+    messages = _render_spec(PromptSpec(raw="file://prompts/realtime_conversation.py:build"), variables, FLOWS)
     assert [(message.role, message.text) for message in messages] == [("system", "S"), ("user", "Q")]
 
 
@@ -201,7 +202,7 @@ def test_promptfoo_input_json_builds_history_with_escaping() -> None:
         "question": "And in winter?",
         "_conversation": _history(('What does "onsen" mean?', "A hot spring.\nVery relaxing.")),
     }
-    messages = render_prompt(PromptSpec(raw="file://input.json"), variables, PROVIDER, FLOWS)
+    messages = _render_spec(PromptSpec(raw="file://input.json"), variables, FLOWS)
     assert [(message.role, message.text) for message in messages] == [
         ("system", "You are a helpful AI assistant."),
         ("user", 'What does "onsen" mean?'),

@@ -191,8 +191,9 @@ async def test_tool_calls_sync_async_raising_and_timeout(dialect: str, tools_dir
     explode_call = explode.tool_calls[0]
     assert explode_call.error is not None and "ValueError: the weather service is down" in explode_call.error
     assert "Traceback" in explode_call.error and "Traceback" not in (explode_call.output or "")
-    assert "failed" in explode.text
-    assert sleepy.tool_calls[0].error == "tool 'sleepy' timed out after 0.3 s" and "timed out" in sleepy.text
+    assert "tools.py:explode raised ValueError" in explode.text
+    assert sleepy.tool_calls[0].error == "tool 'sleepy' handler tools.py:sleepy did not return within 0.3 s"
+    assert "did not return within" in sleepy.text
 
 
 @DIALECTS

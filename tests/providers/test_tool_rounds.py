@@ -101,6 +101,6 @@ async def test_a_failing_handler_is_recorded_and_the_turn_goes_on(tools_dir: Pat
     assert failed.error is not None and "Traceback" in failed.error
     assert "ValueError: the weather service is down" in failed.error
     assert json.loads(failed.output or "") == {
-        "error": "tool 'explode' failed: ValueError: the weather service is down"
+        "error": "tool 'explode' handler tools.py:explode raised ValueError: the weather service is down"
     }
     assert wire.sent[0][1] == [failed] and rounds.text == "The service is down."

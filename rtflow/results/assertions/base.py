@@ -53,6 +53,8 @@ class AssertionContext:
     """The flow file's folder, against which `file://` references resolve."""
     grade: GradeFunction | None = None
     """Asks the grader provider; None when the flow has no grader (model-graded assertions then error)."""
+    timeout: float = 60.0
+    """Seconds a `python` assertion may run (the run's per-attempt `timeout`); past it the assertion errors."""
 
 
 @dataclass(frozen=True)

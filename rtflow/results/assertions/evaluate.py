@@ -17,7 +17,7 @@ from rtflow.messages import TurnOutput
 from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict, render_value
 from rtflow.results.assertions.measures import MEASURE_CHECKS
 from rtflow.results.assertions.rubric import check_llm_rubric
-from rtflow.results.assertions.structured import STRUCTURED_CHECKS
+from rtflow.results.assertions.structured import ASYNC_STRUCTURED_CHECKS, STRUCTURED_CHECKS
 from rtflow.results.assertions.text import TEXT_CHECKS
 from rtflow.results.records import AssertionResult
 
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 _SYNC_CHECKS = {**TEXT_CHECKS, **STRUCTURED_CHECKS, **MEASURE_CHECKS}
-_ASYNC_CHECKS = {"llm-rubric": check_llm_rubric}
+_ASYNC_CHECKS = {"llm-rubric": check_llm_rubric, **ASYNC_STRUCTURED_CHECKS}
 
 EVALUATED_TYPES: frozenset[str] = frozenset(_SYNC_CHECKS) | frozenset(_ASYNC_CHECKS)
 """The kinds this module can judge: exactly `BASE_ASSERTION_TYPES` (a test holds them equal)."""

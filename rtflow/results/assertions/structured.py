@@ -24,11 +24,12 @@ from rtflow.errors import FlowError
 from rtflow.messages import TurnOutput
 from rtflow.pyref import FILE_PREFIX, is_python_ref, load_callable, resolve_path
 from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
+from rtflow.user_code import UserCodeError, call_user_code
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
-__all__ = ["STRUCTURED_CHECKS"]
+__all__ = ["ASYNC_STRUCTURED_CHECKS", "STRUCTURED_CHECKS"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -201,21 +202,25 @@ def _verdict_from_python(result: Any, threshold: float | None) -> Verdict:
     raise Unevaluable(f"python assertion returned {result!r}; expected a bool, a number or {{pass, score, reason}}")
 
 
-def check_python(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
-    """User code judges the output."""
+async def check_python(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
+    """User code judges the output, in a worker thread and within the run's timeout (see `rtflow.user_code`)."""
     if not isinstance(value, str) or not value.strip():
         raise Unevaluable("python needs an expression or file://module.py:function as its value")
     python_context = _python_context(output, spec, context)
-    try:
-        if is_python_ref(value):
+    if is_python_ref(value):
+        try:
             function = load_callable(value, context.base_dir)
-            result = function(output.text, python_context)
-        else:
-            result = _run_inline(value, output.text, python_context)
-    except FlowError as exc:
+        except FlowError as exc:
+            raise Unevaluable(str(exc)) from exc
+        what = f"python assertion {value.removeprefix(FILE_PREFIX)}"
+    else:
+        function = functools.partial(_run_inline, value)
+        what = "python assertion"
+    try:
+        # User code may raise anything, exit or hang; each is this assertion's error, never the run's end.
+        result = await call_user_code(function, output.text, python_context, deadline_s=context.timeout, what=what)
+    except UserCodeError as exc:
         raise Unevaluable(str(exc)) from exc
-    except Exception as exc:  # user code may raise anything; it is a verdict, not a crash
-        raise Unevaluable(f"python assertion raised {type(exc).__name__}: {exc}") from exc
     return _verdict_from_python(result, spec.threshold)
 
 
@@ -224,5 +229,6 @@ STRUCTURED_CHECKS = {
     "contains-json": check_contains_json,
     "json-schema": check_json_schema,
     "is-valid-json-schema": check_json_schema,
-    "python": check_python,
 }
+ASYNC_STRUCTURED_CHECKS = {"python": check_python}
+"""Checks that run user code, and so must be awaited."""

@@ -7,7 +7,6 @@ kin take a list or a comma-separated string; the `i` forms compare case-insensit
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -95,14 +94,32 @@ def check_starts_with(value: Any, output: TurnOutput, spec: AssertionLike, conte
     return Verdict.of(passed, f"output {'starts' if passed else 'does not start'} with {_quote(prefix)}")
 
 
+REGEX_TIMEOUT_S = 1.0
+"""The longest a `regex` assertion may search one output. A pattern that backtracks catastrophically would
+otherwise hold the event loop (and the whole run) for hours; past this its assertion errors instead. The search
+runs in the event loop (a thread per search would cost more than almost every search does), so this is short."""
+
+
 def check_regex(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
-    """The regular expression matches somewhere in the output."""
+    """The regular expression matches somewhere in the output, found within `REGEX_TIMEOUT_S`.
+
+    The `regex` package rather than `re`: the same syntax, but its search takes a timeout (and it gets through
+    some classic catastrophic patterns, `(a+)+$`, at once). It caches compiled patterns itself.
+    """
+    import regex  # loaded by the first regex assertion, not by every run
+
     pattern_text = _require_text(value, "regex")
     try:
-        pattern = re.compile(pattern_text)
-    except re.error as exc:
+        pattern = regex.compile(pattern_text)
+    except regex.error as exc:
         raise Unevaluable(f"invalid regular expression {pattern_text!r}: {exc}") from exc
-    match = pattern.search(output.text)
+    try:
+        match = pattern.search(output.text, timeout=REGEX_TIMEOUT_S)
+    except TimeoutError as exc:  # no verdict either way: an error, which even `not-regex` does not count as a pass
+        raise Unevaluable(
+            f"regular expression {pattern_text!r} did not finish searching the output within {REGEX_TIMEOUT_S:g} s"
+            " (too much backtracking on this output)"
+        ) from exc
     if match is None:
         return Verdict.of(False, f"no match for /{pattern_text}/")
     return Verdict.of(True, f"/{pattern_text}/ matched {_quote(match.group(0))}")
