@@ -77,6 +77,16 @@ class Provider(abc.ABC):
         return None
 
     @property
+    def instructions(self) -> str | None:
+        """The system prompt this provider sends outside the messages (a Realtime session's), if any."""
+        return None
+
+    @property
+    def keeps_history(self) -> bool:
+        """Whether each turn is sent with the conversation so far (false: only the turn's own prompt messages)."""
+        return True
+
+    @property
     def max_concurrency(self) -> int | None:
         """The most calls (or sessions) in flight at once for this key; None for no limit of its own."""
         value = self.info.config.get("max_concurrency")

@@ -51,7 +51,10 @@ class CommonConfig(BaseModel):
     """Tool name -> `file://tools.py:func`, the Python function that answers that tool."""
     function_call_handler: str | None = None
     """promptfoo's single dispatcher `file://tools.py:handle`, called with (name, arguments_json)."""
-    tool_timeout: Duration = 30.0
+    tool_timeout: Duration = Field(
+        default=30.0,
+        validation_alias=AliasChoices("tool_timeout", "toolTimeout", "toolCallTimeout", "tool_call_timeout"),
+    )
     """How long a tool handler may run before its call counts as failed (a duration: `5s`, `500ms`, milliseconds)."""
     max_retry_after: Duration = DEFAULT_MAX_RETRY_AFTER
     """The longest wait a server may ask for (`Retry-After`, "try again in", a rate-limit reset): a longer one is

@@ -136,6 +136,14 @@ class RealtimeProvider(Provider):
         return self.base_url
 
     @property
+    def keeps_history(self) -> bool:
+        return self.config.maintain_context
+
+    @property
+    def instructions(self) -> str | None:
+        return self.config.instructions
+
+    @property
     def concurrency_key(self) -> str:
         """Sessions to the same endpoint and model share limits."""
         return self.config.concurrency_key or self.url
@@ -157,6 +165,12 @@ class RealtimeProvider(Provider):
                 f"provider {self.info.label!r}: temperature is not supported by the GA Realtime API and is not"
                 " sent (use dialect: beta for endpoints that still take it)"
             )
+        if self.config.dialect == "beta":
+            for key in ("parallel_tool_calls", "reasoning"):
+                if getattr(self.config, key) is not None:
+                    found.append(
+                        f"provider {self.info.label!r}: {key} is a GA session setting and is not sent (dialect: beta)"
+                    )
         return found
 
     def session(self, conversation_id: str) -> RealtimeSession:

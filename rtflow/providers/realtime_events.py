@@ -64,6 +64,13 @@ class RealtimeConfig(CommonConfig):
         ),
     )
     """Cap on tokens per response (an integer or `inf`)."""
+    maintain_context: bool = True
+    """promptfoo's `maintainContext`: false answers every turn on a fresh session with only the turn's own prompt
+    messages (a prompt that carries the history itself, from `_conversation`, still gets it)."""
+    parallel_tool_calls: bool | None = None
+    """Whether the model may call several tools in one response (GA sessions)."""
+    reasoning: dict[str, Any] | None = None
+    """Reasoning settings of reasoning models, e.g. `{effort: low}` (GA sessions)."""
     websocket_timeout: Duration = 60.0
     """Longest wait for the next server event before the turn fails (duration; promptfoo's websocketTimeout)."""
     connect_timeout: Duration = 15.0
@@ -115,6 +122,10 @@ class EventBuilder:
             session["tool_choice"] = _ga_tool_choice(config.tool_choice)
         if config.max_output_tokens is not None:
             session["max_output_tokens"] = config.max_output_tokens
+        if config.parallel_tool_calls is not None:
+            session["parallel_tool_calls"] = config.parallel_tool_calls
+        if config.reasoning is not None:
+            session["reasoning"] = config.reasoning
         return session
 
     def _beta_session(self, config: RealtimeConfig) -> dict[str, Any]:

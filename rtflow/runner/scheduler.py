@@ -11,8 +11,9 @@ then does depends on its kind and on its conversation's state:
 
 Limits: a global semaphore for calls in flight, one per provider key for `max_concurrency` (held for a whole
 conversation by providers that keep sessions open), a `RateLimiter` per provider key, and a semaphore for
-grading. Every attempt (grader calls too) runs under a deadline of `timeout`. Retryable failures are retried with
-backoff and jitter; then the chain moves on to the fallback with the same history.
+grading. Every attempt (grader calls too) runs under a deadline of `timeout`, and so does each call of a flow's own
+Python (a prompt function, a `python` assertion). Retryable failures are retried with backoff and jitter; then the
+chain moves on to the fallback with the same history.
 
 Errors are data: a provider error becomes a record, never an exception in the task group. Each turn record is
 handed to the sink the moment it is known (`pending` when answered and awaiting grading, then its verdict).
@@ -101,6 +102,18 @@ class _ConversationState:
 
 class _Stopped(Exception):
     """The run is stopping (Ctrl-C): a call that was still waiting for its limits must not start."""
+
+
+def _carrying_instructions(messages: list[Message], primary: Provider, fallback: Provider) -> list[Message]:
+    """The fallback's messages with the primary's own instructions (a Realtime session's `instructions`) in front
+    as a system message: the same assistant answers, by another API. Not when the fallback has instructions of
+    its own, nor when the prompt already starts with a system message (it says what the assistant is)."""
+    instructions = primary.instructions
+    if instructions is None or fallback.instructions is not None:
+        return messages
+    if messages and messages[0].role in ("system", "developer"):
+        return messages
+    return [Message.of("system", instructions), *messages]
 
 
 def _error_info(exc: ProviderError) -> ErrorInfo:
@@ -239,7 +252,7 @@ class Scheduler:
         log.info("node.started", fallback=node.is_fallback, **where)
         provider = self.providers[node.provider_label]
         try:
-            request = self._build_request(state, node, provider)
+            request = await self._build_request(state, node, provider)
             output = await self._call_with_retries(state, node, provider, request, where)
         except _Stopped:
             log.info("node.not_started", reason="the run is stopping", **where)
@@ -265,14 +278,22 @@ class Scheduler:
             await self._close_sessions(state)
         return NodeState.SUCCEEDED
 
-    def _build_request(self, state: _ConversationState, node: CallNode, provider: Provider) -> TurnRequest:
+    async def _build_request(self, state: _ConversationState, node: CallNode, provider: Provider) -> TurnRequest:
         conversation = state.conversation
         turn_vars = self._turn_vars(state, node.turn_index)
         variables = {**turn_vars, "_conversation": state.history.conversation_var()}
-        rendered = render_prompt(conversation.prompt, variables, provider.info, self._base_dir)
+        # A prompt function gets an attempt's deadline: one that hangs is the turn's PromptError, not a stuck run.
+        rendered = await render_prompt(
+            conversation.prompt, variables, provider.info, self._base_dir, deadline_s=self.settings.timeout
+        )
         turn = state.turns[node.turn_index]
         turn.prompt_messages = rendered
-        turn.request_messages = state.history.context_for(rendered)
+        messages = state.history.context_for(rendered) if provider.keeps_history else list(rendered)
+        if node.is_fallback:
+            first = self.plan.nodes[conversation.call_nodes[node.turn_index][0]]
+            assert isinstance(first, CallNode)
+            messages = _carrying_instructions(messages, self.providers[first.provider_label], provider)
+        turn.request_messages = messages
         artifact_dir = None
         if self.artifact_dir is not None:
             safe = node.id.replace("/", "_").replace("~", "_").replace("#", "_")
@@ -435,6 +456,7 @@ class Scheduler:
             vars=self._turn_vars(state, node.turn_index),
             base_dir=self._base_dir,
             grade=self._grade if self.grader is not None else None,
+            timeout=self.settings.timeout,
         )
         async with self._grading:
             results: list[AssertionResult] = await evaluate_assertions(turn_spec.asserts, turn.output, context=context)
