@@ -22,7 +22,7 @@ import anyio
 import anyio.abc
 
 from rtflow.errors import FlowError, ProviderError, RtflowError
-from rtflow.flow.assertion_types import MODEL_GRADED_TYPES
+from rtflow.flow.assertion_types import grader_key, is_model_graded
 from rtflow.flow.loader import load
 from rtflow.flow.spec import FlowSpec, ProviderSpec
 from rtflow.log import get_logger, register_secret
@@ -141,13 +141,21 @@ def _settings(flow: FlowSpec, concurrency: int | None, seed: int | None) -> Sche
     )
 
 
-def _needs_grader(plan: Plan) -> bool:
-    return any(
-        assertion.type.removeprefix("not-") in MODEL_GRADED_TYPES
-        for conversation in plan.conversations.values()
-        for turn in conversation.turns
-        for assertion in turn.asserts
-    )
+def _graders_named(plan: Plan) -> tuple[dict[str, Any], bool]:
+    """The graders model-graded assertions name (by `grader_key`), and whether any needs the flow's own."""
+    named: dict[str, Any] = {}
+    needs_default = False
+    for conversation in plan.conversations.values():
+        for turn in conversation.turns:
+            for assertion in turn.asserts:
+                if not is_model_graded(assertion.type):
+                    continue
+                key = grader_key(assertion.provider)
+                if key is None:
+                    needs_default = True
+                else:
+                    named.setdefault(key, assertion.provider)
+    return named, needs_default
 
 
 async def _watch_signals(scheduler: Scheduler, cancel_scope: anyio.CancelScope, state: dict[str, bool]) -> None:
@@ -267,11 +275,15 @@ async def arun(
         for warning in [*spec.warnings, *plan.warnings]:  # the loader gathered the providers' own warnings too
             log.warning("flow.warning", warning=warning)
         grader = None
-        if _needs_grader(plan):
-            grader_spec = spec.grader or ProviderSpec(id=DEFAULT_GRADER)
-            grader = _provider_for(grader_spec, spec.base_dir, sim_url)
-            stack.push_async_callback(grader.aclose)
-            _check_ready(grader, simulated=sim_url is not None)
+        graders: dict[str, Provider] = {}
+        named, needs_default = _graders_named(plan)
+        for key, value in named.items():
+            graders[key] = _provider_for(ProviderSpec.model_validate(value), spec.base_dir, sim_url)
+        if needs_default:
+            grader = _provider_for(spec.grader or ProviderSpec(id=DEFAULT_GRADER), spec.base_dir, sim_url)
+        for each in [*graders.values(), *([grader] if grader else [])]:
+            stack.push_async_callback(each.aclose)
+            _check_ready(each, simulated=sim_url is not None)
         jsonl_file = stack.enter_context(JsonlWriter(Path(jsonl))) if jsonl is not None else None
         if run_store is not None:
             run_store.start_run(run_record)
@@ -295,6 +307,7 @@ async def arun(
             settings=_settings(spec, concurrency, seed),
             sink=sink,
             grader=grader,
+            graders=graders,
             artifact_dir=artifact_root,
             resume_from=resume_records,
             extra_vars=vars,

@@ -6,12 +6,18 @@ dependencies); `tests/results/test_assertions.py` holds the evaluators to exactl
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from typing import Any
+
 __all__ = [
     "BASE_ASSERTION_TYPES",
     "KNOWN_ASSERTION_TYPES",
     "MODEL_GRADED_TYPES",
     "NEGATION_PREFIX",
     "PROMPTFOO_ASSERTION_TYPES",
+    "grader_key",
+    "is_model_graded",
     "split_negation",
 ]
 
@@ -62,3 +68,15 @@ def split_negation(assertion_type: str) -> tuple[str, bool]:
     if assertion_type.startswith(NEGATION_PREFIX):
         return assertion_type[len(NEGATION_PREFIX) :], True
     return assertion_type, False
+
+
+def is_model_graded(assertion_type: str) -> bool:
+    """Whether an assertion of this type (`not-` forms too) asks a grader model."""
+    return split_negation(assertion_type)[0] in MODEL_GRADED_TYPES
+
+
+def grader_key(provider: str | Mapping[str, Any] | None) -> str | None:
+    """The name under which a run keeps the grader an assertion or a test names (None: the flow's grader)."""
+    if provider is None or isinstance(provider, str):
+        return provider
+    return json.dumps(provider, sort_keys=True, default=str)

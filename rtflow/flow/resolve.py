@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from rtflow.errors import FlowError, PromptError, ProviderConfigError, did_you_mean, loose_key
-from rtflow.flow.assertion_types import BASE_ASSERTION_TYPES, split_negation
+from rtflow.flow.assertion_types import BASE_ASSERTION_TYPES, grader_key, split_negation
 from rtflow.flow.local_files import read_text
 from rtflow.flow.problems import Path_, Places, Problem
 from rtflow.flow.spec import AssertionSpec, FlowSpec, ProviderSpec
@@ -115,7 +116,9 @@ def _check_providers(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator
     """
     from rtflow.providers.registry import UnknownProviderKind, create_provider  # imported by flows that resolve
 
-    for path, spec in _provider_specs(flow):
+    graders, problems = _grader_specs(flow, places)
+    yield from problems
+    for path, spec in [*_provider_specs(flow), *graders]:
         try:
             provider = create_provider(spec.to_info(base_dir))
         except UnknownProviderKind as exc:
@@ -129,6 +132,38 @@ def _check_providers(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator
             yield places.problem((*path, "config"), exc.message)
         else:
             flow.warnings.extend(warning for warning in provider.warnings() if warning not in flow.warnings)
+
+
+_SUPPORTED_TEST_OPTIONS = frozenset({"provider"})
+
+
+def _grader_specs(flow: FlowSpec, places: Places) -> tuple[list[tuple[Path_, ProviderSpec]], list[Problem]]:
+    """The graders tests and assertions name (`options.provider`, an assertion's `provider`), each once, with
+    the place it was first named; a test option rtflow does not act on is a warning, not silently ignored."""
+    found: dict[str, tuple[Path_, ProviderSpec]] = {}
+    problems: list[Problem] = []
+    named: list[tuple[Path_, Any]] = []
+    for path, turn in _turn_entries(flow):
+        for key in turn.options:
+            if key not in _SUPPORTED_TEST_OPTIONS:
+                warning = f"test option `{key}` is not supported by rtflow and is ignored (supported: provider)"
+                if warning not in flow.warnings:
+                    flow.warnings.append(warning)
+        if "provider" in turn.options:
+            named.append(((*path, "options", "provider"), turn.options["provider"]))
+        for index, assertion in enumerate(turn.assert_):
+            if assertion.provider is not None:
+                named.append(((*path, "assert", index, "provider"), assertion.provider))
+    for path, value in named:
+        key = grader_key(value) if isinstance(value, str | dict) else repr(value)
+        if key is None or key in found:
+            continue
+        try:
+            found[key] = (path, ProviderSpec.model_validate(value))
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"] if exc.errors() else str(exc)
+            problems.append(places.problem(path, f"not a provider (an id like `openai:chat:gpt-4.1-mini`): {reason}"))
+    return list(found.values()), problems
 
 
 def _check_prompts(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator[Problem]:

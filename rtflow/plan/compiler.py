@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from rtflow.errors import CompileError
-from rtflow.flow.assertion_types import MODEL_GRADED_TYPES
+from rtflow.flow.assertion_types import is_model_graded
 from rtflow.flow.resolve import resolve
 from rtflow.gc_pause import gc_paused
 from rtflow.plan.graph import CallNode, Conversation, EdgeKind, GradeNode, Plan, call_node_id, grade_node_id
@@ -280,7 +280,7 @@ def _warnings(flow: FlowSpec, threads: list[ThreadSpec], chains: list[list[Provi
                 for thread in threads
                 for turn in thread.turns
                 for assertion in turn.asserts
-                if assertion.type.removeprefix("not-") in MODEL_GRADED_TYPES and assertion.provider is None
+                if is_model_graded(assertion.type) and assertion.provider is None
             }
         )
         if graded:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import logging
 import random
 import time
@@ -136,6 +137,7 @@ class Scheduler:
         settings: SchedulerSettings,
         sink: TurnSink,
         grader: Provider | None = None,
+        graders: Mapping[str, Provider] | None = None,
         artifact_dir: Path | None = None,
         resume_from: Mapping[str, TurnRecord] | None = None,
         extra_vars: Mapping[str, Any] | None = None,
@@ -146,6 +148,8 @@ class Scheduler:
         self.settings = settings
         self.sink = sink
         self.grader = grader
+        self.graders = dict(graders or {})
+        """Graders assertions name themselves, by `grader_key`; `grader` grades the rest."""
         self.artifact_dir = artifact_dir
         self.extra_vars = dict(extra_vars or {})
         self._resume_from = dict(resume_from or {})
@@ -455,7 +459,8 @@ class Scheduler:
         context = AssertionContext(
             vars=self._turn_vars(state, node.turn_index),
             base_dir=self._base_dir,
-            grade=self._grade if self.grader is not None else None,
+            grade=functools.partial(self._grade, self.grader) if self.grader is not None else None,
+            graders={key: functools.partial(self._grade, grader) for key, grader in self.graders.items()},
             timeout=self.settings.timeout,
         )
         async with self._grading:
@@ -465,10 +470,8 @@ class Scheduler:
         self._log.info("grade.finished", run=self.run_id, node=node.id, passed=passed)
         return NodeState.SUCCEEDED
 
-    async def _grade(self, messages: list[Message]) -> str:
-        """Send grading messages to the grader provider, with the run's timeout and retries."""
-        grader = self.grader
-        assert grader is not None
+    async def _grade(self, grader: Provider, messages: list[Message]) -> str:
+        """Send grading messages to a grader provider, with the run's timeout and retries."""
 
         async def one_attempt(_attempt: int) -> str:
             session = grader.session("grader")

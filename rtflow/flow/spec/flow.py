@@ -12,6 +12,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from rtflow.durations import Duration
 from rtflow.errors import closest_key, did_you_mean
+from rtflow.flow.assertion_types import is_model_graded
 from rtflow.flow.spec.base import (
     _NODE_ID_SEPARATORS,
     _located,
@@ -251,7 +252,21 @@ class FlowSpec(_SpecModel):
         self._base_dir = base_dir
 
     def merged_turn(self, turn: _TurnFields) -> TurnSpec:
-        """`turn` with `default_test` merged in."""
+        """`turn` with `default_test` merged in; a test's `options.provider` grades its model-graded assertions
+        that name no grader of their own (promptfoo's rule)."""
+        merged = self._merged_turn(turn)
+        grader = merged.options.get("provider")
+        if grader is None:
+            return merged
+        asserts = [
+            assertion.model_copy(update={"provider": grader})
+            if assertion.provider is None and is_model_graded(assertion.type)
+            else assertion
+            for assertion in merged.asserts
+        ]
+        return merged.model_copy(update={"asserts": asserts})
+
+    def _merged_turn(self, turn: _TurnFields) -> TurnSpec:
         default = self.default_test
         if default is None:
             return TurnSpec(

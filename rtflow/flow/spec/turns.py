@@ -36,8 +36,9 @@ class AssertionSpec(_SpecModel):
     """A name to aggregate this assertion's results under."""
     threshold: float | None = None
     """Minimum score for a scored assertion (similarity, latency in ms, cost) to pass."""
-    provider: str | None = None
-    """The grader for a model-graded assertion, overriding the flow's `grader`."""
+    provider: str | dict[str, Any] | None = None
+    """The grader for a model-graded assertion (a provider id, or `{id, config}`), overriding the test's
+    `options.provider` and the flow's `grader`."""
     config: dict[str, Any] = Field(default_factory=dict)
     """Extra settings for the assertion kind."""
 

@@ -38,7 +38,7 @@ class AssertionLike(Protocol):
     @property
     def threshold(self) -> float | None: ...
     @property
-    def provider(self) -> str | None: ...
+    def provider(self) -> str | dict[str, Any] | None: ...
     @property
     def config(self) -> dict[str, Any]: ...
 
@@ -53,6 +53,9 @@ class AssertionContext:
     """The flow file's folder, against which `file://` references resolve."""
     grade: GradeFunction | None = None
     """Asks the grader provider; None when the flow has no grader (model-graded assertions then error)."""
+    graders: Mapping[str, GradeFunction] = field(default_factory=dict)
+    """The graders assertions name themselves (their `provider`, or their test's `options.provider`), by
+    `rtflow.flow.assertion_types.grader_key`."""
     timeout: float = 60.0
     """Seconds a `python` assertion may run (the run's per-attempt `timeout`); past it the assertion errors."""
 

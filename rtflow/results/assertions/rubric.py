@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rtflow.flow.assertion_types import grader_key
 from rtflow.messages import Message, TurnOutput
 from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
 
@@ -82,10 +83,13 @@ async def check_llm_rubric(value: Any, output: TurnOutput, spec: AssertionLike, 
     """The grader says the output satisfies the rubric (and its score reaches the assertion's threshold)."""
     if not isinstance(value, str) or not value.strip():
         raise Unevaluable("llm-rubric needs the rubric text as its value")
-    if context.grade is None:
-        raise Unevaluable("llm-rubric needs a grader, and this flow has none (set `grader:` in the flow)")
+    key = grader_key(spec.provider)
+    grade = context.grade if key is None else context.graders.get(key)
+    if grade is None:
+        named = f"the grader {key!r} it names" if key is not None else "a grader, and this flow has none"
+        raise Unevaluable(f"llm-rubric needs {named} (set `grader:` in the flow, or `provider:` on the assertion)")
     try:
-        reply = await context.grade(rubric_messages(output.text, value))
+        reply = await grade(rubric_messages(output.text, value))
     except Exception as exc:  # whatever the grader raised is this assertion's error, not the run's
         raise Unevaluable(f"grader failed: {type(exc).__name__}: {exc}") from exc
     return verdict_from_reply(reply, spec.threshold)
