@@ -25,6 +25,7 @@ from rtflow.errors import FlowError, ProviderError, RtflowError
 from rtflow.flow.assertion_types import grader_key, is_model_graded
 from rtflow.flow.loader import load
 from rtflow.flow.spec import FlowSpec, ProviderSpec
+from rtflow.js.run_scope import js_for_run
 from rtflow.log import get_logger, register_secret
 from rtflow.output_paths import check_export_file, check_output_file, ensure_writable_folder
 from rtflow.plan.compiler import compile_flow
@@ -264,6 +265,7 @@ async def arun(
         for output in flow_outputs:
             check_export_file(output, "the flow's `outputs`:")
         log = get_logger().bind(run=run_id)
+        await stack.enter_async_context(js_for_run())  # Node starts only if a prompt, handler or check needs it
         sim_url = await stack.enter_async_context(_simulator(sim))
         if sim_url is not None:
             log.info("sim.started", base_url=sim_url)

@@ -36,17 +36,17 @@ ALLOWED: dict[str, set[str]] = {
     "leaf": {"leaf"},
     # Wings never import the pipeline: providers and the simulator share only the leaves and the audio codecs.
     "audio": {"leaf", "audio"},
-    "providers": {"leaf", "audio", "providers"},
+    "providers": {"leaf", "audio", "js", "providers"},
     "sim": {"leaf", "audio", "sim"},
     # The JavaScript bridge: a wing the flow, the providers and the assertions call into.
     "js": {"leaf", "js"},
     # The pipeline, each stage on the ones before it (flow resolves provider configs through the registry).
-    "flow": {"leaf", "flow", "providers"},
+    "flow": {"leaf", "flow", "providers", "js"},
     "plan": {"leaf", "flow", "plan"},
-    "results": {"leaf", "flow", "plan", "results"},
-    "runner": {"leaf", "flow", "plan", "results", "providers", "audio", "runner"},
+    "results": {"leaf", "flow", "plan", "js", "results"},
+    "runner": {"leaf", "flow", "plan", "results", "providers", "audio", "js", "runner"},
     # The library's entry points: `rtflow.api` drives the stages (and starts the simulator for sim=True).
-    "api": {"leaf", "flow", "plan", "runner", "results", "providers", "sim", "api"},
+    "api": {"leaf", "flow", "plan", "runner", "results", "providers", "sim", "js", "api"},
     # rtflow/__init__.py names the public API (for type checkers) and resolves it lazily.
     "public": {"leaf", "public", "api", "flow", "plan", "results"},
     # The command line parses and prints: it calls the library and reads results; it never drives a stage itself.

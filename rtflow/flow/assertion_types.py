@@ -39,6 +39,7 @@ BASE_ASSERTION_TYPES: frozenset[str] = MODEL_GRADED_TYPES | {
     "icontains-any",
     "is-json",
     "is-valid-json-schema",
+    "javascript",
     "json-schema",
     "latency",
     "python",

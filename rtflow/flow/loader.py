@@ -26,6 +26,7 @@ from rtflow.flow.spec import FlowSpec, suggested_field, unknown_key_hint
 from rtflow.flow.test_files import TestFileError, TestOrigin, expand_test_files
 from rtflow.flow.yaml_reader import describe_error, read_data, read_marks
 from rtflow.gc_pause import gc_paused
+from rtflow.js.refs import is_js_file
 
 __all__ = ["load", "load_text"]
 
@@ -38,6 +39,11 @@ def load(path: str | os.PathLike[str]) -> FlowSpec:
     flow_path = Path(path)
     if not flow_path.exists():
         raise FlowLoadError("no such flow file", file=str(flow_path))
+    if is_js_file(flow_path):  # promptfoo's promptfooconfig.js / .cjs / .mjs / .ts
+        with gc_paused():
+            flow = _load_javascript(flow_path)
+        flow.source_path = flow_path.resolve()
+        return flow
     try:
         text = read_text(flow_path, "flow file")
     except LocalFileError as exc:
@@ -45,6 +51,34 @@ def load(path: str | os.PathLike[str]) -> FlowSpec:
     flow = load_text(text, source=str(flow_path), base_dir=flow_path.resolve().parent)
     flow.source_path = flow_path.resolve()
     return flow
+
+
+def _load_javascript(path: Path) -> FlowSpec:
+    """A JavaScript or TypeScript config (its export: the suite, a function or a promise of one), run by Node;
+    its inline functions (`functionCallHandler: async (name, args) => ...`, prompt functions) stay callable
+    through the run's worker, written into the data as references (`JsFunctionRef.as_text`)."""
+    from rtflow.js.config import load_js_config
+    from rtflow.js.errors import JsError
+    from rtflow.js.refs import JsFunctionRef
+
+    try:
+        data = load_js_config(path.resolve())
+    except JsError as exc:
+        raise FlowLoadError(exc.message, file=str(path)) from None
+
+    def as_flow_data(value: Any) -> Any:
+        if isinstance(value, JsFunctionRef):
+            return value.as_text()
+        if isinstance(value, dict):
+            return {key: as_flow_data(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [as_flow_data(item) for item in value]
+        return value
+
+    document = _Document("", str(path))  # no YAML text: problems are named by key path
+    if not isinstance(data, dict):
+        raise FlowLoadError("the config must export an object (providers, prompts, tests, ...)", file=str(path))
+    return _load_data(as_flow_data(data), document, path.resolve().parent)
 
 
 def load_text(text: str, *, source: str = "<string>", base_dir: Path | None = None) -> FlowSpec:
@@ -55,8 +89,10 @@ def load_text(text: str, *, source: str = "<string>", base_dir: Path | None = No
 
 def _load_text(text: str, *, source: str, base_dir: Path | None) -> FlowSpec:
     document = _Document(text, source)
-    data = document.parse()
-    folder = (base_dir or Path.cwd()).resolve()
+    return _load_data(document.parse(), document, (base_dir or Path.cwd()).resolve())
+
+
+def _load_data(data: dict[str, Any], document: _Document, folder: Path) -> FlowSpec:
     if "tests" in data:
         try:
             data["tests"], document.test_origins = expand_test_files(data["tests"], folder)

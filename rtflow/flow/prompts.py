@@ -78,7 +78,7 @@ def _compile(source: str, json_mode: bool, where: str) -> jinja2.Template:
 
 
 def _describe(prompt: PromptSpec) -> str:
-    if prompt.kind == "python":
+    if prompt.is_function:
         return f"prompt function {prompt.raw.removeprefix('file://')}"
     if prompt.file is not None:
         return f"prompt file {prompt.file}"
@@ -103,6 +103,9 @@ def _template_source(prompt: PromptSpec, base_dir: Path) -> str:
 
 def check_prompt(prompt: PromptSpec, base_dir: Path) -> None:
     """Fail early (at load time) on a missing prompt file or a template that does not parse."""
+    if prompt.kind == "javascript":
+        _check_javascript_prompt(prompt, base_dir)
+        return
     if prompt.kind == "python":
         file_part, _ = split_python_ref(prompt.raw)
         path = resolve_path(file_part, base_dir)
@@ -123,13 +126,15 @@ async def render_prompt(
     """
     if prompt.kind == "python":
         return await _call_prompt_function(prompt, vars, provider, base_dir, deadline_s)
+    if prompt.kind == "javascript":
+        return await _call_javascript_prompt(prompt, vars, provider, base_dir, deadline_s)
     return render_template(prompt, vars, base_dir)
 
 
 def render_template(prompt: PromptSpec, vars: Mapping[str, Any], base_dir: Path) -> list[Message]:
     """The messages a template prompt (inline, text or JSON file) renders to; it runs no user code."""
     where = _describe(prompt)
-    if prompt.kind == "python":
+    if prompt.is_function:
         raise ValueError(f"{where} is not a template: render it with render_prompt")
     template = _compile(_template_source(prompt, base_dir), prompt.kind == "json", where)
     try:
@@ -232,8 +237,43 @@ async def _call_prompt_function(
         result = await call_user_code(function, context, deadline_s=deadline_s, what=where)
     except UserCodeError as exc:  # it raised, tried to exit or hung: the prompt's fault, the turn's error
         raise PromptError(exc.message) from exc
+    return _messages_of_result(result, where)
+
+
+def _messages_of_result(result: Any, where: str) -> list[Message]:
+    """What a prompt function returned, as messages: a string (text, or chat messages as JSON) or a list."""
     if isinstance(result, str):
         return _messages_from_text(result, where)
     if isinstance(result, list):
         return messages_from(result, where)
     raise PromptError(f"{where} returned {type(result).__name__}; expected a string or a list of messages")
+
+
+def _check_javascript_prompt(prompt: PromptSpec, base_dir: Path) -> None:
+    """The file exists and a Node that can run it is there (else the error says how to get one)."""
+    from rtflow.js.node import find_node
+
+    assert prompt.file is not None
+    path = resolve_path(prompt.file, base_dir)
+    if not path.is_file():
+        raise PromptError(f"{_describe(prompt)}: no such file {path}")
+    find_node(path)
+
+
+async def _call_javascript_prompt(
+    prompt: PromptSpec, vars: Mapping[str, Any], provider: ProviderInfo, base_dir: Path, deadline_s: float
+) -> list[Message]:
+    """promptfoo's call: `fn({vars, provider})`, in the run's Node worker, returning text or chat messages."""
+    from rtflow.js.errors import JsError
+    from rtflow.js.run_scope import call_js
+
+    where = _describe(prompt)
+    context = {
+        "vars": dict(vars),
+        "provider": {"id": provider.id, "label": provider.label, "config": dict(provider.config)},
+    }
+    try:
+        result = await call_js(prompt.raw, [context], base_dir=base_dir, timeout=deadline_s)
+    except JsError as exc:
+        raise PromptError(f"{where}: {exc.message}") from exc
+    return _messages_of_result(result, where)

@@ -220,7 +220,7 @@ def _trial_render(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator[Pr
     # (`rtflow.user_code`). `render_template` refuses a function, so none can slip in here.
     from rtflow.flow.prompts import render_template
 
-    templates = [prompt for prompt in flow.prompts if prompt.kind != "python"]
+    templates = [prompt for prompt in flow.prompts if not prompt.is_function]
     if not templates:
         return
     reported: set[str] = set()

@@ -15,7 +15,16 @@ from typing import Any
 
 from rtflow.js.errors import display_path
 
-__all__ = ["FUNCTION_MARKER", "JS_SUFFIXES", "JsFunctionRef", "attach_function_refs", "is_js_file", "split_js_ref"]
+__all__ = [
+    "FUNCTION_MARKER",
+    "JS_SUFFIXES",
+    "JsFunctionRef",
+    "attach_function_refs",
+    "function_ref_from_text",
+    "is_js_file",
+    "is_js_reference",
+    "split_js_ref",
+]
 
 FILE_PREFIX = "file://"
 JS_SUFFIXES = frozenset({".js", ".cjs", ".mjs", ".ts", ".cts", ".mts"})
@@ -52,6 +61,24 @@ class JsFunctionRef:
 
     def __str__(self) -> str:
         return f"{display_path(self.file)}:{self.path}"
+
+    def as_text(self) -> str:
+        """The reference as a flow value (`file:///abs/promptfooconfig.js#providers.0.config.functionCallHandler`):
+        a config's inline function stands in the flow's data as this text, where a file reference would."""
+        return f"{FILE_PREFIX}{self.file}#{self.path}"
+
+
+def function_ref_from_text(text: str) -> JsFunctionRef | None:
+    """The `JsFunctionRef` that `JsFunctionRef.as_text` wrote, else None."""
+    if not text.startswith(FILE_PREFIX) or "#" not in text:
+        return None
+    file, _, path = text[len(FILE_PREFIX) :].partition("#")
+    return JsFunctionRef(file=Path(file), path=path) if is_js_file(file) and path else None
+
+
+def is_js_reference(value: Any) -> bool:
+    """Whether a flow value names JavaScript to call: `file://x.js[:name]`, or a config's inline function."""
+    return isinstance(value, str) and (split_js_ref(value) is not None or function_ref_from_text(value) is not None)
 
 
 def attach_function_refs(value: Any, file: Path) -> Any:

@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 
+from rtflow.errors import FlowError
 from rtflow.messages import ToolCall
 from rtflow.pyref import FILE_PREFIX, load_callable
 from rtflow.user_code import UserCodeError, call_user_code
@@ -62,6 +63,32 @@ def _encode_result(result: Any) -> str:
     return json.dumps(result, default=str, ensure_ascii=False)
 
 
+def _handler(reference: str, base_dir: Path, timeout: float) -> Callable[..., Any]:
+    """The function a handler reference names: Python (`file://tools.py:fn`), or JavaScript (`file://tools.js:fn`,
+    or a JS config's inline function), which runs in the run's Node worker and is awaited like async Python."""
+    from rtflow.js.refs import function_ref_from_text, is_js_reference, split_js_ref
+
+    if not is_js_reference(reference):
+        return load_callable(reference, base_dir)
+    parts = split_js_ref(reference)
+    if parts is not None:
+        from rtflow.js.node import find_node
+
+        path = Path(parts[0]) if Path(parts[0]).is_absolute() else base_dir / parts[0]
+        if not path.is_file():
+            raise FlowError(f"tool handler {reference}: no such file {path}")
+        find_node(path)
+    else:
+        assert function_ref_from_text(reference) is not None
+
+    async def call_javascript(*args: Any) -> Any:
+        from rtflow.js.run_scope import call_js
+
+        return await call_js(reference, list(args), base_dir=base_dir, timeout=timeout)
+
+    return call_javascript
+
+
 class ToolRunner:
     """Runs the model's function calls with the handlers a provider's config names."""
 
@@ -72,12 +99,13 @@ class ToolRunner:
         base_dir: Path,
         timeout: float,
     ) -> None:
-        # Imported at construction so a bad reference is a FlowError before any call is made.
+        # Imported (or, for JavaScript, found with a Node to run it) at construction, so a bad reference is a
+        # FlowError before any call is made.
         self._handlers: dict[str, Callable[..., Any]] = {
-            name: load_callable(ref, base_dir) for name, ref in handlers.items()
+            name: _handler(ref, base_dir, timeout) for name, ref in handlers.items()
         }
         self._handler_refs = {name: ref.removeprefix(FILE_PREFIX) for name, ref in handlers.items()}
-        self._dispatcher = load_callable(dispatcher, base_dir) if dispatcher else None
+        self._dispatcher = _handler(dispatcher, base_dir, timeout) if dispatcher else None
         self._dispatcher_ref = dispatcher.removeprefix(FILE_PREFIX) if dispatcher else ""
         self.timeout = timeout
 

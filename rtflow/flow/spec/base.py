@@ -15,7 +15,7 @@ from pydantic_core import PydanticCustomError
 
 __all__ = ["CONVERSATION_ID_KEYS", "PromptKind", "collecting_warnings"]
 
-PromptKind = Literal["inline", "json", "text", "python"]
+PromptKind = Literal["inline", "json", "text", "python", "javascript"]
 
 CONVERSATION_ID_KEYS = ("conversationId", "conversation_id")
 """The metadata keys that group tests into one thread (promptfoo's spelling first)."""

@@ -11,6 +11,7 @@ from rtflow.flow.spec.base import (
     PromptKind,
     _SpecModel,
 )
+from rtflow.js.refs import function_ref_from_text, split_js_ref
 from rtflow.pyref import FILE_PREFIX, is_python_ref, split_python_ref
 
 __all__ = ["PromptSpec"]
@@ -51,11 +52,12 @@ class PromptSpec(_SpecModel):
             raise ValueError(f"prompt globs are not supported; list each file, got {value!r}")
         if path.endswith(".py"):
             raise ValueError(f"name the function to call: file://{path}:function_name")
-        if is_python_ref(value):
+        if is_python_ref(value) or split_js_ref(value) is not None or function_ref_from_text(value) is not None:
             return value
         if PurePosixPath(path).suffix.lower() not in _TEXT_SUFFIXES | {".json"}:
             raise ValueError(
-                f"unsupported prompt file {value!r}; expected .json, .txt, .j2, .md or file://x.py:function"
+                f"unsupported prompt file {value!r}; expected .json, .txt, .j2, .md, file://x.py:function or a"
+                " JavaScript function (file://x.js, file://x.js:name, .mjs, .cjs, .ts)"
             )
         return value
 
@@ -67,6 +69,12 @@ class PromptSpec(_SpecModel):
         if is_python_ref(self.raw):
             self._kind = "python"
             self._file = split_python_ref(self.raw)[0]
+        elif (js := split_js_ref(self.raw)) is not None:
+            self._kind = "javascript"
+            self._file = js[0]
+        elif (function := function_ref_from_text(self.raw)) is not None:  # an inline function of a JS config
+            self._kind = "javascript"
+            self._file = str(function.file)
         else:
             self._kind = "json" if self.raw.lower().endswith(".json") else "text"
             self._file = self.raw[len(FILE_PREFIX) :]
@@ -74,8 +82,13 @@ class PromptSpec(_SpecModel):
 
     @property
     def kind(self) -> PromptKind:
-        """`inline`, `json`, `text` or `python`."""
+        """`inline`, `json`, `text`, `python` or `javascript`."""
         return self._kind
+
+    @property
+    def is_function(self) -> bool:
+        """Whether the prompt is user code (Python or JavaScript) that builds the messages, not a template."""
+        return self._kind in ("python", "javascript")
 
     @property
     def file(self) -> str | None:
@@ -89,7 +102,10 @@ class PromptSpec(_SpecModel):
             return self.label
         if self._file is not None:
             name = PurePosixPath(self._file).name
-            return f"{name}:{split_python_ref(self.raw)[1]}" if self._kind == "python" else name
+            if self._kind == "python":
+                return f"{name}:{split_python_ref(self.raw)[1]}"
+            js = split_js_ref(self.raw)
+            return f"{name}:{js[1]}" if js is not None and js[1] else name
         return f"prompt-{self._position}"
 
 

