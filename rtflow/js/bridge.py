@@ -271,7 +271,14 @@ class JsBridge:
     ) -> bool | None:
         stack, self._stack = self._stack, None
         assert stack is not None
-        return await stack.__aexit__(exc_type, exc, traceback)
+        try:
+            return await stack.__aexit__(exc_type, exc, traceback)
+        except BaseExceptionGroup as group:
+            # The body's own error, which the task group wrapped on its way out: the caller's to see as it was
+            # raised (a run's FlowError stays a FlowError), not as a group.
+            if exc is not None and list(group.exceptions) == [exc]:
+                raise exc from None
+            raise
 
     async def call(self, file: Path, export: str | None, args: Sequence[Any], *, timeout: float) -> Any:
         """Call `file`'s export `export` (None: the default export, or `module.exports` itself) with `args`.
