@@ -108,3 +108,43 @@ def test_without_any_node_one_clear_load_error(config: str, tmp_path: Path) -> N
     assert "Traceback" not in done.stderr
     (line,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert "RTFLOW_NODE" in line and "rtflow[js]" in line and (".js" in line)
+
+
+BAD_JAVASCRIPT = {
+    "syntax.js": ("module.exports = ({ vars }) => { return [ ;\n", "syntax.js:1"),
+    "throws.js": ("module.exports = ({ vars }) => {\n  throw new TypeError('no question here');\n};\n", "throws.js:2"),
+    "hangs.js": ("module.exports = () => new Promise(() => {});\n", "did not return within"),
+    "not_json.js": ("module.exports = () => ({ messages: [], later: () => 1 });\n", "not_json.js"),
+    "prints.js": ("module.exports = ({ vars }) => { console.log('noise'); return vars.question; };\n", None),
+}
+
+
+def test_bad_javascript_fails_its_turn_and_the_run_goes_on(tmp_path: Path) -> None:
+    """Each broken prompt function is its own turn's error naming the file; a console.log is harmless."""
+    import yaml
+
+    for name, (source, _) in BAD_JAVASCRIPT.items():
+        (tmp_path / name).write_text(source)
+    document = {
+        "providers": [{"id": "openai:chat:gpt-4.1-mini", "label": "chat"}],
+        "prompts": [{"id": f"file://{name}", "label": name.removesuffix(".js")} for name in BAD_JAVASCRIPT],
+        "tests": [{"vars": {"question": "hello"}}],
+        "execution": {"timeout": "2s", "retries": 0},
+    }
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(yaml.safe_dump(document))
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OPENAI_", "RTFLOW_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "rtflow", "run", str(flow), "--sim", "-o", str(tmp_path / "out.json"),
+         "--db", str(tmp_path / "db")],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    turns = {turn["prompt"]: turn for turn in json.loads((tmp_path / "out.json").read_text())["turns"]}
+    for name, (_, says) in BAD_JAVASCRIPT.items():
+        turn = turns[name.removesuffix(".js")]
+        if says is None:
+            assert turn["status"] == "passed", turn
+        else:
+            assert turn["status"] == "error" and turn["error"]["kind"] == "prompt", turn
+            assert says in turn["error"]["message"], turn["error"]["message"]
