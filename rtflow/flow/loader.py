@@ -10,6 +10,7 @@ line each, in file order.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from rtflow.flow.local_files import LocalFileError, read_text
 from rtflow.flow.problems import Path_, Places, Problem
 from rtflow.flow.resolve import resolve
 from rtflow.flow.spec import FlowSpec, suggested_field, unknown_key_hint
-from rtflow.flow.test_files import TestFileError, TestOrigin, expand_test_files
+from rtflow.flow.test_files import TestFileError, TestOrigin, expand_test_files, read_vars_file
 from rtflow.flow.yaml_reader import describe_error, read_data, read_marks
 from rtflow.gc_pause import gc_paused
 from rtflow.js.refs import is_js_file
@@ -98,12 +99,31 @@ def _load_data(data: dict[str, Any], document: _Document, folder: Path) -> FlowS
             data["tests"], document.test_origins = expand_test_files(data["tests"], folder)
         except TestFileError as exc:
             raise document.error([document.problem(("tests",), str(exc))]) from None
+    problems = list(_read_whole_vars_files(data, folder, document))
+    if problems:
+        raise document.error(problems)
     try:
         flow = FlowSpec.model_validate(data)
     except ValidationError as exc:
         raise document.error(_validation_problems(exc.errors(), document)) from None
     flow.set_base_dir(folder)
     return resolve(flow, document)
+
+
+def _read_whole_vars_files(data: dict[str, Any], folder: Path, document: _Document) -> Iterator[Problem]:
+    """`vars: file://vars.yaml` on a test or on `defaultTest`: the file's mapping in its place."""
+    tests = data.get("tests")
+    entries: list[tuple[Path_, Any]] = (
+        [(("tests", index), test) for index, test in enumerate(tests)] if isinstance(tests, list) else []
+    )
+    for key in ("defaultTest", "default_test"):
+        entries.append(((key,), data.get(key)))
+    for path, test in entries:
+        if isinstance(test, dict) and isinstance(test.get("vars"), str) and test["vars"].startswith("file://"):
+            try:
+                test["vars"] = read_vars_file(test["vars"], folder)
+            except TestFileError as exc:
+                yield document.problem((*path, "vars"), str(exc))
 
 
 def _validation_problems(details: list[ErrorDetails], document: _Document) -> list[Problem]:

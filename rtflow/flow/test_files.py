@@ -31,7 +31,7 @@ from rtflow.flow.local_files import LocalFileError, read_text
 from rtflow.flow.yaml_reader import describe_error, read_data
 from rtflow.pyref import FILE_PREFIX
 
-__all__ = ["TestFileError", "TestOrigin", "assertion_from_string", "expand_test_files"]
+__all__ = ["TestFileError", "TestOrigin", "assertion_from_string", "expand_test_files", "read_vars_file"]
 
 TEST_FILE_SUFFIXES = (".csv", ".json", ".jsonl", ".yaml", ".yml")
 
@@ -264,3 +264,22 @@ def _kind(value: Any) -> str:
     return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false"}.get(
         type(value), type(value).__name__
     )
+
+
+def read_vars_file(reference: str, base_dir: Path) -> dict[str, Any]:
+    """A test's whole `vars` written as a file (`vars: file://vars.yaml` or `.json`), as promptfoo allows."""
+    path = Path(reference.removeprefix(FILE_PREFIX))
+    path = path if path.is_absolute() else base_dir / path
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".yaml", ".yml"):
+        raise TestFileError(
+            f"vars: {reference!r}: a vars file is .json or .yaml (a CSV holds tests: `tests: {reference}`)"
+        )
+    try:
+        text = read_text(path, "vars file")
+    except LocalFileError as exc:
+        raise TestFileError(str(exc)) from None
+    data = _json_data(text, path) if suffix == ".json" else _yaml_data(text, path)
+    if not isinstance(data, dict):
+        raise TestFileError(f"{path}: a vars file holds a mapping of names to values, got {_kind(data)}")
+    return data

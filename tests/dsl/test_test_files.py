@@ -134,3 +134,24 @@ def test_a_missing_test_file_or_empty_glob_is_named(tmp_path: Path) -> None:
 )
 def test_assertions_from_csv_cells_read_as_promptfoo_reads_them(cell: str, assertion: dict[str, object]) -> None:
     assert assertion_from_string(cell) == assertion
+
+
+def test_a_tests_whole_vars_may_be_a_file(tmp_path: Path) -> None:
+    """`vars: file://vars.yaml` (or `.json`) on a test or on defaultTest, as promptfoo allows."""
+    (tmp_path / "vars.yaml").write_text("question: from a file\ncity: Oslo\n")
+    (tmp_path / "defaults.json").write_text(json.dumps({"tone": "brief"}))
+    path = tmp_path / "flow.yaml"
+    path.write_text(HEAD + "defaultTest: {vars: 'file://defaults.json'}\ntests:\n  - vars: file://vars.yaml\n")
+    (test,) = rtflow.compile(rtflow.load(path)).conversations.values()
+    assert test.turns[0].vars == {"tone": "brief", "question": "from a file", "city": "Oslo"}
+
+
+def test_a_vars_file_that_is_not_a_mapping_is_named(tmp_path: Path) -> None:
+    (tmp_path / "vars.yaml").write_text("- a list\n")
+    path = tmp_path / "flow.yaml"
+    path.write_text(HEAD + "tests:\n  - vars: file://vars.yaml\n")
+    with pytest.raises(FlowLoadError) as refused:
+        rtflow.load(path)
+    assert (
+        "flow.yaml:4:" in str(refused.value) and "vars.yaml" in str(refused.value) and "mapping" in str(refused.value)
+    )
