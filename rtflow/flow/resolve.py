@@ -134,7 +134,7 @@ def _check_providers(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator
             flow.warnings.extend(warning for warning in provider.warnings() if warning not in flow.warnings)
 
 
-_SUPPORTED_TEST_OPTIONS = frozenset({"provider"})
+_SUPPORTED_TEST_OPTIONS = frozenset({"provider", "transform"})
 
 
 def _grader_specs(flow: FlowSpec, places: Places) -> tuple[list[tuple[Path_, ProviderSpec]], list[Problem]]:
@@ -146,7 +146,9 @@ def _grader_specs(flow: FlowSpec, places: Places) -> tuple[list[tuple[Path_, Pro
     for path, turn in _turn_entries(flow):
         for key in turn.options:
             if key not in _SUPPORTED_TEST_OPTIONS:
-                warning = f"test option `{key}` is not supported by rtflow and is ignored (supported: provider)"
+                warning = (
+                    f"test option `{key}` is not supported by rtflow and is ignored (supported: provider, transform)"
+                )
                 if warning not in flow.warnings:
                     flow.warnings.append(warning)
         if "provider" in turn.options:

@@ -37,11 +37,13 @@ import structlog
 
 from rtflow.errors import PromptError, ProviderError, ProviderTimeoutError
 from rtflow.flow.prompts import render_prompt
+from rtflow.flow.spec import AssertionSpec
 from rtflow.log import get_logger
 from rtflow.messages import Message, TurnOutput, TurnRequest
 from rtflow.plan.graph import CallNode, Conversation, GradeNode, Plan
 from rtflow.providers.base import Provider, ProviderSession
 from rtflow.results.assertions import AssertionContext, evaluate_assertions, turn_passed
+from rtflow.results.assertions.transform import TransformError, transformed
 from rtflow.results.records import AssertionResult, CallAttempt, ErrorInfo, TurnRecord
 from rtflow.runner.history import ConversationHistory
 from rtflow.runner.limits import RateLimiter
@@ -464,11 +466,23 @@ class Scheduler:
             timeout=self.settings.timeout,
         )
         async with self._grading:
-            results: list[AssertionResult] = await evaluate_assertions(turn_spec.asserts, turn.output, context=context)
+            results = await self._judge(turn_spec.asserts, turn_spec.options.get("transform"), turn.output, context)
         passed = turn_passed(results, turn_spec.threshold)
         self._save(record.model_copy(update={"assertions": results, "status": "passed" if passed else "failed"}))
         self._log.info("grade.finished", run=self.run_id, node=node.id, passed=passed)
         return NodeState.SUCCEEDED
+
+    @staticmethod
+    async def _judge(
+        asserts: list[AssertionSpec], transform: Any, output: TurnOutput, context: AssertionContext
+    ) -> list[AssertionResult]:
+        """The assertions' verdicts, on the output as the test's `transform` (if any) leaves it."""
+        if isinstance(transform, str) and transform.strip():
+            try:
+                output = await transformed(transform, output, context)
+            except TransformError as exc:  # nothing can be judged: one failed result that says why
+                return [AssertionResult(type="transform", passed=False, score=0.0, reason=str(exc), error=str(exc))]
+        return await evaluate_assertions(asserts, output, context=context)
 
     async def _grade(self, grader: Provider, messages: list[Message]) -> str:
         """Send grading messages to a grader provider, with the run's timeout and retries."""
