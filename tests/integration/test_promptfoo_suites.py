@@ -148,3 +148,28 @@ def test_bad_javascript_fails_its_turn_and_the_run_goes_on(tmp_path: Path) -> No
         else:
             assert turn["status"] == "error" and turn["error"]["kind"] == "prompt", turn
             assert says in turn["error"]["message"], turn["error"]["message"]
+
+
+@pytest.mark.slow
+def test_a_fresh_environment_with_the_js_extra_needs_no_system_node(tmp_path: Path) -> None:
+    """`pip install "rtflow[js]"` into a new virtual environment, PATH without node: the JS config still runs."""
+    root = Path(__file__).resolve().parents[2]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    installed = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", f"{root}[js]"], capture_output=True, text=True, timeout=600
+    )
+    if installed.returncode != 0 and "No matching distribution" in installed.stderr:
+        pytest.skip(f"the package registry could not provide the js extra: {installed.stderr.strip()[-200:]}")
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [str(venv / "bin" / "rtflow"), "run", str(SUITES / "promptfooconfig-function-calling.js"), "--sim",
+         "--db", str(tmp_path / "db")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
