@@ -134,7 +134,7 @@ def _check_providers(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator
             flow.warnings.extend(warning for warning in provider.warnings() if warning not in flow.warnings)
 
 
-_SUPPORTED_TEST_OPTIONS = frozenset({"provider", "transform"})
+_SUPPORTED_TEST_OPTIONS = frozenset({"provider", "transform", "transformVars"})
 
 
 def _grader_specs(flow: FlowSpec, places: Places) -> tuple[list[tuple[Path_, ProviderSpec]], list[Problem]]:
@@ -147,7 +147,8 @@ def _grader_specs(flow: FlowSpec, places: Places) -> tuple[list[tuple[Path_, Pro
         for key in turn.options:
             if key not in _SUPPORTED_TEST_OPTIONS:
                 warning = (
-                    f"test option `{key}` is not supported by rtflow and is ignored (supported: provider, transform)"
+                    f"test option `{key}` is not supported by rtflow and is ignored"
+                    " (supported: provider, transform, transformVars)"
                 )
                 if warning not in flow.warnings:
                     flow.warnings.append(warning)
@@ -228,7 +229,10 @@ def _trial_render(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator[Pr
     reported: set[str] = set()
     rendered_names: set[frozenset[str]] = set()
     for path, turn in _turn_entries(flow, with_default=False):
-        variables = {**flow.merged_turn(turn).vars, "_conversation": []}
+        merged = flow.merged_turn(turn)
+        if "transformVars" in merged.options:
+            continue  # its vars are made at run time, by user code: what the template needs is known only then
+        variables = {**merged.vars, "_conversation": []}
         names = frozenset(variables)
         if names in rendered_names:
             continue

@@ -43,7 +43,7 @@ from rtflow.messages import Message, TurnOutput, TurnRequest
 from rtflow.plan.graph import CallNode, Conversation, GradeNode, Plan
 from rtflow.providers.base import Provider, ProviderSession
 from rtflow.results.assertions import AssertionContext, evaluate_assertions, turn_passed
-from rtflow.results.assertions.transform import TransformError, transformed
+from rtflow.results.assertions.transform import TransformError, transformed, transformed_vars
 from rtflow.results.records import AssertionResult, CallAttempt, ErrorInfo, TurnRecord
 from rtflow.runner.history import ConversationHistory
 from rtflow.runner.limits import RateLimiter
@@ -90,6 +90,10 @@ class _TurnState:
     """A transcription of the turn's input audio that a failed attempt received (handed to the fallback)."""
     attempt_started: float = 0.0
     """When the current attempt got past every limit and really started (what the timeline draws)."""
+    vars: dict[str, Any] | None = None
+    """The turn's vars once built (after the test's `transformVars`), shared by every provider of its chain."""
+    transformed_vars: dict[str, Any] = field(default_factory=dict)
+    """The vars `transformVars` added or changed, which the turn's record shows beside the flow's."""
 
 
 @dataclass
@@ -286,7 +290,7 @@ class Scheduler:
 
     async def _build_request(self, state: _ConversationState, node: CallNode, provider: Provider) -> TurnRequest:
         conversation = state.conversation
-        turn_vars = self._turn_vars(state, node.turn_index)
+        turn_vars = await self._built_vars(state, node.turn_index)
         variables = {**turn_vars, "_conversation": state.history.conversation_var()}
         # A prompt function gets an attempt's deadline: one that hangs is the turn's PromptError, not a stuck run.
         rendered = await render_prompt(
@@ -388,8 +392,26 @@ class Scheduler:
         raise ProviderTimeoutError(f"no answer within {self.settings.timeout:g}s", provider=label)
 
     def _turn_vars(self, state: _ConversationState, turn_index: int) -> dict[str, Any]:
-        """The turn's variables as the flow gives them, with the run's `--var` values on top."""
-        return {**state.conversation.turns[turn_index].vars, **self.extra_vars}
+        """The turn's variables as the flow gives them, with the run's `--var` values on top (and, once the turn
+        was built, what its `transformVars` made of them)."""
+        built = state.turns[turn_index].vars
+        return built if built is not None else {**state.conversation.turns[turn_index].vars, **self.extra_vars}
+
+    async def _built_vars(self, state: _ConversationState, turn_index: int) -> dict[str, Any]:
+        """The turn's vars, through the test's `transformVars` the first time (a failure is the prompt's error)."""
+        turn = state.turns[turn_index]
+        if turn.vars is None:
+            given = self._turn_vars(state, turn_index)
+            transform = state.conversation.turns[turn_index].options.get("transformVars")
+            if isinstance(transform, str) and transform.strip():
+                try:
+                    changed = await transformed_vars(transform, given, self._base_dir, self.settings.timeout)
+                except TransformError as exc:
+                    raise PromptError(str(exc)) from exc
+                turn.transformed_vars = {k: v for k, v in changed.items() if k not in given or given[k] != v}
+                given = changed
+            turn.vars = given
+        return turn.vars
 
     async def _hold_session_slot(self, state: _ConversationState, node: CallNode, provider: Provider) -> None:
         """Providers that keep a session open count sessions, not requests: hold a slot for the conversation."""
@@ -519,7 +541,7 @@ class Scheduler:
             is_fallback=node.is_fallback,
             attempts=turn.attempts,
             status=status,
-            vars={k: v for k, v in turn_spec.vars.items() if not k.startswith("_")},
+            vars={k: v for k, v in {**turn_spec.vars, **turn.transformed_vars}.items() if not k.startswith("_")},
             description=turn_spec.description,
             prompt_messages=turn.prompt_messages,
             request_messages=turn.request_messages,

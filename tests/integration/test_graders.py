@@ -53,8 +53,8 @@ def test_an_assertion_test_and_flow_grader_each_grade_their_own(tmp_path: Path) 
 
 
 def test_an_unsupported_test_option_is_a_warning_not_silence(tmp_path: Path) -> None:
-    flow = rtflow.load(_flow(tmp_path, [{"vars": {"question": "x"}, "options": {"transformVars": "x"}}]))
-    assert any("test option `transformVars` is not supported" in warning for warning in flow.warnings)
+    flow = rtflow.load(_flow(tmp_path, [{"vars": {"question": "x"}, "options": {"storeOutputAs": "x"}}]))
+    assert any("test option `storeOutputAs` is not supported" in warning for warning in flow.warnings)
 
 
 def test_a_grader_of_an_unknown_kind_is_a_load_error_at_its_place(tmp_path: Path) -> None:
