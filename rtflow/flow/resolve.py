@@ -11,22 +11,19 @@ reported at its key path, and at its file:line:column when the flow came from a 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from rtflow.errors import FlowError, PromptError, ProviderConfigError, did_you_mean, loose_key
 from rtflow.flow.assertion_types import BASE_ASSERTION_TYPES, grader_key, split_negation
-from rtflow.flow.local_files import read_text
+from rtflow.flow.local_files import DataFileError, parse_data, read_text
 from rtflow.flow.problems import Path_, Places, Problem
 from rtflow.flow.spec import AssertionSpec, FlowSpec, ProviderSpec
-from rtflow.flow.yaml_reader import describe_error, read_data
 from rtflow.pyref import FILE_PREFIX, resolve_path
 
 __all__ = ["AUDIO_SUFFIXES", "resolve"]
@@ -277,20 +274,10 @@ def _read_var_file(reference: str, base_dir: Path) -> Any:
     if suffix in BINARY_SUFFIXES:
         return str(path)
     text = read_text(path, "var file")  # LocalFileError is a ValueError: reported at the var's place
-    if suffix == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{reference} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-        except RecursionError:
-            raise ValueError(f"{reference} nests its JSON too deeply") from None
-    if suffix in {".yaml", ".yml"}:
-        try:
-            return read_data(text)[0]  # the flow file's own reader, with its limits
-        except yaml.YAMLError as exc:
-            reason, line, column = describe_error(exc, text)
-            where = f" (line {line}, column {column})" if line is not None else ""
-            raise ValueError(
-                f"{reference} is not valid YAML{where}: {reason.removeprefix('YAML syntax error: ')}"
-            ) from None
-    return text
+    if suffix not in {".json", ".yaml", ".yml"}:
+        return text
+    try:
+        return parse_data(text, suffix)
+    except DataFileError as exc:
+        where = f" (line {exc.line}, column {exc.column})" if exc.line is not None else ""
+        raise ValueError(f"{reference} is not valid {exc.language}{where}: {exc.reason}") from None

@@ -24,11 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rtflow.flow.assertion_types import PROMPTFOO_ASSERTION_TYPES
-from rtflow.flow.local_files import LocalFileError, read_text
-from rtflow.flow.yaml_reader import describe_error, read_data
+from rtflow.flow.local_files import DataFileError, LocalFileError, parse_data, read_text
 from rtflow.pyref import FILE_PREFIX
 
 __all__ = ["TestFileError", "TestOrigin", "assertion_from_string", "expand_test_files", "read_vars_file"]
@@ -138,7 +135,7 @@ def _read_tests(path: Path) -> Iterator[tuple[Any, int]]:
     elif suffix == ".jsonl":
         yield from _jsonl_tests(text, path)
     else:
-        data = _json_data(text, path) if suffix == ".json" else _yaml_data(text, path)
+        data = _data(text, path, suffix)
         items = data if isinstance(data, list) else [data]
         for item in items:
             if not isinstance(item, dict):
@@ -243,21 +240,11 @@ def _test_from_row(row: dict[str, str], path: Path, number: int) -> dict[str, An
     return test
 
 
-def _json_data(text: str, path: Path) -> Any:
+def _data(text: str, path: Path, suffix: str) -> Any:
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TestFileError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    except RecursionError:
-        raise TestFileError(f"{path}: the JSON nests too deeply") from None
-
-
-def _yaml_data(text: str, path: Path) -> Any:
-    try:
-        return read_data(text)[0]  # the flow file's own reader, with its limits
-    except yaml.YAMLError as exc:
-        reason, line, _column = describe_error(exc, text)
-        raise TestFileError(f"{path}:{line or 1}: {reason}") from None
+        return parse_data(text, suffix)
+    except DataFileError as exc:
+        raise TestFileError(f"{path}:{exc.line or 1}: not valid {exc.language}: {exc.reason}") from None
 
 
 def _kind(value: Any) -> str:
@@ -279,7 +266,7 @@ def read_vars_file(reference: str, base_dir: Path) -> dict[str, Any]:
         text = read_text(path, "vars file")
     except LocalFileError as exc:
         raise TestFileError(str(exc)) from None
-    data = _json_data(text, path) if suffix == ".json" else _yaml_data(text, path)
+    data = _data(text, path, suffix)
     if not isinstance(data, dict):
         raise TestFileError(f"{path}: a vars file holds a mapping of names to values, got {_kind(data)}")
     return data
