@@ -13,10 +13,10 @@ they do not need: a flow that is only validated never imports the providers, the
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rtflow._version import __version__
+from rtflow.lazy_names import lazy_names
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and editors
     from rtflow.api import arun, run
@@ -76,15 +76,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module, attribute = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'rtflow' has no attribute {name!r}") from None
-    value = getattr(import_module(module), attribute)
-    globals()[name] = value  # resolved once; later lookups are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, globals(), _LAZY)

@@ -24,6 +24,7 @@ LEAVES = {
     "rtflow.output_paths",
     "rtflow.terminal",
     "rtflow.gc_pause",
+    "rtflow.lazy_names",
     "rtflow.user_code",
 }
 """Modules every layer may use; they import nothing of rtflow but one another."""

@@ -26,8 +26,9 @@ JavaScript reference without loading anyio or the bridge; nothing starts Node un
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rtflow.lazy_names import lazy_names
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and editors
     from rtflow.js.bridge import JsBridge
@@ -66,15 +67,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'rtflow.js' has no attribute {name!r}") from None
-    value = getattr(import_module(module), name)
-    globals()[name] = value  # resolved once; later lookups are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, globals(), _LAZY)

@@ -12,8 +12,9 @@ The names resolve on first use (PEP 562), like `rtflow`'s own: `rtflow --help` l
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rtflow.lazy_names import lazy_names
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and editors
     from rtflow.sim.config import Fault, LatencyConfig, SimConfig, parse_fault
@@ -31,15 +32,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'rtflow.sim' has no attribute {name!r}") from None
-    value = getattr(import_module(module), name)
-    globals()[name] = value  # resolved once; later lookups are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, globals(), _LAZY)
