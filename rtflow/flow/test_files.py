@@ -26,7 +26,7 @@ from typing import Any
 
 from rtflow.flow.assertion_types import PROMPTFOO_ASSERTION_TYPES
 from rtflow.flow.local_files import DataFileError, LocalFileError, parse_data, read_text
-from rtflow.pyref import FILE_PREFIX
+from rtflow.pyref import FILE_PREFIX, resolve_path
 
 __all__ = ["TestFileError", "TestOrigin", "assertion_from_string", "expand_test_files", "read_vars_file"]
 
@@ -255,8 +255,7 @@ def _kind(value: Any) -> str:
 
 def read_vars_file(reference: str, base_dir: Path) -> dict[str, Any]:
     """A test's whole `vars` written as a file (`vars: file://vars.yaml` or `.json`), as promptfoo allows."""
-    path = Path(reference.removeprefix(FILE_PREFIX))
-    path = path if path.is_absolute() else base_dir / path
+    path = resolve_path(reference, base_dir)
     suffix = path.suffix.lower()
     if suffix not in (".json", ".yaml", ".yml"):
         raise TestFileError(

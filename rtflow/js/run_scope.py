@@ -17,6 +17,7 @@ from typing import Any
 from rtflow.js.bridge import JsBridge
 from rtflow.js.errors import JsError
 from rtflow.js.refs import function_ref_from_text, split_js_ref
+from rtflow.pyref import resolve_path
 
 __all__ = ["call_js", "evaluate_js", "js_for_run"]
 
@@ -58,5 +59,4 @@ async def call_js(reference: str, args: Sequence[Any], *, base_dir: Path, timeou
     if parts is None:
         raise JsError(f"{reference!r} does not name a JavaScript file", file=None, kind="load")
     file, export = parts
-    path = Path(file) if Path(file).is_absolute() else base_dir / file
-    return await bridge.call(path, export, args, timeout=timeout)
+    return await bridge.call(resolve_path(file, base_dir), export, args, timeout=timeout)

@@ -24,7 +24,7 @@ import anyio
 
 from rtflow.errors import FlowError
 from rtflow.messages import ToolCall
-from rtflow.pyref import FILE_PREFIX, load_callable
+from rtflow.pyref import FILE_PREFIX, load_callable, resolve_path
 from rtflow.user_code import UserCodeError, call_user_code
 
 __all__ = ["PendingCall", "ToolRunner", "chat_tools", "native_tools"]
@@ -74,7 +74,7 @@ def _handler(reference: str, base_dir: Path, timeout: float) -> Callable[..., An
     if parts is not None:
         from rtflow.js.node import find_node
 
-        path = Path(parts[0]) if Path(parts[0]).is_absolute() else base_dir / parts[0]
+        path = resolve_path(parts[0], base_dir)
         if not path.is_file():
             raise FlowError(f"tool handler {reference}: no such file {path}")
         find_node(path)
