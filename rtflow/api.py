@@ -21,7 +21,7 @@ from typing import Any, ParamSpec, TypeVar
 import anyio
 import anyio.abc
 
-from rtflow.errors import FlowError, ProviderError, RtflowError
+from rtflow.errors import FlowError, ProviderError, RtflowError, first_error_in
 from rtflow.flow.assertion_types import grader_key, is_model_graded
 from rtflow.flow.loader import load
 from rtflow.flow.spec import FlowSpec, ProviderSpec
@@ -50,17 +50,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 TurnCallback = Callable[[TurnRecord], Awaitable[None] | None]
-
-
-def _first_rtflow_error(group: BaseExceptionGroup[BaseException]) -> RtflowError | None:
-    for exc in group.exceptions:
-        if isinstance(exc, RtflowError):
-            return exc
-        if isinstance(exc, BaseExceptionGroup):
-            found = _first_rtflow_error(exc)
-            if found is not None:
-                return found
-    return None
 
 
 async def _await(awaitable: Awaitable[None]) -> None:
@@ -338,7 +327,7 @@ async def arun(
             raise
         except BaseExceptionGroup as group:
             # A task group wraps what its tasks raised; an rtflow error (the run store failing) is shown as such.
-            first = _first_rtflow_error(group)
+            first = first_error_in(group, RtflowError)
             if first is None:
                 raise
             raise first from group

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import TypeVar
 
 __all__ = [
     "AuthenticationError",
@@ -51,6 +52,7 @@ __all__ = [
     "SimulatorError",
     "StoreError",
     "ToolError",
+    "first_error_in",
 ]
 
 
@@ -281,3 +283,21 @@ def did_you_mean(key: str, known: Iterable[str], *, prefix: str = "") -> str:
     if suggestion is not None:
         return f"did you mean `{prefix}{suggestion}`?"
     return "expected one of: " + ", ".join(f"`{name}`" for name in known)
+
+
+_Error = TypeVar("_Error", bound=BaseException)
+
+
+def first_error_in(group: BaseExceptionGroup[BaseException], kind: type[_Error]) -> _Error | None:
+    """The first error of `kind` in a task group's failure (nested groups searched in order), else None.
+
+    A task group wraps what failed in an ExceptionGroup, which no retry, fallback or exit code knows: the
+    callers raise the one error inside instead."""
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            found = first_error_in(error, kind)
+            if found is not None:
+                return found
+        elif isinstance(error, kind):
+            return error
+    return None

@@ -48,6 +48,7 @@ from rtflow.errors import (
     ProviderError,
     ProviderTimeoutError,
     ResponseFailedError,
+    first_error_in,
 )
 from rtflow.log import get_logger
 from rtflow.messages import AUDIO_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest
@@ -516,7 +517,7 @@ class RealtimeSession:
         except BaseExceptionGroup as group:
             # A task group wraps what failed in a group, which no retry, fallback or status knows: the turn's
             # error is the one inside (the reader's ProviderError first, else the sender's).
-            raise _the_error_in(group) from None
+            raise (first_error_in(group, ProviderError) or first_error_in(group, BaseException) or group) from None
         return result
 
     async def _read_spoken_response(self, state: _TurnState) -> ResponseResult:
@@ -613,19 +614,6 @@ class RealtimeSession:
         finally:
             matcher.report(self._notes)
         raise ProviderTimeoutError(f"no event from the server for {timeout:g} s", provider=self._label)
-
-
-def _the_error_in(group: BaseExceptionGroup) -> BaseException:
-    """The first ProviderError in a task group's failure, else its first error."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        error = pending.pop(0)
-        if isinstance(error, BaseExceptionGroup):
-            pending.extend(error.exceptions)
-        else:
-            leaves.append(error)
-    return next((error for error in leaves if isinstance(error, ProviderError)), leaves[0])
 
 
 def _event_name(event: ServerEvent) -> str:
