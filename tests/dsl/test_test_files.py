@@ -155,3 +155,10 @@ def test_a_vars_file_that_is_not_a_mapping_is_named(tmp_path: Path) -> None:
     assert (
         "flow.yaml:4:" in str(refused.value) and "vars.yaml" in str(refused.value) and "mapping" in str(refused.value)
     )
+
+
+def test_a_quote_left_open_in_a_csv_file_is_an_error_not_a_test(tmp_path: Path) -> None:
+    (tmp_path / "tests.csv").write_text('question,__expected\nHello?,contains:Hello\n"unclosed,x\n')
+    with pytest.raises(FlowLoadError) as refused:
+        rtflow.load(_flow(tmp_path, "file://tests.csv"))
+    assert "tests.csv:" in str(refused.value) and "not valid CSV" in str(refused.value), str(refused.value)
