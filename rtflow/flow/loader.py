@@ -64,8 +64,9 @@ def _load_javascript(path: Path) -> FlowSpec:
 
     try:
         data = load_js_config(path.resolve())
-    except JsError as exc:
-        raise FlowLoadError(exc.message, file=str(path)) from None
+    except JsError as exc:  # its file and line are the place: said once, not inside the message too
+        reason = f"{exc.name}: {exc.reason}" if exc.name and not exc.reason.startswith(exc.name) else exc.reason
+        raise FlowLoadError(reason, file=str(exc.file or path), line=exc.line) from None
 
     def as_flow_data(value: Any) -> Any:
         if isinstance(value, JsFunctionRef):
