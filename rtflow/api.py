@@ -8,6 +8,7 @@ to the store (and to a streamed JSONL file when asked) the moment it is known, t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 import signal
@@ -77,7 +78,7 @@ def _provider_for(spec: ProviderSpec, base_dir: Path, sim_url: str | None) -> Pr
     info = spec.to_info(base_dir)
     if sim_url is not None and info.id.startswith("openai:"):
         config = {**info.config, "api_base_url": sim_url, "api_key": SIM_API_KEY}
-        info = type(info)(id=info.id, label=info.label, config=config, base_dir=info.base_dir)
+        info = dataclasses.replace(info, config=config)
     register_secret(info.config.get("api_key"))
     return create_provider(info)
 

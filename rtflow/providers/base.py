@@ -35,6 +35,8 @@ class ProviderInfo:
     """The provider's `config` block, keys in snake_case."""
     base_dir: Path = field(default_factory=Path.cwd)
     """The flow file's folder, against which `file://` references resolve."""
+    transform: str | None = None
+    """The flow's `transform` for this provider's outputs, applied before the assertions judge them."""
 
     @property
     def model(self) -> str:

@@ -488,7 +488,11 @@ class Scheduler:
             timeout=self.settings.timeout,
         )
         async with self._grading:
-            results = await self._judge(turn_spec.asserts, turn_spec.options.get("transform"), turn.output, context)
+            transforms = {
+                f"provider {record.provider}'s transform": self.providers[record.provider].info.transform,
+                "transform": turn_spec.options.get("transform"),
+            }
+            results = await self._judge(turn_spec.asserts, transforms, turn.output, context)
         passed = turn_passed(results, turn_spec.threshold)
         self._save(record.model_copy(update={"assertions": results, "status": "passed" if passed else "failed"}))
         self._log.info("grade.finished", run=self.run_id, node=node.id, passed=passed)
@@ -496,12 +500,14 @@ class Scheduler:
 
     @staticmethod
     async def _judge(
-        asserts: list[AssertionSpec], transform: Any, output: TurnOutput, context: AssertionContext
+        asserts: list[AssertionSpec], transforms: dict[str, Any], output: TurnOutput, context: AssertionContext
     ) -> list[AssertionResult]:
-        """The assertions' verdicts, on the output as the test's `transform` (if any) leaves it."""
-        if isinstance(transform, str) and transform.strip():
+        """The assertions' verdicts, on the output as `transforms` (named for errors, in order) leave it."""
+        for what, transform in transforms.items():
+            if not (isinstance(transform, str) and transform.strip()):
+                continue
             try:
-                output = await transformed(transform, output, context)
+                output = await transformed(transform, output, context, what=what)
             except TransformError as exc:  # nothing can be judged: one failed result that says why
                 return [AssertionResult(type="transform", passed=False, score=0.0, reason=str(exc), error=str(exc))]
         return await evaluate_assertions(asserts, output, context=context)

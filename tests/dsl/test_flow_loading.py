@@ -146,11 +146,20 @@ providers:
 prompts: ["{{ q }}"]
 tests:
   - vars: {q: hi}
-    assert: [{type: icontains, value: hi, transform: output.trim()}]
+    assert: [{type: icontains, value: hi, rubricPrompt: "grade {{output}}"}]
 """
     )
     named = " ".join(flow.warnings)
-    for key in ["sharing", "tags", "evaluateOptions", "env", "nunjucksFilters", "derivedMetrics", "delay", "transform"]:
+    for key in [
+        "sharing",
+        "tags",
+        "evaluateOptions",
+        "env",
+        "nunjucksFilters",
+        "derivedMetrics",
+        "delay",
+        "rubricPrompt",
+    ]:
         assert f"`{key}`" in named
     assert len(flow.warnings) == 8
 

@@ -79,3 +79,48 @@ def test_a_failing_transform_vars_is_the_turns_prompt_error(tmp_path: Path) -> N
     turn = _run_vars(tmp_path, "return 42;")
     assert turn.status == "error" and turn.error.kind == "prompt"
     assert "transformVars returned int" in turn.error.message
+
+
+def _run_layers(folder: Path, provider_transform: str | None, assertion: dict[str, Any]) -> Any:
+    provider: dict[str, Any] = {"id": "openai:chat:gpt-4.1-mini"}
+    if provider_transform is not None:
+        provider["transform"] = provider_transform
+    document = {
+        "providers": [provider],
+        "prompts": ["{{ question }}"],
+        "tests": [
+            {
+                "vars": {"question": "Hello There"},
+                "options": {"transform": "output + ' [test]'"},
+                "assert": [assertion, {"type": "contains", "value": "[test]"}],
+            }
+        ],
+        "execution": {"timeout": "5s", "retries": 0},
+    }
+    flow = folder / "flow.yaml"
+    flow.write_text(yaml.safe_dump(document))
+    (turn,) = rtflow.run(flow, sim=True, store=False).turns
+    return turn
+
+
+def test_provider_then_test_then_assertion_transforms_apply_in_promptfoos_order(tmp_path: Path) -> None:
+    """The provider's transform runs first, the test's on its result, an assertion's own on that, for it alone."""
+    assertion = {"type": "equals", "value": "[PROVIDER] [TEST]!", "transform": "output.slice(-20).toUpperCase() + '!'"}
+    turn = _run_layers(tmp_path, "'[provider]'", assertion)
+    assert turn.status == "passed", turn.assertions
+    own, plain = turn.assertions
+    assert own.passed and plain.passed  # the second assertion saw the output without the first one's transform
+    assert "Hello There" in turn.output.text  # the stored output is what the model said
+
+
+def test_a_failing_assertion_transform_fails_that_assertion_alone(tmp_path: Path) -> None:
+    turn = _run_layers(tmp_path, None, {"type": "contains", "value": "x", "transform": "output.nosuch()"})
+    own, plain = turn.assertions
+    assert not own.passed and "the assertion's transform failed" in own.reason and "nosuch" in own.reason
+    assert plain.passed
+
+
+def test_a_failing_provider_transform_names_the_provider(tmp_path: Path) -> None:
+    turn = _run_layers(tmp_path, "output.nosuch()", {"type": "contains", "value": "Hello"})
+    (result,) = turn.assertions
+    assert result.type == "transform" and "provider openai:chat:gpt-4.1-mini's transform failed" in result.reason

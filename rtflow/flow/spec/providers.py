@@ -20,7 +20,7 @@ __all__ = ["ProviderSpec"]
 class ProviderSpec(_SpecModel):
     """One provider entry: a bare id string, or a mapping with a label, config and fallbacks."""
 
-    promptfoo_unimplemented: ClassVar[frozenset[str]] = frozenset({"delay", "transform", "prompts", "env"})
+    promptfoo_unimplemented: ClassVar[frozenset[str]] = frozenset({"delay", "prompts", "env"})
 
     id: str = Field(pattern=r"^[^:\s]+:[^:\s]+(:\S.*)?$")
     """`kind:api:model`, for example `openai:realtime:gpt-realtime` or `openai:chat:gpt-4.1-mini`."""
@@ -28,6 +28,9 @@ class ProviderSpec(_SpecModel):
     """Display name and node-id prefix; defaults to the id. No `/`, `~`, `#` or spaces."""
     config: dict[str, Any] = Field(default_factory=dict, repr=False)  # may hold a rendered key: keep out of reprs
     """Provider settings as written (after `{{ env.NAME }}` rendering); each provider validates its own keys."""
+    transform: str | None = None
+    """promptfoo's provider `transform`: the provider's output as the test's transform and assertions see it,
+    made by JavaScript or `file://x.py:fn` (the stored output stays what the model said)."""
     fallback: list[ProviderSpec] = Field(default_factory=list)
     """Providers tried in order when this one fails after its retries; a single id or entry is accepted."""
 
@@ -57,7 +60,9 @@ class ProviderSpec(_SpecModel):
     def to_info(self, base_dir: Path) -> ProviderInfo:
         """The provider interface's view: config keys in snake_case, `file://` resolving against `base_dir`."""
         config = {_snake_case(key): value for key, value in self.config.items()}
-        return ProviderInfo(id=self.id, label=self.display_label, config=config, base_dir=base_dir)
+        return ProviderInfo(
+            id=self.id, label=self.display_label, config=config, base_dir=base_dir, transform=self.transform
+        )
 
     def chain(self) -> list[ProviderSpec]:
         """This provider followed by its fallbacks (and theirs), in the order they are tried."""

@@ -22,7 +22,7 @@ __all__ = ["AssertionSpec", "TestSpec", "ThreadSpec", "ThreadTurnSpec", "TurnSpe
 class AssertionSpec(_SpecModel):
     """One assertion on a turn's output, in promptfoo's shape."""
 
-    promptfoo_unimplemented: ClassVar[frozenset[str]] = frozenset({"transform", "rubricPrompt", "contextTransform"})
+    promptfoo_unimplemented: ClassVar[frozenset[str]] = frozenset({"rubricPrompt", "contextTransform"})
 
     type: str = Field(min_length=1)
     """The assertion kind, e.g. `icontains`, `regex`, `llm-rubric`; a `not-` prefix inverts it.
@@ -41,6 +41,9 @@ class AssertionSpec(_SpecModel):
     `options.provider` and the flow's `grader`."""
     config: dict[str, Any] = Field(default_factory=dict)
     """Extra settings for the assertion kind."""
+    transform: str | None = None
+    """promptfoo's assertion `transform`: what this assertion alone judges, made from the output (after the
+    provider's and the test's transforms) by JavaScript or `file://x.py:fn`, as the test's `transform` is."""
 
 
 # ------------------------------------------------------------------------------------------------ tests, turns

@@ -20,6 +20,7 @@ from rtflow.results.assertions.measures import MEASURE_CHECKS
 from rtflow.results.assertions.rubric import check_llm_rubric
 from rtflow.results.assertions.structured import ASYNC_STRUCTURED_CHECKS, STRUCTURED_CHECKS
 from rtflow.results.assertions.text import TEXT_CHECKS
+from rtflow.results.assertions.transform import TransformError, transformed
 from rtflow.results.records import AssertionResult
 
 __all__ = [
@@ -64,12 +65,22 @@ async def _judge(spec: AssertionLike, value: Any, output: TurnOutput, context: A
     raise Unevaluable(_unknown_type_message(spec.type))
 
 
+async def _own_transform(transform: str, output: TurnOutput, context: AssertionContext) -> TurnOutput:
+    """The output as the assertion's own `transform` leaves it, for that assertion alone."""
+    try:
+        return await transformed(transform, output, context, what="the assertion's transform")
+    except TransformError as exc:
+        raise Unevaluable(str(exc)) from exc
+
+
 async def evaluate_one(spec: AssertionLike, output: TurnOutput, context: AssertionContext) -> AssertionResult:
     """The verdict of one assertion on one output; never raises for a bad assertion or a failed grader."""
     _, negated = split_negation(spec.type)
     value: Any = spec.value
     try:
         value = render_value(spec.value, context.vars)
+        if spec.transform:
+            output = await _own_transform(spec.transform, output, context)
         verdict = await _judge(spec, value, output, context)
     except Unevaluable as exc:
         return AssertionResult(

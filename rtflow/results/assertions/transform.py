@@ -1,5 +1,8 @@
-"""promptfoo's test options `transform` (the output, changed by user code, before the turn's assertions see it)
-and `transformVars` (the turn's vars, changed by user code, before its prompt renders and its assertions run).
+"""promptfoo's `transform`s and `transformVars`.
+
+A `transform` changes the output, by user code, before assertions see it: the provider's first, then the test
+options', then an assertion's own for that assertion alone. `transformVars` changes the turn's vars before its
+prompt renders and its assertions run.
 
 `transform: output.trim().toLowerCase()` (JavaScript, promptfoo's language for it: an expression, or a body that
 returns), `file://transform.js[:name]`, or `file://transform.py:fn` (Python). It gets the output text and a
@@ -52,10 +55,13 @@ async def transformed_vars(transform: str, vars: dict[str, Any], base_dir: Any, 
     return {**vars, **result}
 
 
-async def transformed(transform: str, output: TurnOutput, context: AssertionContext) -> TurnOutput:
-    """`output` with its text replaced by what `transform` returns for it."""
+async def transformed(
+    transform: str, output: TurnOutput, context: AssertionContext, *, what: str = "transform"
+) -> TurnOutput:
+    """`output` with its text replaced by what `transform` returns for it; `what` names the transform in errors
+    (the provider's, the test's or an assertion's)."""
     transform_context = {"vars": dict(context.vars)}
     names = {"output": output.text, "context": transform_context}
-    result = await _run_transform(transform, names, context.base_dir, context.timeout, "transform")
+    result = await _run_transform(transform, names, context.base_dir, context.timeout, what)
     text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
     return output.model_copy(update={"text": text})
