@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "AudioOutput",
     "ContentPart",
+    "EventMark",
+    "Interruption",
+    "InterruptPlan",
     "Message",
     "Role",
     "ToolCall",
@@ -83,6 +86,25 @@ class Message(_Strict):
         return cls(role=role, content=text)
 
 
+class InterruptPlan(_Strict):
+    """When the caller barges in on an answer: after so much audio heard, so many words heard, or an event."""
+
+    after_ms: float | None = None
+    """Milliseconds of the answer's audio heard (by the playback clock)."""
+    after_words: int | None = None
+    """Words of the answer's transcript heard."""
+    after_event: str | None = None
+    """A server event type: the caller barges in when it arrives."""
+
+    def describe(self) -> str:
+        """`after 600 ms heard`, for reasons and reports."""
+        if self.after_ms is not None:
+            return f"after {self.after_ms:g} ms heard"
+        if self.after_words is not None:
+            return f"after {self.after_words} words heard"
+        return f"at {self.after_event}"
+
+
 class TurnRequest(_Strict):
     """What the scheduler asks of a provider for one turn.
 
@@ -101,6 +123,12 @@ class TurnRequest(_Strict):
     """The turn's variables, for providers that need them (audio file paths, ...)."""
     artifact_dir: str | None = None
     """A folder where the provider may write files for this turn (output audio)."""
+    interrupt: InterruptPlan | None = None
+    """Cut the answer short when this much of it has been heard (the caller barges in)."""
+    after_answer: list[dict[str, Any]] = Field(default_factory=list)
+    """Script steps to play once the answer is read: `{silence_s}` or `{wait_for, timeout_s}`."""
+    paced_playback: bool = True
+    """Play the answer's audio at its real rate (a speaker); off, what has arrived counts as heard at once."""
 
 
 class ToolCall(_Strict):
@@ -153,6 +181,57 @@ class TurnMetrics(_Strict):
     real_time_factor: float | None = None
     """Time from the request to the last audio delta, divided by the output audio's duration (below 1: the
     audio arrived faster than it plays)."""
+    ttfb_ms: float | None = None
+    """From the request to the first delta of any kind (text, transcript or audio)."""
+    ttfa_ms: float | None = None
+    """From the request to the first audible audio the caller hears (leading silence counts as waiting)."""
+    response_latency_ms: float | None = None
+    """From the end of the caller's speech (the VAD's speech_stopped, or the end of the clip) to the first
+    audible audio (first delta for a text answer)."""
+    yield_ms: float | None = None
+    """After a barge-in: from the interruption to the last audio delta the agent sent (0: none came after)."""
+    yield_done_ms: float | None = None
+    """After a barge-in: from the interruption to the cancelled response's `response.done`."""
+    tool_silence_ms: list[float] = Field(default_factory=list)
+    """Per tool round: from the last audio heard before the call to the first audio after its output."""
+    agent_speaking_ms: float | None = None
+    """How long the caller heard the agent speak (all of its audio, or up to the cut)."""
+    caller_speaking_ms: float | None = None
+    """How long the caller spoke (input audio sent)."""
+    overlap_ms: float | None = None
+    """How long both spoke at once (caller audio sent while the agent's audio played)."""
+
+
+class EventMark(_Strict):
+    """One event of a turn on its timeline (a run of the same delta event is one mark with a count)."""
+
+    type: str
+    """The event type, as on the wire (`response.output_audio.delta`, `response.cancel`, ...)."""
+    source: Literal["server", "client"]
+    """Who sent it."""
+    at_ms: float
+    """When it was sent or received, from the start of the turn."""
+    last_ms: float | None = None
+    """For a run of the same delta: when its last one came."""
+    count: int = 1
+    """How many events this mark stands for."""
+    detail: str | None = None
+    """What matters about it: a response's status and reason, a tool's name, an error's code."""
+
+
+class Interruption(_Strict):
+    """How an answer was cut short by the caller."""
+
+    plan: str
+    """What the flow asked for (`after 600 ms heard`)."""
+    at_ms: float
+    """When the caller barged in, from the request."""
+    audio_end_ms: int | None = None
+    """The audio position sent in `conversation.item.truncate`: what the caller had heard."""
+    item_id: str | None = None
+    """The truncated item."""
+    reason: str | None = None
+    """How the response ended: `client_cancelled`, `turn_detected`, or `completed` when it finished first."""
 
 
 class AudioOutput(_Strict):
@@ -196,3 +275,14 @@ class TurnOutput(_Strict):
     """Seconds the server says to hold new requests because a rate limit is exhausted (None: no such hint)."""
     protocol_warnings: list[str] = Field(default_factory=list)
     """What the server sent that was skipped, and why (a bad frame, a field of the wrong type, a capped wait)."""
+    heard_text: str | None = None
+    """When the answer was cut short: the part of `text` the caller heard (None: it was heard whole)."""
+    interruption: Interruption | None = None
+    """How the answer was cut short, when it was."""
+    events: list[EventMark] = Field(default_factory=list)
+    """The turn's events in order, server and client, with their times (for event assertions and reports)."""
+
+    @property
+    def heard(self) -> str:
+        """What the caller heard: the whole text, or the part before the cut."""
+        return self.text if self.heard_text is None else self.heard_text

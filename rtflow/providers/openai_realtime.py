@@ -51,7 +51,16 @@ from rtflow.errors import (
     first_error_in,
 )
 from rtflow.log import get_logger
-from rtflow.messages import AUDIO_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest
+from rtflow.messages import (
+    AUDIO_PART_TYPES,
+    Interruption,
+    InterruptPlan,
+    Message,
+    ToolCall,
+    TurnMetrics,
+    TurnOutput,
+    TurnRequest,
+)
 from rtflow.providers.base import Provider, ProviderInfo
 from rtflow.providers.config import validate_config
 from rtflow.providers.endpoints import (
@@ -71,6 +80,7 @@ from rtflow.providers.ratelimits import capped_wait, pause_from_realtime_limits
 from rtflow.providers.realtime_events import EventBuilder, RealtimeConfig
 from rtflow.providers.realtime_outcomes import ResponseMatcher, ResponseResult, error_from_body, finish_response
 from rtflow.providers.realtime_socket import open_socket
+from rtflow.providers.realtime_timing import TurnTimeline
 from rtflow.providers.realtime_socket import translate_errors as _translate_errors
 from rtflow.providers.realtime_voice import InputAudio, TurnDetection, load_input_audio, outgoing_messages, stream_audio
 from rtflow.providers.realtime_wire import (
@@ -89,6 +99,7 @@ from rtflow.providers.realtime_wire import (
     TextDelta,
     Transcription,
     read_event,
+    read_frame,
 )
 from rtflow.providers.tool_rounds import ToolRounds, run_tool_rounds
 from rtflow.providers.tools import ToolRunner
@@ -105,6 +116,7 @@ _FINISHED_KEPT = 64
 """How many finished response ids a session remembers, so late events of theirs are known as strays."""
 _SUPERSEDED_MAX = 20
 """Responses a server may cancel for more speech (`turn_detected`) in one turn before the turn fails."""
+_TRANSCRIPT_DELTAS = frozenset({"response.output_audio_transcript.delta", "response.audio_transcript.delta"})
 
 
 class RealtimeProvider(Provider):
@@ -208,6 +220,13 @@ class _TurnState:
     """Accumulates a turn's results across its responses."""
 
     started: float
+    timeline: TurnTimeline
+    plan: InterruptPlan | None = None
+    """Where the caller barges in on the answer (the flow's `interrupt`)."""
+    interruption: Interruption | None = None
+    """How the answer was cut, once it was."""
+    heard_text: str | None = None
+    truncate_confirmed: bool = False
     metrics: TurnMetrics = field(default_factory=TurnMetrics)
     audio: bytearray = field(default_factory=bytearray)
     first_request_at: float | None = None
@@ -249,13 +268,21 @@ class RealtimeSession:
         """The last `rate_limits.updated` figures the server sent."""
         self.protocol_warnings: list[str] = self._notes.warnings
         """What the server sent during the last turn that was skipped, and why (see `ProtocolNotes`)."""
+        self._playing_until: float | None = None
+        """When the caller will have heard the last answer to its end: the next turn waits for it."""
 
     async def send(self, request: TurnRequest) -> TurnOutput:
         """Answer one turn, sending only what the server session does not hold yet."""
         self._notes = ProtocolNotes(self._label, log_event="realtime.protocol_warning", key=self._key)
         self.protocol_warnings = self._notes.warnings
         self._sent_this_turn = set()
-        state = self._turn = _TurnState(started=time.perf_counter())
+        playing_until, self._playing_until = self._playing_until, None
+        if playing_until is not None and playing_until > time.perf_counter():
+            await anyio.sleep(playing_until - time.perf_counter())  # a caller speaks once the agent has finished
+        config = self._provider.config
+        started = time.perf_counter()
+        timeline = TurnTimeline(started, config.output_audio_format or "pcm16", paced=config.playback == "realtime")
+        state = self._turn = _TurnState(started=started, timeline=timeline, plan=request.interrupt)
         cap = self._provider.config.max_retry_after
         try:
             with _translate_errors(self._label, lambda: self._key, max_retry_after=cap):
@@ -325,12 +352,22 @@ class RealtimeSession:
             provider_label=self._label,
         )
         rounds.text = self._redacted(rounds.text) or ""
-        self._held = [*wanted, _message_key(Message.of("assistant", rounds.text))]
+        if state.interruption is not None:
+            state.heard_text = self._redacted(state.heard_text) or ""
+        heard = rounds.text if state.heard_text is None else state.heard_text
+        self._held = [*wanted, _message_key(Message.of("assistant", heard))]
         return rounds
 
     def _output(self, request: TurnRequest, state: _TurnState, rounds: ToolRounds) -> TurnOutput:
         state.metrics.tool_rounds_ms.extend(rounds.round_ms)
         state.metrics.total_ms = (time.perf_counter() - state.started) * 1000
+        timeline = state.timeline
+        cut = state.interruption
+        timeline.fill(state.metrics, state.first_request_at, cut.audio_end_ms if cut is not None else None)
+        if state.metrics.input_audio_s:
+            state.metrics.caller_speaking_ms = state.metrics.input_audio_s * 1000
+        if cut is None and timeline.clock.paced:
+            self._playing_until = timeline.clock.ends_at()
         output_format = self._provider.config.output_audio_format or "pcm16"
         audio = None
         if state.audio:
@@ -352,6 +389,9 @@ class RealtimeSession:
             model=self._server_model or self._provider.info.model,
             rate_limit_pause_s=self._rate_limit_pause(),
         )
+        output.heard_text = state.heard_text if cut is not None else None
+        output.interruption = cut
+        output.events = timeline.marks()
         output.protocol_warnings = self._notes.kept()  # last: the pause above may add one
         return output
 
@@ -417,6 +457,8 @@ class RealtimeSession:
         socket = self._socket
         assert socket is not None
         self._sent_this_turn.add(event["event_id"])
+        if self._turn is not None:
+            self._turn.timeline.client(event["type"], time.perf_counter())
         timeout = self._provider.config.websocket_timeout
         # A server that stops reading fills the socket's buffers, and then a send waits: bound it like silence.
         with anyio.move_on_after(timeout) as waiting:
@@ -445,6 +487,7 @@ class RealtimeSession:
             # Earlier audio (a replayed history), or no server VAD: the client commits each piece itself.
             sent_ms = await stream_audio(self._post, self._events, audio, config, TurnDetection.of_client())
             state.metrics.input_send_ms = (state.metrics.input_send_ms or 0.0) + sent_ms
+            state.timeline.speech_end_at = time.perf_counter()  # the clip has been said
             await self._post(self._events.audio_commit())
             await self._await_committed(audio, state)
 
@@ -485,8 +528,11 @@ class RealtimeSession:
                 state.transcripts[item_id] = transcript
             case AudioCommitted(item_id=item_id) if item_id is not None:
                 state.audio_items.append(item_id)
-            case SpeechStopped() if state.first_request_at is None:
-                state.first_request_at = time.perf_counter()  # voice latency counts from the end of speech
+            case SpeechStopped():
+                now = time.perf_counter()
+                state.timeline.speech_end_at = now
+                if state.first_request_at is None:
+                    state.first_request_at = now  # voice latency counts from the end of speech
             case RateLimitsUpdated(limits=limits):
                 self.rate_limits = list(limits)
             case _:
@@ -548,6 +594,7 @@ class RealtimeSession:
         """Send a tool round's outputs and read the response they lead to."""
         for outcome in outcomes:
             await self._post(self._events.function_output(outcome.call_id, outcome.output or ""))
+        state.timeline.tool_call_answered(time.perf_counter())
         await self._request_response(state)
         return await self._read_response(state)
 
@@ -559,10 +606,14 @@ class RealtimeSession:
             del self._finished[next(iter(self._finished))]
 
     async def _read_response(self, state: _TurnState) -> ResponseResult:
-        """Events up to the turn's `response.done`, collected into a `ResponseResult`."""
+        """Events up to the turn's `response.done`, collected into a `ResponseResult`; with a barge-in planned,
+        the answer is cut when the caller has heard enough of it (`_barge_in`)."""
         socket = self._socket
         assert socket is not None
         timeout = self._provider.config.websocket_timeout
+        timeline = state.timeline
+        metrics = state.metrics
+        plan = state.plan if state.interruption is None else None
         matcher = ResponseMatcher(self._finished)
         pieces: list[str] = []
         lost_frames = False
@@ -579,26 +630,47 @@ class RealtimeSession:
                     if time.monotonic() >= rearm_at:
                         waiting.deadline = anyio.current_time() + timeout
                         rearm_at = time.monotonic() + rearm_every
-                    event = read_event(await socket.recv(), self._notes)
+                    if plan is None:
+                        frame = await socket.recv()
+                    else:
+                        arrived = await self._recv_until_cut(plan, timeline)
+                        if arrived is None:  # the caller barges in now
+                            await self._barge_in(state, plan, pieces, answering=True)
+                            plan = None
+                            continue
+                        frame = arrived
+                    now = time.perf_counter()
+                    kind, event = read_frame(frame, self._notes)
                     match event:
                         case None:
                             lost_frames = True
                         case TextDelta() if matcher.owns(event.response_id, event.item_id):
-                            if state.metrics.first_delta_ms is None and state.first_request_at is not None:
-                                state.metrics.first_delta_ms = (time.perf_counter() - state.first_request_at) * 1000
+                            if kind in _TRANSCRIPT_DELTAS:
+                                timeline.transcript(now, event.text)
+                            else:
+                                timeline.text(now)
+                            if metrics.first_delta_ms is None and state.first_request_at is not None:
+                                metrics.first_delta_ms = (now - state.first_request_at) * 1000
                             pieces.append(event.text)
                         case AudioDelta() if matcher.owns(event.response_id, event.item_id):
-                            state.last_audio_at = time.perf_counter()
-                            if state.metrics.first_audio_ms is None and state.first_request_at is not None:
-                                state.metrics.first_audio_ms = (state.last_audio_at - state.first_request_at) * 1000
+                            timeline.audio(now, event.audio, event.item_id)
+                            state.last_audio_at = now
+                            if metrics.first_audio_ms is None and state.first_request_at is not None:
+                                metrics.first_audio_ms = (now - state.first_request_at) * 1000
                             state.audio.extend(event.audio)
                         case ResponseCreated():
                             matcher.created(event)
                         case OutputItemAdded():
                             matcher.item_added(event)
                         case ResponseDone() if matcher.done(event):
+                            timeline.server("response.done", now, f"{event.status}: {event.reason}")
                             self._remember_finished(matcher.response_id or event.response_id)
-                            return finish_response(
+                            if state.interruption is not None and timeline.cut_response_done_at is None:
+                                timeline.cut_response_done_at = now
+                                result = self._cut_response(event, pieces, state)
+                                await self._await_truncated(state)
+                                return result
+                            result = finish_response(
                                 event,
                                 "".join(pieces),
                                 self._label,
@@ -607,13 +679,112 @@ class RealtimeSession:
                                 key=self._key,
                                 max_retry_after=self._provider.config.max_retry_after,
                             )
+                            if plan is not None and not result.calls:
+                                await self._barge_in_after(state, plan, pieces)
+                            return result
                         case ErrorEvent():
                             self._raise_if_ours(event)
                         case _:
                             self._note(event, state)
+                    if kind is not None:
+                        timeline.server(kind, now)
+                        if kind == "conversation.item.truncated":
+                            state.truncate_confirmed = True
+                    if plan is not None and kind == plan.after_event:
+                        await self._barge_in(state, plan, pieces, answering=True)
+                        plan = None
         finally:
             matcher.report(self._notes)
         raise ProviderTimeoutError(f"no event from the server for {timeout:g} s", provider=self._label)
+
+    # -- barge-in -------------------------------------------------------------------------------------------
+
+    async def _recv_until_cut(self, plan: InterruptPlan, timeline: TurnTimeline) -> str | bytes | None:
+        """The next frame, or None when the moment to barge in comes first."""
+        socket = self._socket
+        assert socket is not None
+        cut_at = timeline.cut_time(plan)
+        if cut_at is None:
+            return await socket.recv()
+        wait = cut_at - time.perf_counter()
+        if wait <= 0:
+            return None
+        with anyio.move_on_after(wait):
+            return await socket.recv()
+        return None
+
+    async def _barge_in(self, state: _TurnState, plan: InterruptPlan, pieces: list[str], *, answering: bool) -> None:
+        """The caller speaks over the answer: stop it (when it is still coming) and cut its item at what was
+        heard, as OpenAI's guide prescribes: `response.cancel`, then `conversation.item.truncate` with
+        `audio_end_ms` = the playback position."""
+        timeline = state.timeline
+        now = time.perf_counter()
+        timeline.cut_at = now
+        heard_ms = timeline.heard_ms(now)
+        if answering:
+            await self._post(self._events.response_cancel())
+        item_id = timeline.audio_item_id
+        if item_id is not None:
+            await self._post(self._events.item_truncate(item_id, heard_ms))
+            state.heard_text = timeline.words.heard(heard_ms)
+        else:  # a text answer: the caller has read what arrived
+            state.heard_text = "".join(pieces)
+        since = state.first_request_at if state.first_request_at is not None else state.started
+        state.interruption = Interruption(
+            plan=plan.describe(),
+            at_ms=round((now - since) * 1000, 1),
+            audio_end_ms=heard_ms if item_id is not None else None,
+            item_id=item_id,
+            reason="client_cancelled" if answering else "completed",
+        )
+
+    async def _barge_in_after(self, state: _TurnState, plan: InterruptPlan, pieces: list[str]) -> None:
+        """The whole answer arrived before the moment to barge in (audio comes faster than it plays): wait for
+        the moment, then cut what is still playing. Nothing is cut when the answer ends before it."""
+        timeline = state.timeline
+        cut_at = timeline.cut_time(plan)
+        if cut_at is None:
+            heard = f"{timeline.clock.received_ms:.0f} ms of audio" if timeline.clock.received_ms else "no audio"
+            self._notes(f"the answer ended ({heard}) before the barge-in point ({plan.describe()}): nothing was cut")
+            return
+        wait = cut_at - time.perf_counter()
+        if wait > 0:
+            await anyio.sleep(wait)
+        await self._barge_in(state, plan, pieces, answering=False)
+        if state.interruption is not None:
+            state.interruption.reason = "completed"
+        await self._await_truncated(state)
+
+    def _cut_response(self, event: ResponseDone, pieces: list[str], state: _TurnState) -> ResponseResult:
+        """The cut response's outcome: what it said before it stopped (its calls are not made)."""
+        if event.status not in ("cancelled", "completed", None):  # a failure is still the turn's error
+            return finish_response(event, "".join(pieces), self._label, note=self._notes, key=self._key)
+        if state.interruption is not None:
+            state.interruption.reason = event.reason or event.status or "cancelled"
+        streamed = "".join(pieces)
+        return ResponseResult(text="".join(event.texts) or streamed, calls=[], usage=event.usage)
+
+    async def _await_truncated(self, state: _TurnState) -> None:
+        """Read up to `conversation.item.truncated` (an error about the truncate fails the turn)."""
+        socket = self._socket
+        assert socket is not None
+        if state.interruption is None or state.interruption.item_id is None or state.truncate_confirmed:
+            return
+        timeout = self._provider.config.websocket_timeout
+        with anyio.move_on_after(timeout):
+            while True:
+                kind, event = read_frame(await socket.recv(), self._notes)
+                if kind is not None:
+                    state.timeline.server(kind, time.perf_counter())
+                if kind == "conversation.item.truncated":
+                    return
+                if isinstance(event, ErrorEvent):
+                    self._raise_if_ours(event)
+                elif event is not None:
+                    self._note(event, state)
+        raise ProviderTimeoutError(
+            f"the server did not confirm conversation.item.truncate within {timeout:g} s", provider=self._label
+        )
 
 
 def _event_name(event: ServerEvent) -> str:

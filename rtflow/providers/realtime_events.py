@@ -64,6 +64,10 @@ class RealtimeConfig(CommonConfig):
         ),
     )
     """Cap on tokens per response (an integer or `inf`)."""
+    playback: Literal["realtime", "unpaced"] = "realtime"
+    """How the caller hears spoken answers: `realtime` plays them at their rate from the first delta (what was
+    heard at a barge-in, time to first audible audio, and the caller waits for the agent to finish before the
+    next turn); `unpaced` counts audio as heard once it arrives, for runs where time does not matter."""
     maintain_context: bool = True
     """promptfoo's `maintainContext`: false answers every turn on a fresh session with only the turn's own prompt
     messages (a prompt that carries the history itself, from `_conversation`, still gets it)."""
@@ -198,6 +202,14 @@ class EventBuilder:
     def response_create(self) -> dict[str, Any]:
         """Ask for a response with the session's settings."""
         return self._event("response.create")
+
+    def response_cancel(self) -> dict[str, Any]:
+        """Stop the response in progress (the caller barged in)."""
+        return self._event("response.cancel")
+
+    def item_truncate(self, item_id: str, audio_end_ms: int) -> dict[str, Any]:
+        """Cut an assistant item's audio (and the server's transcript of it) at what the caller heard."""
+        return self._event("conversation.item.truncate", item_id=item_id, content_index=0, audio_end_ms=audio_end_ms)
 
 
 def _ga_tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:

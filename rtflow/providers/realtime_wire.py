@@ -39,6 +39,7 @@ __all__ = [
     "TextDelta",
     "Transcription",
     "read_event",
+    "read_frame",
     "read_object",
 ]
 
@@ -256,15 +257,26 @@ ServerEvent = (
 
 def read_event(raw: str | bytes, note: Note) -> ServerEvent | None:
     """The event in one frame, or None when the frame is skipped (and `note` told why). Never raises."""
+    return read_frame(raw, note)[1]
+
+
+def read_frame(raw: str | bytes, note: Note) -> tuple[str | None, ServerEvent | None]:
+    """`read_event`, with the event's type as sent (None for a frame that is not an event): several types read
+    into one value (`TextDelta` is any of four), and a turn's timeline keeps the type the server used."""
     try:
         event = json.loads(raw)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         note(f"a frame that is not JSON was skipped: {preview(raw)}")
-        return None
+        return None, None
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         note(f"a frame that is not an event (a JSON object with a string type) was skipped: {preview(event)}")
-        return None
-    return read_object(event, note)
+        return None, None
+    kind: str = event["type"]
+    try:
+        return kind, _read(kind, event, note)
+    except Exception as exc:  # a reader's own slip must not let a server's frame end the turn
+        note(f"{kind}: the event could not be read ({type(exc).__name__}) and was skipped")
+        return kind, None
 
 
 def read_object(event: dict[str, Any], note: Note) -> ServerEvent | None:

@@ -39,7 +39,7 @@ from rtflow.errors import PromptError, ProviderError, ProviderTimeoutError
 from rtflow.flow.prompts import render_prompt
 from rtflow.flow.spec import AssertionSpec
 from rtflow.log import get_logger
-from rtflow.messages import Message, TurnOutput, TurnRequest
+from rtflow.messages import InterruptPlan, Message, TurnOutput, TurnRequest
 from rtflow.plan.graph import CallNode, Conversation, GradeNode, Plan
 from rtflow.providers.base import Provider, ProviderSession
 from rtflow.results.assertions import AssertionContext, evaluate_assertions, turn_passed
@@ -280,7 +280,7 @@ class Scheduler:
             return NodeState.FAILED
         turn.output = output
         turn.answered_by = node
-        state.history.add(turn.prompt_messages, output.text, conversation.turns[node.turn_index].metadata)
+        state.history.add(turn.prompt_messages, output.heard, conversation.turns[node.turn_index].metadata)
         has_grade = conversation.grade_nodes[node.turn_index] is not None
         self._save(self._turn_record(state, node, status="pending" if has_grade else "passed"))
         log.info("node.finished", status="answered", attempts=turn.attempts, **where)
@@ -308,12 +308,16 @@ class Scheduler:
         if self.artifact_dir is not None:
             safe = node.id.replace("/", "_").replace("~", "_").replace("#", "_")
             artifact_dir = str(self.artifact_dir / safe)
+        turn_spec = conversation.turns[node.turn_index]
+        interrupt = turn_spec.interrupt
         return TurnRequest(
             conversation_id=conversation.id,
             turn_index=node.turn_index,
             messages=turn.request_messages,
             vars={**({"transcript": turn.heard} if turn.heard else {}), **turn_vars},
             artifact_dir=artifact_dir,
+            interrupt=InterruptPlan(**interrupt.model_dump()) if interrupt is not None else None,
+            after_answer=[step.model_dump(exclude_none=True) for step in turn_spec.then],
         )
 
     async def _call_with_retries(
@@ -466,7 +470,7 @@ class Scheduler:
         turn.record = previous
         self.records[node.id] = previous
         conversation = state.conversation
-        state.history.add(previous.prompt_messages, previous.output.text, conversation.turns[node.turn_index].metadata)
+        state.history.add(previous.prompt_messages, previous.output.heard, conversation.turns[node.turn_index].metadata)
         return True
 
     # -- grade nodes --------------------------------------------------------------------------------------

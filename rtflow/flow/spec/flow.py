@@ -33,6 +33,7 @@ from rtflow.flow.spec.turns import (
     TurnSpec,
     _TurnFields,
     conversation_id_of,
+    fold_steps,
 )
 from rtflow.output_paths import export_format_problem
 
@@ -181,6 +182,13 @@ class FlowSpec(_SpecModel):
                 raise ValueError(f"{path!r}: {problem}")
         return value
 
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _steps_onto_turns(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {thread_id: fold_steps(str(thread_id), entries) for thread_id, entries in value.items()}
+
     @field_validator("threads")
     @classmethod
     def _threads_not_empty(cls, value: dict[str, list[ThreadTurnSpec]]) -> dict[str, list[ThreadTurnSpec]]:
@@ -276,6 +284,8 @@ class FlowSpec(_SpecModel):
                 options=dict(turn.options),
                 description=turn.description,
                 threshold=turn.threshold,
+                interrupt=turn.interrupt,
+                then=list(turn.then),
             )
         return TurnSpec(
             vars={**default.vars, **turn.vars},
@@ -284,6 +294,8 @@ class FlowSpec(_SpecModel):
             options={**default.options, **turn.options},
             description=turn.description if turn.description is not None else default.description,
             threshold=turn.threshold if turn.threshold is not None else default.threshold,
+            interrupt=turn.interrupt,
+            then=list(turn.then),
         )
 
     def thread_specs(self) -> list[ThreadSpec]:

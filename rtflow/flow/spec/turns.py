@@ -5,16 +5,28 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from rtflow.durations import Duration
 from rtflow.errors import loose_key
 from rtflow.flow.spec.base import (
     CONVERSATION_ID_KEYS,
     _SpecModel,
 )
 
-__all__ = ["AssertionSpec", "TestSpec", "ThreadSpec", "ThreadTurnSpec", "TurnSpec", "conversation_id_of"]
+__all__ = [
+    "STEP_KEYS",
+    "AssertionSpec",
+    "InterruptSpec",
+    "StepSpec",
+    "TestSpec",
+    "ThreadSpec",
+    "ThreadTurnSpec",
+    "TurnSpec",
+    "conversation_id_of",
+    "fold_steps",
+]
 
 # -------------------------------------------------------------------------------------------------- assertions
 
@@ -41,9 +53,101 @@ class AssertionSpec(_SpecModel):
     `options.provider` and the flow's `grader`."""
     config: dict[str, Any] = Field(default_factory=dict)
     """Extra settings for the assertion kind."""
+    heard: bool = False
+    """Judge what the caller heard of an answer that was cut short (`heard_text`), not all the agent said."""
     transform: str | None = None
     """promptfoo's assertion `transform`: what this assertion alone judges, made from the output (after the
     provider's and the test's transforms) by JavaScript or `file://x.py:fn`, as the test's `transform` is."""
+
+
+# ------------------------------------------------------------------------------------------- time in the turn
+
+
+class InterruptSpec(_SpecModel):
+    """The caller barges in on this turn's answer; what they say is the next turn."""
+
+    after_ms: float | None = Field(default=None, ge=0)
+    """Once this many milliseconds of the answer's audio have been heard (by the playback clock)."""
+    after_words: int | None = Field(default=None, ge=1)
+    """Once this many words of the answer's transcript have been heard."""
+    after_event: str | None = Field(default=None, min_length=1)
+    """When the server sends this event type (`response.output_audio_transcript.delta`, ...)."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> InterruptSpec:
+        given = [name for name in ("after_ms", "after_words", "after_event") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "interrupt needs exactly one of after_ms, after_words, after_event"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class WaitForSpec(_SpecModel):
+    """Wait until the server sends an event, for at most `timeout`."""
+
+    event: str = Field(min_length=1)
+    """The event type waited for."""
+    timeout: Duration = 10.0
+    """How long to wait before the step fails (`10s` by default)."""
+
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"event": data} if isinstance(data, str) else data
+
+
+class StepSpec(_SpecModel):
+    """One script step after a turn's answer: exactly one of `silence`, `wait_for`, `dtmf`."""
+
+    silence: Duration | None = None
+    """Keep the microphone open and send this long of silence (`2s`)."""
+    wait_for: WaitForSpec | None = None
+    """Wait for a server event: `wait_for: response.done` or `{event, timeout}`."""
+    dtmf: str | None = Field(default=None, pattern=r"^[0-9*#A-D]+$")
+    """Keypad tones, where the target takes them (the Realtime WebSocket API does not)."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StepSpec:
+        given = [name for name in ("silence", "wait_for", "dtmf") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("a step is exactly one of silence, wait_for, dtmf" + (f" (got {', '.join(given)})"))
+        return self
+
+
+STEP_KEYS = frozenset({"interrupt", "silence", "wait_for", "waitFor", "dtmf"})
+"""Keys of a `threads:` entry that make it a step of the turn before it, not a turn of its own."""
+
+
+def fold_steps(thread_id: str, entries: Any) -> Any:
+    """A `threads:` list with its step entries moved onto the turn before each (`interrupt` as the turn's
+    `interrupt`, the others appended to its `then`), so a thread reads as the conversation unfolds:
+
+        - question: Tell me about Rome
+        - interrupt: {after_ms: 600}
+        - question: Just the short version
+    """
+    if not isinstance(entries, list):
+        return entries
+    folded: list[Any] = []
+    for position, entry in enumerate(entries):
+        if not (isinstance(entry, dict) and entry and set(entry) <= STEP_KEYS):
+            folded.append(entry)
+            continue
+        if not folded or not isinstance(folded[-1], dict):
+            raise ValueError(
+                f"thread `{thread_id}` entry {position + 1} ({', '.join(entry)}) is a step, and a step needs a turn"
+                " before it"
+            )
+        turn = folded[-1] = dict(folded[-1])
+        for key, value in entry.items():
+            if key == "interrupt":
+                if turn.get("interrupt") is not None:
+                    raise ValueError(f"thread `{thread_id}` entry {position + 1}: the turn before has an interrupt")
+                turn["interrupt"] = value
+            else:
+                turn["then"] = [*turn.get("then", []), {key: value}]
+    return folded
 
 
 # ------------------------------------------------------------------------------------------------ tests, turns
@@ -90,6 +194,10 @@ class _TurnFields(_SpecModel):
     """A name for the turn in reports."""
     threshold: float | None = None
     """Minimum weighted score for the turn to pass (default: every assertion passes)."""
+    interrupt: InterruptSpec | None = None
+    """The caller barges in on this turn's answer (after so much is heard); the next turn is what they say."""
+    then: list[StepSpec] = Field(default_factory=list)
+    """Script steps once this turn's answer is read: `silence: 2s`, `wait_for: EVENT`, `dtmf: "12#"`."""
 
     @field_validator("metadata")
     @classmethod
@@ -120,7 +228,7 @@ class ThreadTurnSpec(_TurnFields):
     def _shorthand(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        reserved = {"assert", "description", "metadata", "options", "vars"}
+        reserved = {"assert", "description", "metadata", "options", "vars", "interrupt", "then", "threshold"}
         turn: dict[str, Any] = {key: value for key, value in data.items() if key in reserved}
         loose_vars = {key: value for key, value in data.items() if key not in reserved}
         if loose_vars:
@@ -149,6 +257,10 @@ class TurnSpec(BaseModel):
     """The turn's description."""
     threshold: float | None
     """The turn's threshold, else `default_test`'s."""
+    interrupt: InterruptSpec | None = None
+    """Where the caller barges in on this turn's answer."""
+    then: list[StepSpec] = Field(default_factory=list)
+    """Script steps after this turn's answer."""
 
 
 class ThreadSpec(BaseModel):

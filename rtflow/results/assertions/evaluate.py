@@ -79,6 +79,8 @@ async def evaluate_one(spec: AssertionLike, output: TurnOutput, context: Asserti
     value: Any = spec.value
     try:
         value = render_value(spec.value, context.vars)
+        if spec.heard:  # judge what the caller heard of an answer that was cut short
+            output = output.model_copy(update={"text": output.heard})
         if spec.transform:
             output = await _own_transform(spec.transform, output, context)
         verdict = await _judge(spec, value, output, context)
