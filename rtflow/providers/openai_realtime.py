@@ -80,8 +80,8 @@ from rtflow.providers.ratelimits import capped_wait, pause_from_realtime_limits
 from rtflow.providers.realtime_events import EventBuilder, RealtimeConfig
 from rtflow.providers.realtime_outcomes import ResponseMatcher, ResponseResult, error_from_body, finish_response
 from rtflow.providers.realtime_socket import open_socket
-from rtflow.providers.realtime_timing import TurnTimeline
 from rtflow.providers.realtime_socket import translate_errors as _translate_errors
+from rtflow.providers.realtime_timing import TurnTimeline
 from rtflow.providers.realtime_voice import InputAudio, TurnDetection, load_input_audio, outgoing_messages, stream_audio
 from rtflow.providers.realtime_wire import (
     AudioCommitted,
