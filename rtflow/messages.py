@@ -281,6 +281,8 @@ class TurnOutput(_Strict):
     """How the answer was cut short, when it was."""
     events: list[EventMark] = Field(default_factory=list)
     """The turn's events in order, server and client, with their times (for event assertions and reports)."""
+    step_failures: list[str] = Field(default_factory=list)
+    """Script steps after the answer that did not go as written (a `wait_for` whose event never came)."""
 
     @property
     def heard(self) -> str:

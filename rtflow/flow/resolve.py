@@ -115,9 +115,12 @@ def _check_providers(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator
 
     graders, problems = _grader_specs(flow, places)
     yield from problems
+    playable: dict[str, frozenset[str]] = {}
     for path, spec in [*_provider_specs(flow), *graders]:
         try:
             provider = create_provider(spec.to_info(base_dir))
+            if spec in flow.providers:
+                playable[spec.display_label] = provider.script_steps
         except UnknownProviderKind as exc:
             yield places.problem((*path, "id"), exc.message)
         except ProviderConfigError as exc:
@@ -129,6 +132,28 @@ def _check_providers(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator
             yield places.problem((*path, "config"), exc.message)
         else:
             flow.warnings.extend(warning for warning in provider.warnings() if warning not in flow.warnings)
+    yield from _check_script_steps(flow, places, playable)
+
+
+def _check_script_steps(flow: FlowSpec, places: Places, playable: dict[str, frozenset[str]]) -> Iterator[Problem]:
+    """A barge-in or a silence needs a provider that plays answers in time: each of the flow's providers runs
+    every thread, so each must be able to play every step written (a fallback skips them)."""
+    for path, turn in _turn_entries(flow, with_default=False):
+        written: list[tuple[Path_, str]] = []
+        if turn.interrupt is not None:
+            written.append(((*path, "interrupt"), "interrupt"))
+        for index, step in enumerate(turn.then):
+            kind = next(name for name in ("silence", "wait_for", "dtmf") if getattr(step, name) is not None)
+            written.append(((*path, "then", index), kind))
+        for where, kind in written:
+            unable = [label for label, steps in playable.items() if kind not in steps]
+            if unable:
+                why = (
+                    "the Realtime WebSocket API has no client event for keypad tones"
+                    if kind == "dtmf"
+                    else "it answers in text, not in time (use an openai:realtime provider)"
+                )
+                yield places.problem(where, f"`{kind}` cannot be played by provider {', '.join(unable)}: {why}")
 
 
 _SUPPORTED_TEST_OPTIONS = frozenset({"provider", "transform", "transformVars"})
@@ -226,6 +251,8 @@ def _trial_render(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator[Pr
     reported: set[str] = set()
     rendered_names: set[frozenset[str]] = set()
     for path, turn in _turn_entries(flow, with_default=False):
+        if getattr(turn, "step_only", False):
+            continue  # a step of the turn before it: nothing renders for it
         merged = flow.merged_turn(turn)
         if "transformVars" in merged.options:
             continue  # its vars are made at run time, by user code: what the template needs is known only then

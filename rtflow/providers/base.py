@@ -63,6 +63,8 @@ class Provider(abc.ABC):
     kind: ClassVar[str]
     """The `kind:api` prefix this class serves, for example `openai:realtime`."""
     holds_sessions: ClassVar[bool] = False
+    script_steps: ClassVar[frozenset[str]] = frozenset()
+    """The steps of a thread's script this provider can play (`interrupt`, `silence`, `wait_for`, `dtmf`)."""
     """True when a session keeps a connection open across turns (its limit counts sessions, not requests)."""
 
     def __init__(self, info: ProviderInfo) -> None:

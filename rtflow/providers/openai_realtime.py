@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from rtflow.audio.files import audio_seconds, write_output_audio
+from rtflow.audio.files import BYTES_PER_SECOND, audio_seconds, chunk, silence, write_output_audio
 from rtflow.errors import (
     InvalidRequestError,
     ProtocolError,
@@ -82,7 +82,14 @@ from rtflow.providers.realtime_outcomes import ResponseMatcher, ResponseResult, 
 from rtflow.providers.realtime_socket import open_socket
 from rtflow.providers.realtime_socket import translate_errors as _translate_errors
 from rtflow.providers.realtime_timing import TurnTimeline
-from rtflow.providers.realtime_voice import InputAudio, TurnDetection, load_input_audio, outgoing_messages, stream_audio
+from rtflow.providers.realtime_voice import (
+    InputAudio,
+    TurnDetection,
+    chunk_bytes,
+    load_input_audio,
+    outgoing_messages,
+    stream_audio,
+)
 from rtflow.providers.realtime_wire import (
     AudioCommitted,
     AudioDelta,
@@ -124,6 +131,8 @@ class RealtimeProvider(Provider):
 
     kind = "openai:realtime"
     holds_sessions = True
+    # No `dtmf`: the Realtime WebSocket API has no client event for keypad tones (only SIP calls carry them).
+    script_steps = frozenset({"interrupt", "silence", "wait_for"})
 
     def __init__(self, info: ProviderInfo) -> None:
         super().__init__(info)
@@ -227,6 +236,9 @@ class _TurnState:
     """How the answer was cut, once it was."""
     heard_text: str | None = None
     truncate_confirmed: bool = False
+    later_pieces: list[str] = field(default_factory=list)
+    """What the agent said during the script steps after the answer (it may speak up in a silence)."""
+    step_failures: list[str] = field(default_factory=list)
     metrics: TurnMetrics = field(default_factory=TurnMetrics)
     audio: bytearray = field(default_factory=bytearray)
     first_request_at: float | None = None
@@ -287,6 +299,8 @@ class RealtimeSession:
         try:
             with _translate_errors(self._label, lambda: self._key, max_retry_after=cap):
                 rounds = await self._exchange(request, state)
+                if request.after_answer:
+                    await self._play_steps(request, state, rounds)
         except ProviderError as exc:
             # What the server heard is worth keeping: a fallback that cannot take audio gets the words.
             if exc.input_transcript is None:
@@ -390,6 +404,7 @@ class RealtimeSession:
             rate_limit_pause_s=self._rate_limit_pause(),
         )
         output.heard_text = state.heard_text if cut is not None else None
+        output.step_failures = state.step_failures
         output.interruption = cut
         output.events = timeline.marks()
         output.protocol_warnings = self._notes.kept()  # last: the pause above may add one
@@ -696,6 +711,83 @@ class RealtimeSession:
         finally:
             matcher.report(self._notes)
         raise ProviderTimeoutError(f"no event from the server for {timeout:g} s", provider=self._label)
+
+    # -- script steps after the answer ---------------------------------------------------------------------
+
+    async def _play_steps(self, request: TurnRequest, state: _TurnState, rounds: ToolRounds) -> None:
+        """The thread's steps after this answer, in order; what the agent says meanwhile joins the answer."""
+        for step in request.after_answer:
+            if "silence" in step:
+                await self._silence(float(step["silence"]), state)
+            elif "wait_for" in step:
+                wanted = step["wait_for"]
+                await self._wait_for(str(wanted["event"]), float(wanted["timeout"]), state)
+        later = self._redacted("".join(state.later_pieces))
+        if later:
+            rounds.text = f"{rounds.text}\n{later}" if rounds.text else later
+            if state.heard_text is not None:
+                state.heard_text = f"{state.heard_text}\n{later}" if state.heard_text else later
+            self._held[-1] = _message_key(Message.of("assistant", state.heard_text or rounds.text))
+
+    async def _silence(self, seconds: float, state: _TurnState) -> None:
+        """An open microphone: `seconds` of silence streamed at its real rate while the server is listened to."""
+        config = self._provider.config
+        audio_format = config.input_audio_format or "pcm16"
+        data = silence(seconds, audio_format)
+        per_second = BYTES_PER_SECOND[audio_format]
+
+        async def speak() -> None:
+            started = time.perf_counter()
+            sent = 0
+            for piece in chunk(data, chunk_bytes(config, audio_format)):
+                sent += len(piece)
+                await self._post(self._events.audio_append(piece))
+                await anyio.sleep(max(0.0, started + sent / per_second - time.perf_counter()))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._listen, state)
+            await speak()
+            tasks.cancel_scope.cancel()
+        if not self._detection.server_vad:
+            await self._post(self._events.audio_clear())  # silence is no turn: the next one starts clean
+
+    async def _listen(self, state: _TurnState) -> None:
+        while True:
+            await self._side_event(state)
+
+    async def _wait_for(self, event_type: str, timeout: float, state: _TurnState) -> None:
+        """Read the server's events until `event_type` comes; a step failure when it does not in `timeout`."""
+        started = time.perf_counter()
+        with anyio.move_on_after(timeout):
+            while await self._side_event(state) != event_type:
+                pass
+            return
+        waited = time.perf_counter() - started
+        state.step_failures.append(f"wait_for {event_type}: it did not come within {timeout:g} s ({waited:.1f} s)")
+
+    async def _side_event(self, state: _TurnState) -> str | None:
+        """One event between answers: marked, its speech kept, an error about what this turn sent raised."""
+        socket = self._socket
+        assert socket is not None
+        kind, event = read_frame(await socket.recv(), self._notes)
+        now = time.perf_counter()
+        if kind is not None:
+            state.timeline.server(kind, now)
+        match event:
+            case TextDelta():
+                state.later_pieces.append(event.text)
+            case AudioDelta():
+                state.timeline.audio(now, event.audio, event.item_id)
+                state.audio.extend(event.audio)
+            case ResponseDone():
+                self._remember_finished(event.response_id)
+            case ErrorEvent():
+                self._raise_if_ours(event)
+            case None:
+                pass
+            case _:
+                self._note(event, state)
+        return kind
 
     # -- barge-in -------------------------------------------------------------------------------------------
 

@@ -111,6 +111,14 @@ class _Stopped(Exception):
     """The run is stopping (Ctrl-C): a call that was still waiting for its limits must not start."""
 
 
+def _step_results(output: TurnOutput) -> list[AssertionResult]:
+    """A script step that did not go as written (a `wait_for` that timed out) fails the turn, saying which."""
+    return [
+        AssertionResult(type="step", passed=False, score=0.0, reason=failure, error=failure)
+        for failure in output.step_failures
+    ]
+
+
 def _carrying_instructions(messages: list[Message], primary: Provider, fallback: Provider) -> list[Message]:
     """The fallback's messages with the primary's own instructions (a Realtime session's `instructions`) in front
     as a system message: the same assistant answers, by another API. Not when the fallback has instructions of
@@ -282,7 +290,11 @@ class Scheduler:
         turn.answered_by = node
         state.history.add(turn.prompt_messages, output.heard, conversation.turns[node.turn_index].metadata)
         has_grade = conversation.grade_nodes[node.turn_index] is not None
-        self._save(self._turn_record(state, node, status="pending" if has_grade else "passed"))
+        record = self._turn_record(state, node, status="pending" if has_grade else "passed")
+        if not has_grade and output.step_failures:  # nothing to grade, but a script step did not go as written
+            record = record.model_copy(update={"assertions": _step_results(output), "status": "failed"})
+            turn.record = record
+        self._save(record)
         log.info("node.finished", status="answered", attempts=turn.attempts, **where)
         if node.turn_index == len(conversation.turns) - 1:
             await self._close_sessions(state)
@@ -497,6 +509,7 @@ class Scheduler:
                 "transform": turn_spec.options.get("transform"),
             }
             results = await self._judge(turn_spec.asserts, transforms, turn.output, context)
+        results = [*_step_results(turn.output), *results]
         passed = turn_passed(results, turn_spec.threshold)
         self._save(record.model_copy(update={"assertions": results, "status": "passed" if passed else "failed"}))
         self._log.info("grade.finished", run=self.run_id, node=node.id, passed=passed)

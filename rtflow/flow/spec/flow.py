@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from types import UnionType
@@ -33,7 +34,6 @@ from rtflow.flow.spec.turns import (
     TurnSpec,
     _TurnFields,
     conversation_id_of,
-    fold_steps,
 )
 from rtflow.output_paths import export_format_problem
 
@@ -182,13 +182,6 @@ class FlowSpec(_SpecModel):
                 raise ValueError(f"{path!r}: {problem}")
         return value
 
-    @field_validator("threads", mode="before")
-    @classmethod
-    def _steps_onto_turns(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        return {thread_id: fold_steps(str(thread_id), entries) for thread_id, entries in value.items()}
-
     @field_validator("threads")
     @classmethod
     def _threads_not_empty(cls, value: dict[str, list[ThreadTurnSpec]]) -> dict[str, list[ThreadTurnSpec]]:
@@ -197,6 +190,11 @@ class FlowSpec(_SpecModel):
                 raise ValueError(f"thread `{thread_id}` has no turns")
             if _NODE_ID_SEPARATORS.search(thread_id):
                 raise ValueError(f"thread id {thread_id!r} may not hold '/', '~', '#' or spaces")
+            if turns[0].step_only:
+                raise ValueError(f"thread `{thread_id}` starts with a step; a step needs a turn before it")
+            for before, turn in itertools.pairwise(turns):
+                if turn.step_only and turn.interrupt is not None and before.interrupt is not None:
+                    raise ValueError(f"thread `{thread_id}` has two interrupts for one turn; write a turn between")
         return value
 
     @model_validator(mode="after")
@@ -306,5 +304,13 @@ class FlowSpec(_SpecModel):
             thread_id = conversation_id if conversation_id is not None else f"test-{position}"
             grouped.setdefault(thread_id, []).append(self.merged_turn(test))
         for thread_id, turns in self.threads.items():
-            grouped.setdefault(thread_id, []).extend(self.merged_turn(turn) for turn in turns)
+            merged = grouped.setdefault(thread_id, [])
+            for turn in turns:
+                if not turn.step_only:
+                    merged.append(self.merged_turn(turn))
+                    continue
+                before = merged[-1]  # the validator saw to it that a step follows a turn
+                merged[-1] = before.model_copy(
+                    update={"interrupt": turn.interrupt or before.interrupt, "then": [*before.then, *turn.then]}
+                )
         return [ThreadSpec(id=thread_id, turns=turns) for thread_id, turns in grouped.items()]

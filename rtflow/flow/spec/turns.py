@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from rtflow.durations import Duration
@@ -25,7 +26,6 @@ __all__ = [
     "ThreadTurnSpec",
     "TurnSpec",
     "conversation_id_of",
-    "fold_steps",
 ]
 
 # -------------------------------------------------------------------------------------------------- assertions
@@ -116,38 +116,12 @@ class StepSpec(_SpecModel):
 
 
 STEP_KEYS = frozenset({"interrupt", "silence", "wait_for", "waitFor", "dtmf"})
-"""Keys of a `threads:` entry that make it a step of the turn before it, not a turn of its own."""
+"""Keys of a `threads:` entry that make it a step of the turn before it, not a turn of its own:
 
-
-def fold_steps(thread_id: str, entries: Any) -> Any:
-    """A `threads:` list with its step entries moved onto the turn before each (`interrupt` as the turn's
-    `interrupt`, the others appended to its `then`), so a thread reads as the conversation unfolds:
-
-        - question: Tell me about Rome
-        - interrupt: {after_ms: 600}
-        - question: Just the short version
-    """
-    if not isinstance(entries, list):
-        return entries
-    folded: list[Any] = []
-    for position, entry in enumerate(entries):
-        if not (isinstance(entry, dict) and entry and set(entry) <= STEP_KEYS):
-            folded.append(entry)
-            continue
-        if not folded or not isinstance(folded[-1], dict):
-            raise ValueError(
-                f"thread `{thread_id}` entry {position + 1} ({', '.join(entry)}) is a step, and a step needs a turn"
-                " before it"
-            )
-        turn = folded[-1] = dict(folded[-1])
-        for key, value in entry.items():
-            if key == "interrupt":
-                if turn.get("interrupt") is not None:
-                    raise ValueError(f"thread `{thread_id}` entry {position + 1}: the turn before has an interrupt")
-                turn["interrupt"] = value
-            else:
-                turn["then"] = [*turn.get("then", []), {key: value}]
-    return folded
+    - question: Tell me about Rome
+    - interrupt: {after_ms: 600}
+    - question: Just the short version
+"""
 
 
 # ------------------------------------------------------------------------------------------------ tests, turns
@@ -222,12 +196,27 @@ class TestSpec(_TurnFields):
 
 
 class ThreadTurnSpec(_TurnFields):
-    """One turn in the `threads:` sugar: keys other than assert/description/metadata/options/vars are vars."""
+    """One turn in the `threads:` sugar: keys other than assert/description/metadata/options/vars are vars.
+
+    An entry of step keys only (`- interrupt: {after_ms: 600}`, `- silence: 2s`) is a step of the turn before
+    it (`step_only`); `FlowSpec.thread_specs` moves it there."""
+
+    internal_fields: ClassVar[frozenset[str]] = frozenset({"step_only"})
+    step_only: SkipJsonSchema[bool] = Field(default=False, exclude=True)
+    """This entry is a step (its `interrupt` or `then`) of the turn before it, not a turn."""
 
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
+        if data and set(data) <= STEP_KEYS:
+            step: dict[str, Any] = {"step_only": True}
+            if "interrupt" in data:
+                step["interrupt"] = data["interrupt"]
+            then = [{key: value} for key, value in data.items() if key != "interrupt"]
+            if then:
+                step["then"] = then
+            return step
         reserved = {"assert", "description", "metadata", "options", "vars", "interrupt", "then", "threshold"}
         turn: dict[str, Any] = {key: value for key, value in data.items() if key in reserved}
         loose_vars = {key: value for key, value in data.items() if key not in reserved}
