@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 from rtflow.lazy_names import lazy_names
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and editors
-    from rtflow.sim.config import Fault, LatencyConfig, SimConfig, parse_fault
+    from rtflow.sim.config import Fault, LatencyConfig, SimConfig, VoiceConfig, parse_fault
     from rtflow.sim.server import SimServer
 
-__all__ = ["Fault", "LatencyConfig", "SimConfig", "SimServer", "parse_fault"]
+__all__ = ["Fault", "LatencyConfig", "SimConfig", "SimServer", "VoiceConfig", "parse_fault"]
 
 # public name -> module
 _LAZY = {
@@ -28,6 +28,7 @@ _LAZY = {
     "LatencyConfig": "rtflow.sim.config",
     "SimConfig": "rtflow.sim.config",
     "SimServer": "rtflow.sim.server",
+    "VoiceConfig": "rtflow.sim.config",
     "parse_fault": "rtflow.sim.config",
 }
 

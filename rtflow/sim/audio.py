@@ -3,7 +3,7 @@
 Output: each word becomes a short tone whose pitch comes from the word's letters (200-800 Hz, 80 ms plus 20 ms
 per letter, amplitude 0.3) followed by 40 ms of silence, so the same text always gives the same bytes. It is
 encoded in the session's output format: pcm16 (signed 16-bit little-endian, 24 kHz mono) or G.711 u-law /
-A-law (8 kHz).
+A-law (8 kHz). An answer may start with silence (`silence`); `rtflow.sim.voice` lays the words out in time.
 
 Input: the simulator does not understand speech. The transcript of input audio is its duration:
 `audio of 1.50 seconds` (two decimals). VAD is energy based: 20 ms frames whose RMS exceeds
@@ -21,7 +21,7 @@ import numpy.typing as npt
 from rtflow.audio.formats import SAMPLE_RATES, encode_pcm16
 from rtflow.audio.g711 import alaw_decode, ulaw_decode
 
-__all__ = ["EnergyVad", "decode_to_pcm16", "input_transcript", "synthesize_word"]
+__all__ = ["EnergyVad", "decode_to_pcm16", "input_transcript", "silence", "synthesize_word"]
 
 _FRAME_S = 0.02
 
@@ -63,6 +63,12 @@ def synthesize_word(word: str, audio_format: str) -> str:
     if len(_WORD_CACHE) < 50_000:
         _WORD_CACHE[key] = encoded
     return encoded
+
+
+def silence(ms: float, audio_format: str) -> bytes:
+    """`ms` milliseconds of silence (whole samples), in `audio_format`'s own bytes (G.711 silence is not zero)."""
+    samples = np.zeros(round(ms * SAMPLE_RATES[audio_format] / 1000), dtype=np.int16)
+    return encode_pcm16(samples, audio_format)
 
 
 class EnergyVad:

@@ -21,6 +21,28 @@ def sim() -> None:
 @click.option("--per-delta-ms", default=0.0, type=float, help="Delay between deltas.")
 @click.option("--connect-ms", default=0.0, type=float, help="Delay before a handshake is accepted.")
 @click.option("--jitter-ms", default=0.0, type=float, help="Uniform extra on each delay, seeded by --seed.")
+@click.option(
+    "--realtime-audio", is_flag=True, help="Send spoken answers at the rate they play, one --audio-chunk-ms delta each."
+)
+@click.option(
+    "--audio-chunk-ms",
+    default=20,
+    show_default=True,
+    type=click.IntRange(5, 1000),
+    help="Length of each output audio delta with --realtime-audio.",
+)
+@click.option(
+    "--leading-silence-ms",
+    default=0.0,
+    type=click.FloatRange(min=0),
+    help="Silence at the start of every spoken answer.",
+)
+@click.option(
+    "--cancel-delay-ms",
+    default=0.0,
+    type=click.FloatRange(min=0),
+    help="How long a response keeps streaming after a cancel (or a barge-in) before it stops.",
+)
 @click.option("--seed", default=0, type=int, help="Seed of the jitter and fault-probability generators.")
 @click.option(
     "--fault",
@@ -39,6 +61,10 @@ def serve(
     per_delta_ms: float,
     connect_ms: float,
     jitter_ms: float,
+    realtime_audio: bool,
+    audio_chunk_ms: int,
+    leading_silence_ms: float,
+    cancel_delay_ms: float,
     seed: int,
     faults: tuple[str, ...],
     script: Path | None,
@@ -49,7 +75,7 @@ def serve(
     # Imported here: `rtflow --help` reads this module to list the command, and should not load the server.
     import anyio
 
-    from rtflow.sim.config import LatencyConfig, SimConfig, parse_fault
+    from rtflow.sim.config import LatencyConfig, SimConfig, VoiceConfig, parse_fault
     from rtflow.sim.server import SimServer
 
     config = SimConfig(
@@ -61,6 +87,12 @@ def serve(
             per_delta_ms=per_delta_ms,
             jitter_ms=jitter_ms,
             seed=seed,
+        ),
+        voice=VoiceConfig(
+            realtime_audio=realtime_audio,
+            audio_chunk_ms=audio_chunk_ms,
+            leading_silence_ms=leading_silence_ms,
+            cancel_delay_ms=cancel_delay_ms,
         ),
         faults=[parse_fault(spec) for spec in faults],
         seed=seed,

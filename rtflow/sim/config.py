@@ -1,4 +1,4 @@
-"""How a simulator is configured: latency, faults, a rules script, auth and event logging.
+"""How a simulator is configured: latency, faults, voice timing, a rules script, auth and event logging.
 
 Faults are also written on the command line as `KIND[:ARG][@ENDPOINT][xTIMES][~PROB][;model=RE][;match=RE]`:
 
@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rtflow.errors import SimulatorError
 
-__all__ = ["Fault", "FaultKind", "LatencyConfig", "SimConfig", "parse_fault"]
+__all__ = ["Fault", "FaultKind", "LatencyConfig", "SimConfig", "VoiceConfig", "parse_fault"]
 
 FaultKind = Literal["status", "close", "server_error", "rate_limited", "stall", "malformed", "session_expired"]
 Endpoint = Literal["realtime", "chat", "any"]
@@ -56,6 +56,20 @@ class LatencyConfig(_Strict):
     """Each delay above gets a uniform extra in [0, jitter_ms], drawn from a generator seeded with `seed`."""
     seed: int = 0
     """Seed of the jitter generator."""
+
+
+class VoiceConfig(_Strict):
+    """How the simulator's spoken answers unfold in time."""
+
+    realtime_audio: bool = False
+    """Send output audio at the rate it plays: one `audio_chunk_ms` delta every `audio_chunk_ms`, from the
+    response's first audio delta (off: as fast as the loop goes, as today)."""
+    audio_chunk_ms: int = Field(default=20, ge=5, le=1000)
+    """Length of each output audio delta when `realtime_audio` is on."""
+    leading_silence_ms: float = Field(default=0.0, ge=0)
+    """Silence at the start of every spoken answer, before its first word (sent as audio like the rest)."""
+    cancel_delay_ms: float = Field(default=0.0, ge=0)
+    """How long a response keeps streaming after `response.cancel` (or the VAD's turn_detected) before it stops."""
 
 
 class Fault(_Strict):
@@ -102,6 +116,8 @@ class SimConfig(_Strict):
     """Port to listen on; 0 picks a free one."""
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
     """Delays added to connections and responses."""
+    voice: VoiceConfig = Field(default_factory=VoiceConfig)
+    """How spoken answers unfold in time: pacing, leading silence, and how late a cancel takes effect."""
     faults: list[Fault] = Field(default_factory=list)
     """Injected failures, checked in order; the first that fires wins."""
     seed: int = 0

@@ -1,8 +1,15 @@
 """The record of every event in and out: in memory (`SimServer.events`) and/or a JSONL file.
 
-Each record: `ts` (Unix seconds), `conn` (connection id, `rt-N` or `chat-N`), `dir` (`in` | `out`), `endpoint`
-(`realtime` | `chat`), `type` (the event type; `<malformed>` for a frame that is not JSON) and `payload`.
+Each record: `ts` (Unix seconds), `conn` (connection id, `rt-N` or `chat-N`), `dir` (`in` | `out` | `state`),
+`endpoint` (`realtime` | `chat`), `type` (the event type; `<malformed>` for a frame that is not JSON) and `payload`.
 When neither is on, `enabled` is False and the server does not even build the records.
+
+`state` records are not on the wire; they say what the simulator itself holds. One kind exists:
+`response.context`, written for every Realtime response that starts (before its `response.created`), with
+`payload` `{"response_id": ..., "items": [{"id", "role", "type", "text"}, ...]}`: the conversation items the
+response is answered from, in order (for an out-of-band response, its `input`). `text` is a message's text or
+audio transcript, after any `conversation.item.truncate`; a function call's arguments; a function call output's
+output. `role` is null for function items. This is how a test proves what the next turn's history held.
 """
 
 from __future__ import annotations

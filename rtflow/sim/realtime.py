@@ -7,6 +7,9 @@ events (type `invalid_request_error`) and the session stays open.
 Response tasks are plain asyncio tasks rather than anyio task-group children: uvicorn always runs the simulator
 on asyncio, and an anyio `start_soon` costs ~25 µs against ~3 µs, a tenth of a zero-latency text turn. The
 session cancels and awaits them when it ends, and a failure in one (a bug) ends the session and is re-raised.
+
+With the event log on, every response that starts leaves a `response.context` record of the items it answers
+from (see `rtflow.sim.eventlog`), so a test can see what the model saw, a truncated item's text included.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import asyncio
 import base64
 import binascii
 import json
-from collections.abc import Awaitable, Callable, Mapping
+import math
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -24,16 +28,36 @@ from anyio.abc import TaskGroup
 from rtflow.audio.formats import audio_seconds
 from rtflow.sim.audio import EnergyVad, input_transcript
 from rtflow.sim.dialects import Dialect
-from rtflow.sim.model import respond
+from rtflow.sim.model import item_text, respond
 from rtflow.sim.responses import ConnectionDropped, ResponseRun
 from rtflow.sim.runtime import SimRuntime
 from rtflow.sim.session_state import SessionSettings, SettingsError, apply_beta_update, apply_ga_update
+from rtflow.sim.voice import SpokenTimeline
 from rtflow.sim.wire import ASGISend, FrameWriter, dump, dump_string
 
 __all__ = ["RealtimeConnection"]
 
 ASGIReceive = Callable[[], Awaitable[Mapping[str, Any]]]
 _MIN_COMMIT_S = 0.1
+
+
+def context_record(response_id: str, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The payload of a `response.context` log record: the items a response answers from, as text."""
+    return {
+        "response_id": response_id,
+        "items": [
+            {"id": item.get("id"), "role": item.get("role"), "type": item.get("type"), "text": _context_text(item)}
+            for item in items
+        ],
+    }
+
+
+def _context_text(item: Mapping[str, Any]) -> str:
+    if item.get("type") == "function_call":
+        return str(item.get("arguments") or "")
+    if item.get("type") == "function_call_output":
+        return str(item.get("output") or "")
+    return item_text(item)
 
 
 class RealtimeConnection:
@@ -54,6 +78,7 @@ class RealtimeConnection:
         self.conversation_id = f"conv_{conn_id}"
         self.items: list[dict[str, Any]] = []
         self._by_id: dict[str, dict[str, Any]] = {}
+        self._spoken: dict[str, SpokenTimeline] = {}
         self._ids = 0
         self._events_out = 0
         self._audio = bytearray()
@@ -181,6 +206,10 @@ class RealtimeConnection:
         self.items.insert(position, item)
         self._by_id[item["id"]] = item
         return str(self.items[position - 1]["id"]) if position else None
+
+    def remember_audio(self, item_id: str, timeline: SpokenTimeline) -> None:
+        """Keep an assistant audio item's word timeline, for `conversation.item.truncate`."""
+        self._spoken[item_id] = timeline
 
     def previous_id(self, item_id: str) -> str | None:
         """The id of the item before `item_id` in the conversation."""
@@ -367,6 +396,7 @@ class RealtimeConnection:
         item = self._existing(event)
         self.items.remove(item)
         del self._by_id[item["id"]]
+        self._spoken.pop(item["id"], None)
         await self.emit({"type": "conversation.item.deleted", "item_id": item["id"]})
 
     async def _item_retrieve(self, event: dict[str, Any]) -> None:
@@ -382,6 +412,9 @@ class RealtimeConnection:
                 "invalid_value", "Invalid 'audio_end_ms': expected a non-negative integer.", "audio_end_ms"
             )
         content_index = int(event.get("content_index") or 0)
+        timeline = self._spoken.get(item["id"])
+        if timeline is not None and content_index == 0:
+            self._cut_audio(item, timeline, audio_end_ms)
         await self.emit(
             {
                 "type": "conversation.item.truncated",
@@ -390,6 +423,18 @@ class RealtimeConnection:
                 "audio_end_ms": audio_end_ms,
             }
         )
+
+    @staticmethod
+    def _cut_audio(item: dict[str, Any], timeline: SpokenTimeline, audio_end_ms: int) -> None:
+        """The live service's truncation: the item keeps its audio up to the cut and the words started before it."""
+        held_ms = math.ceil(timeline.audio_ms)
+        if audio_end_ms > held_ms:
+            raise SettingsError(
+                "invalid_value",
+                f"Audio content of {held_ms}ms is already shorter than {audio_end_ms}ms",
+                "audio_end_ms",
+            )
+        item["content"][0]["transcript"] = timeline.cut(audio_end_ms)
 
     async def _audio_append(self, event: dict[str, Any]) -> None:
         try:
@@ -467,6 +512,7 @@ class RealtimeConnection:
         await self._announce_item(item, previous)
         item["content"] = [{"type": "input_audio", "transcript": transcript}]
         if self.settings.transcription is not None:
+            await self._transcription_deltas(str(item["id"]), transcript)
             await self.emit(
                 {
                     "type": "conversation.item.input_audio_transcription.completed",
@@ -474,6 +520,19 @@ class RealtimeConnection:
                     "content_index": 0,
                     "transcript": transcript,
                     "usage": {"type": "duration", "seconds": round(seconds, 3)},
+                }
+            )
+
+    async def _transcription_deltas(self, item_id: str, transcript: str) -> None:
+        """The transcript as it streams, a word a delta, before its `.completed` (as newer services send it)."""
+        words = transcript.split(" ")
+        for position, word in enumerate(words):
+            await self.emit(
+                {
+                    "type": "conversation.item.input_audio_transcription.delta",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "delta": word if position == len(words) - 1 else word + " ",
                 }
             )
 
@@ -515,6 +574,10 @@ class RealtimeConnection:
             return
         metadata = overrides.get("metadata") if isinstance(overrides.get("metadata"), dict) else None
         run = ResponseRun(self, self.new_id("resp"), settings, reply, in_conversation, metadata, fault)
+        if self._log is not None:
+            self._log.record(
+                self.conn_id, "state", "realtime", "response.context", context_record(run.response_id, context)
+            )
         if in_conversation:
             self._active = run
         task = asyncio.get_running_loop().create_task(self._run_response(run))

@@ -6,25 +6,31 @@ GA order (as the live service sends it): `response.created`, then per output ite
 `conversation.item.created` in place of the added/done pair. Out-of-band responses (`conversation: "none"`)
 get no conversation item events and leave the conversation unchanged.
 
+A cancel (`response.cancel`, or the VAD hearing the caller) lands `VoiceConfig.cancel_delay_ms` after it arrives,
+as on the live service, and the response keeps streaming until then. It then closes what it had opened, in the
+live order: `response.output_audio.done` and `response.output_audio_transcript.done` (or
+`response.output_text.done`) with what was sent, `response.content_part.done`, `conversation.item.done` (GA),
+`response.output_item.done` with the item `incomplete`; then `response.done` (`cancelled`). An open function
+call gets no `response.function_call_arguments.done`. Spoken answers follow `rtflow.sim.voice`'s timeline.
+
 A response sees its session only through `ResponseSession`, the few things it asks of it: `rtflow.sim.realtime`
 imports this module, never the other way round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
 
 from rtflow.audio.formats import BYTES_PER_SECOND
-from rtflow.sim.audio import synthesize_word
 from rtflow.sim.config import Fault
 from rtflow.sim.dialects import Dialect
 from rtflow.sim.model import ModelReply, word_count
 from rtflow.sim.runtime import SimRuntime
 from rtflow.sim.session_state import SessionSettings
+from rtflow.sim.voice import SpokenAnswer, SpokenTimeline
 
 __all__ = ["ConnectionDropped", "ResponseRun", "ResponseSession"]
 
@@ -75,6 +81,22 @@ class ResponseSession(Protocol):
     async def send_rate_limits(self, tokens_used: int) -> None:
         """`rate_limits.updated` after a response."""
 
+    def remember_audio(self, item_id: str, timeline: SpokenTimeline) -> None:
+        """Keep an assistant audio item's word timeline, for `conversation.item.truncate`."""
+
+
+@dataclass
+class _OpenItem:
+    """The output item being streamed, and how far it got: what a cancel has to close."""
+
+    item: dict[str, Any]
+    output_index: int
+    audio: bool = False
+    where: dict[str, Any] | None = None
+    """The delta address of its content part, once `response.content_part.added` is sent (messages only)."""
+    sent: list[str] = field(default_factory=list)
+    """The text (or transcript) deltas sent so far."""
+
 
 @dataclass
 class ResponseRun:
@@ -90,19 +112,33 @@ class ResponseRun:
     output: list[dict[str, Any]] = field(default_factory=list)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     cancel_reason: str = "client_cancelled"
+    cancelled: bool = False
+    """Whether `cancel()` was called: the response is ending, or has ended, as cancelled."""
     audio_bytes: int = 0
     ended: anyio.Event = field(default_factory=anyio.Event)
     """Set once `response.done` is sent (or the response could not finish)."""
-
-    @property
-    def cancelled(self) -> bool:
-        """Whether `cancel()` was called: the response is ending, or has ended, as cancelled."""
-        return self.scope.cancel_called
+    open_item: _OpenItem | None = None
+    """The output item being streamed: the one a cancel that lands now must close."""
 
     def cancel(self, reason: str = "client_cancelled") -> None:
-        """Stop streaming; `response.done` then says cancelled with this reason."""
+        """Stop streaming `cancel_delay_ms` from now; `response.done` then says cancelled with this reason.
+
+        The first cancel decides: a second one (the client's, after the VAD's) neither delays nor renames it.
+        """
+        if self.cancelled:
+            return
+        self.cancelled = True
         self.cancel_reason = reason
-        self.scope.cancel()
+        delay_ms = self.connection.runtime.config.voice.cancel_delay_ms
+        if delay_ms > 0:
+            # A deadline, not a sleeping task: it lands on time whatever the response is awaiting.
+            self.scope.deadline = anyio.current_time() + delay_ms / 1000
+        else:
+            self.scope.cancel()
+
+    async def _cancel_lands(self) -> None:
+        """Idle until a pending cancel lands: a response that ran out of things to send still ends on time."""
+        await anyio.sleep_forever()
 
     async def run(self) -> None:
         """Stream the whole response, however it ends."""
@@ -121,6 +157,8 @@ class ResponseRun:
             if not limited:
                 for call in self.reply.calls:
                     await self._stream_call(call.name, call.arguments)
+            if self.cancelled:
+                await self._cancel_lands()
             if limited:
                 status, details = "incomplete", {"type": "incomplete", "reason": "max_output_tokens"}
             if self.fault is not None and self.fault.kind == "rate_limited":
@@ -134,10 +172,11 @@ class ResponseRun:
                     },
                 }
                 self.output = []
-        # `cancel_called`, not `cancelled_caught`: a cancel that came before the response's first pause (it can,
+        # `cancelled`, not `cancelled_caught`: a cancel that came before the response's first pause (it can,
         # when the VAD hears speech again at once) still ends it as cancelled, as the live service does.
-        if self.scope.cancel_called:
+        if self.cancelled:
             status, details = "cancelled", {"type": "cancelled", "reason": self.cancel_reason}
+            await self._close_cancelled()
             for item in self.output:
                 item["status"] = "incomplete"
         usage = self._usage()
@@ -177,7 +216,7 @@ class ResponseRun:
             "output_token_details": {"text_tokens": text_out, "audio_tokens": audio_out},
         }
 
-    async def _open_item(self, item: dict[str, Any]) -> int:
+    async def _open_item(self, item: dict[str, Any], audio: bool = False) -> _OpenItem:
         conn = self.connection
         output_index = len(self.output)
         self.output.append(item)
@@ -196,11 +235,13 @@ class ResponseRun:
                 await conn.emit({"type": "conversation.item.created", "previous_item_id": previous, "item": shown})
             else:
                 await conn.emit({"type": "conversation.item.added", "previous_item_id": previous, "item": shown})
-        return output_index
+        self.open_item = _OpenItem(item, output_index, audio)
+        return self.open_item
 
-    async def _close_item(self, item: dict[str, Any], output_index: int) -> None:
+    async def _close_item(self, item: dict[str, Any], output_index: int, status: str = "completed") -> None:
         conn = self.connection
-        item["status"] = "completed"
+        self.open_item = None
+        item["status"] = status
         shown = conn.dialect.item(item)
         if not conn.dialect.is_beta:
             await conn.emit(
@@ -215,9 +256,29 @@ class ResponseRun:
             }
         )
 
-    async def _stream_message(self, text: str) -> None:
+    async def _close_cancelled(self) -> None:
+        """Close the item a cancel caught open, as the live service does, with what had been sent of it."""
+        opened = self.open_item
+        if opened is None:
+            return
+        if opened.where is not None:
+            await self._finish_part(opened.where, "".join(opened.sent), opened.audio)
+        await self._close_item(opened.item, opened.output_index, "incomplete")
+
+    async def _finish_part(self, where: dict[str, Any], text: str, audio: bool) -> None:
         conn = self.connection
         dialect = conn.dialect
+        emit = conn.emit
+        if audio:
+            await emit({"type": dialect.audio_done, **where})
+            await emit({"type": dialect.transcript_done, **where, "transcript": text})
+            await emit({"type": "response.content_part.done", **where, "part": {"type": "audio", "transcript": text}})
+        else:
+            await emit({"type": dialect.text_done, **where, "text": text})
+            await emit({"type": "response.content_part.done", **where, "part": {"type": "text", "text": text}})
+
+    async def _stream_message(self, text: str) -> None:
+        conn = self.connection
         audio = self.settings.output_modalities == ["audio"]
         item: dict[str, Any] = {
             "id": conn.new_id("item"),
@@ -227,46 +288,89 @@ class ResponseRun:
             "role": "assistant",
             "content": [],
         }
-        output_index = await self._open_item(item)
+        opened = await self._open_item(item, audio)
         where = {
             "response_id": self.response_id,
             "item_id": item["id"],
-            "output_index": output_index,
+            "output_index": opened.output_index,
             "content_index": 0,
         }
         part_type = "audio" if audio else "text"
         empty_part = {"type": part_type, "transcript": ""} if audio else {"type": part_type, "text": ""}
         await conn.emit({"type": "response.content_part.added", **where, "part": empty_part})
+        opened.where = where
         content: dict[str, Any] = {"type": "output_audio" if audio else "output_text"}
         item["content"].append(content)
+        if audio:
+            await self._speak(text, opened, content)
+        else:
+            await self._write(text, opened, content)
+        if self.cancelled:
+            await self._cancel_lands()
+        self.open_item = None
+        await self._finish_part(where, text, audio)
+        await self._close_item(item, opened.output_index)
+
+    async def _write(self, text: str, opened: _OpenItem, content: dict[str, Any]) -> None:
+        """A text answer: one delta per word, `per_delta_ms` apart."""
+        conn = self.connection
+        assert opened.where is not None
+        head = conn.delta_head(conn.dialect.text_delta, opened.where)
         words = text.split(" ")
-        sent: list[str] = []
-        text_head = conn.delta_head(dialect.text_delta, where)
-        emit: Callable[[dict[str, Any]], Awaitable[None]] = conn.emit
+        last = len(words) - 1
+        sent = opened.sent
         for position, word in enumerate(words):
             if position:
                 await conn.runtime.latency.per_delta()
-            chunk = word if position == len(words) - 1 else word + " "
+            chunk = word if position == last else word + " "
             sent.append(chunk)
-            if audio:
-                data = synthesize_word(word, self.settings.output_format)
-                self.audio_bytes += len(data) * 3 // 4
-                await emit({"type": dialect.audio_delta, **where, "delta": data})
-                await emit({"type": dialect.transcript_delta, **where, "delta": chunk})
-            else:
-                await conn.emit_delta(text_head, chunk)
-            content["transcript" if audio else "text"] = "".join(sent)
+            await conn.emit_delta(head, chunk)
+            content["text"] = "".join(sent)
             if position == 0 and self.fault is not None and self.fault.kind == "close":
                 await conn.drop(self.fault.close_code)
                 raise ConnectionDropped
-        if audio:
-            await emit({"type": dialect.audio_done, **where})
-            await emit({"type": dialect.transcript_done, **where, "transcript": text})
-            await emit({"type": "response.content_part.done", **where, "part": {"type": "audio", "transcript": text}})
-        else:
-            await emit({"type": dialect.text_done, **where, "text": text})
-            await emit({"type": "response.content_part.done", **where, "part": {"type": "text", "text": text}})
-        await self._close_item(item, output_index)
+
+    async def _speak(self, text: str, opened: _OpenItem, content: dict[str, Any]) -> None:
+        """A spoken answer: audio deltas, each word's transcript just before the audio its start is in.
+
+        Paced (`realtime_audio`), delta k leaves at t0 + k * chunk, t0 being when the first left: sleeping until
+        a time read from the loop's monotonic clock, not for a duration, so late wake-ups do not add up. The pace
+        is the audio's own, so `per_delta_ms` applies only unpaced.
+        """
+        conn = self.connection
+        voice = conn.runtime.config.voice
+        assert opened.where is not None
+        spoken = SpokenAnswer(text.split(" "), self.settings.output_format, voice.leading_silence_ms)
+        timeline = spoken.timeline
+        if self.in_conversation:
+            conn.remember_audio(opened.item["id"], timeline)
+        paced = voice.realtime_audio
+        steps = spoken.paced_steps(voice.audio_chunk_ms) if paced else spoken.word_steps()
+        audio_head = conn.delta_head(conn.dialect.audio_delta, opened.where)
+        transcript_head = conn.delta_head(conn.dialect.transcript_delta, opened.where)
+        chunk_s = voice.audio_chunk_ms / 1000
+        started = 0.0
+        sent = opened.sent
+        for index, step in enumerate(steps):
+            if paced:
+                if index:
+                    await anyio.sleep_until(started + index * chunk_s)
+                else:
+                    started = anyio.current_time()
+            elif index:
+                await conn.runtime.latency.per_delta()
+            for piece in step.transcript:
+                sent.append(piece)
+                await conn.emit_delta(transcript_head, piece)
+            await conn.emit_delta(audio_head, step.audio)
+            self.audio_bytes += step.size
+            if timeline.cut_ms is None:  # a truncated item keeps what the truncation left it
+                timeline.audio_ms += spoken.ms(step.size)
+                if step.transcript:
+                    content["transcript"] = "".join(sent)
+            if index == 0 and self.fault is not None and self.fault.kind == "close":
+                await conn.drop(self.fault.close_code)
+                raise ConnectionDropped
 
     async def _stream_call(self, name: str, arguments: str) -> None:
         conn = self.connection
@@ -279,11 +383,11 @@ class ResponseRun:
             "call_id": conn.new_id("call"),
             "arguments": "",
         }
-        output_index = await self._open_item(item)
+        opened = await self._open_item(item)
         where = {
             "response_id": self.response_id,
             "item_id": item["id"],
-            "output_index": output_index,
+            "output_index": opened.output_index,
             "call_id": item["call_id"],
         }
         await conn.emit({"type": "response.function_call_arguments.delta", **where, "delta": arguments})
@@ -291,8 +395,11 @@ class ResponseRun:
             await conn.drop(self.fault.close_code)
             raise ConnectionDropped
         item["arguments"] = arguments
+        if self.cancelled:
+            await self._cancel_lands()
+        self.open_item = None
         done: dict[str, Any] = {"type": "response.function_call_arguments.done", **where, "arguments": arguments}
         if not conn.dialect.is_beta:
             done["name"] = name
         await conn.emit(done)
-        await self._close_item(item, output_index)
+        await self._close_item(item, opened.output_index)
