@@ -95,6 +95,9 @@ class InterruptPlan(_Strict):
     """Words of the answer's transcript heard."""
     after_event: str | None = None
     """A server event type: the caller barges in when it arrives."""
+    audio: str | None = None
+    """The clip the caller barges in with (the next turn's audio): under server VAD it is said over the answer,
+    and the server stops the answer itself."""
 
     def describe(self) -> str:
         """`after 600 ms heard`, for reasons and reports."""

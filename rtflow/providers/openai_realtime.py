@@ -31,14 +31,18 @@ API key is never part of a message or a log line, and never sent to another orig
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import functools
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
 
 from rtflow.audio.files import BYTES_PER_SECOND, audio_seconds, chunk, silence, write_output_audio
 from rtflow.errors import (
@@ -53,6 +57,7 @@ from rtflow.errors import (
 from rtflow.log import get_logger
 from rtflow.messages import (
     AUDIO_PART_TYPES,
+    ContentPart,
     Interruption,
     InterruptPlan,
     Message,
@@ -236,6 +241,10 @@ class _TurnState:
     """How the answer was cut, once it was."""
     heard_text: str | None = None
     truncate_confirmed: bool = False
+    spoken_ahead: bool = False
+    """This turn's clip was said over the last answer (a server-VAD barge-in): its response is read, not asked."""
+    speaking_over_from: float | None = None
+    """When the caller began to speak over the answer (a server-VAD barge-in)."""
     later_pieces: list[str] = field(default_factory=list)
     """What the agent said during the script steps after the answer (it may speak up in a silence)."""
     step_failures: list[str] = field(default_factory=list)
@@ -255,6 +264,29 @@ class _TurnState:
         """The server's transcription of this turn's input audio, in order, when it sent any."""
         heard = [self.transcripts[item] for item in self.audio_items if item in self.transcripts]
         return " ".join(heard) if heard else None
+
+
+class _Speaker:
+    """The caller's barge-in clip, said over the answer from the moment of the cut, in the read's task group."""
+
+    def __init__(
+        self, tasks: anyio.abc.TaskGroup, audio: InputAudio, say: Callable[[InputAudio], Awaitable[None]]
+    ) -> None:
+        self.tasks = tasks
+        self.audio = audio
+        self._say = say
+        self.started = False
+        self.done = anyio.Event()
+
+    def start(self) -> None:
+        self.started = True
+        self.tasks.start_soon(self._run)
+
+    async def _run(self) -> None:
+        try:
+            await self._say(self.audio)
+        finally:
+            self.done.set()
 
 
 class RealtimeSession:
@@ -282,6 +314,10 @@ class RealtimeSession:
         """What the server sent during the last turn that was skipped, and why (see `ProtocolNotes`)."""
         self._playing_until: float | None = None
         """When the caller will have heard the last answer to its end: the next turn waits for it."""
+        self._ahead: collections.deque[tuple[str | bytes, float]] = collections.deque()
+        """Frames read (with their arrival times) while a barge-in clip was still being said: the next turn's."""
+        self._spoken_ahead: str | None = None
+        """The clip a server-VAD barge-in already said: the next turn, whose audio it is, does not send it."""
 
     async def send(self, request: TurnRequest) -> TurnOutput:
         """Answer one turn, sending only what the server session does not hold yet."""
@@ -322,6 +358,8 @@ class RealtimeSession:
         """Close the socket; safe to call twice and after a failure."""
         socket, self._socket = self._socket, None
         self._held = []
+        self._ahead.clear()
+        self._spoken_ahead = None
         if socket is not None:
             with anyio.move_on_after(2, shield=True), contextlib.suppress(Exception):
                 await socket.close()
@@ -329,6 +367,8 @@ class RealtimeSession:
     def _abort(self) -> None:
         socket, self._socket = self._socket, None
         self._held = []
+        self._ahead.clear()
+        self._spoken_ahead = None
         if socket is not None:
             socket.transport.abort()
 
@@ -468,6 +508,15 @@ class RealtimeSession:
             event.error, self._label, key=self._key, max_retry_after=self._provider.config.max_retry_after
         )
 
+    async def _recv(self) -> tuple[str | bytes, float]:
+        """The next frame and when it arrived: first those read ahead during a barge-in, then the socket's."""
+        if self._ahead:
+            return self._ahead.popleft()
+        socket = self._socket
+        assert socket is not None
+        frame = await socket.recv()
+        return frame, time.perf_counter()
+
     async def _post(self, event: dict[str, Any]) -> None:
         socket = self._socket
         assert socket is not None
@@ -496,6 +545,10 @@ class RealtimeSession:
             if audio is None:
                 continue
             state.metrics.input_audio_s = (state.metrics.input_audio_s or 0.0) + audio.seconds
+            if last and self._spoken_ahead is not None and audio.source == self._spoken_ahead:
+                self._spoken_ahead = None
+                state.spoken_ahead = True  # said over the last answer already; the server answers it
+                continue
             if self._detection.server_vad and last:
                 state.vad_audio = audio  # the server ends this turn: streamed while its response is read
                 continue
@@ -513,7 +566,8 @@ class RealtimeSession:
         timeout = self._provider.config.websocket_timeout
         with anyio.move_on_after(timeout):
             while True:
-                event = read_event(await socket.recv(), self._notes)
+                frame, now = await self._recv()
+                event = read_event(frame, self._notes)
                 if isinstance(event, AudioCommitted):
                     if event.item_id is not None:
                         state.audio_items.append(event.item_id)
@@ -531,12 +585,12 @@ class RealtimeSession:
                             code=error.code,
                         ) from None
                 elif event is not None:
-                    self._note(event, state)
+                    self._note(event, state, now)
         raise ProviderTimeoutError(
             f"the server did not commit input audio {audio.source} within {timeout:g} s", provider=self._label
         )
 
-    def _note(self, event: ServerEvent, state: _TurnState) -> None:
+    def _note(self, event: ServerEvent, state: _TurnState, now: float) -> None:
         """Side events that may come at any point of a turn."""
         match event:
             case Transcription(item_id=item_id, transcript=transcript) if item_id is not None:
@@ -544,7 +598,6 @@ class RealtimeSession:
             case AudioCommitted(item_id=item_id) if item_id is not None:
                 state.audio_items.append(item_id)
             case SpeechStopped():
-                now = time.perf_counter()
                 state.timeline.speech_end_at = now
                 if state.first_request_at is None:
                     state.first_request_at = now  # voice latency counts from the end of speech
@@ -563,6 +616,8 @@ class RealtimeSession:
     async def _first_response(self, state: _TurnState) -> ResponseResult:
         """The turn's first response: asked for by the client, or started by the server's VAD."""
         audio, state.vad_audio = state.vad_audio, None
+        if state.spoken_ahead:
+            return await self._read_spoken_response(state)
         if audio is None:
             await self._request_response(state)
             return await self._read_response(state)
@@ -622,7 +677,49 @@ class RealtimeSession:
 
     async def _read_response(self, state: _TurnState) -> ResponseResult:
         """Events up to the turn's `response.done`, collected into a `ResponseResult`; with a barge-in planned,
-        the answer is cut when the caller has heard enough of it (`_barge_in`)."""
+        the answer is cut when the caller has heard enough of it (`_barge_in`).
+
+        Under server VAD, a barge-in with a clip (the next turn's audio) is the caller speaking over the answer:
+        the clip is streamed from the moment of the cut while the answer is read, the server stops the answer
+        itself (`turn_detected`), and what arrives while the rest of the clip is said is kept, with its times,
+        for the next turn (whose answer it is).
+        """
+        plan = state.plan if state.interruption is None else None
+        if plan is None or plan.audio is None or not self._detection.server_vad:
+            return await self._read_events(state, None)
+        audio = load_input_audio(
+            ContentPart(type="input_audio", file=plan.audio),
+            self._provider.info.base_dir,
+            self._provider.config.input_audio_format or "pcm16",
+            self._label,
+        )
+        assert audio is not None
+        async with anyio.create_task_group() as tasks:
+            speaker = _Speaker(tasks, audio, functools.partial(self._speak_over, state))
+            result = await self._read_events(state, speaker)
+            await self._read_ahead(speaker)
+        return result
+
+    async def _speak_over(self, state: _TurnState, audio: InputAudio) -> None:
+        # Said as a live microphone says it, in short chunks at its real rate, whatever the flow's pacing: a
+        # barge-in is speech over speech, and the server must hear it start while the answer still plays.
+        config = self._provider.config
+        live = config.model_copy(update={"realtime_pacing": True, "audio_chunk_ms": min(config.audio_chunk_ms, 40)})
+        await stream_audio(self._post, self._events, audio, live, self._detection)
+
+    async def _read_ahead(self, speaker: _Speaker) -> None:
+        """Keep what the server sends while the rest of the barge-in clip is said, for the next turn."""
+        socket = self._socket
+        assert socket is not None
+        if not speaker.started:
+            return
+        self._spoken_ahead = speaker.audio.source
+        while not speaker.done.is_set():
+            with anyio.move_on_after(0.02):
+                frame = await socket.recv()
+                self._ahead.append((frame, time.perf_counter()))
+
+    async def _read_events(self, state: _TurnState, speaker: _Speaker | None) -> ResponseResult:
         socket = self._socket
         assert socket is not None
         timeout = self._provider.config.websocket_timeout
@@ -646,15 +743,14 @@ class RealtimeSession:
                         waiting.deadline = anyio.current_time() + timeout
                         rearm_at = time.monotonic() + rearm_every
                     if plan is None:
-                        frame = await socket.recv()
+                        frame, now = await self._recv()
                     else:
                         arrived = await self._recv_until_cut(plan, timeline)
                         if arrived is None:  # the caller barges in now
-                            await self._barge_in(state, plan, pieces, answering=True)
+                            await self._barge_in(state, plan, pieces, answering=True, speaker=speaker)
                             plan = None
                             continue
-                        frame = arrived
-                    now = time.perf_counter()
+                        frame, now = arrived
                     kind, event = read_frame(frame, self._notes)
                     match event:
                         case None:
@@ -700,13 +796,15 @@ class RealtimeSession:
                         case ErrorEvent():
                             self._raise_if_ours(event)
                         case _:
-                            self._note(event, state)
+                            self._note(event, state, now)
                     if kind is not None:
                         timeline.server(kind, now)
                         if kind == "conversation.item.truncated":
                             state.truncate_confirmed = True
+                        elif kind == "input_audio_buffer.speech_started" and speaker is not None and speaker.started:
+                            await self._heard_until(state, now)  # the server heard the caller: playback stops
                     if plan is not None and kind == plan.after_event:
-                        await self._barge_in(state, plan, pieces, answering=True)
+                        await self._barge_in(state, plan, pieces, answering=True, speaker=speaker)
                         plan = None
         finally:
             matcher.report(self._notes)
@@ -767,10 +865,8 @@ class RealtimeSession:
 
     async def _side_event(self, state: _TurnState) -> str | None:
         """One event between answers: marked, its speech kept, an error about what this turn sent raised."""
-        socket = self._socket
-        assert socket is not None
-        kind, event = read_frame(await socket.recv(), self._notes)
-        now = time.perf_counter()
+        frame, now = await self._recv()
+        kind, event = read_frame(frame, self._notes)
         if kind is not None:
             state.timeline.server(kind, now)
         match event:
@@ -786,32 +882,45 @@ class RealtimeSession:
             case None:
                 pass
             case _:
-                self._note(event, state)
+                self._note(event, state, now)
         return kind
 
     # -- barge-in -------------------------------------------------------------------------------------------
 
-    async def _recv_until_cut(self, plan: InterruptPlan, timeline: TurnTimeline) -> str | bytes | None:
-        """The next frame, or None when the moment to barge in comes first."""
-        socket = self._socket
-        assert socket is not None
+    async def _recv_until_cut(self, plan: InterruptPlan, timeline: TurnTimeline) -> tuple[str | bytes, float] | None:
+        """The next frame and its arrival, or None when the moment to barge in comes first."""
         cut_at = timeline.cut_time(plan)
         if cut_at is None:
-            return await socket.recv()
+            return await self._recv()
         wait = cut_at - time.perf_counter()
         if wait <= 0:
             return None
         with anyio.move_on_after(wait):
-            return await socket.recv()
+            return await self._recv()
         return None
 
-    async def _barge_in(self, state: _TurnState, plan: InterruptPlan, pieces: list[str], *, answering: bool) -> None:
+    async def _barge_in(
+        self,
+        state: _TurnState,
+        plan: InterruptPlan,
+        pieces: list[str],
+        *,
+        answering: bool,
+        speaker: _Speaker | None = None,
+    ) -> None:
         """The caller speaks over the answer: stop it (when it is still coming) and cut its item at what was
         heard, as OpenAI's guide prescribes: `response.cancel`, then `conversation.item.truncate` with
-        `audio_end_ms` = the playback position."""
+        `audio_end_ms` = the playback position. Under server VAD with a clip, the caller just starts talking:
+        the server stops the answer, and the cut is made when it hears the caller (`_heard_until`)."""
         timeline = state.timeline
         now = time.perf_counter()
         timeline.cut_at = now
+        if speaker is not None and answering:
+            speaker.start()
+            since = state.first_request_at if state.first_request_at is not None else state.started
+            state.interruption = Interruption(plan=plan.describe(), at_ms=round((now - since) * 1000, 1))
+            state.speaking_over_from = now
+            return
         heard_ms = timeline.heard_ms(now)
         if answering:
             await self._post(self._events.response_cancel())
@@ -847,6 +956,21 @@ class RealtimeSession:
             state.interruption.reason = "completed"
         await self._await_truncated(state)
 
+    async def _heard_until(self, state: _TurnState, now: float) -> None:
+        """The server heard the caller over the answer: playback stops here, and the item is cut at it."""
+        cut = state.interruption
+        timeline = state.timeline
+        if cut is None or cut.audio_end_ms is not None:
+            return
+        heard_ms = timeline.heard_ms(now)
+        item_id = timeline.audio_item_id
+        if state.speaking_over_from is not None:
+            state.metrics.overlap_ms = max(0.0, now - state.speaking_over_from) * 1000
+        if item_id is not None:
+            await self._post(self._events.item_truncate(item_id, heard_ms))
+            state.heard_text = timeline.words.heard(heard_ms)
+            cut.audio_end_ms, cut.item_id = heard_ms, item_id
+
     def _cut_response(self, event: ResponseDone, pieces: list[str], state: _TurnState) -> ResponseResult:
         """The cut response's outcome: what it said before it stopped (its calls are not made)."""
         if event.status not in ("cancelled", "completed", None):  # a failure is still the turn's error
@@ -865,15 +989,16 @@ class RealtimeSession:
         timeout = self._provider.config.websocket_timeout
         with anyio.move_on_after(timeout):
             while True:
-                kind, event = read_frame(await socket.recv(), self._notes)
+                frame, now = await self._recv()
+                kind, event = read_frame(frame, self._notes)
                 if kind is not None:
-                    state.timeline.server(kind, time.perf_counter())
+                    state.timeline.server(kind, now)
                 if kind == "conversation.item.truncated":
                     return
                 if isinstance(event, ErrorEvent):
                     self._raise_if_ours(event)
                 elif event is not None:
-                    self._note(event, state)
+                    self._note(event, state, now)
         raise ProviderTimeoutError(
             f"the server did not confirm conversation.item.truncate within {timeout:g} s", provider=self._label
         )

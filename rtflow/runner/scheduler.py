@@ -35,6 +35,7 @@ from typing import Any
 import anyio
 import structlog
 
+from rtflow.audio.files import vars_audio_path
 from rtflow.errors import PromptError, ProviderError, ProviderTimeoutError
 from rtflow.flow.prompts import render_prompt
 from rtflow.flow.spec import AssertionSpec
@@ -322,13 +323,17 @@ class Scheduler:
             artifact_dir = str(self.artifact_dir / safe)
         turn_spec = conversation.turns[node.turn_index]
         interrupt = turn_spec.interrupt
+        barge_in_audio = None
+        if interrupt is not None and node.turn_index + 1 < len(conversation.turns):
+            clip = vars_audio_path(conversation.turns[node.turn_index + 1].vars, self._base_dir)
+            barge_in_audio = str(clip) if clip is not None else None
         return TurnRequest(
             conversation_id=conversation.id,
             turn_index=node.turn_index,
             messages=turn.request_messages,
             vars={**({"transcript": turn.heard} if turn.heard else {}), **turn_vars},
             artifact_dir=artifact_dir,
-            interrupt=InterruptPlan(**interrupt.model_dump()) if interrupt is not None else None,
+            interrupt=InterruptPlan(**interrupt.model_dump(), audio=barge_in_audio) if interrupt is not None else None,
             after_answer=[step.model_dump(exclude_none=True) for step in turn_spec.then],
         )
 
