@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -37,19 +38,25 @@ def _check_outputs(output: Path | None, log_file: Path | None, sim_log: Path | N
             check_output_file(path, option)
 
 
-def _sim_config(sim: bool, latency_ms: float | None, faults: tuple[str, ...], log: Path | None) -> object:
+def _sim_config(
+    sim: bool, latency_ms: float | None, faults: tuple[str, ...], log: Path | None, voice: dict[str, Any]
+) -> object:
     """`False`, or the simulator's configuration when the run is simulated."""
     if not sim:
-        if latency_ms is not None or faults or log is not None:
-            raise FlowError("--sim-latency-ms, --sim-fault and --sim-log only apply with --sim")
+        if latency_ms is not None or faults or log is not None or voice:
+            raise FlowError(
+                "--sim-latency-ms, --sim-fault, --sim-log, --sim-realtime-audio, --sim-leading-silence-ms and"
+                " --sim-cancel-delay-ms only apply with --sim"
+            )
         return False
     from rtflow.sim import SimConfig
-    from rtflow.sim.config import LatencyConfig, parse_fault
+    from rtflow.sim.config import LatencyConfig, VoiceConfig, parse_fault
 
     return SimConfig(
         latency=LatencyConfig(first_delta_ms=latency_ms or 0.0),
         faults=[parse_fault(spec) for spec in faults],
         log_path=log,
+        voice=VoiceConfig(**voice),
     )
 
 
@@ -70,6 +77,17 @@ def _sim_config(sim: bool, latency_ms: float | None, faults: tuple[str, ...], lo
 )
 @click.option(
     "--sim-log", type=click.Path(dir_okay=False, path_type=Path), help="With --sim: log every event to this JSONL file."
+)
+@click.option(
+    "--sim-realtime-audio", is_flag=True, help="With --sim: spoken answers arrive at the rate they play, as live."
+)
+@click.option(
+    "--sim-leading-silence-ms", type=click.FloatRange(min=0), help="With --sim: silence before each spoken answer."
+)
+@click.option(
+    "--sim-cancel-delay-ms",
+    type=click.FloatRange(min=0),
+    help="With --sim: how long an answer goes on after response.cancel (the agent's yield latency).",
 )
 @click.option("--concurrency", type=click.IntRange(min=1), help="Most provider calls in flight at once.")
 @click.option("--filter-thread", "thread_filter", metavar="PATTERN", help="Run only threads whose id matches (glob).")
@@ -98,6 +116,9 @@ def run_command(
     sim_latency_ms: float | None,
     sim_faults: tuple[str, ...],
     sim_log: Path | None,
+    sim_realtime_audio: bool,
+    sim_leading_silence_ms: float | None,
+    sim_cancel_delay_ms: float | None,
     concurrency: int | None,
     thread_filter: str | None,
     repeat: int,
@@ -127,7 +148,16 @@ def run_command(
 
     variables = _parse_vars(var_pairs)
     _check_outputs(output, log_file, sim_log)
-    sim_config = _sim_config(sim, sim_latency_ms, sim_faults, sim_log)
+    voice = {
+        name: value
+        for name, value in (
+            ("realtime_audio", sim_realtime_audio or None),
+            ("leading_silence_ms", sim_leading_silence_ms),
+            ("cancel_delay_ms", sim_cancel_delay_ms),
+        )
+        if value is not None
+    }
+    sim_config = _sim_config(sim, sim_latency_ms, sim_faults, sim_log, voice)
     # JSON lines are for machines and keep every run event; a person at a console sees warnings unless -v.
     as_json = log_file is not None or log_format == "json"
     level = {0: "info" if as_json else "warning", 1: "info"}.get(verbose, "debug")
