@@ -18,7 +18,8 @@ import sys, anyio
 from rtflow.sim import SimConfig, SimServer
 
 async def main() -> None:
-    async with SimServer(SimConfig()) as sim:
+    config = SimConfig.model_validate_json(sys.argv[1]) if len(sys.argv) > 1 else SimConfig()
+    async with SimServer(config) as sim:
         print(sim.port, flush=True)
         # Each line read asks for the peak number of open sessions; the end of stdin stops the server.
         while await anyio.to_thread.run_sync(sys.stdin.readline):
@@ -48,9 +49,11 @@ class SimulatorChild:
 
 
 @contextmanager
-def simulator_child() -> Iterator[SimulatorChild]:
-    """Start the simulator (default config) in a child process; stop it when the block ends."""
-    child = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def simulator_child(config_json: str | None = None) -> Iterator[SimulatorChild]:
+    """Start the simulator (default config, or a `SimConfig` as JSON) in a child process; stop it when the block
+    ends."""
+    argv = [sys.executable, "-c", _CHILD, *([config_json] if config_json else [])]
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None
         yield SimulatorChild(child, int(child.stdout.readline()))

@@ -13,6 +13,15 @@ simulator on loopback (zero added latency) and reports, per mode, the median of:
 
 Modes: burst (pcm16, no pacing), paced (pcm16, 20 ms chunks in real time), pcmu (G.711 u-law, burst) and
 server_vad (pcm16, paced, the simulator's VAD ends the turn). Paced modes take about the clip's length per turn.
+
+`--barge-in N` instead runs N conversations at once against a simulator in a child process that speaks in real
+time (20 ms audio deltas at their playing rate) and takes 50 ms to stop after a cancel. Each conversation asks a
+long question and cuts the answer at 300, 600 or 900 ms of playback, then asks for less. It reports the client's
+CPU per second of agent audio played, and how far rtflow's time measurements are from the simulator's own
+record (its event log): `audio_end_ms` against the audio the simulator had sent when the truncate arrived, and
+the yield latency against the 50 ms cancel delay (goal: p95 error <= 5 ms):
+
+    /work/venv/bin/python bench/voice_bench.py --barge-in 100
 """
 
 from __future__ import annotations
@@ -44,6 +53,102 @@ MODES: dict[str, dict[str, Any]] = {
         "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
     },
 }
+
+
+CANCEL_DELAY_MS = 50.0
+CUTS_MS = (300.0, 600.0, 900.0)
+
+
+async def barge_in_load(conversations: int) -> None:
+    """N concurrent barge-in conversations on a real-time simulator in a child process: CPU and time errors."""
+    import json
+    import resource
+    import sys
+
+    import yaml
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from sim_child import raise_fd_limit, simulator_child
+
+    import rtflow
+
+    raise_fd_limit(4 * conversations + 256)
+    with TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        log = folder / "sim.jsonl"
+        rules = folder / "rules.yaml"
+        rules.write_text(yaml.safe_dump([{"match": "short version", "reply": "Sure."}]))
+        config = SimConfig(
+            log_path=log, script=rules, voice={"realtime_audio": True, "cancel_delay_ms": CANCEL_DELAY_MS}
+        )
+        with simulator_child(config.model_dump_json()) as sim:
+            provider = {
+                "id": "openai:realtime:gpt-realtime",
+                "config": {
+                    "modalities": ["audio"],
+                    "api_base_url": f"http://127.0.0.1:{sim.port}/v1",
+                    "api_key": "sk-sim",
+                    "websocket_timeout": "60s",
+                },
+            }
+            question = "Tell me about the long and glorious history of the ancient city of Rome please"
+            threads = {
+                f"c{index}": [
+                    {"q": question},
+                    {"interrupt": {"after_ms": CUTS_MS[index % len(CUTS_MS)]}},
+                    {"q": "Just the short version"},
+                ]
+                for index in range(conversations)
+            }
+            document = {"providers": [provider], "prompts": ["{{ q }}"], "threads": threads}
+            flow = folder / "flow.yaml"
+            flow.write_text(yaml.safe_dump(document, sort_keys=False))
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            started = time.perf_counter()
+            result = await rtflow.arun(flow, store=False, concurrency=conversations)
+            wall = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_SELF)
+        events = [json.loads(line) for line in log.read_text().splitlines()]
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    outputs = [turn.output for turn in result.turns if turn.output is not None]
+    played_s = sum((output.metrics.agent_speaking_ms or 0.0) for output in outputs) / 1000
+    # The simulator's view of each speaker: audio plays from the first delta it sent on the connection; the
+    # caller cut it when the `response.cancel` (sent at the cut, before the truncate) arrived.
+    first_audio: dict[str, float] = {}
+    cancels: dict[str, float] = {}
+    truncates: dict[str, int] = {}
+    for event in events:
+        if event["type"] == "response.output_audio.delta" and event["dir"] == "out":
+            first_audio.setdefault(event["conn"], event["ts"])
+        elif event["type"] == "response.cancel" and event["dir"] == "in":
+            cancels.setdefault(event["conn"], event["ts"])
+        elif event["type"] == "conversation.item.truncate" and event["dir"] == "in":
+            truncates[event["conn"]] = event["payload"]["audio_end_ms"]
+    signed = [
+        audio_end - (cancels[conn] - first_audio[conn]) * 1000
+        for conn, audio_end in truncates.items()
+        if conn in cancels and conn in first_audio
+    ]
+    position_errors = [abs(error) for error in signed]
+    yield_errors = [
+        abs(output.metrics.yield_done_ms - CANCEL_DELAY_MS)
+        for output in outputs
+        if output.metrics.yield_done_ms is not None
+    ]
+    statuses = statistics.multimode(turn.status for turn in result.turns)
+    bias = statistics.fmean(signed) if signed else float("nan")
+    print(f"conversations        {conversations} at once, {len(result.turns)} turns ({statuses[0]} mostly)")
+    print(f"wall                 {wall:.2f} s")
+    print(f"agent audio played   {played_s:.1f} s")
+    print(f"client CPU           {cpu:.2f} s = {cpu / played_s * 1000:.1f} ms per second of audio")
+    for name, errors in (("audio_end_ms error", position_errors), ("yield error", yield_errors)):
+        ordered = sorted(errors)
+        p95 = ordered[max(0, int(0.95 * len(ordered)) - 1)] if ordered else float("nan")
+        print(
+            f"{name:<21}p50 {_median(ordered):.1f} ms, p95 {p95:.1f} ms, max {max(ordered, default=float('nan')):.1f} ms"
+            f" over {len(ordered)} cuts (goal p95 <= 5 ms)"
+        )
+    print(f"audio_end_ms bias    {bias:+.1f} ms (rtflow's position minus the simulator's, on average)")
 
 
 def _median(values: list[float]) -> float:
@@ -102,6 +207,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=20, help="turns per clip in the unpaced modes")
     parser.add_argument("--paced-turns", type=int, default=2, help="turns per clip in the paced modes")
+    parser.add_argument("--barge-in", type=int, metavar="N", help="N concurrent barge-in conversations instead")
     options = parser.parse_args()
     configure_logging(level="warning")  # the providers' debug events would bury the table
-    anyio.run(main, options.turns, options.paced_turns)
+    if options.barge_in:
+        anyio.run(barge_in_load, options.barge_in)
+    else:
+        anyio.run(main, options.turns, options.paced_turns)

@@ -32,6 +32,13 @@ def sim() -> None:
     help="Length of each output audio delta with --realtime-audio.",
 )
 @click.option(
+    "--audio-lead-ms",
+    default=100.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="With --realtime-audio: how far ahead of its playing time each delta is sent.",
+)
+@click.option(
     "--leading-silence-ms",
     default=0.0,
     type=click.FloatRange(min=0),
@@ -63,6 +70,7 @@ def serve(
     jitter_ms: float,
     realtime_audio: bool,
     audio_chunk_ms: int,
+    audio_lead_ms: float,
     leading_silence_ms: float,
     cancel_delay_ms: float,
     seed: int,
@@ -91,6 +99,7 @@ def serve(
         voice=VoiceConfig(
             realtime_audio=realtime_audio,
             audio_chunk_ms=audio_chunk_ms,
+            audio_lead_ms=audio_lead_ms,
             leading_silence_ms=leading_silence_ms,
             cancel_delay_ms=cancel_delay_ms,
         ),

@@ -66,6 +66,9 @@ class VoiceConfig(_Strict):
     response's first audio delta (off: as fast as the loop goes, as today)."""
     audio_chunk_ms: int = Field(default=20, ge=5, le=1000)
     """Length of each output audio delta when `realtime_audio` is on."""
+    audio_lead_ms: float = Field(default=100.0, ge=0)
+    """When `realtime_audio` is on, how far ahead of its playing time each delta is sent: a live service keeps
+    the caller's buffer ahead of the speaker, so a late delta does not stall playback (0: each just in time)."""
     leading_silence_ms: float = Field(default=0.0, ge=0)
     """Silence at the start of every spoken answer, before its first word (sent as audio like the rest)."""
     cancel_delay_ms: float = Field(default=0.0, ge=0)

@@ -333,9 +333,10 @@ class ResponseRun:
     async def _speak(self, text: str, opened: _OpenItem, content: dict[str, Any]) -> None:
         """A spoken answer: audio deltas, each word's transcript just before the audio its start is in.
 
-        Paced (`realtime_audio`), delta k leaves at t0 + k * chunk, t0 being when the first left: sleeping until
-        a time read from the loop's monotonic clock, not for a duration, so late wake-ups do not add up. The pace
-        is the audio's own, so `per_delta_ms` applies only unpaced.
+        Paced (`realtime_audio`), delta k leaves at t0 + k * chunk - lead, t0 being when the first left (so the
+        first `audio_lead_ms` go at once, and the rest keep that far ahead of playback): sleeping until a time
+        read from the loop's monotonic clock, not for a duration, so late wake-ups do not add up. The pace is the
+        audio's own, so `per_delta_ms` applies only unpaced.
         """
         conn = self.connection
         voice = conn.runtime.config.voice
@@ -349,12 +350,13 @@ class ResponseRun:
         audio_head = conn.delta_head(conn.dialect.audio_delta, opened.where)
         transcript_head = conn.delta_head(conn.dialect.transcript_delta, opened.where)
         chunk_s = voice.audio_chunk_ms / 1000
+        lead_s = voice.audio_lead_ms / 1000
         started = 0.0
         sent = opened.sent
         for index, step in enumerate(steps):
             if paced:
-                if index:
-                    await anyio.sleep_until(started + index * chunk_s)
+                if index and index * chunk_s > lead_s:
+                    await anyio.sleep_until(started + index * chunk_s - lead_s)
                 else:
                     started = anyio.current_time()
             elif index:

@@ -129,10 +129,11 @@ def test_voice_config_and_cli_options(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr("rtflow.sim.server.SimServer", FakeServer)
     options = ["--realtime-audio", "--audio-chunk-ms", "40", "--leading-silence-ms", "250", "--cancel-delay-ms", "120"]
+    options += ["--audio-lead-ms", "30"]
     result = CliRunner().invoke(sim_command, ["serve", "--port", "0", *options])
     assert isinstance(result.exception, Captured), result.output
     assert seen[0].voice == VoiceConfig(
-        realtime_audio=True, audio_chunk_ms=40, leading_silence_ms=250, cancel_delay_ms=120
+        realtime_audio=True, audio_chunk_ms=40, leading_silence_ms=250, cancel_delay_ms=120, audio_lead_ms=30
     )
     assert CliRunner().invoke(sim_command, ["serve", "--audio-chunk-ms", "2"]).exit_code == 2
 
@@ -188,7 +189,7 @@ async def test_paced_answer_cuts_audio_into_chunks_sent_at_the_rate_they_play(ru
     """Paced: equal chunk deltas, delta k about k chunks after the first (no drift); each word's transcript goes
     just before the chunk its start is in, the leading silence counting."""
     chunk_ms, leading_ms = 20, 100
-    voice = VoiceConfig(realtime_audio=True, audio_chunk_ms=chunk_ms, leading_silence_ms=leading_ms)
+    voice = VoiceConfig(realtime_audio=True, audio_chunk_ms=chunk_ms, leading_silence_ms=leading_ms, audio_lead_ms=0)
     async with simulator(script=rules, voice=voice) as sim, voice_session(sim) as ws:
         await say(ws, "speak")
         events = await events_until(ws, "response.done")
@@ -218,6 +219,21 @@ async def test_paced_answer_cuts_audio_into_chunks_sent_at_the_rate_they_play(ru
     assert min(lateness) >= -3, lateness
     assert max(lateness) <= 150, lateness
     assert min(lateness[-10:]) <= 25, lateness
+
+
+async def test_paced_answer_keeps_its_lead_ahead_of_playback(rules: Path) -> None:
+    """With `audio_lead_ms`, the first lead's worth of chunks leave at once and each later one that far ahead of
+    its playing time, so a speaker fed by them never waits on a late delta."""
+    chunk_ms, lead_ms = 20, 100
+    voice = VoiceConfig(realtime_audio=True, audio_chunk_ms=chunk_ms, audio_lead_ms=lead_ms)
+    async with simulator(script=rules, voice=voice) as sim, voice_session(sim) as ws:
+        await say(ws, "speak")
+        await events_until(ws, "response.done")
+    sent_at = [e["ts"] for e in sim.events if e["dir"] == "out" and e["type"] == "response.output_audio.delta"]
+    ahead = [index * chunk_ms - (at - sent_at[0]) * 1000 for index, at in enumerate(sent_at)]
+    assert all(value <= lead_ms + 3 for value in ahead), ahead  # never more than the lead ahead
+    assert min(ahead[lead_ms // chunk_ms + 1 :]) >= lead_ms - 150, ahead  # and about that far, late wake-ups aside
+    assert max(ahead[-10:]) >= lead_ms - 25, ahead
 
 
 def cancel_tail(events: list[dict[str, Any]]) -> list[str]:
