@@ -27,6 +27,7 @@ MODEL_GRADED_TYPES: frozenset[str] = frozenset({"llm-rubric"})
 """Assertion kinds that ask the grader model (without the `not-` prefix)."""
 
 BASE_ASSERTION_TYPES: frozenset[str] = MODEL_GRADED_TYPES | {
+    "absent",
     "audio-duration",
     "contains",
     "contains-all",
@@ -34,6 +35,7 @@ BASE_ASSERTION_TYPES: frozenset[str] = MODEL_GRADED_TYPES | {
     "contains-json",
     "cost",
     "equals",
+    "events",
     "icontains",
     "icontains-all",
     "icontains-any",

@@ -189,7 +189,7 @@ async def test_latency_cost_and_tool_called() -> None:
     assert not (await one(type="latency", value=400)).passed
     assert (await one(type="latency", value=100, config={"metric": "first_delta"})).passed
     no_audio = await one(type="latency", value=100, config={"metric": "first_audio"})
-    assert no_audio.error == "the turn has no first_audio latency measurement"
+    assert no_audio.error == "the turn has no first_audio measurement: its answer had no audio"
     assert (await one(type="cost", value=0.01)).passed
     assert not (await one(type="cost", value=0.001)).passed
     assert (await one(type="tool-called", value="get_weather")).passed

@@ -18,7 +18,15 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from rtflow.messages import Message
 
-__all__ = ["AssertionContext", "AssertionLike", "GradeFunction", "Unevaluable", "Verdict", "render_value"]
+__all__ = [
+    "AssertionContext",
+    "AssertionLike",
+    "GradeFunction",
+    "Unevaluable",
+    "Verdict",
+    "as_number",
+    "render_value",
+]
 
 GradeFunction = Callable[[list[Message]], Awaitable[str]]
 """Sends grading messages to the grader provider and returns its reply text."""
@@ -80,6 +88,16 @@ class Verdict:
 
 class Unevaluable(Exception):
     """The assertion could not be judged; the message says why, for the record."""
+
+
+def as_number(value: Any, kind: str, unit: str) -> float:
+    """`value` as a number; numeric strings count, since a CSV cell (`latency:500`) gives its value as text."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise Unevaluable(f"{kind} needs a number ({unit}) as its value, got {value!r}")
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise Unevaluable(f"{kind} needs a number ({unit}) as its value, got {value!r}") from exc
 
 
 # Sandboxed so that a flow file cannot reach Python internals through an assertion value.

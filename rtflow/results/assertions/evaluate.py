@@ -20,6 +20,7 @@ from rtflow.results.assertions.measures import MEASURE_CHECKS
 from rtflow.results.assertions.rubric import check_llm_rubric
 from rtflow.results.assertions.structured import ASYNC_STRUCTURED_CHECKS, STRUCTURED_CHECKS
 from rtflow.results.assertions.text import TEXT_CHECKS
+from rtflow.results.assertions.timing import TIMING_CHECKS, run_level_reason
 from rtflow.results.assertions.transform import TransformError, transformed
 from rtflow.results.records import AssertionResult
 
@@ -30,11 +31,12 @@ __all__ = [
     "MODEL_GRADED_TYPES",
     "check_assertion_type",
     "evaluate_assertions",
+    "evaluate_one",
     "turn_passed",
     "weighted_score",
 ]
 
-_SYNC_CHECKS = {**TEXT_CHECKS, **STRUCTURED_CHECKS, **MEASURE_CHECKS}
+_SYNC_CHECKS = {**TEXT_CHECKS, **STRUCTURED_CHECKS, **MEASURE_CHECKS, **TIMING_CHECKS}
 _ASYNC_CHECKS = {"llm-rubric": check_llm_rubric, "javascript": check_javascript, **ASYNC_STRUCTURED_CHECKS}
 
 EVALUATED_TYPES: frozenset[str] = frozenset(_SYNC_CHECKS) | frozenset(_ASYNC_CHECKS)
@@ -79,6 +81,9 @@ async def evaluate_one(spec: AssertionLike, output: TurnOutput, context: Asserti
     value: Any = spec.value
     try:
         value = render_value(spec.value, context.vars)
+        over_run = run_level_reason(spec, value)
+        if over_run is not None:  # a placeholder, whatever the `not-`: the run's verdict replaces it
+            return _result(spec, value, Verdict(True, 1.0, over_run))
         if spec.heard:  # judge what the caller heard of an answer that was cut short
             output = output.model_copy(update={"text": output.heard})
         if spec.transform:
@@ -97,6 +102,10 @@ async def evaluate_one(spec: AssertionLike, output: TurnOutput, context: Asserti
         )
     if negated:
         verdict = Verdict(not verdict.passed, 1.0 - verdict.score, f"not: {verdict.reason}")
+    return _result(spec, value, verdict)
+
+
+def _result(spec: AssertionLike, value: Any, verdict: Verdict) -> AssertionResult:
     return AssertionResult(
         type=spec.type,
         value=value,

@@ -1,49 +1,22 @@
-"""Assertions on what the turn measured and did: latency, cost, output audio duration and tool calls."""
+"""Assertions on what the turn measured and did: cost, output audio duration and tool calls.
+
+Timings (`latency`) and the turn's events live in `timing`."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from rtflow.messages import ToolCall, TurnOutput
-from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
+from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict, as_number
 
 __all__ = ["MEASURE_CHECKS"]
-
-_LATENCY_METRICS = {
-    "total": "total_ms",
-    "first_delta": "first_delta_ms",
-    "first_audio": "first_audio_ms",
-    "connect": "connect_ms",
-}
-
-
-def _number(value: Any, kind: str, unit: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise Unevaluable(f"{kind} needs a number ({unit}) as its value, got {value!r}")
-    try:
-        return float(value)
-    except ValueError as exc:
-        raise Unevaluable(f"{kind} needs a number ({unit}) as its value, got {value!r}") from exc
-
-
-def check_latency(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
-    """The chosen timing (`config.metric`: total, first_delta, first_audio, connect) is at most `value` ms."""
-    limit = _number(value, "latency", "milliseconds")
-    metric = str(spec.config.get("metric", "total"))
-    field_name = _LATENCY_METRICS.get(metric)
-    if field_name is None:
-        raise Unevaluable(f"latency metric {metric!r} is unknown; use one of {', '.join(_LATENCY_METRICS)}")
-    measured = getattr(output.metrics, field_name)
-    if measured is None:
-        raise Unevaluable(f"the turn has no {metric} latency measurement")
-    passed = measured <= limit
-    return Verdict.of(passed, f"{metric} latency {measured:.0f} ms {'<=' if passed else '>'} {limit:g} ms")
 
 
 def check_cost(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
     """The turn cost at most `value` US dollars."""
-    limit = _number(value, "cost", "US dollars")
+    limit = as_number(value, "cost", "US dollars")
     if output.cost is None:
         raise Unevaluable("the turn's cost is unknown (no price for its model)")
     passed = output.cost <= limit
@@ -54,8 +27,8 @@ def check_audio_duration(value: Any, output: TurnOutput, spec: AssertionLike, co
     """The turn's output audio lasts between `value.min` and `value.max` seconds (either bound may be left out)."""
     if not isinstance(value, dict) or not value or set(value) - {"min", "max"}:
         raise Unevaluable(f"audio-duration needs {{min: seconds, max: seconds}} as its value, got {value!r}")
-    low = _number(value["min"], "audio-duration min", "seconds") if "min" in value else None
-    high = _number(value["max"], "audio-duration max", "seconds") if "max" in value else None
+    low = as_number(value["min"], "audio-duration min", "seconds") if "min" in value else None
+    high = as_number(value["max"], "audio-duration max", "seconds") if "max" in value else None
     if output.audio is not None:
         seconds: float | None = output.audio.duration_s
     else:
@@ -83,27 +56,95 @@ def _arguments_of(call: ToolCall) -> Any:
         return None
 
 
-def check_tool_called(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
-    """The model called the named tool (with arguments that include the given ones, when given)."""
+@dataclass(frozen=True)
+class _ToolEntry:
+    """One call a `tool-called` assertion expects: a tool name, and arguments the call must include (if given)."""
+
+    name: str
+    arguments: Any = None
+
+    @property
+    def label(self) -> str:
+        """`get_weather` or `get_weather {"city": "Kyoto"}`, for reasons."""
+        return self.name if self.arguments is None else f"{self.name} {json.dumps(self.arguments)}"
+
+    def matches(self, call: ToolCall) -> bool:
+        """Whether `call` is this entry: the same name, and every expected argument with its value."""
+        if call.name != self.name:
+            return False
+        return self.arguments is None or _is_subset(self.arguments, _arguments_of(call))
+
+
+def _tool_entry(value: Any) -> _ToolEntry:
+    """A tool name or `{name, arguments}`, the two ways one expected call is written."""
     if isinstance(value, str) and value:
-        name, expected_arguments = value, None
-    elif isinstance(value, dict) and isinstance(value.get("name"), str):
-        name, expected_arguments = value["name"], value.get("arguments")
-    else:
-        raise Unevaluable(f"tool-called needs a tool name or {{name, arguments}}, got {value!r}")
-    made = ", ".join(f"{call.name}({call.arguments})" for call in output.tool_calls) or "none"
-    named = [call for call in output.tool_calls if call.name == name]
+        return _ToolEntry(value)
+    if isinstance(value, dict) and isinstance(value.get("name"), str) and value["name"]:
+        return _ToolEntry(value["name"], value.get("arguments"))
+    raise Unevaluable(
+        f"tool-called needs a tool name, {{name, arguments}} or a list of them (calls in order), got {value!r}"
+    )
+
+
+def _calls_made(output: TurnOutput) -> str:
+    return ", ".join(f"{call.name}({call.arguments})" for call in output.tool_calls) or "none"
+
+
+def _check_one_call(entry: _ToolEntry, output: TurnOutput) -> Verdict:
+    """The single-entry form: some call is this entry, wherever it came."""
+    named = [call for call in output.tool_calls if call.name == entry.name]
     if not named:
-        return Verdict.of(False, f"{name} was not called (calls: {made})")
-    if expected_arguments is None:
-        return Verdict.of(True, f"{name} was called")
-    if any(_is_subset(expected_arguments, _arguments_of(call)) for call in named):
-        return Verdict.of(True, f"{name} was called with {json.dumps(expected_arguments)}")
-    return Verdict.of(False, f"{name} was called, but never with {json.dumps(expected_arguments)} (calls: {made})")
+        return Verdict.of(False, f"{entry.name} was not called (calls: {_calls_made(output)})")
+    if entry.arguments is None:
+        return Verdict.of(True, f"{entry.name} was called")
+    arguments = json.dumps(entry.arguments)
+    if any(entry.matches(call) for call in named):
+        return Verdict.of(True, f"{entry.name} was called with {arguments}")
+    return Verdict.of(False, f"{entry.name} was called, but never with {arguments} (calls: {_calls_made(output)})")
+
+
+def _missing_call_hint(entry: _ToolEntry, calls: list[ToolCall], searched_from: int) -> str:
+    """Why the entry was not found where it should be: it came too early, or only with other arguments."""
+    earlier = [number for number, call in enumerate(calls[:searched_from], 1) if entry.matches(call)]
+    if earlier:
+        return f"; it was call {earlier[0]}, before that (out of order)"
+    if any(call.name == entry.name for call in calls[searched_from:]):
+        where = " after it" if searched_from else ""
+        return f"; {entry.name} was called{where}, but not with those arguments"
+    return ""
+
+
+def _check_call_sequence(entries: list[_ToolEntry], output: TurnOutput) -> Verdict:
+    """The list form: the entries are calls made in that order (other calls may come between them).
+
+    Each entry takes the first matching call after the previous entry's: greedy matching finds an ordered
+    subsequence whenever there is one."""
+    calls = output.tool_calls
+    position = 0
+    for number, entry in enumerate(entries, 1):
+        found = next((index for index in range(position, len(calls)) if entry.matches(calls[index])), None)
+        if found is None:
+            after = f" after entry {number - 1} {entries[number - 2].label} (call {position})" if number > 1 else ""
+            hint = _missing_call_hint(entry, calls, position)
+            return Verdict.of(
+                False, f"entry {number} {entry.label} was not called{after}{hint} (calls: {_calls_made(output)})"
+            )
+        position = found + 1
+    names = ", ".join(entry.label for entry in entries)
+    return Verdict.of(True, f"{len(entries)} calls in order: {names}")
+
+
+def check_tool_called(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
+    """The model called the named tool (with arguments that include the given ones, when given); a list of
+    such entries means those calls in that order."""
+    if isinstance(value, list):
+        if not value:
+            raise Unevaluable("tool-called needs at least one tool in its list")
+        return _check_call_sequence([_tool_entry(item) for item in value], output)
+    return _check_one_call(_tool_entry(value), output)
 
 
 MEASURE_CHECKS = {
-    "latency": check_latency,
     "cost": check_cost,
     "audio-duration": check_audio_duration,
     "tool-called": check_tool_called,

@@ -1,0 +1,409 @@
+"""Assertions on a turn's time line: the events it must show in order (`events`), the events it must not show
+(`absent`), and its timings (`latency`), per turn or as a percentile over the run.
+
+`events` and `absent` read `TurnOutput.events`, the marks a Realtime session keeps of what it sent and received;
+`latency` reads `TurnOutput.metrics`. A `latency` value with `p` (`{metric: ttfa, p: 95, max_ms: 900}`) is not
+about one turn but about the run: each turn records a placeholder that says so, and `run_percentile_results`,
+given every turn of the run, computes the verdicts that replace those placeholders.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from rtflow.flow.assertion_types import split_negation
+from rtflow.messages import EventMark, TurnMetrics, TurnOutput
+from rtflow.results.assertions.base import (
+    AssertionContext,
+    AssertionLike,
+    Unevaluable,
+    Verdict,
+    as_number,
+    render_value,
+)
+from rtflow.results.records import AssertionResult
+from rtflow.results.summary import percentile
+
+__all__ = [
+    "LATENCY_METRICS",
+    "TIMING_CHECKS",
+    "LatencyBound",
+    "RunTurn",
+    "check_absent",
+    "check_events",
+    "check_latency",
+    "latency_bound",
+    "measured_latency",
+    "run_level_reason",
+    "run_percentile_results",
+]
+
+# ------------------------------------------------------------------------------------------------ latency
+
+LATENCY_METRICS: Mapping[str, tuple[str, str]] = {
+    "total": ("total_ms", "the turn did not finish"),
+    "first_delta": ("first_delta_ms", "no text or transcript delta came"),
+    "first_audio": ("first_audio_ms", "its answer had no audio"),
+    "connect": ("connect_ms", "the turn did not open a session (it used one already open)"),
+    "ttfb": ("ttfb_ms", "no delta of any kind came"),
+    "ttfa": ("ttfa_ms", "its answer had no audible audio"),
+    "response_latency": ("response_latency_ms", "no answer came (neither audible audio nor a delta)"),
+    "yield": ("yield_ms", "the answer was not cut short (no barge-in)"),
+    "yield_done": ("yield_done_ms", "the answer was not cut short, or its cancelled response never finished"),
+    "tool_silence": ("tool_silence_ms", "no tool round was followed by the agent's audio"),
+    "agent_speaking": ("agent_speaking_ms", "its answer had no audio"),
+    "caller_speaking": ("caller_speaking_ms", "the caller sent no audio this turn"),
+    "overlap": ("overlap_ms", "the caller did not speak over the agent"),
+}
+"""Each `latency` metric: the `TurnMetrics` field it reads, and why a turn may lack it (for the reason)."""
+
+_BOUND_KEYS = frozenset({"metric", "max_ms", "min_ms", "p"})
+
+
+@dataclass(frozen=True)
+class LatencyBound:
+    """What a `latency` assertion asks: a metric within bounds, for this turn or (with `p`) over the run."""
+
+    metric: str
+    max_ms: float | None
+    min_ms: float | None
+    p: float | None
+    """The percentile (0-100] judged over the run's turns; None: judged on each turn."""
+
+    def holds(self, measured: float) -> bool:
+        """Whether `measured` is within both bounds."""
+        return (self.max_ms is None or measured <= self.max_ms) and (self.min_ms is None or measured >= self.min_ms)
+
+    def compare(self, measured: float) -> str:
+        """`812 ms <= 900 ms`, naming the bound that failed (or, on a pass, the bounds that held)."""
+        shown = f"{measured:.0f} ms"
+        if self.max_ms is not None and measured > self.max_ms:
+            return f"{shown} > {self.max_ms:g} ms"
+        if self.min_ms is not None and measured < self.min_ms:
+            return f"{shown} < {self.min_ms:g} ms (min)"
+        if self.max_ms is not None and self.min_ms is not None:
+            return f"{shown} within {self.min_ms:g}..{self.max_ms:g} ms"
+        if self.max_ms is not None:
+            return f"{shown} <= {self.max_ms:g} ms"
+        return f"{shown} >= {self.min_ms:g} ms (min)"
+
+
+def _latency_shape_error(value: Any) -> Unevaluable:
+    return Unevaluable(
+        "latency needs a number of milliseconds (with config.metric) or {metric, max_ms, min_ms, p} "
+        f"(max_ms or min_ms at least), got {value!r}"
+    )
+
+
+def _percentile_of(value: Mapping[str, Any]) -> float | None:
+    if "p" not in value:
+        return None
+    p = as_number(value["p"], "latency p", "a percentile")
+    if not 0 < p <= 100:
+        raise Unevaluable(f"latency p must be above 0 and at most 100, got {value['p']!r}")
+    return p
+
+
+def latency_bound(value: Any, config: Mapping[str, Any]) -> LatencyBound:
+    """A `latency` value read: a number (the maximum, the metric from `config.metric`), or a map
+    `{metric, max_ms, min_ms, p}` with at least one bound; the metric defaults to `config.metric`, then `total`."""
+    default_metric = str(config.get("metric", "total"))
+    if isinstance(value, dict):
+        if set(value) - _BOUND_KEYS or not {"max_ms", "min_ms"} & set(value):
+            raise _latency_shape_error(value)
+        metric = str(value.get("metric", default_metric))
+        max_ms = as_number(value["max_ms"], "latency max_ms", "milliseconds") if "max_ms" in value else None
+        min_ms = as_number(value["min_ms"], "latency min_ms", "milliseconds") if "min_ms" in value else None
+        if max_ms is not None and min_ms is not None and min_ms > max_ms:
+            raise Unevaluable(f"latency min_ms {min_ms:g} is above its max_ms {max_ms:g}")
+        bound = LatencyBound(metric, max_ms, min_ms, _percentile_of(value))
+    elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        bound = LatencyBound(default_metric, as_number(value, "latency", "milliseconds"), None, None)
+    else:
+        raise _latency_shape_error(value)
+    if bound.metric not in LATENCY_METRICS:
+        raise Unevaluable(f"latency metric {bound.metric!r} is unknown; use one of {', '.join(LATENCY_METRICS)}")
+    return bound
+
+
+def measured_latency(metric: str, metrics: TurnMetrics) -> float | None:
+    """The turn's figure for `metric` (None: not measured); `tool_silence` is the longest of the turn's rounds,
+    since a bound on the silences holds when it holds for the longest."""
+    measured: Any = getattr(metrics, LATENCY_METRICS[metric][0])
+    if isinstance(measured, list):
+        return max(measured) if measured else None
+    return None if measured is None else float(measured)
+
+
+def _placeholder(bound: LatencyBound) -> str:
+    return f"judged over the run (p{bound.p:g} of {bound.metric} across its turns)"
+
+
+def run_level_reason(spec: AssertionLike, value: Any) -> str | None:
+    """The placeholder reason of an assertion judged over the run, not on one turn (None: judged per turn).
+
+    `value` is the spec's value as rendered for the turn. `evaluate_one` records the placeholder as a pass
+    whatever the `not-` prefix: `run_percentile_results` gives the verdict that replaces it."""
+    if split_negation(spec.type)[0] != "latency" or not isinstance(value, dict) or "p" not in value:
+        return None
+    try:
+        bound = latency_bound(value, spec.config)
+    except Unevaluable:
+        return None  # the per-turn check reports the malformed value
+    return _placeholder(bound)
+
+
+def check_latency(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
+    """The chosen timing is within bounds: `value` ms at most (metric from `config.metric`, default `total`),
+    or `{metric, max_ms, min_ms}`. With `p` the assertion is about the run, and this turn only says so."""
+    bound = latency_bound(value, spec.config)
+    if bound.p is not None:
+        return Verdict(True, 1.0, _placeholder(bound))
+    measured = measured_latency(bound.metric, output.metrics)
+    if measured is None:
+        raise Unevaluable(f"the turn has no {bound.metric} measurement: {LATENCY_METRICS[bound.metric][1]}")
+    label = bound.metric
+    if bound.metric == "tool_silence" and len(output.metrics.tool_silence_ms) > 1:
+        label = f"tool_silence (longest of {len(output.metrics.tool_silence_ms)})"
+    return Verdict.of(bound.holds(measured), f"{label} latency {bound.compare(measured)}")
+
+
+# ------------------------------------------------------------------------------------------- events in turn
+
+EventSource = Literal["server", "client"]
+
+
+@dataclass(frozen=True)
+class _EventStep:
+    """One event an assertion looks for: its type, who sent it (None: either side), and its time budget."""
+
+    type: str
+    source: EventSource | None = None
+    within_ms: float | None = None
+
+    @property
+    def label(self) -> str:
+        """`response.cancel`, or `response.cancel (client)` when the side matters."""
+        return self.type if self.source is None else f"{self.type} ({self.source})"
+
+    def matches(self, mark: EventMark) -> bool:
+        return mark.type == self.type and (self.source is None or mark.source == self.source)
+
+
+def _event_step(value: Any, kind: str, keys: frozenset[str]) -> _EventStep:
+    """A step written as a bare event type or as a map of `keys` (`type` required)."""
+    if isinstance(value, str) and value:
+        return _EventStep(value)
+    if not isinstance(value, dict) or set(value) - keys or not isinstance(value.get("type"), str) or not value["type"]:
+        shape = ", ".join(sorted(keys - {"type"}))
+        raise Unevaluable(f"{kind} needs event types or {{type, {shape}}} maps, got {value!r}")
+    source = value.get("source")
+    if source not in (None, "server", "client"):
+        raise Unevaluable(f"{kind}: source must be server or client, got {source!r}")
+    within = as_number(value["within_ms"], f"{kind} within_ms", "milliseconds") if "within_ms" in value else None
+    return _EventStep(value["type"], source, within)
+
+
+def _event_steps(value: Any, kind: str, keys: frozenset[str]) -> list[_EventStep]:
+    """The steps of a value that is one step or a list of them."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise Unevaluable(f"{kind} needs at least one event type")
+    return [_event_step(item, kind, keys) for item in items]
+
+
+def _events_of(output: TurnOutput, kind: str) -> list[EventMark]:
+    """The turn's event marks; a turn without any cannot be judged (its provider keeps no time line)."""
+    if not output.events:
+        raise Unevaluable(f"{kind}: the turn recorded no events (only a Realtime session keeps its event time line)")
+    return output.events
+
+
+def _ms(at: float) -> str:
+    return f"{at:.0f} ms"
+
+
+def _never_came(number: int, step: _EventStep, marks: list[EventMark], searched_from: int, previous_at: float) -> str:
+    """Why step `number` failed to match: it never came, or came only before the step it must follow."""
+    if number == 1:
+        return f"step 1 {step.label} never came"
+    reason = f"step {number} {step.label} never came after step {number - 1} (at {_ms(previous_at)})"
+    earlier = next((mark for mark in marks[:searched_from] if step.matches(mark)), None)
+    if earlier is not None:
+        reason += f"; it came at {_ms(earlier.at_ms)}, out of order"
+    return reason
+
+
+def _over_budget(number: int, step: _EventStep, at: float, previous_at: float) -> str | None:
+    """The reason step `number` (matched at `at`) missed its budget, or None when it kept it."""
+    if step.within_ms is None or at - previous_at <= step.within_ms:
+        return None
+    if number == 1:
+        return f"step 1 {step.label} came at {_ms(at)} (budget {step.within_ms:g} ms from the start of the turn)"
+    return (
+        f"step {number} {step.label} came {_ms(at - previous_at)} after step {number - 1} "
+        f"(budget {step.within_ms:g} ms)"
+    )
+
+
+_STEP_KEYS = frozenset({"type", "source", "within_ms"})
+
+
+def check_events(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
+    """The steps occur in the turn's events in order (others may come between), each within its budget.
+
+    Each step takes the first matching mark after the previous step's (a run of deltas is one mark, at its
+    first); `within_ms` counts from the previous step's mark, or from the start of the turn for the first."""
+    steps = _event_steps(value, "events", _STEP_KEYS)
+    marks = _events_of(output, "events")
+    position, previous_at = 0, 0.0
+    times: list[float] = []
+    for number, step in enumerate(steps, 1):
+        found = next((index for index in range(position, len(marks)) if step.matches(marks[index])), None)
+        if found is None:
+            return Verdict.of(False, _never_came(number, step, marks, position, previous_at))
+        at = marks[found].at_ms
+        late = _over_budget(number, step, at, previous_at)
+        if late is not None:
+            return Verdict.of(False, late)
+        times.append(at)
+        position, previous_at = found + 1, at
+    noun = "step" if len(steps) == 1 else "steps in order"
+    return Verdict.of(True, f"{len(steps)} {noun}: {', '.join(_ms(at) for at in times)}")
+
+
+def _occurrence(step: _EventStep, marks: list[EventMark]) -> str | None:
+    """`response.cancel (client) came at 612 ms` (and how often in all), or None when it never came."""
+    hits = [mark for mark in marks if step.matches(mark)]
+    if not hits:
+        return None
+    first = hits[0]
+    total = sum(mark.count for mark in hits)
+    again = f", {total} times in all" if total > 1 else ""
+    return f"{first.type} ({first.source}) came at {_ms(first.at_ms)}{again}"
+
+
+def check_absent(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
+    """None of the event types (each optionally from one side) occurs in the turn's events."""
+    steps = _event_steps(value, "absent", frozenset({"type", "source"}))
+    marks = _events_of(output, "absent")
+    came = [reason for reason in (_occurrence(step, marks) for step in steps) if reason is not None]
+    if came:
+        return Verdict.of(False, "; ".join(came))
+    if len(steps) == 1:
+        return Verdict.of(True, f"{steps[0].label} never came")
+    return Verdict.of(True, f"none of {', '.join(step.label for step in steps)} came")
+
+
+TIMING_CHECKS = {
+    "latency": check_latency,
+    "events": check_events,
+    "absent": check_absent,
+}
+
+# --------------------------------------------------------------------------------------- over the whole run
+
+RunTurn = tuple[str, Sequence[AssertionLike], TurnOutput | None]
+"""One turn of a run for `run_percentile_results`: its id, its assertions as written, and its output (None when
+it has none: an error or a skipped turn)."""
+
+_GroupKey = tuple[str, str, float, float | None, float | None]
+
+
+@dataclass(frozen=True)
+class _Member:
+    turn_id: str
+    position: int
+    spec: AssertionLike
+    output: TurnOutput
+
+
+def _run_bound(spec: AssertionLike) -> LatencyBound | None:
+    """The bound of a run-level `latency` assertion (its value as written, with no vars), or None for others.
+
+    Raises `Unevaluable` for a value that asks for a percentile but cannot be read without the turn's vars."""
+    if split_negation(spec.type)[0] != "latency" or not isinstance(spec.value, dict) or "p" not in spec.value:
+        return None
+    return latency_bound(render_value(spec.value, {}), spec.config)
+
+
+def _result(spec: AssertionLike, verdict: Verdict) -> AssertionResult:
+    """The verdict as the turn's record keeps it, `not-` applied."""
+    if split_negation(spec.type)[1]:
+        verdict = Verdict(not verdict.passed, 1.0 - verdict.score, f"not: {verdict.reason}")
+    return AssertionResult(
+        type=spec.type,
+        value=spec.value,
+        passed=verdict.passed,
+        score=verdict.score,
+        reason=verdict.reason,
+        weight=spec.weight,
+        metric=spec.metric,
+    )
+
+
+def _error(spec: AssertionLike, reason: str) -> AssertionResult:
+    return AssertionResult(
+        type=spec.type,
+        value=spec.value,
+        passed=False,
+        score=0.0,
+        reason=reason,
+        weight=spec.weight,
+        metric=spec.metric,
+        error=reason,
+    )
+
+
+def _group_results(bound: LatencyBound, members: list[_Member]) -> list[AssertionResult]:
+    """One verdict for the group, on every member: the percentile over the turns that measured the metric."""
+    assert bound.p is not None
+    values = [v for v in (measured_latency(bound.metric, m.output.metrics) for m in members) if v is not None]
+    value = percentile(values, bound.p / 100)
+    if value is None:
+        why = LATENCY_METRICS[bound.metric][1]
+        reason = f"none of the {len(members)} turns has a {bound.metric} measurement (one lacks it when {why})"
+        return [_error(member.spec, reason) for member in members]
+    reason = f"{bound.metric} p{bound.p:g} over {len(values)} turns: {bound.compare(value)}"
+    if len(values) < len(members):
+        reason += f" ({len(members) - len(values)} of {len(members)} turns without a {bound.metric} left out)"
+    verdict = Verdict.of(bound.holds(value), reason)
+    return [_result(member.spec, verdict) for member in members]
+
+
+def run_percentile_results(turns: Sequence[RunTurn]) -> dict[str, list[tuple[int, AssertionResult]]]:
+    """The verdicts of the run-level `latency` assertions (those with `p`), for each turn that carries one.
+
+    `turns` is every turn of the run the percentiles are taken over (the caller chooses: the whole run, or one
+    provider's turns), each as (turn id, its assertion specs in order, its output or None). The assertions
+    with `p` are grouped by (type with its `not-` prefix, metric, p, max_ms, min_ms); for each group the
+    nearest-rank percentile of the metric is taken over the group's turns that have an output and measured it
+    (those without the measurement are left out, and the reason says how many), and that one verdict, `not-`
+    applied, is given to every turn of the group. A group where no turn measured the metric is an error on each.
+
+    Returns, by turn id, (position of the assertion in that turn's specs, its result), in position order: what
+    replaces the placeholder `evaluate_one` recorded there. Turns without an output get nothing (they were not
+    judged). Values are read as written: a run-level value cannot use a turn's vars.
+    """
+    groups: dict[_GroupKey, tuple[LatencyBound, list[_Member]]] = {}
+    placed: dict[str, list[tuple[int, AssertionResult]]] = defaultdict(list)
+    for turn_id, specs, output in turns:
+        if output is None:
+            continue
+        for position, spec in enumerate(specs):
+            try:
+                bound = _run_bound(spec)
+            except Unevaluable as exc:
+                placed[turn_id].append((position, _error(spec, str(exc))))
+                continue
+            if bound is None or bound.p is None:
+                continue
+            key = (spec.type, bound.metric, bound.p, bound.max_ms, bound.min_ms)
+            groups.setdefault(key, (bound, []))[1].append(_Member(turn_id, position, spec, output))
+    for bound, members in groups.values():
+        for member, result in zip(members, _group_results(bound, members), strict=True):
+            placed[member.turn_id].append((member.position, result))
+    return {turn_id: sorted(results, key=lambda item: item[0]) for turn_id, results in placed.items()}
