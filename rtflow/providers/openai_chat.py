@@ -277,7 +277,8 @@ class ChatProvider(Provider):
             reply = StreamedReply(notes)
             async for chunk in sse_events(response.aiter_lines(), label, self._key):
                 if reply.absorb(chunk) and metrics.first_delta_ms is None:
-                    metrics.first_delta_ms = (time.perf_counter() - requested) * 1000
+                    # A text answer's first delta is both: the first of any kind (ttfb) and the first text.
+                    metrics.first_delta_ms = metrics.ttfb_ms = (time.perf_counter() - requested) * 1000
             return reply.finish()
 
     def _note_rate_limits(self, response: httpx.Response) -> None:

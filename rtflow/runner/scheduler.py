@@ -38,12 +38,12 @@ import structlog
 from rtflow.audio.files import vars_audio_path
 from rtflow.errors import PromptError, ProviderError, ProviderTimeoutError
 from rtflow.flow.prompts import render_prompt
-from rtflow.flow.spec import AssertionSpec
+from rtflow.flow.spec import AssertionSpec, TurnSpec
 from rtflow.log import get_logger
 from rtflow.messages import InterruptPlan, Message, TurnOutput, TurnRequest
 from rtflow.plan.graph import CallNode, Conversation, GradeNode, Plan
 from rtflow.providers.base import Provider, ProviderSession
-from rtflow.results.assertions import AssertionContext, evaluate_assertions, turn_passed
+from rtflow.results.assertions import AssertionContext, evaluate_assertions, run_percentile_results, turn_passed
 from rtflow.results.assertions.transform import TransformError, transformed, transformed_vars
 from rtflow.results.records import AssertionResult, CallAttempt, ErrorInfo, TurnRecord
 from rtflow.runner.history import ConversationHistory
@@ -225,7 +225,43 @@ class Scheduler:
             with anyio.CancelScope(shield=True):
                 for state in self._conversations.values():
                     await self._close_sessions(state)
+        if not self._stopping:
+            self._judge_over_the_run()
         return self.records
+
+    def _judge_over_the_run(self) -> None:
+        """Run-level assertions (`latency` with `p`: a percentile over the run's turns), once every turn is in.
+
+        Each primary provider's turns are their own population: two models in one flow are not pooled. A turn's
+        record carries a placeholder until now; it gets the run's verdict, and its status follows.
+        """
+        by_provider: dict[str, list[tuple[str, list[AssertionSpec], TurnOutput | None]]] = {}
+        for state in self._conversations.values():
+            for turn_index, turn_spec in enumerate(state.conversation.turns):
+                node_id = state.conversation.call_nodes[turn_index][0]
+                record = self.records.get(node_id)
+                if record is None or record.status not in ("passed", "failed") or not turn_spec.asserts:
+                    continue
+                provider = node_id.split("/", 1)[0]
+                by_provider.setdefault(provider, []).append((node_id, turn_spec.asserts, record.output))
+        for turns in by_provider.values():
+            specs = {node_id: asserts for node_id, asserts, _ in turns}
+            for node_id, placed in run_percentile_results(turns).items():
+                record = self.records[node_id]
+                results = list(record.assertions)
+                offset = len(results) - len(specs[node_id])  # script-step results come first
+                if offset < 0:
+                    continue  # a failed transform left one result for the whole turn: nothing to replace
+                for position, result in placed:
+                    results[offset + position] = result
+                threshold = self._turn_spec(node_id).threshold
+                status = "passed" if turn_passed(results, threshold) else "failed"
+                self._save(record.model_copy(update={"assertions": results, "status": status}))
+
+    def _turn_spec(self, node_id: str) -> TurnSpec:
+        node = self.plan.node(node_id)
+        assert isinstance(node, CallNode)
+        return self._conversations[node.conversation_id].conversation.turns[node.turn_index]
 
     async def _run_node(self, node_id: str) -> None:
         if self._stopping:

@@ -13,6 +13,8 @@ from rtflow.plan.compiler import compile_flow
 
 FLOWS = Path(__file__).parents[2] / "flows"
 EXAMPLES = sorted(FLOWS.glob("*.yaml"))
+SIM_OPTIONS = {"barge-in.yaml": {"voice": {"realtime_audio": True, "cancel_delay_ms": 50}}}
+"""How an example's header says to run it on the simulator, when plain `--sim` is not it."""
 
 
 @pytest.mark.parametrize("flow_file", EXAMPLES, ids=lambda path: path.name)
@@ -49,7 +51,10 @@ def test_conversation_flow_shape() -> None:
 @pytest.mark.parametrize("flow_file", EXAMPLES, ids=lambda path: path.name)
 async def test_example_flow_passes_on_the_simulator(flow_file: Path) -> None:
     """Run on the embedded simulator (loopback only), every turn of every example passes."""
-    result = await rtflow.arun(flow_file, sim=True, store=False)
+    from rtflow.sim import SimConfig
+
+    options = SIM_OPTIONS.get(flow_file.name)
+    result = await rtflow.arun(flow_file, sim=SimConfig(**options) if options else True, store=False)
     failures = {
         turn.node_id: (turn.status, turn.error, [a.reason for a in turn.assertions if not a.passed])
         for turn in result.turns
