@@ -3,6 +3,25 @@ the JSON export and `RunResult` show, each defined here once.
 
 `RunSummary.of(run, turns)` computes it from the run's final turn records (one per turn that reached an end, as
 the store keeps them), and nothing else. Consumers format these figures; none counts anything itself.
+
+Turn-taking figures (`TurnFigures.timing`, `TurnFigures.interrupted`) come from the turn-taking metrics a voice
+turn records (`TurnMetrics`), each in milliseconds and over the answered turns that have it:
+
+- `ttfb`: from the request to the first delta of any kind (text, transcript or audio);
+- `ttfa`: from the request to the first audible audio the caller hears;
+- `response_latency`: from the end of the caller's speech to the first audible audio (first delta for text);
+- `yield`: after a barge-in, from the cut to the last audio delta the agent sent (0: none came after);
+- `yield_done`: after a barge-in, from the cut to the cancelled response's `response.done`;
+- `tool_silence`: per tool round, from the last audio heard before the call to the first audio after it; every
+  round of every turn is one value, so its `count` is rounds, not turns;
+- `agent_speaking`: how long the caller heard the agent speak (all of its audio, or up to the cut).
+
+Each is summarised as `Percentiles` (p50, p90, p95 by nearest rank, and how many values they are taken over).
+A metric that no turn has is left out of `timing`. A text answer has `ttfb` and `response_latency` too (both
+its first delta, from the request); the others (`SPOKEN_METRICS`) come only with spoken answers or barge-ins.
+`interrupted` counts the answers the caller cut short (`TurnOutput.interruption` set). `has_turn_taking` says
+whether a set of turns has any of the spoken figures: the views show turn-taking only then, so a text-only run
+looks as it did before these figures existed.
 """
 
 from __future__ import annotations
@@ -11,22 +30,42 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from rtflow.messages import TurnMetrics, TurnOutput
 from rtflow.results.records import CallAttempt, RunRecord, TurnRecord, TurnStatus
 
 __all__ = [
+    "SPOKEN_METRICS",
     "STATUS_ORDER",
+    "TURN_TAKING_METRICS",
+    "Percentiles",
     "ProviderSummary",
     "RunSummary",
     "TurnFigures",
     "concurrency_profile",
     "percentile",
     "primary_provider",
+    "turn_taking_values",
 ]
 
 STATUS_ORDER: tuple[TurnStatus, ...] = ("passed", "failed", "error", "skipped", "pending")
 """The turn statuses in the order every view lists them."""
+
+TURN_TAKING_METRICS: tuple[str, ...] = (
+    "ttfb",
+    "ttfa",
+    "response_latency",
+    "yield",
+    "yield_done",
+    "tool_silence",
+    "agent_speaking",
+)
+"""The keys of `TurnFigures.timing`, in the order every view lists them: each is the `TurnMetrics` field of the
+same name with `_ms` (defined in the module's docstring)."""
+
+SPOKEN_METRICS = frozenset({"ttfa", "yield", "yield_done", "tool_silence", "agent_speaking"})
+"""The turn-taking metrics that only a spoken answer (or a barge-in) has; a text answer has the others too."""
 
 
 def percentile(values: Sequence[float], share: float) -> float | None:
@@ -62,6 +101,58 @@ def primary_provider(turn: TurnRecord) -> str:
         if call.node_id == turn.node_id:
             return call.provider
     return turn.conversation_id.split("/", 1)[0]
+
+
+class Percentiles(BaseModel):
+    """One turn-taking metric over a set of turns: nearest-rank percentiles (values some turn really had)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    p50: float
+    """The median, in milliseconds."""
+    p90: float
+    """The 90th percentile, in milliseconds."""
+    p95: float
+    """The 95th percentile, in milliseconds."""
+    count: int
+    """How many values they are taken over: turns that have the metric (tool rounds for `tool_silence`)."""
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Percentiles | None:
+        """The percentiles of `values`; None when there are none, so a metric no turn has is left out."""
+        p50, p90, p95 = (percentile(values, share) for share in (0.50, 0.90, 0.95))
+        if p50 is None or p90 is None or p95 is None:
+            return None
+        return cls(p50=p50, p90=p90, p95=p95, count=len(values))
+
+
+def turn_taking_values(metrics: TurnMetrics) -> dict[str, list[float]]:
+    """One turn's turn-taking values, keyed and ordered as `TURN_TAKING_METRICS`, only the metrics it has: one
+    value each, and one `tool_silence` value per tool round. The summary and a turn's own line both read it."""
+    every: dict[str, list[float]] = {
+        "ttfb": [] if metrics.ttfb_ms is None else [metrics.ttfb_ms],
+        "ttfa": [] if metrics.ttfa_ms is None else [metrics.ttfa_ms],
+        "response_latency": [] if metrics.response_latency_ms is None else [metrics.response_latency_ms],
+        "yield": [] if metrics.yield_ms is None else [metrics.yield_ms],
+        "yield_done": [] if metrics.yield_done_ms is None else [metrics.yield_done_ms],
+        "tool_silence": list(metrics.tool_silence_ms),
+        "agent_speaking": [] if metrics.agent_speaking_ms is None else [metrics.agent_speaking_ms],
+    }
+    return {name: every[name] for name in TURN_TAKING_METRICS if every[name]}
+
+
+def _timing(outputs: Sequence[TurnOutput]) -> dict[str, Percentiles]:
+    """The `TurnFigures.timing` of `outputs`: the metrics some turn has, in `TURN_TAKING_METRICS` order."""
+    pooled: dict[str, list[float]] = {name: [] for name in TURN_TAKING_METRICS}
+    for output in outputs:
+        for name, values in turn_taking_values(output.metrics).items():
+            pooled[name] += values
+    timing: dict[str, Percentiles] = {}
+    for name, values in pooled.items():
+        figures = Percentiles.of(values)
+        if figures is not None:
+            timing[name] = figures
+    return timing
 
 
 def _is_fallback_answer(turn: TurnRecord) -> bool:
@@ -113,6 +204,18 @@ class TurnFigures(BaseModel):
     """95th percentile total turn time over answered turns."""
     total_p99_ms: float | None
     """99th percentile total turn time over answered turns."""
+    timing: dict[str, Percentiles] = Field(default_factory=dict)
+    """Turn-taking metrics (keys from `TURN_TAKING_METRICS`, defined in the module's docstring) over the
+    answered turns that have them; only the metrics some turn has are present (a text answer adds only `ttfb`
+    and `response_latency`)."""
+    interrupted: int = 0
+    """Answers the caller cut short (barged in on): turns whose output has an `interruption`."""
+
+    @property
+    def has_turn_taking(self) -> bool:
+        """Whether these turns have spoken turn-taking figures (`SPOKEN_METRICS`) or a barge-in: what makes the
+        views show turn-taking, since `ttfb` and `response_latency` alone are a text answer's first delta again."""
+        return self.interrupted > 0 or not SPOKEN_METRICS.isdisjoint(self.timing)
 
     def status_counts(self) -> dict[str, int]:
         """The statuses that some turn has, with their counts, in `STATUS_ORDER`."""
@@ -205,6 +308,8 @@ def _figures(turns: Sequence[TurnRecord]) -> dict[str, Any]:
         "total_p50_ms": percentile(total, 0.50),
         "total_p95_ms": percentile(total, 0.95),
         "total_p99_ms": percentile(total, 0.99),
+        "timing": _timing(outputs),
+        "interrupted": sum(1 for output in outputs if output.interruption is not None),
     }
 
 

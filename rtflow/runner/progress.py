@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TextIO
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -78,9 +79,33 @@ def _row(label: str, figures: TurnFigures, *, with_pending: bool) -> list[str]:
     ]
 
 
+def _turn_taking(figures: TurnFigures) -> Table | None:
+    """The run's turn-taking percentiles as a borderless table that fits 80 columns, or None when the run has
+    no spoken turn-taking figures (`has_turn_taking`: a text-only run prints nothing more than before)."""
+    if not figures.has_turn_taking:
+        return None
+    plural = "" if figures.interrupted == 1 else "s"
+    caption = f"{figures.interrupted} answer{plural} cut short by the caller (barge-in)"
+    table = Table(
+        title="turn-taking, ms",
+        title_justify="left",
+        caption=caption if figures.interrupted else None,
+        caption_justify="left",
+        box=box.SIMPLE,
+        show_edge=False,
+    )
+    table.add_column("metric")
+    for column in ("p50", "p90", "p95", "n"):
+        table.add_column(column, justify="right")
+    for name, values in figures.timing.items():
+        table.add_row(name.replace("_", " "), _ms(values.p50), _ms(values.p90), _ms(values.p95), str(values.count))
+    return table
+
+
 def print_summary(result: RunResult, console: Console, *, max_failures: int = 10) -> None:
-    """The end-of-run table per primary provider (and a total row when there are several), then the first
-    failures with their reasons. Every figure is the run's `RunSummary`'s."""
+    """The end-of-run table per primary provider (and a total row when there are several), the run's turn-taking
+    percentiles when it has any, then the first failures with their reasons. Every figure is the run's
+    `RunSummary`'s."""
     summary = result.summary
     with_pending = summary.pending > 0  # only an interrupted or crashed run leaves turns ungraded
     table = Table(title=f"run {result.run_id}" + (" (simulated)" if result.run.simulated else ""), title_justify="left")
@@ -95,6 +120,9 @@ def print_summary(result: RunResult, console: Console, *, max_failures: int = 10
         table.add_section()
         table.add_row(*_row("all", summary, with_pending=with_pending), style="bold")
     console.print(table)
+    turn_taking = _turn_taking(summary)
+    if turn_taking is not None:
+        console.print(turn_taking)
     line = ", ".join(f"{count} {name}" for name, count in summary.status_counts().items())
     took = "" if summary.duration_s is None else f" in {summary.duration_s:.2f}s"
     console.print(f"{line or 'no turns'}{took}")

@@ -13,10 +13,11 @@ from html import escape
 
 from markupsafe import Markup
 
+from rtflow.messages import EventMark
 from rtflow.results.records import CallAttempt, TurnRecord
 from rtflow.results.summary import concurrency_profile, percentile
 
-__all__ = ["Bar", "histogram_svg", "timeline_bars", "timeline_svg"]
+__all__ = ["Bar", "BargeIn", "barge_ins", "histogram_svg", "timeline_bars", "timeline_svg"]
 
 _ROW_HEIGHT = 18
 _LABEL_WIDTH = 230
@@ -51,6 +52,44 @@ def timeline_bars(turns: Sequence[TurnRecord]) -> list[Bar]:
     return bars
 
 
+@dataclass(frozen=True)
+class BargeIn:
+    """Where the caller cut an answer short, placed on the timeline."""
+
+    conversation_id: str
+    at: float
+    """Wall-clock seconds, within the answering attempt's bar."""
+    label: str
+
+
+_REQUEST_MARKS = frozenset({("client", "response.create"), ("server", "input_audio_buffer.speech_stopped")})
+"""The events a turn's request time is taken from (`Interruption.at_ms` counts from it): the first response
+asked for, or under server VAD the end of the caller's speech."""
+
+
+def _request_offset_ms(events: Sequence[EventMark]) -> float:
+    """When the request was made, in ms from the start of the turn (0 when no event says: the turn's start)."""
+    return next((mark.at_ms for mark in events if (mark.source, mark.type) in _REQUEST_MARKS), 0.0)
+
+
+def barge_ins(turns: Sequence[TurnRecord]) -> list[BargeIn]:
+    """Every barge-in, on the bar of the attempt that answered. The attempt's start stands for the turn's start
+    (the provider starts its turn clock a moment after it), so a mark can sit a few ms late; it is kept within
+    the bar."""
+    marks: list[BargeIn] = []
+    for turn in turns:
+        output = turn.output
+        cut = output.interruption if output is not None else None
+        answering = next((call for call in reversed(turn.calls) if call.error is None), None)
+        if output is None or cut is None or answering is None:
+            continue
+        at = answering.started_at + (_request_offset_ms(output.events) + cut.at_ms) / 1000
+        at = min(max(at, answering.started_at), answering.ended_at)
+        label = f"{turn.node_id} · barge-in {cut.plan} · {cut.at_ms:,.0f} ms after the request"
+        marks.append(BargeIn(turn.conversation_id, at, label))
+    return marks
+
+
 def _ticks(span: float) -> list[float]:
     """About six round tick positions over 0..span seconds."""
     if span <= 0:
@@ -62,7 +101,8 @@ def _ticks(span: float) -> list[float]:
 
 
 def timeline_svg(turns: Sequence[TurnRecord]) -> Markup:
-    """Call attempts over wall time: a row per conversation, a bar per attempt, and the concurrency beneath."""
+    """Call attempts over wall time: a row per conversation, a bar per attempt (a tick where the caller barged
+    in), and the concurrency beneath."""
     bars = timeline_bars(turns)
     if not bars:
         return Markup('<p class="empty">No call attempts were recorded.</p>')
@@ -99,6 +139,14 @@ def timeline_svg(turns: Sequence[TurnRecord]) -> Markup:
         parts.append(
             f'<rect class="bar {bar.outcome}" x="{x:.1f}" y="{y}" width="{bar_width:.1f}" '
             f'height="{_ROW_HEIGHT - 6}"><title>{escape(tooltip)}</title></rect>'
+        )
+    for mark in barge_ins(turns):
+        if mark.conversation_id not in rows:
+            continue
+        x, y = x_of(mark.at), rows[mark.conversation_id] * _ROW_HEIGHT
+        parts.append(
+            f'<line class="barge-in" x1="{x:.1f}" y1="{y + 1}" x2="{x:.1f}" y2="{y + _ROW_HEIGHT - 1}">'
+            f"<title>{escape(mark.label)}</title></line>"
         )
     axis_y = plot_height + 14
     for tick in _ticks(span):

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from rtflow.errors import RtflowError
+from rtflow.messages import TurnOutput
 from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report.atomic import atomic_text_file
 from rtflow.results.summary import RunSummary
@@ -54,8 +55,16 @@ CSV_COLUMNS = (
     "cost",
     "ttfd_ms",
     "total_ms",
+    "ttfb_ms",
+    "ttfa_ms",
+    "response_latency_ms",
+    "yield_ms",
+    "heard_text",
+    "interrupted_at_ms",
 )
-"""The CSV's columns, in order. `turn` is 1-based, as in node ids."""
+"""The CSV's columns, in order. `turn` is 1-based, as in node ids. The turn-taking columns are the `TurnMetrics`
+of the same name; `heard_text` is what the caller heard of an answer cut short and `interrupted_at_ms` when the
+caller barged in, from the request (both empty for an answer heard whole)."""
 
 
 def turn_input_text(turn: TurnRecord) -> str:
@@ -153,6 +162,20 @@ def _number(value: float | None, digits: int) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def _turn_taking_cells(output: TurnOutput | None) -> dict[str, str]:
+    """The turn-taking columns of a turn (appended after the older ones so existing readers keep their places)."""
+    metrics = output.metrics if output is not None else None
+    cut = output.interruption if output is not None else None
+    return {
+        "ttfb_ms": _number(metrics.ttfb_ms if metrics is not None else None, 1),
+        "ttfa_ms": _number(metrics.ttfa_ms if metrics is not None else None, 1),
+        "response_latency_ms": _number(metrics.response_latency_ms if metrics is not None else None, 1),
+        "yield_ms": _number(metrics.yield_ms if metrics is not None else None, 1),
+        "heard_text": (output.heard_text or "") if output is not None else "",
+        "interrupted_at_ms": _number(cut.at_ms if cut is not None else None, 1),
+    }
+
+
 def csv_row(turn: TurnRecord) -> dict[str, str | int]:
     """One turn as a flat CSV row keyed by `CSV_COLUMNS`, every text cell `spreadsheet_safe`."""
     output = turn.output
@@ -176,6 +199,7 @@ def csv_row(turn: TurnRecord) -> dict[str, str | int]:
         "cost": _number(output.cost if output is not None else None, 6),
         "ttfd_ms": _number(metrics.first_delta_ms if metrics is not None else None, 1),
         "total_ms": _number(metrics.total_ms if metrics is not None else None, 1),
+        **_turn_taking_cells(output),
     }
     return {column: spreadsheet_safe(cell) if isinstance(cell, str) else cell for column, cell in row.items()}
 

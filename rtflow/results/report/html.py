@@ -1,9 +1,11 @@
 """The HTML report: one self-contained file that works offline.
 
-It holds a summary, a threads x providers matrix, every conversation's transcript (tool calls, verdicts and
-audio players), a timeline of call attempts over wall time and the latency distribution. Charts are inline
-SVG from `charts`; the CSS and the small script are inlined from package data. Jinja2 autoescapes everything,
-so model output is text, never markup, and a content security policy lets only the report's own script run.
+It holds a summary (with the run's turn-taking percentiles, when it has any), a threads x providers matrix,
+every conversation's transcript (tool calls, verdicts, audio players, and for an answer the caller cut short the
+part heard set apart from the rest), a timeline of call attempts over wall time (barge-ins marked) and the
+latency distribution. Charts are inline SVG from `charts`; the CSS and the small script are inlined from
+package data. Jinja2 autoescapes everything, so model output is text, never markup, and a content security
+policy lets only the report's own script run.
 
 Audio players point at the files where the run left them, by a path relative to the report, so the report and
 the run's folder can move together.
@@ -25,11 +27,12 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from rtflow.messages import Interruption, TurnOutput
 from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report.atomic import atomic_text_file
 from rtflow.results.report.charts import histogram_svg, timeline_svg
 from rtflow.results.report.data import turn_input_text
-from rtflow.results.summary import RunSummary
+from rtflow.results.summary import SPOKEN_METRICS, RunSummary, turn_taking_values
 
 __all__ = ["render_html", "write_html"]
 
@@ -53,6 +56,14 @@ class MatrixCell:
     anchor: str = ""
 
 
+@dataclass(frozen=True)
+class AnswerPart:
+    """A stretch of an answer's text, and whether the caller heard it."""
+
+    text: str
+    heard: bool
+
+
 @dataclass
 class TurnView:
     """A turn as the transcript shows it."""
@@ -61,6 +72,14 @@ class TurnView:
     input_text: str
     input_audio: list[str]
     output_audio: str | None
+    answer_parts: list[AnswerPart] | None = None
+    """For an answer cut short: its text in heard and unheard stretches (None: shown whole, or not splittable)."""
+    cut_label: str | None = None
+    """What the unheard stretch is labelled with (`not heard — cut at 600 ms`)."""
+    interruption_line: str | None = None
+    """The barge-in as the flow asked for it and as it went, for an answer cut short."""
+    turn_taking: list[str] = field(default_factory=list)
+    """The turn's own turn-taking metrics (`ttfa 420 ms`), for its header."""
 
 
 @dataclass
@@ -106,6 +125,66 @@ def _input_audio(turn: TurnRecord, flow_dir: Path, report_dir: Path) -> list[str
         if isinstance(value, str) and value.lower().endswith(_AUDIO_SUFFIXES) and "\n" not in value:
             sources.append(_media_src(value, flow_dir, report_dir))
     return list(dict.fromkeys(sources))
+
+
+def answer_parts(text: str, heard: str) -> list[AnswerPart] | None:
+    """`text` in stretches heard and not heard, when `heard` is `text` with a stretch taken out: a beginning,
+    and maybe what the agent said after the barge-in (joined on after the cut, as the provider records it).
+    None when `heard` is not such a part of `text`, so the report never shows a split it cannot vouch for."""
+    start = next((index for index, (a, b) in enumerate(zip(text, heard, strict=False)) if a != b), None)
+    if start is None:  # one is a beginning of the other
+        start = min(len(text), len(heard))
+    later = heard[start:]
+    end = len(text) - len(later)
+    if later and (end < start or not text.endswith(later)):
+        return None
+    unheard = text[start:end]
+    gap = len(unheard) - len(unheard.lstrip())  # the heard text was stripped: the cut falls before the next word
+    parts = [AnswerPart(text[: start + gap], True), AnswerPart(unheard[gap:], False), AnswerPart(later, True)]
+    return [part for part in parts if part.text]
+
+
+def cut_label(cut: Interruption) -> str:
+    """The label of an answer's unheard stretch: where the audio was cut (a text answer: when, from the request)."""
+    if cut.audio_end_ms is not None:
+        return f"not heard — cut at {cut.audio_end_ms:,} ms"
+    return f"not heard — cut {cut.at_ms:,.0f} ms after the request"
+
+
+def interruption_line(cut: Interruption) -> str:
+    """The barge-in in one line: the plan, when it came, what was truncated and how the response ended."""
+    pieces = [f"barge-in {cut.plan}", f"{cut.at_ms:,.0f} ms after the request"]
+    if cut.audio_end_ms is not None:
+        pieces.append(f"truncated at audio_end_ms {cut.audio_end_ms:,}")
+    if cut.reason:
+        pieces.append(f"response ended: {cut.reason}")
+    return " · ".join(pieces)
+
+
+def turn_taking_line(output: TurnOutput) -> list[str]:
+    """A turn's turn-taking metrics as short labelled pieces, in the order the summary lists them; none for a
+    turn without spoken figures or a barge-in (a text answer's ttfb is its first delta, shown already)."""
+    values = turn_taking_values(output.metrics)
+    if output.interruption is None and SPOKEN_METRICS.isdisjoint(values):
+        return []
+    return [
+        f"{name.replace('_', ' ')} {', '.join(f'{value:,.0f}' for value in each)} ms" for name, each in values.items()
+    ]
+
+
+def _turn_view(turn: TurnRecord, input_audio: list[str], output_audio: str | None) -> TurnView:
+    """A turn as the transcript shows it, with the heard part of a cut answer set apart."""
+    view = TurnView(record=turn, input_text=turn_input_text(turn), input_audio=input_audio, output_audio=output_audio)
+    output: TurnOutput | None = turn.output
+    if output is None:
+        return view
+    view.turn_taking = turn_taking_line(output)
+    if output.interruption is not None:
+        view.interruption_line = interruption_line(output.interruption)
+        view.cut_label = cut_label(output.interruption)
+        if output.heard_text is not None:
+            view.answer_parts = answer_parts(output.text, output.heard_text)
+    return view
 
 
 def _matrix(
@@ -162,11 +241,10 @@ def render_html(
         audio = turn.output.audio if turn.output is not None else None
         output_audio = audio.playable_file if audio is not None else None  # raw G.711 plays from its WAV copy
         view.turns.append(
-            TurnView(
-                record=turn,
-                input_text=turn_input_text(turn),
-                input_audio=_input_audio(turn, flow_dir, report_dir),
-                output_audio=_media_src(output_audio, working_dir, report_dir) if output_audio else None,
+            _turn_view(
+                turn,
+                _input_audio(turn, flow_dir, report_dir),
+                _media_src(output_audio, working_dir, report_dir) if output_audio else None,
             )
         )
     threads, columns, cells = _matrix(list(conversations.values()))
