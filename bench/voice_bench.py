@@ -21,7 +21,7 @@ CPU per second of agent audio played, and how far rtflow's time measurements are
 record (its event log): `audio_end_ms` against the audio the simulator had sent when the truncate arrived, and
 the yield latency against the 50 ms cancel delay (goal: p95 error <= 5 ms):
 
-    /work/venv/bin/python bench/voice_bench.py --barge-in 100
+    /work/venv/bin/python bench/voice_bench.py --barge-in 100 [--chunk-ms 20]
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ CANCEL_DELAY_MS = 50.0
 CUTS_MS = (300.0, 600.0, 900.0)
 
 
-async def barge_in_load(conversations: int) -> None:
+async def barge_in_load(conversations: int, chunk_ms: int) -> None:
     """N concurrent barge-in conversations on a real-time simulator in a child process: CPU and time errors."""
     import json
     import resource
@@ -138,6 +138,7 @@ async def barge_in_load(conversations: int) -> None:
     statuses = statistics.multimode(turn.status for turn in result.turns)
     bias = statistics.fmean(signed) if signed else float("nan")
     print(f"conversations        {conversations} at once, {len(result.turns)} turns ({statuses[0]} mostly)")
+    print(f"audio deltas         {chunk_ms} ms each, sent at the rate they play")
     print(f"wall                 {wall:.2f} s")
     print(f"agent audio played   {played_s:.1f} s")
     print(f"client CPU           {cpu:.2f} s = {cpu / played_s * 1000:.1f} ms per second of audio")
@@ -209,9 +210,10 @@ if __name__ == "__main__":
     parser.add_argument("--turns", type=int, default=20, help="turns per clip in the unpaced modes")
     parser.add_argument("--paced-turns", type=int, default=2, help="turns per clip in the paced modes")
     parser.add_argument("--barge-in", type=int, metavar="N", help="N concurrent barge-in conversations instead")
+    parser.add_argument("--chunk-ms", type=int, default=20, help="with --barge-in: the simulator's audio delta length")
     options = parser.parse_args()
     configure_logging(level="warning")  # the providers' debug events would bury the table
     if options.barge_in:
-        anyio.run(barge_in_load, options.barge_in)
+        anyio.run(barge_in_load, options.barge_in, options.chunk_ms)
     else:
         anyio.run(main, options.turns, options.paced_turns)
