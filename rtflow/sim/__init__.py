@@ -1,10 +1,18 @@
-"""A local OpenAI Realtime + Chat Completions server with deterministic replies, latency and faults.
+"""A local OpenAI Realtime + Chat Completions + text-to-speech server with deterministic replies, latency and faults.
 
 ```python
 from rtflow.sim import SimServer, SimConfig, Fault
 async with SimServer(SimConfig(faults=[Fault(kind="close", close_code=1006, times=1)])) as sim:
     ...  # point clients at sim.ws_base_url / sim.http_base_url
 ```
+
+It plays a simulated caller: when the first system message of a request (on Realtime, the session instructions)
+holds `<goal>...</goal>`, the reply is the goal's k-th sentence, k being the number of assistant messages so far
+(sentences end at `.`, `!` or `?` before whitespace or the end), and once they are used up, the stop phrase
+written after `say exactly: ` (to the end of that line; `###STOP###` when absent). A matching rule of the rules
+script still wins. `POST /v1/audio/speech` speaks text as OpenAI's text to speech does, with the simulator's word
+tones: `wav` or `pcm` (24 kHz mono 16-bit), `speed` 0.25-4.0 dividing each word's duration; the formats it cannot
+make (mp3, opus, aac, flac) get a 400. See `rtflow.sim.model` and `rtflow.sim.speech`.
 
 The names resolve on first use (PEP 562), like `rtflow`'s own: `rtflow --help` loads `rtflow.sim.cli` to list the
 `sim` command, and that must not start loading pydantic, uvicorn and the server.

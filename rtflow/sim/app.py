@@ -1,4 +1,4 @@
-"""The ASGI application: Realtime WebSocket and Chat Completions on one port, OpenAI and Azure paths.
+"""The ASGI application: Realtime WebSocket, Chat Completions and text to speech on one port, OpenAI and Azure paths.
 
 WebSocket scopes go straight to the Realtime handler (no middleware per frame, which matters at 1,000+
 sessions); HTTP goes through a small starlette app. The raw ASGI `send` is kept so that a `close:1006` fault can
@@ -22,6 +22,7 @@ from rtflow.sim.chat import chat_completions, error_body, openai_error
 from rtflow.sim.dialects import BETA, GA
 from rtflow.sim.realtime import RealtimeConnection
 from rtflow.sim.runtime import SimRuntime
+from rtflow.sim.speech import speech
 from rtflow.sim.uvicorn_glue import abort_connection
 
 __all__ = ["build_app"]
@@ -53,6 +54,10 @@ def build_app(runtime: SimRuntime) -> ASGIApp:
         abort = functools.partial(abort_connection, request.scope.get("rtflow.raw_send"))
         return await chat_completions(request, runtime, _api_key(_headers(request.scope)), abort)
 
+    async def text_to_speech(request: Request) -> Response:
+        abort = functools.partial(abort_connection, request.scope.get("rtflow.raw_send"))
+        return await speech(request, runtime, _api_key(_headers(request.scope)), abort)
+
     async def not_found(request: Request) -> Response:
         return openai_error(
             404, f"Unknown request URL: {request.method} {request.url.path}.", "invalid_request_error", "unknown_url"
@@ -66,6 +71,9 @@ def build_app(runtime: SimRuntime) -> ASGIApp:
             Route("/v1/chat/completions", chat, methods=["POST"]),
             Route("/openai/v1/chat/completions", chat, methods=["POST"]),
             Route("/openai/deployments/{deployment}/chat/completions", chat, methods=["POST"]),
+            Route("/v1/audio/speech", text_to_speech, methods=["POST"]),
+            Route("/openai/v1/audio/speech", text_to_speech, methods=["POST"]),
+            Route("/openai/deployments/{deployment}/audio/speech", text_to_speech, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "DELETE"]),
         ]

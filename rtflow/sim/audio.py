@@ -1,9 +1,10 @@
 """Deterministic audio: a waveform per word for output, a duration transcript and energy VAD for input.
 
 Output: each word becomes a short tone whose pitch comes from the word's letters (200-800 Hz, 80 ms plus 20 ms
-per letter, amplitude 0.3) followed by 40 ms of silence, so the same text always gives the same bytes. It is
-encoded in the session's output format: pcm16 (signed 16-bit little-endian, 24 kHz mono) or G.711 u-law /
-A-law (8 kHz). An answer may start with silence (`silence`); `rtflow.sim.voice` lays the words out in time.
+per letter, amplitude 0.3) followed by 40 ms of silence, so the same text always gives the same bytes. Text to
+speech's `speed` divides both durations. It is encoded in the session's output format: pcm16 (signed 16-bit
+little-endian, 24 kHz mono) or G.711 u-law / A-law (8 kHz). An answer may start with silence (`silence`);
+`rtflow.sim.voice` lays the words out in time.
 
 Input: the simulator does not understand speech. The transcript of input audio is its duration:
 `audio of 1.50 seconds` (two decimals). VAD is energy based: 20 ms frames whose RMS exceeds
@@ -42,12 +43,16 @@ def decode_to_pcm16(data: bytes, audio_format: str) -> Samples:
     return np.frombuffer(data[: len(data) - len(data) % 2], dtype="<i2").astype(np.int16)
 
 
-_WORD_CACHE: dict[tuple[str, str], str] = {}
+_WORD_CACHE: dict[tuple[str, str, float], str] = {}
 
 
-def synthesize_word(word: str, audio_format: str) -> str:
-    """The base64 audio of one word: a tone then a gap, the same bytes every time (cached)."""
-    key = (word, audio_format)
+def synthesize_word(word: str, audio_format: str, speed: float = 1.0) -> str:
+    """The base64 audio of one word: a tone then a gap, the same bytes every time (cached).
+
+    `speed` divides both durations (text to speech's `speed`), keeping the pitch: a faster voice says the same
+    word in less time, it does not sing higher. At 1.0 the bytes are those the Realtime answers have always had.
+    """
+    key = (word, audio_format, speed)
     cached = _WORD_CACHE.get(key)
     if cached is not None:
         return cached
@@ -55,9 +60,9 @@ def synthesize_word(word: str, audio_format: str) -> str:
     letters = sum(ch.isalnum() for ch in word)
     frequency = 200 + zlib.crc32(word.lower().encode()) % 600
     tone_s = 0.08 + 0.02 * letters
-    t = np.arange(int(rate * tone_s)) / rate
+    t = np.arange(int(rate * tone_s / speed)) / rate
     tone = 0.3 * 32767 * np.sin(2 * np.pi * frequency * t)
-    gap = np.zeros(int(rate * 0.04))
+    gap = np.zeros(int(rate * 0.04 / speed))
     samples = np.concatenate([tone, gap]).astype(np.int16)
     encoded = base64.b64encode(encode_pcm16(samples, audio_format)).decode("ascii")
     if len(_WORD_CACHE) < 50_000:

@@ -19,12 +19,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from rtflow.sim.model import ModelReply, respond
 from rtflow.sim.runtime import SimRuntime
 
-__all__ = ["chat_completions", "error_body", "openai_error"]
+__all__ = ["chat_completions", "error_body", "fault_response", "key_refusal", "openai_error"]
 
 
-def error_body(message: str, error_type: str, code: str | None) -> dict[str, Any]:
+def error_body(message: str, error_type: str, code: str | None, param: str | None = None) -> dict[str, Any]:
     """The body OpenAI sends with an HTTP error (a refused handshake included)."""
-    return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
 def openai_error(
@@ -32,6 +32,25 @@ def openai_error(
 ) -> JSONResponse:
     """An error response with the body shape OpenAI uses."""
     return JSONResponse(error_body(message, error_type, code), status_code=status, headers=headers)
+
+
+def key_refusal(runtime: SimRuntime, key: str | None) -> Response | None:
+    """The 401 OpenAI answers an HTTP request whose key is missing or refused, or None when the key is accepted.
+
+    Shared by every HTTP endpoint so that Chat and speech refuse keys in the same words.
+    """
+    key_problem = runtime.key_error(key)
+    if key_problem == "missing_api_key":
+        return openai_error(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth.",
+            "invalid_request_error",
+            None,
+        )
+    if key_problem is not None:
+        return openai_error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+    return None
 
 
 def _text(content: Any) -> str:
@@ -57,7 +76,9 @@ def to_items(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
             continue
         text = _text(message.get("content"))
-        if text or role != "assistant":
+        # An assistant message is dropped only when it is nothing but tool calls: an empty line still counts
+        # as a turn of its speaker (the caller rule counts them).
+        if text or role != "assistant" or not message.get("tool_calls"):
             items.append({"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]})
         for call in message.get("tool_calls") or ():
             function = call.get("function") or {}
@@ -91,17 +112,9 @@ async def chat_completions(
 ) -> Response:
     """Answer one Chat Completions request."""
     conn_id = runtime.next_connection_id("chat")
-    key_problem = runtime.key_error(key)
-    if key_problem == "missing_api_key":
-        return openai_error(
-            401,
-            "You didn't provide an API key. You need to provide your API key in an "
-            "Authorization header using Bearer auth.",
-            "invalid_request_error",
-            None,
-        )
-    if key_problem is not None:
-        return openai_error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+    refusal = key_refusal(runtime, key)
+    if refusal is not None:
+        return refusal
     try:
         body = json.loads(await request.body())
     except ValueError:
@@ -117,7 +130,7 @@ async def chat_completions(
     reply = respond(None, items, _tools(body.get("tools")), _tool_choice(body.get("tool_choice")), runtime.rules)
     fault = runtime.faults.pick_response("chat", model, reply.last_user_text)
     if fault is not None:
-        failure = await _fault_response(fault.kind, fault.status, fault.retry_after)
+        failure = await fault_response(fault.kind, fault.status, fault.retry_after)
         if failure is not None:
             if log is not None:
                 log.record(conn_id, "out", "chat", f"http.{failure.status_code}", fault.kind)
@@ -144,7 +157,11 @@ async def chat_completions(
     return JSONResponse(completion)
 
 
-async def _fault_response(kind: str, status: int, retry_after: float) -> Response | None:
+async def fault_response(kind: str, status: int, retry_after: float) -> Response | None:
+    """The HTTP answer of a fault that replaces the whole response (None for the kinds that act mid-response).
+
+    `stall` never returns: the request hangs until the client gives up.
+    """
     if kind == "status":
         headers = {"retry-after": f"{retry_after:g}"} if status == 429 else None
         error_type = {401: "invalid_request_error", 403: "invalid_request_error", 429: "requests"}.get(

@@ -11,7 +11,7 @@ __all__ = ["sim"]
 
 @click.group()
 def sim() -> None:
-    """A local OpenAI Realtime + Chat Completions server with deterministic replies."""
+    """A local OpenAI Realtime + Chat Completions + text-to-speech server with deterministic replies."""
 
 
 @sim.command()
@@ -55,7 +55,7 @@ def sim() -> None:
     "--fault",
     "faults",
     multiple=True,
-    help="KIND[:ARG][@realtime|chat|any][xTIMES][~PROB][;model=RE][;match=RE], e.g. status:429@realtimex2. "
+    help="KIND[:ARG][@realtime|chat|speech|any][xTIMES][~PROB][;model=RE][;match=RE], e.g. status:429@realtimex2. "
     "Kinds: status, close, server_error, rate_limited, stall, malformed, session_expired.",
 )
 @click.option("--script", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Rules YAML.")
@@ -114,6 +114,7 @@ def serve(
         async with SimServer(config) as server:
             click.echo(f"Realtime:         {server.ws_base_url}/realtime?model=MODEL")
             click.echo(f"Chat Completions: {server.http_base_url}/chat/completions")
+            click.echo(f"Text to speech:   {server.http_base_url}/audio/speech")
             click.echo(f"OPENAI_BASE_URL={server.http_base_url}")
             await anyio.sleep_forever()
 

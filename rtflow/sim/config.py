@@ -1,23 +1,25 @@
 """How a simulator is configured: latency, faults, voice timing, a rules script, auth and event logging.
 
-Faults are also written on the command line as `KIND[:ARG][@ENDPOINT][xTIMES][~PROB][;model=RE][;match=RE]`:
+Faults are also written on the command line as `KIND[:ARG][@ENDPOINT][xTIMES][~PROB][;model=RE][;match=RE]`, where
+ENDPOINT is `realtime`, `chat`, `speech` (text to speech, `/v1/audio/speech`) or `any`:
 
 - `status[:HTTP]` (default 500): Realtime: the handshake is refused with that status (429 carries
-  `Retry-After: 1`); Chat: that HTTP status with an OpenAI-shaped error body.
+  `Retry-After: 1`); Chat and speech: that HTTP status with an OpenAI-shaped error body.
 - `close[:1006|1011]` (default 1011): Realtime: the socket closes right after the first delta of a response
-  (1006: dropped without a close frame); Chat: the TCP connection drops (mid-stream when streaming).
+  (1006: dropped without a close frame); Chat: the TCP connection drops (mid-stream when streaming); speech: the
+  TCP connection drops after the first word's audio.
 - `server_error`: Realtime: an `error` event of type `server_error` instead of the response (the session stays
-  open); Chat: HTTP 500.
-- `rate_limited`: Realtime: `response.done` with status `failed` and a `rate_limit_exceeded` error; Chat: HTTP 429
-  with `Retry-After`.
-- `stall`: nothing comes back (no response events; the Chat request hangs).
+  open); Chat and speech: HTTP 500.
+- `rate_limited`: Realtime: `response.done` with status `failed` and a `rate_limit_exceeded` error; Chat and
+  speech: HTTP 429 with `Retry-After`.
+- `stall`: nothing comes back (no response events; the Chat or speech request hangs).
 - `malformed`: Realtime: a text frame that is not JSON right after `response.created` (the response then carries
-  on); Chat: a body (or an SSE line) that is not JSON.
+  on); Chat: a body (or an SSE line) that is not JSON; speech: a body that is not audio (a cut JSON fragment).
 - `session_expired[:SECONDS]` (default 0): Realtime: that long after connecting, an `error` event with code
   `session_expired`, then close 1001.
 
 Examples: `status:429@realtimex2` (the first two handshakes get 429), `close:1006~0.1` (one response in ten, seeded),
-`rate_limited@chat;match=weather`.
+`rate_limited@chat;match=weather`. On speech, `match` is searched in the `input` text.
 
 A handshake fault (`status`) is decided when the connection opens, before any user text exists, so `match` never
 applies to it on the Realtime endpoint; `session_expired` likewise.
@@ -36,7 +38,7 @@ from rtflow.errors import SimulatorError
 __all__ = ["Fault", "FaultKind", "LatencyConfig", "SimConfig", "VoiceConfig", "parse_fault"]
 
 FaultKind = Literal["status", "close", "server_error", "rate_limited", "stall", "malformed", "session_expired"]
-Endpoint = Literal["realtime", "chat", "any"]
+Endpoint = Literal["realtime", "chat", "speech", "any"]
 
 
 class _Strict(BaseModel):
@@ -140,7 +142,7 @@ class SimConfig(_Strict):
 
 
 _FAULT_SPEC = re.compile(
-    r"^(?P<kind>[a-z_]+)(?::(?P<arg>[0-9.]+))?(?:@(?P<endpoint>realtime|chat|any))?"
+    r"^(?P<kind>[a-z_]+)(?::(?P<arg>[0-9.]+))?(?:@(?P<endpoint>realtime|chat|speech|any))?"
     r"(?:x(?P<times>\d+))?(?:~(?P<prob>[0-9.]+))?(?P<rest>(?:;[a-z]+=[^;]*)*)$"
 )
 

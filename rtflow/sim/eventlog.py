@@ -1,7 +1,8 @@
 """The record of every event in and out: in memory (`SimServer.events`) and/or a JSONL file.
 
-Each record: `ts` (Unix seconds), `conn` (connection id, `rt-N` or `chat-N`), `dir` (`in` | `out` | `state`),
-`endpoint` (`realtime` | `chat`), `type` (the event type; `<malformed>` for a frame that is not JSON) and `payload`.
+Each record: `ts` (Unix seconds), `conn` (connection id, `rt-N`, `chat-N` or `speech-N`), `dir` (`in` | `out` |
+`state`), `endpoint` (`realtime` | `chat` | `speech`), `type` (the event type; `<malformed>` for a frame that is not
+JSON) and `payload`. A speech record's `out` payload gives the audio's byte count, never the audio.
 When neither is on, `enabled` is False and the server does not even build the records.
 
 `state` records are not on the wire; they say what the simulator itself holds. One kind exists:

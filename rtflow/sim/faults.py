@@ -66,10 +66,11 @@ class FaultPlan:
         return self.pick("realtime", model, None, HANDSHAKE_KINDS)
 
     def pick_response(self, endpoint: str, model: str, user_text: str) -> Fault | None:
-        """The fault for one response (Realtime) or request (Chat)."""
-        kinds = _CHAT_KINDS if endpoint == "chat" else _RESPONSE_KINDS
+        """The fault for one response (Realtime) or request (Chat, speech)."""
+        kinds = _RESPONSE_KINDS if endpoint == "realtime" else _HTTP_KINDS
         return self.pick(endpoint, model, user_text, kinds)
 
 
 _RESPONSE_KINDS: frozenset[FaultKind] = frozenset({"close", "server_error", "rate_limited", "stall", "malformed"})
-_CHAT_KINDS: frozenset[FaultKind] = _RESPONSE_KINDS | {"status"}
+_HTTP_KINDS: frozenset[FaultKind] = _RESPONSE_KINDS | {"status"}
+"""An HTTP request has no handshake of its own: a `status` fault answers the request itself."""

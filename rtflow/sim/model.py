@@ -7,15 +7,26 @@ Conversations reach it as items in the Realtime GA shape (`message` with content
 2. The last user text is a grading request (see `rtflow.sim.grading`): the grader's JSON.
 3. A rules script matches the last user text: its `reply` (with `{text}`, `{user_messages}` and
    `{instructions}` filled in) or its `call`.
-4. Tools are offered and `tool_choice` is not `none`: a tool is called when a word of its name of 4+ letters
+4. The first system message holds `<goal>...</goal>`: the simulator plays a caller (see below).
+5. Tools are offered and `tool_choice` is not `none`: a tool is called when a word of its name of 4+ letters
    appears in the last user text (`weather` for `get_weather`), or `tool_choice` names it, or is `required`
    (then the first tool). Arguments: each required property (every property when none is required) gets, for
    strings, the text after the last ` in ` up to punctuation, else the last capitalised word that is not the
    first word, else the whole text; for numbers the first number in the text (else 0); for booleans false; for
    enums the first value named in the text (else the first value).
-5. Otherwise: `You said: "<last user text>" (user messages: <N>, instructions: <FP>)`, where N counts the
+6. Otherwise: `You said: "<last user text>" (user messages: <N>, instructions: <FP>)`, where N counts the
    user-role message items and FP is the first 8 hex digits of sha256 of the session instructions (when not
    empty) and every system/developer message text joined by newlines, or `none`.
+
+The caller (rule 4). rtflow's simulated callers send a chat model a first system message holding
+`<goal>...</goal>` and ending with `say exactly: <stop phrase>`; the agent's turns are `user` messages and the
+caller's own earlier lines `assistant` messages. The simulator then answers the k-th sentence of the goal, where k
+is the number of assistant message items (0-based), and once the sentences are used up, the stop phrase.
+Sentences end at `.`, `!` or `?` followed by whitespace or the end of the goal; they keep their punctuation and are
+stripped. The stop phrase is the text after the last `say exactly: ` outside the goal, to the end of its line,
+stripped (`###STOP###` when there is none, or it is empty). The first system message is the session instructions
+when they are not empty (Realtime), else the first `system` or `developer` message. Without `<goal>` nothing
+changes; a matching rule of the script still wins, so a test can make a caller misbehave.
 """
 
 from __future__ import annotations
@@ -33,7 +44,18 @@ import yaml
 from rtflow.errors import SimulatorError
 from rtflow.sim.grading import grade_reply, rubric_request
 
-__all__ = ["ModelCall", "ModelReply", "Rule", "item_text", "load_rules", "respond", "word_count"]
+__all__ = [
+    "DEFAULT_STOP_PHRASE",
+    "ModelCall",
+    "ModelReply",
+    "Rule",
+    "caller_line",
+    "goal_sentences",
+    "item_text",
+    "load_rules",
+    "respond",
+    "word_count",
+]
 
 Item = Mapping[str, Any]
 
@@ -161,12 +183,63 @@ def respond(
                     .replace("{instructions}", fp)
                 )
             return reply
+    caller = caller_line(instructions, items)
+    if caller is not None:
+        reply.text = caller
+        return reply
     tool = _choose_tool(tools, tool_choice, last_user_text)
     if tool is not None:
         reply.calls.append(ModelCall(str(tool["name"]), json.dumps(_arguments_for(tool, last_user_text))))
         return reply
     reply.text = f'You said: "{last_user_text}" (user messages: {len(user_items)}, instructions: {fp})'
     return reply
+
+
+DEFAULT_STOP_PHRASE = "###STOP###"
+"""What the caller says once its goal is spoken, when its prompt names no phrase of its own."""
+
+_GOAL = re.compile(r"<goal>(.*?)</goal>", re.DOTALL)
+_STOP_PHRASE = re.compile(r"say exactly: (.*)$", re.MULTILINE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s+|$)")
+
+
+def caller_line(instructions: str | None, items: Sequence[Item]) -> str | None:
+    """The caller's next line when the first system message holds a `<goal>`, else None (see rule 4).
+
+    Counting the caller's own earlier lines (assistant messages) is what makes it deterministic: the same
+    conversation so far always gets the same next sentence, whatever the agent said.
+    """
+    prompt = _first_system_text(instructions, items)
+    goal = _GOAL.search(prompt) if prompt is not None else None
+    if prompt is None or goal is None:
+        return None
+    sentences = goal_sentences(goal.group(1))
+    said = sum(1 for item in items if item.get("type") == "message" and item.get("role") == "assistant")
+    if said < len(sentences):
+        return sentences[said]
+    return _stop_phrase(prompt[: goal.start()] + prompt[goal.end() :])
+
+
+def goal_sentences(goal: str) -> list[str]:
+    """The goal's sentences, in order: what the caller says, one per turn."""
+    return [sentence.strip() for sentence in _SENTENCE_END.split(goal) if sentence.strip()]
+
+
+def _stop_phrase(prompt_outside_goal: str) -> str:
+    """The phrase the prompt asks the caller to end with; the goal is left out so it cannot name one by accident."""
+    found = _STOP_PHRASE.findall(prompt_outside_goal)
+    phrase = str(found[-1]).strip() if found else ""
+    return phrase or DEFAULT_STOP_PHRASE
+
+
+def _first_system_text(instructions: str | None, items: Sequence[Item]) -> str | None:
+    """The caller's prompt: session instructions come first on Realtime, like a system message on Chat."""
+    if instructions:
+        return instructions
+    for item in items:
+        if item.get("type") == "message" and item.get("role") in ("system", "developer"):
+            return item_text(item)
+    return None
 
 
 def _item_words(item: Item) -> int:

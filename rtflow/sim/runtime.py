@@ -27,8 +27,8 @@ class SimRuntime:
         self.peak_sessions = 0
 
     def next_connection_id(self, endpoint: str) -> str:
-        """A new connection id: `rt-N` or `chat-N`."""
-        return f"{'rt' if endpoint == 'realtime' else 'chat'}-{next(self._connection_ids)}"
+        """A new connection id: `rt-N` (Realtime), else the endpoint's name: `chat-N`, `speech-N`."""
+        return f"{'rt' if endpoint == 'realtime' else endpoint}-{next(self._connection_ids)}"
 
     def key_error(self, key: str | None) -> str | None:
         """Why `key` is refused (an error code), or None when it is accepted. Never echoes the key."""
