@@ -30,13 +30,14 @@ from rtflow.js.run_scope import js_for_run
 from rtflow.log import get_logger, register_secret
 from rtflow.output_paths import check_export_file, check_output_file, ensure_writable_folder
 from rtflow.plan.compiler import compile_flow
-from rtflow.plan.graph import Plan
+from rtflow.plan.graph import Plan, call_node_id
 from rtflow.providers.base import Provider
 from rtflow.providers.registry import create_provider
 from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report import JsonlWriter, write_export
 from rtflow.results.run_result import RunResult
 from rtflow.results.store import RunStore
+from rtflow.runner.dialogue import caller_key
 from rtflow.runner.progress import RunProgress
 from rtflow.runner.scheduler import Scheduler, SchedulerSettings
 from rtflow.runner.writer import TurnWriter
@@ -138,6 +139,8 @@ def _graders_named(plan: Plan) -> tuple[dict[str, Any], bool]:
     needs_default = False
     for conversation in plan.conversations.values():
         for turn in conversation.turns:
+            if turn.simulate is not None and any(stop.judge is not None for stop in turn.simulate.stop):
+                needs_default = True  # a judge stop asks the flow's grader after each agent turn
             for assertion in turn.asserts:
                 if not is_model_graded(assertion.type):
                     continue
@@ -273,7 +276,13 @@ async def arun(
             graders[key] = _provider_for(ProviderSpec.model_validate(value), spec.base_dir, sim_url)
         if needs_default:
             grader = _provider_for(spec.grader or ProviderSpec(id=DEFAULT_GRADER), spec.base_dir, sim_url)
-        for each in [*graders.values(), *([grader] if grader else [])]:
+        callers = {
+            caller_key(turn.simulate.caller): _provider_for(turn.simulate.caller, spec.base_dir, sim_url)
+            for conversation in plan.conversations.values()
+            for turn in conversation.turns
+            if turn.simulate is not None
+        }
+        for each in [*graders.values(), *([grader] if grader else []), *callers.values()]:
             stack.push_async_callback(each.aclose)
             _check_ready(each, simulated=sim_url is not None)
         jsonl_file = stack.enter_context(JsonlWriter(Path(jsonl))) if jsonl is not None else None
@@ -300,6 +309,7 @@ async def arun(
             sink=sink,
             grader=grader,
             graders=graders,
+            callers=callers,
             artifact_dir=artifact_root,
             resume_from=resume_records,
             extra_vars=vars,
@@ -347,12 +357,20 @@ async def arun(
 
 
 def _in_plan_order(plan: Plan, records: Mapping[str, TurnRecord]) -> list[TurnRecord]:
+    """Each conversation's turn records in turn order; a dialogue's are the turns it generated, each recorded
+    under the call node id of the turn it became."""
     ordered: list[TurnRecord] = []
     for conversation in plan.conversations.values():
-        for node_id in conversation.primary_nodes:
-            record = records.get(node_id)
-            if record is not None:
+        for turn_index, node_id in enumerate(conversation.primary_nodes):
+            if conversation.turns[turn_index].simulate is None:
+                record = records.get(node_id)
+                if record is not None:
+                    ordered.append(record)
+                continue
+            generated = turn_index
+            while (record := records.get(call_node_id(conversation.id, generated))) is not None:
                 ordered.append(record)
+                generated += 1
     return ordered
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "BASE_ASSERTION_TYPES",
+    "CONVERSATION_TYPES",
     "KNOWN_ASSERTION_TYPES",
     "MODEL_GRADED_TYPES",
     "NEGATION_PREFIX",
@@ -23,32 +24,39 @@ __all__ = [
 
 NEGATION_PREFIX = "not-"
 
-MODEL_GRADED_TYPES: frozenset[str] = frozenset({"llm-rubric"})
+MODEL_GRADED_TYPES: frozenset[str] = frozenset({"llm-rubric", "goal-met", "conversation-rubric"})
 """Assertion kinds that ask the grader model (without the `not-` prefix)."""
 
-BASE_ASSERTION_TYPES: frozenset[str] = MODEL_GRADED_TYPES | {
-    "absent",
-    "audio-duration",
-    "contains",
-    "contains-all",
-    "contains-any",
-    "contains-json",
-    "cost",
-    "equals",
-    "events",
-    "icontains",
-    "icontains-all",
-    "icontains-any",
-    "is-json",
-    "is-valid-json-schema",
-    "javascript",
-    "json-schema",
-    "latency",
-    "python",
-    "regex",
-    "starts-with",
-    "tool-called",
-}
+CONVERSATION_TYPES: frozenset[str] = frozenset({"turns", "stop-reason", "goal-met", "conversation-rubric", "each-turn"})
+"""Kinds judged over a whole simulated conversation, in a `simulate:` entry's `assert` (nowhere else)."""
+
+BASE_ASSERTION_TYPES: frozenset[str] = (
+    MODEL_GRADED_TYPES
+    | CONVERSATION_TYPES
+    | {
+        "absent",
+        "audio-duration",
+        "contains",
+        "contains-all",
+        "contains-any",
+        "contains-json",
+        "cost",
+        "equals",
+        "events",
+        "icontains",
+        "icontains-all",
+        "icontains-any",
+        "is-json",
+        "is-valid-json-schema",
+        "javascript",
+        "json-schema",
+        "latency",
+        "python",
+        "regex",
+        "starts-with",
+        "tool-called",
+    }
+)
 """Every assertion kind, without the `not-` prefix."""
 
 PROMPTFOO_ASSERTION_TYPES: frozenset[str] = BASE_ASSERTION_TYPES | {

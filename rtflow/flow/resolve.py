@@ -23,7 +23,7 @@ from rtflow.errors import FlowError, PromptError, ProviderConfigError, did_you_m
 from rtflow.flow.assertion_types import BASE_ASSERTION_TYPES, grader_key, split_negation
 from rtflow.flow.local_files import DataFileError, parse_data, read_text
 from rtflow.flow.problems import Path_, Places, Problem
-from rtflow.flow.spec import AssertionSpec, FlowSpec, ProviderSpec
+from rtflow.flow.spec import AssertionSpec, FlowSpec, ProviderSpec, conversation_id_of
 from rtflow.pyref import FILE_PREFIX, resolve_path
 
 __all__ = ["AUDIO_SUFFIXES", "resolve"]
@@ -133,6 +133,36 @@ def _check_providers(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator
         else:
             flow.warnings.extend(warning for warning in provider.warnings() if warning not in flow.warnings)
     yield from _check_script_steps(flow, places, playable)
+    yield from _check_dialogues(flow, places, base_dir)
+
+
+def _check_dialogues(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator[Problem]:
+    """A `simulate:` entry ends its thread, and its caller is a provider rtflow can build."""
+    from rtflow.providers.registry import UnknownProviderKind, create_provider
+
+    later_in_thread: dict[str, object] = {}
+    for path, turn in _turn_entries(flow, with_default=False):
+        if path[0] == "threads":
+            later_in_thread[f"threads/{path[1]}"] = path[2]
+        else:
+            thread = conversation_id_of(flow.merged_turn(turn).metadata) or f"test-{path[1]}"
+            later_in_thread[f"tests/{thread}"] = path[1]
+    for path, turn in _turn_entries(flow, with_default=False):
+        if turn.simulate is None:
+            continue
+        if path[0] == "threads":
+            last = later_in_thread[f"threads/{path[1]}"] == path[2]
+        else:
+            thread = conversation_id_of(flow.merged_turn(turn).metadata) or f"test-{path[1]}"
+            last = later_in_thread[f"tests/{thread}"] == path[1]
+        if not last:
+            yield places.problem((*path, "simulate"), "a `simulate:` entry must be the last of its thread")
+        try:
+            create_provider(turn.simulate.caller.to_info(base_dir))
+        except UnknownProviderKind as exc:
+            yield places.problem((*path, "simulate", "caller"), exc.message)
+        except FlowError as exc:
+            yield places.problem((*path, "simulate", "caller"), exc.message)
 
 
 def _check_script_steps(flow: FlowSpec, places: Places, playable: dict[str, frozenset[str]]) -> Iterator[Problem]:
@@ -257,6 +287,8 @@ def _trial_render(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator[Pr
         if "transformVars" in merged.options:
             continue  # its vars are made at run time, by user code: what the template needs is known only then
         variables = {**merged.vars, "_conversation": []}
+        if merged.simulate is not None:
+            variables["caller"] = ""  # each generated turn renders with the caller's line as `caller`
         names = frozenset(variables)
         if names in rendered_names:
             continue

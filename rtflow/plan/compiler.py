@@ -20,7 +20,17 @@ from rtflow.errors import CompileError
 from rtflow.flow.assertion_types import is_model_graded
 from rtflow.flow.resolve import resolve
 from rtflow.gc_pause import gc_paused
-from rtflow.plan.graph import CallNode, Conversation, EdgeKind, GradeNode, Plan, call_node_id, grade_node_id
+from rtflow.plan.graph import (
+    CallNode,
+    Conversation,
+    DialogueNode,
+    EdgeKind,
+    GradeNode,
+    Plan,
+    call_node_id,
+    dialogue_node_id,
+    grade_node_id,
+)
 
 if TYPE_CHECKING:
     from rtflow.flow.spec import FlowSpec, PromptSpec, ProviderSpec, ThreadSpec
@@ -210,11 +220,15 @@ def _conversation(
     fallback_labels = [provider.display_label for provider in chain[1:]]
     conv_id = conversation_id(primary_label, thread.id, prompt_label, repeat_index)
     call_nodes = [
-        [call_node_id(conv_id, turn_index), *(call_node_id(conv_id, turn_index, label) for label in fallback_labels)]
-        for turn_index in range(len(thread.turns))
+        [dialogue_node_id(conv_id)]
+        if turn.simulate is not None
+        else [call_node_id(conv_id, turn_index), *(call_node_id(conv_id, turn_index, fb) for fb in fallback_labels)]
+        for turn_index, turn in enumerate(thread.turns)
     ]
+    # A dialogue judges its own assertions when it ends (over the whole conversation): no grade node.
     grade_nodes = [
-        grade_node_id(conv_id, turn_index) if turn.asserts else None for turn_index, turn in enumerate(thread.turns)
+        grade_node_id(conv_id, turn_index) if turn.asserts and turn.simulate is None else None
+        for turn_index, turn in enumerate(thread.turns)
     ]
     return Conversation(
         id=conv_id,
@@ -240,6 +254,18 @@ def _nodes_of(conversation: Conversation) -> Iterator[CallNode | GradeNode]:
     for turn_index, (turn_nodes, grade_node) in enumerate(
         zip(conversation.call_nodes, conversation.grade_nodes, strict=True)
     ):
+        simulate = conversation.turns[turn_index].simulate
+        if simulate is not None:
+            yield DialogueNode(
+                id=turn_nodes[0],
+                conversation_id=conversation.id,
+                turn_index=turn_index,
+                provider_label=labels[0],
+                chain_position=0,
+                is_fallback=False,
+                max_turns=simulate.max_turns,
+            )
+            continue
         for position, node_id in enumerate(turn_nodes):
             call = CallNode(
                 id=node_id,

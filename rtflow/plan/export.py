@@ -12,7 +12,7 @@ import re
 from dataclasses import asdict
 from typing import Any
 
-from rtflow.plan.graph import CallNode, Conversation, GradeNode, Plan
+from rtflow.plan.graph import CallNode, Conversation, DialogueNode, GradeNode, Plan
 
 __all__ = ["GRAPH_FORMATS", "render_graph", "to_dot", "to_json", "to_mermaid", "to_node_link"]
 
@@ -37,6 +37,9 @@ def _node_caption(node: CallNode | GradeNode) -> str:
     """What a node box says: its turn and what it does (the conversation is the cluster's caption)."""
     if isinstance(node, GradeNode):
         return f"turn {node.turn_index + 1}\ngrade"
+    if isinstance(node, DialogueNode):
+        last = node.turn_index + node.max_turns
+        return f"turns {node.turn_index + 1}..{last}\ndialogue: {node.provider_label}\n(at most {node.max_turns})"
     role = "fallback" if node.is_fallback else "call"
     return f"turn {node.turn_index + 1}\n{role}: {node.provider_label}"
 
@@ -73,6 +76,8 @@ def to_dot(plan: Plan) -> str:
             attributes = [f"label={_dot_quote(_node_caption(node))}", f"tooltip={_dot_quote(node_id)}"]
             if isinstance(node, GradeNode):
                 attributes.append('shape=note, fillcolor="#fdf6e3"')
+            elif isinstance(node, DialogueNode):
+                attributes.append('shape=box3d, fillcolor="#eefbf0"')
             elif node.is_fallback:
                 attributes.append('fillcolor="#fbeeee"')
             lines.append(f"    {_dot_quote(node_id)} [{', '.join(attributes)}];")
@@ -139,7 +144,8 @@ def to_node_link(plan: Plan) -> dict[str, Any]:
     for conversation in plan.conversations.values():
         for node_id in conversation.node_ids():
             node = plan.node(node_id)
-            nodes.append({"kind": "grade" if isinstance(node, GradeNode) else "call", **asdict(node)})
+            kind = "grade" if isinstance(node, GradeNode) else "dialogue" if isinstance(node, DialogueNode) else "call"
+            nodes.append({"kind": kind, **asdict(node)})
         edges.extend(
             {"source": source, "target": target, "kind": kind}
             for source, target, kind in _conversation_edges(plan, conversation)

@@ -36,16 +36,18 @@ if TYPE_CHECKING:
 __all__ = [
     "CallNode",
     "Conversation",
+    "DialogueNode",
     "EdgeKind",
     "GradeNode",
     "NodeKind",
     "Plan",
     "PlanCounts",
     "call_node_id",
+    "dialogue_node_id",
     "grade_node_id",
 ]
 
-NodeKind = Literal["call", "grade"]
+NodeKind = Literal["call", "grade", "dialogue"]
 EdgeKind = Literal["sequence", "fallback", "grade"]
 
 
@@ -53,6 +55,12 @@ def call_node_id(conversation_id: str, turn_index: int, fallback_label: str | No
     """The id of a call node: `<conversation>/<turn number>`, plus `~<label>` for a fallback."""
     node_id = f"{conversation_id}/{turn_index + 1}"
     return node_id if fallback_label is None else f"{node_id}~{fallback_label}"
+
+
+def dialogue_node_id(conversation_id: str) -> str:
+    """The id of a conversation's simulated dialogue: `<conversation>/dialogue` (its generated turns are recorded
+    under the call node ids of the turns they become: `<conversation>/<turn number>`)."""
+    return f"{conversation_id}/dialogue"
 
 
 def grade_node_id(conversation_id: str, turn_index: int) -> str:
@@ -73,6 +81,14 @@ class CallNode:
     chain_position: int
     """0 for the primary, 1 for the first fallback, and so on."""
     is_fallback: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DialogueNode(CallNode):
+    """A simulated conversation (`simulate:`): one node that unfolds into up to `max_turns` turns while it runs,
+    each stored as a turn record of its own. It calls the conversation's primary provider (no fallback)."""
+
+    max_turns: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +119,11 @@ class Conversation:
     """Per turn, the grade node id, or None when the turn has no assertions."""
     repeat_index: int = 1
     """1 for the first copy of a conversation, 2 for the `#2` copy made by `repeat`, and so on."""
+
+    @property
+    def turn_budget(self) -> int:
+        """The most turns the conversation can take: a dialogue counts its `max_turns`."""
+        return sum(turn.simulate.max_turns if turn.simulate is not None else 1 for turn in self.turns)
 
     @property
     def primary_nodes(self) -> list[str]:
@@ -188,7 +209,7 @@ class Plan:
         """
         longest: Conversation | None = None
         for conversation in self.conversations.values():
-            if longest is None or len(conversation.turns) > len(longest.turns):
+            if longest is None or conversation.turn_budget > longest.turn_budget:
                 longest = conversation
         return [] if longest is None else longest.primary_nodes
 
@@ -235,4 +256,4 @@ class Plan:
 
 
 def _kind_of(node: CallNode | GradeNode) -> NodeKind:
-    return "call" if isinstance(node, CallNode) else "grade"
+    return "dialogue" if isinstance(node, DialogueNode) else "call" if isinstance(node, CallNode) else "grade"

@@ -20,6 +20,7 @@ from rtflow.messages import Message, TurnOutput
 __all__ = [
     "AssertionResult",
     "CallAttempt",
+    "DialogueTurn",
     "ErrorInfo",
     "RunRecord",
     "RunStatus",
@@ -81,6 +82,15 @@ class AssertionResult(_Record):
     """Set when the assertion could not be evaluated (a grader that failed or returned garbage)."""
 
 
+class DialogueTurn(_Record):
+    """What a turn of a simulated conversation adds to its record."""
+
+    caller: str
+    """What the caller model said (empty when the agent spoke first)."""
+    stop_reason: str | None = None
+    """On the dialogue's last turn: why it ended (`phrase`, `tool`, `judge`, `max_turns`, `max_duration`)."""
+
+
 class TurnRecord(_Record):
     """One turn of one conversation, as it ended."""
 
@@ -115,6 +125,8 @@ class TurnRecord(_Record):
     """Every attempt on every call node of this turn, in order."""
     started_at: float | None = None
     ended_at: float | None = None
+    dialogue: DialogueTurn | None = None
+    """For a turn a simulated caller led to: the caller's line (and, on the last, why the dialogue ended)."""
 
     @property
     def finished(self) -> bool:

@@ -41,11 +41,20 @@ from rtflow.flow.prompts import render_prompt
 from rtflow.flow.spec import AssertionSpec, TurnSpec
 from rtflow.log import get_logger
 from rtflow.messages import InterruptPlan, Message, TurnOutput, TurnRequest
-from rtflow.plan.graph import CallNode, Conversation, GradeNode, Plan
+from rtflow.plan.graph import CallNode, Conversation, DialogueNode, GradeNode, Plan, call_node_id
 from rtflow.providers.base import Provider, ProviderSession
-from rtflow.results.assertions import AssertionContext, evaluate_assertions, run_percentile_results, turn_passed
+from rtflow.results.assertions import (
+    AssertionContext,
+    evaluate_assertions,
+    evaluate_one,
+    run_percentile_results,
+    turn_passed,
+)
+from rtflow.results.assertions.base import Unevaluable, render_value
+from rtflow.results.assertions.conversation import ConversationView, DerivedAssertion, judge_conversation
 from rtflow.results.assertions.transform import TransformError, transformed, transformed_vars
-from rtflow.results.records import AssertionResult, CallAttempt, ErrorInfo, TurnRecord
+from rtflow.results.records import AssertionResult, CallAttempt, DialogueTurn, ErrorInfo, TurnRecord
+from rtflow.runner.dialogue import DialogueState, Exchange, caller_key, caller_messages, says_stop_phrase
 from rtflow.runner.history import ConversationHistory
 from rtflow.runner.limits import RateLimiter
 from rtflow.runner.retry import RetryPolicy, retrying
@@ -153,6 +162,7 @@ class Scheduler:
         sink: TurnSink,
         grader: Provider | None = None,
         graders: Mapping[str, Provider] | None = None,
+        callers: Mapping[str, Provider] | None = None,
         artifact_dir: Path | None = None,
         resume_from: Mapping[str, TurnRecord] | None = None,
         extra_vars: Mapping[str, Any] | None = None,
@@ -163,6 +173,8 @@ class Scheduler:
         self.settings = settings
         self.sink = sink
         self.grader = grader
+        self.callers: Mapping[str, Provider] = callers or {}
+        """Caller models of simulated dialogues, by `caller_key`."""
         self.graders = dict(graders or {})
         """Graders assertions name themselves, by `grader_key`; `grader` grades the rest."""
         self.artifact_dir = artifact_dir
@@ -268,7 +280,9 @@ class Scheduler:
             return
         node = self.plan.node(node_id)
         self.node_states[node_id] = NodeState.RUNNING
-        if isinstance(node, CallNode):
+        if isinstance(node, DialogueNode):
+            final = await self._run_dialogue_node(node)
+        elif isinstance(node, CallNode):
             final = await self._run_call_node(node)
         else:
             final = await self._run_grade_node(node)
@@ -277,6 +291,260 @@ class Scheduler:
             self._pending[successor] -= 1
             if self._pending[successor] == 0:
                 self._task_group.start_soon(self._run_node, successor)
+
+    # -- dialogue nodes -----------------------------------------------------------------------------------
+
+    async def _run_dialogue_node(self, node: DialogueNode) -> NodeState:
+        """A simulated conversation: caller line, agent answer, stop conditions; each agent turn stored at once,
+        the conversation's verdict on the last (see `rtflow.runner.dialogue`)."""
+        state = self._conversations[node.conversation_id]
+        conversation = state.conversation
+        spec = conversation.turns[node.turn_index].simulate
+        assert spec is not None
+        if state.failure is not None:
+            return NodeState.SKIPPED
+        variables = self._turn_vars(state, node.turn_index)
+        try:
+            persona, goal = render_value(spec.persona, variables), render_value(spec.goal, variables)
+        except Unevaluable as exc:
+            return await self._dialogue_failed(state, node, node.turn_index, ErrorInfo(kind="prompt", message=str(exc)))
+        dialogue = DialogueState(spec, str(persona), str(goal))
+        for finished in state.history.turns:  # the scripted turns before it: the caller heard them too
+            caller_line = "\n".join(message.text for message in finished.user_messages)
+            dialogue.exchanges.append(Exchange(caller_line, finished.output_text))
+        turn_index = node.turn_index
+        stop_reason, last = self._restore_dialogue(state, node, dialogue)
+        turn_index += dialogue.generated
+        caller = self.callers[caller_key(spec.caller)]
+        caller_session = caller.session(f"{conversation.id}#caller")
+        try:
+            while stop_reason is None:
+                if dialogue.generated >= spec.max_turns:
+                    stop_reason = "max_turns"
+                    break
+                if spec.max_duration is not None and dialogue.elapsed() >= spec.max_duration:
+                    stop_reason = "max_duration"
+                    break
+                agent_first = spec.first == "agent" and not dialogue.exchanges
+                line = "" if agent_first else await self._caller_line(caller, caller_session, dialogue)
+                if line and says_stop_phrase(line, dialogue):
+                    stop_reason = "phrase"
+                    break
+                last = await self._dialogue_turn(state, node, turn_index, line, variables)
+                assert last.output is not None
+                dialogue.exchanges.append(Exchange(line, last.output.heard, last.output))
+                dialogue.generated += 1
+                turn_index += 1
+                stop_reason = await self._stop_after_answer(dialogue, last.output, variables)
+        except _Stopped:
+            return NodeState.SKIPPED
+        except (ProviderError, PromptError) as exc:
+            error = _error_info(exc) if isinstance(exc, ProviderError) else ErrorInfo(kind="prompt", message=str(exc))
+            return await self._dialogue_failed(state, node, turn_index, error)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await caller_session.aclose()
+        await self._dialogue_verdict(state, node, dialogue, stop_reason, last, turn_index, variables)
+        await self._close_sessions(state)
+        return NodeState.SUCCEEDED
+
+    def _restore_dialogue(
+        self, state: _ConversationState, node: DialogueNode, dialogue: DialogueState
+    ) -> tuple[str | None, TurnRecord | None]:
+        """The generated turns a resumed run already has, back into the history (asked of no model again)."""
+        stop_reason: str | None = None
+        last: TurnRecord | None = None
+        while stop_reason is None:
+            node_id = call_node_id(state.conversation.id, node.turn_index + dialogue.generated)
+            record = self._resume_from.get(node_id)
+            if record is None or record.dialogue is None or record.output is None or not record.finished:
+                break
+            state.history.add(record.prompt_messages, record.output.heard, {})
+            dialogue.exchanges.append(Exchange(record.dialogue.caller, record.output.heard, record.output))
+            dialogue.generated += 1
+            self.records[node_id] = last = record
+            stop_reason = record.dialogue.stop_reason
+        return stop_reason, last
+
+    async def _caller_line(self, caller: Provider, session: ProviderSession, dialogue: DialogueState) -> str:
+        """The caller model's next line, with the run's limits, deadline and retries."""
+        request = TurnRequest(
+            conversation_id=f"{caller.info.label}#caller",
+            turn_index=len(dialogue.exchanges),
+            messages=caller_messages(dialogue),
+        )
+
+        async def one_attempt(_attempt: int) -> str:
+            async with self._calls:
+                if self._stopping:
+                    raise _Stopped
+                return (await self._send_with_deadline(session, request, caller.info.label)).text.strip()
+
+        try:
+            return await retrying(one_attempt, self._retry_policy, stop=lambda: self._stopping)
+        except ProviderError as exc:
+            exc.message = f"the caller model failed: {exc.message}"
+            exc.args = (exc.message,)
+            raise
+
+    async def _dialogue_turn(
+        self, state: _ConversationState, node: DialogueNode, turn_index: int, line: str, variables: dict[str, Any]
+    ) -> TurnRecord:
+        """One agent turn of the dialogue, on the conversation's session, stored the moment it ends."""
+        conversation = state.conversation
+        provider = self.providers[node.provider_label]
+        call = CallNode(
+            id=call_node_id(conversation.id, turn_index),
+            conversation_id=conversation.id,
+            turn_index=turn_index,
+            provider_label=node.provider_label,
+            chain_position=0,
+            is_fallback=False,
+        )
+        while len(state.turns) <= turn_index:
+            state.turns.append(_TurnState())
+        turn = state.turns[turn_index]
+        turn.started_at = time.time()
+        turn_vars = {**variables, "caller": line}
+        rendered = await render_prompt(
+            conversation.prompt,
+            {**turn_vars, "_conversation": state.history.conversation_var()},
+            provider.info,
+            self._base_dir,
+            deadline_s=self.settings.timeout,
+        )
+        if not line:  # the agent speaks first: nothing from the caller yet
+            rendered = [message for message in rendered if message.role != "user" or message.text.strip()]
+        turn.prompt_messages = rendered
+        turn.request_messages = state.history.context_for(rendered) if provider.keeps_history else list(rendered)
+        request = TurnRequest(
+            conversation_id=conversation.id, turn_index=turn_index, messages=turn.request_messages, vars=turn_vars
+        )
+        where = {"run": self.run_id, "conversation": conversation.id, "turn": turn_index + 1, "node": call.id}
+        output = await self._call_with_retries(state, call, provider, request, where)
+        turn.output = output
+        state.history.add(rendered, output.heard, {})
+        record = TurnRecord(
+            run_id=self.run_id,
+            node_id=call.id,
+            conversation_id=conversation.id,
+            thread_id=conversation.thread_id,
+            turn_index=turn_index,
+            provider=node.provider_label,
+            provider_id=provider.info.id,
+            prompt=conversation.prompt.display_label,
+            attempts=turn.attempts,
+            status="passed",
+            vars={k: v for k, v in turn_vars.items() if not k.startswith("_")},
+            description=f"simulated turn {turn_index - node.turn_index + 1}",
+            prompt_messages=rendered,
+            request_messages=turn.request_messages,
+            output=output,
+            calls=turn.calls,
+            started_at=turn.started_at,
+            ended_at=time.time(),
+            dialogue=DialogueTurn(caller=line),
+        )
+        self._save(record)
+        return record
+
+    async def _stop_after_answer(
+        self, dialogue: DialogueState, output: TurnOutput, variables: dict[str, Any]
+    ) -> str | None:
+        """The stop condition the agent's answer meets, in the order written (the stop phrase is the caller's)."""
+        for stop in dialogue.spec.stop:
+            if stop.tool_called is not None and any(call.name == stop.tool_called for call in output.tool_calls):
+                return "tool"
+            if stop.judge is not None:
+                judge = DerivedAssertion(type="llm-rubric", value=stop.judge)
+                verdict = await evaluate_one(judge, TurnOutput(text=dialogue.transcript()), self._context(variables))
+                if verdict.passed:
+                    return "judge"
+        return None
+
+    def _context(self, variables: dict[str, Any]) -> AssertionContext:
+        return AssertionContext(
+            vars=variables,
+            base_dir=self._base_dir,
+            grade=functools.partial(self._grade, self.grader) if self.grader is not None else None,
+            graders={key: functools.partial(self._grade, grader) for key, grader in self.graders.items()},
+            timeout=self.settings.timeout,
+        )
+
+    async def _dialogue_verdict(
+        self,
+        state: _ConversationState,
+        node: DialogueNode,
+        dialogue: DialogueState,
+        stop_reason: str,
+        last: TurnRecord | None,
+        turn_index: int,
+        variables: dict[str, Any],
+    ) -> None:
+        """The conversation-level assertions, on the dialogue's last turn (a record of its own when the caller
+        stopped before the agent said anything)."""
+        spec = dialogue.spec
+        turn_spec = state.conversation.turns[node.turn_index]
+        view = ConversationView(
+            transcript=dialogue.transcript(),
+            goal=dialogue.goal,
+            turns=dialogue.generated,
+            stop_reason=stop_reason,
+            outputs=dialogue.outputs(),
+            tool_calls=dialogue.tool_calls(),
+        )
+        async with self._grading:
+            results = await judge_conversation(turn_spec.asserts, view, self._context(variables))
+        if stop_reason in ("max_turns", "max_duration") and not spec.limit_passes:
+            limit = f"{spec.max_turns} agent turns" if stop_reason == "max_turns" else f"{spec.max_duration:g} s"
+            reason = f"the dialogue reached its limit ({limit}) before any stop condition (limit_passes: false)"
+            results.insert(0, AssertionResult(type="dialogue", passed=False, score=0.0, reason=reason))
+        status: Any = "passed" if turn_passed(results, turn_spec.threshold) else "failed"
+        ending = DialogueTurn(caller=last.dialogue.caller if last and last.dialogue else "", stop_reason=stop_reason)
+        if last is None or last.output is None:  # nothing was generated: the verdict gets a record of its own
+            conversation = state.conversation
+            provider = self.providers[node.provider_label]
+            last = TurnRecord(
+                run_id=self.run_id,
+                node_id=call_node_id(conversation.id, turn_index),
+                conversation_id=conversation.id,
+                thread_id=conversation.thread_id,
+                turn_index=turn_index,
+                provider=node.provider_label,
+                provider_id=provider.info.id,
+                prompt=conversation.prompt.display_label,
+                status=status,
+                description="the dialogue ended before the agent spoke",
+                started_at=time.time(),
+                ended_at=time.time(),
+            )
+        self._save(last.model_copy(update={"assertions": results, "status": status, "dialogue": ending}))
+
+    async def _dialogue_failed(
+        self, state: _ConversationState, node: DialogueNode, turn_index: int, error: ErrorInfo
+    ) -> NodeState:
+        conversation = state.conversation
+        provider = self.providers[node.provider_label]
+        state.failure = f"turn {turn_index + 1} failed: {error.message}"
+        self._save(
+            TurnRecord(
+                run_id=self.run_id,
+                node_id=call_node_id(conversation.id, turn_index),
+                conversation_id=conversation.id,
+                thread_id=conversation.thread_id,
+                turn_index=turn_index,
+                provider=node.provider_label,
+                provider_id=provider.info.id,
+                prompt=conversation.prompt.display_label,
+                status="error",
+                error=error,
+                description="simulated turn",
+                started_at=time.time(),
+                ended_at=time.time(),
+            )
+        )
+        await self._close_sessions(state)
+        return NodeState.FAILED
 
     # -- call nodes ---------------------------------------------------------------------------------------
 

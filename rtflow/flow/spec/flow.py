@@ -284,6 +284,7 @@ class FlowSpec(_SpecModel):
                 threshold=turn.threshold,
                 interrupt=turn.interrupt,
                 then=list(turn.then),
+                simulate=turn.simulate,
             )
         return TurnSpec(
             vars={**default.vars, **turn.vars},
@@ -294,6 +295,7 @@ class FlowSpec(_SpecModel):
             threshold=turn.threshold if turn.threshold is not None else default.threshold,
             interrupt=turn.interrupt,
             then=list(turn.then),
+            simulate=turn.simulate,
         )
 
     def thread_specs(self) -> list[ThreadSpec]:

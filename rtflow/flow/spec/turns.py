@@ -15,6 +15,7 @@ from rtflow.flow.spec.base import (
     CONVERSATION_ID_KEYS,
     _SpecModel,
 )
+from rtflow.flow.spec.dialogue import SimulateSpec
 
 __all__ = [
     "STEP_KEYS",
@@ -172,6 +173,8 @@ class _TurnFields(_SpecModel):
     """The caller barges in on this turn's answer (after so much is heard); the next turn is what they say."""
     then: list[StepSpec] = Field(default_factory=list)
     """Script steps once this turn's answer is read: `silence: 2s`, `wait_for: EVENT`, `dtmf: "12#"`."""
+    simulate: SimulateSpec | None = None
+    """A model plays the caller from here on (the thread's last entry); its `assert` judges the whole dialogue."""
 
     @field_validator("metadata")
     @classmethod
@@ -217,7 +220,9 @@ class ThreadTurnSpec(_TurnFields):
             if then:
                 step["then"] = then
             return step
-        reserved = {"assert", "description", "metadata", "options", "vars", "interrupt", "then", "threshold"}
+        reserved = {
+            "assert", "description", "metadata", "options", "vars", "interrupt", "then", "threshold", "simulate"
+        }  # fmt: skip
         turn: dict[str, Any] = {key: value for key, value in data.items() if key in reserved}
         loose_vars = {key: value for key, value in data.items() if key not in reserved}
         if loose_vars:
@@ -250,6 +255,8 @@ class TurnSpec(BaseModel):
     """Where the caller barges in on this turn's answer."""
     then: list[StepSpec] = Field(default_factory=list)
     """Script steps after this turn's answer."""
+    simulate: SimulateSpec | None = None
+    """This entry is a simulated dialogue (see `rtflow.flow.spec.dialogue`), the thread's last."""
 
 
 class ThreadSpec(BaseModel):

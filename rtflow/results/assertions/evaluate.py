@@ -12,7 +12,13 @@ from typing import Any
 import anyio
 
 from rtflow.errors import FlowError
-from rtflow.flow.assertion_types import BASE_ASSERTION_TYPES, KNOWN_ASSERTION_TYPES, MODEL_GRADED_TYPES, split_negation
+from rtflow.flow.assertion_types import (
+    BASE_ASSERTION_TYPES,
+    CONVERSATION_TYPES,
+    KNOWN_ASSERTION_TYPES,
+    MODEL_GRADED_TYPES,
+    split_negation,
+)
 from rtflow.messages import TurnOutput
 from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict, render_value
 from rtflow.results.assertions.javascript import check_javascript
@@ -36,7 +42,17 @@ __all__ = [
     "weighted_score",
 ]
 
-_SYNC_CHECKS = {**TEXT_CHECKS, **STRUCTURED_CHECKS, **MEASURE_CHECKS, **TIMING_CHECKS}
+
+def _only_in_a_dialogue(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
+    raise Unevaluable(
+        f"{spec.type} is judged over a simulated conversation: write it in a `simulate:` entry's `assert`"
+    )
+
+
+_CONVERSATION_CHECKS = dict.fromkeys(CONVERSATION_TYPES, _only_in_a_dialogue)
+"""Judged by `rtflow.results.assertions.conversation` over a whole dialogue; on a single turn, an error."""
+
+_SYNC_CHECKS = {**TEXT_CHECKS, **STRUCTURED_CHECKS, **MEASURE_CHECKS, **TIMING_CHECKS, **_CONVERSATION_CHECKS}
 _ASYNC_CHECKS = {"llm-rubric": check_llm_rubric, "javascript": check_javascript, **ASYNC_STRUCTURED_CHECKS}
 
 EVALUATED_TYPES: frozenset[str] = frozenset(_SYNC_CHECKS) | frozenset(_ASYNC_CHECKS)

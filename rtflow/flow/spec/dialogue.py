@@ -1,0 +1,92 @@
+"""A conversation written while it runs: `simulate:` in a thread, a model playing the caller with a goal.
+
+    threads:
+      refund:
+        - simulate:
+            caller: openai:chat:gpt-4.1-mini
+            persona: A customer who bought a kettle that does not heat
+            goal: Get a refund for order {{ order }}. Make sure the amount is confirmed.
+            max_turns: 6
+            stop: [{phrase: "###STOP###"}, {tool_called: issue_refund}, {judge: the refund is confirmed}]
+          vars: {order: A-1234}
+          assert:
+            - {type: goal-met}
+            - {type: turns, value: {max: 6}}
+
+The entry is the thread's last: scripted turns may come before it, and the caller hears them as part of the
+conversation. `persona` and `goal` are templates over the thread's vars. The dialogue stops at the first stop
+condition met, checked in this order: the caller says the stop phrase (before its line reaches the agent), the
+agent called the tool, the judge says the condition holds (asked after each agent turn), `max_turns` agent turns,
+`max_duration`. Reaching `max_turns` or `max_duration` fails the conversation unless `limit_passes: true`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from rtflow.durations import Duration
+from rtflow.flow.spec.base import _SpecModel
+from rtflow.flow.spec.providers import ProviderSpec
+
+__all__ = ["DEFAULT_STOP_PHRASE", "SimulateSpec", "StopSpec"]
+
+DEFAULT_STOP_PHRASE = "###STOP###"
+
+
+class StopSpec(_SpecModel):
+    """One way a simulated conversation ends: exactly one of `phrase`, `tool_called`, `judge`."""
+
+    phrase: str | None = Field(default=None, min_length=1)
+    """The caller says this (its line is then not sent to the agent)."""
+    tool_called: str | None = Field(default=None, min_length=1, alias="tool-called")
+    """The agent called this tool."""
+    judge: str | None = Field(default=None, min_length=1)
+    """The grader, asked after each agent turn, says this holds for the conversation so far."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StopSpec:
+        given = [name for name in ("phrase", "tool_called", "judge") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("a stop condition is exactly one of phrase, tool-called, judge")
+        return self
+
+    @property
+    def kind(self) -> Literal["phrase", "tool", "judge"]:
+        """The stop reason this condition gives."""
+        return "phrase" if self.phrase is not None else "tool" if self.tool_called is not None else "judge"
+
+
+class SimulateSpec(_SpecModel):
+    """A model plays the caller, with a persona and a goal, until a stop condition."""
+
+    caller: ProviderSpec
+    """The caller's model: a chat provider (`openai:chat:gpt-4.1-mini`, or `{id, config}`)."""
+    persona: str = "A caller."
+    """Who the caller is (a template over the thread's vars)."""
+    goal: str = Field(min_length=1)
+    """What the caller wants from the conversation (a template over the thread's vars)."""
+    first: Literal["caller", "agent"] = "caller"
+    """Who speaks first."""
+    max_turns: int = Field(default=10, ge=1, le=1000)
+    """The most agent turns the dialogue may take."""
+    max_duration: Duration | None = None
+    """A backstop on the dialogue's wall time (`2m`)."""
+    limit_passes: bool = False
+    """Whether ending at `max_turns` or `max_duration` is acceptable (by default it fails the conversation)."""
+    stop: list[StopSpec] = Field(default_factory=lambda: [StopSpec(phrase=DEFAULT_STOP_PHRASE)])
+    """The stop conditions (by default the caller's `###STOP###`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stop_as_list(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("stop"), dict | str):
+            stop = data["stop"]
+            data = {**data, "stop": [{"phrase": stop} if isinstance(stop, str) else stop]}
+        return data
+
+    @property
+    def stop_phrase(self) -> str:
+        """The phrase the caller is told to say when done (the first `phrase` condition, or the default)."""
+        return next((stop.phrase for stop in self.stop if stop.phrase is not None), DEFAULT_STOP_PHRASE)
