@@ -25,7 +25,7 @@ def test_example_flow_loads_without_warnings_and_compiles(flow_file: Path) -> No
     plan = compile_flow(flow)
     turns = sum(len(thread.turns) for thread in flow.thread_specs())
     calls = sum(len(provider.chain()) for provider in flow.providers) * len(flow.prompts) * turns
-    call_nodes = [node for node, kind in plan.graph.nodes(data="kind") if kind == "call"]
+    call_nodes = [node for node, kind in plan.graph.nodes(data="kind") if kind in ("call", "dialogue")]
     assert len(call_nodes) == calls
 
 

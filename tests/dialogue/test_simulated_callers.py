@@ -1,0 +1,180 @@
+"""Simulated callers against the simulator: each stop condition ends the dialogue it was written for, every
+agent turn is its own stored record, and the verdict over the whole conversation sits on the last.
+
+The simulator plays the caller by its documented rule (the goal's sentences one per turn, then the stop phrase)
+and grades by word overlap, so each dialogue's course is known in advance.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import rtflow
+from rtflow.sim import SimConfig
+
+FLOWS = Path(__file__).resolve().parents[2] / "flows"
+AGENT = {
+    "id": "openai:realtime:gpt-realtime",
+    "label": "agent",
+    "config": {
+        "tools": [
+            {
+                "type": "function",
+                "name": "get_weather",
+                "description": "Get the weather",
+                "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
+            }
+        ],
+        "function_handlers": {"get_weather": f"file://{FLOWS / 'tools.py'}:get_weather"},
+    },
+}
+GOAL = "I want a refund. The kettle does not heat. Please confirm the amount. I also need a receipt."
+
+
+def _simulate(**options: Any) -> dict[str, Any]:
+    return {"caller": "openai:chat:gpt-4.1-mini", "persona": "A customer", "goal": GOAL, **options}
+
+
+def _run(folder: Path, threads: dict[str, Any], **run: Any) -> rtflow.RunResult:
+    document = {
+        "providers": [AGENT],
+        "prompts": ["{{ caller }}"],
+        "grader": "openai:chat:gpt-4.1-mini",
+        "threads": threads,
+    }
+    flow = folder / "flow.yaml"
+    flow.write_text(yaml.safe_dump(document, sort_keys=False))
+    return rtflow.run(flow, sim=run.pop("sim", True), store=False, **run)
+
+
+def _dialogue(result: rtflow.RunResult, thread: str) -> list[Any]:
+    return [turn for turn in result.turns if turn.thread_id == thread]
+
+
+def test_the_stop_phrase_ends_it_after_the_goal_is_said(tmp_path: Path) -> None:
+    result = _run(tmp_path, {"t": [{"simulate": _simulate(), "assert": [{"type": "stop-reason", "value": "phrase"}]}]})
+    turns = _dialogue(result, "t")
+    # Four goal sentences, four agent turns; the fifth caller line is the stop phrase, never sent to the agent.
+    assert [turn.dialogue.caller for turn in turns] == [
+        "I want a refund.",
+        "The kettle does not heat.",
+        "Please confirm the amount.",
+        "I also need a receipt.",
+    ]
+    assert [turn.node_id for turn in turns] == [f"agent/t/{n}" for n in range(1, 5)]
+    assert turns[-1].dialogue.stop_reason == "phrase" and turns[-1].status == "passed", turns[-1].assertions
+    assert all(turn.dialogue.stop_reason is None for turn in turns[:-1])
+    assert "user messages: 4" in turns[-1].output.text  # one session: the agent held the whole conversation
+
+
+def test_a_tool_the_agent_calls_ends_it(tmp_path: Path) -> None:
+    goal = "Hello there. What is the weather in Oslo? Thanks a lot."
+    simulate = _simulate(goal=goal, stop=[{"tool-called": "get_weather"}])
+    result = _run(
+        tmp_path, {"t": [{"simulate": simulate, "assert": [{"type": "tool-called", "value": "get_weather"}]}]}
+    )
+    turns = _dialogue(result, "t")
+    assert len(turns) == 2 and turns[-1].dialogue.stop_reason == "tool" and turns[-1].status == "passed"
+
+
+def test_the_judges_verdict_ends_it(tmp_path: Path) -> None:
+    simulate = _simulate(stop=[{"judge": "the caller says the kettle does not heat"}])
+    result = _run(tmp_path, {"t": [{"simulate": simulate}]})
+    turns = _dialogue(result, "t")
+    assert len(turns) == 2 and turns[-1].dialogue.stop_reason == "judge"
+
+
+def test_max_turns_ends_it_as_a_failure_unless_the_flow_accepts_it(tmp_path: Path) -> None:
+    result = _run(
+        tmp_path,
+        {
+            "strict": [{"simulate": _simulate(max_turns=2)}],
+            "lenient": [{"simulate": _simulate(max_turns=2, limit_passes=True)}],
+        },
+    )
+    strict, lenient = _dialogue(result, "strict"), _dialogue(result, "lenient")
+    assert len(strict) == len(lenient) == 2
+    assert strict[-1].dialogue.stop_reason == "max_turns" and strict[-1].status == "failed"
+    assert "reached its limit (2 agent turns)" in strict[-1].assertions[0].reason
+    assert lenient[-1].status == "passed"
+
+
+def test_max_duration_ends_it(tmp_path: Path) -> None:
+    config = SimConfig(latency={"first_delta_ms": 150})
+    result = _run(tmp_path, {"t": [{"simulate": _simulate(max_duration="250ms")}]}, sim=config)
+    turns = _dialogue(result, "t")
+    assert 1 <= len(turns) < 4 and turns[-1].dialogue.stop_reason == "max_duration" and turns[-1].status == "failed"
+
+
+def test_twenty_dialogues_at_once_each_end_as_written(tmp_path: Path) -> None:
+    stops = [{"phrase": "###STOP###"}]
+    threads = {
+        f"c{index}": [{"simulate": _simulate(stop=stops, max_turns=3 + index % 3, limit_passes=True)}]
+        for index in range(20)
+    }
+    result = _run(tmp_path, threads, concurrency=20)
+    for index in range(20):
+        turns = _dialogue(result, f"c{index}")
+        expected = min(4, 3 + index % 3)
+        assert len(turns) == expected, (index, [t.dialogue for t in turns])
+        assert turns[-1].dialogue.stop_reason == ("phrase" if expected == 4 and index % 3 == 2 else "max_turns")
+
+
+def test_conversation_assertions_judge_the_whole_dialogue(tmp_path: Path) -> None:
+    asserts = [
+        {"type": "turns", "value": {"max": 3}},
+        {"type": "goal-met"},
+        {"type": "each-turn", "value": [{"type": "icontains", "value": "you said"}]},
+        {"type": "not-icontains", "value": "kettle"},
+    ]
+    result = _run(tmp_path, {"t": [{"simulate": _simulate(), "assert": asserts}]})
+    verdicts = {a.type: a for a in _dialogue(result, "t")[-1].assertions}
+    assert not verdicts["turns"].passed and "took 4 agent turns (not <= 3)" in verdicts["turns"].reason
+    assert verdicts["goal-met"].passed and verdicts["each-turn"].passed
+    assert not verdicts["not-icontains"].passed  # the transcript as a whole says kettle
+
+
+def test_a_scripted_opening_is_part_of_the_dialogue(tmp_path: Path) -> None:
+    threads = {"t": [{"caller": "Hello, I have a question."}, {"simulate": _simulate(max_turns=1, limit_passes=True)}]}
+    result = _run(tmp_path, threads)
+    first, generated = _dialogue(result, "t")
+    assert first.dialogue is None and generated.dialogue is not None
+    # The caller heard the opening too: its own line counts, so it goes on with the goal's second sentence.
+    assert generated.dialogue.caller == "The kettle does not heat."
+    assert "user messages: 2" in generated.output.text
+
+
+@pytest.mark.parametrize(
+    ("threads", "says"),
+    [
+        ({"t": [{"simulate": _simulate()}, {"caller": "late"}]}, "a `simulate:` entry must be the last of its thread"),
+        ({"t": [{"simulate": {**_simulate(), "caller": "nosuch:thing"}}]}, "unknown provider kind"),
+        ({"t": [{"simulate": {**_simulate(), "goal": ""}}]}, "goal"),
+        ({"t": [{"simulate": _simulate(stop=[{"phrase": "x", "judge": "y"}])}]}, "exactly one of phrase"),
+    ],
+)
+def test_a_bad_simulate_entry_is_a_load_error_naming_it(tmp_path: Path, threads: dict[str, Any], says: str) -> None:
+    document = {"providers": [AGENT], "prompts": ["{{ caller }}"], "threads": threads}
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(yaml.safe_dump(document, sort_keys=False))
+    with pytest.raises(rtflow.FlowLoadError) as caught:
+        rtflow.load(flow)
+    assert says in caught.value.message and "flow.yaml:" in caught.value.message, caught.value.message
+
+
+def test_the_graph_draws_a_dialogue_as_one_node_with_its_bound(tmp_path: Path) -> None:
+    document = {"providers": [AGENT], "prompts": ["{{ caller }}"], "threads": {"t": [{"simulate": _simulate()}]}}
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(yaml.safe_dump(document, sort_keys=False))
+    plan = rtflow.compile(rtflow.load(flow))
+    assert dict(plan.graph.nodes(data="kind")) == {"agent/t/dialogue": "dialogue"}
+    from rtflow.plan.export import to_dot, to_json
+
+    assert "dialogue: agent" in to_dot(plan) and "(at most 10)" in to_dot(plan)
+    assert json.loads(to_json(plan))["nodes"][0]["kind"] == "dialogue"
+    assert plan.conversations["agent/t"].turn_budget == 10
