@@ -227,6 +227,7 @@ async def arun(
     handle_signals: bool = False,
     progress: bool = False,
     force: bool = False,
+    replay_callers: str | None = None,
 ) -> RunResult:
     """Run a flow and return its result.
 
@@ -237,11 +238,14 @@ async def arun(
     or skipped are run again, against the same endpoints (a resume that would switch between the simulator and
     real endpoints, or between servers, is refused unless `force`). `on_turn` is called with every turn record
     the moment it is stored (sync or async). `handle_signals` installs the CLI's Ctrl-C behaviour; `progress`
-    draws a progress bar on stderr.
+    draws a progress bar on stderr. `replay_callers` (a run id, or `latest`) has simulated dialogues say what
+    that run's caller models said, turn for turn, instead of asking a caller model: the agent hears exactly
+    what it heard then.
     """
     status = "crashed"
     async with AsyncExitStack() as stack:
-        run_store = stack.enter_context(RunStore(db)) if store or resume else None
+        run_store = stack.enter_context(RunStore(db)) if store or resume or replay_callers else None
+        replayed = _caller_lines(run_store, replay_callers) if replay_callers is not None else None
         spec, plan, run_record, resume_records = _prepare(
             flow, run_store, resume, sim=sim, concurrency=concurrency, thread_filter=thread_filter, repeat=repeat,
             vars=vars,
@@ -310,6 +314,7 @@ async def arun(
             grader=grader,
             graders=graders,
             callers=callers,
+            replay_callers=replayed,
             artifact_dir=artifact_root,
             resume_from=resume_records,
             extra_vars=vars,
@@ -354,6 +359,21 @@ async def arun(
     return RunResult(
         run=final, turns=records, plan=plan, duration_s=time.monotonic() - started, outputs_written=written
     )
+
+
+def _caller_lines(run_store: RunStore | None, run_id: str) -> dict[str, tuple[list[str], bool]]:
+    """What the caller models said in a stored run, per conversation, turn by turn, and whether each dialogue
+    then ended with the caller's stop phrase."""
+    assert run_store is not None
+    run = run_store.get_run(run_id)
+    lines: dict[str, tuple[list[str], bool]] = {}
+    for turn in sorted(run_store.turns(run.run_id), key=lambda record: record.turn_index):
+        if turn.dialogue is not None:
+            said, _ = lines.get(turn.conversation_id, ([], False))
+            lines[turn.conversation_id] = ([*said, turn.dialogue.caller], turn.dialogue.stop_reason == "phrase")
+    if not lines:
+        raise FlowError(f"run {run.run_id} has no simulated dialogue whose caller could be replayed")
+    return lines
 
 
 def _in_plan_order(plan: Plan, records: Mapping[str, TurnRecord]) -> list[TurnRecord]:

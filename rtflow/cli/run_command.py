@@ -110,6 +110,11 @@ def _sim_config(
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--seed", type=int, help="Seed for retry jitter.")
+@click.option(
+    "--replay-callers",
+    metavar="RUN",
+    help="Simulated dialogues say what RUN's caller models said (by id, or latest), asking no caller model.",
+)
 def run_command(
     flow: Path | None,
     sim: bool,
@@ -132,6 +137,7 @@ def run_command(
     verbose: int,
     no_progress: bool,
     seed: int | None,
+    replay_callers: str | None,
 ) -> None:
     """Run the conversations of FLOW and report how they went.
 
@@ -187,6 +193,7 @@ def run_command(
                 seed=seed,
                 handle_signals=True,
                 progress=show_progress,
+                replay_callers=replay_callers,
             )
         )
     finally:

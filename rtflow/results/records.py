@@ -88,7 +88,8 @@ class DialogueTurn(_Record):
     caller: str
     """What the caller model said (empty when the agent spoke first)."""
     stop_reason: str | None = None
-    """On the dialogue's last turn: why it ended (`phrase`, `tool`, `judge`, `max_turns`, `max_duration`)."""
+    """On the dialogue's last turn: why it ended (`phrase`, `tool`, `judge`, `max_turns`, `max_duration`, or
+    `replay_ended` when a replayed caller had no more lines)."""
 
 
 class TurnRecord(_Record):

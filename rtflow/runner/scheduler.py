@@ -163,6 +163,7 @@ class Scheduler:
         grader: Provider | None = None,
         graders: Mapping[str, Provider] | None = None,
         callers: Mapping[str, Provider] | None = None,
+        replay_callers: Mapping[str, tuple[list[str], bool]] | None = None,
         artifact_dir: Path | None = None,
         resume_from: Mapping[str, TurnRecord] | None = None,
         extra_vars: Mapping[str, Any] | None = None,
@@ -175,6 +176,8 @@ class Scheduler:
         self.grader = grader
         self.callers: Mapping[str, Provider] = callers or {}
         """Caller models of simulated dialogues, by `caller_key`."""
+        self.replay_callers = replay_callers
+        """When set, dialogues say these caller lines (by conversation id) and ask no caller model."""
         self.graders = dict(graders or {})
         """Graders assertions name themselves, by `grader_key`; `grader` grades the rest."""
         self.artifact_dir = artifact_dir
@@ -326,7 +329,16 @@ class Scheduler:
                     stop_reason = "max_duration"
                     break
                 agent_first = spec.first == "agent" and not dialogue.exchanges
-                line = "" if agent_first else await self._caller_line(caller, caller_session, dialogue)
+                if self.replay_callers is not None:
+                    replayed, said_stop = self.replay_callers.get(conversation.id, ([], False))
+                    if dialogue.generated >= len(replayed):  # the earlier run's caller said no more
+                        stop_reason = "phrase" if said_stop else "replay_ended"
+                        break
+                    line = replayed[dialogue.generated]
+                elif agent_first:
+                    line = ""
+                else:
+                    line = await self._caller_line(caller, caller_session, dialogue)
                 if line and says_stop_phrase(line, dialogue):
                     stop_reason = "phrase"
                     break

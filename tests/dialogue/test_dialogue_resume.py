@@ -43,7 +43,8 @@ def _rtflow(*args: str | Path) -> list[str]:
 def _stored(db: Path) -> dict[str, dict]:  # type: ignore[type-arg]
     try:
         with sqlite3.connect(db) as connection:
-            return {node: json.loads(record) for node, record in connection.execute("select node_id, record from turns")}
+            rows = connection.execute("select node_id, record from turns")
+            return {node: json.loads(record) for node, record in rows}
     except sqlite3.Error:
         return {}
 
@@ -90,3 +91,30 @@ def test_sigkill_mid_dialogue_then_resume_asks_nothing_twice(tmp_path: Path) -> 
     missing = 8 - len(kept)
     assert agent_responses == missing  # the kept turns were replayed as history, not asked again
     assert caller_requests == missing + 1  # the missing lines, then the stop phrase
+
+
+def test_replay_callers_says_the_earlier_runs_lines_and_asks_no_caller_model(tmp_path: Path) -> None:
+    """`--replay-callers RUN`: the agent receives byte-identical caller turns; the caller model is never asked."""
+    flow = _flow(tmp_path)
+    db = tmp_path / "runs.db"
+    first_log, second_log = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    assert subprocess.run(_rtflow(flow, "--db", db, "--sim-log", first_log), timeout=120).returncode == 0
+    done = subprocess.run(
+        _rtflow(flow, "--db", db, "--sim-log", second_log, "--replay-callers", "latest"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    def agent_heard(log: Path) -> list[str]:
+        events = [json.loads(line) for line in log.read_text().splitlines()]
+        return [
+            json.dumps(e["payload"]["item"], sort_keys=True)
+            for e in events
+            if e["dir"] == "in" and e["type"] == "conversation.item.create"
+        ]
+
+    assert agent_heard(second_log) == agent_heard(first_log) and len(agent_heard(first_log)) == 8
+    caller_requests, _ = _requests(second_log)
+    assert caller_requests == 0
