@@ -425,8 +425,16 @@ class Scheduler:
             self._base_dir,
             deadline_s=self.settings.timeout,
         )
-        if not line:  # the agent speaks first: nothing from the caller yet
-            rendered = [message for message in rendered if message.role != "user" or message.text.strip()]
+        if line and any(line in message.text for message in rendered if message.role == "user"):
+            pass  # the prompt says the caller's line itself (`{{ caller }}`, or a function from `_conversation`)
+        else:  # the prompt is the agent's instructions (promptfoo's form): the caller's line follows it
+            rendered = [
+                Message(role="system", content=message.content) if message.role == "user" else message
+                for message in rendered
+                if message.text.strip()
+            ]
+            if line:
+                rendered.append(Message.of("user", line))
         turn.prompt_messages = rendered
         turn.request_messages = state.history.context_for(rendered) if provider.keeps_history else list(rendered)
         request = TurnRequest(

@@ -30,9 +30,43 @@ from rtflow.durations import Duration
 from rtflow.flow.spec.base import _SpecModel
 from rtflow.flow.spec.providers import ProviderSpec
 
-__all__ = ["DEFAULT_STOP_PHRASE", "SimulateSpec", "StopSpec"]
+__all__ = [
+    "DEFAULT_CALLER",
+    "DEFAULT_STOP_PHRASE",
+    "SIMULATED_USER",
+    "SimulateSpec",
+    "StopSpec",
+    "is_simulated_user",
+    "simulated_user_as_simulate",
+]
 
 DEFAULT_STOP_PHRASE = "###STOP###"
+DEFAULT_CALLER = "openai:chat:gpt-4.1-mini"
+"""The caller's model when a flow names none (promptfoo's simulated user has no model setting of its own)."""
+SIMULATED_USER = "promptfoo:simulated-user"
+
+
+def is_simulated_user(provider: Any) -> bool:
+    """Whether a test's `provider` is promptfoo's simulated user (`promptfoo:simulated-user`, or `{id: ...}`)."""
+    provider_id = provider.get("id") if isinstance(provider, dict) else provider
+    return provider_id == SIMULATED_USER
+
+
+def simulated_user_as_simulate(config: dict[str, Any]) -> dict[str, Any]:
+    """promptfoo's simulated-user config as a `simulate:` entry. promptfoo gives one text for who the user is and
+    what they want (`instructions`, in the config or, as its docs show, in `vars.instructions`): it is both the
+    persona and the goal here; `maxTurns` is `max_turns`; promptfoo's user ends with `###STOP###`, and reaching
+    the turn limit is not a failure there, so it is not here either."""
+    simulate: dict[str, Any] = {
+        "persona": config.get("instructions", "{{ instructions }}"),
+        "goal": config.get("instructions", "{{ instructions }}"),
+        "limit_passes": True,
+    }
+    if "maxTurns" in config or "max_turns" in config:
+        simulate["max_turns"] = config.get("maxTurns", config.get("max_turns"))
+    if "caller" in config:
+        simulate["caller"] = config["caller"]
+    return simulate
 
 
 class StopSpec(_SpecModel):
@@ -61,8 +95,8 @@ class StopSpec(_SpecModel):
 class SimulateSpec(_SpecModel):
     """A model plays the caller, with a persona and a goal, until a stop condition."""
 
-    caller: ProviderSpec
-    """The caller's model: a chat provider (`openai:chat:gpt-4.1-mini`, or `{id, config}`)."""
+    caller: ProviderSpec = Field(default_factory=lambda: ProviderSpec(id=DEFAULT_CALLER))
+    """The caller's model: a chat provider (`openai:chat:gpt-4.1-mini` by default, or `{id, config}`)."""
     persona: str = "A caller."
     """Who the caller is (a template over the thread's vars)."""
     goal: str = Field(min_length=1)

@@ -295,7 +295,8 @@ class FlowSpec(_SpecModel):
             threshold=turn.threshold if turn.threshold is not None else default.threshold,
             interrupt=turn.interrupt,
             then=list(turn.then),
-            simulate=turn.simulate,
+            # promptfoo's `defaultTest.provider: promptfoo:simulated-user` makes every *test* a dialogue.
+            simulate=turn.simulate if turn.simulate is not None or not isinstance(turn, TestSpec) else default.simulate,
         )
 
     def thread_specs(self) -> list[ThreadSpec]:

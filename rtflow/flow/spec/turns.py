@@ -15,7 +15,7 @@ from rtflow.flow.spec.base import (
     CONVERSATION_ID_KEYS,
     _SpecModel,
 )
-from rtflow.flow.spec.dialogue import SimulateSpec
+from rtflow.flow.spec.dialogue import SimulateSpec, is_simulated_user, simulated_user_as_simulate
 
 __all__ = [
     "STEP_KEYS",
@@ -196,6 +196,17 @@ class TestSpec(_TurnFields):
     promptfoo_unimplemented: ClassVar[frozenset[str]] = frozenset(
         {"provider", "providerOutput", "prompts", "scenario", "assertScoringFunction", "providers"}
     )
+
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        """promptfoo's simulated user (`provider: {id: promptfoo:simulated-user, config: {maxTurns}}`, the persona in
+        `vars.instructions`) is rtflow's `simulate:`; any other test `provider` stays a promptfoo key rtflow drops."""
+        if not isinstance(data, dict) or not is_simulated_user(data.get("provider")):
+            return data
+        provider = data["provider"]
+        config = provider.get("config") if isinstance(provider, dict) else None
+        rest = {key: value for key, value in data.items() if key != "provider"}
+        return {**rest, "simulate": simulated_user_as_simulate(config if isinstance(config, dict) else {})}
 
 
 class ThreadTurnSpec(_TurnFields):
