@@ -139,8 +139,10 @@ def _graders_named(plan: Plan) -> tuple[dict[str, Any], bool]:
     needs_default = False
     for conversation in plan.conversations.values():
         for turn in conversation.turns:
-            if turn.simulate is not None and any(stop.judge is not None for stop in turn.simulate.stop):
-                needs_default = True  # a judge stop asks the flow's grader after each agent turn
+            if turn.simulate is not None and (
+                turn.simulate.caller_check or any(stop.judge is not None for stop in turn.simulate.stop)
+            ):
+                needs_default = True  # a judge stop, and the caller check, ask the flow's grader
             for assertion in turn.asserts:
                 if not is_model_graded(assertion.type):
                     continue

@@ -11,6 +11,7 @@
 | `realtime_outcomes` | what those events mean for a turn: its response (by id), the outcome, `error` events |
 | `realtime_voice` | voice turns: which audio a turn sends, and how it is streamed |
 | `openai_chat` | `openai:chat:MODEL`, Chat Completions over a pooled httpx client |
+| `openai_tts` | `openai:tts:MODEL`, text to speech (`/audio/speech`, wav or pcm) written as a 24 kHz WAV |
 | `chat_wire` | what Chat Completions sends back: bodies, stream chunks, usage, error statuses |
 | `config` | config validation shared by both (snake_case keys, promptfoo camelCase aliases) |
 | `endpoints` | base URL, API key and header resolution |

@@ -32,6 +32,7 @@ ProviderFactory = Callable[[ProviderInfo], Provider]
 _BUILTINS: dict[str, str] = {
     "openai:realtime": "rtflow.providers.openai_realtime:RealtimeProvider",
     "openai:chat": "rtflow.providers.openai_chat:ChatProvider",
+    "openai:tts": "rtflow.providers.openai_tts:TtsProvider",
 }
 
 _factories: dict[str, ProviderFactory] = {}

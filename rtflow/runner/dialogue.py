@@ -16,6 +16,7 @@ conversation`) and why the dialogue ended.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -27,13 +28,19 @@ if TYPE_CHECKING:
     from rtflow.flow.spec.dialogue import SimulateSpec
 
 __all__ = [
+    "CALLER_CHECK_RUBRIC",
     "DialogueState",
     "Exchange",
     "caller_key",
     "caller_messages",
     "caller_system_prompt",
+    "obvious_persona_break",
     "says_stop_phrase",
 ]
+
+CALLER_CHECK_RUBRIC = "The caller keeps to its persona and goal and never speaks as the agent"
+"""What the grader is asked about the caller, over its persona, goal and the transcript (`caller_check_text`)."""
+_AGENT_LABEL = re.compile(r"^\s*(agent|assistant|support|representative|system)\s*:", re.IGNORECASE)
 
 
 def caller_key(spec: ProviderSpec) -> str:
@@ -108,3 +115,25 @@ def caller_messages(state: DialogueState) -> list[Message]:
 def says_stop_phrase(line: str, state: DialogueState) -> bool:
     """Whether the caller's line says one of the stop phrases (it then ends the dialogue, unsent)."""
     return any(stop.phrase is not None and stop.phrase in line for stop in state.spec.stop)
+
+
+def obvious_persona_break(state: DialogueState) -> str | None:
+    """A caller line that is plainly not the caller's, found without asking a model: one spoken with the agent's
+    label (`Agent: ...`), one that repeats the agent's answer before it, or an empty one."""
+    previous_answer: str | None = None
+    for number, exchange in enumerate(state.exchanges, start=1):
+        line = exchange.caller
+        if exchange.output is not None:  # a generated turn (a scripted opening is the flow's, not the caller's)
+            if _AGENT_LABEL.match(line):
+                return f"turn {number}: the caller spoke as the agent ({line[:80]!r})"
+            if previous_answer is not None and line.strip() and line.strip() == previous_answer.strip():
+                return f"turn {number}: the caller repeated the agent's answer word for word"
+            if not line.strip() and number > 1:
+                return f"turn {number}: the caller said nothing"
+        previous_answer = exchange.agent
+    return None
+
+
+def caller_check_text(state: DialogueState) -> str:
+    """What the grader reads for the caller check: who the caller was meant to be, then the conversation."""
+    return f"Persona: {state.persona}\nGoal: {state.goal}\n\n{state.transcript()}"

@@ -54,7 +54,16 @@ from rtflow.results.assertions.base import Unevaluable, render_value
 from rtflow.results.assertions.conversation import ConversationView, DerivedAssertion, judge_conversation
 from rtflow.results.assertions.transform import TransformError, transformed, transformed_vars
 from rtflow.results.records import AssertionResult, CallAttempt, DialogueTurn, ErrorInfo, TurnRecord
-from rtflow.runner.dialogue import DialogueState, Exchange, caller_key, caller_messages, says_stop_phrase
+from rtflow.runner.dialogue import (
+    CALLER_CHECK_RUBRIC,
+    DialogueState,
+    Exchange,
+    caller_check_text,
+    caller_key,
+    caller_messages,
+    obvious_persona_break,
+    says_stop_phrase,
+)
 from rtflow.runner.history import ConversationHistory
 from rtflow.runner.limits import RateLimiter
 from rtflow.runner.retry import RetryPolicy, retrying
@@ -299,7 +308,8 @@ class Scheduler:
 
     async def _run_dialogue_node(self, node: DialogueNode) -> NodeState:
         """A simulated conversation: caller line, agent answer, stop conditions; each agent turn stored at once,
-        the conversation's verdict on the last (see `rtflow.runner.dialogue`)."""
+        the conversation's verdict on the last (see `rtflow.runner.dialogue`). A caller that fails the caller
+        check makes the conversation a caller error, after `regenerate` more tries."""
         state = self._conversations[node.conversation_id]
         conversation = state.conversation
         spec = conversation.turns[node.turn_index].simulate
@@ -308,16 +318,62 @@ class Scheduler:
             return NodeState.SKIPPED
         variables = self._turn_vars(state, node.turn_index)
         try:
-            persona, goal = render_value(spec.persona, variables), render_value(spec.goal, variables)
+            persona, goal = str(render_value(spec.persona, variables)), str(render_value(spec.goal, variables))
         except Unevaluable as exc:
             return await self._dialogue_failed(state, node, node.turn_index, ErrorInfo(kind="prompt", message=str(exc)))
-        dialogue = DialogueState(spec, str(persona), str(goal))
-        for finished in state.history.turns:  # the scripted turns before it: the caller heard them too
-            caller_line = "\n".join(message.text for message in finished.user_messages)
-            dialogue.exchanges.append(Exchange(caller_line, finished.output_text))
-        turn_index = node.turn_index
-        stop_reason, last = self._restore_dialogue(state, node, dialogue)
-        turn_index += dialogue.generated
+        scripted = len(state.history.turns)
+        reached = node.turn_index
+        for attempt in range(spec.regenerate + 1):
+            dialogue = DialogueState(spec, persona, goal)
+            for finished in state.history.turns:  # the scripted turns before it: the caller heard them too
+                caller_line = "\n".join(message.text for message in finished.user_messages)
+                dialogue.exchanges.append(Exchange(caller_line, finished.output_text))
+            try:
+                stop_reason, last, turn_index = await self._dialogue_attempt(
+                    state, node, dialogue, variables, restore=attempt == 0
+                )
+            except _Stopped:
+                return NodeState.SKIPPED
+            except (ProviderError, PromptError) as exc:
+                prompt_error = ErrorInfo(kind="prompt", message=str(exc))
+                error = _error_info(exc) if isinstance(exc, ProviderError) else prompt_error
+                return await self._dialogue_failed(state, node, node.turn_index + dialogue.generated, error)
+            reached = max(reached, turn_index)
+            broken = await self._caller_check(dialogue, variables) if spec.caller_check else None
+            if broken is None:
+                await self._dialogue_verdict(state, node, dialogue, stop_reason, last, turn_index, variables)
+                break
+            if attempt < spec.regenerate:  # the caller's fault: the dialogue is held again from its start
+                self._log.warning("dialogue.caller_error", conversation=conversation.id, attempt=attempt, why=broken)
+                await self._drop_session(state, node.provider_label)
+                del state.history.turns[scripted:]
+                continue
+            tries = f" (and in {attempt} regenerated dialogue{'s' if attempt != 1 else ''})" if attempt else ""
+            error = ErrorInfo(kind="caller", message=f"caller-error: {broken}{tries}")
+            await self._dialogue_failed(state, node, turn_index, error, last=last, stop_reason=stop_reason)
+            break
+        superseded = ErrorInfo(kind="skipped", message="superseded: the dialogue was regenerated after a caller error")
+        for index in range(turn_index, reached):  # turns of an earlier, longer attempt
+            old = self.records.get(call_node_id(conversation.id, index))
+            if old is not None and old.status != "skipped":
+                self._save(old.model_copy(update={"status": "skipped", "error": superseded}))
+        await self._close_sessions(state)
+        return NodeState.SUCCEEDED
+
+    async def _dialogue_attempt(
+        self,
+        state: _ConversationState,
+        node: DialogueNode,
+        dialogue: DialogueState,
+        variables: dict[str, Any],
+        *,
+        restore: bool,
+    ) -> tuple[str, TurnRecord | None, int]:
+        """One run of the dialogue to its stop: (why it stopped, its last record, the index after its last turn)."""
+        spec = dialogue.spec
+        conversation = state.conversation
+        stop_reason, last = self._restore_dialogue(state, node, dialogue) if restore else (None, None)
+        turn_index = node.turn_index + dialogue.generated
         caller = self.callers[caller_key(spec.caller)]
         caller_session = caller.session(f"{conversation.id}#caller")
         try:
@@ -348,17 +404,23 @@ class Scheduler:
                 dialogue.generated += 1
                 turn_index += 1
                 stop_reason = await self._stop_after_answer(dialogue, last.output, variables)
-        except _Stopped:
-            return NodeState.SKIPPED
-        except (ProviderError, PromptError) as exc:
-            error = _error_info(exc) if isinstance(exc, ProviderError) else ErrorInfo(kind="prompt", message=str(exc))
-            return await self._dialogue_failed(state, node, turn_index, error)
         finally:
             with anyio.CancelScope(shield=True):
                 await caller_session.aclose()
-        await self._dialogue_verdict(state, node, dialogue, stop_reason, last, turn_index, variables)
-        await self._close_sessions(state)
-        return NodeState.SUCCEEDED
+        return stop_reason, last, turn_index
+
+    async def _caller_check(self, dialogue: DialogueState, variables: dict[str, Any]) -> str | None:
+        """Why the caller was out of role, or None: rtflow's own rules first, then the grader's judgement (a
+        grader that cannot answer blames nobody)."""
+        broken = obvious_persona_break(dialogue)
+        if broken is not None or self.grader is None or not dialogue.generated:
+            return broken
+        judge = DerivedAssertion(type="llm-rubric", value=CALLER_CHECK_RUBRIC)
+        async with self._grading:
+            verdict = await evaluate_one(judge, TurnOutput(text=caller_check_text(dialogue)), self._context(variables))
+        if verdict.passed or verdict.error is not None:
+            return None
+        return f"the grader found the caller out of its role: {verdict.reason}"
 
     def _restore_dialogue(
         self, state: _ConversationState, node: DialogueNode, dialogue: DialogueState
@@ -541,28 +603,42 @@ class Scheduler:
         self._save(last.model_copy(update={"assertions": results, "status": status, "dialogue": ending}))
 
     async def _dialogue_failed(
-        self, state: _ConversationState, node: DialogueNode, turn_index: int, error: ErrorInfo
+        self,
+        state: _ConversationState,
+        node: DialogueNode,
+        turn_index: int,
+        error: ErrorInfo,
+        *,
+        last: TurnRecord | None = None,
+        stop_reason: str | None = None,
     ) -> NodeState:
+        """The dialogue ends in an error: on its last stored turn when it has one and the error is the caller's
+        (the agent's answers stand), else on a record of the turn that failed."""
         conversation = state.conversation
         provider = self.providers[node.provider_label]
         state.failure = f"turn {turn_index + 1} failed: {error.message}"
-        self._save(
-            TurnRecord(
-                run_id=self.run_id,
-                node_id=call_node_id(conversation.id, turn_index),
-                conversation_id=conversation.id,
-                thread_id=conversation.thread_id,
-                turn_index=turn_index,
-                provider=node.provider_label,
-                provider_id=provider.info.id,
-                prompt=conversation.prompt.display_label,
-                status="error",
-                error=error,
-                description="simulated turn",
-                started_at=time.time(),
-                ended_at=time.time(),
+        if last is not None and last.dialogue is not None:
+            ending = last.dialogue.model_copy(update={"stop_reason": stop_reason})
+            self._save(last.model_copy(update={"status": "error", "error": error, "dialogue": ending}))
+        else:
+            self._save(
+                TurnRecord(
+                    run_id=self.run_id,
+                    node_id=call_node_id(conversation.id, turn_index),
+                    conversation_id=conversation.id,
+                    thread_id=conversation.thread_id,
+                    turn_index=turn_index,
+                    provider=node.provider_label,
+                    provider_id=provider.info.id,
+                    prompt=conversation.prompt.display_label,
+                    status="error",
+                    error=error,
+                    description="simulated turn",
+                    started_at=time.time(),
+                    ended_at=time.time(),
+                    dialogue=DialogueTurn(caller="", stop_reason=stop_reason) if stop_reason else None,
+                )
             )
-        )
         await self._close_sessions(state)
         return NodeState.FAILED
 

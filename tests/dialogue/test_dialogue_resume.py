@@ -52,7 +52,7 @@ def _stored(db: Path) -> dict[str, dict]:  # type: ignore[type-arg]
 def _requests(log: Path) -> tuple[int, int]:
     """(caller-model requests, agent responses asked for) in a simulator log."""
     events = [json.loads(line) for line in log.read_text().splitlines()]
-    caller = sum(1 for e in events if e["dir"] == "in" and e["endpoint"] == "chat")
+    caller = sum(1 for e in events if e["dir"] == "in" and e["endpoint"] == "chat" and "<goal>" in json.dumps(e))
     agent = sum(1 for e in events if e["dir"] == "in" and e["type"] == "response.create")
     return caller, agent
 

@@ -111,6 +111,11 @@ class SimulateSpec(_SpecModel):
     """Whether ending at `max_turns` or `max_duration` is acceptable (by default it fails the conversation)."""
     stop: list[StopSpec] = Field(default_factory=lambda: [StopSpec(phrase=DEFAULT_STOP_PHRASE)])
     """The stop conditions (by default the caller's `###STOP###`)."""
+    caller_check: bool = True
+    """After the dialogue, check that the caller kept to its persona and goal and never spoke as the agent; a
+    caller that did not makes the conversation a caller error (the caller's fault, not the agent's)."""
+    regenerate: int = Field(default=0, ge=0, le=10)
+    """Run a dialogue whose caller failed the check again, up to this many times."""
 
     @model_validator(mode="before")
     @classmethod
