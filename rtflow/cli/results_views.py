@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import groupby
 from pathlib import Path
 
 import click
@@ -20,11 +21,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rtflow.results.records import RunRecord, TurnRecord
+from rtflow.messages import TurnOutput
+from rtflow.results.records import AssertionResult, RunRecord, TurnRecord
 from rtflow.results.report import write_export
 from rtflow.results.report.data import turn_input_text
+from rtflow.results.report.dialogue import DialogueEnding, FlowStops, dialogue_ending
+from rtflow.results.report.html import interruption_line, turn_taking_line
 from rtflow.results.store import RunStore
 from rtflow.results.summary import RunSummary
+from rtflow.runner.progress import _turn_taking
 from rtflow.terminal import terminal_safe, terminal_safe_record
 
 __all__ = ["export_run", "list_runs", "show_run"]
@@ -98,7 +103,9 @@ def list_runs(db_path: Path | None, limit: int) -> None:
     console.print(table)
 
 
-def _print_run(console: Console, run: RunRecord, turns: Sequence[TurnRecord], summary: RunSummary) -> None:
+def _print_run(
+    console: Console, run: RunRecord, turns: Sequence[TurnRecord], summary: RunSummary, stops: FlowStops
+) -> None:
     header = Text.assemble(
         ("run ", "bold"),
         (run.run_id, "bold cyan"),
@@ -108,23 +115,59 @@ def _print_run(console: Console, run: RunRecord, turns: Sequence[TurnRecord], su
     if run.flow_path:
         header.append(f"  {run.flow_path}")
     console.print(header)
-    conversation = None
-    for turn in turns:
-        if turn.conversation_id != conversation:
-            conversation = turn.conversation_id
-            console.print()
-            console.print(
-                Text.assemble(("== ", "dim"), (conversation, "bold"), (f"  (thread {turn.thread_id})", "dim"))
-            )
-        _print_turn(console, turn)
+    for _, conversation in groupby(turns, key=lambda turn: turn.conversation_id):
+        _print_conversation(console, list(conversation), stops)
     console.print()
     counts = [f"{status} {count}" for status, count in summary.status_counts().items()]
     if summary.turns:
         counts += [f"fallbacks {summary.fallbacks}", f"retries {summary.retries}"]
     console.print(Text("  ".join(counts) or "no turns"))
+    turn_taking = _turn_taking(summary)  # the very table `rtflow run` ends with; None for a text-only run
+    if turn_taking is not None:
+        console.print()
+        console.print(turn_taking)
 
 
-def _print_turn(console: Console, turn: TurnRecord) -> None:
+def _print_conversation(console: Console, turns: Sequence[TurnRecord], stops: FlowStops) -> None:
+    """One conversation's turns; a simulated dialogue's verdicts once, after its last turn, with why it stopped
+    (they judge the whole conversation, not the answer they are stored with)."""
+    first = turns[0]
+    title = Text.assemble(("== ", "dim"), (first.conversation_id, "bold"), (f"  (thread {first.thread_id})", "dim"))
+    if any(turn.dialogue is not None for turn in turns):
+        title.append("  simulated caller", style="yellow")
+    console.print()
+    console.print(title)
+    ending = dialogue_ending(turns, stops)
+    for turn in turns:
+        _print_turn(console, turn, verdicts=ending is None or turn.turn_index != ending.turn_index)
+    if ending is not None:
+        _print_ending(console, ending)
+
+
+def _print_ending(console: Console, ending: DialogueEnding) -> None:
+    """Why the dialogue stopped, and the conversation-level verdicts with their reasons."""
+    plural = "" if ending.agent_turns == 1 else "s"
+    console.print(
+        Text.assemble(
+            ("  stopped: ", "bold"),
+            terminal_safe(ending.words),  # a judge's condition comes from the flow file, not from a cleaned record
+            (f"  (after {ending.agent_turns} agent turn{plural})", "dim"),
+        )
+    )
+    status = (f"[{ending.status}]", _STATUS_STYLES.get(ending.status, ""))
+    console.print(Text.assemble(("  conversation verdict ", "bold"), status))
+    _print_assertions(console, ending.verdicts)
+
+
+def _print_assertions(console: Console, results: Sequence[AssertionResult]) -> None:
+    """Verdicts one a line, each with its reason: a turn's, or a whole dialogue's."""
+    for result in results:
+        mark = ("✓", "green") if result.passed else ("✗", "red")
+        console.print(Text.assemble("    ", mark, f" {result.type} ", (result.reason, "dim")))
+
+
+def _turn_line(turn: TurnRecord) -> Text:
+    """The turn's header: number, status, provider, attempts and total time."""
     line = Text.assemble(
         f"turn {turn.turn_index + 1} ", (f"[{turn.status}]", _STATUS_STYLES.get(turn.status, "")), f" {turn.provider}"
     )
@@ -133,24 +176,51 @@ def _print_turn(console: Console, turn: TurnRecord) -> None:
     line.append(f"  attempts {turn.attempts}", style="dim")
     if turn.output is not None and turn.output.metrics.total_ms is not None:
         line.append(f"  {turn.output.metrics.total_ms:.0f} ms", style="dim")
-    console.print(line)
+    return line
+
+
+def _print_said(console: Console, turn: TurnRecord) -> None:
+    """What the turn was asked: a simulated caller's line, the user's message, or (never sent) its vars."""
+    if turn.dialogue is not None:
+        if turn.dialogue.caller:  # empty when the agent spoke first, or the dialogue ended before the agent spoke
+            console.print(Text.assemble(("  caller (simulated): ", "bold yellow"), turn.dialogue.caller))
+        return
     said = turn_input_text(turn)
     if said or not turn.vars:
         console.print(Text.assemble(("  user: ", "bold"), said))
     else:  # never sent (skipped, or its prompt failed): show what the turn would have been asked with
         shown = ", ".join(f"{name}={value!r}" for name, value in turn.vars.items())
         console.print(Text.assemble(("  vars: ", "bold"), shown))
+
+
+def _print_answer(console: Console, turn: TurnRecord, output: TurnOutput) -> None:
+    """The answer with its tool calls, then its turn-taking figures and, for an answer the caller cut short,
+    what was heard of it and the barge-in as the flow planned it and as it went."""
+    for call in output.tool_calls:
+        console.print(Text.assemble(("  tool: ", "bold"), f"{call.name}({call.arguments}) -> {call.output}"))
+    who = "agent" if turn.dialogue is not None else "assistant"
+    console.print(Text.assemble((f"  {who}: ", "bold"), output.text))
+    if output.heard_text is not None:
+        console.print(Text.assemble(("  heard: ", "bold"), output.heard_text))
+    if output.interruption is not None:
+        console.print(Text(f"  {interruption_line(output.interruption)}", style="yellow"))
+    figures = turn_taking_line(output)
+    if figures:
+        console.print(Text(f"  {' · '.join(figures)}", style="dim"))
+
+
+def _print_turn(console: Console, turn: TurnRecord, *, verdicts: bool = True) -> None:
+    """One turn; its assertions unless `verdicts` is off (a dialogue's, printed after the dialogue)."""
+    console.print(_turn_line(turn))
+    _print_said(console, turn)
     if turn.output is not None:
-        for call in turn.output.tool_calls:
-            console.print(Text.assemble(("  tool: ", "bold"), f"{call.name}({call.arguments}) -> {call.output}"))
-        console.print(Text.assemble(("  assistant: ", "bold"), turn.output.text))
+        _print_answer(console, turn, turn.output)
     if turn.error is not None:
         console.print(Text(f"  {turn.error.kind}: {turn.error.message}", style="magenta"))
     for warning in turn.output.protocol_warnings if turn.output is not None else []:
         console.print(Text(f"  protocol warning: {warning}", style="yellow"))
-    for result in turn.assertions:
-        mark = ("✓", "green") if result.passed else ("✗", "red")
-        console.print(Text.assemble("    ", mark, f" {result.type} ", (result.reason, "dim")))
+    if verdicts:
+        _print_assertions(console, turn.assertions)
 
 
 def show_run(run_id: str, db_path: Path | None, thread: str | None) -> None:
@@ -159,8 +229,13 @@ def show_run(run_id: str, db_path: Path | None, thread: str | None) -> None:
         run = store.get_run(run_id)
         turns = store.turns(run.run_id, thread=thread)
     summary = _summary(run, turns, thread)  # its figures only: no text of it is printed
+    stops = FlowStops(run.flow_path)  # read only if a dialogue stopped by a judge
     _print_run(
-        _console(highlight=False), terminal_safe_record(run), [terminal_safe_record(turn) for turn in turns], summary
+        _console(highlight=False),
+        terminal_safe_record(run),
+        [terminal_safe_record(turn) for turn in turns],
+        summary,
+        stops,
     )
 
 

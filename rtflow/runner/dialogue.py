@@ -34,6 +34,7 @@ __all__ = [
     "caller_key",
     "caller_messages",
     "caller_system_prompt",
+    "line_out_of_role",
     "obvious_persona_break",
     "says_stop_phrase",
 ]
@@ -81,6 +82,8 @@ class DialogueState:
     generated: int = 0
     """Agent turns the dialogue produced (restored ones included)."""
     started: float = field(default_factory=time.monotonic)
+    out_of_role: tuple[str, str] | None = None
+    """A caller line that was plainly out of role, and why: the dialogue stopped there, the line unsent."""
 
     def transcript(self) -> str:
         """Who said what, one line each."""
@@ -117,19 +120,26 @@ def says_stop_phrase(line: str, state: DialogueState) -> bool:
     return any(stop.phrase is not None and stop.phrase in line for stop in state.spec.stop)
 
 
+def line_out_of_role(line: str, previous_answer: str | None, number: int) -> str | None:
+    """Why a caller line is plainly not the caller's, found without asking a model (None: nothing plain): spoken
+    with the agent's label (`Agent: ...`), a word-for-word repeat of the agent's last answer, or nothing at all."""
+    if _AGENT_LABEL.match(line):
+        return f"turn {number}: the caller spoke as the agent ({line[:80]!r})"
+    if previous_answer is not None and line.strip() and line.strip() == previous_answer.strip():
+        return f"turn {number}: the caller repeated the agent's answer word for word"
+    if not line.strip() and previous_answer is not None:
+        return f"turn {number}: the caller said nothing"
+    return None
+
+
 def obvious_persona_break(state: DialogueState) -> str | None:
-    """A caller line that is plainly not the caller's, found without asking a model: one spoken with the agent's
-    label (`Agent: ...`), one that repeats the agent's answer before it, or an empty one."""
+    """The first generated turn whose caller line is plainly out of role (`line_out_of_role`), if any."""
     previous_answer: str | None = None
     for number, exchange in enumerate(state.exchanges, start=1):
-        line = exchange.caller
         if exchange.output is not None:  # a generated turn (a scripted opening is the flow's, not the caller's)
-            if _AGENT_LABEL.match(line):
-                return f"turn {number}: the caller spoke as the agent ({line[:80]!r})"
-            if previous_answer is not None and line.strip() and line.strip() == previous_answer.strip():
-                return f"turn {number}: the caller repeated the agent's answer word for word"
-            if not line.strip() and number > 1:
-                return f"turn {number}: the caller said nothing"
+            broken = line_out_of_role(exchange.caller, previous_answer, number)
+            if broken is not None:
+                return broken
         previous_answer = exchange.agent
     return None
 

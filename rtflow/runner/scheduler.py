@@ -61,6 +61,7 @@ from rtflow.runner.dialogue import (
     caller_check_text,
     caller_key,
     caller_messages,
+    line_out_of_role,
     obvious_persona_break,
     says_stop_phrase,
 )
@@ -339,7 +340,9 @@ class Scheduler:
                 error = _error_info(exc) if isinstance(exc, ProviderError) else prompt_error
                 return await self._dialogue_failed(state, node, node.turn_index + dialogue.generated, error)
             reached = max(reached, turn_index)
-            broken = await self._caller_check(dialogue, variables) if spec.caller_check else None
+            broken = dialogue.out_of_role[1] if dialogue.out_of_role else None
+            if broken is None and spec.caller_check:
+                broken = await self._caller_check(dialogue, variables)
             if broken is None:
                 await self._dialogue_verdict(state, node, dialogue, stop_reason, last, turn_index, variables)
                 break
@@ -350,7 +353,13 @@ class Scheduler:
                 continue
             tries = f" (and in {attempt} regenerated dialogue{'s' if attempt != 1 else ''})" if attempt else ""
             error = ErrorInfo(kind="caller", message=f"caller-error: {broken}{tries}")
-            await self._dialogue_failed(state, node, turn_index, error, last=last, stop_reason=stop_reason)
+            if dialogue.out_of_role is not None:  # the unsent line gets the record: the agent's turns stand
+                line = dialogue.out_of_role[0]
+                await self._dialogue_failed(state, node, turn_index, error, caller_line=line, stop_reason=stop_reason)
+                reached = max(reached, turn_index + 1)
+                turn_index += 1
+            else:
+                await self._dialogue_failed(state, node, turn_index, error, last=last, stop_reason=stop_reason)
             break
         superseded = ErrorInfo(kind="skipped", message="superseded: the dialogue was regenerated after a caller error")
         for index in range(turn_index, reached):  # turns of an earlier, longer attempt
@@ -397,6 +406,12 @@ class Scheduler:
                     line = await self._caller_line(caller, caller_session, dialogue)
                 if line and says_stop_phrase(line, dialogue):
                     stop_reason = "phrase"
+                    break
+                previous = dialogue.exchanges[-1].agent if dialogue.exchanges else None
+                broken = line_out_of_role(line, previous, len(dialogue.exchanges) + 1) if not agent_first else None
+                if broken is not None and self.replay_callers is None and spec.caller_check:
+                    dialogue.out_of_role = (line, broken)  # no agent hears a caller out of role: stop here
+                    stop_reason = "caller_error"
                     break
                 last = await self._dialogue_turn(state, node, turn_index, line, variables)
                 assert last.output is not None
@@ -611,6 +626,7 @@ class Scheduler:
         *,
         last: TurnRecord | None = None,
         stop_reason: str | None = None,
+        caller_line: str | None = None,
     ) -> NodeState:
         """The dialogue ends in an error: on its last stored turn when it has one and the error is the caller's
         (the agent's answers stand), else on a record of the turn that failed."""
@@ -636,7 +652,7 @@ class Scheduler:
                     description="simulated turn",
                     started_at=time.time(),
                     ended_at=time.time(),
-                    dialogue=DialogueTurn(caller="", stop_reason=stop_reason) if stop_reason else None,
+                    dialogue=DialogueTurn(caller=caller_line or "", stop_reason=stop_reason) if stop_reason else None,
                 )
             )
         await self._close_sessions(state)

@@ -178,3 +178,28 @@ def test_the_graph_draws_a_dialogue_as_one_node_with_its_bound(tmp_path: Path) -
     assert "dialogue: agent" in to_dot(plan) and "(at most 10)" in to_dot(plan)
     assert json.loads(to_json(plan))["nodes"][0]["kind"] == "dialogue"
     assert plan.conversations["agent/t"].turn_budget == 10
+
+
+def test_a_caller_that_answers_as_the_agent_is_a_caller_error_and_is_regenerated(tmp_path: Path) -> None:
+    """The caller model (made to misbehave by a simulator rule) answers as the agent: the conversation is a caller
+    error, not the agent's failure, after the regenerations it was allowed; the simulator saw every try."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump([{"match": "You said", "reply": "Agent: How can I help you today?"}]))
+    log = tmp_path / "sim.jsonl"
+    simulate = _simulate(regenerate=2, max_turns=4)
+    result = _run(tmp_path, {"t": [{"simulate": simulate}]}, sim=SimConfig(script=rules, log_path=log))
+    turns = _dialogue(result, "t")
+    assert [turn.status for turn in turns] == ["passed", "error"]
+    assert turns[-1].error.kind == "caller"
+    assert "caller-error: turn 2: the caller spoke as the agent" in turns[-1].error.message
+    assert "(and in 2 regenerated dialogues)" in turns[-1].error.message
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    items = [e for e in events if e["dir"] == "in" and e["type"] == "conversation.item.create"]
+    first_lines = [e for e in items if "I want a refund" in str(e)]
+    assert len(first_lines) == 3  # the dialogue was held three times: once, then regenerated twice
+
+
+def test_a_caller_in_role_passes_the_check(tmp_path: Path) -> None:
+    result = _run(tmp_path, {"t": [{"simulate": _simulate(regenerate=2)}]})
+    turns = _dialogue(result, "t")
+    assert len(turns) == 4 and turns[-1].status == "passed" and turns[-1].error is None

@@ -25,7 +25,7 @@ from rtflow.results.records import AssertionResult
 
 __all__ = ["ConversationView", "DerivedAssertion", "judge_conversation"]
 
-STOP_REASONS = ("phrase", "tool", "judge", "max_turns", "max_duration", "replay_ended")
+STOP_REASONS = ("phrase", "tool", "judge", "max_turns", "max_duration", "replay_ended", "caller_error")
 
 
 @dataclass(frozen=True)

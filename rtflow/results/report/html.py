@@ -3,9 +3,11 @@
 It holds a summary (with the run's turn-taking percentiles, when it has any), a threads x providers matrix,
 every conversation's transcript (tool calls, verdicts, audio players, and for an answer the caller cut short the
 part heard set apart from the rest), a timeline of call attempts over wall time (barge-ins marked) and the
-latency distribution. Charts are inline SVG from `charts`; the CSS and the small script are inlined from
-package data. Jinja2 autoescapes everything, so model output is text, never markup, and a content security
-policy lets only the report's own script run.
+latency distribution. A simulated dialogue reads as a chat: each caller line (`caller (simulated)`) then the
+agent's answer, and after the last, why it stopped and the conversation's verdicts (from `dialogue`). Charts
+are inline SVG from `charts`; the CSS and the small script are inlined from package data. Jinja2 autoescapes
+everything, so model output is text, never markup, and a content security policy lets only the report's own
+script run.
 
 Audio players point at the files where the run left them, by a path relative to the report, so the report and
 the run's folder can move together.
@@ -32,6 +34,7 @@ from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report.atomic import atomic_text_file
 from rtflow.results.report.charts import histogram_svg, timeline_svg
 from rtflow.results.report.data import turn_input_text
+from rtflow.results.report.dialogue import DialogueEnding, FlowStops, dialogue_ending
 from rtflow.results.summary import SPOKEN_METRICS, RunSummary, turn_taking_values
 
 __all__ = ["render_html", "write_html"]
@@ -80,6 +83,8 @@ class TurnView:
     """The barge-in as the flow asked for it and as it went, for an answer cut short."""
     turn_taking: list[str] = field(default_factory=list)
     """The turn's own turn-taking metrics (`ttfa 420 ms`), for its header."""
+    verdicts_below: bool = False
+    """Whether the turn's assertions are its dialogue's verdicts, shown once after the whole dialogue instead."""
 
 
 @dataclass
@@ -91,6 +96,13 @@ class ConversationView:
     column: str
     thread_id: str
     turns: list[TurnView] = field(default_factory=list)
+    ending: DialogueEnding | None = None
+    """For a simulated dialogue that ended: why, and the conversation's verdicts."""
+
+    @property
+    def simulated(self) -> bool:
+        """Whether a simulated caller spoke in this conversation (its summary line says so)."""
+        return any(view.record.dialogue is not None for view in self.turns)
 
 
 _SEVERITY = {"passed": 0, "pending": 1, "skipped": 2, "failed": 3, "error": 4}
@@ -187,6 +199,16 @@ def _turn_view(turn: TurnRecord, input_audio: list[str], output_audio: str | Non
     return view
 
 
+def _close_dialogue(conversation: ConversationView, stops: FlowStops) -> None:
+    """Set the conversation's dialogue ending, and move its verdicts off the last turn to after the dialogue,
+    where they read as the whole conversation's (they are not that one answer's)."""
+    conversation.ending = dialogue_ending([view.record for view in conversation.turns], stops)
+    if conversation.ending is None:
+        return
+    for view in conversation.turns:
+        view.verdicts_below = view.record.turn_index == conversation.ending.turn_index
+
+
 def _matrix(
     conversations: Sequence[ConversationView],
 ) -> tuple[list[str], list[str], dict[tuple[str, str], MatrixCell]]:
@@ -247,6 +269,9 @@ def render_html(
                 _media_src(output_audio, working_dir, report_dir) if output_audio else None,
             )
         )
+    stops = FlowStops(run.flow_path, working_dir)
+    for conversation in conversations.values():
+        _close_dialogue(conversation, stops)
     threads, columns, cells = _matrix(list(conversations.values()))
     latencies = _latencies(ordered)
     template = _environment.get_template("report.html")
