@@ -90,6 +90,8 @@ class DialogueTurn(_Record):
     stop_reason: str | None = None
     """On the dialogue's last turn: why it ended (`phrase`, `tool`, `judge`, `max_turns`, `max_duration`, or
     `replay_ended` when a replayed caller had no more lines)."""
+    stop_detail: str | None = None
+    """What met the stop condition: the tool the agent called (`tool`), or the judge's condition (`judge`)."""
 
 
 class TurnRecord(_Record):

@@ -82,6 +82,8 @@ class DialogueState:
     generated: int = 0
     """Agent turns the dialogue produced (restored ones included)."""
     started: float = field(default_factory=time.monotonic)
+    stop_detail: str | None = None
+    """What met the stop condition: the tool called, or the judge's condition."""
     out_of_role: tuple[str, str] | None = None
     """A caller line that was plainly out of role, and why: the dialogue stopped there, the line unsent."""
 

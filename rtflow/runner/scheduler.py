@@ -551,11 +551,13 @@ class Scheduler:
         """The stop condition the agent's answer meets, in the order written (the stop phrase is the caller's)."""
         for stop in dialogue.spec.stop:
             if stop.tool_called is not None and any(call.name == stop.tool_called for call in output.tool_calls):
+                dialogue.stop_detail = stop.tool_called
                 return "tool"
             if stop.judge is not None:
                 judge = DerivedAssertion(type="llm-rubric", value=stop.judge)
                 verdict = await evaluate_one(judge, TurnOutput(text=dialogue.transcript()), self._context(variables))
                 if verdict.passed:
+                    dialogue.stop_detail = stop.judge
                     return "judge"
         return None
 
@@ -597,7 +599,11 @@ class Scheduler:
             reason = f"the dialogue reached its limit ({limit}) before any stop condition (limit_passes: false)"
             results.insert(0, AssertionResult(type="dialogue", passed=False, score=0.0, reason=reason))
         status: Any = "passed" if turn_passed(results, turn_spec.threshold) else "failed"
-        ending = DialogueTurn(caller=last.dialogue.caller if last and last.dialogue else "", stop_reason=stop_reason)
+        ending = DialogueTurn(
+            caller=last.dialogue.caller if last and last.dialogue else "",
+            stop_reason=stop_reason,
+            stop_detail=dialogue.stop_detail,
+        )
         if last is None or last.output is None:  # nothing was generated: the verdict gets a record of its own
             conversation = state.conversation
             provider = self.providers[node.provider_label]
