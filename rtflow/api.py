@@ -282,12 +282,16 @@ async def arun(
             graders[key] = _provider_for(ProviderSpec.model_validate(value), spec.base_dir, sim_url)
         if needs_default:
             grader = _provider_for(spec.grader or ProviderSpec(id=DEFAULT_GRADER), spec.base_dir, sim_url)
-        callers = {
-            caller_key(turn.simulate.caller): _provider_for(turn.simulate.caller, spec.base_dir, sim_url)
-            for conversation in plan.conversations.values()
-            for turn in conversation.turns
-            if turn.simulate is not None
-        }
+        callers: dict[str, Provider] = {}
+        for conversation in plan.conversations.values():
+            for turn in conversation.turns:
+                if turn.simulate is None:
+                    continue
+                speakers = [turn.simulate.voice.speaker()] if turn.simulate.voice is not None else []
+                for caller_spec in [turn.simulate.caller, *speakers]:  # the caller's model, and its voice
+                    key = caller_key(caller_spec)
+                    if key not in callers:
+                        callers[key] = _provider_for(caller_spec, spec.base_dir, sim_url)
         for each in [*graders.values(), *([grader] if grader else []), *callers.values()]:
             stack.push_async_callback(each.aclose)
             _check_ready(each, simulated=sim_url is not None)

@@ -87,6 +87,8 @@ class DialogueTurn(_Record):
 
     caller: str
     """What the caller model said (empty when the agent spoke first)."""
+    caller_audio: str | None = None
+    """The caller's line as spoken (a WAV file), when the dialogue has a `voice`."""
     stop_reason: str | None = None
     """On the dialogue's last turn: why it ended (`phrase`, `tool`, `judge`, `max_turns`, `max_duration`, or
     `replay_ended` when a replayed caller had no more lines)."""

@@ -36,7 +36,7 @@ import anyio
 import structlog
 
 from rtflow.audio.files import vars_audio_path
-from rtflow.errors import PromptError, ProviderError, ProviderTimeoutError
+from rtflow.errors import PromptError, ProtocolError, ProviderError, ProviderTimeoutError
 from rtflow.flow.prompts import render_prompt
 from rtflow.flow.spec import AssertionSpec, TurnSpec
 from rtflow.log import get_logger
@@ -495,6 +495,10 @@ class Scheduler:
         turn = state.turns[turn_index]
         turn.started_at = time.time()
         turn_vars = {**variables, "caller": line}
+        artifact_dir = str(self.artifact_dir / call.id.replace("/", "_")) if self.artifact_dir is not None else None
+        spoken = await self._spoken(node, conversation.id, turn_index, line, artifact_dir) if line else None
+        if spoken is not None:  # the agent hears the line: the clip goes in as the user's audio, its text beside it
+            turn_vars.update(audio=spoken, transcript=line)
         rendered = await render_prompt(
             conversation.prompt,
             {**turn_vars, "_conversation": state.history.conversation_var()},
@@ -515,7 +519,11 @@ class Scheduler:
         turn.prompt_messages = rendered
         turn.request_messages = state.history.context_for(rendered) if provider.keeps_history else list(rendered)
         request = TurnRequest(
-            conversation_id=conversation.id, turn_index=turn_index, messages=turn.request_messages, vars=turn_vars
+            conversation_id=conversation.id,
+            turn_index=turn_index,
+            messages=turn.request_messages,
+            vars=turn_vars,
+            artifact_dir=artifact_dir,
         )
         where = {"run": self.run_id, "conversation": conversation.id, "turn": turn_index + 1, "node": call.id}
         output = await self._call_with_retries(state, call, provider, request, where)
@@ -540,10 +548,46 @@ class Scheduler:
             calls=turn.calls,
             started_at=turn.started_at,
             ended_at=time.time(),
-            dialogue=DialogueTurn(caller=line),
+            dialogue=DialogueTurn(caller=line, caller_audio=spoken),
         )
         self._save(record)
         return record
+
+    async def _spoken(
+        self, node: DialogueNode, conversation_id: str, turn_index: int, line: str, artifact_dir: str | None
+    ) -> str | None:
+        """The caller's line as speech (a WAV file), when its dialogue has a voice; None when it has not."""
+        spec = self._conversations[node.conversation_id].conversation.turns[node.turn_index].simulate
+        if spec is None or spec.voice is None:
+            return None
+        speaker = self.callers[caller_key(spec.voice.speaker())]
+        request = TurnRequest(
+            conversation_id=f"{conversation_id}#caller",
+            turn_index=turn_index,
+            messages=[Message.of("user", line)],
+            artifact_dir=artifact_dir,
+        )
+        session = speaker.session(f"{conversation_id}#voice")
+
+        async def one_attempt(_attempt: int) -> TurnOutput:
+            async with self._calls:
+                if self._stopping:
+                    raise _Stopped
+                return await self._send_with_deadline(session, request, speaker.info.label)
+
+        try:
+            output = await retrying(one_attempt, self._retry_policy, stop=lambda: self._stopping)
+        except ProviderError as exc:
+            exc.message = f"the caller's voice failed: {exc.message}"
+            exc.args = (exc.message,)
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await session.aclose()
+        if output.audio is None:
+            label = speaker.info.label
+            raise ProtocolError(f"the caller's voice {label} returned no audio", provider=label)
+        return output.audio.file
 
     async def _stop_after_answer(
         self, dialogue: DialogueState, output: TurnOutput, variables: dict[str, Any]
@@ -599,11 +643,8 @@ class Scheduler:
             reason = f"the dialogue reached its limit ({limit}) before any stop condition (limit_passes: false)"
             results.insert(0, AssertionResult(type="dialogue", passed=False, score=0.0, reason=reason))
         status: Any = "passed" if turn_passed(results, turn_spec.threshold) else "failed"
-        ending = DialogueTurn(
-            caller=last.dialogue.caller if last and last.dialogue else "",
-            stop_reason=stop_reason,
-            stop_detail=dialogue.stop_detail,
-        )
+        said = last.dialogue if last is not None and last.dialogue is not None else DialogueTurn(caller="")
+        ending = said.model_copy(update={"stop_reason": stop_reason, "stop_detail": dialogue.stop_detail})
         if last is None or last.output is None:  # nothing was generated: the verdict gets a record of its own
             conversation = state.conversation
             provider = self.providers[node.provider_label]

@@ -49,7 +49,7 @@ def _run(folder: Path, threads: dict[str, Any], **run: Any) -> rtflow.RunResult:
     }
     flow = folder / "flow.yaml"
     flow.write_text(yaml.safe_dump(document, sort_keys=False))
-    return rtflow.run(flow, sim=run.pop("sim", True), store=False, **run)
+    return rtflow.run(flow, sim=run.pop("sim", True), store="db" in run, **run)
 
 
 def _dialogue(result: rtflow.RunResult, thread: str) -> list[Any]:
@@ -203,3 +203,27 @@ def test_a_caller_in_role_passes_the_check(tmp_path: Path) -> None:
     result = _run(tmp_path, {"t": [{"simulate": _simulate(regenerate=2)}]})
     turns = _dialogue(result, "t")
     assert len(turns) == 4 and turns[-1].status == "passed" and turns[-1].error is None
+
+
+def test_five_voice_dialogues_the_agent_hears_a_spoken_caller(tmp_path: Path) -> None:
+    """`voice:` speaks each caller line (text to speech on the simulator's /v1/audio/speech) into the agent's
+    Realtime session as the user's audio: the agent answers what it heard, and each turn keeps the clip."""
+    import soundfile
+
+    voice = {"provider": "openai:tts:gpt-4o-mini-tts", "voice": "marin", "speed": 1.5}
+    threads = {
+        f"v{index}": [{"simulate": _simulate(voice=voice, max_turns=2, limit_passes=True)}] for index in range(5)
+    }
+    log = tmp_path / "sim.jsonl"
+    result = _run(tmp_path, threads, sim=SimConfig(log_path=log), db=tmp_path / "runs.db")
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    speech = [e["payload"] for e in events if e["dir"] == "in" and e["type"] == "audio.speech.request"]
+    assert len(speech) == 10 and {request["voice"] for request in speech} == {"marin"}
+    for index in range(5):
+        turns = _dialogue(result, f"v{index}")
+        assert len(turns) == 2 and turns[-1].status == "passed", [t.error for t in turns]
+        for turn in turns:
+            clip = Path(turn.dialogue.caller_audio)
+            assert clip.is_file() and soundfile.info(str(clip)).samplerate == 24_000
+            assert "audio of" in turn.output.text  # the simulator's agent heard audio, not text
+            assert turn.output.metrics.input_audio_s and turn.output.metrics.input_audio_s > 0

@@ -32,8 +32,10 @@ from rtflow.flow.spec.providers import ProviderSpec
 
 __all__ = [
     "DEFAULT_CALLER",
+    "DEFAULT_SPEAKER",
     "DEFAULT_STOP_PHRASE",
     "SIMULATED_USER",
+    "CallerVoiceSpec",
     "SimulateSpec",
     "StopSpec",
     "is_simulated_user",
@@ -92,6 +94,35 @@ class StopSpec(_SpecModel):
         return "phrase" if self.phrase is not None else "tool" if self.tool_called is not None else "judge"
 
 
+DEFAULT_SPEAKER = "openai:tts:gpt-4o-mini-tts"
+
+
+class CallerVoiceSpec(_SpecModel):
+    """The caller speaks its lines: text to speech, sent to the agent as the user's input audio."""
+
+    provider: ProviderSpec = Field(default_factory=lambda: ProviderSpec(id=DEFAULT_SPEAKER))
+    """The text-to-speech model (`openai:tts:gpt-4o-mini-tts`, or `{id, config}`)."""
+    voice: str | None = None
+    """The voice (`alloy`, `marin`, ...); the provider's own `voice` when not given."""
+    speed: float | None = Field(default=None, ge=0.25, le=4.0)
+    """How fast the caller speaks (0.25 to 4)."""
+
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if data is True:
+            return {}
+        return {"provider": data} if isinstance(data, str) else data
+
+    def speaker(self) -> ProviderSpec:
+        """The text-to-speech provider with this voice and speed in its config."""
+        config = dict(self.provider.config)
+        if self.voice is not None:
+            config["voice"] = self.voice
+        if self.speed is not None:
+            config["speed"] = self.speed
+        return self.provider.model_copy(update={"config": config})
+
+
 class SimulateSpec(_SpecModel):
     """A model plays the caller, with a persona and a goal, until a stop condition."""
 
@@ -111,6 +142,9 @@ class SimulateSpec(_SpecModel):
     """Whether ending at `max_turns` or `max_duration` is acceptable (by default it fails the conversation)."""
     stop: list[StopSpec] = Field(default_factory=lambda: [StopSpec(phrase=DEFAULT_STOP_PHRASE)])
     """The stop conditions (by default the caller's `###STOP###`)."""
+    voice: CallerVoiceSpec | None = None
+    """Speak the caller's lines into the agent's session as audio (`voice: true`, a TTS provider id, or
+    `{provider, voice, speed}`), so the agent hears a caller rather than reads one."""
     caller_check: bool = True
     """After the dialogue, check that the caller kept to its persona and goal and never spoke as the agent; a
     caller that did not makes the conversation a caller error (the caller's fault, not the agent's)."""
