@@ -25,7 +25,7 @@ from rtflow.messages import TurnOutput
 from rtflow.results.records import AssertionResult, RunRecord, TurnRecord
 from rtflow.results.report import write_export
 from rtflow.results.report.data import turn_input_text
-from rtflow.results.report.dialogue import DialogueEnding, FlowStops, dialogue_ending
+from rtflow.results.report.dialogue import DialogueEnding, dialogue_ending
 from rtflow.results.report.html import interruption_line, turn_taking_line
 from rtflow.results.store import RunStore
 from rtflow.results.summary import RunSummary
@@ -103,9 +103,7 @@ def list_runs(db_path: Path | None, limit: int) -> None:
     console.print(table)
 
 
-def _print_run(
-    console: Console, run: RunRecord, turns: Sequence[TurnRecord], summary: RunSummary, stops: FlowStops
-) -> None:
+def _print_run(console: Console, run: RunRecord, turns: Sequence[TurnRecord], summary: RunSummary) -> None:
     header = Text.assemble(
         ("run ", "bold"),
         (run.run_id, "bold cyan"),
@@ -116,7 +114,7 @@ def _print_run(
         header.append(f"  {run.flow_path}")
     console.print(header)
     for _, conversation in groupby(turns, key=lambda turn: turn.conversation_id):
-        _print_conversation(console, list(conversation), stops)
+        _print_conversation(console, list(conversation))
     console.print()
     counts = [f"{status} {count}" for status, count in summary.status_counts().items()]
     if summary.turns:
@@ -128,7 +126,7 @@ def _print_run(
         console.print(turn_taking)
 
 
-def _print_conversation(console: Console, turns: Sequence[TurnRecord], stops: FlowStops) -> None:
+def _print_conversation(console: Console, turns: Sequence[TurnRecord]) -> None:
     """One conversation's turns; a simulated dialogue's verdicts once, after its last turn, with why it stopped
     (they judge the whole conversation, not the answer they are stored with)."""
     first = turns[0]
@@ -137,7 +135,7 @@ def _print_conversation(console: Console, turns: Sequence[TurnRecord], stops: Fl
         title.append("  simulated caller", style="yellow")
     console.print()
     console.print(title)
-    ending = dialogue_ending(turns, stops)
+    ending = dialogue_ending(turns)
     for turn in turns:
         _print_turn(console, turn, verdicts=ending is None or turn.turn_index != ending.turn_index)
     if ending is not None:
@@ -150,7 +148,7 @@ def _print_ending(console: Console, ending: DialogueEnding) -> None:
     console.print(
         Text.assemble(
             ("  stopped: ", "bold"),
-            terminal_safe(ending.words),  # a judge's condition comes from the flow file, not from a cleaned record
+            terminal_safe(ending.words),  # from a cleaned record already; cleaned again as it is printed
             (f"  (after {ending.agent_turns} agent turn{plural})", "dim"),
         )
     )
@@ -229,13 +227,11 @@ def show_run(run_id: str, db_path: Path | None, thread: str | None) -> None:
         run = store.get_run(run_id)
         turns = store.turns(run.run_id, thread=thread)
     summary = _summary(run, turns, thread)  # its figures only: no text of it is printed
-    stops = FlowStops(run.flow_path)  # read only if a dialogue stopped by a judge
     _print_run(
         _console(highlight=False),
         terminal_safe_record(run),
         [terminal_safe_record(turn) for turn in turns],
         summary,
-        stops,
     )
 
 

@@ -39,6 +39,7 @@ def dialogue_turn(
     answer: str,
     *,
     stop_reason: str | None = None,
+    stop_detail: str | None = None,
     assertions: tuple[AssertionResult, ...] = (),
     status: TurnStatus = "passed",
     tool_calls: tuple[ToolCall, ...] = (),
@@ -46,7 +47,8 @@ def dialogue_turn(
     conversation: str = CONVERSATION,
     thread: str = THREAD,
 ) -> TurnRecord:
-    """Agent turn `index` of a dialogue: the caller's line sent as the user's message, and the agent's answer."""
+    """Agent turn `index` of a dialogue: the caller's line sent as the user's message, and the agent's answer;
+    on the last, why it stopped and (`stop_detail`) the tool or judge condition that met the stop."""
     node = f"{conversation}/{index + 1}"
     return TurnRecord(
         run_id=RUN_ID,
@@ -70,7 +72,7 @@ def dialogue_turn(
         ],
         started_at=T0 + index,
         ended_at=T0 + index + 0.5,
-        dialogue=DialogueTurn(caller=caller, stop_reason=stop_reason),
+        dialogue=DialogueTurn(caller=caller, stop_reason=stop_reason, stop_detail=stop_detail),
     )
 
 

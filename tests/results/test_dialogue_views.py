@@ -27,42 +27,19 @@ from rtflow.cli import main
 from rtflow.messages import AudioOutput, ToolCall
 from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report import render_html
-from rtflow.results.report.dialogue import FlowStops, dialogue_ending
+from rtflow.results.report.dialogue import dialogue_ending
 from rtflow.results.store import RunStore
-
-FLOW = """\
-providers: [{id: openai:realtime:gpt-realtime, label: agent}]
-prompts: ["{{ caller }}"]
-threads:
-  refund:
-    - simulate:
-        caller: openai:chat:gpt-4.1-mini
-        goal: Get a refund.
-        stop: [{tool-called: issue_refund}, {judge: "the refund <b>is</b> confirmed"}]
-tests:
-  - vars: {x: 1}
-    metadata: {conversationId: from_tests}
-    simulate:
-      caller: openai:chat:gpt-4.1-mini
-      goal: Get a refund.
-      stop: {judge: the caller is happy}
-"""
 
 
 def _call(name: str) -> ToolCall:
     return ToolCall(call_id=f"call_{name}", name=name, arguments="{}", output="{}")
 
 
-def _ended(reason: str, *, tools: tuple[str, ...] = (), thread: str = "refund") -> TurnRecord:
-    """A one-turn dialogue that stopped for `reason`, the agent having called `tools` on that turn."""
+def _ended(reason: str, detail: str | None = None, *, tools: tuple[str, ...] = ()) -> TurnRecord:
+    """A one-turn dialogue that stopped for `reason`, met by `detail` (None: a record of an older run), the agent
+    having called `tools` on that turn."""
     return dialogue_turn(
-        0,
-        "Hello.",
-        "Hi.",
-        stop_reason=reason,
-        tool_calls=tuple(_call(name) for name in tools),
-        conversation=f"agent/{thread}",
-        thread=thread,
+        0, "Hello.", "Hi.", stop_reason=reason, stop_detail=detail, tool_calls=tuple(_call(name) for name in tools)
     )
 
 
@@ -119,38 +96,45 @@ def test_a_dialogue_that_never_ended_shows_its_lines_and_no_ending() -> None:
     turns = dialogue_turns()[:2]
     html = render_html(make_run(), turns, Path.cwd())
     assert escape(CALLER_LINES[0]) in html and 'class="dialogue-end"' not in html
-    assert dialogue_ending(turns, FlowStops(None)) is None
+    assert dialogue_ending(turns) is None
 
 
 @pytest.mark.parametrize(
-    ("turn", "with_flow", "words"),
+    ("turn", "words"),
     [
-        (_ended("phrase"), False, "the caller said the stop phrase"),
-        (_ended("tool", tools=("get_weather",)), False, "the agent called get_weather"),
-        (_ended("tool", tools=("lookup", "issue_refund")), True, "the agent called issue_refund"),
-        (
-            _ended("tool", tools=("lookup", "issue_refund")),
-            False,
-            "the agent called a stop tool (lookup, issue_refund)",
-        ),
-        (_ended("judge"), True, "the judge found: the refund <b>is</b> confirmed"),
-        (_ended("judge", thread="from_tests"), True, "the judge found: the caller is happy"),
-        (_ended("judge"), False, "the judge found its stop condition met"),
-        (_ended("judge", thread="elsewhere"), True, "the judge found its stop condition met"),
-        (_ended("max_turns"), False, "reached max_turns"),
-        (_ended("max_duration"), False, "reached max_duration"),
-        (_ended("replay_ended"), False, "the replayed caller had no more lines"),
+        (_ended("phrase"), "the caller said the stop phrase"),
+        (_ended("tool", "issue_refund", tools=("lookup", "issue_refund")), "the agent called issue_refund"),
+        (_ended("judge", "the refund <b>is</b> confirmed"), "the judge found: the refund <b>is</b> confirmed"),
+        (_ended("max_turns"), "reached max_turns"),
+        (_ended("max_duration"), "reached max_duration"),
+        (_ended("replay_ended"), "the replayed caller had no more lines"),
+        (_ended("caller_error"), "the caller was out of role"),
+        (_ended("newer_reason"), "stopped: newer_reason"),
     ],
 )
-def test_stop_reasons_in_words(tmp_path: Path, turn: TurnRecord, with_flow: bool, words: str) -> None:
-    """Each stop reason in words; the tool from the last turn (the flow's when it called several), the judge's
-    condition from the flow file, and without either the reason alone, never a guess."""
-    flow = tmp_path / "flow.yaml"
-    flow.write_text(FLOW, encoding="utf-8")
-    ending = dialogue_ending([turn], FlowStops(str(flow) if with_flow else str(tmp_path / "gone.yaml")))
+def test_stop_reasons_in_words(tmp_path: Path, turn: TurnRecord, words: str) -> None:
+    """Each stop reason in words, with the tool or judge condition the record says met it; the report escapes
+    them like any other text."""
+    ending = dialogue_ending([turn])
     assert ending is not None and ending.words == words
-    html = render_html(make_run(flow_path=str(flow) if with_flow else None), [turn], tmp_path)
+    html = render_html(make_run(), [turn], tmp_path)
     assert f'<p class="stop-reason"><span class="label">stopped</span> {escape(words)} ' in html
+
+
+@pytest.mark.parametrize(
+    ("turn", "words"),
+    [
+        (_ended("tool", tools=("get_weather",)), "the agent called get_weather"),
+        (_ended("tool", tools=("lookup", "issue_refund")), "the agent called its stop tool"),
+        (_ended("tool"), "the agent called its stop tool"),
+        (_ended("judge"), "the judge found its stop condition met"),
+    ],
+)
+def test_an_older_run_without_stop_detail_is_said_without_a_guess(turn: TurnRecord, words: str) -> None:
+    """Records of older runs have no `stop_detail`: the tool is the last turn's when it called exactly one, and
+    otherwise the reason is said alone, never a guess between several."""
+    ending = dialogue_ending([turn])
+    assert ending is not None and ending.words == words
 
 
 def test_show_prints_the_dialogue_its_stop_reason_and_verdicts(tmp_path: Path) -> None:
@@ -173,11 +157,10 @@ def test_show_prints_the_dialogue_its_stop_reason_and_verdicts(tmp_path: Path) -
     assert "turn-taking" not in output  # a text dialogue has no turn-taking figures
 
 
-def test_show_cleans_a_judge_condition_read_from_the_flow(tmp_path: Path) -> None:
-    """The condition comes from the flow file, not from a cleaned record: it is made terminal-safe all the same."""
-    flow = tmp_path / "flow.yaml"
-    flow.write_text(FLOW.replace("<b>is</b>", "\\e[2Jis"), encoding="utf-8")
-    output = _show(_store(tmp_path, make_run(flow_path=str(flow)), [_ended("judge")]))
+def test_show_cleans_a_judge_condition(tmp_path: Path) -> None:
+    """The judge's condition, as recorded, is made terminal-safe like any other text of the record."""
+    turn = _ended("judge", "the refund \x1b[2Jis confirmed")
+    output = _show(_store(tmp_path, make_run(), [turn]))
     assert "stopped: the judge found: the refund is confirmed" in output
     assert "\x1b" not in output
 

@@ -34,7 +34,7 @@ from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report.atomic import atomic_text_file
 from rtflow.results.report.charts import histogram_svg, timeline_svg
 from rtflow.results.report.data import turn_input_text
-from rtflow.results.report.dialogue import DialogueEnding, FlowStops, dialogue_ending
+from rtflow.results.report.dialogue import DialogueEnding, dialogue_ending
 from rtflow.results.summary import SPOKEN_METRICS, RunSummary, turn_taking_values
 
 __all__ = ["render_html", "write_html"]
@@ -199,10 +199,10 @@ def _turn_view(turn: TurnRecord, input_audio: list[str], output_audio: str | Non
     return view
 
 
-def _close_dialogue(conversation: ConversationView, stops: FlowStops) -> None:
+def _close_dialogue(conversation: ConversationView) -> None:
     """Set the conversation's dialogue ending, and move its verdicts off the last turn to after the dialogue,
     where they read as the whole conversation's (they are not that one answer's)."""
-    conversation.ending = dialogue_ending([view.record for view in conversation.turns], stops)
+    conversation.ending = dialogue_ending([view.record for view in conversation.turns])
     if conversation.ending is None:
         return
     for view in conversation.turns:
@@ -269,9 +269,8 @@ def render_html(
                 _media_src(output_audio, working_dir, report_dir) if output_audio else None,
             )
         )
-    stops = FlowStops(run.flow_path, working_dir)
     for conversation in conversations.values():
-        _close_dialogue(conversation, stops)
+        _close_dialogue(conversation)
     threads, columns, cells = _matrix(list(conversations.values()))
     latencies = _latencies(ordered)
     template = _environment.get_template("report.html")
