@@ -184,6 +184,9 @@ class ChatProvider(Provider):
                 trust_env=self._transport is None and not is_loopback(self.base_url),
                 follow_redirects=True,
                 event_hooks={"request": [same_origin_only]},
+                # The run's own limits bound how many requests are in flight; httpx's defaults (100 connections,
+                # 20 kept alive) would queue requests past them and reopen a connection for most of the rest.
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
             )
         return self._client
 
