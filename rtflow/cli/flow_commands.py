@@ -67,6 +67,11 @@ def validate_command(flow_path: Path, thread_filter: str | None, repeat: int) ->
         ("providers", ", ".join(plan.providers)),
         ("critical path", f"{_plural(len(critical_path), 'call node')} ({_describe_path(critical_path)})"),
     ]
+    budget = sum(conversation.turn_budget for conversation in plan.conversations.values())
+    if budget != counts.turns:  # simulated dialogues: how many turns they may take is known, not how many they will
+        longest = max(conversation.turn_budget for conversation in plan.conversations.values())
+        rows[2] = ("turns", f"{counts.turns} written; with simulated dialogues up to {budget}")
+        rows[-1] = (rows[-1][0], f"{rows[-1][1]}, up to {longest} turns")
     click.echo(f"{flow_path}: valid")
     if flow.description:
         click.echo(f"  {flow.description}")

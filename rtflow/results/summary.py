@@ -210,6 +210,8 @@ class TurnFigures(BaseModel):
     and `response_latency`)."""
     interrupted: int = 0
     """Answers the caller cut short (barged in on): turns whose output has an `interruption`."""
+    caller_errors: int = 0
+    """Of the `error` turns, those a simulated caller caused (it fell out of its role): not the agent's fault."""
 
     @property
     def has_turn_taking(self) -> bool:
@@ -310,6 +312,7 @@ def _figures(turns: Sequence[TurnRecord]) -> dict[str, Any]:
         "total_p99_ms": percentile(total, 0.99),
         "timing": _timing(outputs),
         "interrupted": sum(1 for output in outputs if output.interruption is not None),
+        "caller_errors": sum(1 for turn in turns if turn.error is not None and turn.error.kind == "caller"),
     }
 
 

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from rtflow.results.records import TurnRecord
 from rtflow.results.run_result import RunResult
-from rtflow.results.summary import TurnFigures
+from rtflow.results.summary import RunSummary, TurnFigures
 from rtflow.terminal import terminal_safe
 
 __all__ = ["RunProgress", "print_summary"]
@@ -102,6 +102,14 @@ def _turn_taking(figures: TurnFigures) -> Table | None:
     return table
 
 
+def _status_count(name: str, count: int, summary: RunSummary) -> str:
+    """`3 error (1 by the simulated caller)`: a caller error is not the agent's, so it is counted apart."""
+    text = f"{count} {name}"
+    if name == "error" and summary.caller_errors:
+        text += f" ({summary.caller_errors} by the simulated caller)"
+    return text
+
+
 def print_summary(result: RunResult, console: Console, *, max_failures: int = 10) -> None:
     """The end-of-run table per primary provider (and a total row when there are several), the run's turn-taking
     percentiles when it has any, then the first failures with their reasons. Every figure is the run's
@@ -123,7 +131,7 @@ def print_summary(result: RunResult, console: Console, *, max_failures: int = 10
     turn_taking = _turn_taking(summary)
     if turn_taking is not None:
         console.print(turn_taking)
-    line = ", ".join(f"{count} {name}" for name, count in summary.status_counts().items())
+    line = ", ".join(_status_count(name, count, summary) for name, count in summary.status_counts().items())
     took = "" if summary.duration_s is None else f" in {summary.duration_s:.2f}s"
     console.print(f"{line or 'no turns'}{took}")
     failures = result.failures()

@@ -227,3 +227,30 @@ def test_five_voice_dialogues_the_agent_hears_a_spoken_caller(tmp_path: Path) ->
             assert clip.is_file() and soundfile.info(str(clip)).samplerate == 24_000
             assert "audio of" in turn.output.text  # the simulator's agent heard audio, not text
             assert turn.output.metrics.input_audio_s and turn.output.metrics.input_audio_s > 0
+
+
+def test_validate_and_the_summary_count_dialogues_for_what_they_are(tmp_path: Path) -> None:
+    """`rtflow validate` says how many turns the dialogues may take; the run's summary counts caller errors
+    apart from the agent's."""
+    import subprocess
+    import sys
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump([{"match": "You said", "reply": "Agent: How can I help you today?"}]))
+    document = {
+        "providers": [AGENT],
+        "prompts": ["{{ caller }}"],
+        "threads": {"t": [{"caller": "Hello."}, {"simulate": _simulate(max_turns=6)}]},
+    }
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(yaml.safe_dump(document, sort_keys=False))
+    validated = subprocess.run(
+        [sys.executable, "-m", "rtflow", "validate", str(flow)], capture_output=True, text=True, timeout=60
+    )
+    assert "turns           2 written; with simulated dialogues up to 7" in validated.stdout, validated.stdout
+    assert "up to 7 turns" in validated.stdout
+    from rtflow.results.summary import RunSummary
+
+    result = _run(tmp_path, document["threads"], sim=SimConfig(script=rules))
+    summary = RunSummary.of(result.run, result.turns)
+    assert summary.error == 1 and summary.caller_errors == 1
