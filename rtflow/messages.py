@@ -280,6 +280,9 @@ class TurnOutput(_Strict):
     """What the server sent that was skipped, and why (a bad frame, a field of the wrong type, a capped wait)."""
     heard_text: str | None = None
     """When the answer was cut short: the part of `text` the caller heard (None: it was heard whole)."""
+    commentary: str | None = None
+    """What a reasoning model said while it worked (`phase: commentary` messages), kept apart from `text`, which
+    is its final answer."""
     interruption: Interruption | None = None
     """How the answer was cut short, when it was."""
     events: list[EventMark] = Field(default_factory=list)

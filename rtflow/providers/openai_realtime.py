@@ -193,7 +193,20 @@ class RealtimeProvider(Provider):
                 " sent (use dialect: beta for endpoints that still take it)"
             )
         if self.config.dialect == "beta":
-            for key in ("parallel_tool_calls", "reasoning"):
+            if isinstance(self.config.voice, dict):
+                found.append(
+                    f"provider {self.info.label!r}: a custom voice ({{id: ...}}) is a GA setting; dialect beta sends"
+                    " no voice"
+                )
+            for key in (
+                "parallel_tool_calls",
+                "reasoning",
+                "speed",
+                "noise_reduction",
+                "truncation",
+                "prompt",
+                "include",
+            ):
                 if getattr(self.config, key) is not None:
                     found.append(
                         f"provider {self.info.label!r}: {key} is a GA session setting and is not sent (dialect: beta)"
@@ -245,6 +258,8 @@ class _TurnState:
     """This turn's clip was said over the last answer (a server-VAD barge-in): its response is read, not asked."""
     speaking_over_from: float | None = None
     """When the caller began to speak over the answer (a server-VAD barge-in)."""
+    commentary: list[str] = field(default_factory=list)
+    """What the model said in `commentary` messages (a reasoning model's working notes), apart from the answer."""
     later_pieces: list[str] = field(default_factory=list)
     """What the agent said during the script steps after the answer (it may speak up in a silence)."""
     step_failures: list[str] = field(default_factory=list)
@@ -444,6 +459,7 @@ class RealtimeSession:
             rate_limit_pause_s=self._rate_limit_pause(),
         )
         output.heard_text = state.heard_text if cut is not None else None
+        output.commentary = self._redacted("".join(state.commentary)) or None
         output.step_failures = state.step_failures
         output.interruption = cut
         output.events = timeline.marks()
@@ -728,6 +744,7 @@ class RealtimeSession:
         plan = state.plan if state.interruption is None else None
         matcher = ResponseMatcher(self._finished)
         pieces: list[str] = []
+        commentary_items: set[str] = set()
         lost_frames = False
         # One cancel scope whose deadline moves with the events: a per-recv fail_after costs more CPU than the
         # rest of the event handling together. Moving it re-arms a timer, so it moves only once it has fallen
@@ -755,6 +772,8 @@ class RealtimeSession:
                     match event:
                         case None:
                             lost_frames = True
+                        case TextDelta() if event.item_id in commentary_items:
+                            state.commentary.append(event.text)  # a reasoning model's working notes
                         case TextDelta() if matcher.owns(event.response_id, event.item_id):
                             if kind in _TRANSCRIPT_DELTAS:
                                 timeline.transcript(now, event.text)
@@ -773,6 +792,8 @@ class RealtimeSession:
                             matcher.created(event)
                         case OutputItemAdded():
                             matcher.item_added(event)
+                            if event.phase == "commentary" and event.item_id is not None:
+                                commentary_items.add(event.item_id)
                         case ResponseDone() if matcher.done(event):
                             timeline.server("response.done", now, f"{event.status}: {event.reason}")
                             self._remember_finished(matcher.response_id or event.response_id)

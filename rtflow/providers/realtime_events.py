@@ -43,8 +43,18 @@ class RealtimeConfig(CommonConfig):
     """Output modalities. GA takes exactly one; `[text, audio]` means audio (which carries a transcript)."""
     instructions: str | None = None
     """Session instructions (the system prompt); system messages of the prompt are sent as items as well."""
-    voice: str | None = None
-    """Output voice (`alloy`, `marin`, ...)."""
+    voice: str | dict[str, Any] | None = None
+    """Output voice (`alloy`, `marin`, ...), or a custom voice `{id: voice_...}` (GA sessions)."""
+    speed: float | None = Field(default=None, ge=0.25, le=1.5)
+    """How fast the answer is spoken (GA `audio.output.speed`)."""
+    noise_reduction: dict[str, Any] | None = None
+    """Input noise reduction, `{type: near_field}` or `{type: far_field}` (GA `audio.input.noise_reduction`)."""
+    truncation: str | dict[str, Any] | None = None
+    """How the server trims a long conversation: `auto`, `disabled`, or `{type: retention_ratio, ...}` (GA)."""
+    prompt: dict[str, Any] | None = None
+    """A stored prompt: `{id, version, variables}` (GA); its instructions and tools come from the platform."""
+    include: list[str] | None = None
+    """Extra fields the server adds to its events, e.g. `item.input_audio_transcription.logprobs` (GA)."""
     input_audio_format: AudioFormat | None = None
     """Format of input audio (`pcm16` by default)."""
     output_audio_format: AudioFormat | None = None
@@ -114,11 +124,15 @@ class EventBuilder:
             audio_input["format"] = _GA_FORMATS[config.input_audio_format]
         if config.input_audio_transcription is not None:
             audio_input["transcription"] = config.input_audio_transcription
+        if config.noise_reduction is not None:
+            audio_input["noise_reduction"] = config.noise_reduction
         audio_output: dict[str, Any] = {}
         if config.output_audio_format:
             audio_output["format"] = _GA_FORMATS[config.output_audio_format]
         if config.voice:
             audio_output["voice"] = config.voice
+        if config.speed is not None:
+            audio_output["speed"] = config.speed
         session["audio"] = {"input": audio_input, **({"output": audio_output} if audio_output else {})}
         if config.tools:
             session["tools"] = native_tools(config.tools)
@@ -130,6 +144,10 @@ class EventBuilder:
             session["parallel_tool_calls"] = config.parallel_tool_calls
         if config.reasoning is not None:
             session["reasoning"] = config.reasoning
+        for key in ("truncation", "prompt", "include"):
+            value = getattr(config, key)
+            if value is not None:
+                session[key] = value
         return session
 
     def _beta_session(self, config: RealtimeConfig) -> dict[str, Any]:
@@ -137,7 +155,7 @@ class EventBuilder:
         session: dict[str, Any] = {"modalities": modalities, "turn_detection": config.turn_detection}
         if config.instructions is not None:
             session["instructions"] = config.instructions
-        if config.voice:
+        if isinstance(config.voice, str) and config.voice:  # a custom voice ({id}) is GA only: warned at load
             session["voice"] = config.voice
         if config.input_audio_format:
             session["input_audio_format"] = config.input_audio_format

@@ -142,6 +142,8 @@ class OutputItemAdded:
 
     response_id: str | None
     item_id: str | None
+    phase: str | None = None
+    """`commentary` or `final_answer` on the assistant messages of newer models (GA); None elsewhere."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +175,9 @@ class ResponseDone:
     reason: str | None = None
     error: ErrorBody | None = None
     texts: tuple[str, ...] = ()
-    """The text (or transcript) of each message content part of the output, in order."""
+    """The text (or transcript) of each message content part of the output, in order (commentary aside)."""
+    commentary: tuple[str, ...] = ()
+    """The text of the output's `commentary` messages (what a reasoning model says while it works)."""
     calls: tuple[PendingCall, ...] = ()
     usage: Usage = field(default_factory=Usage)
     unreadable: tuple[str, ...] = ()
@@ -309,7 +313,9 @@ def _read(kind: str, event: dict[str, Any], note: Note) -> ServerEvent | None:
     if kind == "response.output_item.added":
         item = field_mapping(event, "item", kind, note)
         return OutputItemAdded(
-            field_text(event, "response_id", kind, note), field_text(item, "id", f"{kind}: item", note)
+            field_text(event, "response_id", kind, note),
+            field_text(item, "id", f"{kind}: item", note),
+            field_text(item, "phase", f"{kind}: item", note) if "phase" in item else None,
         )
     if kind == "error":
         return ErrorEvent(_error_body(event.get("error"), kind, note))
@@ -358,6 +364,7 @@ def _response_done(event: dict[str, Any], note: Note) -> ResponseDone:
     reason = field_text(details, "reason", f"{where}.status_details", note)
     error = _error_body(details["error"], f"{where}.status_details", note) if details.get("error") else None
     texts: list[str] = []
+    commentary: list[str] = []
     calls: list[PendingCall] = []
     unreadable: list[str] = []
     output = response.get("output")
@@ -366,7 +373,10 @@ def _response_done(event: dict[str, Any], note: Note) -> ResponseDone:
         unreadable.append("output")
         output = None
     for index, item in enumerate(output or []):
-        _read_output_item(item, f"{where}.output[{index}]", note, texts, calls, unreadable)
+        is_commentary = isinstance(item, dict) and item.get("phase") == "commentary"
+        _read_output_item(
+            item, f"{where}.output[{index}]", note, commentary if is_commentary else texts, calls, unreadable
+        )
     return ResponseDone(
         response_id=field_text(response, "id", where, note),
         out_of_band=_out_of_band(response),
@@ -374,6 +384,7 @@ def _response_done(event: dict[str, Any], note: Note) -> ResponseDone:
         reason=reason,
         error=error,
         texts=tuple(texts),
+        commentary=tuple(commentary),
         calls=tuple(calls),
         usage=_usage(response.get("usage"), f"{where}.usage", note),
         unreadable=tuple(unreadable),
