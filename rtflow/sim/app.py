@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from rtflow.sim.chat import chat_completions, error_body, openai_error
 from rtflow.sim.dialects import BETA, GA
-from rtflow.sim.realtime import RealtimeConnection
+from rtflow.sim.realtime import RealtimeConnection, refuse_connection
 from rtflow.sim.runtime import SimRuntime
 from rtflow.sim.speech import speech
 from rtflow.sim.uvicorn_glue import abort_connection
@@ -119,19 +119,7 @@ async def _realtime(runtime: SimRuntime, scope: Scope, receive: Receive, send: S
         await _deny(send, 404, f"Unknown WebSocket path {path}.", "invalid_request_error", "unknown_url")
         return
     model = query.get("model") or query.get("deployment") or ""
-    if not model:
-        await _deny(
-            send, 400, "Missing required parameter: 'model'.", "invalid_request_error", "missing_required_parameter"
-        )
-        return
     headers = _headers(scope)
-    key_problem = runtime.key_error(_api_key(headers))
-    if key_problem == "missing_api_key":
-        await _deny(send, 401, "Missing bearer or basic authentication in header.", "invalid_request_error", None)
-        return
-    if key_problem is not None:
-        await _deny(send, 401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
-        return
     fault = runtime.faults.pick_handshake(model)
     expire_after = None
     if fault is not None and fault.kind == "status":
@@ -154,4 +142,37 @@ async def _realtime(runtime: SimRuntime, scope: Scope, receive: Receive, send: S
         runtime.log.record(
             conn_id, "in", "realtime", "<connect>", {"path": path, "model": model, "dialect": dialect.name}
         )
+    refusal = _refusal(runtime, headers, model, dialect.is_beta)
+    if refusal is not None:
+        await refuse_connection(runtime, send, conn_id, *refusal)
+        return
     await RealtimeConnection(runtime, send, receive, dialect, model, conn_id).serve(expire_after)
+
+
+_KEY_HELP = "You can find your API key at https://platform.openai.com/account/api-keys."
+
+
+def _refusal(runtime: SimRuntime, headers: dict[str, str], model: str, beta: bool) -> tuple[str, str, int] | None:
+    """Why the live service would refuse this upgraded socket: (error code, message, close code), or None.
+
+    Live, a bad key or a missing or unknown model is not refused at the handshake: the upgrade succeeds, an
+    `error` event follows, then close 3000. A GA-only service refuses the beta shape the same way with close 4000.
+    The key is never echoed.
+    """
+    key_problem = runtime.key_error(_api_key(headers))
+    if key_problem == "missing_api_key":
+        return "invalid_api_key", f"You didn't provide an API key. {_KEY_HELP}", 3000
+    if key_problem is not None:
+        return "invalid_api_key", f"Incorrect API key provided. {_KEY_HELP}", 3000
+    if not model:
+        return "model_not_found", "You must provide a model parameter.", 3000
+    known = runtime.config.models
+    if known is not None and model not in known:
+        return "model_not_found", f"The model `{model}` does not exist or you do not have access to it.", 3000
+    if beta and runtime.config.refuse_beta:
+        return (
+            "beta_api_shape_disabled",
+            "The beta Realtime API shape (OpenAI-Beta: realtime=v1) is no longer supported; use the GA interface.",
+            4000,
+        )
+    return None

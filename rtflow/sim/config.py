@@ -130,7 +130,15 @@ class SimConfig(_Strict):
     script: Path | None = None
     """A YAML rules file (list of `{match, reply}` or `{match, call: {name, arguments}}`) that overrides the model."""
     require_key: str | None = None
-    """When set, only this API key is accepted; otherwise any non-empty key is."""
+    """When set, only this API key is accepted; otherwise any non-empty key is. A refused key gets what the live
+    service sends: the socket is upgraded, an `error` event (`invalid_api_key`) follows, then close 3000."""
+    models: list[str] | None = None
+    """When set, the only Realtime models that exist: any other gets an `error` event (`model_not_found`) and close
+    3000, as live. None accepts every model name (tests and Azure deployments use made-up names); a missing model
+    is always refused."""
+    refuse_beta: bool = False
+    """Act as OpenAI's GA-only service: a beta-shape connection (`OpenAI-Beta: realtime=v1`) gets an `error` event
+    (`beta_api_shape_disabled`) and close 4000. Off by default: beta stays for third-party-server tests."""
     log_path: Path | None = None
     """A JSONL file that receives every event in and out."""
     record_events: bool = False

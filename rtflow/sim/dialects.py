@@ -38,8 +38,12 @@ class Dialect:
             "response.audio_transcript.done" if self.is_beta else "response.output_audio_transcript.done"
         )
 
-    def session(self, session_id: str, settings: SessionSettings) -> dict[str, Any]:
-        """The session object of `session.created` / `session.updated`."""
+    def session(self, session_id: str, settings: SessionSettings, expires_at: int) -> dict[str, Any]:
+        """The session object of `session.created` / `session.updated`.
+
+        GA: every field the official session type declares that the simulator keeps, plus the live-only `id`,
+        `object` and `expires_at` (REALTIME_PROTOCOL.md); `reasoning` only once the client has set it.
+        """
         if self.is_beta:
             return {
                 "id": session_id,
@@ -49,16 +53,17 @@ class Dialect:
                 "input_audio_format": settings.input_format,
                 "output_audio_format": settings.output_format,
                 "input_audio_transcription": settings.transcription,
-                "turn_detection": settings.turn_detection,
+                "turn_detection": _beta_turn_detection(settings.turn_detection),
                 "tools": settings.tools,
                 "tool_choice": settings.tool_choice if isinstance(settings.tool_choice, str) else "required",
                 "temperature": settings.temperature,
                 "max_response_output_tokens": settings.max_output_tokens,
             }
-        return {
+        session: dict[str, Any] = {
             "type": "realtime",
             "object": "realtime.session",
             "id": session_id,
+            "expires_at": expires_at,
             "model": settings.model,
             "output_modalities": settings.output_modalities,
             "instructions": settings.instructions,
@@ -69,7 +74,7 @@ class Dialect:
                 "input": {
                     "format": _GA_FORMAT_SHAPES[settings.input_format],
                     "transcription": settings.transcription,
-                    "turn_detection": settings.turn_detection,
+                    "turn_detection": _ga_turn_detection(settings.turn_detection),
                     "noise_reduction": None,
                 },
                 "output": {
@@ -78,15 +83,24 @@ class Dialect:
                     "speed": 1.0,
                 },
             },
+            "include": settings.include,
+            "prompt": settings.prompt,
+            "truncation": settings.truncation,
             "tracing": None,
         }
+        if settings.reasoning is not None:
+            session["reasoning"] = settings.reasoning
+        return session
 
     def item(self, item: dict[str, Any]) -> dict[str, Any]:
-        """An item as this dialect shows it (assistant content types differ)."""
-        if not self.is_beta or item.get("role") != "assistant":
+        """An item as this dialect shows it: beta items say `object: realtime.item` (live GA items never do), and
+        assistant content types differ."""
+        if not self.is_beta:
             return item
+        if item.get("role") != "assistant":
+            return {"object": "realtime.item", **item}
         content = [{**part, "type": _BETA_CONTENT_TYPES.get(part["type"], part["type"])} for part in item["content"]]
-        return {**item, "content": content}
+        return {"object": "realtime.item", **item, "content": content}
 
     def item_from_client(self, item: dict[str, Any]) -> dict[str, Any]:
         """A client's item in the neutral (GA) shape."""
@@ -132,6 +146,20 @@ class Dialect:
             body["output_modalities"] = settings.output_modalities
             body["audio"] = {"output": {"format": _GA_FORMAT_SHAPES[settings.output_format], "voice": settings.voice}}
         return body
+
+
+def _ga_turn_detection(detection: dict[str, Any] | None) -> dict[str, Any] | None:
+    """GA `server_vad` always states `idle_timeout_ms` (null: no idle timeout), as the live service does."""
+    if detection is None or detection.get("type") != "server_vad":
+        return detection
+    return {**detection, "idle_timeout_ms": detection.get("idle_timeout_ms")}
+
+
+def _beta_turn_detection(detection: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Beta turn detection has no `idle_timeout_ms`."""
+    if detection is None or "idle_timeout_ms" not in detection:
+        return detection
+    return {key: value for key, value in detection.items() if key != "idle_timeout_ms"}
 
 
 GA = Dialect("ga")

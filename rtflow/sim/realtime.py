@@ -19,6 +19,7 @@ import base64
 import binascii
 import json
 import math
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ from anyio.abc import TaskGroup
 from rtflow.audio.formats import audio_seconds
 from rtflow.sim.audio import EnergyVad, input_transcript
 from rtflow.sim.dialects import Dialect
+from rtflow.sim.ids import IdSource
 from rtflow.sim.model import item_text, respond
 from rtflow.sim.responses import ConnectionDropped, ResponseRun
 from rtflow.sim.runtime import SimRuntime
@@ -35,10 +37,15 @@ from rtflow.sim.session_state import SessionSettings, SettingsError, apply_beta_
 from rtflow.sim.voice import SpokenTimeline
 from rtflow.sim.wire import ASGISend, FrameWriter, dump, dump_string
 
-__all__ = ["RealtimeConnection"]
+__all__ = ["RealtimeConnection", "refuse_connection"]
 
 ASGIReceive = Callable[[], Awaitable[Mapping[str, Any]]]
 _MIN_COMMIT_S = 0.1
+_SESSION_LIFETIME_S = 3600
+"""A session's `expires_at` is this long after it starts (the live cap is 60 minutes)."""
+_TOKEN_BILLED_TRANSCRIPTION = ("gpt-4o-transcribe", "gpt-4o-mini-transcribe")
+"""Transcription models billed in tokens (dated variants included); others (`whisper-1`) are billed in seconds."""
+_AUDIO_TOKENS_PER_S = 10
 
 
 def context_record(response_id: str, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -60,6 +67,46 @@ def _context_text(item: Mapping[str, Any]) -> str:
     return item_text(item)
 
 
+def transcription_usage(transcription: Mapping[str, Any] | None, seconds: float, transcript: str) -> dict[str, Any]:
+    """The `usage` of a completed input transcription, billed as the session's transcription model is.
+
+    `gpt-4o-transcribe` and `gpt-4o-mini-transcribe` are billed in tokens (audio in, transcript text out);
+    `whisper-1`, and any model not known to bill in tokens, in seconds of audio.
+    """
+    model = str((transcription or {}).get("model") or "whisper-1")
+    if not model.startswith(_TOKEN_BILLED_TRANSCRIPTION):
+        return {"type": "duration", "seconds": round(seconds, 3)}
+    audio_tokens = max(1, math.ceil(seconds * _AUDIO_TOKENS_PER_S))
+    output_tokens = len(transcript.split())
+    return {
+        "type": "tokens",
+        "input_tokens": audio_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": audio_tokens + output_tokens,
+        "input_token_details": {"text_tokens": 0, "audio_tokens": audio_tokens},
+    }
+
+
+async def refuse_connection(
+    runtime: SimRuntime, send: ASGISend, conn_id: str, code: str, message: str, close: int
+) -> None:
+    """End an upgraded socket as the live service refuses one: an `error` event, then a close frame.
+
+    The close reason is the error code, so that a client that only sees the close can still tell why.
+    """
+    event = {
+        "type": "error",
+        "event_id": IdSource(runtime.config.seed, conn_id).make("event"),
+        "error": {"type": "invalid_request_error", "code": code, "message": message, "param": None, "event_id": None},
+    }
+    if runtime.log.enabled:
+        runtime.log.record(conn_id, "out", "realtime", "error", event)
+        runtime.log.record(conn_id, "out", "realtime", "<close>", {"code": close})
+    writer = FrameWriter(send)
+    await writer.send_text(dump(event))
+    await writer.close(close, code)
+
+
 class RealtimeConnection:
     """The state machine of one session, from `session.created` to the socket's close."""
 
@@ -74,13 +121,13 @@ class RealtimeConnection:
         self.settings = SessionSettings(model=model)
         if dialect.is_beta:
             self.settings.output_modalities = ["audio"]
-        self.session_id = f"sess_{conn_id}"
-        self.conversation_id = f"conv_{conn_id}"
+        self._ids = IdSource(runtime.config.seed, conn_id)
+        self.session_id = self._ids.make("sess")
+        self.conversation_id = self._ids.make("conv")
+        self.expires_at = int(time.time()) + _SESSION_LIFETIME_S
         self.items: list[dict[str, Any]] = []
         self._by_id: dict[str, dict[str, Any]] = {}
         self._spoken: dict[str, SpokenTimeline] = {}
-        self._ids = 0
-        self._events_out = 0
         self._audio = bytearray()
         self._vad: EnergyVad | None = None
         self._speech_item = ""
@@ -106,14 +153,12 @@ class RealtimeConnection:
     # ---- wire ---------------------------------------------------------------------------------------------
 
     def new_id(self, prefix: str) -> str:
-        """A fresh id, unique within the server (`item_rt-3_7`)."""
-        self._ids += 1
-        return f"{prefix}_{self.conn_id}_{self._ids}"
+        """A fresh id in the live shape (`item_` and 21 base-62 characters), reproducible from the seed."""
+        return self._ids.make(prefix)
 
     async def emit(self, event: dict[str, Any]) -> None:
         """Send one server event (its `event_id` is added here)."""
-        self._events_out += 1
-        event["event_id"] = f"event_{self.conn_id}_{self._events_out}"
+        event["event_id"] = self._ids.make("event")
         text = dump(event)
         if self._log is not None:
             # What was sent, not the live dict: items are changed in place as a response goes on.
@@ -124,10 +169,17 @@ class RealtimeConnection:
         """The JSON of a delta event up to its `delta` value, for `emit_delta`."""
         return dump({"type": event_type, **where})[:-1] + ',"delta":'
 
-    async def emit_delta(self, head: str, delta: str) -> None:
-        """`emit` for the many deltas of one content part: the fixed part of the event is encoded once."""
-        self._events_out += 1
-        text = f'{head}{dump_string(delta)},"event_id":"event_{self.conn_id}_{self._events_out}"}}'
+    def obfuscation(self, delta: str) -> str:
+        """The `obfuscation` padding the live GA service adds to text, transcript and argument deltas."""
+        return self._ids.obfuscation(delta)
+
+    async def emit_delta(self, head: str, delta: str, obfuscate: bool = False) -> None:
+        """`emit` for the many deltas of one content part: the fixed part of the event is encoded once.
+
+        With `obfuscate` (GA text and transcript deltas) the event carries the live `obfuscation` padding.
+        """
+        padding = f',"obfuscation":"{self._ids.obfuscation(delta)}"' if obfuscate else ""
+        text = f'{head}{dump_string(delta)},"event_id":"{self._ids.make("event")}"{padding}}}'
         if self._log is not None:
             event = json.loads(text)
             self._log.record(self.conn_id, "out", "realtime", event["type"], event)
@@ -171,27 +223,27 @@ class RealtimeConnection:
         )
 
     async def send_rate_limits(self, tokens_used: int) -> None:
-        """`rate_limits.updated` with the configured limits (never exhausted: faults do that)."""
+        """`rate_limits.updated` with the configured limits (never exhausted: faults do that).
+
+        The live GA service reports only the `tokens` limit; beta servers report `requests` and `tokens`.
+        """
         config = self.runtime.config
-        await self.emit(
-            {
-                "type": "rate_limits.updated",
-                "rate_limits": [
-                    {
-                        "name": "requests",
-                        "limit": config.rate_limit_requests,
-                        "remaining": config.rate_limit_requests - 1,
-                        "reset_seconds": 0.006,
-                    },
-                    {
-                        "name": "tokens",
-                        "limit": config.rate_limit_tokens,
-                        "remaining": max(config.rate_limit_tokens - tokens_used, 0),
-                        "reset_seconds": 0.12,
-                    },
-                ],
+        tokens = {
+            "name": "tokens",
+            "limit": config.rate_limit_tokens,
+            "remaining": max(config.rate_limit_tokens - tokens_used, 0),
+            "reset_seconds": 0.12,
+        }
+        limits = [tokens]
+        if self.dialect.is_beta:
+            requests = {
+                "name": "requests",
+                "limit": config.rate_limit_requests,
+                "remaining": config.rate_limit_requests - 1,
+                "reset_seconds": 0.006,
             }
-        )
+            limits = [requests, tokens]
+        await self.emit({"type": "rate_limits.updated", "rate_limits": limits})
 
     # ---- conversation -------------------------------------------------------------------------------------
 
@@ -229,9 +281,7 @@ class RealtimeConnection:
         try:
             async with anyio.create_task_group() as tasks:
                 self._tasks = tasks
-                await self.emit(
-                    {"type": "session.created", "session": self.dialect.session(self.session_id, self.settings)}
-                )
+                await self.emit({"type": "session.created", "session": self._session_object()})
                 if expire_after is not None:
                     tasks.start_soon(self._expire, expire_after)
                 await self._read_loop()
@@ -244,6 +294,9 @@ class RealtimeConnection:
             await self._end_responses()
         if self._response_failure is not None:
             raise self._response_failure
+
+    def _session_object(self) -> dict[str, Any]:
+        return self.dialect.session(self.session_id, self.settings, self.expires_at)
 
     async def _end_responses(self) -> None:
         responses = list(self._responses)
@@ -260,7 +313,7 @@ class RealtimeConnection:
                 return
             text = message.get("text")
             if text is None:
-                await self.error("invalid_event", "Binary frames are not supported; send JSON text.", None, None)
+                await self.error("invalid_json", "Binary frames are not supported; send JSON text.", None, None)
                 continue
             await self._dispatch(text)
 
@@ -269,12 +322,13 @@ class RealtimeConnection:
             event = json.loads(text)
         except ValueError:
             event = None
+            problem = "invalid_json", "The server could not parse the event: it is not valid JSON."
+        else:
+            problem = "invalid_event", "The server could not parse the event: expected a JSON object."
         if not isinstance(event, dict):
             if self._log is not None:
                 self._log.record(self.conn_id, "in", "realtime", "<malformed>", text)
-            await self.error(
-                "invalid_event", "The server could not parse the event: expected a JSON object.", None, None
-            )
+            await self.error(*problem, None, None)
             return
         event_type = event.get("type")
         if self._log is not None:
@@ -311,7 +365,7 @@ class RealtimeConnection:
     async def _session_update(self, event: dict[str, Any]) -> None:
         self.settings = self._apply(event.get("session"))
         self._vad = None
-        await self.emit({"type": "session.updated", "session": self.dialect.session(self.session_id, self.settings)})
+        await self.emit({"type": "session.updated", "session": self._session_object()})
 
     def _check_item(self, raw: Any) -> dict[str, Any]:
         if not isinstance(raw, dict):
@@ -353,7 +407,7 @@ class RealtimeConnection:
         item.setdefault("id", self.new_id("item"))
         if item["id"] in self._by_id:
             raise SettingsError("invalid_value", f"Item with id '{item['id']}' already exists.", "item.id")
-        item["object"] = "realtime.item"
+        item.pop("object", None)  # the neutral item has none; the beta dialect shows one
         item["status"] = "completed"
         return item
 
@@ -370,11 +424,12 @@ class RealtimeConnection:
         return dict(part)
 
     async def _announce_item(self, item: dict[str, Any], previous: str | None) -> None:
+        shown = self.dialect.item(item)
         if self.dialect.is_beta:
-            await self.emit({"type": "conversation.item.created", "previous_item_id": previous, "item": item})
+            await self.emit({"type": "conversation.item.created", "previous_item_id": previous, "item": shown})
         else:
-            await self.emit({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
-            await self.emit({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
+            await self.emit({"type": "conversation.item.added", "previous_item_id": previous, "item": shown})
+            await self.emit({"type": "conversation.item.done", "previous_item_id": previous, "item": shown})
 
     async def _item_create(self, event: dict[str, Any]) -> None:
         item = self._check_item(event.get("item"))
@@ -501,7 +556,6 @@ class RealtimeConnection:
         transcript = input_transcript(seconds)
         item = {
             "id": item_id or self.new_id("item"),
-            "object": "realtime.item",
             "type": "message",
             "status": "completed",
             "role": "user",
@@ -519,7 +573,7 @@ class RealtimeConnection:
                     "item_id": item["id"],
                     "content_index": 0,
                     "transcript": transcript,
-                    "usage": {"type": "duration", "seconds": round(seconds, 3)},
+                    "usage": transcription_usage(self.settings.transcription, seconds, transcript),
                 }
             )
 
@@ -527,14 +581,16 @@ class RealtimeConnection:
         """The transcript as it streams, a word a delta, before its `.completed` (as newer services send it)."""
         words = transcript.split(" ")
         for position, word in enumerate(words):
-            await self.emit(
-                {
-                    "type": "conversation.item.input_audio_transcription.delta",
-                    "item_id": item_id,
-                    "content_index": 0,
-                    "delta": word if position == len(words) - 1 else word + " ",
-                }
-            )
+            delta = word if position == len(words) - 1 else word + " "
+            event = {
+                "type": "conversation.item.input_audio_transcription.delta",
+                "item_id": item_id,
+                "content_index": 0,
+                "delta": delta,
+            }
+            if not self.dialect.is_beta:
+                event["obfuscation"] = self.obfuscation(delta)
+            await self.emit(event)
 
     async def _audio_clear(self, event: dict[str, Any]) -> None:
         self._audio = bytearray()

@@ -13,6 +13,13 @@ live order: `response.output_audio.done` and `response.output_audio_transcript.d
 `response.output_item.done` with the item `incomplete`; then `response.done` (`cancelled`). An open function
 call gets no `response.function_call_arguments.done`. Spoken answers follow `rtflow.sim.voice`'s timeline.
 
+Live-only keys (REALTIME_PROTOCOL.md): GA text, transcript and argument deltas carry `obfuscation`; GA usage has
+`output_token_details.reasoning_tokens`; beta `response.function_call_arguments.done` carries `name` too. Phases:
+GA assistant messages of the phased models (`PHASED_MODELS`, gpt-realtime-2 and later) say `phase: final_answer`.
+When such a session also has `reasoning: {effort}` (any effort but `minimal`), the response first streams a short
+message with `phase: commentary` (a preamble, as those models send before they answer or call a tool), then the
+answer. Other models never carry `phase`; beta never does.
+
 A response sees its session only through `ResponseSession`, the few things it asks of it: `rtflow.sim.realtime`
 imports this module, never the other way round.
 """
@@ -32,7 +39,13 @@ from rtflow.sim.runtime import SimRuntime
 from rtflow.sim.session_state import SessionSettings
 from rtflow.sim.voice import SpokenAnswer, SpokenTimeline
 
-__all__ = ["ConnectionDropped", "ResponseRun", "ResponseSession"]
+__all__ = ["PHASED_MODELS", "ConnectionDropped", "ResponseRun", "ResponseSession"]
+
+PHASED_MODELS = frozenset({"gpt-realtime-2", "gpt-realtime-2.1", "gpt-realtime-2.1-mini"})
+"""Models whose assistant messages carry `phase` (`final_answer`, or `commentary` for a preamble)."""
+COMMENTARY = "Let me think about that."
+"""The preamble a reasoning session of a phased model sends before its answer."""
+_REASONING_TOKENS = {"minimal": 0, "low": 16, "medium": 64, "high": 192, "xhigh": 384}
 
 
 class ConnectionDropped(Exception):
@@ -69,8 +82,11 @@ class ResponseSession(Protocol):
     def delta_head(self, event_type: str, where: dict[str, Any]) -> str:
         """The encoded start of a delta event, for `emit_delta`."""
 
-    async def emit_delta(self, head: str, delta: str) -> None:
-        """Send one delta event whose start `delta_head` encoded."""
+    async def emit_delta(self, head: str, delta: str, obfuscate: bool = False) -> None:
+        """Send one delta event whose start `delta_head` encoded (with `obfuscation` padding if asked)."""
+
+    def obfuscation(self, delta: str) -> str:
+        """The `obfuscation` padding of one delta."""
 
     async def send_raw(self, text: str) -> None:
         """Send a frame as it is (the `malformed` fault)."""
@@ -152,6 +168,8 @@ class ResponseRun:
                 await conn.send_raw('{"type": "response.output_text.delta", "delta": "unterminated')
             await conn.runtime.latency.first_delta()
             text, limited = self._limited_text()
+            if self._comments():
+                await self._stream_message(COMMENTARY, "commentary")
             if text:
                 await self._stream_message(text)
             if not limited:
@@ -183,6 +201,19 @@ class ResponseRun:
         await emit({"type": "response.done", "response": self._body(status, details, usage)})
         await conn.send_rate_limits(usage["total_tokens"])
 
+    def _phased(self) -> bool:
+        """Whether assistant messages carry `phase` (GA, a phased model)."""
+        return not self.connection.dialect.is_beta and self.settings.model in PHASED_MODELS
+
+    def _effort(self) -> str | None:
+        """The session's reasoning effort, if it set one."""
+        effort = (self.settings.reasoning or {}).get("effort")
+        return effort if isinstance(effort, str) else None
+
+    def _comments(self) -> bool:
+        """Whether a `commentary` message precedes the answer: a phased model reasoning above `minimal`."""
+        return self._phased() and self._effort() not in (None, "minimal") and bool(self.reply.text or self.reply.calls)
+
     def _limited_text(self) -> tuple[str | None, bool]:
         text = self.reply.text
         limit = self.settings.max_output_tokens
@@ -207,13 +238,23 @@ class ResponseRun:
         text_out = self.reply.output_tokens
         audio_out = round(self.audio_bytes / BYTES_PER_SECOND[self.settings.output_format] * 10)
         input_tokens = self.reply.input_tokens
-        output_tokens = text_out + audio_out
+        reasoning = _REASONING_TOKENS.get(self._effort() or "", 0) if self._phased() else 0
+        output_tokens = text_out + audio_out + reasoning
+        output_details: dict[str, Any] = {"text_tokens": text_out, "audio_tokens": audio_out}
+        if not self.connection.dialect.is_beta:
+            output_details["reasoning_tokens"] = reasoning  # live GA only; counted in output_tokens
         return {
             "total_tokens": input_tokens + output_tokens,
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
-            "input_token_details": {"cached_tokens": 0, "text_tokens": input_tokens, "audio_tokens": 0},
-            "output_token_details": {"text_tokens": text_out, "audio_tokens": audio_out},
+            "input_token_details": {
+                "cached_tokens": 0,
+                "text_tokens": input_tokens,
+                "audio_tokens": 0,
+                "image_tokens": 0,
+                "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
+            },
+            "output_token_details": output_details,
         }
 
     async def _open_item(self, item: dict[str, Any], audio: bool = False) -> _OpenItem:
@@ -277,17 +318,18 @@ class ResponseRun:
             await emit({"type": dialect.text_done, **where, "text": text})
             await emit({"type": "response.content_part.done", **where, "part": {"type": "text", "text": text}})
 
-    async def _stream_message(self, text: str) -> None:
+    async def _stream_message(self, text: str, phase: str = "final_answer") -> None:
         conn = self.connection
         audio = self.settings.output_modalities == ["audio"]
         item: dict[str, Any] = {
             "id": conn.new_id("item"),
-            "object": "realtime.item",
             "type": "message",
             "status": "in_progress",
             "role": "assistant",
             "content": [],
         }
+        if self._phased():
+            item["phase"] = phase
         opened = await self._open_item(item, audio)
         where = {
             "response_id": self.response_id,
@@ -316,6 +358,7 @@ class ResponseRun:
         conn = self.connection
         assert opened.where is not None
         head = conn.delta_head(conn.dialect.text_delta, opened.where)
+        obfuscate = not conn.dialect.is_beta
         words = text.split(" ")
         last = len(words) - 1
         sent = opened.sent
@@ -324,7 +367,7 @@ class ResponseRun:
                 await conn.runtime.latency.per_delta()
             chunk = word if position == last else word + " "
             sent.append(chunk)
-            await conn.emit_delta(head, chunk)
+            await conn.emit_delta(head, chunk, obfuscate)
             content["text"] = "".join(sent)
             if position == 0 and self.fault is not None and self.fault.kind == "close":
                 await conn.drop(self.fault.close_code)
@@ -353,6 +396,7 @@ class ResponseRun:
         lead_s = voice.audio_lead_ms / 1000
         started = 0.0
         sent = opened.sent
+        obfuscate = not conn.dialect.is_beta
         for index, step in enumerate(steps):
             if paced:
                 if index and index * chunk_s > lead_s:
@@ -363,7 +407,7 @@ class ResponseRun:
                 await conn.runtime.latency.per_delta()
             for piece in step.transcript:
                 sent.append(piece)
-                await conn.emit_delta(transcript_head, piece)
+                await conn.emit_delta(transcript_head, piece, obfuscate)
             await conn.emit_delta(audio_head, step.audio)
             self.audio_bytes += step.size
             if timeline.cut_ms is None:  # a truncated item keeps what the truncation left it
@@ -378,7 +422,6 @@ class ResponseRun:
         conn = self.connection
         item: dict[str, Any] = {
             "id": conn.new_id("item"),
-            "object": "realtime.item",
             "type": "function_call",
             "status": "in_progress",
             "name": name,
@@ -392,7 +435,10 @@ class ResponseRun:
             "output_index": opened.output_index,
             "call_id": item["call_id"],
         }
-        await conn.emit({"type": "response.function_call_arguments.delta", **where, "delta": arguments})
+        delta: dict[str, Any] = {"type": "response.function_call_arguments.delta", **where, "delta": arguments}
+        if not conn.dialect.is_beta:
+            delta["obfuscation"] = conn.obfuscation(arguments)
+        await conn.emit(delta)
         if self.fault is not None and self.fault.kind == "close" and self.reply.text is None:
             await conn.drop(self.fault.close_code)
             raise ConnectionDropped
@@ -400,8 +446,8 @@ class ResponseRun:
         if self.cancelled:
             await self._cancel_lands()
         self.open_item = None
-        done: dict[str, Any] = {"type": "response.function_call_arguments.done", **where, "arguments": arguments}
-        if not conn.dialect.is_beta:
-            done["name"] = name
-        await conn.emit(done)
+        # `name` is declared by the GA type; the live beta service sends it too.
+        await conn.emit(
+            {"type": "response.function_call_arguments.done", **where, "arguments": arguments, "name": name}
+        )
         await self._close_item(item, opened.output_index)

@@ -50,6 +50,11 @@ class SessionSettings:
     tool_choice: Any = "auto"
     max_output_tokens: int | str = "inf"
     temperature: float = 0.8
+    include: list[str] | None = None
+    prompt: dict[str, Any] | None = None
+    truncation: Any = "auto"
+    reasoning: dict[str, Any] | None = None
+    """GA `reasoning` (`{effort}`): with a phased model it brings a `commentary` item (`rtflow.sim.responses`)."""
 
     def copy(self) -> SessionSettings:
         """A copy whose lists and dicts can be changed without touching this one."""
@@ -170,12 +175,37 @@ def apply_ga_update(settings: SessionSettings, update: Any, *, response: bool = 
         new.tool_choice = _check_tool_choice(prefix, update["tool_choice"])
     if "max_output_tokens" in update:
         new.max_output_tokens = _check_max_tokens(f"{prefix}.max_output_tokens", update["max_output_tokens"])
+    _apply_ga_extras(new, prefix, update)
     audio = update.get("audio")
     if audio is not None:
         if not isinstance(audio, dict):
             raise _invalid(f"{prefix}.audio", "Invalid type for 'audio': expected an object.")
         _apply_ga_audio(new, prefix, audio, response)
     return new
+
+
+def _apply_ga_extras(new: SessionSettings, prefix: str, update: dict[str, Any]) -> None:
+    """`include`, `prompt`, `truncation` and `reasoning`: kept so that the session echoes them back."""
+    if "include" in update:
+        include = update["include"]
+        if include is not None and not (isinstance(include, list) and all(isinstance(x, str) for x in include)):
+            raise _invalid(f"{prefix}.include", "Invalid type for 'include': expected an array of strings.")
+        new.include = include
+    if "prompt" in update:
+        prompt = update["prompt"]
+        if prompt is not None and not (isinstance(prompt, dict) and isinstance(prompt.get("id"), str)):
+            raise _invalid(f"{prefix}.prompt", "Invalid value for 'prompt': expected an object with an 'id'.")
+        new.prompt = prompt
+    if "truncation" in update:
+        truncation = update["truncation"]
+        if truncation not in ("auto", "disabled") and not isinstance(truncation, dict):
+            raise _invalid(f"{prefix}.truncation", "Invalid value for 'truncation': expected 'auto' or 'disabled'.")
+        new.truncation = truncation
+    if "reasoning" in update:
+        reasoning = update["reasoning"]
+        if reasoning is not None and not isinstance(reasoning, dict):
+            raise _invalid(f"{prefix}.reasoning", "Invalid type for 'reasoning': expected an object.")
+        new.reasoning = reasoning
 
 
 def _ga_format(param: str, value: Any) -> str:

@@ -249,7 +249,7 @@ async def test_error_event_is_a_server_error(dialect: str) -> None:
 @DIALECTS
 @pytest.mark.anyio
 async def test_handshake_refusals(dialect: str) -> None:
-    """401 names the key's source, 403 explains its likely causes, 429 carries Retry-After; none leak the key."""
+    """A wrong key names the key's source, 403 explains its likely causes, 429 carries Retry-After; none leak it."""
     faults = [
         Fault(kind="status", endpoint="realtime", status=403, times=1),
         Fault(kind="status", endpoint="realtime", status=429, retry_after=7, times=1),
@@ -266,7 +266,9 @@ async def test_handshake_refusals(dialect: str) -> None:
     assert forbidden.value.status == 403 and not forbidden.value.retryable
     assert "access to this model" in str(forbidden.value) and "WebSockets" in str(forbidden.value)
     assert limited.value.retry_after == 7.0 and limited.value.retryable and "retry after 7 s" in str(limited.value)
-    assert unauthorized.value.status == 401 and "config api_key" in str(unauthorized.value)
+    # As live, a wrong key is not refused at the handshake: an `error` event (invalid_api_key), then close 3000.
+    assert unauthorized.value.code == "invalid_api_key" and not unauthorized.value.retryable
+    assert "config api_key" in str(unauthorized.value)
     assert "sk-wrong-key-value" not in str(unauthorized.value)
 
 

@@ -2,12 +2,14 @@
 
 The package's `RealtimeServerEvent` unions are not discriminated for pydantic and allow extra keys, so this
 builds a tagged union on `type` and then walks every validated model for keys the types do not declare. The GA
-union rejects beta event names and vice versa, so validation is also a dialect check. The one allowance is the
-live service's `session.id` / `session.object` on GA `session.created`/`session.updated`.
+union rejects beta event names and vice versa, so validation is also a dialect check. The only allowances are
+keys that REALTIME_PROTOCOL.md documents as sent by the live service but not declared by the types (`_LIVE_ONLY`),
+each at the exact place the live service puts it.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Union, get_args
 
 from openai.types.beta.realtime import RealtimeServerEvent as BetaServerEvent
@@ -25,7 +27,33 @@ def _tagged(union: Any) -> TypeAdapter[Any]:
 
 
 _ADAPTERS = {"ga": _tagged(GAServerEvent), "beta": _tagged(BetaServerEvent)}
-_ALLOWED_EXTRA = frozenset({"event.session.id", "event.session.object"})
+_LIVE_ONLY: dict[str, list[re.Pattern[str]]] = {
+    "ga": [
+        # REALTIME_PROTOCOL.md "Validating events" / "What the live service really sends": live-only session keys.
+        re.compile(r"event\.session\.(id|object|expires_at)"),
+        # REALTIME_PROTOCOL.md "What the live service really sends": `obfuscation` on GA text, transcript,
+        # function-argument and transcription deltas (the event's own key, nowhere deeper).
+        re.compile(r"event\.obfuscation"),
+        # REALTIME_PROTOCOL.md: `phase` (final_answer | commentary) on assistant items of newer models.
+        re.compile(r"event\.(item|response\.output\[\d+\])\.phase"),
+        # REALTIME_PROTOCOL.md: `usage.output_token_details.reasoning_tokens`.
+        re.compile(r"event\.response\.usage\.output_token_details\.reasoning_tokens"),
+    ],
+    "beta": [
+        # REALTIME_PROTOCOL.md: `name` on beta `response.function_call_arguments.done`.
+        re.compile(r"event\.name"),
+        # REALTIME_PROTOCOL.md: `cached_tokens_details` and `image_tokens` in beta `usage.input_token_details`.
+        re.compile(r"event\.response\.usage\.input_token_details\.(cached_tokens_details|image_tokens)"),
+    ],
+}
+_BETA_NAME_EVENT = "response.function_call_arguments.done"
+
+
+def _live_only(dialect: str, event_type: Any, key: str) -> bool:
+    """Whether `key` (a path) is a live-only key documented in REALTIME_PROTOCOL.md, where live puts it."""
+    if dialect == "beta" and key == "event.name" and event_type != _BETA_NAME_EVENT:
+        return False
+    return any(pattern.fullmatch(key) for pattern in _LIVE_ONLY[dialect])
 
 
 def _extras(model: BaseModel, path: str, dialect: str, found: list[str]) -> None:
@@ -54,8 +82,7 @@ def validate_event(event: dict[str, Any], dialect: str = "ga") -> BaseModel:
         raise AssertionError(f"{dialect} event {event.get('type')!r} does not validate: {exc}") from exc
     extra: list[str] = []
     _extras(model, "event", dialect, extra)
-    # The live service's `session.id` / `session.object`, directly under a GA event's session, are allowed.
-    extra = [key for key in extra if not (dialect == "ga" and key in _ALLOWED_EXTRA)]
+    extra = [key for key in extra if not _live_only(dialect, event.get("type"), key)]
     assert not extra, f"{dialect} event {event.get('type')!r} has keys the official types do not declare: {extra}"
     assert isinstance(model, BaseModel)
     return model

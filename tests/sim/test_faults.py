@@ -33,18 +33,19 @@ async def test_handshake_status(status: int) -> None:
             await until(ws, "response.done")
 
 
-async def test_no_key_and_wrong_key_get_401() -> None:
-    """No key is refused with 401 everywhere; with `require_key`, a different key is refused too."""
+async def test_no_key_and_wrong_key_get_an_error_event_then_close_3000() -> None:
+    """As live: no key, or another key than `require_key`, upgrades the socket, sends an `invalid_api_key` error
+    (never echoing the key), then closes with 3000; Chat still answers HTTP 401."""
     async with simulator(require_key="sk-right") as sim:
-        with pytest.raises(InvalidStatus) as refused:
-            async with connect(f"{sim.ws_base_url}/realtime?model=m"):
-                pass
-        assert refused.value.response.status_code == 401
-        with pytest.raises(InvalidStatus) as wrong:
-            async with session(sim):
-                pass
-        assert wrong.value.response.status_code == 401
-        assert b"sk-test" not in (wrong.value.response.body or b"")
+        for headers in ({}, HEADERS):
+            async with connect(f"{sim.ws_base_url}/realtime?model=m", additional_headers=headers) as ws:
+                error = json.loads(await ws.recv())
+                with pytest.raises(ConnectionClosed) as closed:
+                    await ws.recv()
+            assert error["type"] == "error"
+            assert (error["error"]["type"], error["error"]["code"]) == ("invalid_request_error", "invalid_api_key")
+            assert "sk-test" not in error["error"]["message"]
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 3000
         async with httpx.AsyncClient() as http:
             reply = await http.post(f"{sim.http_base_url}/chat/completions", json={"model": "m", "messages": []})
             assert reply.status_code == 401 and set(reply.json()["error"]) == {"message", "type", "param", "code"}

@@ -18,10 +18,17 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_invalid_events_keep_the_session() -> None:
-    """Bad JSON, unknown types, bad session values and a second response.create get error events with codes."""
+    """Bad JSON, unknown types, bad session values and a second response.create get error events with codes.
+
+    A frame that is not JSON is `invalid_json` (as live); JSON that is not an object, or an unknown event type, stays
+    `invalid_event` (REALTIME_PROTOCOL.md lists it; no capture shows otherwise); a bad field is `invalid_value`."""
     async with simulator() as sim, session(sim) as ws:
         await ws.send("not json")
+        assert json.loads(await ws.recv())["error"]["code"] == "invalid_json"
+        await ws.send("[1, 2]")
         assert json.loads(await ws.recv())["error"]["code"] == "invalid_event"
+        await ws.send(b'{"type": "response.create"}')
+        assert json.loads(await ws.recv())["error"]["code"] == "invalid_json"
         await ws.send(json.dumps({"type": "response.explode", "event_id": "e1"}))
         error = json.loads(await ws.recv())["error"]
         assert (error["code"], error["event_id"]) == ("invalid_event", "e1")
