@@ -254,3 +254,8 @@ def test_validate_and_the_summary_count_dialogues_for_what_they_are(tmp_path: Pa
     result = _run(tmp_path, document["threads"], sim=SimConfig(script=rules))
     summary = RunSummary.of(result.run, result.turns)
     assert summary.error == 1 and summary.caller_errors == 1
+    from rtflow.results.report import write_export
+
+    report = tmp_path / "report.html"
+    write_export(result.run, result.turns, report)
+    assert '<span data-figure="caller_errors">1</span>' in report.read_text()
