@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rtflow.messages import TurnMetrics, TurnOutput
 from rtflow.results.records import CallAttempt, RunRecord, TurnRecord, TurnStatus
+from rtflow.results.repeats import RepeatFigures, repeat_figures
 
 __all__ = [
     "SPOKEN_METRICS",
@@ -249,6 +250,9 @@ class RunSummary(TurnFigures):
     """The most call attempts that were in flight at one moment."""
     providers: tuple[ProviderSummary, ...]
     """One summary per primary provider, by label (the same order whichever order the turns come in)."""
+    repeats: tuple[RepeatFigures, ...] = ()
+    """With `--repeat`: each repeated conversation's pass rate, interval, pass@k, pass^k and flakiness, then its
+    turns' (see `rtflow.results.repeats`)."""
 
     @classmethod
     def of(cls, run: RunRecord, turns: Iterable[TurnRecord], *, planned_turns: int | None = None) -> RunSummary:
@@ -275,6 +279,7 @@ class RunSummary(TurnFigures):
                 ProviderSummary(provider=provider, **_figures(provider_turns))
                 for provider, provider_turns in sorted(by_provider.items())
             ),
+            repeats=repeat_figures(records),
         )
 
     def status_counts(self) -> dict[str, int]:

@@ -102,6 +102,28 @@ def _turn_taking(figures: TurnFigures) -> Table | None:
     return table
 
 
+def _repeats(summary: RunSummary) -> Table | None:
+    """With `--repeat`: how often each conversation passed, its 95% interval, pass@k and pass^k (k = 5, or the
+    number of runs when fewer), and which are flaky; the flaky ones first."""
+    conversations = [figure for figure in summary.repeats if figure.kind == "conversation"]
+    if not conversations:
+        return None
+    table = Table(title="repeats (conversations)", box=box.SIMPLE, title_justify="left")
+    for column in ("conversation", "passed", "rate", "95% interval", "pass@k / pass^k", ""):
+        table.add_column(column, justify="left" if column in ("conversation", "") else "right")
+    for figure in sorted(conversations, key=lambda f: (not f.flaky, f.key)):
+        k = min(5, figure.runs)
+        table.add_row(
+            terminal_safe(figure.key),
+            f"{figure.passed}/{figure.runs}",
+            f"{figure.pass_rate:.0%}",
+            f"{figure.low:.0%}-{figure.high:.0%}",
+            f"{figure.pass_at_k[k]:.2f} / {figure.pass_hat_k[k]:.2f} (k={k})",
+            "flaky" if figure.flaky else "",
+        )
+    return table
+
+
 def _status_count(name: str, count: int, summary: RunSummary) -> str:
     """`3 error (1 by the simulated caller)`: a caller error is not the agent's, so it is counted apart."""
     text = f"{count} {name}"
@@ -131,6 +153,9 @@ def print_summary(result: RunResult, console: Console, *, max_failures: int = 10
     turn_taking = _turn_taking(summary)
     if turn_taking is not None:
         console.print(turn_taking)
+    repeats = _repeats(summary)
+    if repeats is not None:
+        console.print(repeats)
     line = ", ".join(_status_count(name, count, summary) for name, count in summary.status_counts().items())
     took = "" if summary.duration_s is None else f" in {summary.duration_s:.2f}s"
     console.print(f"{line or 'no turns'}{took}")
