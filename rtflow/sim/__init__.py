@@ -12,7 +12,8 @@ holds `<goal>...</goal>`, the reply is the goal's k-th sentence, k being the num
 written after `say exactly: ` (to the end of that line; `###STOP###` when absent). A matching rule of the rules
 script still wins. `POST /v1/audio/speech` speaks text as OpenAI's text to speech does, with the simulator's word
 tones: `wav` or `pcm` (24 kHz mono 16-bit), `speed` 0.25-4.0 dividing each word's duration; the formats it cannot
-make (mp3, opus, aac, flac) get a 400. See `rtflow.sim.model` and `rtflow.sim.speech`.
+make (mp3, opus, aac, flac) get a 400. See `rtflow.sim.model` and `rtflow.sim.speech`. GPT-Live's full-duplex
+WebSocket (`/v1/live/sessions`, `client.live.connect()`) is served too: see `rtflow.sim.live`.
 
 The names resolve on first use (PEP 562), like `rtflow`'s own: `rtflow --help` loads `rtflow.sim.cli` to list the
 `sim` command, and that must not start loading pydantic, uvicorn and the server.

@@ -1,5 +1,7 @@
 """The ASGI application: Realtime WebSocket, Chat Completions and text to speech on one port, OpenAI and Azure paths.
 
+GPT-Live's WebSocket (`/v1/live/sessions`, where `client.live.connect()` goes) is served by `rtflow.sim.live`.
+
 WebSocket scopes go straight to the Realtime handler (no middleware per frame, which matters at 1,000+
 sessions); HTTP goes through a small starlette app. The raw ASGI `send` is kept so that a `close:1006` fault can
 abort the TCP transport, the only way to drop a connection without a close frame.
@@ -20,6 +22,7 @@ from starlette.routing import Route
 
 from rtflow.sim.chat import chat_completions, error_body, openai_error
 from rtflow.sim.dialects import BETA, GA
+from rtflow.sim.live import LIVE_PATHS, serve_live
 from rtflow.sim.realtime import RealtimeConnection, refuse_connection
 from rtflow.sim.runtime import SimRuntime
 from rtflow.sim.speech import speech
@@ -115,6 +118,9 @@ async def _realtime(runtime: SimRuntime, scope: Scope, receive: Receive, send: S
     await runtime.latency.connect()
     path = scope["path"].rstrip("/")
     query = {name: values[0] for name, values in parse_qs(scope.get("query_string", b"").decode()).items()}
+    if path in LIVE_PATHS:
+        await serve_live(runtime, _api_key(_headers(scope)), path, receive, send)
+        return
     if path not in REALTIME_PATHS:
         await _deny(send, 404, f"Unknown WebSocket path {path}.", "invalid_request_error", "unknown_url")
         return

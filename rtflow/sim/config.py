@@ -147,6 +147,20 @@ class SimConfig(_Strict):
     """The `requests` limit announced in `rate_limits.updated`."""
     rate_limit_tokens: int = 2_000_000
     """The `tokens` limit announced in `rate_limits.updated`."""
+    live_silence_ms: int = Field(default=500, ge=20)
+    """GPT-Live (`/v1/live/sessions`): how long a pause ends the caller's utterance (the energy VAD's silence)."""
+    live_yield_ms: float = Field(default=0.0, ge=0)
+    """GPT-Live barge-in: how long the simulator keeps speaking after the caller starts to speak over it."""
+    live_talks_over: bool = False
+    """GPT-Live: never stop speaking when the caller barges in (a misbehaving model, so that tests can fail);
+    the answer to the interrupting utterance then follows the current one."""
+    live_delegate_on: list[int] = Field(default_factory=lambda: [2])
+    """GPT-Live: the caller's utterances (1-based, counted per session) that the simulator delegates to the client,
+    in sessions started with `delegation: {"type": "client"}` (named explicitly; an omitted delegation never
+    delegates). See `rtflow.sim.live`."""
+    live_idle_timeout_s: float = Field(default=30.0, gt=0)
+    """GPT-Live backstop: a session that receives no client event for this long is closed (`session.closed` with
+    reason `expired`, then close 1000)."""
 
 
 _FAULT_SPEC = re.compile(

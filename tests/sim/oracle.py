@@ -13,10 +13,11 @@ import re
 from typing import Annotated, Any, Union, get_args
 
 from openai.types.beta.realtime import RealtimeServerEvent as BetaServerEvent
+from openai.types.live import ServerEvent as LiveServerEvent
 from openai.types.realtime import RealtimeServerEvent as GAServerEvent
 from pydantic import BaseModel, Field, TypeAdapter
 
-__all__ = ["assert_valid_events", "validate_event"]
+__all__ = ["assert_valid_events", "validate_event", "validate_live_event"]
 
 
 def _tagged(union: Any) -> TypeAdapter[Any]:
@@ -26,7 +27,7 @@ def _tagged(union: Any) -> TypeAdapter[Any]:
     return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # type: ignore[arg-type]  # noqa: UP007
 
 
-_ADAPTERS = {"ga": _tagged(GAServerEvent), "beta": _tagged(BetaServerEvent)}
+_ADAPTERS = {"ga": _tagged(GAServerEvent), "beta": _tagged(BetaServerEvent), "live": _tagged(LiveServerEvent)}
 _LIVE_ONLY: dict[str, list[re.Pattern[str]]] = {
     "ga": [
         # REALTIME_PROTOCOL.md "Validating events" / "What the live service really sends": live-only session keys.
@@ -45,6 +46,8 @@ _LIVE_ONLY: dict[str, list[re.Pattern[str]]] = {
         # REALTIME_PROTOCOL.md: `cached_tokens_details` and `image_tokens` in beta `usage.input_token_details`.
         re.compile(r"event\.response\.usage\.input_token_details\.(cached_tokens_details|image_tokens)"),
     ],
+    # GPT-Live (`openai.types.live`): no allowances; every key must be declared.
+    "live": [],
 }
 _BETA_NAME_EVENT = "response.function_call_arguments.done"
 
@@ -92,3 +95,8 @@ def assert_valid_events(events: list[dict[str, Any]], dialect: str = "ga") -> No
     """Validate every event in `events`."""
     for event in events:
         validate_event(event, dialect)
+
+
+def validate_live_event(event: dict[str, Any]) -> BaseModel:
+    """A GPT-Live server event as its official model (`openai.types.live.ServerEvent`), strictly: no extra keys."""
+    return validate_event(event, "live")
