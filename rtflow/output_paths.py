@@ -17,14 +17,15 @@ __all__ = [
     "export_format_problem",
 ]
 
-EXPORT_FORMATS = (".json", ".jsonl", ".csv", ".html")
-"""The file suffixes a run's results can be exported to (`.htm` is taken for `.html`)."""
+EXPORT_FORMATS = (".json", ".jsonl", ".csv", ".html", ".xml", ".md")
+"""The file suffixes a run's results can be exported to (`.htm` is taken for `.html`, `.markdown` for `.md`):
+`.xml` is JUnit XML and `.md` a Markdown summary, the formats CI systems show."""
 
 
 def export_format_problem(path: str | Path) -> str | None:
     """What is wrong with `path` as an export target's name (its suffix), or None."""
     suffix = Path(path).suffix.lower()
-    if suffix in (*EXPORT_FORMATS, ".htm"):
+    if suffix in (*EXPORT_FORMATS, ".htm", ".markdown"):
         return None
     return f"unknown export format {suffix or '(no suffix)'!r}; use {', '.join(EXPORT_FORMATS)}"
 

@@ -13,7 +13,7 @@ import click
 
 __all__ = ["EXPORT_SUFFIXES_HELP", "export_command", "runs_command", "show_command"]
 
-EXPORT_SUFFIXES_HELP = ".json, .jsonl, .csv, .html"
+EXPORT_SUFFIXES_HELP = ".json, .jsonl, .csv, .html, .xml, .md"
 """The export formats as `--help` names them (a test holds them to the report's EXPORT_FORMATS)."""
 
 _db_option = click.option(

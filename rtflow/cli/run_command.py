@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from rtflow.errors import FlowError
 
+if TYPE_CHECKING:
+    from rtflow.results.run_result import RunResult
+
 _STREAMED_SUFFIX = ".jsonl"
+_STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
+"""GitHub Actions names, in this variable, a Markdown file whose content it shows on the job's page."""
 
 
 def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -36,6 +41,26 @@ def _check_outputs(output: Path | None, log_file: Path | None, sim_log: Path | N
     for path, option in ((log_file, "--log-file"), (sim_log, "--sim-log")):
         if path is not None:
             check_output_file(path, option)
+
+
+def _append_step_summary(result: RunResult) -> None:
+    """Append the run's Markdown summary to `$GITHUB_STEP_SUMMARY` when GitHub Actions set it (nothing otherwise).
+
+    The summary is a courtesy on top of the run's own results: a file that cannot be written is a warning on
+    stderr, never a failed run or a changed exit code."""
+    import os
+
+    target = os.environ.get(_STEP_SUMMARY)
+    if not target:
+        return
+    from rtflow.results.report.markdown import render_markdown
+
+    document = render_markdown(result.run, result.turns, summary=result.summary)
+    try:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(document + "\n")
+    except OSError as exc:
+        click.echo(f"warning: cannot append the summary to ${_STEP_SUMMARY} ({target}): {exc}", err=True)
 
 
 def _sim_config(
@@ -96,7 +121,10 @@ def _sim_config(
 )
 @click.option("--var", "var_pairs", multiple=True, metavar="NAME=VALUE", help="Set a variable for every turn.")
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write results: .json .jsonl .csv .html"
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write results: .json .jsonl .csv .html .xml (JUnit) .md",
 )
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), envvar="RTFLOW_DB", help="Run store (SQLite).")
 @click.option("--resume", metavar="RUN_ID", help="Finish an earlier run: only missing, errored or skipped turns run.")
@@ -203,6 +231,7 @@ def run_command(
         from rtflow.results.report import write_export
 
         write_export(result.run, result.turns, output)
+    _append_step_summary(result)
     # Off a terminal (CI logs, pipes) rich would assume 80 columns and cut the table's words short.
     print_summary(result, Console() if sys.stdout.isatty() else Console(width=200))
     for written in [*([output] if output is not None else []), *result.outputs_written]:

@@ -21,7 +21,10 @@ def _run(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["-o", "results.xml"], "-o results.xml: unknown export format '.xml'; use .json, .jsonl, .csv, .html"),
+        (
+            ["-o", "results.txt"],
+            "-o results.txt: unknown export format '.txt'; use .json, .jsonl, .csv, .html, .xml, .md",
+        ),
         (["-o", "blocker/out.json"], "blocker is a file, not a folder"),
         (["--log-file", "blocker/run.log"], "blocker is a file, not a folder"),
         (["-o", "."], "File '.' is a directory"),

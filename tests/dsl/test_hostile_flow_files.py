@@ -20,18 +20,31 @@ LAUGHS = "lol0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
 )
 
 
+_MEASURED = """
+import os, resource, subprocess, sys
+child = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, flush=True)
+sys.exit(child.returncode)
+"""
+"""Runs a command and prints its peak RSS (KB). Started fresh, so the command it forks starts small: a child forked
+straight from the test process would inherit the test process's high-water mark (Linux counts it at the fork),
+which says how big the test run is, not the command."""
+
+
 def _validate(flow: Path) -> tuple[int, str, float, float]:
     """rtflow validate in a child process: exit code, stderr, wall seconds, and that child's own peak RSS in MB."""
     err_path = flow.with_suffix(".stderr")
     started = time.perf_counter()
     with err_path.open("w") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "rtflow.cli", "validate", str(flow)], stdout=subprocess.DEVNULL, stderr=err
+        done = subprocess.run(
+            [sys.executable, "-c", _MEASURED, sys.executable, "-m", "rtflow.cli", "validate", str(flow)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            check=False,
         )
-        _, status, usage = os.wait4(process.pid, 0)  # this child's accounting alone, not the test run's maximum
     wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, err_path.read_text(), wall, usage.ru_maxrss / 1024
+    return done.returncode, err_path.read_text(), wall, int(done.stdout.split()[-1]) / 1024
 
 
 def _assert_refused(flow: Path, *words: str) -> None:

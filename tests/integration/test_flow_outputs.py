@@ -40,13 +40,13 @@ def test_output_path_files_are_written_beside_the_flow(tmp_path: Path) -> None:
 
 
 def test_an_unknown_output_format_is_a_load_error_naming_the_key(tmp_path: Path) -> None:
-    flow = _flow(tmp_path, outputPath="results.xml")
+    flow = _flow(tmp_path, outputPath="results.txt")
     with pytest.raises(rtflow.FlowError) as refused:
         rtflow.load(flow)
     message = str(refused.value)
     line = next(n for n, text in enumerate(flow.read_text().splitlines(), 1) if text.startswith("outputPath"))
     assert f"flow.yaml:{line}:" in message, message
-    assert "outputPath" in message and "results.xml" in message and ".jsonl" in message
+    assert "outputPath" in message and "results.txt" in message and ".jsonl" in message
 
 
 def test_an_unwritable_output_is_refused_before_the_first_request(tmp_path: Path) -> None:

@@ -141,8 +141,9 @@ class FlowSpec(_SpecModel):
     grader: ProviderSpec | None = None
     """The provider that grades model-graded assertions (`llm-rubric`, ...)."""
     outputs: list[str] = Field(default_factory=list)
-    """Files the results are written to at the end of a run (`.json`, `.jsonl`, `.csv`, `.html`), relative to the
-    flow file's folder like every path a flow names; checked before the first request."""
+    """Files the results are written to at the end of a run (`.json`, `.jsonl`, `.csv`, `.html`, JUnit `.xml`,
+    Markdown `.md`), relative to the flow file's folder like every path a flow names; checked before the first
+    request."""
 
     source_path: SkipJsonSchema[Path | None] = Field(default=None, exclude=True)
     """The file the flow was loaded from (set by the loader)."""

@@ -1,4 +1,4 @@
-"""Exports of a run: JSON, JSONL, CSV and the self-contained HTML report.
+"""Exports of a run: JSON, JSONL, CSV, the self-contained HTML report, JUnit XML and a Markdown summary.
 
 `write_export(run, turns, path)` picks the format from the file's suffix and writes the file whole or not at
 all (`atomic`). `JsonlWriter` streams turns to a JSONL file, started afresh, while a run goes on.
@@ -14,6 +14,8 @@ from rtflow.output_paths import EXPORT_FORMATS, export_format_problem
 from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report.data import CSV_COLUMNS, JsonlWriter, csv_row, write_csv, write_json, write_jsonl
 from rtflow.results.report.html import render_html, write_html
+from rtflow.results.report.junit import render_junit, write_junit
+from rtflow.results.report.markdown import render_markdown, write_markdown
 from rtflow.results.summary import RunSummary
 
 __all__ = [
@@ -22,21 +24,26 @@ __all__ = [
     "JsonlWriter",
     "csv_row",
     "render_html",
+    "render_junit",
+    "render_markdown",
     "write_csv",
     "write_export",
     "write_html",
     "write_json",
     "write_jsonl",
+    "write_junit",
+    "write_markdown",
 ]
 
 
 def write_export(
     run: RunRecord, turns: Sequence[TurnRecord], path: str | Path, *, summary: RunSummary | None = None
 ) -> Path:
-    """Write the run in the format its suffix names (`.json`, `.jsonl`, `.csv`, `.html`/`.htm`); returns the path.
+    """Write the run in the format its suffix names (`.json`, `.jsonl`, `.csv`, `.html`/`.htm`, `.xml` for JUnit,
+    `.md`/`.markdown` for a Markdown summary); returns the path.
 
-    The JSON and HTML carry `summary`, by default `RunSummary.of(run, turns)`: the whole run's. Pass one built
-    with `planned_turns=len(turns)` when `turns` are a deliberate part of the run (one thread's)."""
+    The JSON, HTML, JUnit and Markdown carry `summary`, by default `RunSummary.of(run, turns)`: the whole run's.
+    Pass one built with `planned_turns=len(turns)` when `turns` are a deliberate part of the run (one thread's)."""
     target = Path(path)
     suffix = target.suffix.lower()
     problem = export_format_problem(target)
@@ -50,6 +57,10 @@ def write_export(
             write_jsonl(turns, target)
         elif suffix == ".csv":
             write_csv(turns, target)
+        elif suffix == ".xml":
+            write_junit(run, turns, target, summary=summary)
+        elif suffix in (".md", ".markdown"):
+            write_markdown(run, turns, target, summary=summary)
         else:
             write_html(run, turns, target, summary=summary)
     except OSError as exc:

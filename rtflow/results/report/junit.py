@@ -1,0 +1,216 @@
+"""The JUnit XML export (`-o results.xml`): a run as CI systems read test results (GitLab, Jenkins, GitHub
+test reporters, Azure DevOps).
+
+One `<testsuite>` per primary provider (the `ProviderSummary` of `RunSummary`, so the counts are the summary's),
+one `<testcase>` per turn record. A testcase's name is built from what the flow says (the turn's number and its
+description or user text), never from timings or ids that change, so CI tools can follow a test across runs.
+
+A `failed` turn is a `<failure>`, an `error` turn an `<error>`, a `skipped` turn (and a `pending` one, never
+graded) is `<skipped>`. Turns a run never reached (an interrupted run) have no record and so no testcase: the
+counts are those of the testcases, and the run's exit code says it was interrupted.
+
+Everything is built with `xml.etree.ElementTree`, which escapes `<`, `&`, quotes and `]]>`; what it does not
+handle is a character XML 1.0 forbids (most control characters, lone surrogates): those are replaced by U+FFFD
+in every text and attribute (`xml_safe`), so a model's output can never make the file unreadable.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+
+from rtflow.results.records import AssertionResult, RunRecord, TurnRecord
+from rtflow.results.report.atomic import atomic_text_file
+from rtflow.results.report.data import turn_input_text
+from rtflow.results.summary import ProviderSummary, RunSummary, primary_provider
+
+__all__ = ["render_junit", "testcase_name", "write_junit", "xml_safe"]
+
+_NAME_CHARS = 60
+"""How much of the user's text names a turn that has no description."""
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""Characters XML 1.0 does not allow anywhere, not even escaped."""
+
+
+def xml_safe(text: str) -> str:
+    """`text` with every character XML 1.0 forbids replaced by U+FFFD: ElementTree would write them as they are
+    and leave a file no parser reads. Replaced rather than dropped so a reader sees something was there."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def _safe_attributes(attributes: dict[str, str]) -> dict[str, str]:
+    return {name: xml_safe(value) for name, value in attributes.items()}
+
+
+def _element(parent: ET.Element, tag: str, text: str | None = None, **attributes: str) -> ET.Element:
+    """A child of `parent` whose text and attributes are all `xml_safe`: the one way elements are made here."""
+    child = ET.SubElement(parent, tag, _safe_attributes(attributes))
+    if text is not None:
+        child.text = xml_safe(text)
+    return child
+
+
+def _seconds(value: float | None) -> str:
+    return f"{max(value or 0.0, 0.0):.3f}"
+
+
+def _user_text(turn: TurnRecord) -> str:
+    """What the user said; for a turn never sent (skipped), its text variables, which is the same text for the
+    usual `{{ question }}` prompt, so the testcase keeps its name whether the turn ran or not."""
+    return turn_input_text(turn) or " ".join(value for value in turn.vars.values() if isinstance(value, str))
+
+
+def testcase_name(turn: TurnRecord) -> str:
+    """`turn N: <description or the first 60 characters of the user's text>`, on one line; a repeated
+    conversation's copies add `[#k]` so that each copy's testcase keeps a name of its own."""
+    label = turn.description or " ".join(_user_text(turn).split())[:_NAME_CHARS]
+    name = " ".join(f"turn {turn.turn_index + 1}: {label}".split())
+    _, copy_mark, copy = turn.conversation_id.partition("#")
+    return f"{name} [#{copy}]" if copy_mark else name
+
+
+def _classname(turn: TurnRecord) -> str:
+    return f"{primary_provider(turn)}.{turn.thread_id}"
+
+
+def turn_seconds(turn: TurnRecord) -> float:
+    """How long the turn took: from its start to its end as recorded, else its answer's total time."""
+    if turn.started_at is not None and turn.ended_at is not None:
+        return max(turn.ended_at - turn.started_at, 0.0)
+    total_ms = turn.output.metrics.total_ms if turn.output is not None else None
+    return (total_ms or 0.0) / 1000
+
+
+def _properties(turn: TurnRecord) -> dict[str, str]:
+    """The turn's figures that CI tools show beside a test (only those it has)."""
+    if turn.output is None:
+        return {}
+    metrics = turn.output.metrics
+    values = {
+        "ttfb_ms": metrics.ttfb_ms,
+        "ttfa_ms": metrics.ttfa_ms,
+        "total_ms": metrics.total_ms,
+        "cost": turn.output.cost,
+    }
+    return {name: f"{value:g}" for name, value in values.items() if value is not None}
+
+
+def _reason(result: AssertionResult) -> str:
+    return result.reason if result.error is None else f"{result.reason} ({result.error})"
+
+
+def _failure_text(turn: TurnRecord, failing: Sequence[AssertionResult]) -> str:
+    """Every failing assertion with its reason, then what the model said: what a reader needs to see why."""
+    lines = [f"{result.type}: {_reason(result)}" for result in failing]
+    if turn.output is not None and turn.output.step_failures:
+        lines += [f"step: {failure}" for failure in turn.output.step_failures]
+    output = turn.output.text if turn.output is not None else ""
+    return "\n".join([*lines, "", "output:", output])
+
+
+def _error_kind(turn: TurnRecord) -> str:
+    return turn.error.kind if turn.error is not None else "error"
+
+
+def _error_message(turn: TurnRecord) -> str:
+    return turn.error.message if turn.error is not None else "no provider answered"
+
+
+def _error_text(turn: TurnRecord) -> str:
+    """The error's message, then what else the record knows (HTTP status, API code, attempts made)."""
+    details = [_error_message(turn)]
+    if turn.error is not None and turn.error.status is not None:
+        details.append(f"status: {turn.error.status}")
+    if turn.error is not None and turn.error.code is not None:
+        details.append(f"code: {turn.error.code}")
+    details.append(f"attempts: {turn.attempts} (provider {turn.provider})")
+    return "\n".join(details)
+
+
+def _add_outcome(case: ET.Element, turn: TurnRecord) -> None:
+    """The `<failure>`, `<error>` or `<skipped>` child of a turn that did not pass (none for one that did)."""
+    if turn.status == "failed":
+        failing = [result for result in turn.assertions if not result.passed]
+        first = failing[0] if failing else None
+        _element(
+            case,
+            "failure",
+            _failure_text(turn, failing),
+            message=_reason(first) if first is not None else "the turn failed",
+            type=first.type if first is not None else "failed",
+        )
+    elif turn.status == "error":
+        _element(case, "error", _error_text(turn), message=_error_message(turn), type=_error_kind(turn))
+    elif turn.status in ("skipped", "pending"):
+        default = "not graded: the run ended first" if turn.status == "pending" else "skipped"
+        _element(case, "skipped", message=turn.error.message if turn.error is not None else default)
+
+
+def _testcase(suite: ET.Element, turn: TurnRecord) -> None:
+    case = _element(
+        suite, "testcase", name=testcase_name(turn), classname=_classname(turn), time=_seconds(turn_seconds(turn))
+    )
+    properties = _properties(turn)
+    if properties:
+        holder = _element(case, "properties")
+        for name, value in properties.items():
+            _element(holder, "property", name=name, value=value)
+    _add_outcome(case, turn)
+    if turn.output is not None:
+        _element(case, "system-out", turn.output.text)
+
+
+def _testsuite(root: ET.Element, figures: ProviderSummary, turns: Sequence[TurnRecord]) -> None:
+    """One provider's suite; the counts come from its `ProviderSummary` (pending turns count as skipped)."""
+    suite = _element(
+        root,
+        "testsuite",
+        name=figures.provider,
+        tests=str(figures.turns),
+        failures=str(figures.failed),
+        errors=str(figures.error),
+        skipped=str(figures.skipped + figures.pending),
+        time=_seconds(sum(turn_seconds(turn) for turn in turns)),
+    )
+    for turn in turns:
+        _testcase(suite, turn)
+
+
+def junit_tree(run: RunRecord, turns: Sequence[TurnRecord], summary: RunSummary) -> ET.Element:
+    """The `<testsuites>` element of the run."""
+    root = ET.Element(
+        "testsuites",
+        _safe_attributes(
+            {
+                "name": f"rtflow {run.run_id}",
+                "tests": str(summary.turns),
+                "failures": str(summary.failed),
+                "errors": str(summary.error),
+                "skipped": str(summary.skipped + summary.pending),
+                "time": _seconds(summary.duration_s),
+            }
+        ),
+    )
+    by_provider: dict[str, list[TurnRecord]] = {}
+    for turn in turns:
+        by_provider.setdefault(primary_provider(turn), []).append(turn)
+    for figures in summary.providers:
+        _testsuite(root, figures, by_provider.get(figures.provider, []))
+    return root
+
+
+def render_junit(run: RunRecord, turns: Sequence[TurnRecord], *, summary: RunSummary | None = None) -> str:
+    """The JUnit XML document, declaration included; `summary` defaults to `RunSummary.of(run, turns)`."""
+    root = junit_tree(run, turns, summary if summary is not None else RunSummary.of(run, turns))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_junit(run: RunRecord, turns: Sequence[TurnRecord], path: Path, *, summary: RunSummary | None = None) -> None:
+    """Write the JUnit XML whole or not at all."""
+    document = render_junit(run, turns, summary=summary)
+    with atomic_text_file(path) as handle:
+        handle.write(document)
