@@ -26,6 +26,7 @@ _COMMANDS = {
     "runs": "rtflow.cli.results_commands:runs_command",
     "show": "rtflow.cli.results_commands:show_command",
     "export": "rtflow.cli.results_commands:export_command",
+    "diff": "rtflow.cli.results_commands:diff_command",
     "sim": "rtflow.sim.cli:sim",
 }
 

@@ -1,4 +1,4 @@
-"""Commands that read the run store: `runs`, `show` and `export`.
+"""Commands that read the run store: `runs`, `show`, `export` and `diff`.
 
 `RUN` is a run id or `latest`. The store is `.rtflow/rtflow.db` unless `--db` (or `RTFLOW_DB`) names another.
 Model output is printed as plain text (never interpreted as console markup). What they print is drawn by
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-__all__ = ["EXPORT_SUFFIXES_HELP", "export_command", "runs_command", "show_command"]
+__all__ = ["EXPORT_SUFFIXES_HELP", "diff_command", "export_command", "runs_command", "show_command"]
 
 EXPORT_SUFFIXES_HELP = ".json, .jsonl, .csv, .html, .xml, .md"
 """The export formats as `--help` names them (a test holds them to the report's EXPORT_FORMATS)."""
@@ -64,3 +64,21 @@ def export_command(run_id: str, db_path: Path | None, output_path: Path, thread:
     from rtflow.cli.results_views import export_run
 
     export_run(run_id, db_path, output_path, thread)
+
+
+@click.command("diff")
+@click.argument("baseline", metavar="BASELINE")
+@click.argument("run_id", metavar="RUN", default="latest")
+@_db_option
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Count every test that passed in BASELINE and fails in all of RUN's runs as a regression, significant or not.",
+)
+def diff_command(baseline: str, run_id: str, db_path: Path | None, strict: bool) -> None:
+    """Compare RUN with BASELINE test by test; exit 1 on a significant regression (Fisher's exact test, p < 0.05)."""
+    import sys
+
+    from rtflow.cli.results_views import diff_runs
+
+    sys.exit(1 if diff_runs(baseline, run_id, db_path, strict=strict) else 0)

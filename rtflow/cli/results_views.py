@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rtflow.messages import TurnOutput
+from rtflow.results.compare import Comparison, compare_runs
 from rtflow.results.records import AssertionResult, RunRecord, TurnRecord
 from rtflow.results.report import write_export
 from rtflow.results.report.data import turn_input_text
@@ -32,7 +33,7 @@ from rtflow.results.summary import RunSummary
 from rtflow.runner.progress import _turn_taking
 from rtflow.terminal import terminal_safe, terminal_safe_record
 
-__all__ = ["export_run", "list_runs", "show_run"]
+__all__ = ["diff_runs", "export_run", "list_runs", "print_comparison", "show_run"]
 
 _STATUS_STYLES = {"passed": "green", "failed": "red", "error": "magenta", "skipped": "dim", "pending": "yellow"}
 _RUN_STYLES = {"finished": "green", "running": "yellow", "interrupted": "yellow", "crashed": "red"}
@@ -242,3 +243,45 @@ def export_run(run_id: str, db_path: Path | None, output_path: Path, thread: str
         turns = store.turns(run.run_id, thread=thread)
     written = write_export(run, turns, output_path, summary=_summary(run, turns, thread))
     click.echo(terminal_safe(f"wrote {len(turns)} turns of {run.run_id} to {written}"))
+
+
+def diff_runs(baseline_id: str, run_id: str, db_path: Path | None, *, strict: bool = False) -> bool:
+    """Print how RUN differs from BASELINE; whether it has a regression (what fails a CI gate)."""
+    with _open_store(db_path) as store:
+        baseline = store.get_run(baseline_id)
+        run = store.get_run(run_id)
+        comparison = compare_runs(store.turns(baseline.run_id), store.turns(run.run_id))
+    return print_comparison(_console(highlight=False), comparison, baseline.run_id, run.run_id, strict=strict)
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def print_comparison(console: Console, comparison: Comparison, baseline_id: str, run_id: str, *, strict: bool) -> bool:
+    """The changes that matter (everything but `same`), then one line; whether there is a regression."""
+    shown = [change for change in comparison.changes if change.kind != "same"]
+    if shown:
+        table = Table(title=f"{run_id} against {baseline_id}", box=box.SIMPLE, title_justify="left")
+        for column in ("change", "test", "before", "after", "p", "median ms (before -> after)", "p (latency)"):
+            table.add_column(column, justify="left" if column in ("change", "test") else "right")
+        for change in shown:
+            latency = "-" if change.latency_ms is None else f"{change.latency_ms[0]:.0f} -> {change.latency_ms[1]:.0f}"
+            table.add_row(
+                change.kind,
+                terminal_safe(change.key),
+                f"{change.before[0]}/{change.before[1]}",
+                f"{change.after[0]}/{change.after[1]}",
+                _p(change.p_value),
+                latency,
+                _p(change.latency_p_value),
+            )
+        console.print(table)
+    regressions = comparison.regressions(strict=strict)
+    same = len(comparison.changes) - len(shown)
+    console.print(
+        f"{len(regressions)} regression(s), {len(comparison.of_kind('improvement'))} improvement(s),"
+        f" {len(comparison.of_kind('newly failing'))} newly failing, {len(comparison.of_kind('newly passing'))}"
+        f" newly passing, {same} unchanged (Fisher's exact test, p < 0.05)"
+    )
+    return bool(regressions)

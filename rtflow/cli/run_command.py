@@ -63,6 +63,19 @@ def _append_step_summary(result: RunResult) -> None:
         click.echo(f"warning: cannot append the summary to ${_STEP_SUMMARY} ({target}): {exc}", err=True)
 
 
+def _baseline(baseline: str | None, fail_on: str, db: Path | None) -> tuple[str | None, list[Any]]:
+    """The baseline run's id and turns, read before this run starts (so `latest` is the run before it)."""
+    if baseline is None:
+        if fail_on == "regression":
+            raise FlowError("--fail-on regression needs --baseline RUN: a regression is against a baseline")
+        return None, []
+    from rtflow.results.store import RunStore
+
+    with RunStore(db, read_only=True) as store:
+        run = store.get_run(baseline)
+        return run.run_id, store.turns(run.run_id)
+
+
 def _sim_config(
     sim: bool, latency_ms: float | None, faults: tuple[str, ...], log: Path | None, voice: dict[str, Any]
 ) -> object:
@@ -139,6 +152,18 @@ def _sim_config(
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--seed", type=int, help="Seed for retry jitter.")
 @click.option(
+    "--baseline",
+    metavar="RUN",
+    help="Compare this run with RUN (an id, or latest: the run before this one) test by test, after it ends.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["any-failure", "regression"]),
+    default="any-failure",
+    show_default=True,
+    help="What fails the run (exit 1): any failed turn, or only a significant regression against --baseline.",
+)
+@click.option(
     "--replay-callers",
     metavar="RUN",
     help="Simulated dialogues say what RUN's caller models said (by id, or latest), asking no caller model.",
@@ -165,6 +190,8 @@ def run_command(
     verbose: int,
     no_progress: bool,
     seed: int | None,
+    baseline: str | None,
+    fail_on: str,
     replay_callers: str | None,
 ) -> None:
     """Run the conversations of FLOW and report how they went.
@@ -182,6 +209,7 @@ def run_command(
 
     variables = _parse_vars(var_pairs)
     _check_outputs(output, log_file, sim_log)
+    baseline_run, baseline_turns = _baseline(baseline, fail_on, db)
     voice = {
         name: value
         for name, value in (
@@ -233,7 +261,18 @@ def run_command(
         write_export(result.run, result.turns, output)
     _append_step_summary(result)
     # Off a terminal (CI logs, pipes) rich would assume 80 columns and cut the table's words short.
-    print_summary(result, Console() if sys.stdout.isatty() else Console(width=200))
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    print_summary(result, console)
     for written in [*([output] if output is not None else []), *result.outputs_written]:
         click.echo(f"results written to {written}")
-    sys.exit(EXIT_INTERRUPTED if result.interrupted else result.exit_code)
+    if result.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+    if baseline_run is not None:
+        from rtflow.cli.results_views import print_comparison
+        from rtflow.results.compare import compare_runs
+
+        comparison = compare_runs(baseline_turns, result.turns)
+        regressed = print_comparison(console, comparison, baseline_run, result.run_id, strict=False)
+        if fail_on == "regression":
+            sys.exit(1 if regressed else 0)
+    sys.exit(result.exit_code)

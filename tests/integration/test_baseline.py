@@ -1,0 +1,66 @@
+"""`rtflow run --baseline RUN --fail-on regression` and `rtflow diff`: a flow changed so that one test gets worse
+is a significant regression (exit 1); the same flow reordered is no change (exit 0)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _test(description: str, question: str, word: str) -> dict[str, Any]:
+    return {"description": description, "vars": {"q": question}, "assert": [{"type": "icontains", "value": word}]}
+
+
+TESTS = [
+    _test("capital", "capital of France", "france"),
+    _test("colour", "colour of the sky", "sky"),
+    _test("sum", "two plus two", "two"),
+]
+
+
+def _run(folder: Path, tests: list[dict[str, Any]], *options: str) -> subprocess.CompletedProcess[str]:
+    flow = folder / "flow.yaml"
+    flow.write_text(yaml.safe_dump({"providers": ["openai:chat:gpt-4.1-mini"], "prompts": ["{{ q }}"], "tests": tests}))
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OPENAI_", "RTFLOW_"))}
+    command = [sys.executable, "-m", "rtflow", "run", str(flow), "--sim", "--no-progress", "--repeat", "10"]
+    return subprocess.run(
+        [*command, "--db", str(folder / "runs.db"), *options], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def test_a_worse_test_is_a_significant_regression_and_a_reordered_flow_is_not(tmp_path: Path) -> None:
+    assert _run(tmp_path, TESTS).returncode == 0  # the baseline: everything passes, ten times
+    reordered = _run(tmp_path, list(reversed(TESTS)), "--baseline", "latest", "--fail-on", "regression")
+    assert reordered.returncode == 0, reordered.stdout + reordered.stderr
+    assert "0 regression(s)" in reordered.stdout and "3 unchanged" in reordered.stdout
+
+    worse = [dict(test) for test in TESTS]
+    worse[1] = {**worse[1], "assert": [{"type": "icontains", "value": "clouds"}]}  # the change breaks one test
+    changed = _run(tmp_path, worse, "--baseline", "latest", "--fail-on", "regression")
+    assert changed.returncode == 1, changed.stdout + changed.stderr
+    assert "1 regression(s)" in changed.stdout and "colour" in changed.stdout
+    regression_line = next(line for line in changed.stdout.splitlines() if line.strip().startswith("regression"))
+    assert "10/10" in regression_line and "0/10" in regression_line
+
+    # The same comparison from the store afterwards, between the first run and the last.
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OPENAI_", "RTFLOW_"))}
+    runs = subprocess.run(
+        [sys.executable, "-m", "rtflow", "runs", "--db", str(tmp_path / "runs.db")],
+        capture_output=True, text=True, timeout=60, env=env,
+    ).stdout  # fmt: skip
+    run_ids = [line.split()[0] for line in runs.splitlines() if line.strip().startswith("2")]
+    diff = subprocess.run(
+        [sys.executable, "-m", "rtflow", "diff", run_ids[-1], run_ids[0], "--db", str(tmp_path / "runs.db")],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert diff.returncode == 1 and "1 regression(s)" in diff.stdout, diff.stdout + diff.stderr
+
+
+def test_fail_on_regression_without_a_baseline_is_refused(tmp_path: Path) -> None:
+    done = _run(tmp_path, TESTS, "--fail-on", "regression")
+    assert done.returncode == 2 and "--fail-on regression needs --baseline RUN" in done.stderr
