@@ -60,7 +60,7 @@ def show_command(run_id: str, db_path: Path | None, thread: str | None) -> None:
 )
 @click.option("--thread", metavar="THREAD", help="Only this thread's conversations.")
 def export_command(run_id: str, db_path: Path | None, output_path: Path, thread: str | None) -> None:
-    """Write RUN as JSON, JSONL, CSV or a self-contained HTML report."""
+    """Write RUN as JSON, JSONL, CSV, a self-contained HTML report, JUnit XML or a Markdown summary."""
     from rtflow.cli.results_views import export_run
 
     export_run(run_id, db_path, output_path, thread)
