@@ -529,17 +529,12 @@ class Scheduler:
         output = await self._call_with_retries(state, call, provider, request, where)
         turn.output = output
         state.history.add(rendered, output.heard, {})
-        record = TurnRecord(
-            run_id=self.run_id,
-            node_id=call.id,
-            conversation_id=conversation.id,
-            thread_id=conversation.thread_id,
-            turn_index=turn_index,
-            provider=node.provider_label,
-            provider_id=provider.info.id,
-            prompt=conversation.prompt.display_label,
-            attempts=turn.attempts,
+        record = self._dialogue_record(
+            state,
+            node,
+            turn_index,
             status="passed",
+            attempts=turn.attempts,
             vars={k: v for k, v in turn_vars.items() if not k.startswith("_")},
             description=f"simulated turn {turn_index - node.turn_index + 1}",
             prompt_messages=rendered,
@@ -547,7 +542,6 @@ class Scheduler:
             output=output,
             calls=turn.calls,
             started_at=turn.started_at,
-            ended_at=time.time(),
             dialogue=DialogueTurn(caller=line, caller_audio=spoken),
         )
         self._save(record)
@@ -646,21 +640,8 @@ class Scheduler:
         said = last.dialogue if last is not None and last.dialogue is not None else DialogueTurn(caller="")
         ending = said.model_copy(update={"stop_reason": stop_reason, "stop_detail": dialogue.stop_detail})
         if last is None or last.output is None:  # nothing was generated: the verdict gets a record of its own
-            conversation = state.conversation
-            provider = self.providers[node.provider_label]
-            last = TurnRecord(
-                run_id=self.run_id,
-                node_id=call_node_id(conversation.id, turn_index),
-                conversation_id=conversation.id,
-                thread_id=conversation.thread_id,
-                turn_index=turn_index,
-                provider=node.provider_label,
-                provider_id=provider.info.id,
-                prompt=conversation.prompt.display_label,
-                status=status,
-                description="the dialogue ended before the agent spoke",
-                started_at=time.time(),
-                ended_at=time.time(),
+            last = self._dialogue_record(
+                state, node, turn_index, status=status, description="the dialogue ended before the agent spoke"
             )
         self._save(last.model_copy(update={"assertions": results, "status": status, "dialogue": ending}))
 
@@ -677,33 +658,37 @@ class Scheduler:
     ) -> NodeState:
         """The dialogue ends in an error: on its last stored turn when it has one and the error is the caller's
         (the agent's answers stand), else on a record of the turn that failed."""
-        conversation = state.conversation
-        provider = self.providers[node.provider_label]
         state.failure = f"turn {turn_index + 1} failed: {error.message}"
         if last is not None and last.dialogue is not None:
             ending = last.dialogue.model_copy(update={"stop_reason": stop_reason})
             self._save(last.model_copy(update={"status": "error", "error": error, "dialogue": ending}))
         else:
+            said = DialogueTurn(caller=caller_line or "", stop_reason=stop_reason) if stop_reason else None
             self._save(
-                TurnRecord(
-                    run_id=self.run_id,
-                    node_id=call_node_id(conversation.id, turn_index),
-                    conversation_id=conversation.id,
-                    thread_id=conversation.thread_id,
-                    turn_index=turn_index,
-                    provider=node.provider_label,
-                    provider_id=provider.info.id,
-                    prompt=conversation.prompt.display_label,
-                    status="error",
-                    error=error,
-                    description="simulated turn",
-                    started_at=time.time(),
-                    ended_at=time.time(),
-                    dialogue=DialogueTurn(caller=caller_line or "", stop_reason=stop_reason) if stop_reason else None,
+                self._dialogue_record(
+                    state, node, turn_index, status="error", error=error, description="simulated turn", dialogue=said
                 )
             )
         await self._close_sessions(state)
         return NodeState.FAILED
+
+    def _dialogue_record(
+        self, state: _ConversationState, node: DialogueNode, turn_index: int, **fields: Any
+    ) -> TurnRecord:
+        """A record of a dialogue's turn `turn_index` (the call node id of the turn it became), with `fields`."""
+        conversation = state.conversation
+        now = time.time()
+        return TurnRecord(
+            run_id=self.run_id,
+            node_id=call_node_id(conversation.id, turn_index),
+            conversation_id=conversation.id,
+            thread_id=conversation.thread_id,
+            turn_index=turn_index,
+            provider=node.provider_label,
+            provider_id=self.providers[node.provider_label].info.id,
+            prompt=conversation.prompt.display_label,
+            **{"started_at": now, "ended_at": now, **fields},
+        )
 
     # -- call nodes ---------------------------------------------------------------------------------------
 
