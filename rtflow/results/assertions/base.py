@@ -16,7 +16,9 @@ from typing import Any, Protocol
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from rtflow.flow.assertion_types import split_negation
 from rtflow.messages import Message
+from rtflow.results.records import AssertionResult
 
 __all__ = [
     "AssertionContext",
@@ -25,7 +27,9 @@ __all__ = [
     "Unevaluable",
     "Verdict",
     "as_number",
+    "error_result",
     "render_value",
+    "verdict_result",
 ]
 
 GradeFunction = Callable[[list[Message]], Awaitable[str]]
@@ -124,3 +128,38 @@ def render_value(value: Any, variables: Mapping[str, Any]) -> Any:
     if isinstance(value, dict):
         return {key: render_value(item, variables) for key, item in value.items()}
     return value
+
+
+_AS_WRITTEN: Any = object()
+
+
+def verdict_result(
+    spec: AssertionLike, verdict: Verdict, *, value: Any = _AS_WRITTEN, negate: bool = True
+) -> AssertionResult:
+    """A verdict as the turn's record keeps it: the assertion's `not-` applied (unless `negate` is false), with
+    `value` as judged (by default the value as written)."""
+    if negate and split_negation(spec.type)[1]:
+        verdict = Verdict(not verdict.passed, 1.0 - verdict.score, f"not: {verdict.reason}")
+    return AssertionResult(
+        type=spec.type,
+        value=spec.value if value is _AS_WRITTEN else value,
+        passed=verdict.passed,
+        score=verdict.score,
+        reason=verdict.reason,
+        weight=spec.weight,
+        metric=spec.metric,
+    )
+
+
+def error_result(spec: AssertionLike, reason: str, *, value: Any = _AS_WRITTEN) -> AssertionResult:
+    """An assertion that could not be judged: failed, whatever its `not-`, with the reason as its error."""
+    return AssertionResult(
+        type=spec.type,
+        value=spec.value if value is _AS_WRITTEN else value,
+        passed=False,
+        score=0.0,
+        reason=reason,
+        weight=spec.weight,
+        metric=spec.metric,
+        error=reason,
+    )

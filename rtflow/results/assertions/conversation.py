@@ -19,7 +19,14 @@ from typing import Any
 
 from rtflow.flow.assertion_types import split_negation
 from rtflow.messages import ToolCall, TurnOutput
-from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
+from rtflow.results.assertions.base import (
+    AssertionContext,
+    AssertionLike,
+    Unevaluable,
+    Verdict,
+    error_result,
+    verdict_result,
+)
 from rtflow.results.assertions.evaluate import evaluate_assertions, evaluate_one
 from rtflow.results.records import AssertionResult
 
@@ -71,26 +78,6 @@ def _derived(spec: AssertionLike, **changes: Any) -> DerivedAssertion:
     return replace(base, **changes)
 
 
-def _result(spec: AssertionLike, verdict: Verdict, negated: bool) -> AssertionResult:
-    if negated:
-        verdict = Verdict(not verdict.passed, 1.0 - verdict.score, f"not: {verdict.reason}")
-    return AssertionResult(
-        type=spec.type,
-        value=spec.value,
-        passed=verdict.passed,
-        score=verdict.score,
-        reason=verdict.reason,
-        weight=spec.weight,
-        metric=spec.metric,
-    )
-
-
-def _error(spec: AssertionLike, reason: str) -> AssertionResult:
-    return AssertionResult(
-        type=spec.type, value=spec.value, passed=False, score=0.0, reason=reason, weight=spec.weight, error=reason
-    )
-
-
 def _turns(value: Any, view: ConversationView) -> Verdict:
     bounds = {"max": value} if isinstance(value, int) and not isinstance(value, bool) else value
     if not isinstance(bounds, dict) or not bounds or set(bounds) - {"min", "max"}:
@@ -134,13 +121,13 @@ async def _judge_one(spec: AssertionLike, view: ConversationView, context: Asser
     whole = TurnOutput(text=view.transcript, tool_calls=list(view.tool_calls))
     try:
         if kind == "turns":
-            return _result(spec, _turns(spec.value, view), negated)
+            return verdict_result(spec, _turns(spec.value, view))
         if kind == "stop-reason":
-            return _result(spec, _stop_reason(spec.value, view), negated)
+            return verdict_result(spec, _stop_reason(spec.value, view))
         if kind == "each-turn":
-            return _result(spec, await _each_turn(spec, view, context), negated)
+            return verdict_result(spec, await _each_turn(spec, view, context))
     except Unevaluable as exc:
-        return _error(spec, str(exc))
+        return error_result(spec, str(exc))
     if kind == "goal-met":
         rubric = f"The caller's goal was reached in this conversation: {view.goal}"
         derived = _derived(spec, type=f"{'not-' if negated else ''}llm-rubric", value=rubric)

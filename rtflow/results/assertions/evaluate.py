@@ -20,7 +20,15 @@ from rtflow.flow.assertion_types import (
     split_negation,
 )
 from rtflow.messages import TurnOutput
-from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict, render_value
+from rtflow.results.assertions.base import (
+    AssertionContext,
+    AssertionLike,
+    Unevaluable,
+    Verdict,
+    error_result,
+    render_value,
+    verdict_result,
+)
 from rtflow.results.assertions.javascript import check_javascript
 from rtflow.results.assertions.measures import MEASURE_CHECKS
 from rtflow.results.assertions.rubric import check_llm_rubric
@@ -93,44 +101,20 @@ async def _own_transform(transform: str, output: TurnOutput, context: AssertionC
 
 async def evaluate_one(spec: AssertionLike, output: TurnOutput, context: AssertionContext) -> AssertionResult:
     """The verdict of one assertion on one output; never raises for a bad assertion or a failed grader."""
-    _, negated = split_negation(spec.type)
     value: Any = spec.value
     try:
         value = render_value(spec.value, context.vars)
         over_run = run_level_reason(spec, value)
         if over_run is not None:  # a placeholder, whatever the `not-`: the run's verdict replaces it
-            return _result(spec, value, Verdict(True, 1.0, over_run))
+            return verdict_result(spec, Verdict(True, 1.0, over_run), value=value, negate=False)
         if spec.heard:  # judge what the caller heard of an answer that was cut short
             output = output.model_copy(update={"text": output.heard})
         if spec.transform:
             output = await _own_transform(spec.transform, output, context)
         verdict = await _judge(spec, value, output, context)
     except Unevaluable as exc:
-        return AssertionResult(
-            type=spec.type,
-            value=value,
-            passed=False,
-            score=0.0,
-            reason=str(exc),
-            weight=spec.weight,
-            metric=spec.metric,
-            error=str(exc),
-        )
-    if negated:
-        verdict = Verdict(not verdict.passed, 1.0 - verdict.score, f"not: {verdict.reason}")
-    return _result(spec, value, verdict)
-
-
-def _result(spec: AssertionLike, value: Any, verdict: Verdict) -> AssertionResult:
-    return AssertionResult(
-        type=spec.type,
-        value=value,
-        passed=verdict.passed,
-        score=verdict.score,
-        reason=verdict.reason,
-        weight=spec.weight,
-        metric=spec.metric,
-    )
+        return error_result(spec, str(exc), value=value)
+    return verdict_result(spec, verdict, value=value)
 
 
 async def evaluate_assertions(

@@ -22,7 +22,9 @@ from rtflow.results.assertions.base import (
     Unevaluable,
     Verdict,
     as_number,
+    error_result,
     render_value,
+    verdict_result,
 )
 from rtflow.results.records import AssertionResult
 from rtflow.results.summary import percentile
@@ -330,34 +332,6 @@ def _run_bound(spec: AssertionLike) -> LatencyBound | None:
     return latency_bound(render_value(spec.value, {}), spec.config)
 
 
-def _result(spec: AssertionLike, verdict: Verdict) -> AssertionResult:
-    """The verdict as the turn's record keeps it, `not-` applied."""
-    if split_negation(spec.type)[1]:
-        verdict = Verdict(not verdict.passed, 1.0 - verdict.score, f"not: {verdict.reason}")
-    return AssertionResult(
-        type=spec.type,
-        value=spec.value,
-        passed=verdict.passed,
-        score=verdict.score,
-        reason=verdict.reason,
-        weight=spec.weight,
-        metric=spec.metric,
-    )
-
-
-def _error(spec: AssertionLike, reason: str) -> AssertionResult:
-    return AssertionResult(
-        type=spec.type,
-        value=spec.value,
-        passed=False,
-        score=0.0,
-        reason=reason,
-        weight=spec.weight,
-        metric=spec.metric,
-        error=reason,
-    )
-
-
 def _group_results(bound: LatencyBound, members: list[_Member]) -> list[AssertionResult]:
     """One verdict for the group, on every member: the percentile over the turns that measured the metric."""
     assert bound.p is not None
@@ -366,12 +340,12 @@ def _group_results(bound: LatencyBound, members: list[_Member]) -> list[Assertio
     if value is None:
         why = LATENCY_METRICS[bound.metric][1]
         reason = f"none of the {len(members)} turns has a {bound.metric} measurement (one lacks it when {why})"
-        return [_error(member.spec, reason) for member in members]
+        return [error_result(member.spec, reason) for member in members]
     reason = f"{bound.metric} p{bound.p:g} over {len(values)} turns: {bound.compare(value)}"
     if len(values) < len(members):
         reason += f" ({len(members) - len(values)} of {len(members)} turns without a {bound.metric} left out)"
     verdict = Verdict.of(bound.holds(value), reason)
-    return [_result(member.spec, verdict) for member in members]
+    return [verdict_result(member.spec, verdict) for member in members]
 
 
 def run_percentile_results(turns: Sequence[RunTurn]) -> dict[str, list[tuple[int, AssertionResult]]]:
@@ -397,7 +371,7 @@ def run_percentile_results(turns: Sequence[RunTurn]) -> dict[str, list[tuple[int
             try:
                 bound = _run_bound(spec)
             except Unevaluable as exc:
-                placed[turn_id].append((position, _error(spec, str(exc))))
+                placed[turn_id].append((position, error_result(spec, str(exc))))
                 continue
             if bound is None or bound.p is None:
                 continue
