@@ -18,11 +18,15 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from rtflow._version import __version__
 from rtflow.errors import AuthenticationError, InvalidRequestError
 from rtflow.log import redact as redact_known_secrets
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -33,6 +37,7 @@ __all__ = [
     "is_azure",
     "is_loopback",
     "origin_of",
+    "pooled_http_client",
     "realtime_url",
     "redact",
     "resolve_base_url",
@@ -198,3 +203,30 @@ class CrossOriginRedirect(Exception):
             provider=label,
             code="cross_origin_redirect",
         )
+
+
+def pooled_http_client(
+    url: str, headers: Mapping[str, str], timeout: float, transport: httpx.AsyncBaseTransport | None
+) -> httpx.AsyncClient:
+    """The pooled HTTP client of a provider that calls `url` (Chat Completions, speech): auth headers that never
+    leave `url`'s origin (checked before every request httpx sends, redirects included), proxies from the
+    environment but never for loopback or an injected transport, and no pool limit of httpx's own."""
+    import httpx
+
+    endpoint_origin = origin_of(url)
+
+    async def same_origin_only(request: httpx.Request) -> None:
+        if origin_of(str(request.url)) != endpoint_origin:
+            raise CrossOriginRedirect(str(request.url))
+
+    return httpx.AsyncClient(
+        headers=dict(headers),
+        timeout=timeout,
+        transport=transport,
+        trust_env=transport is None and not is_loopback(url),
+        follow_redirects=True,
+        event_hooks={"request": [same_origin_only]},
+        # The run's own limits bound how many requests are in flight; httpx's defaults (100 connections, 20 kept
+        # alive) would queue requests past them and reopen a connection for most of the rest.
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+    )

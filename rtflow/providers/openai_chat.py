@@ -42,8 +42,7 @@ from rtflow.providers.endpoints import (
     SecretKey,
     auth_headers,
     is_azure,
-    is_loopback,
-    origin_of,
+    pooled_http_client,
     resolve_base_url,
     resolve_key,
     server_text,
@@ -165,29 +164,9 @@ class ChatProvider(Provider):
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            import httpx
-
             self._key = resolve_key(self.config.api_key, self.config.api_key_env, self.info.label)
             headers = auth_headers(self._key, azure=self.azure, extra=self.config.headers)
-            endpoint_origin = origin_of(self.url)
-
-            async def same_origin_only(request: httpx.Request) -> None:
-                # Runs before every request httpx sends, redirects included: the auth headers never leave the origin.
-                if origin_of(str(request.url)) != endpoint_origin:
-                    raise CrossOriginRedirect(str(request.url))
-
-            self._client = httpx.AsyncClient(
-                headers=headers,
-                timeout=self.config.request_timeout,
-                transport=self._transport,
-                # Proxies from the environment, but never for loopback or an injected transport.
-                trust_env=self._transport is None and not is_loopback(self.base_url),
-                follow_redirects=True,
-                event_hooks={"request": [same_origin_only]},
-                # The run's own limits bound how many requests are in flight; httpx's defaults (100 connections,
-                # 20 kept alive) would queue requests past them and reopen a connection for most of the rest.
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
-            )
+            self._client = pooled_http_client(self.url, headers, self.config.request_timeout, self._transport)
         return self._client
 
     async def complete(self, request: TurnRequest, notes: ProtocolNotes | None = None) -> TurnOutput:

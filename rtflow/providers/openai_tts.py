@@ -45,8 +45,7 @@ from rtflow.providers.endpoints import (
     CrossOriginRedirect,
     SecretKey,
     auth_headers,
-    is_loopback,
-    origin_of,
+    pooled_http_client,
     resolve_base_url,
     resolve_key,
     server_text,
@@ -213,25 +212,9 @@ class TtsProvider(Provider):
     def _http(self) -> httpx.AsyncClient:
         """The pooled client, built on the first request so that validating a flow needs neither httpx nor a key."""
         if self._client is None:
-            import httpx
-
             self._key = resolve_key(self.config.api_key, self.config.api_key_env, self.info.label)
-            endpoint_origin = origin_of(self.url)
-
-            async def same_origin_only(request: httpx.Request) -> None:
-                # Runs before every request httpx sends, redirects included: the auth headers never leave the origin.
-                if origin_of(str(request.url)) != endpoint_origin:
-                    raise CrossOriginRedirect(str(request.url))
-
-            self._client = httpx.AsyncClient(
-                headers=auth_headers(self._key, azure=False, extra=self.config.headers),
-                timeout=self.config.timeout,
-                transport=self._transport,
-                # Proxies from the environment, but never for loopback or an injected transport.
-                trust_env=self._transport is None and not is_loopback(self.base_url),
-                follow_redirects=True,
-                event_hooks={"request": [same_origin_only]},
-            )
+            headers = auth_headers(self._key, azure=False, extra=self.config.headers)
+            self._client = pooled_http_client(self.url, headers, self.config.timeout, self._transport)
         return self._client
 
     def _body(self, text: str) -> dict[str, Any]:
