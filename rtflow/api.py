@@ -14,7 +14,7 @@ import inspect
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -119,7 +119,9 @@ def _check_ready(provider: Provider, *, simulated: bool) -> None:
         raise FlowError(f"{exc}{hint}") from exc
 
 
-def _settings(flow: FlowSpec, concurrency: int | None, seed: int | None) -> SchedulerSettings:
+def _settings(
+    flow: FlowSpec, concurrency: int | None, seed: int | None, max_cost: float | None, fail_fast: bool | None
+) -> SchedulerSettings:
     execution = flow.execution
     return SchedulerSettings(
         concurrency=concurrency or execution.concurrency,
@@ -130,6 +132,8 @@ def _settings(flow: FlowSpec, concurrency: int | None, seed: int | None) -> Sche
         max_retry_after=execution.max_retry_after,
         grading_concurrency=execution.grading_concurrency,
         seed=seed,
+        max_cost=execution.max_cost if max_cost is None else max_cost,
+        fail_fast=execution.fail_fast if fail_fast is None else fail_fast,
     )
 
 
@@ -175,8 +179,9 @@ def _prepare(
     sim: Any,
     concurrency: int | None,
     thread_filter: str | None,
-    repeat: int,
+    repeat: int | None,
     vars: Mapping[str, Any] | None,
+    only_threads: Collection[str] | None = None,
 ) -> tuple[FlowSpec, Plan, RunRecord, dict[str, TurnRecord]]:
     """Load and compile the flow, and the run's record: a new one, or the one being resumed with its turns."""
     resume_records: dict[str, TurnRecord] = {}
@@ -192,7 +197,9 @@ def _prepare(
     if flow is None:
         raise FlowError("no flow given: name a flow file, or a run to resume")
     spec = load(flow) if isinstance(flow, str | Path) else flow
-    plan = compile_flow(spec, repeat=repeat, thread_filter=thread_filter)
+    if repeat is None:
+        repeat = spec.execution.repeat
+    plan = compile_flow(spec, repeat=repeat, thread_filter=thread_filter, only_threads=only_threads)
     if resumed_run is not None:
         return spec, plan, resumed_run.model_copy(update={"status": "running", "ended_at": None}), resume_records
     run_record = RunRecord(
@@ -205,6 +212,7 @@ def _prepare(
             "concurrency": concurrency,
             "thread_filter": thread_filter,
             "repeat": repeat,
+            "only_threads": sorted(only_threads) if only_threads is not None else None,
             "vars": dict(vars or {}),
         },
         total_turns=plan.counts.turns,
@@ -218,7 +226,7 @@ async def arun(
     sim: Any = False,
     concurrency: int | None = None,
     thread_filter: str | None = None,
-    repeat: int = 1,
+    repeat: int | None = None,
     vars: Mapping[str, Any] | None = None,
     db: str | Path | None = None,
     store: bool = True,
@@ -230,6 +238,9 @@ async def arun(
     progress: bool = False,
     force: bool = False,
     replay_callers: str | None = None,
+    max_cost: float | None = None,
+    fail_fast: bool | None = None,
+    only_threads: Collection[str] | None = None,
 ) -> RunResult:
     """Run a flow and return its result.
 
@@ -242,7 +253,10 @@ async def arun(
     the moment it is stored (sync or async). `handle_signals` installs the CLI's Ctrl-C behaviour; `progress`
     draws a progress bar on stderr. `replay_callers` (a run id, or `latest`) has simulated dialogues say what
     that run's caller models said, turn for turn, instead of asking a caller model: the agent hears exactly
-    what it heard then.
+    what it heard then. `max_cost` (US dollars) starts no new turn once the stored answers cost that much, and
+    `fail_fast` none once a turn has failed; the turns not started are recorded `skipped` with the reason (both
+    default to the flow's `execution`). `only_threads` runs just the threads with these ids (`--rerun-failed`).
+    `repeat` (None: the flow's `execution.repeat`) runs each conversation that many times.
     """
     status = "crashed"
     async with AsyncExitStack() as stack:
@@ -250,7 +264,7 @@ async def arun(
         replayed = _caller_lines(run_store, replay_callers) if replay_callers is not None else None
         spec, plan, run_record, resume_records = _prepare(
             flow, run_store, resume, sim=sim, concurrency=concurrency, thread_filter=thread_filter, repeat=repeat,
-            vars=vars,
+            vars=vars, only_threads=only_threads,
         )  # fmt: skip
         run_id = run_record.run_id
         if resume is not None and run_store is not None:  # a second resume of the same run refuses, naming the first
@@ -315,7 +329,7 @@ async def arun(
             plan,
             providers,
             run_id=run_id,
-            settings=_settings(spec, concurrency, seed),
+            settings=_settings(spec, concurrency, seed, max_cost, fail_fast),
             sink=sink,
             grader=grader,
             graders=graders,

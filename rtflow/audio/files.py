@@ -31,6 +31,7 @@ __all__ = [
     "SAMPLE_RATES",
     "AudioFileError",
     "audio_seconds",
+    "clip_seconds",
     "chunk",
     "encode_for_session",
     "read_wav_as_pcm16",
@@ -57,10 +58,20 @@ def vars_audio_path(variables: Mapping[str, Any], base_dir: Path) -> Path | None
     return path if path.is_absolute() else base_dir / path
 
 
+def clip_seconds(path: Path) -> float:
+    """How long a sound file plays, from its header (the samples are not read)."""
+    import soundfile  # type: ignore[import-untyped]
+
+    try:
+        return float(soundfile.info(str(path)).duration)
+    except (OSError, RuntimeError, soundfile.LibsndfileError) as exc:
+        raise AudioFileError(f"cannot read input audio {path}: {exc}") from None
+
+
 def _read_mono(path: Path) -> tuple[npt.NDArray[np.float32], int]:
     """The file's samples mixed down to mono floats in [-1, 1], and its sample rate."""
     import numpy as np
-    import soundfile  # type: ignore[import-untyped]  # imported here: text-only runs should not load libsndfile
+    import soundfile  # imported here: text-only runs should not load libsndfile
 
     try:
         samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)

@@ -39,21 +39,46 @@ _thread_option = click.option(
     help="Only threads whose id matches this fnmatch pattern (for example 'japan_*').",
 )
 _repeat_option = click.option(
-    "--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Run each conversation N times."
+    "--repeat", type=click.IntRange(min=1), help="Run each conversation N times (default: the flow's execution.repeat)."
 )
 
 
-def _load_and_compile(flow_path: Path, *, repeat: int, thread_filter: str | None) -> tuple[FlowSpec, Plan]:
+def _load_and_compile(flow_path: Path, *, repeat: int | None, thread_filter: str | None) -> tuple[FlowSpec, Plan]:
     flow = rtflow.load(flow_path)
-    return flow, rtflow.compile(flow, repeat=repeat, thread_filter=thread_filter)
+    return flow, rtflow.compile(flow, repeat=repeat or flow.execution.repeat, thread_filter=thread_filter)
 
 
 @click.command("validate")
 @_flow_argument
 @_thread_option
 @_repeat_option
-def validate_command(flow_path: Path, thread_filter: str | None, repeat: int) -> None:
+@click.option("--estimate", is_flag=True, help="Also estimate requests, tokens, audio seconds and cost per provider.")
+@click.option("--sim", is_flag=True, help="With --estimate: count tokens as the simulator does (for a --sim run).")
+@click.option(
+    "--answer-tokens",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With --estimate: the assumed length of an answer in tokens (default 100).",
+)
+@click.option(
+    "--from-run",
+    metavar="RUN",
+    help="With --estimate: take answer lengths from RUN (an id, or latest) instead of assuming them.",
+)
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), envvar="RTFLOW_DB", help="Run store (SQLite).")
+def validate_command(
+    flow_path: Path,
+    thread_filter: str | None,
+    repeat: int | None,
+    estimate: bool,
+    sim: bool,
+    answer_tokens: int | None,
+    from_run: str | None,
+    db: Path | None,
+) -> None:
     """Load and compile FLOW, then print what a run of it would do."""
+    if not estimate and (sim or answer_tokens is not None or from_run is not None):
+        raise click.UsageError("--sim, --answer-tokens and --from-run only apply with --estimate")
     flow, plan = _load_and_compile(flow_path, repeat=repeat, thread_filter=thread_filter)
     counts = plan.counts
     critical_path = plan.critical_path()
@@ -83,6 +108,46 @@ def validate_command(flow_path: Path, thread_filter: str | None, repeat: int) ->
         click.echo(f"warnings ({len(warnings)}):")
         for warning in warnings:
             click.echo(f"  - {warning}")
+    if estimate:
+        _print_estimate(plan, simulated=sim, answer_tokens=answer_tokens, from_run=from_run, db=db)
+
+
+def _print_estimate(
+    plan: Plan, *, simulated: bool, answer_tokens: int | None, from_run: str | None, db: Path | None
+) -> None:
+    import functools
+
+    import anyio
+
+    from rtflow.results.store import RunStore
+    from rtflow.runner.estimate import DEFAULT_ANSWER_TOKENS, estimate_plan
+
+    earlier = None
+    if from_run is not None:
+        with RunStore(db, read_only=True) as store:
+            earlier = store.turns(store.get_run(from_run).run_id)
+    figures = anyio.run(
+        functools.partial(
+            estimate_plan,
+            plan,
+            simulated=simulated,
+            answer_tokens=answer_tokens or DEFAULT_ANSWER_TOKENS,
+            earlier_run=earlier,
+        )
+    )
+    click.echo("estimate (before the run):")
+    for each in figures.providers:
+        cost = "no price for this model" if each.cost is None else f"${each.cost:.4f}"
+        audio = f", {each.audio_seconds:.1f} s of input audio" if each.audio_seconds else ""
+        click.echo(
+            f"  {each.provider}: {_plural(each.requests, 'request')}, {each.input_tokens} input and"
+            f" {each.output_tokens} output tokens{audio}, {cost}"
+        )
+    total = "unknown" if figures.cost is None else f"${figures.cost:.4f}"
+    click.echo(f"  total: {_plural(figures.requests, 'request')}, {total}")
+    click.echo("assumptions:")
+    for assumption in figures.assumptions:
+        click.echo(f"  - {assumption}")
 
 
 def _plural(count: int, noun: str) -> str:

@@ -76,6 +76,17 @@ def _baseline(baseline: str | None, fail_on: str, db: Path | None) -> tuple[str 
         return run.run_id, store.turns(run.run_id)
 
 
+def _failed_threads(rerun_failed: str, db: Path | None) -> tuple[str, list[str], str | None]:
+    """`--rerun-failed RUN`: that run's id, the threads in which some turn failed, errored or was skipped (a
+    skipped turn followed an error, or the run was stopped before it) in the run's order, and its flow file."""
+    from rtflow.results.store import RunStore
+
+    with RunStore(db, read_only=True) as store:
+        run = store.get_run(rerun_failed)
+        threads = [turn.thread_id for turn in store.turns(run.run_id) if turn.status in ("failed", "error", "skipped")]
+    return run.run_id, list(dict.fromkeys(threads)), run.flow_path
+
+
 def _sim_config(
     sim: bool, latency_ms: float | None, faults: tuple[str, ...], log: Path | None, voice: dict[str, Any]
 ) -> object:
@@ -130,7 +141,7 @@ def _sim_config(
 @click.option("--concurrency", type=click.IntRange(min=1), help="Most provider calls in flight at once.")
 @click.option("--filter-thread", "thread_filter", metavar="PATTERN", help="Run only threads whose id matches (glob).")
 @click.option(
-    "--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Run each conversation N times."
+    "--repeat", type=click.IntRange(min=1), help="Run each conversation N times (default: the flow's execution.repeat)."
 )
 @click.option("--var", "var_pairs", multiple=True, metavar="NAME=VALUE", help="Set a variable for every turn.")
 @click.option(
@@ -164,6 +175,18 @@ def _sim_config(
     help="What fails the run (exit 1): any failed turn, or only a significant regression against --baseline.",
 )
 @click.option(
+    "--max-cost",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="USD",
+    help="Start no new turn once the answers cost this much; the rest are recorded skipped (budget).",
+)
+@click.option("--fail-fast", is_flag=True, help="Start no new turn once one has failed; the rest are recorded skipped.")
+@click.option(
+    "--rerun-failed",
+    metavar="RUN",
+    help="Run only the threads that failed, errored or were skipped in RUN (an id, or latest), as a new run.",
+)
+@click.option(
     "--replay-callers",
     metavar="RUN",
     help="Simulated dialogues say what RUN's caller models said (by id, or latest), asking no caller model.",
@@ -179,7 +202,7 @@ def run_command(
     sim_cancel_delay_ms: float | None,
     concurrency: int | None,
     thread_filter: str | None,
-    repeat: int,
+    repeat: int | None,
     var_pairs: tuple[str, ...],
     output: Path | None,
     db: Path | None,
@@ -192,11 +215,14 @@ def run_command(
     seed: int | None,
     baseline: str | None,
     fail_on: str,
+    max_cost: float | None,
+    fail_fast: bool,
+    rerun_failed: str | None,
     replay_callers: str | None,
 ) -> None:
     """Run the conversations of FLOW and report how they went.
 
-    With --resume, FLOW may be left out: the flow file the run was started from is used.
+    With --resume or --rerun-failed, FLOW may be left out: the flow file that run was started from is used.
     """
     # Imported here so that `rtflow --help` does not pay for the whole library.
     import anyio
@@ -210,6 +236,14 @@ def run_command(
     variables = _parse_vars(var_pairs)
     _check_outputs(output, log_file, sim_log)
     baseline_run, baseline_turns = _baseline(baseline, fail_on, db)
+    only_threads: list[str] | None = None
+    if rerun_failed is not None:
+        rerun_of, only_threads, rerun_flow = _failed_threads(rerun_failed, db)
+        if not only_threads:
+            click.echo(f"run {rerun_of} has no failed, errored or skipped turn: nothing to rerun")
+            sys.exit(0)
+        if flow is None and rerun_flow is not None:
+            flow = Path(rerun_flow)
     voice = {
         name: value
         for name, value in (
@@ -250,6 +284,9 @@ def run_command(
                 handle_signals=True,
                 progress=show_progress,
                 replay_callers=replay_callers,
+                max_cost=max_cost,
+                fail_fast=fail_fast or None,
+                only_threads=only_threads,
             )
         )
     finally:

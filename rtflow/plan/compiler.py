@@ -13,7 +13,7 @@ that matches nothing. Suites of tens of thousands of threads are expected, so th
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING
 
 from rtflow.errors import CompileError
@@ -49,20 +49,22 @@ def compile_flow(
     *,
     repeat: int = 1,
     thread_filter: str | None = None,
+    only_threads: Collection[str] | None = None,
 ) -> Plan:
     """Compile a loaded flow into a plan.
 
-    `thread_filter` is an fnmatch pattern on thread ids; `repeat` runs each conversation that many times
+    `thread_filter` is an fnmatch pattern on thread ids, `only_threads` a set of ids (both may be given: a thread
+    must pass both); `repeat` runs each conversation that many times
     (the copies' ids end in `#2`, `#3`, ...). A flow built in code is resolved first
     (`rtflow.flow.resolve`), as `load` resolves a file: its provider kinds, configs, prompts and var files are
     checked there, once, and not here.
     """
     resolve(flow)
     with gc_paused():  # a large suite's millions of small objects, all kept (5x faster at 100k turns)
-        return _compile(flow, repeat=repeat, thread_filter=thread_filter)
+        return _compile(flow, repeat=repeat, thread_filter=thread_filter, only_threads=only_threads)
 
 
-def _compile(flow: FlowSpec, *, repeat: int, thread_filter: str | None) -> Plan:
+def _compile(flow: FlowSpec, *, repeat: int, thread_filter: str | None, only_threads: Collection[str] | None) -> Plan:
     if repeat < 1:
         raise CompileError(f"repeat must be 1 or more, not {repeat}")
     if not flow.providers:
@@ -74,7 +76,7 @@ def _compile(flow: FlowSpec, *, repeat: int, thread_filter: str | None) -> Plan:
         raise CompileError(
             'the flow has no prompts: add at least one under `prompts:` (for example `- "{{ question }}"`)'
         )
-    threads = _select_threads(flow.thread_specs(), thread_filter)
+    threads = _select_threads(flow.thread_specs(), thread_filter, only_threads)
     chains = _resolve_chains(flow.providers)
     providers = _provider_table(chains)
     # The prompt's label joins the conversation id only when there is more than one prompt to tell apart.
@@ -107,9 +109,19 @@ def _compile(flow: FlowSpec, *, repeat: int, thread_filter: str | None) -> Plan:
     )
 
 
-def _select_threads(threads: list[ThreadSpec], thread_filter: str | None) -> list[ThreadSpec]:
+def _select_threads(
+    threads: list[ThreadSpec], thread_filter: str | None, only_threads: Collection[str] | None
+) -> list[ThreadSpec]:
     if not threads:
         raise CompileError("the flow has no tests: add turns under `tests:` or `threads:`")
+    if only_threads is not None:
+        wanted = set(only_threads)
+        unknown = sorted(wanted - {thread.id for thread in threads})
+        if unknown:
+            raise CompileError(f"the flow has no thread {unknown[0]!r} (asked for by id); was it renamed?")
+        threads = [thread for thread in threads if thread.id in wanted]
+        if not threads:
+            raise CompileError("no thread was selected: the list of thread ids is empty")
     if thread_filter is None:
         return threads
     selected = [thread for thread in threads if fnmatch.fnmatchcase(thread.id, thread_filter)]

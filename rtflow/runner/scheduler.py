@@ -92,6 +92,10 @@ class SchedulerSettings:
     max_retry_after: float = 60.0
     grading_concurrency: int = 4
     seed: int | None = None
+    max_cost: float | None = None
+    """US dollars: once the answers stored so far cost this much, no new turn starts (`--max-cost`)."""
+    fail_fast: bool = False
+    """No new turn starts once a turn has failed or could not be answered (`--fail-fast`)."""
 
 
 @dataclass
@@ -129,6 +133,11 @@ class _ConversationState:
 
 class _Stopped(Exception):
     """The run is stopping (Ctrl-C): a call that was still waiting for its limits must not start."""
+
+
+class _Halted(_Stopped):
+    """The budget is spent or a turn failed under fail-fast: a call that was still waiting must not start. Unlike
+    Ctrl-C the run goes on to the end, recording the turns it does not start as `skipped`."""
 
 
 def _step_results(output: TurnOutput) -> list[AssertionResult]:
@@ -223,6 +232,12 @@ class Scheduler:
             if key not in self._rate_limits:
                 self._rate_limits[key] = RateLimiter(*provider.per_minute_limits)
         self._stopping = False
+        self._halted: str | None = None
+        """Why no new turn starts any more (the budget is spent, or a turn failed under fail-fast); the turns
+        that would have started are recorded `skipped` with this reason, so the run still accounts for them."""
+        self._costs: dict[str, float] = {}
+        self.spent = 0.0
+        """US dollars the stored answers cost so far (resumed ones included)."""
         self.in_flight = 0
         """Provider calls running right now."""
         self.records: dict[str, TurnRecord] = {}
@@ -316,6 +331,15 @@ class Scheduler:
         spec = conversation.turns[node.turn_index].simulate
         assert spec is not None
         if state.failure is not None:
+            return NodeState.SKIPPED
+        if self._halted is not None:
+            state.failure = self._halted
+            skipped = ErrorInfo(kind="skipped", message=self._halted)
+            self._save(
+                self._dialogue_record(
+                    state, node, node.turn_index, status="skipped", error=skipped, description="simulated turn"
+                )
+            )
             return NodeState.SKIPPED
         variables = self._turn_vars(state, node.turn_index)
         try:
@@ -704,6 +728,8 @@ class Scheduler:
             return NodeState.SKIPPED
         if not node.is_fallback and self._restore_from_resume(state, node):
             return NodeState.SUCCEEDED
+        if self._halted is not None:  # a fallback too: the turn it would finish is new spending all the same
+            return await self._halt_turn(state, node)
         # The node's identity goes with each event as keywords: cheaper than binding a logger per node, and
         # info events cost nothing at all when they are filtered out.
         where = {
@@ -721,6 +747,8 @@ class Scheduler:
         try:
             request = await self._build_request(state, node, provider)
             output = await self._call_with_retries(state, node, provider, request, where)
+        except _Halted:
+            return await self._halt_turn(state, node)
         except _Stopped:
             log.info("node.not_started", reason="the run is stopping", **where)
             return NodeState.SKIPPED  # no record: the turn counts as not run, and a resume runs it
@@ -748,6 +776,14 @@ class Scheduler:
         if node.turn_index == len(conversation.turns) - 1:
             await self._close_sessions(state)
         return NodeState.SUCCEEDED
+
+    async def _halt_turn(self, state: _ConversationState, node: CallNode) -> NodeState:
+        """The turn does not start (`_halted` says why): recorded `skipped`, and the rest of its conversation too."""
+        assert self._halted is not None
+        state.failure = self._halted
+        self._save(self._skipped_record(state, node, self._halted))
+        await self._close_sessions(state)
+        return NodeState.SKIPPED
 
     async def _build_request(self, state: _ConversationState, node: CallNode, provider: Provider) -> TurnRequest:
         conversation = state.conversation
@@ -841,6 +877,8 @@ class Scheduler:
                     await rate_limiter.acquire(_estimate_tokens(request.messages))
                 if self._stopping:  # waited for a limit across Ctrl-C: no request starts after it
                     raise _Stopped
+                if self._halted is not None:  # the budget ran out (or a turn failed) while this one waited
+                    raise _Halted
                 state.turns[node.turn_index].attempt_started = time.time()
                 session = state.sessions.get(node.provider_label)
                 if session is None:
@@ -934,6 +972,7 @@ class Scheduler:
         turn.started_at = previous.started_at
         turn.record = previous
         self.records[node.id] = previous
+        self._account(previous)
         conversation = state.conversation
         state.history.add(previous.prompt_messages, previous.output.heard, conversation.turns[node.turn_index].metadata)
         return True
@@ -1035,4 +1074,22 @@ class Scheduler:
 
     def _save(self, record: TurnRecord) -> None:
         self.records[record.node_id] = record
+        self._account(record)
         self.sink(record)
+
+    def _account(self, record: TurnRecord) -> None:
+        """Count a stored record's cost against `max_cost`, and its failure under `fail_fast`. A record saved
+        again (graded, regraded) replaces its earlier cost rather than adding to it."""
+        cost = record.output.cost if record.output is not None else None
+        if cost is not None:
+            self.spent += cost - self._costs.get(record.node_id, 0.0)
+            self._costs[record.node_id] = cost
+        if self._halted is not None:
+            return
+        budget = self.settings.max_cost
+        if budget is not None and self.spent >= budget:
+            self._halted = f"budget: the run had spent ${self.spent:.4f} of its ${budget:g} (--max-cost)"
+        elif self.settings.fail_fast and record.status in ("failed", "error"):
+            self._halted = f"fail-fast: {record.conversation_id} turn {record.turn_index + 1} {record.status}"
+        if self._halted is not None:
+            self._log.warning("run.halted", run=self.run_id, reason=self._halted)

@@ -109,6 +109,9 @@ def test_execution_durations_and_defaults() -> None:
         "backoff_max": 8.0,
         "max_retry_after": 60.0,
         "grading_concurrency": 4,
+        "repeat": 1,
+        "max_cost": None,
+        "fail_fast": False,
     }
     assert load_text(base + "execution: {timeout: 2m}").execution.timeout == 120.0
     assert load_text(base + "execution: {timeout: 60000}").execution.timeout == 60.0

@@ -108,6 +108,13 @@ class ExecutionSpec(_SpecModel):
     capped here, and the log says so. A server that says "come back in 11 days" must not stall the run."""
     grading_concurrency: int = Field(default=4, ge=1)
     """The most model-graded assertions in flight at once."""
+    repeat: int = Field(default=1, ge=1)
+    """How many times each conversation runs (`--repeat` overrides it)."""
+    max_cost: float | None = Field(default=None, gt=0)
+    """A budget in US dollars (`--max-cost` overrides it): once the stored answers cost this much, no new turn
+    starts and the rest are recorded `skipped` with the reason `budget`. Calls in flight still finish."""
+    fail_fast: bool = False
+    """Start no new turn once one has failed or could not be answered; the rest are recorded `skipped`."""
 
 
 # ------------------------------------------------------------------------------------------------------- flow
