@@ -21,6 +21,7 @@ __all__ = [
     "InterruptPlan",
     "Interruption",
     "Message",
+    "PassRate",
     "Role",
     "ToolCall",
     "TurnMetrics",
@@ -37,6 +38,14 @@ AUDIO_PART_TYPES = frozenset({"input_audio", "audio", "output_audio"})
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class PassRate(_Strict):
+    """How often a repeated turn must pass for its verdict to be a pass (`pass_rate:` in a flow): the share of its
+    runs that passed reaches `min`, or with `confident` the lower bound of that share's Wilson 95% interval does."""
+
+    min: float = Field(ge=0, le=1)
+    confident: bool = False
 
 
 class ContentPart(_Strict):

@@ -86,7 +86,7 @@ def _compile(flow: FlowSpec, *, repeat: int, thread_filter: str | None, only_thr
     for thread in threads:
         for prompt, prompt_label in zip(flow.prompts, prompt_labels, strict=True):
             for chain in chains:
-                for repeat_index in range(1, repeat + 1):
+                for repeat_index in range(1, _copies(thread, repeat) + 1):
                     conversation = _conversation(thread, prompt, prompt_label, chain, repeat_index)
                     if conversation.id in conversations:
                         raise CompileError(
@@ -107,6 +107,12 @@ def _compile(flow: FlowSpec, *, repeat: int, thread_filter: str | None, only_thr
         providers=providers,
         warnings=_warnings(flow, threads, chains),
     )
+
+
+def _copies(thread: ThreadSpec, repeat: int) -> int:
+    """How many times a thread runs: the largest `repeat:` its tests set, else the run's `repeat`."""
+    own = [turn.repeat for turn in thread.turns if turn.repeat is not None]
+    return max(own) if own else repeat
 
 
 def _select_threads(

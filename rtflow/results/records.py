@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rtflow.messages import Message, TurnOutput
+from rtflow.messages import Message, PassRate, TurnOutput
 
 __all__ = [
     "AssertionResult",
@@ -119,6 +119,8 @@ class TurnRecord(_Record):
     vars: dict[str, Any] = Field(default_factory=dict)
     """The turn's variables (without `_conversation`)."""
     description: str | None = None
+    pass_rate: PassRate | None = None
+    """How often this turn must pass across the run's repeats (the flow's `pass_rate`), when the flow says."""
     prompt_messages: list[Message] = Field(default_factory=list)
     """The turn's rendered prompt (what `_conversation[i].prompt` shows later turns)."""
     request_messages: list[Message] = Field(default_factory=list)

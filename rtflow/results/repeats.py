@@ -6,6 +6,11 @@ passed: the pass rate with its Wilson 95% interval, pass@k and pass^k for a few 
 estimators of `rtflow.results.statistics`), and whether it is flaky (it neither always passed nor always
 failed). A turn or copy that never ran (not in the records) is not a run; one that ended in an error is a run
 that did not pass.
+
+A turn the flow gives a `pass_rate` is judged across its runs: it `meets` the requirement when its pass rate
+(or, with `confident`, its interval's lower bound) reaches the minimum; such a turn gets figures even when it
+ran once. A conversation meets its requirements when each of its turns does (a turn without one must always
+have passed).
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from rtflow.messages import PassRate
 from rtflow.results.records import TurnRecord
 from rtflow.results.statistics import pass_at_k, pass_hat_k, wilson_interval
 
-__all__ = ["RepeatFigures", "repeat_figures"]
+__all__ = ["RepeatFigures", "repeat_figures", "turn_key"]
 
 _KS = (1, 2, 3, 5, 10)
 """The k of pass@k and pass^k that are reported (with N itself), those up to N."""
@@ -44,13 +50,34 @@ class RepeatFigures(BaseModel):
     """k -> the chance that all of k runs pass."""
     flaky: bool
     """It passed in some runs and not in others."""
+    required: PassRate | None = None
+    """The turn's `pass_rate` from the flow, if it has one."""
+    meets: bool | None = None
+    """Whether the requirement is met (a conversation: whether each of its turns met theirs); None without one."""
 
 
 def _base(conversation_id: str) -> str:
     return conversation_id.split("#", 1)[0]
 
 
-def _figures(key: str, kind: Literal["conversation", "turn"], outcomes: list[bool]) -> RepeatFigures:
+def turn_key(turn: TurnRecord) -> str:
+    """The key of a turn's figures: the same for every copy of it (`realtime/japan_travel turn 2`)."""
+    return f"{_base(turn.conversation_id)} turn {turn.turn_index + 1}"
+
+
+def _meets(required: PassRate | None, passed: int, runs: int, low: float) -> bool | None:
+    if required is None:
+        return None
+    return (low if required.confident else passed / runs) >= required.min
+
+
+def _figures(
+    key: str,
+    kind: Literal["conversation", "turn"],
+    outcomes: list[bool],
+    required: PassRate | None = None,
+    meets: bool | None = None,
+) -> RepeatFigures:
     runs, passed = len(outcomes), sum(outcomes)
     interval = wilson_interval(passed, runs)
     ks = sorted({k for k in _KS if k <= runs} | {runs})
@@ -65,6 +92,8 @@ def _figures(key: str, kind: Literal["conversation", "turn"], outcomes: list[boo
         pass_at_k={k: pass_at_k(runs, passed, k) for k in ks},
         pass_hat_k={k: pass_hat_k(runs, passed, k) for k in ks},
         flaky=0 < passed < runs,
+        required=required,
+        meets=_meets(required, passed, runs, interval.low) if kind == "turn" else meets,
     )
 
 
@@ -79,14 +108,25 @@ def repeat_figures(turns: Iterable[TurnRecord]) -> tuple[RepeatFigures, ...]:
         copies.setdefault(_base(turn.conversation_id), {}).setdefault(turn.conversation_id, []).append(turn)
     figures: list[RepeatFigures] = []
     for base, by_copy in sorted(copies.items()):
-        if len(by_copy) < 2:
-            continue
-        figures.append(
-            _figures(base, "conversation", [all(t.status == "passed" for t in copy) for copy in by_copy.values()])
-        )
-        by_turn: dict[int, list[bool]] = {}
+        by_turn: dict[int, list[TurnRecord]] = {}
         for copy in by_copy.values():
             for turn in copy:
-                by_turn.setdefault(turn.turn_index, []).append(turn.status == "passed")
-        figures.extend(_figures(f"{base} turn {index + 1}", "turn", by_turn[index]) for index in sorted(by_turn))
+                by_turn.setdefault(turn.turn_index, []).append(turn)
+        required = {index: next((t.pass_rate for t in runs if t.pass_rate), None) for index, runs in by_turn.items()}
+        if len(by_copy) < 2 and not any(required.values()):
+            continue
+        turn_figures = [
+            _figures(
+                f"{base} turn {index + 1}", "turn", [t.status == "passed" for t in by_turn[index]], required[index]
+            )
+            for index in sorted(by_turn)
+        ]
+        conversation_meets = (
+            all(f.meets if f.required is not None else f.passed == f.runs for f in turn_figures)
+            if any(required.values())
+            else None
+        )
+        outcomes = [all(t.status == "passed" for t in copy) for copy in by_copy.values()]
+        figures.append(_figures(base, "conversation", outcomes, meets=conversation_meets))
+        figures.extend(turn_figures)
     return tuple(figures)

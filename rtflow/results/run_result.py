@@ -57,8 +57,8 @@ class RunResult:
 
     @property
     def passed(self) -> bool:
-        """Whether every turn of the plan passed."""
-        return not self.interrupted and self.summary.passed == self.summary.planned_turns
+        """Whether every turn of the plan passed (or, for a turn with a `pass_rate`, passed often enough)."""
+        return not self.interrupted and self.summary.accepted == self.summary.planned_turns
 
     @property
     def exit_code(self) -> int:

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rtflow.messages import TurnMetrics, TurnOutput
 from rtflow.results.records import CallAttempt, RunRecord, TurnRecord, TurnStatus
-from rtflow.results.repeats import RepeatFigures, repeat_figures
+from rtflow.results.repeats import RepeatFigures, repeat_figures, turn_key
 
 __all__ = [
     "SPOKEN_METRICS",
@@ -253,6 +253,16 @@ class RunSummary(TurnFigures):
     repeats: tuple[RepeatFigures, ...] = ()
     """With `--repeat`: each repeated conversation's pass rate, interval, pass@k, pass^k and flakiness, then its
     turns' (see `rtflow.results.repeats`)."""
+    accepted: int = 0
+    """Turns whose verdict is a pass: those that passed, and those that did not in a run but whose turn met its
+    `pass_rate` across the repeats. The run passes when every planned turn is accepted."""
+    unmet_pass_rates: int = 0
+    """Turns (counted once, not per copy) whose `pass_rate` was not met."""
+
+    @property
+    def cost_per_pass(self) -> float | None:
+        """US dollars per passing turn: what the run cost over the turns it passed (None without both)."""
+        return self.cost / self.passed if self.cost is not None and self.passed else None
 
     @classmethod
     def of(cls, run: RunRecord, turns: Iterable[TurnRecord], *, planned_turns: int | None = None) -> RunSummary:
@@ -264,6 +274,8 @@ class RunSummary(TurnFigures):
         for turn in records:
             by_provider.setdefault(primary_provider(turn), []).append(turn)
         figures = _figures(records)
+        repeats = repeat_figures(records)
+        met = {figure.key for figure in repeats if figure.kind == "turn" and figure.meets}
         return cls(
             **figures,
             run_id=run.run_id,
@@ -279,7 +291,11 @@ class RunSummary(TurnFigures):
                 ProviderSummary(provider=provider, **_figures(provider_turns))
                 for provider, provider_turns in sorted(by_provider.items())
             ),
-            repeats=repeat_figures(records),
+            repeats=repeats,
+            accepted=sum(
+                1 for turn in records if turn.status == "passed" or (turn.pass_rate and turn_key(turn) in met)
+            ),
+            unmet_pass_rates=sum(1 for figure in repeats if figure.kind == "turn" and figure.meets is False),
         )
 
     def status_counts(self) -> dict[str, int]:

@@ -1058,6 +1058,7 @@ class Scheduler:
             status=status,
             vars={k: v for k, v in {**turn_spec.vars, **turn.transformed_vars}.items() if not k.startswith("_")},
             description=turn_spec.description,
+            pass_rate=turn_spec.pass_rate,
             prompt_messages=turn.prompt_messages,
             request_messages=turn.request_messages,
             output=turn.output,

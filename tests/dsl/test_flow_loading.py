@@ -112,6 +112,7 @@ def test_execution_durations_and_defaults() -> None:
         "repeat": 1,
         "max_cost": None,
         "fail_fast": False,
+        "pass_rate": None,
     }
     assert load_text(base + "execution: {timeout: 2m}").execution.timeout == 120.0
     assert load_text(base + "execution: {timeout: 60000}").execution.timeout == 60.0

@@ -34,7 +34,9 @@ from rtflow.flow.spec.turns import (
     TurnSpec,
     _TurnFields,
     conversation_id_of,
+    pass_rate_shorthand,
 )
+from rtflow.messages import PassRate
 from rtflow.output_paths import export_format_problem
 
 __all__ = ["ExecutionSpec", "FlowSpec", "suggested_field", "unknown_key_hint"]
@@ -115,6 +117,13 @@ class ExecutionSpec(_SpecModel):
     starts and the rest are recorded `skipped` with the reason `budget`. Calls in flight still finish."""
     fail_fast: bool = False
     """Start no new turn once one has failed or could not be answered; the rest are recorded `skipped`."""
+    pass_rate: PassRate | None = None
+    """With repeats: how often every turn must pass, unless a test sets its own `pass_rate` (see `TestSpec`)."""
+
+    @field_validator("pass_rate", mode="before")
+    @classmethod
+    def _pass_rate_shorthand(cls, value: Any) -> Any:
+        return pass_rate_shorthand(value)
 
 
 # ------------------------------------------------------------------------------------------------------- flow
@@ -290,6 +299,8 @@ class FlowSpec(_SpecModel):
                 options=dict(turn.options),
                 description=turn.description,
                 threshold=turn.threshold,
+                repeat=turn.repeat,
+                pass_rate=turn.pass_rate or self.execution.pass_rate,
                 interrupt=turn.interrupt,
                 then=list(turn.then),
                 simulate=turn.simulate,
@@ -301,6 +312,8 @@ class FlowSpec(_SpecModel):
             options={**default.options, **turn.options},
             description=turn.description if turn.description is not None else default.description,
             threshold=turn.threshold if turn.threshold is not None else default.threshold,
+            repeat=turn.repeat or default.repeat,
+            pass_rate=turn.pass_rate or default.pass_rate or self.execution.pass_rate,
             interrupt=turn.interrupt,
             then=list(turn.then),
             # promptfoo's `defaultTest.provider: promptfoo:simulated-user` makes every *test* a dialogue.

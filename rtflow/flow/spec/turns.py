@@ -16,6 +16,7 @@ from rtflow.flow.spec.base import (
     _SpecModel,
 )
 from rtflow.flow.spec.dialogue import SimulateSpec, is_simulated_user, simulated_user_as_simulate
+from rtflow.messages import PassRate
 
 __all__ = [
     "STEP_KEYS",
@@ -27,6 +28,7 @@ __all__ = [
     "ThreadTurnSpec",
     "TurnSpec",
     "conversation_id_of",
+    "pass_rate_shorthand",
 ]
 
 # -------------------------------------------------------------------------------------------------- assertions
@@ -156,6 +158,11 @@ def conversation_id_of(metadata: dict[str, Any]) -> str | None:
     return None
 
 
+def pass_rate_shorthand(value: Any) -> Any:
+    """`pass_rate: 0.8` is `pass_rate: {min: 0.8}`."""
+    return {"min": value} if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 class _TurnFields(_SpecModel):
     vars: dict[str, Any] = Field(default_factory=dict)
     """Template variables; a `file://` value is read (text), parsed (.json/.yaml) or kept as a path (audio)."""
@@ -169,12 +176,22 @@ class _TurnFields(_SpecModel):
     """A name for the turn in reports."""
     threshold: float | None = None
     """Minimum weighted score for the turn to pass (default: every assertion passes)."""
+    repeat: int | None = Field(default=None, ge=1)
+    """Run this test's thread this many times (the thread takes the largest `repeat` of its tests)."""
+    pass_rate: PassRate | None = None
+    """With repeats: how often this turn must pass (`0.8`, or `{min: 0.8, confident: true}` for the interval's
+    lower bound); its verdict across the repeats is then whether it did (default: `execution.pass_rate`)."""
     interrupt: InterruptSpec | None = None
     """The caller barges in on this turn's answer (after so much is heard); the next turn is what they say."""
     then: list[StepSpec] = Field(default_factory=list)
     """Script steps once this turn's answer is read: `silence: 2s`, `wait_for: EVENT`, `dtmf: "12#"`."""
     simulate: SimulateSpec | None = None
     """A model plays the caller from here on (the thread's last entry); its `assert` judges the whole dialogue."""
+
+    @field_validator("pass_rate", mode="before")
+    @classmethod
+    def _pass_rate_shorthand(cls, value: Any) -> Any:
+        return pass_rate_shorthand(value)
 
     @field_validator("metadata")
     @classmethod
@@ -232,7 +249,8 @@ class ThreadTurnSpec(_TurnFields):
                 step["then"] = then
             return step
         reserved = {
-            "assert", "description", "metadata", "options", "vars", "interrupt", "then", "threshold", "simulate"
+            "assert", "description", "metadata", "options", "vars", "interrupt", "then", "threshold", "simulate",
+            "repeat", "pass_rate", "passRate",
         }  # fmt: skip
         turn: dict[str, Any] = {key: value for key, value in data.items() if key in reserved}
         loose_vars = {key: value for key, value in data.items() if key not in reserved}
@@ -262,6 +280,10 @@ class TurnSpec(BaseModel):
     """The turn's description."""
     threshold: float | None
     """The turn's threshold, else `default_test`'s."""
+    repeat: int | None = None
+    """The turn's `repeat`, else `default_test`'s."""
+    pass_rate: PassRate | None = None
+    """The turn's `pass_rate`, else `default_test`'s, else `execution.pass_rate`."""
     interrupt: InterruptSpec | None = None
     """Where the caller barges in on this turn's answer."""
     then: list[StepSpec] = Field(default_factory=list)

@@ -1,0 +1,81 @@
+"""`pass_rate`: a repeated turn's verdict is whether it passed often enough, and the run's exit code follows.
+
+A seeded simulator fault fails a known share of one test's runs; the same run is judged against requirements
+it meets and ones it does not, by the rate and by the interval's lower bound; a test's own `repeat:` and
+`pass_rate:` take precedence over the flow's `execution`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import rtflow
+from rtflow.errors import FlowError
+from rtflow.sim import SimConfig
+from rtflow.sim.config import parse_fault
+
+FAIL_PROBABILITY = 0.3
+
+
+def _flow(tmp_path: Path, *, flaky_test: dict[str, Any], execution: dict[str, Any]) -> Path:
+    document = {
+        "providers": ["openai:chat:gpt-4.1-mini"],
+        "prompts": ["{{ q }}"],
+        "execution": {"retries": 0, **execution},  # a retry would hide the fault the test injects
+        "tests": [
+            {"vars": {"q": "steady question"}, "assert": [{"type": "icontains", "value": "steady"}]},
+            {"vars": {"q": "flaky question"}, "assert": [{"type": "icontains", "value": "flaky"}], **flaky_test},
+        ],
+    }
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(yaml.safe_dump(document))
+    return flow
+
+
+def _run(flow: Path) -> rtflow.RunResult:
+    fault = parse_fault(f"server_error@chat~{FAIL_PROBABILITY};match=flaky")
+    return rtflow.run(flow, sim=SimConfig(faults=[fault], seed=11), store=False)
+
+
+def _flaky_turn(result: rtflow.RunResult) -> Any:
+    (figure,) = [f for f in result.summary.repeats if f.kind == "turn" and "test-2" in f.key]
+    return figure
+
+
+@pytest.mark.parametrize(
+    ("pass_rate", "passes"),
+    [
+        (0.5, True),  # about 70% pass: the rate reaches 0.5
+        (0.95, False),  # and not 0.95
+        ({"min": 0.4, "confident": True}, True),  # the interval's lower bound is above 0.4 too
+        ({"min": 0.65, "confident": True}, False),  # but not above 0.65, whatever the observed rate
+    ],
+)
+def test_a_repeated_turn_is_judged_by_its_pass_rate(tmp_path: Path, pass_rate: Any, passes: bool) -> None:
+    result = _run(_flow(tmp_path, flaky_test={"pass_rate": pass_rate}, execution={"repeat": 20}))
+    figure = _flaky_turn(result)
+    assert figure.runs == 20 and 0 < figure.passed < 20  # some runs failed: without pass_rate the run fails
+    assert figure.meets is passes
+    assert result.passed is passes and result.exit_code == (0 if passes else 1)
+    assert result.summary.unmet_pass_rates == (0 if passes else 1)
+    expected_accepted = 40 if passes else 20 + figure.passed
+    assert result.summary.accepted == expected_accepted
+
+
+def test_a_tests_own_repeat_and_pass_rate_override_the_flows(tmp_path: Path) -> None:
+    flow = _flow(tmp_path, flaky_test={"repeat": 12, "passRate": 0.5}, execution={"repeat": 2, "pass_rate": 1.0})
+    result = _run(flow)
+    runs = {figure.key: figure.runs for figure in result.summary.repeats if figure.kind == "conversation"}
+    assert runs == {"openai:chat:gpt-4.1-mini/test-1": 2, "openai:chat:gpt-4.1-mini/test-2": 12}
+    steady = next(f for f in result.summary.repeats if f.kind == "turn" and "test-1" in f.key)
+    assert steady.required is not None and steady.required.min == 1.0 and steady.meets is True
+    assert _flaky_turn(result).required.min == 0.5
+
+
+def test_a_pass_rate_out_of_range_names_the_key(tmp_path: Path) -> None:
+    flow = _flow(tmp_path, flaky_test={"pass_rate": 1.5}, execution={})
+    with pytest.raises(FlowError, match=r"pass_rate"):
+        rtflow.load(flow)
