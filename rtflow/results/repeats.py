@@ -11,6 +11,9 @@ A turn the flow gives a `pass_rate` is judged across its runs: it `meets` the re
 (or, with `confident`, its interval's lower bound) reaches the minimum; such a turn gets figures even when it
 ran once. A conversation meets its requirements when each of its turns does (a turn without one must always
 have passed).
+
+Each repeated conversation also gets the spread of its copies' latency (the sum of its answered turns' total
+times) and cost: the median and the 95th percentile (nearest rank), each with a seeded bootstrap 95% interval.
 """
 
 from __future__ import annotations
@@ -22,12 +25,47 @@ from pydantic import BaseModel, ConfigDict
 
 from rtflow.messages import PassRate
 from rtflow.results.records import TurnRecord
-from rtflow.results.statistics import pass_at_k, pass_hat_k, wilson_interval
+from rtflow.results.statistics import (
+    bootstrap_percentiles,
+    pass_at_k,
+    pass_hat_k,
+    wilson_interval,
+)
 
-__all__ = ["RepeatFigures", "repeat_figures", "turn_key"]
+__all__ = ["RepeatFigures", "Spread", "repeat_figures", "turn_key"]
 
 _KS = (1, 2, 3, 5, 10)
 """The k of pass@k and pass^k that are reported (with N itself), those up to N."""
+
+
+class Spread(BaseModel):
+    """A figure over a conversation's copies: its median and 95th percentile, each with a bootstrap interval."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    p50: float
+    p50_low: float
+    p50_high: float
+    p95: float
+    p95_low: float
+    p95_high: float
+    count: int
+    """Copies the figure is taken over (those that have it)."""
+
+    @classmethod
+    def of(cls, values: list[float]) -> Spread | None:
+        if len(values) < 2:
+            return None
+        median, tail = bootstrap_percentiles(values, (0.50, 0.95))
+        return cls(
+            p50=median.estimate,
+            p50_low=median.low,
+            p50_high=median.high,
+            p95=tail.estimate,
+            p95_low=tail.low,
+            p95_high=tail.high,
+            count=len(values),
+        )
 
 
 class RepeatFigures(BaseModel):
@@ -54,6 +92,10 @@ class RepeatFigures(BaseModel):
     """The turn's `pass_rate` from the flow, if it has one."""
     meets: bool | None = None
     """Whether the requirement is met (a conversation: whether each of its turns met theirs); None without one."""
+    latency_ms: Spread | None = None
+    """A conversation's: its copies' answer time (the sum of their answered turns' total times)."""
+    cost: Spread | None = None
+    """A conversation's: its copies' cost in US dollars (copies whose answers have a price)."""
 
 
 def _base(conversation_id: str) -> str:
@@ -127,6 +169,21 @@ def repeat_figures(turns: Iterable[TurnRecord]) -> tuple[RepeatFigures, ...]:
             else None
         )
         outcomes = [all(t.status == "passed" for t in copy) for copy in by_copy.values()]
-        figures.append(_figures(base, "conversation", outcomes, meets=conversation_meets))
+        figure = _figures(base, "conversation", outcomes, meets=conversation_meets)
+        figures.append(figure.model_copy(update=_spreads(list(by_copy.values()))))
         figures.extend(turn_figures)
     return tuple(figures)
+
+
+def _spreads(copies: list[list[TurnRecord]]) -> dict[str, Spread | None]:
+    latencies: list[float] = []
+    costs: list[float] = []
+    for copy in copies:
+        outputs = [turn.output for turn in copy if turn.output is not None]
+        times = [output.metrics.total_ms for output in outputs if output.metrics.total_ms is not None]
+        if times:
+            latencies.append(sum(times))
+        prices = [output.cost for output in outputs if output.cost is not None]
+        if prices:
+            costs.append(sum(prices))
+    return {"latency_ms": Spread.of(latencies), "cost": Spread.of(costs)}

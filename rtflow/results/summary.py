@@ -26,7 +26,6 @@ looks as it did before these figures existed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -35,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rtflow.messages import TurnMetrics, TurnOutput
 from rtflow.results.records import CallAttempt, RunRecord, TurnRecord, TurnStatus
 from rtflow.results.repeats import RepeatFigures, repeat_figures, turn_key
+from rtflow.results.statistics import percentile
 
 __all__ = [
     "SPOKEN_METRICS",
@@ -67,15 +67,6 @@ same name with `_ms` (defined in the module's docstring)."""
 
 SPOKEN_METRICS = frozenset({"ttfa", "yield", "yield_done", "tool_silence", "agent_speaking"})
 """The turn-taking metrics that only a spoken answer (or a barge-in) has; a text answer has the others too."""
-
-
-def percentile(values: Sequence[float], share: float) -> float | None:
-    """The nearest-rank percentile (`share` in 0..1) of `values`: a value some turn really had; None for none."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(share * len(ordered)))
-    return ordered[rank - 1]
 
 
 def concurrency_profile(attempts: Sequence[CallAttempt]) -> list[tuple[float, int]]:

@@ -40,3 +40,8 @@ def test_a_seeded_fault_makes_exactly_its_tests_flaky(tmp_path: Path) -> None:
         assert figure.pass_hat_k[5] < figure.pass_rate < figure.pass_at_k[5]
     steady = conversations["openai:chat:gpt-4.1-mini/test-1"]
     assert (steady.passed, steady.pass_hat_k[20], steady.low) == (20, 1.0, steady.low) and steady.low > 0.8
+    for figure in conversations.values():  # latency and cost spread over the 20 copies, with bootstrap intervals
+        assert figure.latency_ms is not None and figure.latency_ms.count == figure.passed  # errors took no time
+        assert figure.latency_ms.p50_low <= figure.latency_ms.p50 <= figure.latency_ms.p50_high
+        assert figure.latency_ms.p50 <= figure.latency_ms.p95 <= figure.latency_ms.p95_high
+        assert figure.cost is not None and figure.cost.p50 > 0

@@ -100,3 +100,16 @@ def test_bootstrap_interval_is_seeded_and_brackets_the_estimate() -> None:
     first = bootstrap_interval(values, median, seed=7)
     assert first == bootstrap_interval(values, median, seed=7)
     assert first.low <= first.estimate <= first.high and first.high - first.low > 0
+
+
+def test_bootstrap_percentiles_are_the_generic_bootstrap_of_a_percentile() -> None:
+    from rtflow.results.statistics import bootstrap_percentiles, percentile
+
+    values = [float(v) for v in (120, 95, 180, 101, 99, 400, 130, 88, 150, 97, 111, 105)]
+    shares = (0.5, 0.95)
+    fast = bootstrap_percentiles(values, shares, seed=3)
+    for share, interval in zip(shares, fast, strict=True):
+        assert interval == bootstrap_interval(values, lambda v, share=share: percentile(v, share) or 0.0, seed=3)
+        assert interval.low <= interval.estimate <= interval.high
+    with pytest.raises(ValueError):
+        bootstrap_percentiles([], shares)
