@@ -97,6 +97,17 @@ class RepeatFigures(BaseModel):
     cost: Spread | None = None
     """A conversation's: its copies' cost in US dollars (copies whose answers have a price)."""
 
+    @property
+    def requirement(self) -> str:
+        """The `pass_rate` verdict in words (`>= 80%: met`, `lower bound >= 65%: not met`); empty without one."""
+        if self.meets is None:
+            return ""
+        verdict = "met" if self.meets else "not met"
+        if self.required is None:  # a conversation: its turns' requirements
+            return f"turns' pass rates: {verdict}"
+        bound = "lower bound " if self.required.confident else ""
+        return f"{bound}>= {self.required.min:.0%}: {verdict}"
+
 
 def _base(conversation_id: str) -> str:
     return conversation_id.split("#", 1)[0]

@@ -3,7 +3,8 @@ reads on a CI job's page before opening anything else.
 
 Every figure comes from `RunSummary`; this module only lays them out: the title (run id, pass rate), the
 per-provider table, the turn-taking percentiles when the run has spoken figures, the repeats table when the run
-repeated conversations (flaky ones first), then the first failures with their reasons and what the model said.
+repeated conversations (unmet pass rates, then flaky ones first), then the first failures with their reasons
+and what the model said.
 
 Text from the records (model output, reasons, descriptions) is untrusted: `inline` escapes what would turn it
 into HTML or links and puts it on one line, and `cell` also escapes `|`, which would otherwise end a table
@@ -93,18 +94,28 @@ def _repeats(figures: Sequence[RepeatFigures]) -> list[str]:
     """The repeats table, flaky rows first (what a reviewer acts on), otherwise in the summary's order."""
     if not figures:
         return []
-    ordered = sorted(figures, key=lambda row: not row.flaky)
+    ordered = sorted(figures, key=lambda row: (row.meets is not False, not row.flaky))
     rows = [
         (
             row.key,
             f"{row.passed}/{row.runs}",
             f"{row.pass_rate:.0%}",
             f"{row.low:.0%}–{row.high:.0%}",
+            row.requirement,
+            _spread_ms(row),
             "flaky" if row.flaky else "",
         )
         for row in ordered
     ]
-    return ["## Repeats", "", *_table(("conversation / turn", "passed", "rate", "95% interval", ""), rows)]
+    header = ("conversation / turn", "passed", "rate", "95% interval", "pass_rate", "time p50 (95% interval)", "")
+    return ["## Repeats", "", *_table(header, rows)]
+
+
+def _spread_ms(row: RepeatFigures) -> str:
+    spread = row.latency_ms
+    if spread is None:
+        return ""
+    return f"{spread.p50:.0f} ms ({spread.p50_low:.0f}–{spread.p50_high:.0f})"
 
 
 def _why(turn: TurnRecord) -> str:
