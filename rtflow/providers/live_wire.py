@@ -83,6 +83,10 @@ class LiveConfig(CommonConfig):
     """A stable id of the end user, for the server's abuse monitoring."""
     playback: Literal["realtime", "unpaced"] = "realtime"
     """How the caller hears the answer: at its real rate from the first delta, or as soon as it arrives."""
+    price_per_minute_usd: float | None = Field(default=None, ge=0)
+    """US dollars per minute of session, to put a cost on each turn (GPT-Live bills session time, reported in
+    `session.usage.updated`). Default: the price table's row for the model; it has none for GPT-Live, whose price
+    could not be sourced, so without this key a Live turn has no cost. The turn's usage mark says which was used."""
 
 
 def live_url(base_url: str) -> str:

@@ -72,6 +72,7 @@ from rtflow.providers.live_wire import (
     read_live_event,
 )
 from rtflow.providers.playback import first_audible_ms
+from rtflow.providers.pricing import cost_of_seconds, minute_price
 from rtflow.providers.protocol_notes import ProtocolNotes
 from rtflow.providers.realtime_outcomes import error_from_body
 from rtflow.providers.realtime_socket import open_socket, translate_errors
@@ -255,6 +256,8 @@ class _Turn:
     last_audible_at: float | None = None
     """When the last audible output audio arrived (the end of a yield is measured with it)."""
     interruption: Interruption | None = None
+    billed_before: float = 0.0
+    """The session's billable seconds when the turn began: the turn is billed what the server adds to it."""
 
 
 class LiveSession:
@@ -294,6 +297,7 @@ class LiveSession:
                 carried = await self._ready(timeline)
                 audio = self._clip(request)
                 turn = self._turn = _Turn(started, timeline, self._place(audio), plan=request.interrupt)
+                turn.billed_before = self.usage_seconds or 0.0
                 turn.metrics.connect_ms = self._connect_ms
                 turn.metrics.input_audio_s = audio.seconds
                 await self._listen(turn, carried)
@@ -634,7 +638,7 @@ class LiveSession:
         output = TurnOutput(
             text=self._redacted("".join(turn.text)) or "",
             tool_calls=turn.tool_calls,
-            cost=None,  # GPT-Live bills per minute; rtflow's price table has no documented Live price
+            cost=None,
             metrics=metrics,
             audio=audio,
             input_transcript=self._redacted("".join(turn.input_text)) or None,
@@ -646,8 +650,24 @@ class LiveSession:
             output.heard_text = self._redacted(heard) or ""
         output.interruption = cut
         output.events = _fold(timeline.marks())
+        self._price(output, turn)
         output.protocol_warnings = self._notes.kept()
         return output
+
+    def _price(self, output: TurnOutput, turn: _Turn) -> None:
+        """The turn's cost: the session seconds the server billed during it, at the per-minute price (the config's,
+        else the table's). Which price was used is written on the turn's last usage mark."""
+        price = minute_price(self._provider.info.model, self._provider.config.price_per_minute_usd)
+        if price is None or self.usage_seconds is None:
+            return
+        billed = max(self.usage_seconds - turn.billed_before, 0.0)
+        output.cost = cost_of_seconds(billed, price)
+        usage_marks = [mark for mark in output.events if mark.type == "session.usage.updated"]
+        if usage_marks:
+            usage_marks[-1].detail = (
+                f"{self.usage_seconds:g} s billed so far; this turn {billed:g} s = ${output.cost:.6f}"
+                f" at {price.describe()}"
+            )
 
 
 def _is_closed(body: str | bytes | ProviderError) -> bool:

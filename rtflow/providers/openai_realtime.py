@@ -83,7 +83,13 @@ from rtflow.providers.pricing import cost_of
 from rtflow.providers.protocol_notes import ProtocolNotes
 from rtflow.providers.ratelimits import capped_wait, pause_from_realtime_limits
 from rtflow.providers.realtime_events import EventBuilder, RealtimeConfig
-from rtflow.providers.realtime_outcomes import ResponseMatcher, ResponseResult, error_from_body, finish_response
+from rtflow.providers.realtime_outcomes import (
+    ResponseMatcher,
+    ResponseResult,
+    error_from_body,
+    finish_response,
+    idle_timeout_detail,
+)
 from rtflow.providers.realtime_socket import open_socket
 from rtflow.providers.realtime_socket import translate_errors as _translate_errors
 from rtflow.providers.realtime_timing import TurnTimeline
@@ -99,6 +105,7 @@ from rtflow.providers.realtime_wire import (
     AudioCommitted,
     AudioDelta,
     ErrorEvent,
+    IdleTimeout,
     OtherEvent,
     OutputItemAdded,
     RateLimit,
@@ -192,6 +199,13 @@ class RealtimeProvider(Provider):
                 f"provider {self.info.label!r}: temperature is not supported by the GA Realtime API and is not"
                 " sent (use dialect: beta for endpoints that still take it)"
             )
+        if self.config.idle_timeout_ms is not None:
+            detection = self.config.turn_detection or {}
+            if self.config.dialect == "beta" or detection.get("type") != "server_vad":
+                found.append(
+                    f"provider {self.info.label!r}: idle_timeout_ms needs turn_detection of type server_vad"
+                    " (GA sessions) and is not sent"
+                )
         if self.config.dialect == "beta":
             if isinstance(self.config.voice, dict):
                 found.append(
@@ -262,6 +276,21 @@ class _TurnState:
     """What the model said in `commentary` messages (a reasoning model's working notes), apart from the answer."""
     later_pieces: list[str] = field(default_factory=list)
     """What the agent said during the script steps after the answer (it may speak up in a silence)."""
+    idle_timeouts: list[IdleTimeout] = field(default_factory=list)
+    """Each time the server's idle timeout fired during this turn (the caller stayed silent after an answer)."""
+    prompting: bool = False
+    """The idle timeout fired and the server's prompt to go on is being read: it is not the turn's answer."""
+    prompt_pieces: list[str] = field(default_factory=list)
+    """The text of the prompt being read."""
+    idle_prompts: list[str] = field(default_factory=list)
+    """What the agent said each time the idle timeout fired."""
+
+    def prompt_done(self, text: str) -> None:
+        """The server's prompt after an idle timeout has ended."""
+        self.prompting = False
+        self.prompt_pieces = []
+        self.idle_prompts.append(text)
+
     step_failures: list[str] = field(default_factory=list)
     metrics: TurnMetrics = field(default_factory=TurnMetrics)
     audio: bytearray = field(default_factory=bytearray)
@@ -463,6 +492,9 @@ class RealtimeSession:
         output.step_failures = state.step_failures
         output.interruption = cut
         output.events = timeline.marks()
+        idle_marks = [mark for mark in output.events if mark.type == "input_audio_buffer.timeout_triggered"]
+        for mark, fired, prompt in zip(idle_marks, state.idle_timeouts, [*state.idle_prompts, None], strict=False):
+            mark.detail = idle_timeout_detail(fired, self._redacted(prompt))
         output.protocol_warnings = self._notes.kept()  # last: the pause above may add one
         return output
 
@@ -619,6 +651,9 @@ class RealtimeSession:
                     state.first_request_at = now  # voice latency counts from the end of speech
             case RateLimitsUpdated(limits=limits):
                 self.rate_limits = list(limits)
+            case IdleTimeout():
+                state.idle_timeouts.append(event)
+                state.prompting = True
             case _:
                 pass
 
@@ -796,6 +831,8 @@ class RealtimeSession:
                                 commentary_items.add(event.item_id)
                         case ResponseDone() if matcher.done(event):
                             timeline.server("response.done", now, f"{event.status}: {event.reason}")
+                            if state.prompting:  # the caller was silent: this answer is the server's prompt
+                                state.prompt_done("".join(pieces))
                             self._remember_finished(matcher.response_id or event.response_id)
                             if state.interruption is not None and timeline.cut_response_done_at is None:
                                 timeline.cut_response_done_at = now
@@ -891,6 +928,8 @@ class RealtimeSession:
         if kind is not None:
             state.timeline.server(kind, now)
         match event:
+            case TextDelta() if state.prompting:
+                state.prompt_pieces.append(event.text)
             case TextDelta():
                 state.later_pieces.append(event.text)
             case AudioDelta():
@@ -898,6 +937,8 @@ class RealtimeSession:
                 state.audio.extend(event.audio)
             case ResponseDone():
                 self._remember_finished(event.response_id)
+                if state.prompting:
+                    state.prompt_done("".join(state.prompt_pieces))
             case ErrorEvent():
                 self._raise_if_ours(event)
             case None:

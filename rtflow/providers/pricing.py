@@ -3,6 +3,10 @@
 Prices are US dollars per million tokens as published by OpenAI on the date below. A model missing from the
 table gets no cost (None) rather than a guess. Dated snapshots (`gpt-4o-realtime-preview-2024-12-17`) fall
 back to their family's row.
+
+GPT-Live (`openai:live`) is billed per minute of session, not per token. Its table (`_PER_MINUTE`) is empty: no
+published per-minute price could be sourced for it, so a Live turn has a cost only when the provider's config
+names one (`price_per_minute_usd`); a row added here becomes the default for configs that do not.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass
 
 from rtflow.messages import Usage
 
-__all__ = ["PRICES_AS_OF", "Price", "cost_of", "price_for"]
+__all__ = ["PRICES_AS_OF", "MinutePrice", "Price", "cost_of", "cost_of_seconds", "minute_price", "price_for"]
 
 PRICES_AS_OF = "2025-09-01"
 
@@ -39,6 +43,36 @@ _PRICES: dict[str, Price] = {
     "gpt-4o": Price(2.50, 1.25, 10.00),
     "gpt-4o-mini": Price(0.15, 0.075, 0.60),
 }
+
+_PER_MINUTE: dict[str, float] = {}
+"""Dollars per minute of a GPT-Live session, by model, as published on `PRICES_AS_OF` (none is known yet)."""
+
+
+@dataclass(frozen=True)
+class MinutePrice:
+    """A per-minute price and where it came from."""
+
+    usd_per_minute: float
+    source: str
+    """`config price_per_minute_usd`, or `price table of <date>`."""
+
+    def describe(self) -> str:
+        """`$0.20/min (config price_per_minute_usd)`, for a turn's record."""
+        return f"${self.usd_per_minute:g}/min ({self.source})"
+
+
+def minute_price(model: str, configured: float | None) -> MinutePrice | None:
+    """The per-minute price of a Live model: the config's when it names one, else the table's, else None."""
+    if configured is not None:
+        return MinutePrice(configured, "config price_per_minute_usd")
+    listed = _PER_MINUTE.get(model, _PER_MINUTE.get(_SNAPSHOT.sub("", model)))
+    return MinutePrice(listed, f"price table of {PRICES_AS_OF}") if listed is not None else None
+
+
+def cost_of_seconds(seconds: float, price: MinutePrice) -> float:
+    """Dollars for `seconds` of billed session time."""
+    return seconds / 60 * price.usd_per_minute
+
 
 _SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 

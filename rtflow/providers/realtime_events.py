@@ -63,6 +63,11 @@ class RealtimeConfig(CommonConfig):
     """Transcription of input audio, e.g. `{model: whisper-1}`."""
     turn_detection: dict[str, Any] | None = None
     """Server VAD settings; by default none, so rtflow commits audio and asks for each response itself."""
+    idle_timeout_ms: int | None = Field(default=None, ge=1)
+    """With `server_vad` turn detection (GA): how long the caller may stay silent after an answer before the server
+    prompts them to go on (sent as `audio.input.turn_detection.idle_timeout_ms`). A turn during which it fires is
+    marked `idle_timeout` on its `input_audio_buffer.timeout_triggered` event, and the prompt is kept out of the
+    answer."""
     audio_chunk_ms: int = Field(default=1000, ge=10, le=60_000)
     """Milliseconds of input audio per `input_audio_buffer.append` event."""
     realtime_pacing: bool = False
@@ -97,6 +102,14 @@ class RealtimeConfig(CommonConfig):
     """Azure deployment name (defaults to the model)."""
 
 
+def _ga_turn_detection(config: RealtimeConfig) -> dict[str, Any] | None:
+    """The GA session's turn detection: the flow's, with `idle_timeout_ms` in it when server VAD can take it."""
+    detection = config.turn_detection
+    if config.idle_timeout_ms is None or not detection or detection.get("type") != "server_vad":
+        return detection
+    return {**detection, "idle_timeout_ms": config.idle_timeout_ms}
+
+
 class EventBuilder:
     """Builds one connection's client events in one dialect."""
 
@@ -119,7 +132,7 @@ class EventBuilder:
         }
         if config.instructions is not None:
             session["instructions"] = config.instructions
-        audio_input: dict[str, Any] = {"turn_detection": config.turn_detection}
+        audio_input: dict[str, Any] = {"turn_detection": _ga_turn_detection(config)}
         if config.input_audio_format:
             audio_input["format"] = _GA_FORMATS[config.input_audio_format]
         if config.input_audio_transcription is not None:

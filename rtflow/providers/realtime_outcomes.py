@@ -11,6 +11,10 @@ Pure logic over events already read by `realtime_wire`, shared by every session;
 - `finish_response` reads a finished response: its text, calls and usage, or the error its status means. It
   fails with a ProtocolError only when the answer cannot be read: the response is unreadable, or nothing of it
   could be read while some of it was skipped.
+- `IDLE_TIMEOUT` is the outcome of a turn during which the server's idle timeout fired (the caller stayed silent
+  `idle_timeout_ms` after the answer, and the server answered the silence with a prompt of its own);
+  `idle_timeout_detail` says so on the turn's `input_audio_buffer.timeout_triggered` event mark, with the prompt,
+  which never joins the turn's answer.
 - `error_from_body` classifies an `error` event (authentication, rate limit with the wait its message names,
   expired session, server fault, invalid request). Server text is redacted before it enters a message.
 """
@@ -38,6 +42,7 @@ from rtflow.providers.ratelimits import DEFAULT_MAX_RETRY_AFTER, retry_after_fro
 from rtflow.providers.realtime_wire import (
     ErrorBody,
     ErrorEvent,
+    IdleTimeout,
     Note,
     OutputItemAdded,
     ResponseCreated,
@@ -47,14 +52,18 @@ from rtflow.providers.realtime_wire import (
 from rtflow.providers.tools import PendingCall
 
 __all__ = [
+    "IDLE_TIMEOUT",
     "ResponseMatcher",
     "ResponseResult",
     "error_from_body",
     "error_from_event",
     "finish_response",
+    "idle_timeout_detail",
     "usage_from",
 ]
 
+IDLE_TIMEOUT = "idle_timeout"
+"""The outcome of a turn during which the server's idle timeout fired."""
 _FAILED_STATUSES = frozenset({"failed", "incomplete", "cancelled"})
 _AUTH_WORDS = re.compile(r"api_key|authenticat|unauthori[sz]ed|permission|forbidden", re.IGNORECASE)
 """Error codes and types that mean the key was refused (`invalid_api_key`, `authentication_error`, ...)."""
@@ -212,6 +221,16 @@ def error_from_body(
     if error_type == "server_error":
         return ServerError(message, provider=label, code=code)
     return InvalidRequestError(message, provider=label, code=code)
+
+
+def idle_timeout_detail(event: IdleTimeout, prompt: str | None) -> str:
+    """What a turn's `timeout_triggered` mark says: the outcome, the silent stretch, and what the agent prompted."""
+    detail = IDLE_TIMEOUT
+    if event.audio_start_ms is not None and event.audio_end_ms is not None:
+        detail += f": the caller was silent from {event.audio_start_ms:g} to {event.audio_end_ms:g} ms of input audio"
+    if prompt:
+        detail += f"; the agent prompted: {prompt!r}"
+    return detail
 
 
 def usage_from(raw: Any) -> Usage:

@@ -26,6 +26,7 @@ __all__ = [
     "AudioDelta",
     "ErrorBody",
     "ErrorEvent",
+    "IdleTimeout",
     "Note",
     "OtherEvent",
     "OutputItemAdded",
@@ -216,6 +217,17 @@ class Transcription:
 
 
 @dataclass(frozen=True, slots=True)
+class IdleTimeout:
+    """The server VAD's idle timeout fired (`input_audio_buffer.timeout_triggered`): the caller was silent for
+    `idle_timeout_ms` after the last answer, from `audio_start_ms` to `audio_end_ms` of the input audio. The server
+    commits that stretch as item `item_id` and answers it itself (a prompt to go on)."""
+
+    item_id: str | None
+    audio_start_ms: float | None
+    audio_end_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechStopped:
     """The server's VAD heard the end of speech."""
 
@@ -254,6 +266,7 @@ ServerEvent = (
     | AudioCommitted
     | Transcription
     | SpeechStopped
+    | IdleTimeout
     | RateLimitsUpdated
     | OtherEvent
 )
@@ -331,6 +344,12 @@ def _read(kind: str, event: dict[str, Any], note: Note) -> ServerEvent | None:
         return Transcription(field_text(event, "item_id", kind, note), transcript)
     if kind == "input_audio_buffer.speech_stopped":
         return SpeechStopped()
+    if kind == "input_audio_buffer.timeout_triggered":
+        return IdleTimeout(
+            field_text(event, "item_id", kind, note),
+            field_figure(event, "audio_start_ms", kind, note),
+            field_figure(event, "audio_end_ms", kind, note),
+        )
     if kind == "rate_limits.updated":
         return _rate_limits(event, note)
     if kind in KNOWN_TYPES:

@@ -26,6 +26,7 @@ from rtflow.sim.live import LIVE_PATHS, serve_live
 from rtflow.sim.realtime import RealtimeConnection, refuse_connection
 from rtflow.sim.runtime import SimRuntime
 from rtflow.sim.speech import speech
+from rtflow.sim.transcription_session import MODEL_ON_TRANSCRIPTION_URL
 from rtflow.sim.uvicorn_glue import abort_connection
 
 __all__ = ["build_app"]
@@ -142,34 +143,42 @@ async def _realtime(runtime: SimRuntime, scope: Scope, receive: Receive, send: S
     if fault is not None and fault.kind == "session_expired":
         expire_after = fault.after_s
     dialect = BETA if headers.get("openai-beta", "").startswith("realtime=v1") else GA
+    # Only GA has transcription sessions opened by intent; beta servers had their own `transcription_session.*`.
+    transcription_only = query.get("intent") == "transcription" and not dialect.is_beta
     await send({"type": "websocket.accept"})
     conn_id = runtime.next_connection_id("realtime")
     if runtime.log.enabled:
         runtime.log.record(
             conn_id, "in", "realtime", "<connect>", {"path": path, "model": model, "dialect": dialect.name}
         )
-    refusal = _refusal(runtime, headers, model, dialect.is_beta)
+    refusal = _refusal(runtime, headers, model, dialect.is_beta, transcription_only)
     if refusal is not None:
         await refuse_connection(runtime, send, conn_id, *refusal)
         return
-    await RealtimeConnection(runtime, send, receive, dialect, model, conn_id).serve(expire_after)
+    connection = RealtimeConnection(runtime, send, receive, dialect, model, conn_id, transcription_only)
+    await connection.serve(expire_after)
 
 
 _KEY_HELP = "You can find your API key at https://platform.openai.com/account/api-keys."
 
 
-def _refusal(runtime: SimRuntime, headers: dict[str, str], model: str, beta: bool) -> tuple[str, str, int] | None:
+def _refusal(
+    runtime: SimRuntime, headers: dict[str, str], model: str, beta: bool, transcription_only: bool = False
+) -> tuple[str, str, int] | None:
     """Why the live service would refuse this upgraded socket: (error code, message, close code), or None.
 
     Live, a bad key or a missing or unknown model is not refused at the handshake: the upgrade succeeds, an
     `error` event follows, then close 3000. A GA-only service refuses the beta shape the same way with close 4000.
-    The key is never echoed.
+    A transcription socket (`?intent=transcription`) takes no model at all: its model is the transcription model
+    named in `session.update`. The key is never echoed.
     """
     key_problem = runtime.key_error(_api_key(headers))
     if key_problem == "missing_api_key":
         return "invalid_api_key", f"You didn't provide an API key. {_KEY_HELP}", 3000
     if key_problem is not None:
         return "invalid_api_key", f"Incorrect API key provided. {_KEY_HELP}", 3000
+    if transcription_only:
+        return ("invalid_model", MODEL_ON_TRANSCRIPTION_URL, 3000) if model else None
     if not model:
         return "model_not_found", "You must provide a model parameter.", 3000
     known = runtime.config.models

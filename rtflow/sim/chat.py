@@ -16,6 +16,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from rtflow.sim.images import chat_image_part
 from rtflow.sim.model import ModelReply, respond
 from rtflow.sim.runtime import SimRuntime
 
@@ -76,10 +77,13 @@ def to_items(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
             continue
         text = _text(message.get("content"))
+        content = message.get("content")
+        parts = content if isinstance(content, list) else []
+        images = [image for part in parts if isinstance(part, dict) and (image := chat_image_part(part)) is not None]
         # An assistant message is dropped only when it is nothing but tool calls: an empty line still counts
         # as a turn of its speaker (the caller rule counts them).
         if text or role != "assistant" or not message.get("tool_calls"):
-            items.append({"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]})
+            items.append({"type": "message", "role": role, "content": [{"type": "input_text", "text": text}, *images]})
         for call in message.get("tool_calls") or ():
             function = call.get("function") or {}
             items.append(
@@ -189,9 +193,9 @@ async def fault_response(kind: str, status: int, retry_after: float) -> Response
 def _usage(reply: ModelReply) -> dict[str, int]:
     completion_tokens = reply.output_tokens
     return {
-        "prompt_tokens": reply.input_tokens,
+        "prompt_tokens": reply.input_tokens + reply.image_tokens,
         "completion_tokens": completion_tokens,
-        "total_tokens": reply.input_tokens + completion_tokens,
+        "total_tokens": reply.input_tokens + reply.image_tokens + completion_tokens,
     }
 
 

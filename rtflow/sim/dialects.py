@@ -75,7 +75,7 @@ class Dialect:
                     "format": _GA_FORMAT_SHAPES[settings.input_format],
                     "transcription": settings.transcription,
                     "turn_detection": _ga_turn_detection(settings.turn_detection),
-                    "noise_reduction": None,
+                    "noise_reduction": settings.noise_reduction,
                 },
                 "output": {
                     "format": _GA_FORMAT_SHAPES[settings.output_format],

@@ -16,7 +16,8 @@ Conversations reach it as items in the Realtime GA shape (`message` with content
    enums the first value named in the text (else the first value).
 6. Otherwise: `You said: "<last user text>" (user messages: <N>, instructions: <FP>)`, where N counts the
    user-role message items and FP is the first 8 hex digits of sha256 of the session instructions (when not
-   empty) and every system/developer message text joined by newlines, or `none`.
+   empty) and every system/developer message text joined by newlines, or `none`; when the last user message
+   holds K `input_image` parts, ` and sent K image(s)` follows (the model saw them; see `rtflow.sim.images`).
 
 The caller (rule 4). rtflow's simulated callers send a chat model a first system message holding
 `<goal>...</goal>` and ending with `say exactly: <stop phrase>`; the agent's turns are `user` messages and the
@@ -43,6 +44,7 @@ import yaml
 
 from rtflow.errors import SimulatorError
 from rtflow.sim.grading import grade_reply, rubric_request
+from rtflow.sim.images import image_tokens
 
 __all__ = [
     "DEFAULT_STOP_PHRASE",
@@ -75,6 +77,9 @@ class ModelReply:
     text: str | None
     calls: list[ModelCall] = field(default_factory=list)
     input_tokens: int = 0
+    """Text 'tokens' of the instructions and the conversation (images apart)."""
+    image_tokens: int = 0
+    """Image tokens of the conversation's `input_image` parts."""
     last_user_text: str = ""
 
     @property
@@ -160,7 +165,9 @@ def respond(
     user_items = [item for item in items if item.get("type") == "message" and item.get("role") == "user"]
     last_user_text = item_text(user_items[-1]) if user_items else ""
     input_tokens = word_count(instructions or "") + sum(_item_words(item) for item in items)
-    reply = ModelReply(text=None, input_tokens=input_tokens, last_user_text=last_user_text)
+    _, images_tokens = image_tokens(part for item in user_items for part in item.get("content") or ())
+    images_seen, _ = image_tokens(user_items[-1].get("content") or ()) if user_items else (0, 0)
+    reply = ModelReply(text=None, input_tokens=input_tokens, image_tokens=images_tokens, last_user_text=last_user_text)
 
     trailing_outputs = _trailing_tool_outputs(items)
     if trailing_outputs:
@@ -192,6 +199,8 @@ def respond(
         reply.calls.append(ModelCall(str(tool["name"]), json.dumps(_arguments_for(tool, last_user_text))))
         return reply
     reply.text = f'You said: "{last_user_text}" (user messages: {len(user_items)}, instructions: {fp})'
+    if images_seen:
+        reply.text += f" and sent {images_seen} image{'s' if images_seen > 1 else ''}"
     return reply
 
 

@@ -8,6 +8,11 @@ Response tasks are plain asyncio tasks rather than anyio task-group children: uv
 on asyncio, and an anyio `start_soon` costs ~25 µs against ~3 µs, a tenth of a zero-latency text turn. The
 session cancels and awaits them when it ends, and a failure in one (a bug) ends the session and is re-raised.
 
+A socket opened with `?intent=transcription` is a transcription session (`rtflow.sim.transcription_session`): the
+same audio handling, no responses. Under server VAD with `idle_timeout_ms`, a caller silent after an answer gets
+the idle timeout's prompt (`rtflow.sim.idle_timeout`). `conversation.item.retrieved` shows a user item's input
+audio with its bytes, which no other event carries.
+
 With the event log on, every response that starts leaves a `response.context` record of the items it answers
 from (see `rtflow.sim.eventlog`), so a test can see what the model saw, a truncated item's text included.
 """
@@ -26,14 +31,22 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from rtflow.audio.formats import audio_seconds
+from rtflow.audio.formats import BYTES_PER_SECOND, audio_seconds
 from rtflow.sim.audio import EnergyVad, input_transcript
 from rtflow.sim.dialects import Dialect
+from rtflow.sim.idle_timeout import IDLE_PROMPT, IdleWatch, idle_timeout_s
 from rtflow.sim.ids import IdSource
+from rtflow.sim.images import check_image_part
 from rtflow.sim.model import item_text, respond
 from rtflow.sim.responses import ConnectionDropped, ResponseRun
 from rtflow.sim.runtime import SimRuntime
 from rtflow.sim.session_state import SessionSettings, SettingsError, apply_beta_update, apply_ga_update
+from rtflow.sim.transcription_session import (
+    TRANSCRIPTION_EVENTS,
+    apply_transcription_update,
+    transcription_session,
+    transcription_settings,
+)
 from rtflow.sim.voice import SpokenTimeline
 from rtflow.sim.wire import ASGISend, FrameWriter, dump, dump_string
 
@@ -111,14 +124,23 @@ class RealtimeConnection:
     """The state machine of one session, from `session.created` to the socket's close."""
 
     def __init__(
-        self, runtime: SimRuntime, send: ASGISend, receive: ASGIReceive, dialect: Dialect, model: str, conn_id: str
+        self,
+        runtime: SimRuntime,
+        send: ASGISend,
+        receive: ASGIReceive,
+        dialect: Dialect,
+        model: str,
+        conn_id: str,
+        transcription_only: bool = False,
     ) -> None:
         self.runtime = runtime
         self._wire = FrameWriter(send)
         self._receive = receive
         self.dialect = dialect
         self.conn_id = conn_id
-        self.settings = SessionSettings(model=model)
+        self.transcription_only = transcription_only
+        """A transcription session (`?intent=transcription`): it hears and transcribes, it never answers."""
+        self.settings = transcription_settings() if transcription_only else SessionSettings(model=model)
         if dialect.is_beta:
             self.settings.output_modalities = ["audio"]
         self._ids = IdSource(runtime.config.seed, conn_id)
@@ -128,7 +150,13 @@ class RealtimeConnection:
         self.items: list[dict[str, Any]] = []
         self._by_id: dict[str, dict[str, Any]] = {}
         self._spoken: dict[str, SpokenTimeline] = {}
+        self._input_audio: dict[str, dict[int, str]] = {}
+        """Base64 audio of user items' `input_audio` parts, by item id and content index: only
+        `conversation.item.retrieved` shows it, as the live service does (it lets a client inspect what was heard)."""
         self._audio = bytearray()
+        self._audio_written_ms = 0.0
+        """Input audio received since the session began (the idle timeout's `audio_*_ms` count from its start)."""
+        self._idle = IdleWatch()
         self._vad: EnergyVad | None = None
         self._speech_item = ""
         self._active: ResponseRun | None = None
@@ -149,6 +177,8 @@ class RealtimeConnection:
             "response.create": self._response_create,
             "response.cancel": self._response_cancel,
         }
+        if transcription_only:
+            self._handlers = {name: self._handlers[name] for name in TRANSCRIPTION_EVENTS}
 
     # ---- wire ---------------------------------------------------------------------------------------------
 
@@ -290,12 +320,15 @@ class RealtimeConnection:
             # The client went away while we were sending; nothing is left to tell it.
             pass
         finally:
+            self._tasks = None  # closed: responses that end from now on start no idle timer
             runtime.open_sessions -= 1
             await self._end_responses()
         if self._response_failure is not None:
             raise self._response_failure
 
     def _session_object(self) -> dict[str, Any]:
+        if self.transcription_only:
+            return transcription_session(self.session_id, self.settings, self.expires_at)
         return self.dialect.session(self.session_id, self.settings, self.expires_at)
 
     async def _end_responses(self) -> None:
@@ -363,7 +396,10 @@ class RealtimeConnection:
         return apply(self.settings, update, response=response)
 
     async def _session_update(self, event: dict[str, Any]) -> None:
-        self.settings = self._apply(event.get("session"))
+        if self.transcription_only:
+            self.settings = apply_transcription_update(self.settings, event.get("session"))
+        else:
+            self.settings = self._apply(event.get("session"))
         self._vad = None
         await self.emit({"type": "session.updated", "session": self._session_object()})
 
@@ -383,7 +419,14 @@ class RealtimeConnection:
                 raise SettingsError(
                     "missing_required_parameter", "Missing required parameter: 'item.content'.", "item.content"
                 )
-            item["content"] = [self._intake_part(part) for part in item["content"]]
+            audio = {
+                index: part["audio"]
+                for index, part in enumerate(item["content"])
+                if isinstance(part, dict) and part.get("type") == "input_audio" and isinstance(part.get("audio"), str)
+            }
+            item["content"] = [
+                self._intake_part(part, f"item.content[{index}]") for index, part in enumerate(item["content"])
+            ]
         elif kind == "function_call":
             if not item.get("name"):
                 raise SettingsError(
@@ -409,11 +452,22 @@ class RealtimeConnection:
             raise SettingsError("invalid_value", f"Item with id '{item['id']}' already exists.", "item.id")
         item.pop("object", None)  # the neutral item has none; the beta dialect shows one
         item["status"] = "completed"
+        if kind == "message" and audio:
+            self._input_audio[item["id"]] = audio
         return item
 
-    def _intake_part(self, part: Any) -> dict[str, Any]:
+    def _intake_part(self, part: Any, param: str) -> dict[str, Any]:
         if not isinstance(part, dict):
             raise SettingsError("invalid_value", "Each content part must be an object.", "item.content")
+        if part.get("type") == "input_image":
+            if self.dialect.is_beta:  # the beta shape has no image part
+                raise SettingsError(
+                    "invalid_value",
+                    "Invalid value: 'input_image'. Supported values are: 'input_text', 'input_audio', "
+                    "'item_reference', and 'text'.",
+                    f"{param}.type",
+                )
+            return check_image_part(part, param)
         if part.get("type") == "input_audio" and part.get("audio"):
             try:
                 size = len(base64.b64decode(part["audio"], validate=True))
@@ -452,10 +506,20 @@ class RealtimeConnection:
         self.items.remove(item)
         del self._by_id[item["id"]]
         self._spoken.pop(item["id"], None)
+        self._input_audio.pop(item["id"], None)
         await self.emit({"type": "conversation.item.deleted", "item_id": item["id"]})
 
     async def _item_retrieve(self, event: dict[str, Any]) -> None:
-        await self.emit({"type": "conversation.item.retrieved", "item": self.dialect.item(self._existing(event))})
+        """The item as the server holds it; a user item's input audio comes with its bytes (only here)."""
+        item = self._existing(event)
+        audio = self._input_audio.get(item["id"])
+        if audio:
+            content = [
+                {**part, "audio": audio[index]} if index in audio else part
+                for index, part in enumerate(item["content"])
+            ]
+            item = {**item, "content": content}
+        await self.emit({"type": "conversation.item.retrieved", "item": self.dialect.item(item)})
 
     async def _item_truncate(self, event: dict[str, Any]) -> None:
         item = self._existing(event)
@@ -497,6 +561,7 @@ class RealtimeConnection:
         except (binascii.Error, ValueError) as exc:
             raise SettingsError("invalid_value", "Invalid 'audio': not base64.", "audio") from exc
         self._audio += data
+        self._audio_written_ms += audio_seconds(len(data), self.settings.input_format) * 1000
         detection = self.settings.turn_detection
         if detection is None:
             return
@@ -508,6 +573,7 @@ class RealtimeConnection:
             )
         for transition, at_ms in self._vad.feed(data):
             if transition == "started":
+                self._idle.stop()
                 self._speech_item = self.new_id("item")
                 await self.emit(
                     {"type": "input_audio_buffer.speech_started", "audio_start_ms": at_ms, "item_id": self._speech_item}
@@ -519,7 +585,7 @@ class RealtimeConnection:
                     {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": at_ms, "item_id": self._speech_item}
                 )
                 await self._commit(self._speech_item)
-                if detection.get("create_response", True):
+                if detection.get("create_response", True) and not self.transcription_only:
                     await self._respond_to_speech()
 
     async def _respond_to_speech(self) -> None:
@@ -538,9 +604,11 @@ class RealtimeConnection:
     async def _audio_commit(self, event: dict[str, Any]) -> None:
         await self._commit(None, event.get("event_id"))
 
-    async def _commit(self, item_id: str | None, client_event_id: str | None = None) -> None:
+    async def _commit(self, item_id: str | None, client_event_id: str | None = None, idle: bool = False) -> None:
+        """Commit the input buffer as a user item (and transcribe it). The idle timeout commits whatever the buffer
+        holds, however short, and silence transcribes as nothing."""
         seconds = audio_seconds(len(self._audio), self.settings.input_format)
-        if seconds < _MIN_COMMIT_S:
+        if seconds < _MIN_COMMIT_S and not idle:
             await self.error(
                 "input_audio_buffer_commit_empty",
                 "Error committing input audio buffer: buffer too "
@@ -550,10 +618,11 @@ class RealtimeConnection:
                 client_event_id,
             )
             return
+        heard = base64.b64encode(self._audio).decode("ascii")
         self._audio = bytearray()
         if self._vad is not None:
             self._vad.reset()
-        transcript = input_transcript(seconds)
+        transcript = "" if idle else input_transcript(seconds)
         item = {
             "id": item_id or self.new_id("item"),
             "type": "message",
@@ -562,11 +631,13 @@ class RealtimeConnection:
             "content": [{"type": "input_audio", "transcript": None}],
         }
         previous = self.append_item(item)
+        self._input_audio[str(item["id"])] = {0: heard}
         await self.emit({"type": "input_audio_buffer.committed", "previous_item_id": previous, "item_id": item["id"]})
         await self._announce_item(item, previous)
         item["content"] = [{"type": "input_audio", "transcript": transcript}]
         if self.settings.transcription is not None:
-            await self._transcription_deltas(str(item["id"]), transcript)
+            if transcript:
+                await self._transcription_deltas(str(item["id"]), transcript)
             await self.emit(
                 {
                     "type": "conversation.item.input_audio_transcription.completed",
@@ -601,7 +672,8 @@ class RealtimeConnection:
     async def _response_create(self, event: dict[str, Any]) -> None:
         await self._start_response(event.get("response") or {}, event.get("event_id"))
 
-    async def _start_response(self, overrides: dict[str, Any], client_event_id: str | None) -> None:
+    async def _start_response(self, overrides: dict[str, Any], client_event_id: str | None, idle: bool = False) -> None:
+        """Start a response (`idle`: the one the idle timeout asks for, which prompts the caller to go on)."""
         in_conversation = overrides.get("conversation", "auto") != "none"
         if in_conversation and self._active is not None:
             await self.error(
@@ -616,6 +688,8 @@ class RealtimeConnection:
         settings = self._apply(overrides, response=True) if overrides else self.settings
         context = self._context(overrides.get("input"))
         reply = respond(settings.instructions, context, settings.tools, settings.tool_choice, self.runtime.rules)
+        if idle:
+            reply.text, reply.calls = IDLE_PROMPT, []
         fault = self.runtime.faults.pick_response("realtime", settings.model, reply.last_user_text)
         if fault is not None and fault.kind == "stall":
             return
@@ -636,6 +710,7 @@ class RealtimeConnection:
             )
         if in_conversation:
             self._active = run
+            self._idle.stop()
         task = asyncio.get_running_loop().create_task(self._run_response(run))
         self._responses.add(task)
         task.add_done_callback(self._response_ended)
@@ -650,6 +725,8 @@ class RealtimeConnection:
     async def _run_response(self, run: ResponseRun) -> None:
         try:
             await run.run()
+            if run.in_conversation:
+                self._watch_for_idle(run)
         except ConnectionDropped:
             assert self._tasks is not None
             self._tasks.cancel_scope.cancel()
@@ -659,6 +736,31 @@ class RealtimeConnection:
             if self._active is run:
                 self._active = None
             run.ended.set()
+
+    def _watch_for_idle(self, run: ResponseRun) -> None:
+        """Under server VAD with `idle_timeout_ms`: time the caller's silence from the end of this answer's audio."""
+        timeout_s = idle_timeout_s(self.settings.turn_detection)
+        if timeout_s is None or self._tasks is None or self._closed or self.transcription_only:
+            return
+        playing_s = run.audio_bytes / BYTES_PER_SECOND[run.settings.output_format]
+        self._idle.start(self._tasks, playing_s, timeout_s, lambda: round(self._audio_written_ms), self._idle_timed_out)
+
+    async def _idle_timed_out(self, audio_start_ms: int) -> None:
+        """The caller stayed silent: `timeout_triggered`, the buffer committed as it is, and a prompt to go on."""
+        busy = self._active is not None or (self._vad is not None and self._vad.in_speech)
+        if busy or idle_timeout_s(self.settings.turn_detection) is None:  # or turned off since the timer started
+            return
+        item_id = self.new_id("item")
+        await self.emit(
+            {
+                "type": "input_audio_buffer.timeout_triggered",
+                "audio_start_ms": audio_start_ms,
+                "audio_end_ms": round(self._audio_written_ms),
+                "item_id": item_id,
+            }
+        )
+        await self._commit(item_id, idle=True)
+        await self._start_response({}, None, idle=True)
 
     def _context(self, explicit: Any) -> list[dict[str, Any]]:
         if explicit is None:

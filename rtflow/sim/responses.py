@@ -237,7 +237,9 @@ class ResponseRun:
     def _usage(self) -> dict[str, Any]:
         text_out = self.reply.output_tokens
         audio_out = round(self.audio_bytes / BYTES_PER_SECOND[self.settings.output_format] * 10)
-        input_tokens = self.reply.input_tokens
+        text_in = self.reply.input_tokens
+        image_in = self.reply.image_tokens
+        input_tokens = text_in + image_in
         reasoning = _REASONING_TOKENS.get(self._effort() or "", 0) if self._phased() else 0
         output_tokens = text_out + audio_out + reasoning
         output_details: dict[str, Any] = {"text_tokens": text_out, "audio_tokens": audio_out}
@@ -249,9 +251,9 @@ class ResponseRun:
             "output_tokens": output_tokens,
             "input_token_details": {
                 "cached_tokens": 0,
-                "text_tokens": input_tokens,
+                "text_tokens": text_in,
                 "audio_tokens": 0,
-                "image_tokens": 0,
+                "image_tokens": image_in,
                 "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
             },
             "output_token_details": output_details,

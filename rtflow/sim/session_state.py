@@ -46,6 +46,8 @@ class SessionSettings:
     output_format: str = "pcm16"
     turn_detection: dict[str, Any] | None = field(default_factory=lambda: dict(DEFAULT_TURN_DETECTION))
     transcription: dict[str, Any] | None = None
+    noise_reduction: dict[str, Any] | None = None
+    """GA `audio.input.noise_reduction` (`{type, strength?}`), echoed back; the simulator's audio is clean anyway."""
     tools: list[dict[str, Any]] = field(default_factory=list)
     tool_choice: Any = "auto"
     max_output_tokens: int | str = "inf"
@@ -156,8 +158,14 @@ def apply_ga_update(settings: SessionSettings, update: Any, *, response: bool = 
             raise SettingsError(
                 "missing_required_parameter", "Missing required parameter: 'session.type'.", "session.type"
             )
+        if update["type"] == "transcription":
+            raise SettingsError(
+                "invalid_parameter",
+                "Passing a transcription session update event to a realtime session is not allowed.",
+                None,
+            )
         if update["type"] != "realtime":
-            raise _invalid("session.type", "Invalid value for 'session.type': only 'realtime' is supported here.")
+            raise _invalid("session.type", "Invalid value for 'session.type': expected 'realtime' or 'transcription'.")
     new = settings.copy()
     if "output_modalities" in update:
         modalities = update["output_modalities"]
@@ -230,6 +238,13 @@ def _apply_ga_audio(new: SessionSettings, prefix: str, audio: dict[str, Any], re
         new.turn_detection = _check_turn_detection(f"{prefix}.audio.input.turn_detection", audio_in["turn_detection"])
     if "transcription" in audio_in:
         new.transcription = audio_in["transcription"]
+    if "noise_reduction" in audio_in:
+        reduction = audio_in["noise_reduction"]
+        if reduction is not None and not isinstance(reduction, dict):
+            raise _invalid(
+                f"{prefix}.audio.input.noise_reduction", "Invalid type for 'noise_reduction': expected an object."
+            )
+        new.noise_reduction = reduction
     if "format" in audio_out:
         new.output_format = _ga_format(f"{prefix}.audio.output.format", audio_out["format"])
     if "voice" in audio_out:
