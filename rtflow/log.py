@@ -9,6 +9,11 @@ belong to the application that embeds rtflow. `configure_logging()` (the CLI cal
 TTY and JSON lines otherwise (or when asked); by default only warnings and errors reach stderr. A redaction
 processor removes secrets (API keys from the environment and from flow configs, and anything shaped like an
 OpenAI key) from every value before it is rendered.
+
+While a live display (the CLI's progress bar) is drawn on the terminal rtflow logs to, `printing_above` hands
+each rendered line to that display, which prints it above itself: a line written straight to the terminal would
+land in the middle of the bar. Only rtflow's own lines move, and only while the display is up; the host's
+logging is never touched.
 """
 
 from __future__ import annotations
@@ -17,14 +22,22 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, TextIO
+from typing import IO, Any, Literal, TextIO
 
 from rtflow.terminal import terminal_safe
 
-__all__ = ["LogFormat", "capture_events", "configure_logging", "get_logger", "redact", "register_secret"]
+__all__ = [
+    "LogFormat",
+    "capture_events",
+    "configure_logging",
+    "get_logger",
+    "printing_above",
+    "redact",
+    "register_secret",
+]
 
 LogFormat = Literal["console", "json"]
 
@@ -83,6 +96,65 @@ def _redact_processor(_logger: Any, _method: str, event_dict: MutableMapping[str
     return event_dict
 
 
+@dataclass(frozen=True)
+class _LiveDisplay:
+    """A display redrawn in place on `stream`, and how to print a line above it."""
+
+    stream: IO[str]
+    print_line: Callable[[str], None]
+
+
+_live_display: _LiveDisplay | None = None
+
+
+def _same_terminal(first: IO[str], second: IO[str]) -> bool:
+    """Whether two streams write to one terminal (`sys.stderr` and a copy of it taken earlier, say)."""
+    if first is second:
+        return True
+    try:
+        return first.isatty() and second.isatty() and first.fileno() == second.fileno()
+    except (AttributeError, OSError, ValueError):  # a stream with no descriptor, or a closed one
+        return False
+
+
+class _LinePrinter:
+    """The end of rtflow's pipeline: prints each rendered event on its stream as one line, or, while a live
+    display is drawn on that stream, has the display print it above itself."""
+
+    def __init__(self, stream: TextIO) -> None:
+        import structlog
+
+        self._stream = stream
+        self._printer = structlog.PrintLogger(stream)
+
+    def msg(self, line: str) -> None:
+        display = _live_display
+        if display is not None and _same_terminal(display.stream, self._stream):
+            display.print_line(line)
+        else:
+            self._printer.msg(line)
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+@contextmanager
+def printing_above(stream: IO[str], print_line: Callable[[str], None]) -> Iterator[None]:
+    """Inside the block, rtflow's log lines bound for the terminal `stream` go to `print_line` instead.
+
+    For a live display redrawn in place on that terminal (a progress bar): `print_line` prints the line above the
+    display, so the line stands whole and the display stays below it. Lines bound elsewhere (a log file) are
+    untouched, and so is every logger that is not rtflow's.
+    """
+    global _live_display
+    saved = _live_display
+    _live_display = _LiveDisplay(stream, print_line)
+    try:
+        yield
+    finally:
+        _live_display = saved
+
+
 @dataclass
 class _Pipeline:
     """rtflow's own logging set-up; structlog's process-wide configuration belongs to the host application."""
@@ -113,8 +185,8 @@ def _pipeline(log_format: LogFormat | None, level: str, stream: TextIO | None) -
             *finish,
         ],
         level=logging.getLevelNamesMapping()[level.upper()],
-        # One PrintLogger for every bound logger: building one per `bind` costs more than a filtered-out call.
-        printer=structlog.PrintLogger(out),
+        # One printer for every bound logger: building one per `bind` costs more than a filtered-out call.
+        printer=_LinePrinter(out),
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-__all__ = ["EXPORT_SUFFIXES_HELP", "diff_command", "export_command", "runs_command", "show_command"]
+__all__ = ["EXPORT_SUFFIXES_HELP", "TURN_STATUSES", "diff_command", "export_command", "runs_command", "show_command"]
 
 EXPORT_SUFFIXES_HELP = ".json, .jsonl, .csv, .html, .xml, .md"
 """The export formats as `--help` names them (a test holds them to the report's EXPORT_FORMATS)."""
@@ -24,6 +24,19 @@ _db_option = click.option(
     help="Run store (SQLite); default .rtflow/rtflow.db.",
 )
 _run_argument = click.argument("run_id", metavar="RUN", default="latest")
+
+TURN_STATUSES = ("passed", "failed", "error", "skipped", "pending")
+"""What `show --status` takes: every status a stored turn can have."""
+
+
+def _statuses(_context: click.Context, _parameter: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """`--status failed,error --status skipped` as `("failed", "error", "skipped")`; an unknown name is a usage
+    error that lists the known ones."""
+    names = [name.strip().lower() for value in values for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in TURN_STATUSES]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: a turn's status is one of {', '.join(TURN_STATUSES)}")
+    return tuple(dict.fromkeys(names))
 
 
 @click.command("runs")
@@ -40,11 +53,27 @@ def runs_command(db_path: Path | None, limit: int) -> None:
 @_run_argument
 @_db_option
 @click.option("--thread", metavar="THREAD", help="Only this thread's conversations.")
-def show_command(run_id: str, db_path: Path | None, thread: str | None) -> None:
+@click.option(
+    "--failed",
+    is_flag=True,
+    help="Only failed and errored turns (--status failed,error), each conversation's other turns in brief.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    metavar="STATUS",
+    callback=_statuses,
+    help=f"Only turns of this status ({', '.join(TURN_STATUSES)}); repeat it or give a comma list.",
+)
+def show_command(
+    run_id: str, db_path: Path | None, thread: str | None, failed: bool, statuses: tuple[str, ...]
+) -> None:
     """Print RUN's transcripts and verdicts (RUN is a run id or `latest`)."""
     from rtflow.cli.results_views import show_run
 
-    show_run(run_id, db_path, thread)
+    wanted = (*statuses, *(("failed", "error") if failed else ()))
+    show_run(run_id, db_path, thread, tuple(dict.fromkeys(wanted)))
 
 
 @click.command("export")

@@ -5,12 +5,15 @@ without importing rich, the run store or the report.
 
 They only read, so the store is opened read-only (a write-protected file or folder can be read). Everything
 printed from a record passes `terminal_safe_record` first: model and server text never steers the terminal.
+
+`show` may list only turns of some statuses (`--failed`, `--status`): each conversation holding one is shown
+with its other turns on one line each, so what was asked and answered before a failure stays in view.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from itertools import groupby
 from pathlib import Path
@@ -104,7 +107,15 @@ def list_runs(db_path: Path | None, limit: int) -> None:
     console.print(table)
 
 
-def _print_run(console: Console, run: RunRecord, turns: Sequence[TurnRecord], summary: RunSummary) -> None:
+def _print_run(
+    console: Console,
+    run: RunRecord,
+    turns: Sequence[TurnRecord],
+    summary: RunSummary,
+    statuses: Collection[str] = (),
+) -> None:
+    """The run's conversations and its counts; with `statuses`, only the conversations holding a turn of one of
+    them, those turns in full and the others in brief."""
     header = Text.assemble(
         ("run ", "bold"),
         (run.run_id, "bold cyan"),
@@ -115,8 +126,12 @@ def _print_run(console: Console, run: RunRecord, turns: Sequence[TurnRecord], su
         header.append(f"  {run.flow_path}")
     console.print(header)
     for _, conversation in groupby(turns, key=lambda turn: turn.conversation_id):
-        _print_conversation(console, list(conversation))
+        conversation_turns = list(conversation)
+        if not statuses or any(turn.status in statuses for turn in conversation_turns):
+            _print_conversation(console, conversation_turns, statuses)
     console.print()
+    if statuses:
+        console.print(_shown_line(turns, statuses))
     counts = [f"{status} {count}" for status, count in summary.status_counts().items()]
     if summary.turns:
         counts += [f"fallbacks {summary.fallbacks}", f"retries {summary.retries}"]
@@ -127,9 +142,23 @@ def _print_run(console: Console, run: RunRecord, turns: Sequence[TurnRecord], su
         console.print(turn_taking)
 
 
-def _print_conversation(console: Console, turns: Sequence[TurnRecord]) -> None:
+def _shown_line(turns: Sequence[TurnRecord], statuses: Collection[str]) -> Text:
+    """How many turns the status filter kept, of how many, in how many conversations."""
+    kept = [turn for turn in turns if turn.status in statuses]
+    which = " or ".join(statuses)
+    if not kept:
+        return Text(f"no turn is {which} (of {len(turns)})", style="bold")
+    conversations = len({turn.conversation_id for turn in kept})
+    plural = "" if conversations == 1 else "s"
+    return Text(
+        f"shown: {len(kept)} of {len(turns)} turns ({which}), in {conversations} conversation{plural}", style="bold"
+    )
+
+
+def _print_conversation(console: Console, turns: Sequence[TurnRecord], statuses: Collection[str] = ()) -> None:
     """One conversation's turns; a simulated dialogue's verdicts once, after its last turn, with why it stopped
-    (they judge the whole conversation, not the answer they are stored with)."""
+    (they judge the whole conversation, not the answer they are stored with). With `statuses`, a turn of
+    another status gets one line (`_context_line`), and the verdicts only show when their turn is one of them."""
     first = turns[0]
     title = Text.assemble(("== ", "dim"), (first.conversation_id, "bold"), (f"  (thread {first.thread_id})", "dim"))
     if any(turn.dialogue is not None for turn in turns):
@@ -138,9 +167,31 @@ def _print_conversation(console: Console, turns: Sequence[TurnRecord]) -> None:
     console.print(title)
     ending = dialogue_ending(turns)
     for turn in turns:
-        _print_turn(console, turn, verdicts=ending is None or turn.turn_index != ending.turn_index)
-    if ending is not None:
+        if statuses and turn.status not in statuses:
+            console.print(_context_line(turn))
+        else:
+            _print_turn(console, turn, verdicts=ending is None or turn.turn_index != ending.turn_index)
+    if ending is not None and (not statuses or ending.status in statuses):
         _print_ending(console, ending)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _context_line(turn: TurnRecord) -> Text:
+    """A turn shown for its conversation's sake: number, status, and the start of what was said and answered,
+    on one line cut to the terminal's width."""
+    line = Text.assemble(
+        (f"turn {turn.turn_index + 1} ", "dim"), (f"[{turn.status}]", _STATUS_STYLES.get(turn.status, ""))
+    )
+    who, said = ("caller", turn.dialogue.caller) if turn.dialogue is not None else ("user", turn_input_text(turn))
+    if said:
+        line.append(f"  {who}: {_one_line(said)}", style="dim")
+    if turn.output is not None and turn.output.text:
+        line.append(f"  answer: {_one_line(turn.output.text)}", style="dim")
+    line.no_wrap, line.overflow = True, "ellipsis"
+    return line
 
 
 def _print_ending(console: Console, ending: DialogueEnding) -> None:
@@ -222,8 +273,8 @@ def _print_turn(console: Console, turn: TurnRecord, *, verdicts: bool = True) ->
         _print_assertions(console, turn.assertions)
 
 
-def show_run(run_id: str, db_path: Path | None, thread: str | None) -> None:
-    """RUN's transcripts and verdicts."""
+def show_run(run_id: str, db_path: Path | None, thread: str | None, statuses: Collection[str] = ()) -> None:
+    """RUN's transcripts and verdicts; with `statuses`, only the turns of those statuses (in their conversations)."""
     with _open_store(db_path) as store:
         run = store.get_run(run_id)
         turns = store.turns(run.run_id, thread=thread)
@@ -233,6 +284,7 @@ def show_run(run_id: str, db_path: Path | None, thread: str | None) -> None:
         terminal_safe_record(run),
         [terminal_safe_record(turn) for turn in turns],
         summary,
+        statuses,
     )
 
 

@@ -299,7 +299,7 @@ def run_command(
     _append_step_summary(result)
     # Off a terminal (CI logs, pipes) rich would assume 80 columns and cut the table's words short.
     console = Console() if sys.stdout.isatty() else Console(width=200)
-    print_summary(result, console)
+    print_summary(result, console, db_path=db)
     for written in [*([output] if output is not None else []), *result.outputs_written]:
         click.echo(f"results written to {written}")
     if result.interrupted:

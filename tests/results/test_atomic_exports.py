@@ -95,9 +95,10 @@ def test_a_kill_mid_write_leaves_the_previous_or_the_new_export(tmp_path: Path, 
             assert nodes[0] == "n0"
         else:
             assert nodes == [f"n{index}" for index in range(TURNS)]
-        if name.endswith(".csv"):  # its last cells are whole too (total_ms, then the empty turn-taking ones)
-            empty_after_total = len(CSV_COLUMNS) - CSV_COLUMNS.index("total_ms") - 1
-            assert target.read_bytes().endswith(b",120.0" + b"," * empty_after_total + b"\r\n")
+        if name.endswith(".csv"):  # its last cells are whole too (total_ms, the empty ones, then the vars)
+            empty_after_total = CSV_COLUMNS.index("vars") - CSV_COLUMNS.index("total_ms") - 1
+            last_vars = b'"{""question"": ""Question 1 of japan_travel""}"'
+            assert target.read_bytes().endswith(b",120.0" + b"," * empty_after_total + b"," + last_vars + b"\r\n")
         killed_mid_write += bool(leftovers(tmp_path))
         for leftover in leftovers(tmp_path):
             leftover.unlink()

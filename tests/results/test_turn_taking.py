@@ -137,7 +137,7 @@ def test_the_cli_summary_prints_turn_taking_within_80_columns() -> None:
 
 def test_csv_appends_the_turn_taking_columns(tmp_path: Path) -> None:
     """The older columns keep their order; each turn's ttfb, ttfa, latency, yield, heard text and cut follow."""
-    assert CSV_COLUMNS[-6:] == (
+    assert CSV_COLUMNS[18:24] == (
         "ttfb_ms",
         "ttfa_ms",
         "response_latency_ms",
@@ -151,9 +151,9 @@ def test_csv_appends_the_turn_taking_columns(tmp_path: Path) -> None:
     rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
     assert list(rows[0]) == list(CSV_COLUMNS)
     cut, whole, _, text_like = rows
-    assert [cut[name] for name in CSV_COLUMNS[-6:]] == ["100.0", "180.0", "400.0", "20.0", HEARD, "640.0"]
+    assert [cut[name] for name in CSV_COLUMNS[18:24]] == ["100.0", "180.0", "400.0", "20.0", HEARD, "640.0"]
     assert (whole["yield_ms"], whole["heard_text"], whole["interrupted_at_ms"]) == ("", "", "")
-    assert all(text_like[name] == "" for name in CSV_COLUMNS[-6:])
+    assert all(text_like[name] == "" for name in CSV_COLUMNS[18:24])
     assert cut["output"] == FULL_ANSWER
 
 

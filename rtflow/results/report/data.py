@@ -21,7 +21,7 @@ from typing import Any
 
 from rtflow.errors import RtflowError
 from rtflow.messages import TurnOutput
-from rtflow.results.records import RunRecord, TurnRecord
+from rtflow.results.records import AssertionResult, RunRecord, TurnRecord
 from rtflow.results.report.atomic import atomic_text_file
 from rtflow.results.summary import RunSummary
 
@@ -29,6 +29,7 @@ __all__ = [
     "CSV_COLUMNS",
     "JsonlWriter",
     "csv_row",
+    "failure_reason",
     "spreadsheet_safe",
     "turn_input_text",
     "write_csv",
@@ -61,10 +62,16 @@ CSV_COLUMNS = (
     "yield_ms",
     "heard_text",
     "interrupted_at_ms",
+    "description",
+    "failure_reason",
+    "vars",
 )
 """The CSV's columns, in order. `turn` is 1-based, as in node ids. The turn-taking columns are the `TurnMetrics`
 of the same name; `heard_text` is what the caller heard of an answer cut short and `interrupted_at_ms` when the
-caller barged in, from the request (both empty for an answer heard whole)."""
+caller barged in, from the request (both empty for an answer heard whole). `description` is the test's,
+`failure_reason` says why a turn did not pass (empty for a passed or ungraded one), and `vars` holds the
+turn's vars as one JSON object: one column per var would change the header from suite to suite (and leave most
+cells empty when tests use different vars), and JSON keeps numbers, lists and nesting as they were."""
 
 
 def turn_input_text(turn: TurnRecord) -> str:
@@ -73,6 +80,25 @@ def turn_input_text(turn: TurnRecord) -> str:
         if message.role == "user":
             return message.text
     return ""
+
+
+def _assertion_reason(result: AssertionResult) -> str:
+    reason = f"{result.type}: {result.reason}"
+    return reason if result.error is None else f"{reason} ({result.error})"
+
+
+def failure_reason(turn: TurnRecord) -> str:
+    """Why a turn did not pass: its error (or why it was skipped), else its failing assertions and unmet steps;
+    empty for a turn that passed or is not graded yet."""
+    if turn.status in ("passed", "pending"):
+        return ""
+    if turn.error is not None:
+        kind, message = turn.error.kind, turn.error.message
+        return message if message.startswith(kind) else f"{kind}: {message}"
+    reasons = [_assertion_reason(result) for result in turn.assertions if not result.passed]
+    if turn.output is not None:
+        reasons += [f"step: {failure}" for failure in turn.output.step_failures]
+    return "; ".join(reasons) or "the weighted score is below the test's threshold"
 
 
 def export_document(
@@ -200,6 +226,9 @@ def csv_row(turn: TurnRecord) -> dict[str, str | int]:
         "ttfd_ms": _number(metrics.first_delta_ms if metrics is not None else None, 1),
         "total_ms": _number(metrics.total_ms if metrics is not None else None, 1),
         **_turn_taking_cells(output),
+        "description": turn.description or "",
+        "failure_reason": failure_reason(turn),
+        "vars": json.dumps(turn.vars, ensure_ascii=False, default=str),
     }
     return {column: spreadsheet_safe(cell) if isinstance(cell, str) else cell for column, cell in row.items()}
 
