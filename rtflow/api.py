@@ -70,7 +70,17 @@ async def _simulator(sim: Any) -> AsyncIterator[str | None]:
         return
     from rtflow.sim import SimConfig, SimServer  # the simulator is only imported by runs that use it
 
-    config = sim if isinstance(sim, SimConfig) else SimConfig()
+    if isinstance(sim, SimConfig):
+        config = sim
+    elif isinstance(sim, Mapping):  # its settings as plain data: `{"voice": {"realtime_audio": True}}`
+        from pydantic import ValidationError
+
+        try:
+            config = SimConfig.model_validate(sim)
+        except ValidationError as exc:
+            raise FlowError(f"sim settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+    else:
+        config = SimConfig()
     async with SimServer(config) as server:
         yield server.http_base_url
 
@@ -244,15 +254,15 @@ async def arun(
 ) -> RunResult:
     """Run a flow and return its result.
 
-    `flow` is a path or a loaded `FlowSpec` (None with `resume`: the flow file the run was started from).
-    `sim=True` (or a `rtflow.sim.SimConfig`) starts the simulator in this process and points every OpenAI
-    provider at it. `db` moves the run store (default `.rtflow/rtflow.db` or `RTFLOW_DB`); `store=False` keeps
-    nothing on disk. `resume` continues an earlier run by id (or `latest`): only turns that are missing, errored
-    or skipped are run again, against the same endpoints (a resume that would switch between the simulator and
-    real endpoints, or between servers, is refused unless `force`). `on_turn` is called with every turn record
-    the moment it is stored (sync or async). `handle_signals` installs the CLI's Ctrl-C behaviour; `progress`
-    draws a progress bar on stderr. `replay_callers` (a run id, or `latest`) has simulated dialogues say what
-    that run's caller models said, turn for turn, instead of asking a caller model: the agent hears exactly
+    `flow` is a path or a loaded `FlowSpec` (None with `resume`: the flow file the run was started from). `sim=True`
+    (or a `rtflow.sim.SimConfig`, or its settings as a mapping) starts the simulator in this process and points
+    every OpenAI provider at it. `db` moves the run store (default `.rtflow/rtflow.db` or `RTFLOW_DB`);
+    `store=False` keeps nothing on disk. `resume` continues an earlier run by id (or `latest`): only turns that are
+    missing, errored or skipped are run again, against the same endpoints (a resume that would switch between the
+    simulator and real endpoints, or between servers, is refused unless `force`). `on_turn` is called with every
+    turn record the moment it is stored (sync or async). `handle_signals` installs the CLI's Ctrl-C behaviour;
+    `progress` draws a progress bar on stderr. `replay_callers` (a run id, or `latest`) has simulated dialogues say
+    what that run's caller models said, turn for turn, instead of asking a caller model: the agent hears exactly
     what it heard then. `max_cost` (US dollars) starts no new turn once the stored answers cost that much, and
     `fail_fast` none once a turn has failed; the turns not started are recorded `skipped` with the reason (both
     default to the flow's `execution`). `only_threads` runs just the threads with these ids (`--rerun-failed`).

@@ -71,12 +71,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Run flows against rtflow's local simulator: no API key, no network, no cost.",
     )
     group.addoption(
+        "--rtflow-sim-realtime-audio",
+        action="store_true",
+        dest="rtflow_sim_realtime_audio",
+        help="With --rtflow-sim: spoken answers arrive at the rate they play, as live (barge-in flows need it).",
+    )
+    group.addoption(
+        "--rtflow-sim-cancel-delay-ms",
+        type=float,
+        dest="rtflow_sim_cancel_delay_ms",
+        metavar="MS",
+        help="With --rtflow-sim: how long an answer goes on after response.cancel.",
+    )
+    group.addoption(
+        "--rtflow-sim-latency-ms",
+        type=float,
+        dest="rtflow_sim_latency_ms",
+        metavar="MS",
+        help="With --rtflow-sim: time to each answer's first delta.",
+    )
+    group.addoption(
         "--rtflow-repeat",
         type=int,
-        default=1,
         dest="rtflow_repeat",
         metavar="N",
-        help="Run each conversation of a flow N times; a thread's test passes only if every copy passed.",
+        help="Run each conversation of a flow N times (default: the flow's execution.repeat); a thread's test "
+        "passes only if every copy passed.",
     )
     parser.addini(
         "rtflow_flows",
@@ -84,6 +104,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=list(DEFAULT_FLOW_GLOBS),
         help="Globs (matched against the end of a YAML file's path) of the flow files to collect.",
     )
+
+
+def _simulator_settings(config: pytest.Config) -> bool | dict[str, Any]:
+    """False for the real endpoints, else the simulator's settings (as `rtflow.run(sim=...)` takes them)."""
+    if not config.getoption("rtflow_sim"):
+        return False
+    voice: dict[str, Any] = {}
+    if config.getoption("rtflow_sim_realtime_audio"):
+        voice["realtime_audio"] = True
+    if config.getoption("rtflow_sim_cancel_delay_ms") is not None:
+        voice["cancel_delay_ms"] = config.getoption("rtflow_sim_cancel_delay_ms")
+    latency = config.getoption("rtflow_sim_latency_ms")
+    return {"voice": voice, **({"latency": {"first_delta_ms": latency}} if latency is not None else {})}
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> FlowFile | None:
@@ -155,7 +188,7 @@ class FlowFile(pytest.File):
                 functools.partial(
                     rtflow.arun,
                     self.spec,
-                    sim=self.config.getoption("rtflow_sim"),
+                    sim=_simulator_settings(self.config),
                     only_threads=only,
                     repeat=self.config.getoption("rtflow_repeat"),
                 )

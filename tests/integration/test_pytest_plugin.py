@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -276,3 +277,14 @@ def test_the_repositorys_flows_are_collected_thread_by_thread() -> None:
     ]
     assert len(expected) > 10
     assert collected == expected
+
+
+@pytest.mark.slow
+def test_the_repositorys_flows_pass_under_the_plugin_with_the_simulators_voice_options(tmp_path: Path) -> None:
+    """The example flows pass as pytest tests; the barge-in flow needs answers spoken at their real rate."""
+    shutil.copytree(ROOT / "flows", tmp_path / "flows", ignore=shutil.ignore_patterns("__pycache__"))
+    options = ("--rtflow-sim", "--rtflow-sim-realtime-audio", "--rtflow-sim-cancel-delay-ms", "50")
+    done = run_pytest(tmp_path, "flows/", *options)
+    expected = sum(len(rtflow.load(path).thread_specs()) for path in (ROOT / "flows").glob("*.yaml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{expected} passed" in done.stdout
