@@ -62,6 +62,6 @@ def test_report_audio_elements_load_in_chromium(tmp_path: Path) -> None:
     assert all(entry["duration"] > 0 for entry in loaded)
     played = sorted(round(entry["duration"], 2) for entry in loaded[6:])
     assert set(played) == {round(value, 2) for value in expected}
-    assert all(source.endswith(".wav") for source in sources)  # G.711 plays from its WAV copy
+    assert all(source.startswith("data:audio/wav;base64,") for source in sources)  # G.711 plays from its WAV copy
     assert len(heard) == 6 and all(text.startswith("heard: audio of ") for text in heard)
     assert console_errors == []

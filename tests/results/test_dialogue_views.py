@@ -65,15 +65,17 @@ def test_the_report_reads_a_dialogue_as_who_said_what_then_why_it_stopped(tmp_pa
     html = render_html(make_run(flow_path=None), dialogue_turns(audio), tmp_path / "report")
     assert html.count('<span class="role">caller (simulated)</span>') == 3
     assert html.count('<span class="role">agent</span>') == 3
+    transcripts = html[html.index('<section id="transcripts">') :]  # the matrix above shows each turn once more
     pieces = [piece for pair in zip(CALLER_LINES, ANSWERS, strict=True) for piece in pair]
     pieces += ["the caller said the stop phrase", *(escape(result.reason) for result in VERDICTS)]
-    places = [html.index(escape(piece)) for piece in pieces]
+    places = [transcripts.index(escape(piece)) for piece in pieces]
     assert places == sorted(places)
-    assert '<div class="dialogue-end" data-stop-reason="phrase" data-status="failed">' in html
-    assert "after 3 agent turns" in html
-    assert html.count(escape(RUBRIC_REASON)) == 1  # the verdicts once, after the dialogue, not on its last turn too
-    assert '<span class="badge simulated-caller">simulated caller</span>' in html
-    assert '<audio controls preload="none" src="../audio/answer.wav"></audio>' in html
+    assert '<div class="dialogue-end" data-stop-reason="phrase" data-status="failed">' in transcripts
+    assert "after 3 agent turns" in transcripts
+    # The verdicts once, after the dialogue, not on its last turn too.
+    assert transcripts.count(escape(RUBRIC_REASON)) == 1
+    assert '<span class="badge simulated-caller">simulated caller</span>' in transcripts
+    assert '<audio controls preload="none" id="audio-1" src="data:audio/wav;base64,' in transcripts  # embedded
 
 
 def test_a_caller_line_is_text_never_markup() -> None:

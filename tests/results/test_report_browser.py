@@ -60,8 +60,13 @@ def test_report_renders_safely_in_chromium(
             assert page.locator("svg.timeline rect.bar.retry").count() == 2
             assert page.locator("svg.timeline rect.bar.fallback").count() == 1
             assert page.locator("svg.histogram").count() == 2
-            sources = page.locator("audio").evaluate_all("elements => elements.map(e => e.getAttribute('src'))")
-            assert sorted(sources) == ["../audio/answer.wav", "../audio/question.wav"]
+            # Both clips embedded, each once; the matrix's players borrow the transcript's source.
+            sources = page.locator("details.conversation audio").evaluate_all(
+                "elements => elements.map(e => e.getAttribute('src'))"
+            )
+            assert len(sources) == 2 and all(source.startswith("data:audio/wav;base64,") for source in sources)
+            borrowed = page.locator(".results-matrix audio").evaluate_all("elements => elements.map(e => e.src)")
+            assert borrowed and set(borrowed) <= set(sources)
             assert "get_weather" in page.locator(".tool-call").inner_text()
 
             # The report's own script runs (the CSP nonce lets it) and its filter hides passing turns.

@@ -12,6 +12,7 @@ from pathlib import Path
 from rtflow.errors import FlowError, RtflowError
 from rtflow.output_paths import EXPORT_FORMATS, export_format_problem
 from rtflow.results.records import RunRecord, TurnRecord
+from rtflow.results.report.comparison_view import ReportBaseline
 from rtflow.results.report.data import CSV_COLUMNS, JsonlWriter, csv_row, write_csv, write_json, write_jsonl
 from rtflow.results.report.html import render_html, write_html
 from rtflow.results.report.junit import render_junit, write_junit
@@ -22,6 +23,7 @@ __all__ = [
     "CSV_COLUMNS",
     "EXPORT_FORMATS",
     "JsonlWriter",
+    "ReportBaseline",
     "csv_row",
     "render_html",
     "render_junit",
@@ -37,18 +39,27 @@ __all__ = [
 
 
 def write_export(
-    run: RunRecord, turns: Sequence[TurnRecord], path: str | Path, *, summary: RunSummary | None = None
+    run: RunRecord,
+    turns: Sequence[TurnRecord],
+    path: str | Path,
+    *,
+    summary: RunSummary | None = None,
+    baseline: ReportBaseline | None = None,
 ) -> Path:
     """Write the run in the format its suffix names (`.json`, `.jsonl`, `.csv`, `.html`/`.htm`, `.xml` for JUnit,
     `.md`/`.markdown` for a Markdown summary); returns the path.
 
     The JSON, HTML, JUnit and Markdown carry `summary`, by default `RunSummary.of(run, turns)`: the whole run's.
-    Pass one built with `planned_turns=len(turns)` when `turns` are a deliberate part of the run (one thread's)."""
+    Pass one built with `planned_turns=len(turns)` when `turns` are a deliberate part of the run (one thread's).
+    With `baseline` (another run's record and turns), the HTML report opens with a compare view; the other
+    formats have no place for one and raise `FlowError` rather than drop it."""
     target = Path(path)
     suffix = target.suffix.lower()
     problem = export_format_problem(target)
     if problem is not None:
         raise FlowError(f"{target}: {problem}")
+    if baseline is not None and suffix not in (".html", ".htm"):
+        raise FlowError(f"{target}: only the HTML report compares with a baseline run")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".json":
@@ -62,7 +73,7 @@ def write_export(
         elif suffix in (".md", ".markdown"):
             write_markdown(run, turns, target, summary=summary)
         else:
-            write_html(run, turns, target, summary=summary)
+            write_html(run, turns, target, summary=summary, baseline=baseline)
     except OSError as exc:
         raise RtflowError(f"{target}: cannot write the export: {exc}") from exc
     return target

@@ -7,7 +7,7 @@ enters the SVG; the functions return `Markup` only for markup they built themsel
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -33,22 +33,35 @@ class Bar:
     conversation_id: str
     attempt: CallAttempt
     outcome: str
-    """`ok`, `fallback` (a fallback provider answered), `retry` (failed, tried again) or `failed`."""
+    """What the attempt's colour says: `ok` (answered, the turn passed), `failed` (answered, an assertion failed),
+    `fallback` (a fallback provider answered), `retry` (failed, another attempt followed), `error` (failed, the
+    last attempt of a turn no provider answered) or `pending` (answered, not graded)."""
+    turn_status: str
+    """The status of the attempt's turn, so a fallback's answer that failed its assertions shows both."""
+    turn_anchor: str = ""
+    """The transcript element of the attempt's turn (`#` + it links there); empty: no link."""
 
 
 def _outcome(turn: TurnRecord, attempt: CallAttempt, is_last: bool) -> str:
     if attempt.error is not None:
-        return "failed" if is_last else "retry"
+        return "error" if is_last else "retry"
     # The turn's node id is its primary's: an answer from any other node is a fallback's (as the summary counts).
-    return "ok" if attempt.node_id == turn.node_id else "fallback"
+    if attempt.node_id != turn.node_id:
+        return "fallback"
+    if turn.status in ("failed", "pending"):
+        return turn.status
+    return "ok"
 
 
-def timeline_bars(turns: Sequence[TurnRecord]) -> list[Bar]:
-    """Every call attempt of every turn, with the outcome the timeline colours it by."""
+def timeline_bars(turns: Sequence[TurnRecord], anchors: Mapping[str, str] | None = None) -> list[Bar]:
+    """Every call attempt of every turn, with the outcome the timeline colours it by; `anchors` maps a turn's
+    node id to its transcript element, for bars that link to their turn."""
     bars: list[Bar] = []
     for turn in turns:
+        anchor = (anchors or {}).get(turn.node_id, "")
         for position, attempt in enumerate(turn.calls):
-            bars.append(Bar(turn.conversation_id, attempt, _outcome(turn, attempt, position == len(turn.calls) - 1)))
+            outcome = _outcome(turn, attempt, position == len(turn.calls) - 1)
+            bars.append(Bar(turn.conversation_id, attempt, outcome, turn.status, anchor))
     return bars
 
 
@@ -100,10 +113,11 @@ def _ticks(span: float) -> list[float]:
     return [index * step for index in range(int(span / step) + 1)]
 
 
-def timeline_svg(turns: Sequence[TurnRecord]) -> Markup:
-    """Call attempts over wall time: a row per conversation, a bar per attempt (a tick where the caller barged
-    in), and the concurrency beneath."""
-    bars = timeline_bars(turns)
+def timeline_svg(turns: Sequence[TurnRecord], anchors: Mapping[str, str] | None = None) -> Markup:
+    """Call attempts over wall time: a row per conversation, a bar per attempt coloured by how it and its turn
+    ended (a tick where the caller barged in), and the concurrency beneath. With `anchors` (node id -> element
+    id) each bar links to its turn's transcript."""
+    bars = timeline_bars(turns, anchors)
     if not bars:
         return Markup('<p class="empty">No call attempts were recorded.</p>')
     start = min(bar.attempt.started_at for bar in bars)
@@ -136,10 +150,12 @@ def timeline_svg(turns: Sequence[TurnRecord]) -> Markup:
         )
         if attempt.error is not None:
             tooltip += f" · {attempt.error.kind}: {attempt.error.message}"
-        parts.append(
-            f'<rect class="bar {bar.outcome}" x="{x:.1f}" y="{y}" width="{bar_width:.1f}" '
+        tooltip += f" · turn {bar.turn_status}"
+        rect = (
+            f'<rect class="bar {bar.outcome} turn-{bar.turn_status}" x="{x:.1f}" y="{y}" width="{bar_width:.1f}" '
             f'height="{_ROW_HEIGHT - 6}"><title>{escape(tooltip)}</title></rect>'
         )
+        parts.append(f'<a href="#{escape(bar.turn_anchor)}">{rect}</a>' if bar.turn_anchor else rect)
     for mark in barge_ins(turns):
         if mark.conversation_id not in rows:
             continue
