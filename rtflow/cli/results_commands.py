@@ -88,11 +88,18 @@ def show_command(
     help=f"File to write; its suffix picks the format ({EXPORT_SUFFIXES_HELP}).",
 )
 @click.option("--thread", metavar="THREAD", help="Only this thread's conversations.")
-def export_command(run_id: str, db_path: Path | None, output_path: Path, thread: str | None) -> None:
+@click.option(
+    "--baseline",
+    metavar="RUN",
+    help="With an .html report: open it with a compare view against RUN (changed verdicts first).",
+)
+def export_command(
+    run_id: str, db_path: Path | None, output_path: Path, thread: str | None, baseline: str | None
+) -> None:
     """Write RUN as JSON, JSONL, CSV, a self-contained HTML report, JUnit XML or a Markdown summary."""
     from rtflow.cli.results_views import export_run
 
-    export_run(run_id, db_path, output_path, thread)
+    export_run(run_id, db_path, output_path, thread, baseline)
 
 
 @click.command("diff")

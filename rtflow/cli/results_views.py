@@ -27,7 +27,7 @@ from rich.text import Text
 from rtflow.messages import TurnOutput
 from rtflow.results.compare import Comparison, compare_runs
 from rtflow.results.records import AssertionResult, RunRecord, TurnRecord
-from rtflow.results.report import write_export
+from rtflow.results.report import ReportBaseline, write_export
 from rtflow.results.report.data import turn_input_text
 from rtflow.results.report.dialogue import DialogueEnding, dialogue_ending
 from rtflow.results.report.html import interruption_line, turn_taking_line
@@ -288,12 +288,18 @@ def show_run(run_id: str, db_path: Path | None, thread: str | None, statuses: Co
     )
 
 
-def export_run(run_id: str, db_path: Path | None, output_path: Path, thread: str | None) -> None:
-    """RUN written to `output_path` in the format its suffix names."""
+def export_run(
+    run_id: str, db_path: Path | None, output_path: Path, thread: str | None, baseline_id: str | None = None
+) -> None:
+    """RUN written to `output_path` in the format its suffix names (an HTML report compared with `baseline_id`)."""
+    baseline = None
     with _open_store(db_path) as store:
         run = store.get_run(run_id)
         turns = store.turns(run.run_id, thread=thread)
-    written = write_export(run, turns, output_path, summary=_summary(run, turns, thread))
+        if baseline_id is not None:
+            base_run = store.get_run(baseline_id)
+            baseline = ReportBaseline(base_run, store.turns(base_run.run_id, thread=thread))
+    written = write_export(run, turns, output_path, summary=_summary(run, turns, thread), baseline=baseline)
     click.echo(terminal_safe(f"wrote {len(turns)} turns of {run.run_id} to {written}"))
 
 

@@ -63,8 +63,8 @@ def _append_step_summary(result: RunResult) -> None:
         click.echo(f"warning: cannot append the summary to ${_STEP_SUMMARY} ({target}): {exc}", err=True)
 
 
-def _baseline(baseline: str | None, fail_on: str, db: Path | None) -> tuple[str | None, list[Any]]:
-    """The baseline run's id and turns, read before this run starts (so `latest` is the run before it)."""
+def _baseline(baseline: str | None, fail_on: str, db: Path | None) -> tuple[Any, list[Any]]:
+    """The baseline run's record and turns, read before this run starts (so `latest` is the run before it)."""
     if baseline is None:
         if fail_on == "regression":
             raise FlowError("--fail-on regression needs --baseline RUN: a regression is against a baseline")
@@ -73,7 +73,7 @@ def _baseline(baseline: str | None, fail_on: str, db: Path | None) -> tuple[str 
 
     with RunStore(db, read_only=True) as store:
         run = store.get_run(baseline)
-        return run.run_id, store.turns(run.run_id)
+        return run, store.turns(run.run_id)
 
 
 def _failed_threads(rerun_failed: str, db: Path | None) -> tuple[str, list[str], str | None]:
@@ -235,7 +235,8 @@ def run_command(
 
     variables = _parse_vars(var_pairs)
     _check_outputs(output, log_file, sim_log)
-    baseline_run, baseline_turns = _baseline(baseline, fail_on, db)
+    baseline_record, baseline_turns = _baseline(baseline, fail_on, db)
+    baseline_run = baseline_record.run_id if baseline_record is not None else None
     only_threads: list[str] | None = None
     if rerun_failed is not None:
         rerun_of, only_threads, rerun_flow = _failed_threads(rerun_failed, db)
@@ -293,9 +294,12 @@ def run_command(
         if log_stream is not None:
             log_stream.close()
     if output is not None and jsonl is None:
-        from rtflow.results.report import write_export
+        from rtflow.results.report import ReportBaseline, write_export
 
-        write_export(result.run, result.turns, output)
+        # An HTML report of a run with a baseline opens with the compare view; other formats have no place for it.
+        compared = baseline_run is not None and output.suffix.lower() in (".html", ".htm")
+        baseline_of = ReportBaseline(baseline_record, baseline_turns) if compared else None
+        write_export(result.run, result.turns, output, baseline=baseline_of)
     _append_step_summary(result)
     # Off a terminal (CI logs, pipes) rich would assume 80 columns and cut the table's words short.
     console = Console() if sys.stdout.isatty() else Console(width=200)

@@ -1,9 +1,10 @@
 """Two runs of the same flow, test by test: what got worse, what got better, and whether it is more than chance.
 
 Tests match across runs by a stable key, not by position: the provider, the prompt, the thread (unless it is a
-`test-N` thread, named by its place in the file), the turn number, and the turn's description, or else its vars. So
-a reordered file matches itself. With `--repeat`, every copy of a test counts: a key has N runs of which C
-passed in each run.
+`test-N` thread, named by its place in the file), the turn number, and the turn's description, or else its vars (a
+var holding an absolute file path, such as an audio clip's, by the file's name: the same suite run from another
+folder matches itself). So a reordered file matches itself. With `--repeat`, every copy of a test counts: a key has
+N runs of which C passed in each run.
 
 Pass rates are compared with Fisher's exact test (`rtflow.results.statistics`), which small counts need; a change
 is significant at p < 0.05. A **regression** is a significant drop in a key's pass rate, or a key that always
@@ -20,6 +21,7 @@ import re
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import PurePath, PureWindowsPath
 from typing import Literal
 
 from rtflow.results.records import TurnRecord
@@ -35,8 +37,19 @@ _POSITIONAL_THREAD = re.compile(r"^test-\d+$")
 def test_key(turn: TurnRecord) -> str:
     """The key a turn is matched by across runs (see the module docstring)."""
     thread = "" if _POSITIONAL_THREAD.match(turn.thread_id) else turn.thread_id
-    said = turn.description or json.dumps(turn.vars, sort_keys=True, default=str, ensure_ascii=False)
+    said = turn.description or json.dumps(
+        {name: _portable(value) for name, value in turn.vars.items()}, sort_keys=True, default=str, ensure_ascii=False
+    )
     return f"{primary_provider(turn)}/{turn.prompt}/{thread}/turn {turn.turn_index + 1}: {said}"
+
+
+def _portable(value: object) -> object:
+    """An absolute file path as its file's name; any other value as it is."""
+    if isinstance(value, str):
+        path = value.removeprefix("file://")
+        if PurePath(path).is_absolute() or PureWindowsPath(path).is_absolute():
+            return PurePath(path).name
+    return value
 
 
 test_key.__test__ = False  # type: ignore[attr-defined]  # a function, not a pytest test, whatever its name says

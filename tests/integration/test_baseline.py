@@ -64,3 +64,40 @@ def test_a_worse_test_is_a_significant_regression_and_a_reordered_flow_is_not(tm
 def test_fail_on_regression_without_a_baseline_is_refused(tmp_path: Path) -> None:
     done = _run(tmp_path, TESTS, "--fail-on", "regression")
     assert done.returncode == 2 and "--fail-on regression needs --baseline RUN" in done.stderr
+
+
+def test_the_html_report_of_a_run_against_a_baseline_opens_with_the_compare_view(tmp_path: Path) -> None:
+    """`run --baseline ... -o report.html` and `export RUN --baseline BASE -o report.html` both write it."""
+    from rtflow.results.store import RunStore
+
+    assert _run(tmp_path, TESTS).returncode == 0
+    worse = [*TESTS[:2], _test("sum", "two plus two", "seven")]
+    report = tmp_path / "run.html"
+    assert _run(tmp_path, worse, "--baseline", "latest", "-o", str(report)).returncode == 1
+    assert '<section id="compare">' in report.read_text(encoding="utf-8")
+    with RunStore(tmp_path / "runs.db", read_only=True) as store:
+        newest, oldest = (run.run_id for run in store.list_runs(None))
+    export = [sys.executable, "-m", "rtflow", "export", newest, "--db", str(tmp_path / "runs.db")]
+    exported = tmp_path / "export.html"
+    done = subprocess.run([*export, "--baseline", "no-such-run", "-o", str(exported)], capture_output=True, text=True)
+    assert done.returncode == 2 and "no-such-run" in done.stderr and not exported.exists()
+    done = subprocess.run([*export, "--baseline", oldest, "-o", str(exported)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert '<section id="compare">' in exported.read_text(encoding="utf-8")
+    plain = tmp_path / "plain.html"
+    subprocess.run([*export, "-o", str(plain)], capture_output=True, text=True, check=True)
+    assert '<section id="compare">' not in plain.read_text(encoding="utf-8")
+
+
+def test_a_clip_path_matches_by_its_file_name_across_folders() -> None:
+    from rtflow.results.compare import test_key
+    from rtflow.results.records import TurnRecord
+
+    def turn(path: str) -> TurnRecord:
+        return TurnRecord(
+            run_id="r", node_id="p/t/1", conversation_id="p/t", thread_id="t", turn_index=0, provider="p",
+            provider_id="openai:chat:x", prompt="q", status="passed", vars={"audio": path, "q": "hi"},
+        )  # fmt: skip
+
+    assert test_key(turn("/home/a/suite/clips/hello.wav")) == test_key(turn("/tmp/b/clips/hello.wav"))
+    assert test_key(turn("/tmp/b/clips/hello.wav")) != test_key(turn("/tmp/b/clips/goodbye.wav"))
