@@ -1,8 +1,9 @@
 """The library entry points: `arun` (async core) and `run` (its sync wrapper).
 
 `arun` loads and compiles the flow, builds the providers (pointing them at an in-process simulator with
-`sim=True`), opens the run store, runs the scheduler and returns a `RunResult`. Every finished turn is written
-to the store (and to a streamed JSONL file when asked) the moment it is known, then handed to `on_turn`.
+`sim=True`), opens the run store, runs the scheduler and returns a `RunResult`. Every turn record is written to
+the store (and to a streamed JSONL file when asked) the moment it is known; `on_turn` gets each turn once, with
+its final record.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import functools
 import inspect
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -23,7 +23,7 @@ import anyio
 import anyio.abc
 
 from rtflow.errors import FlowError, ProviderError, RtflowError, first_error_in
-from rtflow.flow.assertion_types import grader_key, is_model_graded
+from rtflow.flow.assertion_types import grader_key, is_model_graded, split_negation
 from rtflow.flow.loader import load
 from rtflow.flow.spec import FlowSpec, ProviderSpec
 from rtflow.js.run_scope import js_for_run
@@ -33,7 +33,7 @@ from rtflow.plan.compiler import compile_flow
 from rtflow.plan.graph import Plan, call_node_id
 from rtflow.providers.base import Provider
 from rtflow.providers.registry import create_provider
-from rtflow.results.records import RunRecord, TurnRecord
+from rtflow.results.records import RunRecord, TurnRecord, new_run_id
 from rtflow.results.report import JsonlWriter, write_export
 from rtflow.results.run_result import RunResult
 from rtflow.results.store import RunStore
@@ -56,10 +56,6 @@ TurnCallback = Callable[[TurnRecord], Awaitable[None] | None]
 
 async def _await(awaitable: Awaitable[None]) -> None:
     await awaitable
-
-
-def _new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
 @contextlib.asynccontextmanager
@@ -192,6 +188,7 @@ def _prepare(
     repeat: int | None,
     vars: Mapping[str, Any] | None,
     only_threads: Collection[str] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> tuple[FlowSpec, Plan, RunRecord, dict[str, TurnRecord]]:
     """Load and compile the flow, and the run's record: a new one, or the one being resumed with its turns."""
     resume_records: dict[str, TurnRecord] = {}
@@ -209,11 +206,11 @@ def _prepare(
     spec = load(flow) if isinstance(flow, str | Path) else flow
     if repeat is None:
         repeat = spec.execution.repeat
-    plan = compile_flow(spec, repeat=repeat, thread_filter=thread_filter, only_threads=only_threads)
+    plan = compile_flow(spec, repeat=repeat, thread_filter=thread_filter, only_threads=only_threads, shard=shard)
     if resumed_run is not None:
         return spec, plan, resumed_run.model_copy(update={"status": "running", "ended_at": None}), resume_records
     run_record = RunRecord(
-        run_id=_new_run_id(),
+        run_id=new_run_id(),
         flow_path=str(spec.source_path.resolve()) if spec.source_path else None,
         description=spec.description,
         started_at=time.time(),
@@ -223,6 +220,7 @@ def _prepare(
             "thread_filter": thread_filter,
             "repeat": repeat,
             "only_threads": sorted(only_threads) if only_threads is not None else None,
+            "shard": f"{shard[0]}/{shard[1]}" if shard is not None else None,
             "vars": dict(vars or {}),
         },
         total_turns=plan.counts.turns,
@@ -251,6 +249,7 @@ async def arun(
     max_cost: float | None = None,
     fail_fast: bool | None = None,
     only_threads: Collection[str] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> RunResult:
     """Run a flow and return its result.
 
@@ -259,13 +258,23 @@ async def arun(
     every OpenAI provider at it. `db` moves the run store (default `.rtflow/rtflow.db` or `RTFLOW_DB`);
     `store=False` keeps nothing on disk. `resume` continues an earlier run by id (or `latest`): only turns that are
     missing, errored or skipped are run again, against the same endpoints (a resume that would switch between the
-    simulator and real endpoints, or between servers, is refused unless `force`). `on_turn` is called with every
-    turn record the moment it is stored (sync or async). `handle_signals` installs the CLI's Ctrl-C behaviour;
-    `progress` draws a progress bar on stderr. `replay_callers` (a run id, or `latest`) has simulated dialogues say
-    what that run's caller models said, turn for turn, instead of asking a caller model: the agent hears exactly
-    what it heard then. `max_cost` (US dollars) starts no new turn once the stored answers cost that much, and
-    `fail_fast` none once a turn has failed; the turns not started are recorded `skipped` with the reason (both
-    default to the flow's `execution`). `only_threads` runs just the threads with these ids (`--rerun-failed`).
+    simulator and real endpoints, or between servers, is refused unless `force`).
+
+    `on_turn` (sync, or async: it is then awaited before `arun` returns) is called once per turn, with the turn's
+    final record, never one that is `pending`: when the turn is graded (when it is answered, if it has no
+    assertions; when it ends, if it ends `error` or `skipped`). Two kinds of turn are handed over only once the
+    scheduler has finished, because a later record may change their verdict: turns carrying a `latency`
+    assertion with `p` (judged over the whole run) and the turns of simulated dialogues (the last takes the
+    dialogue's verdict; a regenerated dialogue replaces its turns). A resumed run does not hand over the turns it
+    keeps from the earlier run, except pending ones, which it grades.
+
+    `handle_signals` installs the CLI's Ctrl-C behaviour; `progress` draws a progress bar on stderr.
+    `replay_callers` (a run id, or `latest`) has simulated dialogues say what that run's caller models said, turn
+    for turn, instead of asking a caller model: the agent hears exactly what it heard then. `max_cost` (US dollars)
+    starts no new turn once the stored answers cost that much, and `fail_fast` none once a turn has failed; the
+    turns not started are recorded `skipped` with the reason (both default to the flow's `execution`).
+    `only_threads` runs just the threads with these ids (`--rerun-failed`). `shard=(k, n)` runs the k-th of n
+    disjoint shares of the conversations (`--shard K/N`; `rtflow merge` puts the shards' runs back together).
     `repeat` (None: the flow's `execution.repeat`) runs each conversation that many times.
     """
     status = "crashed"
@@ -274,7 +283,7 @@ async def arun(
         replayed = _caller_lines(run_store, replay_callers) if replay_callers is not None else None
         spec, plan, run_record, resume_records = _prepare(
             flow, run_store, resume, sim=sim, concurrency=concurrency, thread_filter=thread_filter, repeat=repeat,
-            vars=vars, only_threads=only_threads,
+            vars=vars, only_threads=only_threads, shard=shard,
         )  # fmt: skip
         run_id = run_record.run_id
         if resume is not None and run_store is not None:  # a second resume of the same run refuses, naming the first
@@ -326,14 +335,31 @@ async def arun(
         progress_bar: RunProgress | None = None
         callbacks: anyio.abc.TaskGroup | None = None
 
+        held: dict[str, TurnRecord] = {}
+        """Records a later save may still replace (see `_settles_later`), by node id: for `on_turn` at the end."""
+
+        def deliver(record: TurnRecord) -> None:
+            assert on_turn is not None
+            maybe = on_turn(record)
+            if inspect.isawaitable(maybe) and callbacks is not None:
+                callbacks.start_soon(_await, maybe)
+
         def sink(record: TurnRecord) -> None:
             writer.put(record)
             if progress_bar is not None:
                 progress_bar.turn(record)
-            if on_turn is not None:
-                maybe = on_turn(record)
-                if inspect.isawaitable(maybe) and callbacks is not None:
-                    callbacks.start_soon(_await, maybe)
+            if on_turn is None or record.status == "pending":
+                return  # `on_turn` gets each turn once, with its verdict: the graded record follows
+            if _settles_later(plan, record):
+                held[record.node_id] = record
+            else:
+                deliver(record)
+
+        def deliver_held() -> None:
+            """The held records, each turn's last, in plan order: nothing replaces them once the scheduler ended."""
+            for record in _in_plan_order(plan, held):
+                deliver(record)
+            held.clear()
 
         scheduler = Scheduler(
             plan,
@@ -365,6 +391,7 @@ async def arun(
                             watching.cancel_scope.cancel()
                     else:
                         await scheduler.run()
+                    deliver_held()
                     writer.close()
             interrupted = signal_state.get("interrupted", False) or run_scope.cancelled_caught
             status = "interrupted" if interrupted else "finished"
@@ -388,6 +415,23 @@ async def arun(
     written = [write_export(final, records, output) for output in flow_outputs]
     return RunResult(
         run=final, turns=records, plan=plan, duration_s=time.monotonic() - started, outputs_written=written
+    )
+
+
+def _settles_later(plan: Plan, record: TurnRecord) -> bool:
+    """Whether a turn's record, though no longer `pending`, may be stored again with another verdict before the
+    run ends: a turn judged over the whole run (a `latency` assertion with `p`, re-judged once every turn is in,
+    as `rtflow.results.assertions.timing` reads it), or a turn of a simulated dialogue (its last turn takes the
+    dialogue's verdict, and a regenerated dialogue replaces the turns it had)."""
+    conversation = plan.conversations.get(record.conversation_id)
+    if conversation is None or not conversation.turns:
+        return False
+    turn = conversation.turns[min(record.turn_index, len(conversation.turns) - 1)]  # a dialogue is the last entry
+    if turn.simulate is not None:
+        return True
+    return any(
+        split_negation(assertion.type)[0] == "latency" and isinstance(assertion.value, dict) and "p" in assertion.value
+        for assertion in turn.asserts
     )
 
 

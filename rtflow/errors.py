@@ -38,6 +38,7 @@ __all__ = [
     "FlowError",
     "FlowLoadError",
     "InvalidRequestError",
+    "MergeError",
     "PromptError",
     "ProtocolError",
     "ProviderConfigError",
@@ -225,6 +226,12 @@ class StoreError(RtflowError):
 
 class RunNotFoundError(StoreError):
     """The run store holds no run with the id asked for."""
+
+    exit_code = 2
+
+
+class MergeError(StoreError):
+    """Runs that cannot be merged into one (`rtflow merge`): the message says which and why."""
 
     exit_code = 2
 

@@ -27,6 +27,7 @@ _COMMANDS = {
     "show": "rtflow.cli.results_commands:show_command",
     "export": "rtflow.cli.results_commands:export_command",
     "diff": "rtflow.cli.results_commands:diff_command",
+    "merge": "rtflow.cli.results_commands:merge_command",
     "sim": "rtflow.sim.cli:sim",
 }
 

@@ -1,4 +1,5 @@
-"""Commands that read the run store: `runs`, `show`, `export` and `diff`.
+"""Commands that read the run store: `runs`, `show`, `export`, `diff`, and `merge` (which writes one run made of
+other stores' runs).
 
 `RUN` is a run id or `latest`. The store is `.rtflow/rtflow.db` unless `--db` (or `RTFLOW_DB`) names another.
 Model output is printed as plain text (never interpreted as console markup). What they print is drawn by
@@ -11,7 +12,15 @@ from pathlib import Path
 
 import click
 
-__all__ = ["EXPORT_SUFFIXES_HELP", "TURN_STATUSES", "diff_command", "export_command", "runs_command", "show_command"]
+__all__ = [
+    "EXPORT_SUFFIXES_HELP",
+    "TURN_STATUSES",
+    "diff_command",
+    "export_command",
+    "merge_command",
+    "runs_command",
+    "show_command",
+]
 
 EXPORT_SUFFIXES_HELP = ".json, .jsonl, .csv, .html, .xml, .md"
 """The export formats as `--help` names them (a test holds them to the report's EXPORT_FORMATS)."""
@@ -118,3 +127,21 @@ def diff_command(baseline: str, run_id: str, db_path: Path | None, strict: bool)
     from rtflow.cli.results_views import diff_runs
 
     sys.exit(1 if diff_runs(baseline, run_id, db_path, strict=strict) else 0)
+
+
+@click.command("merge")
+@click.argument("stores", nargs=-1, required=True, metavar="DB...", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The store the merged run is written to (created if missing; it may be one of the DBs).",
+)
+@click.option("--run", "run_id", default="latest", show_default=True, help="Which run of each store to take.")
+def merge_command(stores: tuple[Path, ...], output: Path, run_id: str) -> None:
+    """Merge the runs of several stores (the `--shard K/N` runs of a CI matrix) into one run of the whole suite."""
+    from rtflow.cli.results_views import merge_stores
+
+    merge_stores(list(stores), output, run_id)

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from rtflow.errors import StoreError
 from rtflow.messages import TurnOutput
 from rtflow.results.compare import Comparison, compare_runs
 from rtflow.results.records import AssertionResult, RunRecord, TurnRecord
@@ -343,3 +344,25 @@ def print_comparison(console: Console, comparison: Comparison, baseline_id: str,
         f" newly passing, {same} unchanged (Fisher's exact test, p < 0.05)"
     )
     return bool(regressions)
+
+
+def merge_stores(stores: list[Path], output: Path, run_id: str) -> None:
+    """Merge run `run_id` of each store into one new run in `output`, and say what it holds."""
+    from rtflow.results.merge import merge_runs
+
+    parts = []
+    for path in stores:
+        if not path.is_file():
+            raise StoreError(f"{path}: no such run store")
+        with RunStore(path, read_only=True) as store:
+            run = store.get_run(run_id)
+            parts.append((run, store.turns(run.run_id)))
+    merged = merge_runs(parts)
+    with RunStore(output) as store:
+        store.start_run(merged.run)
+        store.save_turns(merged.turns)
+    summary = RunSummary.of(merged.run, merged.turns)
+    counts = ", ".join(f"{count} {status}" for status, count in summary.status_counts().items()) or "no turns"
+    click.echo(terminal_safe(f"merged {len(parts)} runs into run {merged.run.run_id} in {output}: {counts}"))
+    for note in merged.notes:
+        click.echo(terminal_safe(f"note: {note}"), err=True)

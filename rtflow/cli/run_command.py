@@ -87,6 +87,15 @@ def _failed_threads(rerun_failed: str, db: Path | None) -> tuple[str, list[str],
     return run.run_id, list(dict.fromkeys(threads)), run.flow_path
 
 
+def _parse_shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    index, sep, count = value.partition("/")
+    if sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count):
+        return int(index), int(count)
+    raise FlowError(f"--shard {value!r}: expected K/N with 1 <= K <= N, for example --shard 2/3")
+
+
 def _sim_config(
     sim: bool, latency_ms: float | None, faults: tuple[str, ...], log: Path | None, voice: dict[str, Any]
 ) -> object:
@@ -187,6 +196,12 @@ def _sim_config(
     help="Run only the threads that failed, errored or were skipped in RUN (an id, or latest), as a new run.",
 )
 @click.option(
+    "--shard",
+    metavar="K/N",
+    help="Run the K-th of N disjoint shares of the conversations (by a stable hash of their ids); rtflow merge "
+    "combines the N runs.",
+)
+@click.option(
     "--replay-callers",
     metavar="RUN",
     help="Simulated dialogues say what RUN's caller models said (by id, or latest), asking no caller model.",
@@ -218,6 +233,7 @@ def run_command(
     max_cost: float | None,
     fail_fast: bool,
     rerun_failed: str | None,
+    shard: str | None,
     replay_callers: str | None,
 ) -> None:
     """Run the conversations of FLOW and report how they went.
@@ -234,6 +250,7 @@ def run_command(
     from rtflow.runner.progress import print_summary
 
     variables = _parse_vars(var_pairs)
+    shard_of_n = _parse_shard(shard)
     _check_outputs(output, log_file, sim_log)
     baseline_record, baseline_turns = _baseline(baseline, fail_on, db)
     baseline_run = baseline_record.run_id if baseline_record is not None else None
@@ -288,6 +305,7 @@ def run_command(
                 max_cost=max_cost,
                 fail_fast=fail_fast or None,
                 only_threads=only_threads,
+                shard=shard_of_n,
             )
         )
     finally:

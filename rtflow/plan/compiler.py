@@ -13,6 +13,7 @@ that matches nothing. Suites of tens of thousands of threads are expected, so th
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "compile_flow",
     "conversation_id",
+    "shard_of",
 ]
 
 
@@ -50,18 +52,21 @@ def compile_flow(
     repeat: int = 1,
     thread_filter: str | None = None,
     only_threads: Collection[str] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> Plan:
     """Compile a loaded flow into a plan.
 
     `thread_filter` is an fnmatch pattern on thread ids, `only_threads` a set of ids (both may be given: a thread
-    must pass both); `repeat` runs each conversation that many times
+    must pass both); `shard=(k, n)` keeps the k-th of n disjoint shares of the conversations (see `shard_of`);
+    `repeat` runs each conversation that many times
     (the copies' ids end in `#2`, `#3`, ...). A flow built in code is resolved first
     (`rtflow.flow.resolve`), as `load` resolves a file: its provider kinds, configs, prompts and var files are
     checked there, once, and not here.
     """
     resolve(flow)
     with gc_paused():  # a large suite's millions of small objects, all kept (5x faster at 100k turns)
-        return _compile(flow, repeat=repeat, thread_filter=thread_filter, only_threads=only_threads)
+        plan = _compile(flow, repeat=repeat, thread_filter=thread_filter, only_threads=only_threads)
+    return plan if shard is None else _shard(plan, *shard)
 
 
 def _compile(flow: FlowSpec, *, repeat: int, thread_filter: str | None, only_threads: Collection[str] | None) -> Plan:
@@ -106,6 +111,30 @@ def _compile(flow: FlowSpec, *, repeat: int, thread_filter: str | None, only_thr
         conversations=conversations,
         providers=providers,
         warnings=_warnings(flow, threads, chains),
+    )
+
+
+def shard_of(conversation_id: str, shards: int) -> int:
+    """The shard (1..`shards`) a conversation belongs to: a stable hash of its id, the same on every machine and
+    in every process (Python's own `hash` of a string is salted per process), so N CI jobs that each run
+    `--shard K/N` of the same flow run every conversation exactly once between them."""
+    digest = hashlib.sha256(conversation_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % shards + 1
+
+
+def _shard(plan: Plan, index: int, shards: int) -> Plan:
+    if not 1 <= index <= shards:
+        raise CompileError(f"shard {index}/{shards}: the shard must be between 1 and {shards}")
+    kept = {cid: c for cid, c in plan.conversations.items() if shard_of(cid, shards) == index}
+    nodes = {node_id: node for node_id, node in plan.nodes.items() if node.conversation_id in kept}
+    edges = {node_id: {t: kind for t, kind in plan.edges[node_id].items() if t in nodes} for node_id in nodes}
+    return Plan(
+        flow=plan.flow,
+        nodes=nodes,
+        edges=edges,
+        conversations=kept,
+        providers=plan.providers,
+        warnings=plan.warnings,
     )
 
 

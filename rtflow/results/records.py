@@ -10,6 +10,8 @@ the reason. Resume re-runs `error` and missing turns, re-grades `pending` ones, 
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -26,10 +28,16 @@ __all__ = [
     "RunStatus",
     "TurnRecord",
     "TurnStatus",
+    "new_run_id",
 ]
 
 TurnStatus = Literal["pending", "passed", "failed", "error", "skipped"]
 RunStatus = Literal["running", "finished", "interrupted", "crashed"]
+
+
+def new_run_id() -> str:
+    """A run id that sorts by when the run started and is unique without asking the store: `20261206-041717-4c2c3f`."""
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
 class _Record(BaseModel):
