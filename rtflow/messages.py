@@ -1,8 +1,9 @@
 """The vocabulary shared by prompts, providers, the scheduler and the run store.
 
 A rendered prompt is a list of `Message`s. Content is either a plain string (chat style) or a list of parts in
-the Realtime style (`input_text`, `text`, `output_text`, `input_audio`), so promptfoo prompt files of either
-form load unchanged. A provider turns a `TurnRequest` (the whole conversation the model should see for this
+the Realtime style (`input_text`, `text`, `output_text`, `input_audio`, `input_image`), so promptfoo prompt files
+of either form load unchanged; a Chat-style image part (`{type: image_url, image_url: {url, detail}}`) is read as
+the one `input_image` part. A provider turns a `TurnRequest` (the whole conversation the model should see for this
 turn) into a `TurnOutput` (structured: text, tool calls, usage, cost, timings; never marker strings).
 
 This module sits at the bottom of the dependency graph beside `errors`: it imports nothing from rtflow.
@@ -10,14 +11,16 @@ This module sits at the bottom of the dependency graph beside `errors`: it impor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "AudioOutput",
     "ContentPart",
     "EventMark",
+    "ImageDetail",
     "InterruptPlan",
     "Interruption",
     "Message",
@@ -31,9 +34,12 @@ __all__ = [
 ]
 
 Role = Literal["system", "developer", "user", "assistant"]
+ImageDetail = Literal["auto", "low", "high"]
 
 TEXT_PART_TYPES = frozenset({"input_text", "text", "output_text"})
 AUDIO_PART_TYPES = frozenset({"input_audio", "audio", "output_audio"})
+IMAGE_URL_PREFIXES = ("data:", "file://", "https://", "http://")
+"""How an image part's `image_url` may begin: inline data, a local file, or a web address (Chat only)."""
 
 
 class _Strict(BaseModel):
@@ -51,8 +57,9 @@ class PassRate(_Strict):
 class ContentPart(_Strict):
     """One part of a message's content."""
 
-    type: Literal["input_text", "text", "output_text", "input_audio", "audio", "output_audio"]
-    """`input_text`/`text`/`output_text` carry `text`; the audio kinds carry `file` (a path) or `audio` (base64)."""
+    type: Literal["input_text", "text", "output_text", "input_audio", "audio", "output_audio", "input_image"]
+    """`input_text`/`text`/`output_text` carry `text`; the audio kinds carry `file` (a path) or `audio` (base64);
+    `input_image` carries `image_url` (a Chat `image_url` part is read as one)."""
     text: str | None = None
     """The text of a text part."""
     file: str | None = None
@@ -61,6 +68,43 @@ class ContentPart(_Strict):
     """Base64 audio for an audio part, in the session's input format."""
     transcript: str | None = None
     """What an audio part says, when known."""
+    image_url: str | None = None
+    """The image of an `input_image` part: a `data:image/png;base64,...` (or JPEG) URL, a `file://` path to a PNG or
+    JPEG file (resolved against the flow file's folder), or an `https://` address (Chat only)."""
+    detail: ImageDetail | None = None
+    """How closely the model looks at an image: `auto`, `low` or `high` (the API's default when not given)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_chat_image_part(cls, data: Any) -> Any:
+        """Chat's `{type: image_url, image_url: {url, detail}}` is the same image as an `input_image` part."""
+        if not isinstance(data, Mapping) or data.get("type") != "image_url":
+            return data
+        image = data.get("image_url")
+        if not isinstance(image, Mapping):  # a bare URL string, as some clients write it
+            return {**data, "type": "input_image"}
+        unknown = sorted(set(image) - {"url", "detail"})
+        if unknown:
+            raise ValueError(f"unknown key `image_url.{unknown[0]}` (an image_url part takes url and detail)")
+        part = {key: value for key, value in data.items() if key != "image_url"}
+        part.update(type="input_image", image_url=image.get("url"))
+        if image.get("detail") is not None:
+            part["detail"] = image["detail"]
+        return part
+
+    @model_validator(mode="after")
+    def _image_fields_belong_to_images(self) -> ContentPart:
+        if self.type != "input_image":
+            if self.image_url is not None or self.detail is not None:
+                raise ValueError(f"image_url and detail belong to input_image parts; this part is {self.type}")
+            return self
+        if self.image_url is None:
+            raise ValueError("an input_image part needs image_url")
+        if not self.image_url.startswith(IMAGE_URL_PREFIXES):
+            raise ValueError(
+                f"image_url {self.image_url[:40]!r} is not a data: URL, a file:// path or an http(s):// address"
+            )
+        return self
 
 
 class Message(_Strict):
@@ -88,6 +132,18 @@ class Message(_Strict):
     def has_audio(self) -> bool:
         """Whether any part of this message is audio."""
         return not isinstance(self.content, str) and any(p.type in AUDIO_PART_TYPES for p in self.content)
+
+    @property
+    def images(self) -> list[ContentPart]:
+        """The message's image parts, in order."""
+        return [] if isinstance(self.content, str) else [p for p in self.content if p.type == "input_image"]
+
+    @model_validator(mode="after")
+    def _images_come_from_the_user(self) -> Message:
+        # Both APIs take images only as input: a system or assistant message cannot carry one.
+        if self.role != "user" and self.images:
+            raise ValueError(f"input_image parts belong to user messages; this message is {self.role}")
+        return self
 
     @classmethod
     def of(cls, role: Role, text: str) -> Message:
@@ -298,6 +354,9 @@ class TurnOutput(_Strict):
     """The turn's events in order, server and client, with their times (for event assertions and reports)."""
     step_failures: list[str] = Field(default_factory=list)
     """Script steps after the answer that did not go as written (a `wait_for` whose event never came)."""
+    idle_timeouts: list[str] = Field(default_factory=list)
+    """Each time the server's idle timeout fired during this turn: when, and what the agent said to prompt the
+    caller."""
 
     @property
     def heard(self) -> str:

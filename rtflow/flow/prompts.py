@@ -12,6 +12,9 @@ Four kinds (see `PromptSpec.kind`):
   config}})`, and return a string (treated like a rendered template) or a list of messages. They are user
   code: `rtflow.user_code` runs them off the event loop under the turn's deadline, so `render_prompt` is async.
 
+Messages may hold image parts in either API's spelling (`input_image`, or Chat's `image_url`); `Message` reads
+both as one `input_image` part, and a `file://` image stays a path until a provider sends it.
+
 Templates run in `jinja2.sandbox.SandboxedEnvironment` with `StrictUndefined`: a variable the template needs
 but the test does not give is an error naming the variable and the prompt. Every failure is a `PromptError`.
 """
@@ -205,8 +208,9 @@ def messages_from(items: list[Any], where: str) -> list[Message]:
 def _message_problem(exc: ValidationError) -> str:
     problems = []
     for detail in exc.errors():
-        # Union branches repeat the same fault; keep the first mention of each place.
-        loc = ".".join(str(part) for part in detail["loc"] if part not in {"str", "list[ContentPart]"})
+        if _is_other_union_branch(detail["loc"], detail["input"]):
+            continue
+        loc = ".".join(str(part) for part in detail["loc"] if not _is_union_branch(part))
         if detail["type"] == "literal_error":
             expected = (detail.get("ctx") or {}).get("expected", "")
             text = f"{loc} is {detail['input']!r}; expected {expected}"
@@ -214,11 +218,24 @@ def _message_problem(exc: ValidationError) -> str:
             text = f"missing `{loc}`"
         elif detail["type"] == "extra_forbidden":
             text = f"unknown key `{loc}`"
+        elif detail["type"] == "value_error":  # a validator's own words, without pydantic's "Value error, "
+            reason = str((detail.get("ctx") or {}).get("error", detail["msg"]))
+            text = f"{loc}: {reason}" if loc else reason
         else:
             text = f"{loc}: {detail['msg']}"
         if text not in problems:
             problems.append(text)
     return "; ".join(problems[:3])
+
+
+def _is_union_branch(part: str | int) -> bool:
+    """A step of an error's location that names a branch of `content`'s union, not a key or an index."""
+    return isinstance(part, str) and (part == "str" or part.startswith(("list[", "function-")))
+
+
+def _is_other_union_branch(loc: tuple[str | int, ...], given: Any) -> bool:
+    """An error of the `str` branch of `content` when a list was given: the list branch holds the real fault."""
+    return loc[:2] == ("content", "str") and isinstance(given, list)
 
 
 async def _call_prompt_function(

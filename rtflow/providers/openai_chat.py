@@ -1,11 +1,12 @@
 """`openai:chat:MODEL`: Chat Completions over one pooled `httpx.AsyncClient` per provider.
 
 Chat is stateless: every turn sends the whole conversation. Realtime-style content parts are converted to
-chat messages (text parts joined). Chat takes no audio: an audio part is sent as its transcript, and a voice
-turn (`vars.audio`, or an `input_audio` part) as `vars.transcript` or the transcription a failed Realtime
-attempt received; with neither the turn fails with an InvalidRequestError naming the audio file. Tools use the
-same handlers as the Realtime provider. Streaming (on by default) measures the time to the first token; usage
-comes from the final chunk (`stream_options.include_usage`).
+chat messages (text parts joined); a user message with images is sent as Chat content parts (`text` and
+`image_url`), a `file://` image read into a data URL (see `image_input`). Chat takes no audio: an audio part
+is sent as its transcript, and a voice turn (`vars.audio`, or an `input_audio` part) as `vars.transcript` or
+the transcription a failed Realtime attempt received; with neither the turn fails with an InvalidRequestError
+naming the audio file. Tools use the same handlers as the Realtime provider. Streaming (on by default) measures
+the time to the first token; usage comes from the final chunk (`stream_options.include_usage`).
 
 Every httpx exception is translated into `rtflow.errors` in `_translate_errors`; HTTP error statuses are
 classified in `chat_wire.status_error` (429 with `Retry-After` or the `x-ratelimit-reset-*` headers, 401/403, 5xx).
@@ -33,7 +34,16 @@ from rtflow.errors import (
     ProviderConnectionError,
     ProviderTimeoutError,
 )
-from rtflow.messages import AUDIO_PART_TYPES, TEXT_PART_TYPES, Message, ToolCall, TurnMetrics, TurnOutput, TurnRequest
+from rtflow.messages import (
+    AUDIO_PART_TYPES,
+    TEXT_PART_TYPES,
+    ContentPart,
+    Message,
+    ToolCall,
+    TurnMetrics,
+    TurnOutput,
+    TurnRequest,
+)
 from rtflow.providers.base import Provider, ProviderInfo
 from rtflow.providers.chat_wire import ChatReply, StreamedReply, parse_json, reply_from_body, sse_events, status_error
 from rtflow.providers.config import CommonConfig, validate_config
@@ -47,6 +57,7 @@ from rtflow.providers.endpoints import (
     resolve_key,
     server_text,
 )
+from rtflow.providers.image_input import inline_images
 from rtflow.providers.pricing import cost_of
 from rtflow.providers.protocol_notes import ProtocolNotes
 from rtflow.providers.ratelimits import capped_wait, pause_from_headers
@@ -301,6 +312,9 @@ def _chat_messages(request: TurnRequest, base_dir: Path, label: str) -> list[dic
             if transcript is None:
                 raise _cannot_take_audio(str(audio_path), label)
             converted.append({"role": "user", "content": transcript})
+        elif message.images:
+            parts = _chat_parts(inline_images(message, base_dir, label), transcript if this_turn else None, label)
+            converted.append({"role": message.role, "content": parts})
         else:
             converted.append(_chat_message(message, transcript if this_turn else None, label))
     return converted
@@ -316,11 +330,34 @@ def _chat_message(message: Message, transcript: str | None, label: str) -> dict[
         if part.type in TEXT_PART_TYPES and part.text is not None:
             pieces.append(part.text)
         elif part.type in AUDIO_PART_TYPES:
-            heard = part.transcript or transcript
-            if heard is None:
-                raise _cannot_take_audio(part.file or "inline audio", label)
-            pieces.append(heard)
+            pieces.append(_spoken_text(part, transcript, label))
     return {"role": message.role, "content": "\n".join(pieces)}
+
+
+def _chat_parts(message: Message, transcript: str | None, label: str) -> list[dict[str, Any]]:
+    """A user message holding images as Chat content parts, in order: text, `image_url`, audio as its words."""
+    if isinstance(message.content, str):
+        return [{"type": "text", "text": message.content}]
+    parts: list[dict[str, Any]] = []
+    for part in message.content:
+        if part.type == "input_image":
+            image: dict[str, Any] = {"url": part.image_url}
+            if part.detail is not None:
+                image["detail"] = part.detail
+            parts.append({"type": "image_url", "image_url": image})
+        elif part.type in TEXT_PART_TYPES and part.text is not None:
+            parts.append({"type": "text", "text": part.text})
+        elif part.type in AUDIO_PART_TYPES:
+            parts.append({"type": "text", "text": _spoken_text(part, transcript, label)})
+    return parts
+
+
+def _spoken_text(part: ContentPart, transcript: str | None, label: str) -> str:
+    """What an audio part says, for an API that takes no audio (the turn fails when nobody knows)."""
+    heard = part.transcript or transcript
+    if heard is None:
+        raise _cannot_take_audio(part.file or "inline audio", label)
+    return heard
 
 
 def _cannot_take_audio(source: str, label: str) -> InvalidRequestError:

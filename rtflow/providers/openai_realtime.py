@@ -19,6 +19,10 @@ and answered (`turn_detection` off), or left to `server_vad` to commit and answe
 fallback can use it. Output audio is written per turn to `TurnRequest.artifact_dir` (WAV, or raw G.711 plus a
 WAV copy); its transcript is the turn's text.
 
+Images: a user message's `input_image` parts go into its `conversation.item.create` as GA `input_image` parts, a
+`file://` image read into a data URL only then; a beta session, and an image given as a web address, are refused
+(see `image_input.realtime_images`). A message's images are part of what the held history is matched by.
+
 What the server sends is trusted for nothing. Every frame is read by `realtime_wire.read_event` into typed
 values; what cannot be used is skipped and kept as the turn's protocol warnings (`protocol_warnings`, also
 logged as `realtime.protocol_warning`). Events are matched to the turn's response (`ResponseMatcher`); `error`
@@ -79,6 +83,7 @@ from rtflow.providers.endpoints import (
     resolve_key,
     server_text,
 )
+from rtflow.providers.image_input import realtime_images
 from rtflow.providers.pricing import cost_of
 from rtflow.providers.protocol_notes import ProtocolNotes
 from rtflow.providers.ratelimits import capped_wait, pause_from_realtime_limits
@@ -89,6 +94,7 @@ from rtflow.providers.realtime_outcomes import (
     error_from_body,
     finish_response,
     idle_timeout_detail,
+    idle_timeout_entry,
 )
 from rtflow.providers.realtime_socket import open_socket
 from rtflow.providers.realtime_socket import translate_errors as _translate_errors
@@ -247,13 +253,19 @@ class RealtimeProvider(Provider):
         return headers
 
 
-def _message_key(message: Message) -> tuple[str, str, tuple[str, ...]]:
-    """What identifies a message for the held-history comparison: role, text and any audio sources."""
+MessageKey = tuple[str, str, tuple[str, ...], tuple[str, ...]]
+"""Role, text, audio sources and images of a message: what the held-history comparison matches on."""
+
+
+def _message_key(message: Message) -> MessageKey:
+    """What identifies a message for the held-history comparison: role, text, any audio sources and images."""
     role = "system" if message.role == "developer" else message.role
     audio: tuple[str, ...] = ()
     if not isinstance(message.content, str):
         audio = tuple(part.file or part.audio or "" for part in message.content if part.type in AUDIO_PART_TYPES)
-    return (role, message.text, audio)
+    # A different picture, or the same one at another detail, is another message: the server holds what it saw.
+    images = tuple(f"{part.detail or ''}:{part.image_url}" for part in message.images)
+    return (role, message.text, audio, images)
 
 
 @dataclass
@@ -276,8 +288,9 @@ class _TurnState:
     """What the model said in `commentary` messages (a reasoning model's working notes), apart from the answer."""
     later_pieces: list[str] = field(default_factory=list)
     """What the agent said during the script steps after the answer (it may speak up in a silence)."""
-    idle_timeouts: list[IdleTimeout] = field(default_factory=list)
-    """Each time the server's idle timeout fired during this turn (the caller stayed silent after an answer)."""
+    idle_timeouts: list[tuple[IdleTimeout, float]] = field(default_factory=list)
+    """Each time the server's idle timeout fired during this turn (the caller stayed silent after an answer), with
+    when it arrived."""
     prompting: bool = False
     """The idle timeout fired and the server's prompt to go on is being read: it is not the turn's answer."""
     prompt_pieces: list[str] = field(default_factory=list)
@@ -342,7 +355,7 @@ class RealtimeSession:
         self._conversation_id = conversation_id
         self._socket: ClientConnection | None = None
         self._events = EventBuilder(provider.config.dialect)
-        self._held: list[tuple[str, str, tuple[str, ...]]] = []
+        self._held: list[MessageKey] = []
         self._key: SecretKey | None = None
         self._server_model: str | None = None
         self._detection = TurnDetection.of(provider.config)
@@ -492,11 +505,21 @@ class RealtimeSession:
         output.step_failures = state.step_failures
         output.interruption = cut
         output.events = timeline.marks()
-        idle_marks = [mark for mark in output.events if mark.type == "input_audio_buffer.timeout_triggered"]
-        for mark, fired, prompt in zip(idle_marks, state.idle_timeouts, [*state.idle_prompts, None], strict=False):
-            mark.detail = idle_timeout_detail(fired, self._redacted(prompt))
+        self._mark_idle_timeouts(output, state)
         output.protocol_warnings = self._notes.kept()  # last: the pause above may add one
         return output
+
+    def _mark_idle_timeouts(self, output: TurnOutput, state: _TurnState) -> None:
+        """Each idle timeout of the turn, in `idle_timeouts` and on its event mark, with the prompt it drew."""
+        idle_marks = [mark for mark in output.events if mark.type == "input_audio_buffer.timeout_triggered"]
+        # A prompt still being read when the turn ended has no text yet: that firing is told without one.
+        prompts = [*state.idle_prompts, *([None] * len(state.idle_timeouts))]
+        for position, ((fired, arrived), prompt) in enumerate(zip(state.idle_timeouts, prompts, strict=False)):
+            said = self._redacted(prompt)
+            at_ms = round((arrived - state.started) * 1000, 1)  # as the event marks count time
+            output.idle_timeouts.append(idle_timeout_entry(fired, said, at_ms))
+            if position < len(idle_marks):
+                idle_marks[position].detail = idle_timeout_detail(fired, said)
 
     def _rate_limit_pause(self) -> float | None:
         """The pause the last `rate_limits.updated` asks for, capped by `max_retry_after` (and noted if cut)."""
@@ -581,6 +604,8 @@ class RealtimeSession:
             )
 
     async def _send_message(self, message: Message, state: _TurnState, *, last: bool) -> None:
+        if message.images:
+            message = realtime_images(message, self._provider.config.dialect, self._provider.info.base_dir, self._label)
         for event in self._events.message_items(message):
             await self._post(event)
         if isinstance(message.content, str) or message.role != "user":
@@ -652,7 +677,7 @@ class RealtimeSession:
             case RateLimitsUpdated(limits=limits):
                 self.rate_limits = list(limits)
             case IdleTimeout():
-                state.idle_timeouts.append(event)
+                state.idle_timeouts.append((event, now))
                 state.prompting = True
             case _:
                 pass

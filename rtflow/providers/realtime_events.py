@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field
 
 from rtflow.durations import Duration
-from rtflow.messages import AUDIO_PART_TYPES, TEXT_PART_TYPES, Message
+from rtflow.messages import AUDIO_PART_TYPES, TEXT_PART_TYPES, ContentPart, Message
 from rtflow.providers.config import CommonConfig
 from rtflow.providers.tools import native_tools
 
@@ -190,22 +190,22 @@ class EventBuilder:
         return session
 
     def message_items(self, message: Message) -> list[dict[str, Any]]:
-        """`conversation.item.create` events for a message's text (audio parts are streamed by `realtime_voice`)."""
+        """`conversation.item.create` events for a message's text and images (audio parts are streamed by
+        `realtime_voice`). Images must be data URLs by now (`image_input.inline_images`); only GA takes them."""
         role = "system" if message.role in ("system", "developer") else message.role
+        assistant_part = "output_text" if self.dialect == "ga" else "text"
+        text_type = assistant_part if role == "assistant" else "input_text"
         if isinstance(message.content, str):
-            texts = [message.content]
+            content = [{"type": text_type, "text": message.content}]
         else:
-            texts = [part.text or "" for part in message.content if part.type in TEXT_PART_TYPES]
-            texts += [
-                part.transcript
+            content = [_wire_part(part, text_type) for part in message.content if part.type in _SENT_PART_TYPES]
+            content += [
+                {"type": text_type, "text": part.transcript}
                 for part in message.content
                 if part.type in AUDIO_PART_TYPES and part.transcript and role == "assistant"
             ]
-        if not texts:
+        if not content:
             return []
-        assistant_part = "output_text" if self.dialect == "ga" else "text"
-        part_type = assistant_part if role == "assistant" else "input_text"
-        content = [{"type": part_type, "text": text} for text in texts]
         return [self._event("conversation.item.create", item={"type": "message", "role": role, "content": content})]
 
     def audio_append(self, piece: bytes) -> dict[str, Any]:
@@ -241,6 +241,20 @@ class EventBuilder:
     def item_truncate(self, item_id: str, audio_end_ms: int) -> dict[str, Any]:
         """Cut an assistant item's audio (and the server's transcript of it) at what the caller heard."""
         return self._event("conversation.item.truncate", item_id=item_id, content_index=0, audio_end_ms=audio_end_ms)
+
+
+_SENT_PART_TYPES = TEXT_PART_TYPES | {"input_image"}
+"""Parts that go into a message item (audio parts are streamed into the input buffer instead)."""
+
+
+def _wire_part(part: ContentPart, text_type: str) -> dict[str, Any]:
+    """A text part as `text_type`, or an image as GA's `input_image` part."""
+    if part.type != "input_image":
+        return {"type": text_type, "text": part.text or ""}
+    image: dict[str, Any] = {"type": "input_image", "image_url": part.image_url}
+    if part.detail is not None:
+        image["detail"] = part.detail
+    return image
 
 
 def _ga_tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:

@@ -14,7 +14,8 @@ Pure logic over events already read by `realtime_wire`, shared by every session;
 - `IDLE_TIMEOUT` is the outcome of a turn during which the server's idle timeout fired (the caller stayed silent
   `idle_timeout_ms` after the answer, and the server answered the silence with a prompt of its own);
   `idle_timeout_detail` says so on the turn's `input_audio_buffer.timeout_triggered` event mark, with the prompt,
-  which never joins the turn's answer.
+  which never joins the turn's answer; `idle_timeout_entry` says the same, with when it fired, for the turn's
+  `idle_timeouts`.
 - `error_from_body` classifies an `error` event (authentication, rate limit with the wait its message names,
   expired session, server fault, invalid request). Server text is redacted before it enters a message.
 """
@@ -59,6 +60,7 @@ __all__ = [
     "error_from_event",
     "finish_response",
     "idle_timeout_detail",
+    "idle_timeout_entry",
     "usage_from",
 ]
 
@@ -225,12 +227,27 @@ def error_from_body(
 
 def idle_timeout_detail(event: IdleTimeout, prompt: str | None) -> str:
     """What a turn's `timeout_triggered` mark says: the outcome, the silent stretch, and what the agent prompted."""
-    detail = IDLE_TIMEOUT
+    account = _idle_timeout_account(event, prompt)
+    return f"{IDLE_TIMEOUT}: {account}" if account else IDLE_TIMEOUT
+
+
+def idle_timeout_entry(event: IdleTimeout, prompt: str | None, at_ms: float) -> str:
+    """One entry of `TurnOutput.idle_timeouts`: when the timeout fired (`at_ms` from the start of the turn), the
+    silent stretch, and what the agent prompted."""
+    when = f"at {at_ms:.0f} ms into the turn"
+    account = _idle_timeout_account(event, prompt)
+    return f"{when}: {account}" if account else when
+
+
+def _idle_timeout_account(event: IdleTimeout, prompt: str | None) -> str:
+    """The silent stretch of input audio and the agent's prompt, as far as the server told them."""
+    pieces: list[str] = []
     if event.audio_start_ms is not None and event.audio_end_ms is not None:
-        detail += f": the caller was silent from {event.audio_start_ms:g} to {event.audio_end_ms:g} ms of input audio"
+        silent = f"from {event.audio_start_ms:g} to {event.audio_end_ms:g} ms of input audio"
+        pieces.append(f"the caller was silent {silent}")
     if prompt:
-        detail += f"; the agent prompted: {prompt!r}"
-    return detail
+        pieces.append(f"the agent prompted: {prompt!r}")
+    return "; ".join(pieces)
 
 
 def usage_from(raw: Any) -> Usage:
