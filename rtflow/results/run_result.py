@@ -67,10 +67,12 @@ class RunResult:
             return EXIT_INTERRUPTED
         return EXIT_PASSED if self.passed else EXIT_FAILED
 
+    @property
     def failures(self) -> list[TurnRecord]:
         """Turns that failed their assertions or could not be answered, in plan order."""
         return [turn for turn in self.turns if turn.status in ("failed", "error")]
 
+    @property
     def provider_summaries(self) -> list[ProviderSummary]:
         """Per primary provider: statuses, fallbacks, retries, tokens, cost and latency percentiles."""
         return list(self.summary.providers)

@@ -286,7 +286,7 @@ def _failure(record: TurnRecord) -> list[RenderableType]:
 def _print_failures(result: RunResult, console: Console, max_failures: int, db_path: Path | None) -> None:
     """The first `max_failures` failures, then how many more there are and, on a line of its own to copy, the
     command that lists them all."""
-    failures = result.failures()
+    failures = result.failures
     if not failures:
         return
     for record in failures[:max_failures]:

@@ -52,7 +52,7 @@ def test_conversation_flow_passes_with_exact_per_thread_history(tmp_path: Path) 
     log = tmp_path / "sim.jsonl"
     config = SimConfig(latency=LatencyConfig(first_delta_ms=50), log_path=log)
     result = rtflow.run(FLOWS / "conversation.yaml", sim=config, db=tmp_path / "runs.db")
-    assert result.passed, [(t.node_id, t.status, t.error, t.assertions) for t in result.failures()]
+    assert result.passed, [(t.node_id, t.status, t.error, t.assertions) for t in result.failures]
     assert len(result.turns) == 6
     for turn in result.turns:
         assert turn.output is not None and not turn.is_fallback
@@ -119,7 +119,7 @@ def test_every_provider_failing_gives_error_then_skipped(tmp_path: Path) -> None
 
 
 def test_each_finished_turn_reaches_the_callback_as_it_happens(tmp_path: Path) -> None:
-    """`on_turn` sees every stored record the moment it is stored, before the run returns."""
+    """`on_turn` sees each turn once, with its final record, before the run returns."""
     flow = write_flow(tmp_path, {"a": ["x", "y"], "b": ["z"]})
     seen: list[tuple[str, str]] = []
     result = rtflow.run(

@@ -258,7 +258,7 @@ def test_every_view_shows_the_same_figures(stored: tuple[Path, RunResult], tmp_p
         assert store.summary(RUN_ID) == summary
         assert RunSummary.of(store.get_run(RUN_ID), store.turns(RUN_ID)) == summary
     assert result.counts == summary.status_counts()
-    assert result.provider_summaries() == list(summary.providers)
+    assert result.provider_summaries == list(summary.providers)
     assert not result.passed
 
     # The CLI's end-of-run table: a row per primary provider and a total row.
