@@ -9,7 +9,6 @@ its final record.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import inspect
 import signal
@@ -22,30 +21,28 @@ from typing import Any, ParamSpec, TypeVar
 import anyio
 import anyio.abc
 
-from rtflow.errors import FlowError, ProviderError, RtflowError, first_error_in
-from rtflow.flow.assertion_types import grader_key, is_model_graded, split_negation
+from rtflow.errors import FlowError, RtflowError, first_error_in
+from rtflow.flow.assertion_types import split_negation
 from rtflow.flow.loader import load
-from rtflow.flow.spec import FlowSpec, ProviderSpec
+from rtflow.flow.spec import FlowSpec
 from rtflow.js.run_scope import js_for_run
-from rtflow.log import get_logger, register_secret
+from rtflow.log import get_logger
 from rtflow.output_paths import check_export_file, check_output_file, ensure_writable_folder
 from rtflow.plan.compiler import compile_flow
 from rtflow.plan.graph import Plan, call_node_id
 from rtflow.providers.base import Provider
-from rtflow.providers.registry import create_provider
 from rtflow.results.records import RunRecord, TurnRecord, new_run_id
 from rtflow.results.report import JsonlWriter, write_export
 from rtflow.results.run_result import RunResult
 from rtflow.results.store import RunStore
-from rtflow.runner.dialogue import caller_key
 from rtflow.runner.progress import RunProgress
+from rtflow.runner.ray_executor import RayExecutor, require_ray
+from rtflow.runner.run_providers import DEFAULT_GRADER, build_run_providers
 from rtflow.runner.scheduler import Scheduler, SchedulerSettings
 from rtflow.runner.writer import TurnWriter
 
 __all__ = ["DEFAULT_GRADER", "arun", "run"]
 
-DEFAULT_GRADER = "openai:chat:gpt-4.1-mini"
-SIM_API_KEY = "sk-sim-local"
 _INTERRUPT_GRACE_S = 2.0
 
 P = ParamSpec("P")
@@ -81,15 +78,6 @@ async def _simulator(sim: Any) -> AsyncIterator[str | None]:
         yield server.http_base_url
 
 
-def _provider_for(spec: ProviderSpec, base_dir: Path, sim_url: str | None) -> Provider:
-    info = spec.to_info(base_dir)
-    if sim_url is not None and info.id.startswith("openai:"):
-        config = {**info.config, "api_base_url": sim_url, "api_key": SIM_API_KEY}
-        info = dataclasses.replace(info, config=config)
-    register_secret(info.config.get("api_key"))
-    return create_provider(info)
-
-
 def _with_endpoints(
     run: RunRecord, providers: Mapping[str, Provider], sim_url: str | None, resuming: RunStore | None, force: bool
 ) -> RunRecord:
@@ -117,14 +105,6 @@ def _with_endpoints(
     return run.model_copy(update=update)
 
 
-def _check_ready(provider: Provider, *, simulated: bool) -> None:
-    try:
-        provider.check_ready()
-    except ProviderError as exc:
-        hint = "" if simulated else "; or run with --sim (sim=True) to use the local simulator"
-        raise FlowError(f"{exc}{hint}") from exc
-
-
 def _settings(
     flow: FlowSpec, concurrency: int | None, seed: int | None, max_cost: float | None, fail_fast: bool | None
 ) -> SchedulerSettings:
@@ -143,28 +123,9 @@ def _settings(
     )
 
 
-def _graders_named(plan: Plan) -> tuple[dict[str, Any], bool]:
-    """The graders model-graded assertions name (by `grader_key`), and whether any needs the flow's own."""
-    named: dict[str, Any] = {}
-    needs_default = False
-    for conversation in plan.conversations.values():
-        for turn in conversation.turns:
-            if turn.simulate is not None and (
-                turn.simulate.caller_check or any(stop.judge is not None for stop in turn.simulate.stop)
-            ):
-                needs_default = True  # a judge stop, and the caller check, ask the flow's grader
-            for assertion in turn.asserts:
-                if not is_model_graded(assertion.type):
-                    continue
-                key = grader_key(assertion.provider)
-                if key is None:
-                    needs_default = True
-                else:
-                    named.setdefault(key, assertion.provider)
-    return named, needs_default
-
-
-async def _watch_signals(scheduler: Scheduler, cancel_scope: anyio.CancelScope, state: dict[str, bool]) -> None:
+async def _watch_signals(
+    scheduler: Scheduler | RayExecutor, cancel_scope: anyio.CancelScope, state: dict[str, bool]
+) -> None:
     """First Ctrl-C: start nothing new, give in-flight calls a moment, then cancel. Second: cancel now."""
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
@@ -250,6 +211,9 @@ async def arun(
     fail_fast: bool | None = None,
     only_threads: Collection[str] | None = None,
     shard: tuple[int, int] | None = None,
+    executor: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> RunResult:
     """Run a flow and return its result.
 
@@ -275,8 +239,15 @@ async def arun(
     turns not started are recorded `skipped` with the reason (both default to the flow's `execution`).
     `only_threads` runs just the threads with these ids (`--rerun-failed`). `shard=(k, n)` runs the k-th of n
     disjoint shares of the conversations (`--shard K/N`; `rtflow merge` puts the shards' runs back together).
-    `repeat` (None: the flow's `execution.repeat`) runs each conversation that many times.
+    `repeat` (None: the flow's `execution.repeat`) runs each conversation that many times. `executor="ray"`
+    runs the conversations on `workers` Ray actors (default: one per node) of the cluster at `ray_address`
+    (default: the running one, else a local one; see `rtflow.runner.ray_executor`); this process alone writes
+    the run store.
     """
+    if executor not in ("local", "ray"):
+        raise FlowError(f"executor {executor!r}: expected local or ray")
+    if executor == "ray":
+        require_ray()  # before anything starts: without the extra, one line that says how to get it
     status = "crashed"
     async with AsyncExitStack() as stack:
         run_store = stack.enter_context(RunStore(db)) if store or resume or replay_callers else None
@@ -301,33 +272,14 @@ async def arun(
         sim_url = await stack.enter_async_context(_simulator(sim))
         if sim_url is not None:
             log.info("sim.started", base_url=sim_url)
-        providers = {label: _provider_for(p, spec.base_dir, sim_url) for label, p in plan.providers.items()}
-        for provider in providers.values():
-            stack.push_async_callback(provider.aclose)
-            _check_ready(provider, simulated=sim_url is not None)
-        run_record = _with_endpoints(run_record, providers, sim_url, run_store if resume is not None else None, force)
+        run_providers = build_run_providers(plan, spec, sim_url)
+        stack.push_async_callback(run_providers.aclose)
+        run_providers.check_ready(simulated=sim_url is not None)
+        run_record = _with_endpoints(
+            run_record, run_providers.providers, sim_url, run_store if resume is not None else None, force
+        )
         for warning in [*spec.warnings, *plan.warnings]:  # the loader gathered the providers' own warnings too
             log.warning("flow.warning", warning=warning)
-        grader = None
-        graders: dict[str, Provider] = {}
-        named, needs_default = _graders_named(plan)
-        for key, value in named.items():
-            graders[key] = _provider_for(ProviderSpec.model_validate(value), spec.base_dir, sim_url)
-        if needs_default:
-            grader = _provider_for(spec.grader or ProviderSpec(id=DEFAULT_GRADER), spec.base_dir, sim_url)
-        callers: dict[str, Provider] = {}
-        for conversation in plan.conversations.values():
-            for turn in conversation.turns:
-                if turn.simulate is None:
-                    continue
-                speakers = [turn.simulate.voice.speaker()] if turn.simulate.voice is not None else []
-                for caller_spec in [turn.simulate.caller, *speakers]:  # the caller's model, and its voice
-                    key = caller_key(caller_spec)
-                    if key not in callers:
-                        callers[key] = _provider_for(caller_spec, spec.base_dir, sim_url)
-        for each in [*graders.values(), *([grader] if grader else []), *callers.values()]:
-            stack.push_async_callback(each.aclose)
-            _check_ready(each, simulated=sim_url is not None)
         jsonl_file = stack.enter_context(JsonlWriter(Path(jsonl))) if jsonl is not None else None
         if run_store is not None:
             run_store.start_run(run_record)
@@ -361,20 +313,43 @@ async def arun(
                 deliver(record)
             held.clear()
 
-        scheduler = Scheduler(
-            plan,
-            providers,
-            run_id=run_id,
-            settings=_settings(spec, concurrency, seed, max_cost, fail_fast),
-            sink=sink,
-            grader=grader,
-            graders=graders,
-            callers=callers,
-            replay_callers=replayed,
-            artifact_dir=artifact_root,
-            resume_from=resume_records,
-            extra_vars=vars,
-        )
+        settings = _settings(spec, concurrency, seed, max_cost, fail_fast)
+        scheduler: Scheduler | RayExecutor
+        if executor == "ray":
+            if spec.source_path is None:
+                raise FlowError("--executor ray runs a flow file: a flow built in code cannot reach the workers")
+            scheduler = RayExecutor(
+                plan,
+                flow_path=spec.source_path,
+                compile_options={
+                    key: run_record.options.get(key) for key in ("repeat", "thread_filter", "only_threads", "shard")
+                }
+                | {"shard": shard},
+                run_id=run_id,
+                settings=settings,
+                sink=sink,
+                sim_url=sim_url,
+                extra_vars=vars,
+                artifact_root=artifact_root,
+                resume_from=resume_records,
+                workers=workers,
+                address=ray_address,
+            )
+        else:
+            scheduler = Scheduler(
+                plan,
+                run_providers.providers,
+                run_id=run_id,
+                settings=settings,
+                sink=sink,
+                grader=run_providers.grader,
+                graders=run_providers.graders,
+                callers=run_providers.callers,
+                replay_callers=replayed,
+                artifact_dir=artifact_root,
+                resume_from=resume_records,
+                extra_vars=vars,
+            )
         if progress:
             progress_bar = stack.enter_context(RunProgress(plan.counts.turns, lambda: scheduler.in_flight))
         started = time.monotonic()

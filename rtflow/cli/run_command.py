@@ -202,6 +202,19 @@ def _sim_config(
     "combines the N runs.",
 )
 @click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help='Where the conversations run: this process, or a Ray cluster (pip install "rtflow[ray]").',
+)
+@click.option("--ray-address", metavar="ADDRESS", help="With --executor ray: the cluster (default: auto, else local).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="With --executor ray: how many worker actors (default: one per node).",
+)
+@click.option(
     "--replay-callers",
     metavar="RUN",
     help="Simulated dialogues say what RUN's caller models said (by id, or latest), asking no caller model.",
@@ -234,6 +247,9 @@ def run_command(
     fail_fast: bool,
     rerun_failed: str | None,
     shard: str | None,
+    executor: str,
+    ray_address: str | None,
+    workers: int | None,
     replay_callers: str | None,
 ) -> None:
     """Run the conversations of FLOW and report how they went.
@@ -251,6 +267,8 @@ def run_command(
 
     variables = _parse_vars(var_pairs)
     shard_of_n = _parse_shard(shard)
+    if executor != "ray" and (ray_address is not None or workers is not None):
+        raise FlowError("--ray-address and --workers only apply with --executor ray")
     _check_outputs(output, log_file, sim_log)
     baseline_record, baseline_turns = _baseline(baseline, fail_on, db)
     baseline_run = baseline_record.run_id if baseline_record is not None else None
@@ -306,6 +324,9 @@ def run_command(
                 fail_fast=fail_fast or None,
                 only_threads=only_threads,
                 shard=shard_of_n,
+                executor=executor,
+                workers=workers,
+                ray_address=ray_address,
             )
         )
     finally:

@@ -125,17 +125,7 @@ def shard_of(conversation_id: str, shards: int) -> int:
 def _shard(plan: Plan, index: int, shards: int) -> Plan:
     if not 1 <= index <= shards:
         raise CompileError(f"shard {index}/{shards}: the shard must be between 1 and {shards}")
-    kept = {cid: c for cid, c in plan.conversations.items() if shard_of(cid, shards) == index}
-    nodes = {node_id: node for node_id, node in plan.nodes.items() if node.conversation_id in kept}
-    edges = {node_id: {t: kind for t, kind in plan.edges[node_id].items() if t in nodes} for node_id in nodes}
-    return Plan(
-        flow=plan.flow,
-        nodes=nodes,
-        edges=edges,
-        conversations=kept,
-        providers=plan.providers,
-        warnings=plan.warnings,
-    )
+    return plan.only([cid for cid in plan.conversations if shard_of(cid, shards) == index])
 
 
 def _copies(thread: ThreadSpec, repeat: int) -> int:

@@ -23,7 +23,7 @@ The exporters (DOT, Mermaid, node-link JSON) live in `rtflow.plan.export`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Literal
@@ -174,6 +174,21 @@ class Plan:
     def __repr__(self) -> str:
         counts = self.counts
         return f"Plan(conversations={counts.conversations}, turns={counts.turns}, nodes={len(self.nodes)})"
+
+    def only(self, conversation_ids: Collection[str]) -> Plan:
+        """The same plan with only these conversations (a shard of it, or a batch a worker runs)."""
+        wanted = set(conversation_ids)
+        conversations = {cid: c for cid, c in self.conversations.items() if cid in wanted}
+        nodes = {node_id: node for node_id, node in self.nodes.items() if node.conversation_id in wanted}
+        edges = {node_id: {t: kind for t, kind in self.edges[node_id].items() if t in nodes} for node_id in nodes}
+        return Plan(
+            flow=self.flow,
+            nodes=nodes,
+            edges=edges,
+            conversations=conversations,
+            providers=self.providers,
+            warnings=self.warnings,
+        )
 
     @cached_property
     def graph(self) -> nx.DiGraph:

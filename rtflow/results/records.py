@@ -140,6 +140,8 @@ class TurnRecord(_Record):
     """Every attempt on every call node of this turn, in order."""
     started_at: float | None = None
     ended_at: float | None = None
+    worker: str | None = None
+    """The Ray worker that ran the turn's conversation (`--executor ray`); None when the run's own process did."""
     dialogue: DialogueTurn | None = None
     """For a turn a simulated caller led to: the caller's line (and, on the last, why the dialogue ended)."""
 

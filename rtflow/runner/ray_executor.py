@@ -1,0 +1,262 @@
+"""A run on a Ray cluster (`rtflow run FLOW --executor ray`): the plan's conversations, which share nothing, are
+handed out in batches to long-lived async actors that each run rtflow's own scheduler; the driver alone writes
+the run store.
+
+- **Batches.** The conversations go out in plan order, a few batches per worker (`_BATCHES_PER_WORKER`), and a
+  worker gets its next batch as soon as one of its batches ends: fast and slow shares even out.
+- **Records.** The driver drains each worker every `_DRAIN_S` seconds (a worker keeps what finished since the
+  last drain) and hands every record to the run's sink at once, so the store holds every finished turn however
+  the run ends, and `--resume` works as for a local run.
+- **Limits.** The run's `concurrency` and each provider's `rpm`/`tpm` are divided among the workers (each gets
+  its share, at least one call); a provider's own `max_concurrency` too. A share is not rebalanced when other
+  workers go idle, and a `Retry-After` pauses the key on the worker that got it only.
+- **Retries.** Ray's own actor restarts and task retries are off: rtflow retries calls itself, and a paid call
+  must not run twice behind its back. A worker that dies has the conversations of its running batches re-run
+  on another worker, with the turns already stored restored rather than asked again (history replayed).
+- **Stopping.** `request_stop` (Ctrl-C) asks every worker to start nothing new; what is running ends and is
+  drained; the caller's cancel scope bounds how long that may take.
+- **Files.** The flow's folder reaches the workers as Ray's `working_dir`, so prompts, handlers and clips are
+  where the flow names them; a worker that cannot load the flow fails the run with one clear error before any
+  request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from rtflow.errors import FlowError, RtflowError
+from rtflow.log import get_logger
+from rtflow.plan.graph import Plan
+from rtflow.results.records import TurnRecord
+from rtflow.runner.scheduler import SchedulerSettings
+
+__all__ = ["INSTALL_HINT", "RAY_NAMESPACE", "RayExecutor", "require_ray"]
+
+RAY_NAMESPACE = "rtflow"
+INSTALL_HINT = 'the Ray executor needs the ray extra: pip install "rtflow[ray]"'
+_BATCHES_PER_WORKER = 4
+_DRAIN_S = 0.1
+_FORWARDED_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "RTFLOW_")
+_EXCLUDED_FILES = [".rtflow", ".git", "**/__pycache__", "*.db", "*.db-wal", "*.db-shm", "node_modules"]
+"""What the flow's folder sends to the workers without: run stores, VCS data, caches."""
+
+
+def require_ray() -> Any:
+    """The `ray` module, or a `FlowError` with the install line (exit 2 at the command line)."""
+    try:
+        import ray
+    except ImportError:
+        raise FlowError(INSTALL_HINT) from None
+    return ray
+
+
+def _cause(exc: Exception) -> Exception:
+    """What a worker raised, as rtflow's own error when it was one (Ray wraps it with the remote traceback)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, RtflowError):
+        return cause
+    first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return FlowError(f"a Ray worker failed: {first_line}")
+
+
+def _batches(conversation_ids: list[str], workers: int) -> list[list[str]]:
+    size = max(1, math.ceil(len(conversation_ids) / (workers * _BATCHES_PER_WORKER)))
+    return [conversation_ids[start : start + size] for start in range(0, len(conversation_ids), size)]
+
+
+class RayExecutor:
+    """Runs a plan on Ray: `await run()`, then read `records` (like a `Scheduler`, which each worker runs)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        flow_path: Path,
+        compile_options: dict[str, Any],
+        run_id: str,
+        settings: SchedulerSettings,
+        sink: Callable[[TurnRecord], None],
+        sim_url: str | None,
+        extra_vars: Mapping[str, Any] | None,
+        artifact_root: Path,
+        resume_from: Mapping[str, TurnRecord] | None,
+        workers: int | None,
+        address: str | None,
+    ) -> None:
+        self.plan = plan
+        self.flow_path = flow_path
+        self.compile_options = compile_options
+        self.run_id = run_id
+        self.settings = settings
+        self.sink = sink
+        self.sim_url = sim_url
+        self.extra_vars = dict(extra_vars or {})
+        self.artifact_root = artifact_root
+        self.resume_from = dict(resume_from or {})
+        self.workers = workers
+        self.address = address
+        self.records: dict[str, TurnRecord] = {
+            node_id: record
+            for node_id, record in self.resume_from.items()
+            if record.output is not None and record.status in ("passed", "failed", "pending")
+        }
+        """The latest record of every turn that reached one, keyed by the turn's primary node id: those a resumed
+        run keeps (its workers restore them without a record), then what the workers drain."""
+        self.in_flight = 0
+        """Calls in flight across the workers, as of the last drains."""
+        self._stopping = False
+        self._actors: list[Any] = []
+        self._log = get_logger()
+
+    def request_stop(self) -> None:
+        self._stopping = True
+        for actor in self._actors:
+            actor.stop.remote()
+
+    def _forwarded_environment(self) -> dict[str, str]:
+        """The variables the workers' providers read (their keys, by `api_key_env` or OpenAI's own names, and
+        `{{ env.NAME }}` references rendered before): workers start from their node's environment, not this one."""
+        names = {name for name in os.environ if name.startswith(_FORWARDED_PREFIXES)}
+        for provider in self.plan.providers.values():
+            named = provider.config.get("api_key_env") or provider.config.get("apiKeyEnv")
+            if isinstance(named, str):
+                names.add(named)
+        return {name: os.environ[name] for name in sorted(names) if name in os.environ}
+
+    def _connect(self, ray: Any) -> None:
+        if ray.is_initialized():
+            return
+        base_dir = self.plan.flow.base_dir
+        runtime_env = {
+            "working_dir": str(base_dir),
+            "excludes": _EXCLUDED_FILES,
+            "env_vars": self._forwarded_environment(),
+        }
+        options: dict[str, Any] = {
+            "runtime_env": runtime_env,
+            "namespace": RAY_NAMESPACE,  # workers are named `rtflow-RUN-worker-N` there, for `ray list actors`
+            "log_to_driver": False,
+            "logging_level": "warning",
+        }
+        if self.address not in (None, "auto"):
+            ray.init(address=self.address, **options)
+            return
+        try:
+            ray.init(address="auto", **options)
+        except ConnectionError:  # no cluster running here: start a local one for this run
+            ray.init(include_dashboard=False, **options)
+
+    def _worker_settings(self, count: int) -> SchedulerSettings:
+        return dataclasses.replace(self.settings, concurrency=max(1, self.settings.concurrency // count))
+
+    def _start_workers(self, ray: Any) -> None:
+        from rtflow.runner.ray_worker import ConversationWorker
+
+        count = self.workers or max(1, sum(1 for node in ray.nodes() if node.get("Alive")))
+        relative_flow = self.flow_path.resolve().relative_to(self.plan.flow.base_dir.resolve())
+        remote = ray.remote(ConversationWorker)
+        for index in range(1, count + 1):
+            name = f"worker-{index}"
+            actor = remote.options(
+                name=f"rtflow-{self.run_id}-{name}",
+                max_restarts=0,  # rtflow owns retries: a paid call must never run twice behind its back
+                max_task_retries=0,
+                max_concurrency=1000,
+                num_cpus=0,
+                scheduling_strategy="SPREAD",
+            ).remote(
+                name,
+                str(relative_flow),
+                {**self.compile_options, "rate_share": 1 / count},
+                self.run_id,
+                self._worker_settings(count),
+                self.sim_url,
+                self.extra_vars,
+                str(self.artifact_root),
+            )
+            self._actors.append(actor)
+
+    def _take(self, records: list[TurnRecord]) -> None:
+        for record in records:
+            self.records[record.node_id] = record
+            self.sink(record)
+
+    def _resume_records(self, conversation_ids: list[str]) -> list[TurnRecord]:
+        """What is already stored of these conversations (from before a resume, or before a worker died)."""
+        wanted = set(conversation_ids)
+        known = {**self.resume_from, **self.records}
+        return [record for record in known.values() if record.conversation_id in wanted]
+
+    async def run(self) -> dict[str, TurnRecord]:
+        ray = require_ray()
+        self._connect(ray)
+        self._start_workers(ray)
+        try:
+            await self._check_workers(ray)
+            await self._drive(ray)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._drain_all(ray)
+                for actor in self._actors:
+                    ray.kill(actor, no_restart=True)
+        return self.records
+
+    async def _check_workers(self, ray: Any) -> None:
+        """Every worker loaded the flow and built its providers, before any request: else one clear error."""
+        for actor in self._actors:
+            try:
+                await actor.ready.remote()
+            except ray.exceptions.RayError as exc:
+                raise _cause(exc) from None
+
+    async def _drive(self, ray: Any) -> None:
+        queue = _batches(list(self.plan.conversations), len(self._actors))
+        running: dict[int, list[list[str]]] = {index: [] for index in range(len(self._actors))}
+        alive = set(running)
+        while True:
+            for index in sorted(alive):
+                if self._stopping:
+                    break
+                while queue and len(running[index]) < 1:
+                    batch = queue.pop(0)
+                    running[index].append(batch)
+                    try:
+                        await self._actors[index].run_batch.remote(batch, self._resume_records(batch))
+                    except ray.exceptions.RayTaskError as exc:
+                        raise _cause(exc) from None
+            self.in_flight = 0
+            for index in sorted(alive):
+                try:
+                    records, batches, in_flight, failures = await self._actors[index].drain.remote()
+                except ray.exceptions.RayError as exc:
+                    alive.discard(index)
+                    lost = running.pop(index)
+                    self._log.warning("worker.lost", worker=f"worker-{index + 1}", batches=len(lost), error=str(exc))
+                    if not alive:
+                        raise FlowError(f"every Ray worker of run {self.run_id} died (last: {exc})") from None
+                    queue[:0] = lost  # re-run on the others, from what is stored
+                    continue
+                self._take(records)
+                self.in_flight += in_flight
+                for failure in failures:
+                    raise FlowError(f"a batch failed on Ray {failure}")
+                while len(running[index]) > batches:
+                    running[index].pop(0)
+            if not any(running[index] for index in alive) and (not queue or self._stopping):
+                return
+            await anyio.sleep(_DRAIN_S)
+
+    async def _drain_all(self, ray: Any) -> None:
+        for actor in self._actors:
+            try:
+                records, *_ = await actor.drain.remote()
+            except ray.exceptions.RayError:
+                continue
+            self._take(records)
