@@ -51,7 +51,9 @@ ALLOWED: dict[str, set[str]] = {
     # rtflow/__init__.py names the public API (for type checkers) and resolves it lazily.
     "public": {"leaf", "public", "api", "flow", "plan", "results"},
     # The command line parses and prints: it calls the library and reads results; it never drives a stage itself.
-    "cli": {"leaf", "public", "api", "results", "cli", "sim", "flow", "plan", "runner"},
+    "cli": {"leaf", "public", "api", "results", "cli", "sim", "flow", "plan", "runner", "viewer"},
+    # The local web app reads the run store and serves its reports; it never drives a run nor reaches a wing.
+    "viewer": {"leaf", "results", "viewer"},
     # The pytest plugin, an entry point like the CLI: it runs flows through the public API and prints records.
     "pytest_plugin": {"leaf", "public", "results"},
 }
@@ -82,7 +84,7 @@ def layer_of(module: str) -> str:
     if module == "rtflow.pytest_plugin":
         return "pytest_plugin"
     part = module.split(".")[1]
-    if part in STAGES or part in WINGS or part == "cli":
+    if part in STAGES or part in WINGS or part in ("cli", "viewer"):
         return part
     raise LookupError(f"{module} belongs to no layer: add it to tests/test_layers.py")
 

@@ -29,6 +29,7 @@ _COMMANDS = {
     "diff": "rtflow.cli.results_commands:diff_command",
     "merge": "rtflow.cli.results_commands:merge_command",
     "sim": "rtflow.sim.cli:sim",
+    "view": "rtflow.cli.view_command:view_command",
 }
 
 
