@@ -16,9 +16,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
-# Examples that cannot run here: a real key, a server that runs until stopped, the install lines (the test
-# environment is the install), benchmarks and the clip generator (timing and data tools, not features).
-_NOT_RUN = re.compile(r"OPENAI_API_KEY=|sim serve|^pip install|^python (bench|scripts)/")
+# Examples that cannot run here: a real key, servers that run until stopped (the simulator, the viewer: their
+# own tests start them), the install lines (the test environment is the install), benchmarks and the clip
+# generator (timing and data tools, not features).
+_NOT_RUN = re.compile(r"OPENAI_API_KEY=|sim serve|^rtflow view|^pip install|^python (bench|scripts)/")
 
 # Drawing an image needs Graphviz's `dot`, which a test machine may not have (the README says how to install it).
 _NEEDS_GRAPHVIZ = re.compile(r"\| dot |^rtflow graph .* -o \S+\.(svg|png|pdf)\b")

@@ -13,6 +13,7 @@ Nothing here imports Ray: the driver wraps the class with `ray.remote`, so this 
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +29,27 @@ __all__ = ["ConversationWorker"]
 
 
 _RATE_KEYS = ("rpm", "tpm")
+_CONCURRENCY_KEYS = ("max_concurrency", "maxConcurrency")
+
+
+def _share_of(key: str, value: Any, share: float) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if key in _RATE_KEYS:
+        return value * share
+    if key in _CONCURRENCY_KEYS:
+        return max(1, math.floor(value * share))
+    return value
 
 
 def _with_rate_share(spec: FlowSpec, share: float) -> FlowSpec:
-    """The flow with every provider's `rpm` and `tpm` cut to this worker's share of them."""
+    """The flow with every provider's `rpm`, `tpm` and `max_concurrency` cut to this worker's share of them (a
+    concurrency share is at least one call)."""
     if share >= 1.0:
         return spec
 
     def shared(provider: ProviderSpec) -> ProviderSpec:
-        config = {
-            key: value * share if key in _RATE_KEYS and isinstance(value, int | float) else value
-            for key, value in provider.config.items()
-        }
+        config = {key: _share_of(key, value, share) for key, value in provider.config.items()}
         return provider.model_copy(update={"config": config, "fallback": [shared(f) for f in provider.fallback]})
 
     copy = spec.model_copy(update={"providers": [shared(provider) for provider in spec.providers]})
