@@ -164,6 +164,8 @@ def _print_conversation(console: Console, turns: Sequence[TurnRecord], statuses:
     title = Text.assemble(("== ", "dim"), (first.conversation_id, "bold"), (f"  (thread {first.thread_id})", "dim"))
     if any(turn.dialogue is not None for turn in turns):
         title.append("  simulated caller", style="yellow")
+    if first.worker is not None:
+        title.append(f"  on {first.worker}", style="dim")
     console.print()
     console.print(title)
     ending = dialogue_ending(turns)

@@ -229,15 +229,16 @@ def _repeats(summary: RunSummary) -> Table | None:
     table = Table(title="repeats (conversations)", box=box.SIMPLE, title_justify="left")
     for column in ("conversation", "passed", "rate", "95% interval", "pass@k / pass^k", ""):
         table.add_column(column, justify="left" if column in ("conversation", "") else "right")
-    for figure in sorted(conversations, key=lambda f: (not f.flaky, f.key)):
+    for figure in sorted(conversations, key=lambda f: (f.meets is not False, not f.flaky, f.key)):
         k = min(5, figure.runs)
+        notes = [note for note in ("flaky" if figure.flaky else "", figure.requirement) if note]
         table.add_row(
             terminal_safe(figure.key),
             f"{figure.passed}/{figure.runs}",
             f"{figure.pass_rate:.0%}",
             f"{figure.low:.0%}-{figure.high:.0%}",
             f"{figure.pass_at_k[k]:.2f} / {figure.pass_hat_k[k]:.2f} (k={k})",
-            "flaky" if figure.flaky else "",
+            "; ".join(notes),
         )
     return table
 
@@ -317,6 +318,10 @@ def print_summary(result: RunResult, console: Console, *, max_failures: int = 10
     line = ", ".join(_status_count(name, count, summary) for name, count in summary.status_counts().items())
     took = "" if summary.duration_s is None else f" in {summary.duration_s:.2f}s"
     console.print(f"{line or 'no turns'}{took}")
+    if summary.cost_per_pass is not None:
+        console.print(f"cost per passing turn: ${summary.cost_per_pass:.4f}")
+    if summary.unmet_pass_rates:
+        console.print(f"{summary.unmet_pass_rates} turn(s) did not pass as often as their pass_rate asks")
     _print_failures(result, console, max_failures, db_path)
     if result.interrupted:
         console.print(

@@ -79,3 +79,19 @@ def test_a_pass_rate_out_of_range_names_the_key(tmp_path: Path) -> None:
     flow = _flow(tmp_path, flaky_test={"pass_rate": 1.5}, execution={})
     with pytest.raises(FlowError, match=r"pass_rate"):
         rtflow.load(flow)
+
+
+def test_the_cli_summary_says_which_pass_rates_were_not_met(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    flow = _flow(tmp_path, flaky_test={"pass_rate": 0.95}, execution={"repeat": 20})
+    command = [sys.executable, "-m", "rtflow", "run", str(flow), "--sim", "--no-progress", "--db", "r.db"]
+    done = subprocess.run(
+        [*command, "--sim-fault", f"server_error@chat~{FAIL_PROBABILITY};match=flaky"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "1 turn(s) did not pass as often as their pass_rate asks" in done.stdout
+    assert "turns' pass rates: not met" in done.stdout
+    assert "cost per passing turn: $" in done.stdout

@@ -145,7 +145,6 @@ def test_a_ray_run_gives_the_verdicts_and_histories_of_a_local_run(tmp_path: Pat
         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert local.returncode == 0, local.stderr
-    first_count = len(sim.requests())
     on_ray = subprocess.run(
         [*_rtflow(tmp_path, "run", str(flow)), "--no-progress", "--db", "ray.db", *_on_ray(cluster, 4)],
         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600,
@@ -154,7 +153,9 @@ def test_a_ray_run_gives_the_verdicts_and_histories_of_a_local_run(tmp_path: Pat
     # The same verdicts and answers: the simulator's "user messages: N" is each conversation's history.
     assert _answers(tmp_path / "ray.db") == _answers(tmp_path / "local.db")
     assert len(_answers(tmp_path / "ray.db")) == 6000
-    assert len(sim.requests()) - first_count == 6000  # every turn asked once: nothing retried or run twice
+    sim.stop()  # its log is complete once it has stopped
+    asked = sim.asked()
+    assert len(asked) == 6000 and set(asked.values()) == {2}  # each turn asked once per run: none retried or twice
     workers = _workers(tmp_path / "ray.db")
     assert set(workers) == {"worker-1", "worker-2", "worker-3", "worker-4"}, workers
 
@@ -208,6 +209,10 @@ def test_rpm_holds_for_the_cluster_as_a_whole(tmp_path: Path, cluster: str, sim:
         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    shown = subprocess.run(
+        _rtflow(tmp_path, "show", "latest", "--db", "runs.db"), cwd=tmp_path, capture_output=True, text=True
+    )
+    assert " on worker-" in shown.stdout  # each conversation names the worker that ran it
     sim.stop()
     times = sorted(event["ts"] for event in sim.requests())
     assert len(times) == 300
