@@ -269,13 +269,7 @@ def closest_key(key: str, known: Iterable[str]) -> str | None:
     Spellings of one key (`default_test`, `defaultTest`) count as the same word, and among them the one in the
     writer's style wins. Every "did you mean" of rtflow (keys, assertion types, provider kinds) asks here.
     """
-    snake_style = "_" in key or key.islower()
-    by_form: dict[str, str] = {}
-    for candidate in sorted(known):
-        form = loose_key(candidate)
-        current = by_form.get(form)
-        if current is None or (("_" in candidate) == snake_style and ("_" in current) != snake_style):
-            by_form[form] = candidate
+    by_form = _one_spelling_per_key(key, known)
     form = loose_key(key)
     if form in by_form:
         return by_form[form]
@@ -283,13 +277,27 @@ def closest_key(key: str, known: Iterable[str]) -> str | None:
     return by_form[matches[0]] if matches else None
 
 
+def _one_spelling_per_key(key: str, known: Iterable[str]) -> dict[str, str]:
+    """The known words by their loose form, one spelling each: the one in the style `key` is written in
+    (`snake_case` or `camelCase`), so a list of them names each key once, as the writer would write it."""
+    snake_style = "_" in key or key.islower()
+    by_form: dict[str, str] = {}
+    for candidate in sorted(set(known)):
+        form = loose_key(candidate)
+        current = by_form.get(form)
+        if current is None or (("_" in candidate) == snake_style and ("_" in current) != snake_style):
+            by_form[form] = candidate
+    return by_form
+
+
 def did_you_mean(key: str, known: Iterable[str], *, prefix: str = "") -> str:
-    """ "did you mean `x`?" for the closest known word, else the list of known words."""
-    known = sorted(known)
+    """ "did you mean `x`?" for the closest known word, else the list of known words (each key once)."""
+    known = sorted(set(known))
     suggestion = closest_key(key, known)
     if suggestion is not None:
         return f"did you mean `{prefix}{suggestion}`?"
-    return "expected one of: " + ", ".join(f"`{name}`" for name in known)
+    listed = sorted(_one_spelling_per_key(key, known).values())
+    return "expected one of: " + ", ".join(f"`{name}`" for name in listed)
 
 
 _Error = TypeVar("_Error", bound=BaseException)

@@ -59,3 +59,12 @@ def test_provider_warnings_join_the_flow_warnings(tmp_path: Path) -> None:
     warnings = load(flow).warnings
     assert len(warnings) == 1
     assert "provider 'rt': temperature is not supported by the GA Realtime API" in warnings[0]
+
+
+def test_an_unknown_key_lists_each_known_key_once_in_the_writers_style() -> None:
+    from rtflow.errors import did_you_mean
+
+    known = ["apiKeyEnv", "api_key_env", "api_key_env", "toolTimeout", "tool_timeout", "rpm"]
+    assert did_you_mean("zzzzzz", known) == "expected one of: `api_key_env`, `rpm`, `tool_timeout`"
+    assert did_you_mean("zzzZzz", known) == "expected one of: `apiKeyEnv`, `rpm`, `toolTimeout`"
+    assert did_you_mean("toolTimout", known) == "did you mean `toolTimeout`?"
