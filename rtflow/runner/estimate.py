@@ -12,9 +12,10 @@ never a guess dressed up as a count:
 - an answer is `answer_tokens` long, unless an earlier run is given (`--from-run`): then each turn's answer is
   as long as that run's answer to the same turn, or that provider's mean answer there.
 
-Not counted: fallbacks (they run only when the primary fails), retries, model-graded assertions and simulated
-callers (whose conversations are priced by their written turns only: how long a dialogue runs is known only
-then). Prices come from the price table (`rtflow.providers.pricing`); a model it does not know has no cost.
+A simulated dialogue is priced at its most, `max_turns` exchanges (how long it runs is known only then), its
+caller model's requests under that model. Not counted: fallbacks (they run only when the primary fails),
+retries and model-graded assertions. Prices come from the price table (`rtflow.providers.pricing`); a model it
+does not know has no cost.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 from rtflow.audio.files import AudioFileError, clip_seconds, vars_audio_path
 from rtflow.errors import RtflowError
 from rtflow.flow.prompts import render_prompt
+from rtflow.flow.spec.dialogue import SimulateSpec
 from rtflow.js.run_scope import js_for_run
 from rtflow.messages import Message, Usage
 from rtflow.plan.graph import Conversation, Plan
@@ -133,6 +135,33 @@ async def estimate_plan(
         return await _estimate(plan, simulated=simulated, answer_tokens=answer_tokens, earlier_run=earlier_run)
 
 
+class _Tally:
+    """Requests and usage per provider as the estimate goes."""
+
+    def __init__(self) -> None:
+        self.providers: dict[str, ProviderEstimate] = {}
+        self.usages: dict[str, Usage] = {}
+
+    def add(self, label: str, model: str, input_tokens: int, output_tokens: int, audio: float = 0.0) -> None:
+        figures = self.providers.setdefault(label, ProviderEstimate(provider=label, model=model))
+        audio_tokens = round(audio * _AUDIO_TOKENS_PER_SECOND)
+        figures.requests += 1
+        figures.input_tokens += input_tokens + audio_tokens
+        figures.output_tokens += output_tokens
+        figures.audio_seconds += audio
+        self.usages[label] = self.usages.get(label, Usage()) + Usage(
+            input_tokens=input_tokens + audio_tokens,
+            output_tokens=output_tokens,
+            total_tokens=input_tokens + audio_tokens + output_tokens,
+            input_audio_tokens=audio_tokens,
+        )
+
+    def priced(self) -> list[ProviderEstimate]:
+        for label, figures in self.providers.items():
+            figures.cost = cost_of(figures.model, self.usages[label])
+        return list(self.providers.values())
+
+
 async def _estimate(
     plan: Plan, *, simulated: bool, answer_tokens: int, earlier_run: Iterable[TurnRecord] | None
 ) -> Estimate:
@@ -140,40 +169,50 @@ async def _estimate(
     by_turn, means = _answer_lengths(earlier_run or ())
     base_dir = plan.flow.base_dir
     deadline_s = plan.flow.execution.timeout
-    providers: dict[str, ProviderEstimate] = {}
-    usages: dict[str, Usage] = {}
+    tally = _Tally()
     for conversation in plan.conversations.values():
         label = conversation.provider_label
-        primary = conversation.chain[0]
-        info = primary.to_info(base_dir)
-        figures = providers.setdefault(label, ProviderEstimate(provider=label, model=info.model))
+        info = conversation.chain[0].to_info(base_dir)
+        tally.providers.setdefault(label, ProviderEstimate(provider=label, model=info.model))
         history = ConversationHistory()
         for turn_index, turn in enumerate(conversation.turns):
-            if turn.simulate is not None:
-                continue
-            variables = {**turn.vars, "_conversation": history.conversation_var()}
-            rendered = await _rendered(conversation, variables, info, base_dir, deadline_s)
-            audio = _audio_seconds(turn.vars, base_dir)
-            audio_tokens = round(audio * _AUDIO_TOKENS_PER_SECOND)
             answer = by_turn.get((label, conversation.thread_id, turn_index))
             if answer is None:
                 answer = round(means.get(label, answer_tokens))
-            input_tokens = sum(count(message.text) for message in history.context_for(rendered)) + audio_tokens
+            if turn.simulate is not None:
+                _estimate_dialogue(tally, turn.simulate, label, info.model, history, count, answer, base_dir)
+                continue
+            variables = {**turn.vars, "_conversation": history.conversation_var()}
+            rendered = await _rendered(conversation, variables, info, base_dir, deadline_s)
+            input_tokens = sum(count(message.text) for message in history.context_for(rendered))
             # A stand-in answer `answer` tokens long by either rule: one four-character word a token.
             history.add(rendered, "abc " * answer, turn.metadata)
-            figures.requests += 1
-            figures.input_tokens += input_tokens
-            figures.output_tokens += answer
-            figures.audio_seconds += audio
-            usages[label] = usages.get(label, Usage()) + Usage(
-                input_tokens=input_tokens,
-                output_tokens=answer,
-                total_tokens=input_tokens + answer,
-                input_audio_tokens=audio_tokens,
-            )
-    for label, figures in providers.items():
-        figures.cost = cost_of(figures.model, usages[label]) if label in usages else None
-    return Estimate(providers=list(providers.values()), assumptions=_assumptions(simulated, answer_tokens, means))
+            tally.add(label, info.model, input_tokens, answer, _audio_seconds(turn.vars, base_dir))
+    return Estimate(providers=tally.priced(), assumptions=_assumptions(simulated, answer_tokens, means))
+
+
+def _estimate_dialogue(
+    tally: _Tally,
+    simulate: SimulateSpec,
+    label: str,
+    model: str,
+    history: ConversationHistory,
+    count: Callable[[str], int],
+    answer: int,
+    base_dir: Path,
+) -> None:
+    """A simulated dialogue at its most (`max_turns` exchanges): each a caller line from the caller's model
+    (which reads its persona, its goal and the dialogue so far) and the agent's answer (which reads the whole
+    conversation so far); caller lines and answers are `answer` tokens each."""
+    caller = simulate.caller.to_info(base_dir)
+    caller_label = f"{simulate.caller.display_label} (caller)"
+    caller_prompt = count(simulate.persona) + count(simulate.goal)
+    so_far = sum(count(message.text) for message in history.context_for([]))
+    for _ in range(simulate.max_turns):
+        tally.add(caller_label, caller.model, caller_prompt + so_far, answer)
+        so_far += answer
+        tally.add(label, model, so_far, answer)
+        so_far += answer
 
 
 def _assumptions(simulated: bool, answer_tokens: int, means: Mapping[str, float]) -> list[str]:
@@ -186,6 +225,7 @@ def _assumptions(simulated: bool, answer_tokens: int, means: Mapping[str, float]
     return [
         f"text tokens: {rule}; input audio: 10 tokens a second",
         f"each turn sends the whole conversation so far; {answers}",
-        "not counted: fallbacks, retries, model-graded assertions, simulated callers' extra turns",
+        "simulated dialogues at their max_turns, caller lines as long as answers; not counted: fallbacks, retries,"
+        " model-graded assertions",
         f"prices: rtflow's price table as of {PRICES_AS_OF}; a model it does not know has no cost",
     ]

@@ -149,3 +149,24 @@ def test_execution_repeat_is_the_default_and_the_option_overrides_it(
     assert done.returncode == 0, done.stderr
     assert re.search(rf"^  conversations\s+{copies}$", done.stdout, re.MULTILINE), done.stdout
     assert re.search(rf"^  turns\s+{3 * copies}$", done.stdout, re.MULTILINE), done.stdout
+
+
+def test_a_simulated_dialogue_is_estimated_at_its_most(tmp_path: Path) -> None:
+    """Its max_turns exchanges: that many agent answers and as many requests to the caller's model."""
+    flow = tmp_path / "dialogue.yaml"
+    flow.write_text(
+        "providers: [{id: openai:realtime:gpt-realtime, label: agent, config: {modalities: [text]}}]\n"
+        'prompts: ["{{ question }}"]\n'
+        "tests:\n"
+        "  - vars: {question: Hello}\n"
+        "    metadata: {conversationId: call}\n"
+        "  - simulate: {goal: Book a table for two. Then say goodbye., max_turns: 4}\n"
+        "    vars: {question: Hi}\n"
+        "    metadata: {conversationId: call}\n",
+        encoding="utf-8",
+    )
+    estimated = _rtflow(tmp_path, "validate", str(flow), "--estimate", "--sim", "--answer-tokens", "10")
+    assert estimated.returncode == 0, estimated.stderr
+    assert "agent: 5 requests" in estimated.stdout  # the written turn, then four answers at most
+    assert re.search(r"\(caller\): 4 requests, \d+ input and 40 output tokens", estimated.stdout), estimated.stdout
+    assert "simulated dialogues at their max_turns" in estimated.stdout
