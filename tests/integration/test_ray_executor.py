@@ -138,6 +138,7 @@ def _workers(db: Path) -> Counter[str | None]:
         return Counter(turn.worker for turn in store.turns(store.get_run("latest").run_id))
 
 
+@pytest.mark.timeout(600)  # two runs of 6,000 turns each on two shared cores: over the suite's 120 s per test
 def test_a_ray_run_gives_the_verdicts_and_histories_of_a_local_run(tmp_path: Path, cluster: str, sim: Sim) -> None:
     flow = _flow(tmp_path, sim.url, threads=2000)
     local = subprocess.run(
