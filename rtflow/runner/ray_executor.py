@@ -220,15 +220,28 @@ class RayExecutor:
         queue = _batches(list(self.plan.conversations), len(self._actors))
         running: dict[int, list[list[str]]] = {index: [] for index in range(len(self._actors))}
         alive = set(running)
+
+        def lose(index: int, exc: Exception) -> None:
+            """A worker died (killed, its node lost): its batches go back to the front of the queue, to be re-run
+            on the others from what is stored."""
+            alive.discard(index)
+            lost = running.pop(index)
+            self._log.warning("worker.lost", worker=f"worker-{index + 1}", batches=len(lost), error=str(exc))
+            if not alive:
+                raise FlowError(f"every Ray worker of run {self.run_id} died (last: {exc})") from None
+            queue[:0] = lost
+
         while True:
             for index in sorted(alive):
                 if self._stopping:
                     break
-                while queue and len(running[index]) < 1:
+                if queue and not running[index]:
                     batch = queue.pop(0)
                     running[index].append(batch)
                     try:
                         await self._actors[index].run_batch.remote(batch, self._resume_records(batch))
+                    except ray.exceptions.RayActorError as exc:
+                        lose(index, exc)
                     except ray.exceptions.RayTaskError as exc:
                         raise _cause(exc) from None
             self.in_flight = 0
@@ -236,12 +249,7 @@ class RayExecutor:
                 try:
                     records, batches, in_flight, failures = await self._actors[index].drain.remote()
                 except ray.exceptions.RayError as exc:
-                    alive.discard(index)
-                    lost = running.pop(index)
-                    self._log.warning("worker.lost", worker=f"worker-{index + 1}", batches=len(lost), error=str(exc))
-                    if not alive:
-                        raise FlowError(f"every Ray worker of run {self.run_id} died (last: {exc})") from None
-                    queue[:0] = lost  # re-run on the others, from what is stored
+                    lose(index, exc)
                     continue
                 self._take(records)
                 self.in_flight += in_flight
