@@ -211,6 +211,11 @@ class ToolCall(_Strict):
     error: str | None = None
     """The handler's failure in full (exception type, message, traceback), when it failed."""
     duration_ms: float | None = None
+    server_label: str | None = None
+    """The MCP server that ran the call (the Realtime server called it; rtflow only watched); None for a function
+    call that rtflow's handlers answered."""
+    approved: bool | None = None
+    """For an MCP call the server asked approval for: whether it was granted (None when none was asked)."""
 
 
 class Usage(_Strict):

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import functools
 import json
 import time
@@ -56,6 +57,7 @@ from rtflow.errors import (
     ProviderError,
     ProviderTimeoutError,
     ResponseFailedError,
+    ToolError,
     first_error_in,
 )
 from rtflow.log import get_logger
@@ -88,6 +90,14 @@ from rtflow.providers.pricing import cost_of
 from rtflow.providers.protocol_notes import ProtocolNotes
 from rtflow.providers.ratelimits import capped_wait, pause_from_realtime_limits
 from rtflow.providers.realtime_events import EventBuilder, RealtimeConfig
+from rtflow.providers.realtime_mcp import (
+    McpApprovalRequest,
+    McpApprover,
+    McpCallItem,
+    McpRecords,
+    approval_detail,
+    register_mcp_secrets,
+)
 from rtflow.providers.realtime_outcomes import (
     ResponseMatcher,
     ResponseResult,
@@ -170,6 +180,8 @@ class RealtimeProvider(Provider):
             info.base_dir,
             self.config.tool_timeout,
         )
+        register_mcp_secrets(self.config.tools)
+        self.mcp_approver = McpApprover(self.config.mcp_approval, info.base_dir, self.config.tool_timeout)
 
     @property
     def endpoint(self) -> str:
@@ -213,6 +225,8 @@ class RealtimeProvider(Provider):
                     " (GA sessions) and is not sent"
                 )
         if self.config.dialect == "beta":
+            if any(tool.get("type") == "mcp" for tool in self.config.tools):
+                found.append(f"provider {self.info.label!r}: MCP tools are a GA feature; a beta server may refuse them")
             if isinstance(self.config.voice, dict):
                 found.append(
                     f"provider {self.info.label!r}: a custom voice ({{id: ...}}) is a GA setting; dialect beta sends"
@@ -305,6 +319,8 @@ class _TurnState:
         self.idle_prompts.append(text)
 
     step_failures: list[str] = field(default_factory=list)
+    mcp: McpRecords = field(default_factory=McpRecords)
+    """The calls the server made on MCP servers during the turn, and the approvals it asked for."""
     metrics: TurnMetrics = field(default_factory=TurnMetrics)
     audio: bytearray = field(default_factory=bytearray)
     first_request_at: float | None = None
@@ -491,7 +507,7 @@ class RealtimeSession:
                 audio = write_output_audio(bytes(state.audio), Path(request.artifact_dir), stem, output_format)
         output = TurnOutput(
             text=rounds.text,
-            tool_calls=rounds.tool_calls,
+            tool_calls=[*state.mcp.calls, *rounds.tool_calls],
             usage=rounds.usage,
             cost=cost_of(self._provider.info.model, rounds.usage),
             metrics=state.metrics,
@@ -588,12 +604,12 @@ class RealtimeSession:
         frame = await socket.recv()
         return frame, time.perf_counter()
 
-    async def _post(self, event: dict[str, Any]) -> None:
+    async def _post(self, event: dict[str, Any], detail: str | None = None) -> None:
         socket = self._socket
         assert socket is not None
         self._sent_this_turn.add(event["event_id"])
         if self._turn is not None:
-            self._turn.timeline.client(event["type"], time.perf_counter())
+            self._turn.timeline.client(event["type"], time.perf_counter(), detail)
         timeout = self._provider.config.websocket_timeout
         # A server that stops reading fills the socket's buffers, and then a send waits: bound it like silence.
         with anyio.move_on_after(timeout) as waiting:
@@ -752,6 +768,46 @@ class RealtimeSession:
             del self._finished[next(iter(self._finished))]
 
     async def _read_response(self, state: _TurnState) -> ResponseResult:
+        """The next response, with the server's MCP calls recorded and its approval requests answered.
+
+        A response that ends asking approval for MCP calls is answered (`mcp_approval`) and, unless it also asks
+        for function calls (whose round sends the one `response.create`), followed by the response the answers
+        lead to: the two are read as one reply. More approval rounds than `max_tool_iterations` fail the turn.
+        """
+        result = await self._read_server_response(state)
+        rounds = 0
+        while True:
+            for item in result.mcp:
+                if isinstance(item, McpCallItem):
+                    state.mcp.ran(self._redacted_call(item))
+            requests = result.approval_requests
+            if not requests:
+                return result
+            if rounds >= self._provider.config.max_tool_iterations:
+                raise ToolError(
+                    f"the server kept asking MCP approvals after {rounds} rounds (max_tool_iterations)",
+                    provider=self._label,
+                )
+            rounds += 1
+            for request in requests:
+                await self._answer_approval(request, state)
+            if result.calls:
+                return result
+            await self._request_response(state)
+            following = await self._read_server_response(state)
+            text = "\n".join(piece for piece in (result.text, following.text) if piece)
+            result = ResponseResult(text, following.calls, result.usage + following.usage, following.mcp)
+
+    async def _answer_approval(self, request: McpApprovalRequest, state: _TurnState) -> None:
+        approved, failure = await self._provider.mcp_approver.decide(request)
+        state.mcp.asked(request, approved, failure)
+        await self._post(self._events.mcp_approval(request.request_id, approved), approval_detail(request, approved))
+
+    def _redacted_call(self, call: McpCallItem) -> McpCallItem:
+        """An MCP call as the server told it, with the API key taken out of what it returned."""
+        return dataclasses.replace(call, output=self._redacted(call.output), error=self._redacted(call.error))
+
+    async def _read_server_response(self, state: _TurnState) -> ResponseResult:
         """Events up to the turn's `response.done`, collected into a `ResponseResult`; with a barge-in planned,
         the answer is cut when the caller has heard enough of it (`_barge_in`).
 

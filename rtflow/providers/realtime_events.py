@@ -15,11 +15,12 @@ import base64
 import itertools
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 
 from rtflow.durations import Duration
 from rtflow.messages import AUDIO_PART_TYPES, TEXT_PART_TYPES, ContentPart, Message
 from rtflow.providers.config import CommonConfig
+from rtflow.providers.realtime_mcp import APPROVE, DENY
 from rtflow.providers.tools import native_tools
 
 __all__ = ["Dialect", "EventBuilder", "RealtimeConfig"]
@@ -100,6 +101,17 @@ class RealtimeConfig(CommonConfig):
     """Azure preview API version; selects the `/openai/realtime?api-version=&deployment=` URL form."""
     deployment: str | None = None
     """Azure deployment name (defaults to the model)."""
+    mcp_approval: str = APPROVE
+    """Who answers the server's approval requests for MCP tools (`require_approval`): `approve` (the default, so
+    the tools a flow offers run), `deny`, or a function `file://handlers.py:decide` that gets `{server_label, name,
+    arguments}` and returns true to approve. Each decision is the `approved` of the call's tool-call record."""
+
+    @field_validator("mcp_approval")
+    @classmethod
+    def _approval_policy(cls, value: str) -> str:
+        if value in (APPROVE, DENY) or value.startswith("file://"):
+            return value
+        raise ValueError(f"expected {APPROVE}, {DENY} or a handler file://handlers.py:decide, not {value[:40]!r}")
 
 
 def _ga_turn_detection(config: RealtimeConfig) -> dict[str, Any] | None:
@@ -116,6 +128,7 @@ class EventBuilder:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self._ids = itertools.count(1)
+        self._approvals = itertools.count(1)
 
     def _event(self, event_type: str, **body: Any) -> dict[str, Any]:
         return {"type": event_type, "event_id": f"rtflow-{next(self._ids)}", **body}
@@ -223,6 +236,16 @@ class EventBuilder:
     def audio_events(self, chunks: list[bytes]) -> list[dict[str, Any]]:
         """`input_audio_buffer.append` per chunk, then one `input_audio_buffer.commit`."""
         return [*(self.audio_append(piece) for piece in chunks), self.audio_commit()]
+
+    def mcp_approval(self, request_id: str, approve: bool) -> dict[str, Any]:
+        """The client's answer to an MCP approval request (the item needs an id of the client's making)."""
+        item = {
+            "type": "mcp_approval_response",
+            "id": f"mcpr_rtflow_{next(self._approvals)}",
+            "approval_request_id": request_id,
+            "approve": approve,
+        }
+        return self._event("conversation.item.create", item=item)
 
     def function_output(self, call_id: str, output: str) -> dict[str, Any]:
         """A tool's result for the model."""

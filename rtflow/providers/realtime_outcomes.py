@@ -40,6 +40,7 @@ from rtflow.errors import (
 from rtflow.messages import Usage
 from rtflow.providers.endpoints import SecretKey, server_text
 from rtflow.providers.ratelimits import DEFAULT_MAX_RETRY_AFTER, retry_after_from_text, retry_hint
+from rtflow.providers.realtime_mcp import McpApprovalRequest, McpCallItem
 from rtflow.providers.realtime_wire import (
     ErrorBody,
     ErrorEvent,
@@ -78,6 +79,13 @@ class ResponseResult:
     text: str = ""
     calls: list[PendingCall] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+    mcp: list[McpCallItem | McpApprovalRequest] = field(default_factory=list)
+    """What the server did with MCP tools in this response (it runs them; rtflow only answers approvals)."""
+
+    @property
+    def approval_requests(self) -> list[McpApprovalRequest]:
+        """The MCP calls the server waits to have approved before it makes them."""
+        return [item for item in self.mcp if isinstance(item, McpApprovalRequest)]
 
 
 class ResponseMatcher:
@@ -158,13 +166,13 @@ def finish_response(
         raise _failed_response(done, label, key, max_retry_after)
     if done.status not in (None, "completed"):
         tell(f"response.done: unknown status {done.status!r}, read as completed")
-    result = ResponseResult(text=streamed_text, calls=list(done.calls), usage=done.usage)
+    result = ResponseResult(text=streamed_text, calls=list(done.calls), usage=done.usage, mcp=list(done.mcp))
     final_text = "".join(done.texts)
     if final_text and final_text != streamed_text:
         if streamed_text:
             tell("the response's streamed text differs from its final output; the final output is used")
         result.text = final_text
-    if not result.text and not result.calls and (done.unreadable or lost_frames):
+    if not result.text and not result.calls and not result.mcp and (done.unreadable or lost_frames):
         parts = ", ".join(done.unreadable) if done.unreadable else "frames that could not be read"
         raise ProtocolError(f"the answer cannot be read: {parts} were skipped", provider=label)
     return result

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rtflow.messages import Usage
+from rtflow.providers.realtime_mcp import MCP_ITEM_TYPES, McpApprovalRequest, McpCallItem, read_mcp_item
 from rtflow.providers.tools import PendingCall
 from rtflow.providers.wire_fields import Note, field_count, field_figure, field_mapping, field_text, preview
 
@@ -180,6 +181,8 @@ class ResponseDone:
     commentary: tuple[str, ...] = ()
     """The text of the output's `commentary` messages (what a reasoning model says while it works)."""
     calls: tuple[PendingCall, ...] = ()
+    mcp: tuple[McpCallItem | McpApprovalRequest, ...] = ()
+    """The output's MCP items: calls the server ran on an MCP server, and approvals it asks for."""
     usage: Usage = field(default_factory=Usage)
     unreadable: tuple[str, ...] = ()
     """What of the output could not be read (a message's content, a call): the answer may lack it."""
@@ -385,6 +388,7 @@ def _response_done(event: dict[str, Any], note: Note) -> ResponseDone:
     texts: list[str] = []
     commentary: list[str] = []
     calls: list[PendingCall] = []
+    mcp: list[McpCallItem | McpApprovalRequest] = []
     unreadable: list[str] = []
     output = response.get("output")
     if output is not None and not isinstance(output, list):
@@ -394,7 +398,7 @@ def _response_done(event: dict[str, Any], note: Note) -> ResponseDone:
     for index, item in enumerate(output or []):
         is_commentary = isinstance(item, dict) and item.get("phase") == "commentary"
         _read_output_item(
-            item, f"{where}.output[{index}]", note, commentary if is_commentary else texts, calls, unreadable
+            item, f"{where}.output[{index}]", note, commentary if is_commentary else texts, calls, mcp, unreadable
         )
     return ResponseDone(
         response_id=field_text(response, "id", where, note),
@@ -405,13 +409,20 @@ def _response_done(event: dict[str, Any], note: Note) -> ResponseDone:
         texts=tuple(texts),
         commentary=tuple(commentary),
         calls=tuple(calls),
+        mcp=tuple(mcp),
         usage=_usage(response.get("usage"), f"{where}.usage", note),
         unreadable=tuple(unreadable),
     )
 
 
 def _read_output_item(
-    item: Any, where: str, note: Note, texts: list[str], calls: list[PendingCall], unreadable: list[str]
+    item: Any,
+    where: str,
+    note: Note,
+    texts: list[str],
+    calls: list[PendingCall],
+    mcp: list[McpCallItem | McpApprovalRequest],
+    unreadable: list[str],
 ) -> None:
     if not isinstance(item, dict):
         note(f"{where} is {preview(item)}, not an object; skipped")
@@ -427,6 +438,12 @@ def _read_output_item(
             unreadable.append(where)
             return
         calls.append((call_id, name, arguments or ""))
+    elif item_type in MCP_ITEM_TYPES:
+        read = read_mcp_item(item, where, note)
+        if read is None:
+            unreadable.append(where)
+        else:
+            mcp.append(read)
     elif item_type == "message":
         content = item.get("content")
         if content is None:

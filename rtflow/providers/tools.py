@@ -27,7 +27,7 @@ from rtflow.messages import ToolCall
 from rtflow.pyref import FILE_PREFIX, load_callable, resolve_path
 from rtflow.user_code import UserCodeError, call_user_code
 
-__all__ = ["PendingCall", "ToolRunner", "chat_tools", "native_tools"]
+__all__ = ["PendingCall", "ToolRunner", "chat_tools", "load_handler", "native_tools"]
 
 PendingCall = tuple[str, str, str]
 """(call_id, name, arguments_json) of a function call the model made."""
@@ -38,12 +38,18 @@ def native_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     converted: list[dict[str, Any]] = []
     for tool in tools:
         function = tool.get("function")
-        if isinstance(function, Mapping):
-            converted.append({"type": "function", **dict(function)})
+        if tool.get("type") == "mcp":  # the server's own tool: sent exactly as the flow wrote it
+            converted.append(dict(tool))
+        elif isinstance(function, Mapping):
+            converted.append(_without_strict({"type": "function", **dict(function)}))
         else:
-            converted.append({"type": "function", **{k: v for k, v in tool.items() if k != "type"}})
+            converted.append(_without_strict({"type": "function", **{k: v for k, v in tool.items() if k != "type"}}))
+    return converted
+
+
+def _without_strict(tool: dict[str, Any]) -> dict[str, Any]:
     # Chat's `strict` flag has no Realtime counterpart.
-    return [{k: v for k, v in tool.items() if k != "strict"} for tool in converted]
+    return {k: v for k, v in tool.items() if k != "strict"}
 
 
 def chat_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -63,7 +69,7 @@ def _encode_result(result: Any) -> str:
     return json.dumps(result, default=str, ensure_ascii=False)
 
 
-def _handler(reference: str, base_dir: Path, timeout: float) -> Callable[..., Any]:
+def load_handler(reference: str, base_dir: Path, timeout: float) -> Callable[..., Any]:
     """The function a handler reference names: Python (`file://tools.py:fn`), or JavaScript (`file://tools.js:fn`,
     or a JS config's inline function), which runs in the run's Node worker and is awaited like async Python."""
     from rtflow.js.refs import function_ref_from_text, is_js_reference, split_js_ref
@@ -102,10 +108,10 @@ class ToolRunner:
         # Imported (or, for JavaScript, found with a Node to run it) at construction, so a bad reference is a
         # FlowError before any call is made.
         self._handlers: dict[str, Callable[..., Any]] = {
-            name: _handler(ref, base_dir, timeout) for name, ref in handlers.items()
+            name: load_handler(ref, base_dir, timeout) for name, ref in handlers.items()
         }
         self._handler_refs = {name: ref.removeprefix(FILE_PREFIX) for name, ref in handlers.items()}
-        self._dispatcher = _handler(dispatcher, base_dir, timeout) if dispatcher else None
+        self._dispatcher = load_handler(dispatcher, base_dir, timeout) if dispatcher else None
         self._dispatcher_ref = dispatcher.removeprefix(FILE_PREFIX) if dispatcher else ""
         self.timeout = timeout
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rtflow.sim.mcp import shown_tool
 from rtflow.sim.session_state import SessionSettings
 
 __all__ = ["BETA", "GA", "Dialect"]
@@ -67,7 +68,7 @@ class Dialect:
             "model": settings.model,
             "output_modalities": settings.output_modalities,
             "instructions": settings.instructions,
-            "tools": settings.tools,
+            "tools": [shown_tool(tool) for tool in settings.tools],
             "tool_choice": settings.tool_choice,
             "max_output_tokens": settings.max_output_tokens,
             "audio": {

@@ -37,6 +37,7 @@ from rtflow.sim.dialects import Dialect
 from rtflow.sim.idle_timeout import IDLE_PROMPT, IdleWatch, idle_timeout_s
 from rtflow.sim.ids import IdSource
 from rtflow.sim.images import check_image_part
+from rtflow.sim.mcp import check_approval_response, list_new_servers, plan_mcp_step
 from rtflow.sim.model import item_text, respond
 from rtflow.sim.responses import ConnectionDropped, ResponseRun
 from rtflow.sim.runtime import SimRuntime
@@ -160,6 +161,8 @@ class RealtimeConnection:
         self._vad: EnergyVad | None = None
         self._speech_item = ""
         self._active: ResponseRun | None = None
+        self._mcp_listed: set[str] = set()
+        """Labels of the MCP servers whose tools this session has listed."""
         self._closed = False
         self._tasks: TaskGroup | None = None
         self._responses: set[asyncio.Task[None]] = set()
@@ -402,6 +405,8 @@ class RealtimeConnection:
             self.settings = self._apply(event.get("session"))
         self._vad = None
         await self.emit({"type": "session.updated", "session": self._session_object()})
+        if not self.dialect.is_beta:
+            await list_new_servers(self, self.settings.tools, self._mcp_listed)
 
     def _check_item(self, raw: Any) -> dict[str, Any]:
         if not isinstance(raw, dict):
@@ -441,17 +446,21 @@ class RealtimeConnection:
                     "A function_call_output item needs 'call_id' and 'output' strings.",
                     "item.output",
                 )
+        elif kind == "mcp_approval_response" and not self.dialect.is_beta:
+            check_approval_response(item, self._by_id)
         else:
             raise SettingsError(
                 "invalid_value",
-                "Invalid value for 'item.type': expected 'message', 'function_call' or 'function_call_output'.",
+                "Invalid value for 'item.type': expected 'message', 'function_call', 'function_call_output' or"
+                " 'mcp_approval_response'.",
                 "item.type",
             )
         item.setdefault("id", self.new_id("item"))
         if item["id"] in self._by_id:
             raise SettingsError("invalid_value", f"Item with id '{item['id']}' already exists.", "item.id")
         item.pop("object", None)  # the neutral item has none; the beta dialect shows one
-        item["status"] = "completed"
+        if kind != "mcp_approval_response":  # MCP items carry no status
+            item["status"] = "completed"
         if kind == "message" and audio:
             self._input_audio[item["id"]] = audio
         return item
@@ -688,6 +697,9 @@ class RealtimeConnection:
         settings = self._apply(overrides, response=True) if overrides else self.settings
         context = self._context(overrides.get("input"))
         reply = respond(settings.instructions, context, settings.tools, settings.tool_choice, self.runtime.rules)
+        mcp_step = None if idle else plan_mcp_step(settings.tools, context)
+        if mcp_step is not None:  # the MCP server's tool answers this one, not a function
+            reply.text, reply.calls = mcp_step.answer, []
         if idle:
             reply.text, reply.calls = IDLE_PROMPT, []
         fault = self.runtime.faults.pick_response("realtime", settings.model, reply.last_user_text)
@@ -703,7 +715,7 @@ class RealtimeConnection:
             )
             return
         metadata = overrides.get("metadata") if isinstance(overrides.get("metadata"), dict) else None
-        run = ResponseRun(self, self.new_id("resp"), settings, reply, in_conversation, metadata, fault)
+        run = ResponseRun(self, self.new_id("resp"), settings, reply, in_conversation, metadata, fault, mcp=mcp_step)
         if self._log is not None:
             self._log.record(
                 self.conn_id, "state", "realtime", "response.context", context_record(run.response_id, context)

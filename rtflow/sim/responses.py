@@ -34,6 +34,7 @@ import anyio
 from rtflow.audio.formats import BYTES_PER_SECOND
 from rtflow.sim.config import Fault
 from rtflow.sim.dialects import Dialect
+from rtflow.sim.mcp import McpStep
 from rtflow.sim.model import ModelReply, word_count
 from rtflow.sim.runtime import SimRuntime
 from rtflow.sim.session_state import SessionSettings
@@ -135,6 +136,8 @@ class ResponseRun:
     """Set once `response.done` is sent (or the response could not finish)."""
     open_item: _OpenItem | None = None
     """The output item being streamed: the one a cancel that lands now must close."""
+    mcp: McpStep | None = None
+    """What the response does on an MCP server before it speaks (see `rtflow.sim.mcp`)."""
 
     def cancel(self, reason: str = "client_cancelled") -> None:
         """Stop streaming `cancel_delay_ms` from now; `response.done` then says cancelled with this reason.
@@ -170,6 +173,10 @@ class ResponseRun:
             text, limited = self._limited_text()
             if self._comments():
                 await self._stream_message(COMMENTARY, "commentary")
+            if self.mcp is not None and self.mcp.kind == "call":
+                await self._stream_mcp_call(self.mcp)
+            elif self.mcp is not None and self.mcp.kind == "ask":
+                await self._stream_approval_request(self.mcp)
             if text:
                 await self._stream_message(text)
             if not limited:
@@ -196,7 +203,8 @@ class ResponseRun:
             status, details = "cancelled", {"type": "cancelled", "reason": self.cancel_reason}
             await self._close_cancelled()
             for item in self.output:
-                item["status"] = "incomplete"
+                if "status" in item:  # MCP items have none
+                    item["status"] = "incomplete"
         usage = self._usage()
         await emit({"type": "response.done", "response": self._body(status, details, usage)})
         await conn.send_rate_limits(usage["total_tokens"])
@@ -284,7 +292,8 @@ class ResponseRun:
     async def _close_item(self, item: dict[str, Any], output_index: int, status: str = "completed") -> None:
         conn = self.connection
         self.open_item = None
-        item["status"] = status
+        if "status" in item:  # MCP items have none
+            item["status"] = status
         shown = conn.dialect.item(item)
         if not conn.dialect.is_beta:
             await conn.emit(
@@ -452,4 +461,43 @@ class ResponseRun:
         await conn.emit(
             {"type": "response.function_call_arguments.done", **where, "arguments": arguments, "name": name}
         )
+        await self._close_item(item, opened.output_index)
+
+    async def _stream_mcp_call(self, step: McpStep) -> None:
+        """The MCP server's call: its arguments as the model writes them, then the call and its output."""
+        conn = self.connection
+        item: dict[str, Any] = {
+            "id": conn.new_id("mcp"),
+            "type": "mcp_call",
+            "server_label": step.server_label,
+            "name": step.name,
+            "arguments": "",
+        }
+        if step.approval_request_id is not None:
+            item["approval_request_id"] = step.approval_request_id
+        opened = await self._open_item(item)
+        where = {"item_id": item["id"], "output_index": opened.output_index}
+        delta = {"type": "response.mcp_call_arguments.delta", "response_id": self.response_id, **where}
+        await conn.emit({**delta, "delta": step.arguments, "obfuscation": conn.obfuscation(step.arguments)})
+        item["arguments"] = step.arguments
+        done = {"type": "response.mcp_call_arguments.done", "response_id": self.response_id, **where}
+        await conn.emit({**done, "arguments": step.arguments})
+        await conn.emit({"type": "response.mcp_call.in_progress", **where})
+        await conn.runtime.latency.per_delta()  # the server's call to the MCP server
+        if self.cancelled:
+            await self._cancel_lands()
+        item["output"] = step.output
+        await conn.emit({"type": "response.mcp_call.completed", **where})
+        await self._close_item(item, opened.output_index)
+
+    async def _stream_approval_request(self, step: McpStep) -> None:
+        """The call waits for the client: the response ends with the request, whole at once."""
+        item: dict[str, Any] = {
+            "id": self.connection.new_id("mcpr"),
+            "type": "mcp_approval_request",
+            "server_label": step.server_label,
+            "name": step.name,
+            "arguments": step.arguments,
+        }
+        opened = await self._open_item(item)
         await self._close_item(item, opened.output_index)

@@ -78,11 +78,17 @@ def _invalid(param: str, message: str) -> SettingsError:
     return SettingsError("invalid_value", message, param)
 
 
-def _check_tools(prefix: str, tools: Any) -> list[dict[str, Any]]:
+def _check_tools(prefix: str, tools: Any, *, mcp: bool = False) -> list[dict[str, Any]]:
+    """The session's tools: functions, and (GA, `mcp`) MCP servers."""
+    from rtflow.sim.mcp import check_mcp_tool  # here: the MCP module builds on this one's SettingsError
+
     if not isinstance(tools, list):
         raise _invalid(f"{prefix}.tools", "Invalid type for 'tools': expected an array.")
     checked = []
     for index, tool in enumerate(tools):
+        if mcp and isinstance(tool, dict) and tool.get("type") == "mcp":
+            checked.append(check_mcp_tool(f"{prefix}.tools[{index}]", tool))
+            continue
         if not isinstance(tool, dict) or tool.get("type", "function") != "function" or not tool.get("name"):
             raise _invalid(f"{prefix}.tools[{index}]", "Each tool needs type 'function' and a name.")
         checked.append({key: tool[key] for key in ("type", "name", "description", "parameters") if key in tool})
@@ -178,7 +184,7 @@ def apply_ga_update(settings: SessionSettings, update: Any, *, response: bool = 
     if "instructions" in update:
         new.instructions = str(update["instructions"] or "")
     if "tools" in update:
-        new.tools = _check_tools(prefix, update["tools"])
+        new.tools = _check_tools(prefix, update["tools"], mcp=True)
     if "tool_choice" in update:
         new.tool_choice = _check_tool_choice(prefix, update["tool_choice"])
     if "max_output_tokens" in update:
