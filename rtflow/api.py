@@ -387,10 +387,11 @@ async def arun(
             log.info("run.finished", status=status, duration_s=round(time.monotonic() - started, 3))
     records = _in_plan_order(plan, scheduler.records)
     final = run_record.model_copy(update={"status": status, "ended_at": ended})
-    written = [write_export(final, records, output) for output in flow_outputs]
-    return RunResult(
-        run=final, turns=records, plan=plan, duration_s=time.monotonic() - started, outputs_written=written
-    )
+    result = RunResult(run=final, turns=records, plan=plan, duration_s=time.monotonic() - started)
+    result.outputs_written = [
+        write_export(final, records, output, summary=result.summary) for output in flow_outputs
+    ]  # the run's one summary: each export would otherwise work it out again
+    return result
 
 
 def _settles_later(plan: Plan, record: TurnRecord) -> bool:

@@ -338,7 +338,7 @@ def run_command(
         # An HTML report of a run with a baseline opens with the compare view; other formats have no place for it.
         compared = baseline_run is not None and output.suffix.lower() in (".html", ".htm")
         baseline_of = ReportBaseline(baseline_record, baseline_turns) if compared else None
-        write_export(result.run, result.turns, output, baseline=baseline_of)
+        write_export(result.run, result.turns, output, summary=result.summary, baseline=baseline_of)
     _append_step_summary(result)
     # Off a terminal (CI logs, pipes) rich would assume 80 columns and cut the table's words short.
     console = Console() if sys.stdout.isatty() else Console(width=200)

@@ -114,8 +114,6 @@ def _tallies(turns: Iterable[TurnRecord]) -> dict[str, _Tally]:
 
 def _change(key: str, before: _Tally | None, after: _Tally | None) -> Change:
     if before is None or after is None:
-        tally = after or before
-        assert tally is not None
         return Change(key, "new" if before is None else "gone", (0, 0), (0, 0), None)
     p_value = fisher_exact(before.passed, before.runs, after.passed, after.runs)
     if p_value < SIGNIFICANCE:

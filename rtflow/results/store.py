@@ -465,6 +465,12 @@ class RunStore:
             rows = self._connection.execute(query, parameters).fetchall()
         return [self._turn_from_json(row[0]) for row in rows]
 
+    def count_turns(self, run_id: str) -> int:
+        """How many turns of run `run_id` are stored (none is parsed: a cheap question to ask often)."""
+        with self._lock, self._translate("read"):
+            row = self._connection.execute("SELECT COUNT(*) FROM turns WHERE run_id = ?", (run_id,)).fetchone()
+        return int(row[0])
+
     def summary(self, run_id: str) -> RunSummary:
         """The `RunSummary` of run `run_id` (or `latest`) from its stored turns.
 

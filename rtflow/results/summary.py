@@ -45,7 +45,6 @@ __all__ = [
     "RunSummary",
     "TurnFigures",
     "concurrency_profile",
-    "percentile",
     "primary_provider",
     "turn_taking_values",
 ]
@@ -210,6 +209,11 @@ class TurnFigures(BaseModel):
         """Whether these turns have spoken turn-taking figures (`SPOKEN_METRICS`) or a barge-in: what makes the
         views show turn-taking, since `ttfb` and `response_latency` alone are a text answer's first delta again."""
         return self.interrupted > 0 or not SPOKEN_METRICS.isdisjoint(self.timing)
+
+    @classmethod
+    def of_turns(cls, turns: Sequence[TurnRecord]) -> TurnFigures:
+        """The figures of a part of a run (a report's column, a thread's turns): no run-wide ones."""
+        return cls(**_figures(turns))
 
     def status_counts(self) -> dict[str, int]:
         """The statuses that some turn has, with their counts, in `STATUS_ORDER`."""

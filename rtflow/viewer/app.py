@@ -77,7 +77,8 @@ class _Viewer:
     def run_page(self, request: Request) -> Response:
         run_id = reading.check_run_id(request.path_params["run_id"])
         if run_id == reading.LATEST:
-            return _redirect(pages.run_url(reading.resolve(self.db_path, run_id)))
+            (resolved,) = reading.resolve(self.db_path, run_id)
+            return _redirect(pages.run_url(resolved))
         nonce = secrets.token_urlsafe(16)
         status = reading.run_status(self.db_path, run_id)
         return _html(pages.live_page(status, pages.report_url(run_id), nonce), nonce=nonce)
@@ -100,8 +101,7 @@ class _Viewer:
         baseline_id = reading.check_run_id(request.path_params["baseline_id"])
         run_id = reading.check_run_id(request.path_params["run_id"])
         if reading.LATEST in (baseline_id, run_id):
-            resolved = (reading.resolve(self.db_path, baseline_id), reading.resolve(self.db_path, run_id))
-            return _redirect(pages.compare_url(*resolved))
+            return _redirect(pages.compare_url(*reading.resolve(self.db_path, baseline_id, run_id)))
         nonce = secrets.token_urlsafe(16)
         status = reading.compare_status(self.db_path, baseline_id, run_id)
         report = f"{pages.compare_url(baseline_id, run_id)}/report"

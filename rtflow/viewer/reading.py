@@ -80,10 +80,11 @@ def run_rows(db_path: Path, limit: int) -> list[RunRow]:
         return [RunRow(run, store.summary(run.run_id)) for run in store.list_runs(limit)]
 
 
-def resolve(db_path: Path, run_id: str) -> str:
-    """The id `run_id` names (the newest run's for `latest`); `RunNotFoundError` when the store has none."""
+def resolve(db_path: Path, *run_ids: str) -> tuple[str, ...]:
+    """The ids `run_ids` name (the newest run's for `latest`), from one opening of the store; `RunNotFoundError`
+    when the store has one of them not."""
     with _store(db_path) as store:
-        return store.get_run(check_run_id(run_id)).run_id
+        return tuple(store.get_run(check_run_id(run_id)).run_id for run_id in run_ids)
 
 
 @dataclass(frozen=True)
@@ -108,18 +109,23 @@ class RunStatusView:
         }
 
 
-def run_status(db_path: Path, run_id: str) -> RunStatusView:
-    """Run `run_id`'s status and how many of its turns are stored, from its `RunSummary`."""
-    with _store(db_path) as store:
-        summary = store.summary(check_run_id(run_id))
-        run = store.get_run(summary.run_id)
+def _status(store: RunStore, run: RunRecord) -> RunStatusView:
+    """How far `run` has got. The live page asks every 1.5 s: the stored turns are counted, not read (the planned
+    turns are `RunSummary.planned_turns`' rule: the run's total, or more when more are stored)."""
+    stored = store.count_turns(run.run_id)
     return RunStatusView(
         run_id=run.run_id,
         status=run.status,
         ended=run.status != "running",
-        turns=summary.turns,
-        planned_turns=summary.planned_turns,
+        turns=stored,
+        planned_turns=max(run.total_turns, stored),
     )
+
+
+def run_status(db_path: Path, run_id: str) -> RunStatusView:
+    """Run `run_id`'s status and how many of its turns are stored."""
+    with _store(db_path) as store:
+        return _status(store, store.get_run(check_run_id(run_id)))
 
 
 def compare_status(db_path: Path, baseline_id: str, run_id: str) -> RunStatusView:
@@ -127,8 +133,8 @@ def compare_status(db_path: Path, baseline_id: str, run_id: str) -> RunStatusVie
     with _store(db_path) as store:
         baseline = store.get_run(check_run_id(baseline_id))
         run = store.get_run(check_run_id(run_id))
-    _check_two_runs(baseline, run)
-    return run_status(db_path, run.run_id)
+        _check_two_runs(baseline, run)
+        return _status(store, run)
 
 
 def _check_two_runs(baseline: RunRecord, run: RunRecord) -> None:

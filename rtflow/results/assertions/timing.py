@@ -27,7 +27,7 @@ from rtflow.results.assertions.base import (
     verdict_result,
 )
 from rtflow.results.records import AssertionResult
-from rtflow.results.summary import percentile
+from rtflow.results.statistics import percentile
 
 __all__ = [
     "LATENCY_METRICS",

@@ -15,7 +15,8 @@ from markupsafe import Markup
 
 from rtflow.messages import EventMark
 from rtflow.results.records import CallAttempt, TurnRecord
-from rtflow.results.summary import concurrency_profile, percentile
+from rtflow.results.statistics import percentile
+from rtflow.results.summary import concurrency_profile
 
 __all__ = ["Bar", "BargeIn", "barge_ins", "histogram_svg", "timeline_bars", "timeline_svg"]
 

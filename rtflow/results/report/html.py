@@ -115,7 +115,7 @@ def render_html(
         summary=summary,
         status_order=STATUS_ORDER,
         concurrency=run.options.get("concurrency"),
-        matrix=ResultsMatrix.of(run, conversations),
+        matrix=ResultsMatrix.of(conversations),
         conversations=conversations,
         comparison=comparison,
         timeline=timeline_svg(ordered, {view.record.node_id: view.anchor for view in views}),

@@ -4,8 +4,8 @@ Two providers' answers to the same turn of the same thread sit in one row, side 
 rows. A column is a conversation's provider column (`provider_column`: its primary provider, and its prompt
 when the flow has several). With `--repeat` a cell holds every copy of its turn.
 
-Every count the matrix shows (a column's, a thread's) is a `RunSummary` of those turns, so it agrees with the
-run's summary by construction: the matrix formats figures, it never counts.
+Every count the matrix shows (a column's, a thread's) is the summary's `TurnFigures` of those turns, so it agrees
+with the run's summary by construction: the matrix formats figures, it never counts.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report.media import AudioSource
 from rtflow.results.report.transcript import ConversationView, TurnView
-from rtflow.results.summary import RunSummary, TurnFigures, primary_provider
+from rtflow.results.summary import TurnFigures, primary_provider
 
 __all__ = [
     "FOLD_CHARACTERS",
@@ -108,7 +107,7 @@ class ResultsMatrix:
         return list(dict.fromkeys(column.provider for column in self.columns))
 
     @classmethod
-    def of(cls, run: RunRecord, conversations: Sequence[ConversationView]) -> ResultsMatrix:
+    def of(cls, conversations: Sequence[ConversationView]) -> ResultsMatrix:
         """The matrix of `conversations` (the views of every turn of `run` in the report)."""
         column_turns: dict[str, list[TurnView]] = {}
         thread_turns: dict[str, list[TurnView]] = {}
@@ -130,11 +129,11 @@ class ResultsMatrix:
                     )
                 row.cells.setdefault(column_key, []).append(view)
         columns = [
-            MatrixColumn(key, primary_provider(views[0].record), views[0].record.prompt, _figures(run, views))
+            MatrixColumn(key, primary_provider(views[0].record), views[0].record.prompt, _figures(views))
             for key, views in column_turns.items()
         ]
         groups = [
-            ThreadGroup(thread, _figures(run, views), [rows[thread][index] for index in sorted(rows[thread])])
+            ThreadGroup(thread, _figures(views), [rows[thread][index] for index in sorted(rows[thread])])
             for thread, views in thread_turns.items()
         ]
         for group in groups:
@@ -142,13 +141,12 @@ class ResultsMatrix:
                 views = cell_turns.get((group.thread_id, column.key))
                 if views:
                     group.overview[column.key] = OverviewCell(
-                        _figures(run, views), cell_anchors[(group.thread_id, column.key)]
+                        _figures(views), cell_anchors[(group.thread_id, column.key)]
                     )
         types = sorted({kind for views in column_turns.values() for view in views for kind in view.assertion_types})
         return cls(columns, groups, types)
 
 
-def _figures(run: RunRecord, views: Sequence[TurnView]) -> TurnFigures:
+def _figures(views: Sequence[TurnView]) -> TurnFigures:
     """The summary's figures of a part of the run (a column's or a thread's turns)."""
-    records: list[TurnRecord] = [view.record for view in views]
-    return RunSummary.of(run, records, planned_turns=len(records))
+    return TurnFigures.of_turns([view.record for view in views])
