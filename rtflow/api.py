@@ -22,7 +22,6 @@ import anyio
 import anyio.abc
 
 from rtflow.errors import FlowError, RtflowError, first_error_in
-from rtflow.flow.assertion_types import split_negation
 from rtflow.flow.loader import load
 from rtflow.flow.spec import FlowSpec
 from rtflow.js.run_scope import js_for_run
@@ -31,6 +30,7 @@ from rtflow.output_paths import check_export_file, check_output_file, ensure_wri
 from rtflow.plan.compiler import compile_flow
 from rtflow.plan.graph import Plan, call_node_id
 from rtflow.providers.base import Provider
+from rtflow.results.assertions.timing import is_run_level
 from rtflow.results.records import RunRecord, TurnRecord, new_run_id
 from rtflow.results.report import JsonlWriter, write_export
 from rtflow.results.run_result import RunResult
@@ -396,19 +396,16 @@ async def arun(
 
 def _settles_later(plan: Plan, record: TurnRecord) -> bool:
     """Whether a turn's record, though no longer `pending`, may be stored again with another verdict before the
-    run ends: a turn judged over the whole run (a `latency` assertion with `p`, re-judged once every turn is in,
-    as `rtflow.results.assertions.timing` reads it), or a turn of a simulated dialogue (its last turn takes the
-    dialogue's verdict, and a regenerated dialogue replaces the turns it had)."""
+    run ends: a turn judged over the whole run (`is_run_level`, re-judged once every turn is in), or a turn of a
+    simulated dialogue (its last turn takes the dialogue's verdict, and a regenerated dialogue replaces the turns
+    it had)."""
     conversation = plan.conversations.get(record.conversation_id)
     if conversation is None or not conversation.turns:
         return False
     turn = conversation.turns[min(record.turn_index, len(conversation.turns) - 1)]  # a dialogue is the last entry
     if turn.simulate is not None:
         return True
-    return any(
-        split_negation(assertion.type)[0] == "latency" and isinstance(assertion.value, dict) and "p" in assertion.value
-        for assertion in turn.asserts
-    )
+    return any(is_run_level(assertion) for assertion in turn.asserts)
 
 
 def _caller_lines(run_store: RunStore | None, run_id: str) -> dict[str, tuple[list[str], bool]]:

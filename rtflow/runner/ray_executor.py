@@ -35,7 +35,7 @@ from rtflow.errors import FlowError, RtflowError
 from rtflow.log import get_logger
 from rtflow.plan.graph import Plan
 from rtflow.results.records import TurnRecord
-from rtflow.runner.scheduler import SchedulerSettings
+from rtflow.runner.scheduler import SchedulerSettings, restorable
 
 __all__ = ["INSTALL_HINT", "RAY_NAMESPACE", "RayExecutor", "require_ray"]
 
@@ -103,9 +103,7 @@ class RayExecutor:
         self.workers = workers
         self.address = address
         self.records: dict[str, TurnRecord] = {
-            node_id: record
-            for node_id, record in self.resume_from.items()
-            if record.output is not None and record.status in ("passed", "failed", "pending")
+            node_id: record for node_id, record in self.resume_from.items() if restorable(record)
         }
         """The latest record of every turn that reached one, keyed by the turn's primary node id: those a resumed
         run keeps (its workers restore them without a record), then what the workers drain."""

@@ -69,7 +69,7 @@ from rtflow.runner.history import ConversationHistory
 from rtflow.runner.limits import RateLimiter
 from rtflow.runner.retry import RetryPolicy, retrying
 
-__all__ = ["NodeState", "Scheduler", "SchedulerSettings", "TurnSink"]
+__all__ = ["NodeState", "Scheduler", "SchedulerSettings", "TurnSink", "restorable"]
 
 TurnSink = Callable[[TurnRecord], None]
 
@@ -129,6 +129,12 @@ class _ConversationState:
     session_slots: set[str] = field(default_factory=set)
     failure: str | None = None
     """Why the rest of the conversation is skipped, once a turn's whole chain failed."""
+
+
+def restorable(record: TurnRecord) -> bool:
+    """Whether a stored record of a turn is kept when its run is resumed (answered: graded or not), rather than
+    the turn asked again."""
+    return record.output is not None and record.status in ("passed", "failed", "pending")
 
 
 class _Stopped(Exception):
@@ -236,7 +242,7 @@ class Scheduler:
         """Why no new turn starts any more (the budget is spent, or a turn failed under fail-fast); the turns
         that would have started are recorded `skipped` with this reason, so the run still accounts for them."""
         self._costs: dict[str, float] = {}
-        self.spent = 0.0
+        self._spent = 0.0
         """US dollars the stored answers cost so far (resumed ones included)."""
         self.in_flight = 0
         """Provider calls running right now."""
@@ -960,10 +966,12 @@ class Scheduler:
     def _restore_from_resume(self, state: _ConversationState, node: CallNode) -> bool:
         """Take a turn answered in an earlier run of this run id instead of calling again."""
         previous = self._resume_from.get(node.id)
-        if previous is None or previous.output is None or previous.status not in ("passed", "failed", "pending"):
+        if previous is None or not restorable(previous):
             return False
+        output = previous.output
+        assert output is not None  # restorable: it was answered
         turn = state.turns[node.turn_index]
-        turn.output = previous.output
+        turn.output = output
         turn.answered_by = node
         turn.prompt_messages = list(previous.prompt_messages)
         turn.request_messages = list(previous.request_messages)
@@ -972,9 +980,9 @@ class Scheduler:
         turn.started_at = previous.started_at
         turn.record = previous
         self.records[node.id] = previous
-        self._account(previous)
+        self._count_cost(previous)  # a kept failure is not a new one: it does not trip fail-fast
         conversation = state.conversation
-        state.history.add(previous.prompt_messages, previous.output.heard, conversation.turns[node.turn_index].metadata)
+        state.history.add(previous.prompt_messages, output.heard, conversation.turns[node.turn_index].metadata)
         return True
 
     # -- grade nodes --------------------------------------------------------------------------------------
@@ -1079,18 +1087,22 @@ class Scheduler:
         self.sink(record)
 
     def _account(self, record: TurnRecord) -> None:
-        """Count a stored record's cost against `max_cost`, and its failure under `fail_fast`. A record saved
-        again (graded, regraded) replaces its earlier cost rather than adding to it."""
+        """Count a stored record against `max_cost` and, when it failed, under `fail_fast`."""
+        self._count_cost(record)
+        if self._halted is None and self.settings.fail_fast and record.status in ("failed", "error"):
+            self._halt(f"fail-fast: {record.conversation_id} turn {record.turn_index + 1} {record.status}")
+
+    def _count_cost(self, record: TurnRecord) -> None:
+        """Add a record's cost to the spend (a record saved again, graded or regraded, replaces its earlier cost
+        rather than adding to it); halt new work once the spend reaches `max_cost`."""
         cost = record.output.cost if record.output is not None else None
         if cost is not None:
-            self.spent += cost - self._costs.get(record.node_id, 0.0)
+            self._spent += cost - self._costs.get(record.node_id, 0.0)
             self._costs[record.node_id] = cost
-        if self._halted is not None:
-            return
         budget = self.settings.max_cost
-        if budget is not None and self.spent >= budget:
-            self._halted = f"budget: the run had spent ${self.spent:.4f} of its ${budget:g} (--max-cost)"
-        elif self.settings.fail_fast and record.status in ("failed", "error"):
-            self._halted = f"fail-fast: {record.conversation_id} turn {record.turn_index + 1} {record.status}"
-        if self._halted is not None:
-            self._log.warning("run.halted", run=self.run_id, reason=self._halted)
+        if self._halted is None and budget is not None and self._spent >= budget:
+            self._halt(f"budget: the run had spent ${self._spent:.4f} of its ${budget:g} (--max-cost)")
+
+    def _halt(self, reason: str) -> None:
+        self._halted = reason
+        self._log.warning("run.halted", run=self.run_id, reason=reason)

@@ -170,3 +170,18 @@ def test_a_simulated_dialogue_is_estimated_at_its_most(tmp_path: Path) -> None:
     assert "agent: 5 requests" in estimated.stdout  # the written turn, then four answers at most
     assert re.search(r"\(caller\): 4 requests, \d+ input and 40 output tokens", estimated.stdout), estimated.stdout
     assert "simulated dialogues at their max_turns" in estimated.stdout
+
+
+def test_resuming_a_fail_fast_run_is_not_stopped_by_the_failure_it_keeps(tmp_path: Path) -> None:
+    """The turns fail-fast skipped run on resume: the failure kept from before is not a new one, so the resumed
+    run goes on until a turn fails in it (the failing thread's next turn, its turns all fail)."""
+    code, first = _run(tmp_path, _flow(tmp_path, failing="travel"), "--fail-fast")
+    assert code == 1 and any(turn["status"] == "skipped" for turn in first["turns"])
+    resumed = tmp_path / "resumed.json"
+    done = _rtflow(
+        tmp_path, "run", "--resume", first["run"]["run_id"], "--sim", "--no-progress", "--fail-fast", "-o", str(resumed)
+    )
+    assert done.returncode == 1, done.stderr
+    turns = json.loads(resumed.read_text(encoding="utf-8"))["turns"]
+    failed = [(turn["thread_id"], turn["turn_index"]) for turn in turns if turn["status"] == "failed"]
+    assert failed == [("travel", 0), ("travel", 1)]  # the kept failure, then a new one the resumed run asked

@@ -37,6 +37,7 @@ __all__ = [
     "check_absent",
     "check_events",
     "check_latency",
+    "is_run_level",
     "latency_bound",
     "measured_latency",
     "run_level_reason",
@@ -142,6 +143,11 @@ def measured_latency(metric: str, metrics: TurnMetrics) -> float | None:
 
 def _placeholder(bound: LatencyBound) -> str:
     return f"judged over the run (p{bound.p:g} of {bound.metric} across its turns)"
+
+
+def is_run_level(spec: AssertionLike) -> bool:
+    """Whether the assertion is judged over the run rather than on one turn: a `latency` with a percentile `p`."""
+    return split_negation(spec.type)[0] == "latency" and isinstance(spec.value, dict) and "p" in spec.value
 
 
 def run_level_reason(spec: AssertionLike, value: Any) -> str | None:
@@ -327,7 +333,7 @@ def _run_bound(spec: AssertionLike) -> LatencyBound | None:
     """The bound of a run-level `latency` assertion (its value as written, with no vars), or None for others.
 
     Raises `Unevaluable` for a value that asks for a percentile but cannot be read without the turn's vars."""
-    if split_negation(spec.type)[0] != "latency" or not isinstance(spec.value, dict) or "p" not in spec.value:
+    if not is_run_level(spec):
         return None
     return latency_bound(render_value(spec.value, {}), spec.config)
 
