@@ -123,6 +123,21 @@ def _settings(
     )
 
 
+def _check_ray_can_run(spec: FlowSpec, replay_callers: str | None, settings: SchedulerSettings) -> None:
+    """Each Ray worker runs its own scheduler on its batches: a budget, fail-fast or replayed callers would hold
+    per batch, not for the run, so they are refused (before anything runs) rather than quietly weakened."""
+    if spec.source_path is None:
+        raise FlowError("--executor ray runs a flow file: a flow built in code cannot reach the workers")
+    asked = {
+        "--max-cost": settings.max_cost is not None,
+        "--fail-fast": settings.fail_fast,
+        "--replay-callers": bool(replay_callers),
+    }
+    unsupported = [name for name, given in asked.items() if given]
+    if unsupported:
+        raise FlowError(f"{', '.join(unsupported)} cannot be used with --executor ray yet: run without it")
+
+
 async def _watch_signals(
     scheduler: Scheduler | RayExecutor, cancel_scope: anyio.CancelScope, state: dict[str, bool]
 ) -> None:
@@ -145,13 +160,11 @@ def _prepare(
     *,
     sim: Any,
     concurrency: int | None,
-    thread_filter: str | None,
-    repeat: int | None,
+    selection: Mapping[str, Any],
     vars: Mapping[str, Any] | None,
-    only_threads: Collection[str] | None = None,
-    shard: tuple[int, int] | None = None,
 ) -> tuple[FlowSpec, Plan, RunRecord, dict[str, TurnRecord]]:
-    """Load and compile the flow, and the run's record: a new one, or the one being resumed with its turns."""
+    """Load and compile the flow (`selection`: `compile_flow`'s keyword arguments), and the run's record: a new
+    one, or the one being resumed with its turns."""
     resume_records: dict[str, TurnRecord] = {}
     resumed_run: RunRecord | None = None
     if resume is not None:
@@ -165,9 +178,7 @@ def _prepare(
     if flow is None:
         raise FlowError("no flow given: name a flow file, or a run to resume")
     spec = load(flow) if isinstance(flow, str | Path) else flow
-    if repeat is None:
-        repeat = spec.execution.repeat
-    plan = compile_flow(spec, repeat=repeat, thread_filter=thread_filter, only_threads=only_threads, shard=shard)
+    plan = compile_flow(spec, **selection)
     if resumed_run is not None:
         return spec, plan, resumed_run.model_copy(update={"status": "running", "ended_at": None}), resume_records
     run_record = RunRecord(
@@ -178,10 +189,10 @@ def _prepare(
         simulated=bool(sim),
         options={
             "concurrency": concurrency,
-            "thread_filter": thread_filter,
-            "repeat": repeat,
-            "only_threads": sorted(only_threads) if only_threads is not None else None,
-            "shard": f"{shard[0]}/{shard[1]}" if shard is not None else None,
+            "thread_filter": selection["thread_filter"],
+            "repeat": selection["repeat"],  # None: the flow's `execution.repeat`
+            "only_threads": sorted(only) if (only := selection["only_threads"]) is not None else None,
+            "shard": f"{shard[0]}/{shard[1]}" if (shard := selection["shard"]) is not None else None,
             "vars": dict(vars or {}),
         },
         total_turns=plan.counts.turns,
@@ -248,14 +259,19 @@ async def arun(
         raise FlowError(f"executor {executor!r}: expected local or ray")
     if executor == "ray":
         require_ray()  # before anything starts: without the extra, one line that says how to get it
+
     status = "crashed"
     async with AsyncExitStack() as stack:
         run_store = stack.enter_context(RunStore(db)) if store or resume or replay_callers else None
         replayed = _caller_lines(run_store, replay_callers) if replay_callers is not None else None
+        # What the plan holds: the driver compiles it with these, and so does each Ray worker.
+        selection = {"repeat": repeat, "thread_filter": thread_filter, "only_threads": only_threads, "shard": shard}
         spec, plan, run_record, resume_records = _prepare(
-            flow, run_store, resume, sim=sim, concurrency=concurrency, thread_filter=thread_filter, repeat=repeat,
-            vars=vars, only_threads=only_threads, shard=shard,
-        )  # fmt: skip
+            flow, run_store, resume, sim=sim, concurrency=concurrency, selection=selection, vars=vars
+        )
+        settings = _settings(spec, concurrency, seed, max_cost, fail_fast)
+        if executor == "ray":
+            _check_ray_can_run(spec, replay_callers, settings)
         run_id = run_record.run_id
         if resume is not None and run_store is not None:  # a second resume of the same run refuses, naming the first
             stack.enter_context(run_store.claim_run(run_id))
@@ -313,27 +329,23 @@ async def arun(
                 deliver(record)
             held.clear()
 
-        settings = _settings(spec, concurrency, seed, max_cost, fail_fast)
         scheduler: Scheduler | RayExecutor
         if executor == "ray":
-            if spec.source_path is None:
-                raise FlowError("--executor ray runs a flow file: a flow built in code cannot reach the workers")
+            assert spec.source_path is not None  # `_check_ray_can_run`
             scheduler = RayExecutor(
                 plan,
                 flow_path=spec.source_path,
-                compile_options={
-                    key: run_record.options.get(key) for key in ("repeat", "thread_filter", "only_threads", "shard")
-                }
-                | {"shard": shard},
+                compile_options=selection,
                 run_id=run_id,
                 settings=settings,
                 sink=sink,
                 sim_url=sim_url,
                 extra_vars=vars,
-                artifact_root=artifact_root,
+                artifact_dir=artifact_root,
                 resume_from=resume_records,
                 workers=workers,
                 address=ray_address,
+                key_variables=run_providers.key_variables(),
             )
         else:
             scheduler = Scheduler(

@@ -45,7 +45,7 @@ _repeat_option = click.option(
 
 def _load_and_compile(flow_path: Path, *, repeat: int | None, thread_filter: str | None) -> tuple[FlowSpec, Plan]:
     flow = rtflow.load(flow_path)
-    return flow, rtflow.compile(flow, repeat=repeat or flow.execution.repeat, thread_filter=thread_filter)
+    return flow, rtflow.compile(flow, repeat=repeat, thread_filter=thread_filter)
 
 
 @click.command("validate")

@@ -271,7 +271,6 @@ def run_command(
         raise FlowError("--ray-address and --workers only apply with --executor ray")
     _check_outputs(output, log_file, sim_log)
     baseline_record, baseline_turns = _baseline(baseline, fail_on, db)
-    baseline_run = baseline_record.run_id if baseline_record is not None else None
     only_threads: list[str] | None = None
     if rerun_failed is not None:
         rerun_of, only_threads, rerun_flow = _failed_threads(rerun_failed, db)
@@ -336,7 +335,7 @@ def run_command(
         from rtflow.results.report import ReportBaseline, write_export
 
         # An HTML report of a run with a baseline opens with the compare view; other formats have no place for it.
-        compared = baseline_run is not None and output.suffix.lower() in (".html", ".htm")
+        compared = baseline_record is not None and output.suffix.lower() in (".html", ".htm")
         baseline_of = ReportBaseline(baseline_record, baseline_turns) if compared else None
         write_export(result.run, result.turns, output, summary=result.summary, baseline=baseline_of)
     _append_step_summary(result)
@@ -347,12 +346,12 @@ def run_command(
         click.echo(f"results written to {written}")
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)
-    if baseline_run is not None:
+    if baseline_record is not None:
         from rtflow.cli.results_views import print_comparison
         from rtflow.results.compare import compare_runs
 
         comparison = compare_runs(baseline_turns, result.turns)
-        regressed = print_comparison(console, comparison, baseline_run, result.run_id, strict=False)
+        regressed = print_comparison(console, comparison, baseline_record.run_id, result.run_id, strict=False)
         if fail_on == "regression":
             sys.exit(1 if regressed else 0)
     sys.exit(result.exit_code)

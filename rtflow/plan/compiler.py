@@ -49,7 +49,7 @@ _MAX_LISTED = 8
 def compile_flow(
     flow: FlowSpec,
     *,
-    repeat: int = 1,
+    repeat: int | None = None,
     thread_filter: str | None = None,
     only_threads: Collection[str] | None = None,
     shard: tuple[int, int] | None = None,
@@ -58,14 +58,15 @@ def compile_flow(
 
     `thread_filter` is an fnmatch pattern on thread ids, `only_threads` a set of ids (both may be given: a thread
     must pass both); `shard=(k, n)` keeps the k-th of n disjoint shares of the conversations (see `shard_of`);
-    `repeat` runs each conversation that many times
+    `repeat` (default: the flow's `execution.repeat`) runs each conversation that many times
     (the copies' ids end in `#2`, `#3`, ...). A flow built in code is resolved first
     (`rtflow.flow.resolve`), as `load` resolves a file: its provider kinds, configs, prompts and var files are
     checked there, once, and not here.
     """
     resolve(flow)
     with gc_paused():  # a large suite's millions of small objects, all kept (5x faster at 100k turns)
-        plan = _compile(flow, repeat=repeat, thread_filter=thread_filter, only_threads=only_threads)
+        copies = flow.execution.repeat if repeat is None else repeat
+        plan = _compile(flow, repeat=copies, thread_filter=thread_filter, only_threads=only_threads)
     return plan if shard is None else _shard(plan, *shard)
 
 

@@ -136,29 +136,27 @@ async def estimate_plan(
 
 
 class _Tally:
-    """Requests and usage per provider as the estimate goes."""
+    """Requests and tokens per provider as the estimate goes; priced once at the end."""
 
     def __init__(self) -> None:
         self.providers: dict[str, ProviderEstimate] = {}
-        self.usages: dict[str, Usage] = {}
 
     def add(self, label: str, model: str, input_tokens: int, output_tokens: int, audio: float = 0.0) -> None:
         figures = self.providers.setdefault(label, ProviderEstimate(provider=label, model=model))
-        audio_tokens = round(audio * _AUDIO_TOKENS_PER_SECOND)
         figures.requests += 1
-        figures.input_tokens += input_tokens + audio_tokens
+        figures.input_tokens += input_tokens + round(audio * _AUDIO_TOKENS_PER_SECOND)
         figures.output_tokens += output_tokens
         figures.audio_seconds += audio
-        self.usages[label] = self.usages.get(label, Usage()) + Usage(
-            input_tokens=input_tokens + audio_tokens,
-            output_tokens=output_tokens,
-            total_tokens=input_tokens + audio_tokens + output_tokens,
-            input_audio_tokens=audio_tokens,
-        )
 
     def priced(self) -> list[ProviderEstimate]:
-        for label, figures in self.providers.items():
-            figures.cost = cost_of(figures.model, self.usages[label])
+        for figures in self.providers.values():
+            usage = Usage(
+                input_tokens=figures.input_tokens,
+                output_tokens=figures.output_tokens,
+                total_tokens=figures.input_tokens + figures.output_tokens,
+                input_audio_tokens=round(figures.audio_seconds * _AUDIO_TOKENS_PER_SECOND),
+            )
+            figures.cost = cost_of(figures.model, usage)
         return list(self.providers.values())
 
 
@@ -173,7 +171,6 @@ async def _estimate(
     for conversation in plan.conversations.values():
         label = conversation.provider_label
         info = conversation.chain[0].to_info(base_dir)
-        tally.providers.setdefault(label, ProviderEstimate(provider=label, model=info.model))
         history = ConversationHistory()
         for turn_index, turn in enumerate(conversation.turns):
             answer = by_turn.get((label, conversation.thread_id, turn_index))

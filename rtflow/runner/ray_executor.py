@@ -2,8 +2,8 @@
 handed out in batches to long-lived async actors that each run rtflow's own scheduler; the driver alone writes
 the run store.
 
-- **Batches.** The conversations go out in plan order, a few batches per worker (`_BATCHES_PER_WORKER`), and a
-  worker gets its next batch as soon as one of its batches ends: fast and slow shares even out.
+- **Batches.** The conversations are cut, in plan order, into a few batches per worker (`_BATCHES_PER_WORKER`);
+  a worker runs one batch at a time and gets the next as soon as it ends: fast and slow shares even out.
 - **Records.** The driver drains each worker every `_DRAIN_S` seconds (a worker keeps what finished since the
   last drain) and hands every record to the run's sink at once, so the store holds every finished turn however
   the run ends, and `--resume` works as for a local run.
@@ -22,10 +22,11 @@ the run store.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +86,11 @@ class RayExecutor:
         sink: Callable[[TurnRecord], None],
         sim_url: str | None,
         extra_vars: Mapping[str, Any] | None,
-        artifact_root: Path,
+        artifact_dir: Path,
         resume_from: Mapping[str, TurnRecord] | None,
         workers: int | None,
         address: str | None,
+        key_variables: Collection[str] = (),
     ) -> None:
         self.plan = plan
         self.flow_path = flow_path
@@ -98,7 +100,8 @@ class RayExecutor:
         self.sink = sink
         self.sim_url = sim_url
         self.extra_vars = dict(extra_vars or {})
-        self.artifact_root = artifact_root
+        self.artifact_dir = artifact_dir
+        self.key_variables = key_variables
         self.resume_from = dict(resume_from or {})
         self.workers = workers
         self.address = address
@@ -119,13 +122,9 @@ class RayExecutor:
             actor.stop.remote()
 
     def _forwarded_environment(self) -> dict[str, str]:
-        """The variables the workers' providers read (their keys, by `api_key_env` or OpenAI's own names, and
-        `{{ env.NAME }}` references rendered before): workers start from their node's environment, not this one."""
-        names = {name for name in os.environ if name.startswith(_FORWARDED_PREFIXES)}
-        for provider in self.plan.providers.values():
-            named = provider.config.get("api_key_env") or provider.config.get("apiKeyEnv")
-            if isinstance(named, str):
-                names.add(named)
+        """The variables the workers' providers read (OpenAI's own names, and those `api_key_env` names; `{{
+        env.NAME }}` references were rendered at load): workers start from their node's environment, not this one."""
+        names = {name for name in os.environ if name.startswith(_FORWARDED_PREFIXES)} | set(self.key_variables)
         return {name: os.environ[name] for name in sorted(names) if name in os.environ}
 
     def _connect(self, ray: Any) -> None:
@@ -177,7 +176,7 @@ class RayExecutor:
                 self._worker_settings(count),
                 self.sim_url,
                 self.extra_vars,
-                str(self.artifact_root),
+                str(self.artifact_dir),
             )
             self._actors.append(actor)
 
@@ -202,8 +201,7 @@ class RayExecutor:
         finally:
             with anyio.CancelScope(shield=True):
                 await self._drain_all(ray)
-                for actor in self._actors:
-                    ray.kill(actor, no_restart=True)
+                await self._close_workers(ray)
         return self.records
 
     async def _check_workers(self, ray: Any) -> None:
@@ -216,34 +214,32 @@ class RayExecutor:
 
     async def _drive(self, ray: Any) -> None:
         queue = _batches(list(self.plan.conversations), len(self._actors))
-        running: dict[int, list[list[str]]] = {index: [] for index in range(len(self._actors))}
-        alive = set(running)
+        running: dict[int, list[str] | None] = dict.fromkeys(range(len(self._actors)))
+        """Each live worker's batch (None: idle); a worker that dies leaves this map."""
 
         def lose(index: int, exc: Exception) -> None:
-            """A worker died (killed, its node lost): its batches go back to the front of the queue, to be re-run
+            """A worker died (killed, its node lost): its batch goes back to the front of the queue, to be re-run
             on the others from what is stored."""
-            alive.discard(index)
             lost = running.pop(index)
-            self._log.warning("worker.lost", worker=f"worker-{index + 1}", batches=len(lost), error=str(exc))
-            if not alive:
+            self._log.warning("worker.lost", worker=f"worker-{index + 1}", error=str(exc))
+            if not running:
                 raise FlowError(f"every Ray worker of run {self.run_id} died (last: {exc})") from None
-            queue[:0] = lost
+            if lost is not None:
+                queue.insert(0, lost)
 
         while True:
-            for index in sorted(alive):
-                if self._stopping:
-                    break
-                if queue and not running[index]:
-                    batch = queue.pop(0)
-                    running[index].append(batch)
-                    try:
-                        await self._actors[index].run_batch.remote(batch, self._resume_records(batch))
-                    except ray.exceptions.RayActorError as exc:
-                        lose(index, exc)
-                    except ray.exceptions.RayTaskError as exc:
-                        raise _cause(exc) from None
+            for index in list(running):
+                if self._stopping or not queue or running[index] is not None:
+                    continue
+                batch = running[index] = queue.pop(0)
+                try:
+                    await self._actors[index].run_batch.remote(batch, self._resume_records(batch))
+                except ray.exceptions.RayActorError as exc:
+                    lose(index, exc)
+                except ray.exceptions.RayTaskError as exc:
+                    raise _cause(exc) from None
             self.in_flight = 0
-            for index in sorted(alive):
+            for index in list(running):
                 try:
                     records, batches, in_flight, failures = await self._actors[index].drain.remote()
                 except ray.exceptions.RayError as exc:
@@ -251,13 +247,20 @@ class RayExecutor:
                     continue
                 self._take(records)
                 self.in_flight += in_flight
-                for failure in failures:
-                    raise FlowError(f"a batch failed on Ray {failure}")
-                while len(running[index]) > batches:
-                    running[index].pop(0)
-            if not any(running[index] for index in alive) and (not queue or self._stopping):
+                if failures:
+                    raise FlowError(f"a batch failed on Ray {failures[0]}")
+                if not batches:
+                    running[index] = None
+            if all(batch is None for batch in running.values()) and (not queue or self._stopping):
                 return
             await anyio.sleep(_DRAIN_S)
+
+    async def _close_workers(self, ray: Any) -> None:
+        """Close each worker's providers (their sessions and connections), then end it."""
+        for actor in self._actors:
+            with contextlib.suppress(ray.exceptions.RayError):  # a dead worker has nothing left to close
+                await actor.close.remote()
+            ray.kill(actor, no_restart=True)
 
     async def _drain_all(self, ray: Any) -> None:
         for actor in self._actors:

@@ -22,6 +22,7 @@ from rtflow.flow.spec import FlowSpec, ProviderSpec
 from rtflow.js.run_scope import js_for_run
 from rtflow.plan.compiler import compile_flow
 from rtflow.results.records import TurnRecord
+from rtflow.runner.limits import RateLimiter
 from rtflow.runner.run_providers import RunProviders, build_run_providers
 from rtflow.runner.scheduler import Scheduler, SchedulerSettings
 
@@ -86,6 +87,8 @@ class ConversationWorker:
         self._schedulers: set[Scheduler] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures: list[str] = []
+        self._rate_limits: dict[str, RateLimiter] = {}
+        """One set of rate buckets for all this worker's batches (its share of the flow's `rpm`/`tpm`)."""
 
     def _providers_for_run(self) -> RunProviders:
         if self._providers is None:
@@ -111,6 +114,7 @@ class ConversationWorker:
             artifact_dir=self.artifact_root,
             resume_from={record.node_id: record for record in resume},
             extra_vars=self.extra_vars,
+            rate_limits=self._rate_limits,
         )
         self._schedulers.add(scheduler)
         task = asyncio.get_running_loop().create_task(self._run(scheduler))

@@ -26,6 +26,7 @@ __all__ = ["DEFAULT_GRADER", "SIM_API_KEY", "RunProviders", "build_run_providers
 DEFAULT_GRADER = "openai:chat:gpt-4.1-mini"
 """The grader of model-graded assertions when neither the assertion nor the flow names one (promptfoo's choice)."""
 SIM_API_KEY = "sk-sim-local"
+_KEY_ENV_KEYS = ("api_key_env", "api_key_envar")
 
 
 def provider_for(spec: ProviderSpec, base_dir: Path, sim_url: str | None) -> Provider:
@@ -90,6 +91,12 @@ class RunProviders:
     async def aclose(self) -> None:
         for provider in self.all():
             await provider.aclose()
+
+    def key_variables(self) -> set[str]:
+        """The environment variables the providers' `api_key_env` names (in either of its snake-case spellings,
+        as `ProviderSpec.to_info` leaves the config's keys: see `rtflow.providers.config`)."""
+        names = (provider.info.config.get(key) for provider in self.all() for key in _KEY_ENV_KEYS)
+        return {name for name in names if isinstance(name, str)}
 
     def check_ready(self, *, simulated: bool) -> None:
         """A missing key (or the like) is one clear `FlowError` before any request, naming the provider and, off

@@ -192,6 +192,7 @@ class Scheduler:
         artifact_dir: Path | None = None,
         resume_from: Mapping[str, TurnRecord] | None = None,
         extra_vars: Mapping[str, Any] | None = None,
+        rate_limits: dict[str, RateLimiter] | None = None,
     ) -> None:
         self.plan = plan
         self.providers = providers
@@ -230,7 +231,9 @@ class Scheduler:
         self._calls = anyio.Semaphore(settings.concurrency, fast_acquire=True)
         self._grading = anyio.Semaphore(settings.grading_concurrency, fast_acquire=True)
         self._provider_limits: dict[str, anyio.Semaphore] = {}
-        self._rate_limits: dict[str, RateLimiter] = {}
+        # Given by a caller that runs several schedulers one after another on the same keys (a Ray worker's
+        # batches): the buckets carry over, so a new batch does not start with a full minute's budget.
+        self._rate_limits: dict[str, RateLimiter] = {} if rate_limits is None else rate_limits
         for provider in providers.values():
             key = provider.concurrency_key
             if provider.max_concurrency and key not in self._provider_limits:

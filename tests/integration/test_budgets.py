@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from rtflow.results.store import RunStore
+
 FLOW = """
 description: four threads of three turns
 providers:
@@ -185,3 +187,14 @@ def test_resuming_a_fail_fast_run_is_not_stopped_by_the_failure_it_keeps(tmp_pat
     turns = json.loads(resumed.read_text(encoding="utf-8"))["turns"]
     failed = [(turn["thread_id"], turn["turn_index"]) for turn in turns if turn["status"] == "failed"]
     assert failed == [("travel", 0), ("travel", 1)]  # the kept failure, then a new one the resumed run asked
+
+
+@pytest.mark.parametrize("option", [["--max-cost", "1"], ["--fail-fast"]])
+def test_options_that_would_hold_per_batch_are_refused_on_ray(tmp_path: Path, option: list[str]) -> None:
+    """A budget or fail-fast would hold per Ray batch, not for the run: refused before anything runs or is stored."""
+    pytest.importorskip("ray")
+    done = _rtflow(tmp_path, "run", str(_flow(tmp_path)), "--sim", "--no-progress", "--executor", "ray", *option)
+    assert done.returncode == 2 and "cannot be used with --executor ray" in done.stderr
+    assert "Traceback" not in done.stderr
+    with RunStore(tmp_path / "runs.db", read_only=True) as store:
+        assert store.list_runs(None) == []

@@ -187,8 +187,10 @@ def test_a_killed_worker_loses_no_turn_and_reruns_no_finished_one(tmp_path: Path
         f"import ray; ray.init(address={cluster!r}, namespace='rtflow');"
         f" ray.kill(ray.get_actor('rtflow-{run_id}-worker-2'))"
     )
-    subprocess.run([sys.executable, "-c", kill], env=_ray_env(), check=True, capture_output=True, timeout=60)
+    # What is stored before the kill (read first: once the worker is gone, its batch is re-run at once and the
+    # re-run's answers are stored too).
     stored_at_kill = {node for node, (status, _) in _answers(tmp_path / "runs.db").items() if status == "passed"}
+    subprocess.run([sys.executable, "-c", kill], env=_ray_env(), check=True, capture_output=True, timeout=60)
     _, stderr = driver.communicate(timeout=300)
     assert driver.returncode == 0, stderr.decode()
     answers = _answers(tmp_path / "runs.db")
