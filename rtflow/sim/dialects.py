@@ -9,15 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from rtflow.sim.mcp import shown_tool
-from rtflow.sim.session_state import SessionSettings
+from rtflow.sim.session_state import GA_FORMAT_SHAPES, SessionSettings
 
 __all__ = ["BETA", "GA", "Dialect"]
 
-_GA_FORMAT_SHAPES: dict[str, dict[str, Any]] = {
-    "pcm16": {"type": "audio/pcm", "rate": 24000},
-    "g711_ulaw": {"type": "audio/pcmu"},
-    "g711_alaw": {"type": "audio/pcma"},
-}
 _BETA_CONTENT_TYPES = {"output_text": "text", "output_audio": "audio"}
 _GA_CONTENT_TYPES = {"text": "output_text", "audio": "output_audio"}
 
@@ -73,13 +68,13 @@ class Dialect:
             "max_output_tokens": settings.max_output_tokens,
             "audio": {
                 "input": {
-                    "format": _GA_FORMAT_SHAPES[settings.input_format],
+                    "format": GA_FORMAT_SHAPES[settings.input_format],
                     "transcription": settings.transcription,
                     "turn_detection": _ga_turn_detection(settings.turn_detection),
                     "noise_reduction": settings.noise_reduction,
                 },
                 "output": {
-                    "format": _GA_FORMAT_SHAPES[settings.output_format],
+                    "format": GA_FORMAT_SHAPES[settings.output_format],
                     "voice": settings.voice,
                     "speed": 1.0,
                 },
@@ -145,7 +140,7 @@ class Dialect:
             body["temperature"] = settings.temperature
         else:
             body["output_modalities"] = settings.output_modalities
-            body["audio"] = {"output": {"format": _GA_FORMAT_SHAPES[settings.output_format], "voice": settings.voice}}
+            body["audio"] = {"output": {"format": GA_FORMAT_SHAPES[settings.output_format], "voice": settings.voice}}
         return body
 
 

@@ -16,21 +16,19 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rtflow.sim.session_state import SettingsError
+from rtflow.sim.session_state import SettingsError, unknown_keys
 
 __all__ = ["chat_image_part", "check_image_part", "image_tokens"]
 
 _DATA_URI = re.compile(r"data:image/(png|jpeg);base64,(.+)", re.DOTALL)
+_IMAGE_PART_KEYS = frozenset({"type", "image_url", "detail"})
 _TOKENS_BY_DETAIL = {"low": 85, "auto": 765, "high": 765}
 """Image tokens per image: 85 at low detail; a 1024x1024 picture's 765 otherwise (the simulator does not measure)."""
 
 
 def check_image_part(part: Mapping[str, Any], param: str) -> dict[str, Any]:
     """An `input_image` part as the session keeps it, or SettingsError naming what is wrong with it."""
-    known = {"type", "image_url", "detail"}
-    for key in part:
-        if key not in known:
-            raise SettingsError("unknown_parameter", f"Unknown parameter: '{param}.{key}'.", f"{param}.{key}")
+    unknown_keys(param, part, _IMAGE_PART_KEYS)
     url = part.get("image_url")
     if not isinstance(url, str):
         raise SettingsError(

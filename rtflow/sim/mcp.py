@@ -23,13 +23,12 @@ was not allowed.` Without `require_approval` no approval is asked (the live serv
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from rtflow.sim.model import item_text
-from rtflow.sim.session_state import SettingsError
+from rtflow.sim.model import item_text, names_tool
+from rtflow.sim.session_state import SettingsError, unknown_keys
 
 __all__ = [
     "DEFAULT_TOOL",
@@ -47,31 +46,30 @@ __all__ = [
 
 DEFAULT_TOOL = "lookup"
 """The fake server's one tool when the session's `allowed_tools` names none."""
-_MCP_TOOL_KEYS = (
-    "type",
-    "server_label",
-    "server_url",
-    "connector_id",
-    "tunnel_id",
-    "allowed_tools",
-    "require_approval",
-    "headers",
-    "authorization",
-    "server_description",
-    "allowed_callers",
-    "defer_loading",
+_MCP_TOOL_KEYS = frozenset(
+    {
+        "type",
+        "server_label",
+        "server_url",
+        "connector_id",
+        "tunnel_id",
+        "allowed_tools",
+        "require_approval",
+        "headers",
+        "authorization",
+        "server_description",
+        "allowed_callers",
+        "defer_loading",
+    }
 )
 """The keys of the official `Mcp` tool type; any other is refused like an unknown session key."""
 _SECRET_KEYS = frozenset({"authorization", "headers"})
 _INPUT_SCHEMA = {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}
-_NAME_WORD = re.compile(r"[A-Za-z]+")
 
 
 def check_mcp_tool(param: str, tool: Mapping[str, Any]) -> dict[str, Any]:
     """An `mcp` tool of a session update as the session keeps it, or a SettingsError naming what is wrong."""
-    unknown = sorted(set(tool) - set(_MCP_TOOL_KEYS))
-    if unknown:
-        raise SettingsError("unknown_parameter", f"Unknown parameter: '{param}.{unknown[0]}'.", f"{param}.{unknown[0]}")
+    unknown_keys(param, tool, _MCP_TOOL_KEYS)
     if not isinstance(tool.get("server_label"), str) or not tool["server_label"]:
         raise SettingsError("missing_required_parameter", f"Missing required parameter: '{param}.server_label'.", param)
     if not any(tool.get(key) for key in ("server_url", "connector_id", "tunnel_id")):
@@ -180,17 +178,10 @@ def plan_mcp_step(tools: Sequence[Mapping[str, Any]], context: Sequence[Mapping[
     text = item_text(last)
     for server in servers:
         for name in server.tool_names:
-            if _names(name, text):
+            if names_tool(name, text):
                 arguments = json.dumps({"query": text})
                 return McpStep("ask" if server.needs_approval(name) else "call", server.label, name, arguments)
     return None
-
-
-def _names(tool_name: str, text: str) -> bool:
-    """Whether `text` names a tool: a word of 4+ letters of its name (`weather` for `get_weather`)."""
-    lowered = text.lower()
-    words = _NAME_WORD.findall(re.sub(r"([a-z])([A-Z])", r"\1 \2", tool_name))
-    return any(len(word) >= 4 and word.lower() in lowered for word in words)
 
 
 def check_approval_response(item: dict[str, Any], items: Mapping[str, Mapping[str, Any]]) -> None:

@@ -55,6 +55,7 @@ __all__ = [
     "goal_sentences",
     "item_text",
     "load_rules",
+    "names_tool",
     "respond",
     "word_count",
 ]
@@ -165,8 +166,9 @@ def respond(
     user_items = [item for item in items if item.get("type") == "message" and item.get("role") == "user"]
     last_user_text = item_text(user_items[-1]) if user_items else ""
     input_tokens = word_count(instructions or "") + sum(_item_words(item) for item in items)
-    _, images_tokens = image_tokens(part for item in user_items for part in item.get("content") or ())
-    images_seen, _ = image_tokens(user_items[-1].get("content") or ()) if user_items else (0, 0)
+    images_by_item = [image_tokens(item.get("content") or ()) for item in user_items]
+    images_tokens = sum(tokens for _, tokens in images_by_item)
+    images_seen = images_by_item[-1][0] if images_by_item else 0
     reply = ModelReply(text=None, input_tokens=input_tokens, image_tokens=images_tokens, last_user_text=last_user_text)
 
     trailing_outputs = _trailing_tool_outputs(items)
@@ -269,6 +271,7 @@ def _trailing_tool_outputs(items: Sequence[Item]) -> list[tuple[str, str]]:
 
 
 _NAME_WORD = re.compile(r"[A-Za-z]+")
+_CAMEL_BREAK = re.compile(r"([a-z])([A-Z])")
 
 
 def _choose_tool(tools: Sequence[Mapping[str, Any]], tool_choice: Any, text: str) -> Mapping[str, Any] | None:
@@ -278,12 +281,18 @@ def _choose_tool(tools: Sequence[Mapping[str, Any]], tool_choice: Any, text: str
     if isinstance(tool_choice, Mapping):
         wanted = tool_choice.get("name") or (tool_choice.get("function") or {}).get("name")
         return next((tool for tool in functions if tool["name"] == wanted), None)
-    lowered = text.lower()
-    for tool in functions:
-        words = [w.lower() for w in _NAME_WORD.findall(re.sub(r"([a-z])([A-Z])", r"\1 \2", str(tool["name"])))]
-        if any(len(word) >= 4 and word in lowered for word in words):
-            return tool
+    named = next((tool for tool in functions if names_tool(str(tool["name"]), text)), None)
+    if named is not None:
+        return named
     return functions[0] if tool_choice == "required" else None
+
+
+def names_tool(name: str, text: str) -> bool:
+    """Whether `text` names the tool `name`: a word of 4+ letters of the name appears in it (`weather` for
+    `get_weather`, `Weather` for `getWeather`), in any case."""
+    lowered = text.lower()
+    words = _NAME_WORD.findall(_CAMEL_BREAK.sub(r"\1 \2", name))
+    return any(len(word) >= 4 and word.lower() in lowered for word in words)
 
 
 _AFTER_IN = re.compile(r"\bin ([^?.!,;]+)")

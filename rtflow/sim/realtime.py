@@ -151,9 +151,10 @@ class RealtimeConnection:
         self.items: list[dict[str, Any]] = []
         self._by_id: dict[str, dict[str, Any]] = {}
         self._spoken: dict[str, SpokenTimeline] = {}
-        self._input_audio: dict[str, dict[int, str]] = {}
-        """Base64 audio of user items' `input_audio` parts, by item id and content index: only
-        `conversation.item.retrieved` shows it, as the live service does (it lets a client inspect what was heard)."""
+        self._input_audio: dict[str, dict[int, bytes]] = {}
+        """The audio of user items' `input_audio` parts, by item id and content index: only
+        `conversation.item.retrieved` shows it (base64), as the live service does (it lets a client inspect what was
+        heard). Kept as bytes: most sessions never ask, so nothing is encoded until one does."""
         self._audio = bytearray()
         self._audio_written_ms = 0.0
         """Input audio received since the session began (the idle timeout's `audio_*_ms` count from its start)."""
@@ -424,14 +425,14 @@ class RealtimeConnection:
                 raise SettingsError(
                     "missing_required_parameter", "Missing required parameter: 'item.content'.", "item.content"
                 )
-            audio = {
-                index: part["audio"]
-                for index, part in enumerate(item["content"])
-                if isinstance(part, dict) and part.get("type") == "input_audio" and isinstance(part.get("audio"), str)
-            }
-            item["content"] = [
-                self._intake_part(part, f"item.content[{index}]") for index, part in enumerate(item["content"])
-            ]
+            audio: dict[int, bytes] = {}
+            content = []
+            for index, part in enumerate(item["content"]):
+                checked, heard = self._intake_part(part, f"item.content[{index}]")
+                content.append(checked)
+                if heard is not None:
+                    audio[index] = heard
+            item["content"] = content
         elif kind == "function_call":
             if not item.get("name"):
                 raise SettingsError(
@@ -465,7 +466,8 @@ class RealtimeConnection:
             self._input_audio[item["id"]] = audio
         return item
 
-    def _intake_part(self, part: Any, param: str) -> dict[str, Any]:
+    def _intake_part(self, part: Any, param: str) -> tuple[dict[str, Any], bytes | None]:
+        """A client's content part as the item keeps it, and the audio it carries (None: no audio)."""
         if not isinstance(part, dict):
             raise SettingsError("invalid_value", "Each content part must be an object.", "item.content")
         if part.get("type") == "input_image":
@@ -476,15 +478,15 @@ class RealtimeConnection:
                     "'item_reference', and 'text'.",
                     f"{param}.type",
                 )
-            return check_image_part(part, param)
+            return check_image_part(part, param), None
         if part.get("type") == "input_audio" and part.get("audio"):
             try:
-                size = len(base64.b64decode(part["audio"], validate=True))
+                heard = base64.b64decode(part["audio"], validate=True)
             except (binascii.Error, ValueError) as exc:
                 raise SettingsError("invalid_value", "Invalid 'audio': not base64.", "item.content.audio") from exc
-            transcript = input_transcript(audio_seconds(size, self.settings.input_format))
-            return {"type": "input_audio", "transcript": transcript}
-        return dict(part)
+            transcript = input_transcript(audio_seconds(len(heard), self.settings.input_format))
+            return {"type": "input_audio", "transcript": transcript}, heard
+        return dict(part), None
 
     async def _announce_item(self, item: dict[str, Any], previous: str | None) -> None:
         shown = self.dialect.item(item)
@@ -524,7 +526,7 @@ class RealtimeConnection:
         audio = self._input_audio.get(item["id"])
         if audio:
             content = [
-                {**part, "audio": audio[index]} if index in audio else part
+                {**part, "audio": base64.b64encode(audio[index]).decode("ascii")} if index in audio else part
                 for index, part in enumerate(item["content"])
             ]
             item = {**item, "content": content}
@@ -627,7 +629,7 @@ class RealtimeConnection:
                 client_event_id,
             )
             return
-        heard = base64.b64encode(self._audio).decode("ascii")
+        heard = bytes(self._audio)
         self._audio = bytearray()
         if self._vad is not None:
             self._vad.reset()

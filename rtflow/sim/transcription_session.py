@@ -21,7 +21,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtflow.sim.session_state import GA_FORMATS, SessionSettings, SettingsError
+from rtflow.sim.session_state import (
+    GA_FORMAT_SHAPES,
+    SessionSettings,
+    SettingsError,
+    check_noise_reduction,
+    ga_format,
+    invalid,
+    unknown_keys,
+)
 
 __all__ = [
     "MODEL_ON_TRANSCRIPTION_URL",
@@ -67,11 +75,6 @@ _TURN_DETECTION_KEYS = {
     "semantic_vad": frozenset({"type", "eagerness", "create_response", "interrupt_response"}),
 }
 """The keys of each kind of turn detection, as the official transcription session types declare them."""
-_FORMAT_SHAPES: dict[str, dict[str, Any]] = {
-    "pcm16": {"type": "audio/pcm", "rate": 24000},
-    "g711_ulaw": {"type": "audio/pcmu"},
-    "g711_alaw": {"type": "audio/pcma"},
-}
 
 
 def transcription_settings() -> SessionSettings:
@@ -88,7 +91,7 @@ def transcription_session(session_id: str, settings: SessionSettings, expires_at
         "expires_at": expires_at,
         "audio": {
             "input": {
-                "format": _FORMAT_SHAPES[settings.input_format],
+                "format": GA_FORMAT_SHAPES[settings.input_format],
                 "transcription": settings.transcription,
                 "noise_reduction": settings.noise_reduction,
                 "turn_detection": settings.turn_detection,
@@ -98,19 +101,9 @@ def transcription_session(session_id: str, settings: SessionSettings, expires_at
     }
 
 
-def _invalid(param: str, message: str) -> SettingsError:
-    return SettingsError("invalid_value", message, param)
-
-
-def _unknown_keys(prefix: str, given: dict[str, Any], known: frozenset[str]) -> None:
-    for key in given:
-        if key not in known:
-            raise SettingsError("unknown_parameter", f"Unknown parameter: '{prefix}.{key}'.", f"{prefix}.{key}")
-
-
 def _object(param: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _invalid(param, f"Invalid type for '{param}': expected an object.")
+        raise invalid(param, f"Invalid type for '{param}': expected an object.")
     return value
 
 
@@ -127,22 +120,22 @@ def apply_transcription_update(settings: SessionSettings, update: Any) -> Sessio
             "Passing a realtime session update event to a transcription session is not allowed.",
             None,
         )
-    _unknown_keys("session", session, frozenset({"type", "audio", "include"}))
+    unknown_keys("session", session, frozenset({"type", "audio", "include"}))
     new = settings.copy()
     if "include" in session:
         new.include = _include(session["include"])
     audio = _object("session.audio", session.get("audio") or {})
-    _unknown_keys("session.audio", audio, frozenset({"input"}))
+    unknown_keys("session.audio", audio, frozenset({"input"}))
     audio_in = _object("session.audio.input", audio.get("input") or {})
-    _unknown_keys(
+    unknown_keys(
         "session.audio.input", audio_in, frozenset({"format", "transcription", "turn_detection", "noise_reduction"})
     )
     if "format" in audio_in:
-        new.input_format = _format(audio_in["format"])
+        new.input_format = ga_format("session.audio.input.format", audio_in["format"])
     if "transcription" in audio_in:
         new.transcription = _transcription(audio_in["transcription"])
     if "noise_reduction" in audio_in:
-        new.noise_reduction = _noise_reduction(audio_in["noise_reduction"])
+        new.noise_reduction = check_noise_reduction("session.audio.input.noise_reduction", audio_in["noise_reduction"])
     if "turn_detection" in audio_in:
         new.turn_detection = _turn_detection(audio_in["turn_detection"], new.transcription)
     return new
@@ -153,43 +146,21 @@ def _include(value: Any) -> list[str] | None:
     if value is None:
         return None
     if not isinstance(value, list) or any(entry != allowed for entry in value):
-        raise _invalid("session.include", f"Invalid value for 'include': the only supported value is '{allowed}'.")
+        raise invalid("session.include", f"Invalid value for 'include': the only supported value is '{allowed}'.")
     return list(value)
-
-
-def _format(value: Any) -> str:
-    param = "session.audio.input.format"
-    if not isinstance(value, dict) or value.get("type") not in GA_FORMATS:
-        raise _invalid(param, "Invalid value for 'format.type': expected 'audio/pcm', 'audio/pcmu' or 'audio/pcma'.")
-    if value["type"] == "audio/pcm" and value.get("rate", 24000) != 24000:
-        raise _invalid(f"{param}.rate", "Invalid value for 'format.rate': only 24000 is supported.")
-    return GA_FORMATS[value["type"]]
 
 
 def _transcription(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     transcription = _object("session.audio.input.transcription", value)
-    _unknown_keys("session.audio.input.transcription", transcription, _TRANSCRIPTION_KEYS)
+    unknown_keys("session.audio.input.transcription", transcription, _TRANSCRIPTION_KEYS)
     if "language" in transcription and "languages" in transcription:
-        raise _invalid(
+        raise invalid(
             "session.audio.input.transcription.languages",
             "'language' and 'languages' cannot be set together; use one of them.",
         )
     return dict(transcription)
-
-
-def _noise_reduction(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    reduction = _object("session.audio.input.noise_reduction", value)
-    _unknown_keys("session.audio.input.noise_reduction", reduction, frozenset({"type", "strength"}))
-    if reduction.get("type") not in (None, "near_field", "far_field"):
-        raise _invalid(
-            "session.audio.input.noise_reduction.type",
-            "Invalid value for 'noise_reduction.type': expected 'near_field' or 'far_field'.",
-        )
-    return dict(reduction)
 
 
 def _turn_detection(value: Any, transcription: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -199,10 +170,10 @@ def _turn_detection(value: Any, transcription: dict[str, Any] | None) -> dict[st
     detection = _object(param, value)
     kind = detection.get("type")
     if kind not in _TURN_DETECTION_KEYS:
-        raise _invalid(
+        raise invalid(
             f"{param}.type", "Invalid value for 'turn_detection.type': expected 'server_vad' or 'semantic_vad'."
         )
-    _unknown_keys(param, detection, _TURN_DETECTION_KEYS[kind])
+    unknown_keys(param, detection, _TURN_DETECTION_KEYS[kind])
     if (transcription or {}).get("model") in _NO_TURN_DETECTION_MODELS:
-        raise _invalid(param, "Turn detection is not supported for this transcription model.")
+        raise invalid(param, "Turn detection is not supported for this transcription model.")
     return {**_DEFAULT_TURN_DETECTION, **detection} if kind == "server_vad" else dict(detection)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -63,26 +64,24 @@ async def simulator(*faults: Fault, **options: Any) -> AsyncIterator[SimServer]:
 
 
 @asynccontextmanager
-async def session(sim: SimServer, model: str = "gpt-realtime") -> AsyncIterator[ClientConnection]:
-    """A plain websockets client on a GA session set to text output."""
+async def session(sim: SimServer, model: str = "gpt-realtime", **fields: Any) -> AsyncIterator[ClientConnection]:
+    """A plain websockets client on a GA session set to text output, with `fields` merged into its update; the
+    `session.updated` is read (its events after it, such as MCP listings, are left to the test)."""
     async with connect(f"{sim.ws_base_url}/realtime?model={model}", additional_headers=HEADERS) as ws:
         created = json.loads(await ws.recv())
         assert created["type"] == "session.created"
-        await ws.send(
-            json.dumps({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}})
-        )
+        update = {"type": "realtime", "output_modalities": ["text"], **fields}
+        await ws.send(json.dumps({"type": "session.update", "session": update}))
         assert json.loads(await ws.recv())["type"] == "session.updated"
         yield ws
 
 
-async def ask(ws: ClientConnection, text: str) -> None:
-    """A user message and a response.create."""
+async def ask(ws: ClientConnection, text: str, *parts: dict[str, Any]) -> None:
+    """A user message (`text`, then any other content `parts`) and a response.create."""
+    content = [{"type": "input_text", "text": text}, *parts]
     await ws.send(
         json.dumps(
-            {
-                "type": "conversation.item.create",
-                "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
-            }
+            {"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": content}}
         )
     )
     await ws.send(json.dumps({"type": "response.create", "event_id": "evt_client_1"}))
@@ -99,3 +98,12 @@ async def until(ws: ClientConnection, wanted: str) -> list[str]:
                 return frames
         except ValueError:
             continue
+
+
+async def events_until(ws: ClientConnection, wanted: str, timeout: float = 5) -> list[dict[str, Any]]:
+    """Decoded events up to and including the first of type `wanted`, all within `timeout` seconds."""
+    events: list[dict[str, Any]] = []
+    with anyio.fail_after(timeout):
+        while not events or events[-1]["type"] != wanted:
+            events.append(json.loads(await ws.recv()))
+    return events

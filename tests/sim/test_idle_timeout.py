@@ -11,46 +11,30 @@ from typing import Any
 
 import anyio
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from rtflow.sim.idle_timeout import IDLE_PROMPT
 
-from .conftest import HEADERS, simulator
+from .conftest import ask, events_until, session, simulator
 
 pytestmark = pytest.mark.anyio
 
 
-async def events_until(ws: ClientConnection, wanted: str, timeout: float = 5) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    with anyio.fail_after(timeout):
-        while not events or events[-1]["type"] != wanted:
-            events.append(json.loads(await ws.recv()))
-    return events
-
-
-async def idle_session(ws: ClientConnection, idle_timeout_ms: int | None) -> None:
+def idle_audio(idle_timeout_ms: int | None) -> dict[str, Any]:
+    """The session's `audio`: server VAD with this idle timeout."""
     detection = {"type": "server_vad", "silence_duration_ms": 200, "idle_timeout_ms": idle_timeout_ms}
-    session = {"type": "realtime", "output_modalities": ["text"], "audio": {"input": {"turn_detection": detection}}}
-    await events_until(ws, "session.created")
-    await ws.send(json.dumps({"type": "session.update", "session": session}))
-    await events_until(ws, "session.updated")
+    return {"input": {"turn_detection": detection}}
 
 
 async def answered(ws: ClientConnection, text: str) -> None:
-    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
-    await ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
-    await ws.send(json.dumps({"type": "response.create"}))
+    await ask(ws, text)
     await events_until(ws, "rate_limits.updated")
 
 
 async def test_silence_after_the_answer_triggers_a_prompt() -> None:
     """The caller streams silence after the answer: once `idle_timeout_ms` has passed the server sends
     `timeout_triggered` over the silent stretch of the buffer, commits it as a user item, and answers with a prompt."""
-    async with (
-        simulator() as sim,
-        connect(f"{sim.ws_base_url}/realtime?model=gpt-realtime", additional_headers=HEADERS) as ws,
-    ):
-        await idle_session(ws, 300)
+    async with simulator() as sim, session(sim, audio=idle_audio(300)) as ws:
         await answered(ws, "hello")
         answered_at = time.perf_counter()
         silence = base64.b64encode(bytes(4800)).decode()  # 100 ms of pcm16 silence
@@ -81,11 +65,7 @@ async def test_silence_after_the_answer_triggers_a_prompt() -> None:
 async def test_no_timeout_without_idle_timeout_ms_or_before_any_answer() -> None:
     """Without `idle_timeout_ms`, or before the first answer, a silent caller gets nothing."""
     for idle_timeout_ms, answer_first in ((None, True), (200, False)):
-        async with (
-            simulator() as sim,
-            connect(f"{sim.ws_base_url}/realtime?model=gpt-realtime", additional_headers=HEADERS) as ws,
-        ):
-            await idle_session(ws, idle_timeout_ms)
+        async with simulator() as sim, session(sim, audio=idle_audio(idle_timeout_ms)) as ws:
             if answer_first:
                 await answered(ws, "hello")
             with anyio.move_on_after(0.5) as waited:
@@ -96,11 +76,7 @@ async def test_no_timeout_without_idle_timeout_ms_or_before_any_answer() -> None
 async def test_speech_stops_the_timer() -> None:
     """The caller speaks before the timeout: no `timeout_triggered`, the VAD's turn is answered instead."""
     tone = bytes(b"\x00\x40" * 2400)  # loud enough for the energy VAD
-    async with (
-        simulator() as sim,
-        connect(f"{sim.ws_base_url}/realtime?model=gpt-realtime", additional_headers=HEADERS) as ws,
-    ):
-        await idle_session(ws, 400)
+    async with simulator() as sim, session(sim, audio=idle_audio(400)) as ws:
         await answered(ws, "hello")
         speech = base64.b64encode(tone * 5 + bytes(4800 * 3)).decode()
         await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": speech}))

@@ -8,51 +8,28 @@ import base64
 import json
 from typing import Any
 
-import anyio
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
-from .conftest import HEADERS, simulator
+from .conftest import HEADERS, ask, events_until, session, simulator
 
 pytestmark = pytest.mark.anyio
 
 PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(32)).decode()
 
 
-async def events_until(ws: ClientConnection, wanted: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    with anyio.fail_after(5):
-        while not events or events[-1]["type"] != wanted:
-            events.append(json.loads(await ws.recv()))
-    return events
-
-
-async def ask_with(ws: ClientConnection, *parts: dict[str, Any]) -> list[dict[str, Any]]:
-    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "what is this"}, *parts]}
-    await ws.send(json.dumps({"type": "conversation.item.create", "item": item, "event_id": "evt_item"}))
-    await ws.send(json.dumps({"type": "response.create"}))
-    return await events_until(ws, "response.done")
-
-
-async def opened(ws: ClientConnection) -> None:
-    await events_until(ws, "session.created")
-    session = {"type": "realtime", "output_modalities": ["text"]}
-    await ws.send(json.dumps({"type": "session.update", "session": session}))
-    await events_until(ws, "session.updated")
-
-
 async def test_an_image_is_seen_and_billed() -> None:
     """Two images (one low detail) in a user message: the item keeps them, the reply says two images were sent,
     and the usage counts their image tokens in the input."""
-    async with (
-        simulator() as sim,
-        connect(f"{sim.ws_base_url}/realtime?model=gpt-realtime", additional_headers=HEADERS) as ws,
-    ):
-        await opened(ws)
-        events = await ask_with(
-            ws, {"type": "input_image", "image_url": PNG}, {"type": "input_image", "image_url": PNG, "detail": "low"}
+    async with simulator() as sim, session(sim) as ws:
+        await ask(
+            ws,
+            "what is this",
+            {"type": "input_image", "image_url": PNG},
+            {"type": "input_image", "image_url": PNG, "detail": "low"},
         )
+        events = await events_until(ws, "response.done")
     added = next(e for e in events if e["type"] == "conversation.item.added")
     assert [part["type"] for part in added["item"]["content"]] == ["input_text", "input_image", "input_image"]
     assert added["item"]["content"][2]["detail"] == "low"
@@ -74,11 +51,7 @@ async def test_an_image_is_seen_and_billed() -> None:
 )
 async def test_a_malformed_image_part_is_refused(part: dict[str, Any], param: str) -> None:
     """A URL that is not a PNG/JPEG data URI, an unknown detail, or no image: an error naming the parameter."""
-    async with (
-        simulator() as sim,
-        connect(f"{sim.ws_base_url}/realtime?model=gpt-realtime", additional_headers=HEADERS) as ws,
-    ):
-        await opened(ws)
+    async with simulator() as sim, session(sim) as ws:
         item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "x"}, part]}
         await ws.send(json.dumps({"type": "conversation.item.create", "item": item, "event_id": "evt_bad"}))
         error = json.loads(await ws.recv())

@@ -12,19 +12,11 @@ import anyio
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from .conftest import HEADERS, simulator
+from .conftest import HEADERS, events_until, session, simulator
 
 pytestmark = pytest.mark.anyio
 
 BETA = {"OpenAI-Beta": "realtime=v1"}
-
-
-async def events_until(ws: ClientConnection, wanted: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    with anyio.fail_after(5):
-        while not events or events[-1]["type"] != wanted:
-            events.append(json.loads(await ws.recv()))
-    return events
 
 
 async def retrieve(ws: ClientConnection, item_id: str, event_id: str = "evt_get") -> dict[str, Any]:
@@ -38,13 +30,13 @@ async def retrieve(ws: ClientConnection, item_id: str, event_id: str = "evt_get"
 async def test_retrieve_returns_the_item_as_the_server_holds_it(beta: bool) -> None:
     """A user text item and the assistant's answer come back as they were announced."""
     headers = {**HEADERS, **(BETA if beta else {})}
-    session = {"modalities": ["text"]} if beta else {"type": "realtime", "output_modalities": ["text"]}
+    update = {"modalities": ["text"]} if beta else {"type": "realtime", "output_modalities": ["text"]}
     async with (
         simulator() as sim,
         connect(f"{sim.ws_base_url}/realtime?model=gpt-realtime", additional_headers=headers) as ws,
     ):
         await events_until(ws, "session.created")
-        await ws.send(json.dumps({"type": "session.update", "session": session}))
+        await ws.send(json.dumps({"type": "session.update", "session": update}))
         await events_until(ws, "session.updated")
         item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "keep this"}]}
         await ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
@@ -63,14 +55,7 @@ async def test_retrieve_returns_the_item_as_the_server_holds_it(beta: bool) -> N
 async def test_retrieved_input_audio_carries_its_bytes() -> None:
     """Committed input audio: the retrieved user item holds the audio the buffer committed and its transcript."""
     audio = bytes(range(256)) * 40  # 10,240 bytes: about 213 ms of pcm16
-    session = {"type": "realtime", "output_modalities": ["text"], "audio": {"input": {"turn_detection": None}}}
-    async with (
-        simulator() as sim,
-        connect(f"{sim.ws_base_url}/realtime?model=gpt-realtime", additional_headers=HEADERS) as ws,
-    ):
-        await events_until(ws, "session.created")
-        await ws.send(json.dumps({"type": "session.update", "session": session}))
-        await events_until(ws, "session.updated")
+    async with simulator() as sim, session(sim, audio={"input": {"turn_detection": None}}) as ws:
         await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(audio).decode()}))
         await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
         committed = (await events_until(ws, "conversation.item.done"))[0]

@@ -16,14 +16,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from rtflow.sim import SimServer
 
-from .conftest import HEADERS, simulator
+from .conftest import HEADERS, events_until, simulator
 
 pytestmark = pytest.mark.anyio
 
@@ -50,15 +49,6 @@ async def opened(
         await ws.send(json.dumps({"type": "session.update", "session": {**base, **session}}))
         seen += await events_until(ws, "session.updated")
         yield ws, seen
-
-
-async def events_until(ws: ClientConnection, wanted: str) -> list[dict[str, Any]]:
-    events = []
-    with anyio.fail_after(10):
-        while True:
-            events.append(json.loads(await ws.recv()))
-            if events[-1]["type"] == wanted:
-                return events
 
 
 async def turn(ws: ClientConnection, text: str) -> list[dict[str, Any]]:

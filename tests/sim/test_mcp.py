@@ -1,19 +1,21 @@
-"""The simulator's GA dialect speaks MCP: tool listings, MCP calls and approvals, each event valid by the types."""
+"""The simulator's GA dialect speaks MCP: tool listings, MCP calls and approvals. Every event is validated against
+the official types by the `sim` fixture."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from openai.types.realtime import RealtimeMcpApprovalRequest, RealtimeMcpListTools, RealtimeMcpToolCall
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from rtflow.sim import SimServer
 from rtflow.sim.mcp import echo_output
 
-from .conftest import HEADERS, ask
-from .oracle import validate_event
+from .conftest import ask, events_until, server_events, session
 
 pytestmark = pytest.mark.anyio
 
@@ -31,29 +33,20 @@ def mcp_tool(**extra: Any) -> dict[str, Any]:
     }
 
 
-async def events_until(ws: ClientConnection, wanted: str) -> list[dict[str, Any]]:
-    """Events up to and including the first of type `wanted`, each validated against the GA types."""
-    events = []
-    while True:
-        event = json.loads(await ws.recv())
-        validate_event(event, "ga")
-        events.append(event)
-        if event["type"] == wanted:
-            return events
-
-
-async def open_session(sim: SimServer, tool: dict[str, Any]) -> tuple[ClientConnection, list[dict[str, Any]]]:
-    ws = await connect(f"{sim.ws_base_url}/realtime?model=gpt-realtime", additional_headers=HEADERS)
-    await events_until(ws, "session.created")
-    session = {"type": "realtime", "output_modalities": ["text"], "tools": [tool]}
-    await ws.send(json.dumps({"type": "session.update", "session": session}))
-    return ws, await events_until(ws, "conversation.item.done")
+@asynccontextmanager
+async def mcp_session(
+    sim: SimServer, tool: dict[str, Any]
+) -> AsyncIterator[tuple[ClientConnection, list[dict[str, Any]]]]:
+    """A session with this MCP tool, once its tools are listed; yields the socket and every event the server sent
+    after `session.created` (the `session.updated`, then the listing)."""
+    async with session(sim, tools=[tool]) as ws:
+        await events_until(ws, "conversation.item.done")
+        yield ws, server_events(sim)[1:]
 
 
 async def test_session_update_lists_the_fake_servers_tools(sim: SimServer) -> None:
     """An mcp tool draws the listing events and an mcp_list_tools item naming allowed_tools; no secret is echoed."""
-    ws, events = await open_session(sim, mcp_tool())
-    async with ws:
+    async with mcp_session(sim, mcp_tool()) as (_, events):
         types = [event["type"] for event in events]
         assert types == [
             "session.updated",
@@ -71,15 +64,13 @@ async def test_session_update_lists_the_fake_servers_tools(sim: SimServer) -> No
 async def test_default_tool_is_lookup(sim: SimServer) -> None:
     """Without allowed_tools the fake server offers one tool, lookup."""
     tool = {key: value for key, value in mcp_tool().items() if key != "allowed_tools"}
-    ws, events = await open_session(sim, tool)
-    async with ws:
+    async with mcp_session(sim, tool) as (_, events):
         assert [entry["name"] for entry in events[-1]["item"]["tools"]] == ["lookup"]
 
 
 async def test_named_tool_runs_as_an_mcp_call_then_the_answer_quotes_its_output(sim: SimServer) -> None:
     """A line naming the tool: the mcp_call item and its events in order, then text holding the echo."""
-    ws, _ = await open_session(sim, mcp_tool())
-    async with ws:
+    async with mcp_session(sim, mcp_tool()) as (ws, _):
         await ask(ws, "please search the docs for refunds")
         events = await events_until(ws, "response.done")
         types = [event["type"] for event in events]
@@ -104,8 +95,7 @@ async def test_named_tool_runs_as_an_mcp_call_then_the_answer_quotes_its_output(
 
 async def test_unnamed_tool_is_not_called(sim: SimServer) -> None:
     """A line that names no MCP tool gets the ordinary answer and no mcp_call."""
-    ws, _ = await open_session(sim, mcp_tool())
-    async with ws:
+    async with mcp_session(sim, mcp_tool()) as (ws, _):
         await ask(ws, "hello there")
         events = await events_until(ws, "response.done")
         assert not any("mcp" in event["type"] for event in events)
@@ -131,8 +121,7 @@ async def answer(ws: ClientConnection, request_id: str, approve: bool) -> list[d
 
 async def test_approved_call_runs_in_the_next_response(sim: SimServer) -> None:
     """require_approval always: the response ends with the request; approved, the next response runs the call."""
-    ws, _ = await open_session(sim, mcp_tool(require_approval="always"))
-    async with ws:
+    async with mcp_session(sim, mcp_tool(require_approval="always")) as (ws, _):
         request = await approval_request(ws)
         assert request.name == "search_docs" and request.server_label == "docs"
         events = await answer(ws, request.id, True)
@@ -143,8 +132,7 @@ async def test_approved_call_runs_in_the_next_response(sim: SimServer) -> None:
 
 async def test_denied_call_is_not_made(sim: SimServer) -> None:
     """Denied: no mcp_call, and the answer says the call was not allowed."""
-    ws, _ = await open_session(sim, mcp_tool(require_approval="always"))
-    async with ws:
+    async with mcp_session(sim, mcp_tool(require_approval="always")) as (ws, _):
         request = await approval_request(ws)
         events = await answer(ws, request.id, False)
         assert not any("mcp_call" in event["type"] for event in events)
@@ -154,8 +142,7 @@ async def test_denied_call_is_not_made(sim: SimServer) -> None:
 
 async def test_approval_for_an_unknown_request_is_refused(sim: SimServer) -> None:
     """An mcp_approval_response naming no request of the conversation is an error; the session stays open."""
-    ws, _ = await open_session(sim, mcp_tool())
-    async with ws:
+    async with mcp_session(sim, mcp_tool()) as (ws, _):
         item = {"type": "mcp_approval_response", "id": "mcpr_x", "approval_request_id": "mcpr_nope", "approve": True}
         await ws.send(json.dumps({"type": "conversation.item.create", "event_id": "e1", "item": item}))
         (error,) = await events_until(ws, "error")

@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from rtflow.sim import SimServer
 
-from .conftest import HEADERS, server_events, simulator
+from .conftest import HEADERS, events_until, server_events, simulator
 from .oracle import validate_event
 
 pytestmark = pytest.mark.anyio
@@ -37,13 +37,6 @@ async def receive(ws: ClientConnection) -> dict[str, Any]:
     with anyio.fail_after(5):
         event: dict[str, Any] = json.loads(await ws.recv())
         return event
-
-
-async def events_until(ws: ClientConnection, wanted: str) -> list[dict[str, Any]]:
-    events = [await receive(ws)]
-    while events[-1]["type"] != wanted:
-        events.append(await receive(ws))
-    return events
 
 
 async def configure(ws: ClientConnection, **audio_input: Any) -> dict[str, Any]:
