@@ -336,8 +336,7 @@ def _chat_message(message: Message, transcript: str | None, label: str) -> dict[
 
 def _chat_parts(message: Message, transcript: str | None, label: str) -> list[dict[str, Any]]:
     """A user message holding images as Chat content parts, in order: text, `image_url`, audio as its words."""
-    if isinstance(message.content, str):
-        return [{"type": "text", "text": message.content}]
+    assert not isinstance(message.content, str)  # a message with images holds parts
     parts: list[dict[str, Any]] = []
     for part in message.content:
         if part.type == "input_image":

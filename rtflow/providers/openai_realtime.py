@@ -39,6 +39,7 @@ import collections
 import contextlib
 import dataclasses
 import functools
+import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -89,7 +90,7 @@ from rtflow.providers.image_input import realtime_images
 from rtflow.providers.pricing import cost_of
 from rtflow.providers.protocol_notes import ProtocolNotes
 from rtflow.providers.ratelimits import capped_wait, pause_from_realtime_limits
-from rtflow.providers.realtime_events import EventBuilder, RealtimeConfig
+from rtflow.providers.realtime_events import EventBuilder, RealtimeConfig, idle_timeout_sent
 from rtflow.providers.realtime_mcp import (
     McpApprovalRequest,
     McpApprover,
@@ -217,13 +218,11 @@ class RealtimeProvider(Provider):
                 f"provider {self.info.label!r}: temperature is not supported by the GA Realtime API and is not"
                 " sent (use dialect: beta for endpoints that still take it)"
             )
-        if self.config.idle_timeout_ms is not None:
-            detection = self.config.turn_detection or {}
-            if self.config.dialect == "beta" or detection.get("type") != "server_vad":
-                found.append(
-                    f"provider {self.info.label!r}: idle_timeout_ms needs turn_detection of type server_vad"
-                    " (GA sessions) and is not sent"
-                )
+        if self.config.idle_timeout_ms is not None and not idle_timeout_sent(self.config):
+            found.append(
+                f"provider {self.info.label!r}: idle_timeout_ms needs turn_detection of type server_vad"
+                " (GA sessions) and is not sent"
+            )
         if self.config.dialect == "beta":
             if any(tool.get("type") == "mcp" for tool in self.config.tools):
                 found.append(f"provider {self.info.label!r}: MCP tools are a GA feature; a beta server may refuse them")
@@ -302,11 +301,13 @@ class _TurnState:
     """What the model said in `commentary` messages (a reasoning model's working notes), apart from the answer."""
     later_pieces: list[str] = field(default_factory=list)
     """What the agent said during the script steps after the answer (it may speak up in a silence)."""
-    idle_timeouts: list[tuple[IdleTimeout, float]] = field(default_factory=list)
-    """Each time the server's idle timeout fired during this turn (the caller stayed silent after an answer), with
-    when it arrived."""
+    idle_timeouts: list[IdleTimeout] = field(default_factory=list)
+    """Each time the server's idle timeout fired during this turn (the caller stayed silent after an answer), in
+    the order of the turn's `timeout_triggered` marks, which say when."""
     prompting: bool = False
     """The idle timeout fired and the server's prompt to go on is being read: it is not the turn's answer."""
+    prompt_id: str | None = None
+    """The response of the prompt being read, once it has started."""
     prompt_pieces: list[str] = field(default_factory=list)
     """The text of the prompt being read."""
     idle_prompts: list[str] = field(default_factory=list)
@@ -315,6 +316,7 @@ class _TurnState:
     def prompt_done(self, text: str) -> None:
         """The server's prompt after an idle timeout has ended."""
         self.prompting = False
+        self.prompt_id = None
         self.prompt_pieces = []
         self.idle_prompts.append(text)
 
@@ -529,13 +531,10 @@ class RealtimeSession:
         """Each idle timeout of the turn, in `idle_timeouts` and on its event mark, with the prompt it drew."""
         idle_marks = [mark for mark in output.events if mark.type == "input_audio_buffer.timeout_triggered"]
         # A prompt still being read when the turn ended has no text yet: that firing is told without one.
-        prompts = [*state.idle_prompts, *([None] * len(state.idle_timeouts))]
-        for position, ((fired, arrived), prompt) in enumerate(zip(state.idle_timeouts, prompts, strict=False)):
+        for mark, fired, prompt in itertools.zip_longest(idle_marks, state.idle_timeouts, state.idle_prompts):
             said = self._redacted(prompt)
-            at_ms = round((arrived - state.started) * 1000, 1)  # as the event marks count time
-            output.idle_timeouts.append(idle_timeout_entry(fired, said, at_ms))
-            if position < len(idle_marks):
-                idle_marks[position].detail = idle_timeout_detail(fired, said)
+            output.idle_timeouts.append(idle_timeout_entry(fired, said, mark.at_ms))
+            mark.detail = idle_timeout_detail(fired, said)
 
     def _rate_limit_pause(self) -> float | None:
         """The pause the last `rate_limits.updated` asks for, capped by `max_retry_after` (and noted if cut)."""
@@ -656,7 +655,9 @@ class RealtimeSession:
         with anyio.move_on_after(timeout):
             while True:
                 frame, now = await self._recv()
-                event = read_event(frame, self._notes)
+                kind, event = read_frame(frame, self._notes)
+                if kind is not None:
+                    state.timeline.server(kind, now)
                 if isinstance(event, AudioCommitted):
                     if event.item_id is not None:
                         state.audio_items.append(event.item_id)
@@ -693,7 +694,7 @@ class RealtimeSession:
             case RateLimitsUpdated(limits=limits):
                 self.rate_limits = list(limits)
             case IdleTimeout():
-                state.idle_timeouts.append((event, now))
+                state.idle_timeouts.append(event)
                 state.prompting = True
             case _:
                 pass
@@ -858,7 +859,7 @@ class RealtimeSession:
         timeline = state.timeline
         metrics = state.metrics
         plan = state.plan if state.interruption is None else None
-        matcher = ResponseMatcher(self._finished)
+        matcher = ResponseMatcher(self._finished, prompting=state.prompting, prompt_id=state.prompt_id)
         pieces: list[str] = []
         commentary_items: set[str] = set()
         lost_frames = False
@@ -890,6 +891,13 @@ class RealtimeSession:
                             lost_frames = True
                         case TextDelta() if event.item_id in commentary_items:
                             state.commentary.append(event.text)  # a reasoning model's working notes
+                        case TextDelta() if matcher.prompts(event.response_id, event.item_id):
+                            state.prompt_pieces.append(event.text)
+                        case AudioDelta() if matcher.prompts(event.response_id, event.item_id):
+                            pass  # the prompt's audio is not the answer's
+                        case ResponseDone() if matcher.prompts(event.response_id, None):
+                            state.prompt_done("".join(state.prompt_pieces))
+                            self._remember_finished(event.response_id)
                         case TextDelta() if matcher.owns(event.response_id, event.item_id):
                             if kind in _TRANSCRIPT_DELTAS:
                                 timeline.transcript(now, event.text)
@@ -912,8 +920,6 @@ class RealtimeSession:
                                 commentary_items.add(event.item_id)
                         case ResponseDone() if matcher.done(event):
                             timeline.server("response.done", now, f"{event.status}: {event.reason}")
-                            if state.prompting:  # the caller was silent: this answer is the server's prompt
-                                state.prompt_done("".join(pieces))
                             self._remember_finished(matcher.response_id or event.response_id)
                             if state.interruption is not None and timeline.cut_response_done_at is None:
                                 timeline.cut_response_done_at = now
@@ -934,6 +940,9 @@ class RealtimeSession:
                             return result
                         case ErrorEvent():
                             self._raise_if_ours(event)
+                        case IdleTimeout():
+                            matcher.idle_timeout()
+                            self._note(event, state, now)
                         case _:
                             self._note(event, state, now)
                     if kind is not None:
@@ -946,6 +955,8 @@ class RealtimeSession:
                         await self._barge_in(state, plan, pieces, answering=True, speaker=speaker)
                         plan = None
         finally:
+            if state.prompting:  # the prompt goes on after the turn's response: the next reader knows it
+                state.prompt_id = matcher.prompt_id
             matcher.report(self._notes)
         raise ProviderTimeoutError(f"no event from the server for {timeout:g} s", provider=self._label)
 

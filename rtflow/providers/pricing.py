@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeVar
 
 from rtflow.messages import Usage
 
@@ -47,6 +48,18 @@ _PRICES: dict[str, Price] = {
 _PER_MINUTE: dict[str, float] = {}
 """Dollars per minute of a GPT-Live session, by model, as published on `PRICES_AS_OF` (none is known yet)."""
 
+_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+"""The date that ends a snapshot's name (`gpt-4o-realtime-preview-2024-12-17`)."""
+
+_Row = TypeVar("_Row")
+
+
+def _row(table: dict[str, _Row], model: str) -> _Row | None:
+    """The model's row of `table`; a dated snapshot without its own row falls back to its family's."""
+    if model in table:
+        return table[model]
+    return table.get(_SNAPSHOT.sub("", model))
+
 
 @dataclass(frozen=True)
 class MinutePrice:
@@ -65,7 +78,7 @@ def minute_price(model: str, configured: float | None) -> MinutePrice | None:
     """The per-minute price of a Live model: the config's when it names one, else the table's, else None."""
     if configured is not None:
         return MinutePrice(configured, "config price_per_minute_usd")
-    listed = _PER_MINUTE.get(model, _PER_MINUTE.get(_SNAPSHOT.sub("", model)))
+    listed = _row(_PER_MINUTE, model)
     return MinutePrice(listed, f"price table of {PRICES_AS_OF}") if listed is not None else None
 
 
@@ -74,14 +87,9 @@ def cost_of_seconds(seconds: float, price: MinutePrice) -> float:
     return seconds / 60 * price.usd_per_minute
 
 
-_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
-
-
 def price_for(model: str) -> Price | None:
     """The model's price row, or None when the table does not know it."""
-    if model in _PRICES:
-        return _PRICES[model]
-    return _PRICES.get(_SNAPSHOT.sub("", model))
+    return _row(_PRICES, model)
 
 
 def cost_of(model: str, usage: Usage) -> float | None:

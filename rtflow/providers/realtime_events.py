@@ -23,7 +23,7 @@ from rtflow.providers.config import CommonConfig
 from rtflow.providers.realtime_mcp import APPROVE, DENY
 from rtflow.providers.tools import native_tools
 
-__all__ = ["Dialect", "EventBuilder", "RealtimeConfig"]
+__all__ = ["Dialect", "EventBuilder", "RealtimeConfig", "idle_timeout_sent"]
 
 Dialect = Literal["ga", "beta"]
 AudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
@@ -114,10 +114,16 @@ class RealtimeConfig(CommonConfig):
         raise ValueError(f"expected {APPROVE}, {DENY} or a handler file://handlers.py:decide, not {value[:40]!r}")
 
 
+def idle_timeout_sent(config: RealtimeConfig) -> bool:
+    """Whether the session carries the flow's `idle_timeout_ms`: only a GA session's server VAD can take it."""
+    detection = config.turn_detection or {}
+    return config.idle_timeout_ms is not None and config.dialect == "ga" and detection.get("type") == "server_vad"
+
+
 def _ga_turn_detection(config: RealtimeConfig) -> dict[str, Any] | None:
     """The GA session's turn detection: the flow's, with `idle_timeout_ms` in it when server VAD can take it."""
     detection = config.turn_detection
-    if config.idle_timeout_ms is None or not detection or detection.get("type") != "server_vad":
+    if not detection or not idle_timeout_sent(config):
         return detection
     return {**detection, "idle_timeout_ms": config.idle_timeout_ms}
 

@@ -30,6 +30,7 @@ from rtflow.user_code import UserCodeError, call_user_code
 __all__ = [
     "APPROVE",
     "DENY",
+    "MCP_ITEM_TYPES",
     "McpApprovalRequest",
     "McpApprover",
     "McpCallItem",
@@ -85,10 +86,10 @@ def register_mcp_secrets(tools: Iterable[Mapping[str, Any]]) -> None:
                     register_secret(value.partition(" ")[2] or None)
 
 
-def read_mcp_item(item: Mapping[str, Any], where: str, note: Note) -> McpCallItem | McpApprovalRequest | None:
+def read_mcp_item(item: dict[str, Any], where: str, note: Note) -> McpCallItem | McpApprovalRequest | None:
     """An MCP output item of `response.done`, or None (and `note` told why) when it cannot be read."""
     item_type = item.get("type")
-    fields = {key: field_text(dict(item), key, where, note) for key in ("id", "server_label", "name", "arguments")}
+    fields = {key: field_text(item, key, where, note) for key in ("id", "server_label", "name", "arguments")}
     if any(value is None for value in fields.values()):
         note(f"{where}: an {item_type} item without string id, server_label, name and arguments was skipped")
         return None
@@ -100,9 +101,9 @@ def read_mcp_item(item: Mapping[str, Any], where: str, note: Note) -> McpCallIte
         server_label=server_label,
         name=name,
         arguments=arguments,
-        output=field_text(dict(item), "output", where, note),
+        output=field_text(item, "output", where, note),
         error=_error_text(item.get("error"), where, note),
-        approval_request_id=field_text(dict(item), "approval_request_id", where, note),
+        approval_request_id=field_text(item, "approval_request_id", where, note),
     )
 
 

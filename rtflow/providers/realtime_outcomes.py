@@ -7,7 +7,8 @@ Pure logic over events already read by `realtime_wire`, shared by every session;
   an event without one, by the `item_id` of an item the response added). The turn's response is the first
   response created after the turn asked for one that is not out-of-band (`conversation_id: null`) and not
   already finished; events of any other response (out-of-band, interleaved, a stray `response.done` of an
-  earlier one) are counted and never end or pollute the turn.
+  earlier one) are counted and never end or pollute the turn. After an idle timeout the next response the
+  server starts is its prompt to the caller, not the turn's: the matcher tells its events apart (`prompts`).
 - `finish_response` reads a finished response: its text, calls and usage, or the error its status means. It
   fails with a ProtocolError only when the answer cannot be read: the response is unreadable, or nothing of it
   could be read while some of it was skipped.
@@ -92,21 +93,41 @@ class ResponseMatcher:
     """Which events belong to the one response a turn (or a tool round) is waiting for.
 
     `finished` holds the ids of responses the session already read to their end: their late events are foreign.
+    `prompting` says that the idle timeout has fired and its prompt not yet ended; `prompt_id` is that prompt's
+    response if an earlier reader saw it start.
     An event with no response id at all (nor an item that names one) is taken as the turn's: a server that
     sends no ids cannot interleave anything the client could tell apart.
     """
 
-    def __init__(self, finished: Container[str]) -> None:
+    def __init__(self, finished: Container[str], *, prompting: bool = False, prompt_id: str | None = None) -> None:
         self.response_id: str | None = None
         """The turn's response, once known."""
+        self.prompt_id = prompt_id
+        """The server's prompt after an idle timeout, once it has started."""
+        self._prompt_expected = prompting and prompt_id is None
         self._finished = finished
         self._items: dict[str, str] = {}
         self.ignored: dict[str, int] = {}
         """Events of other responses that were ignored, counted by response id."""
 
+    def idle_timeout(self) -> None:
+        """The server's idle timeout fired: the next response it starts prompts the caller to go on."""
+        self._prompt_expected = True
+
     def created(self, event: ResponseCreated) -> bool:
-        """Whether this response is the turn's (the first one that is neither out-of-band nor finished)."""
-        return self._claim(event.response_id, event.out_of_band, "response.created")
+        """Whether this response is the turn's (the first one that is neither out-of-band nor finished, nor the
+        server's prompt after an idle timeout)."""
+        response_id = event.response_id
+        new_response = response_id is not None and not event.out_of_band and response_id not in self._finished
+        if self._prompt_expected and new_response:
+            self._prompt_expected = False
+            self.prompt_id = response_id
+            return False
+        return self._claim(response_id, event.out_of_band, "response.created")
+
+    def prompts(self, response_id: str | None, item_id: str | None) -> bool:
+        """Whether an event (of this response, or of the item this item id names) belongs to the server's prompt."""
+        return self.prompt_id is not None and self._owner(response_id, item_id) == self.prompt_id
 
     def item_added(self, event: OutputItemAdded) -> None:
         """Remember which response an item belongs to (its deltas may name only the item)."""
@@ -115,8 +136,10 @@ class ResponseMatcher:
 
     def owns(self, response_id: str | None, item_id: str | None) -> bool:
         """Whether a delta (of this response, or of the item this item id names) belongs to the turn."""
-        owner = response_id if response_id is not None else self._items.get(item_id) if item_id else None
-        return self._claim(owner, False, "delta")
+        return self._claim(self._owner(response_id, item_id), False, "delta")
+
+    def _owner(self, response_id: str | None, item_id: str | None) -> str | None:
+        return response_id if response_id is not None else self._items.get(item_id) if item_id else None
 
     def done(self, event: ResponseDone) -> bool:
         """Whether this `response.done` ends the turn's response."""
