@@ -18,7 +18,10 @@ RtflowError                         exit_code 1
 │   ├── ProtocolError               a frame or body we cannot understand (retryable)
 │   └── ToolError                   a tool loop could not finish (iteration cap, unknown tool) (fatal)
 ├── StoreError                      the run store cannot be opened, read or written
-│   └── RunNotFoundError            exit_code 2: no run with that id (or no run at all for `latest`)
+│   ├── RunNotFoundError            exit_code 2: no run with that id (or no run at all for `latest`)
+│   └── MergeError                  exit_code 2: shard stores that do not make one run (another flow, a shard twice)
+├── StoreMissing                    the viewer was pointed at a run store file that does not exist (yet)
+├── InvalidAddress                  a viewer address no run could match (a malformed run id, a run against itself)
 └── SimulatorError                  the local simulator could not start or was misconfigured
 ```
 
@@ -37,6 +40,7 @@ __all__ = [
     "CompileError",
     "FlowError",
     "FlowLoadError",
+    "InvalidAddress",
     "InvalidRequestError",
     "MergeError",
     "PromptError",
@@ -52,6 +56,7 @@ __all__ = [
     "ServerError",
     "SimulatorError",
     "StoreError",
+    "StoreMissing",
     "ToolError",
     "first_error_in",
 ]
@@ -234,6 +239,15 @@ class MergeError(StoreError):
     """Runs that cannot be merged into one (`rtflow merge`): the message says which and why."""
 
     exit_code = 2
+
+
+class StoreMissing(RtflowError):
+    """There is no run store file where the viewer was told to look."""
+
+
+class InvalidAddress(RtflowError):
+    """An address asks for something that cannot be: a run id rtflow could not have made, or a run compared with
+    itself."""
 
 
 class SimulatorError(RtflowError):

@@ -113,9 +113,13 @@ def _base(conversation_id: str) -> str:
     return conversation_id.split("#", 1)[0]
 
 
+def _turn_key(base: str, turn_index: int) -> str:
+    return f"{base} turn {turn_index + 1}"
+
+
 def turn_key(turn: TurnRecord) -> str:
     """The key of a turn's figures: the same for every copy of it (`realtime/japan_travel turn 2`)."""
-    return f"{_base(turn.conversation_id)} turn {turn.turn_index + 1}"
+    return _turn_key(_base(turn.conversation_id), turn.turn_index)
 
 
 def _meets(required: PassRate | None, passed: int, runs: int, low: float) -> bool | None:
@@ -169,9 +173,7 @@ def repeat_figures(turns: Iterable[TurnRecord]) -> tuple[RepeatFigures, ...]:
         if len(by_copy) < 2 and not any(required.values()):
             continue
         turn_figures = [
-            _figures(
-                f"{base} turn {index + 1}", "turn", [t.status == "passed" for t in by_turn[index]], required[index]
-            )
+            _figures(_turn_key(base, index), "turn", [t.status == "passed" for t in by_turn[index]], required[index])
             for index in sorted(by_turn)
         ]
         conversation_meets = (

@@ -33,6 +33,7 @@ from rtflow.log import printing_above
 from rtflow.results.records import TurnRecord, TurnStatus
 from rtflow.results.run_result import RunResult
 from rtflow.results.summary import RunSummary, TurnFigures
+from rtflow.results.verdicts import failure_reason
 from rtflow.terminal import terminal_safe
 
 __all__ = ["RunProgress", "print_summary"]
@@ -268,8 +269,6 @@ def _show_failed_command(run_id: str, db_path: Path | None) -> str:
 def _failure(record: TurnRecord) -> list[RenderableType]:
     """A failed or errored turn's id, then why (wrapped under itself) and the start of what the model said (one
     line), so a reader sees at once what was expected and what came."""
-    from rtflow.results.report.data import failure_reason  # the report's modules load only when a run ended
-
     # Model and server text (and names from the flow) never steer the terminal.
     title = Text.assemble((f"{record.status.upper():<6} ", "bold red"), (terminal_safe(record.node_id), "bold"))
     details = Table.grid(padding=(0, 1))

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from rtflow.errors import RtflowError, RunNotFoundError, StoreError
+from rtflow.errors import InvalidAddress, RtflowError, RunNotFoundError, StoreError, StoreMissing
 from rtflow.viewer import pages, reading
 from rtflow.viewer.host_check import HostCheck
 
@@ -67,10 +67,10 @@ class _Viewer:
     def runs(self, request: Request) -> Response:
         limit_text = request.query_params.get("limit", str(DEFAULT_LIMIT))
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= _MOST_RUNS:
-            raise reading.InvalidAddress(f"limit must be a whole number from 1 to {_MOST_RUNS}")
+            raise InvalidAddress(f"limit must be a whole number from 1 to {_MOST_RUNS}")
         try:
             rows, missing = reading.run_rows(self.db_path, int(limit_text)), None
-        except reading.StoreMissing as exc:
+        except StoreMissing as exc:
             rows, missing = [], str(exc)
         return _html(pages.runs_page(self.db_path, rows, missing))
 
@@ -94,7 +94,7 @@ class _Viewer:
     def compare_form(self, request: Request) -> Response:
         baseline_id, run_id = request.query_params.get("base", ""), request.query_params.get("run", "")
         if not baseline_id or not run_id:
-            raise reading.InvalidAddress("pick a run and a baseline run to compare it with")
+            raise InvalidAddress("pick a run and a baseline run to compare it with")
         return _redirect(pages.compare_url(reading.check_run_id(baseline_id), reading.check_run_id(run_id)))
 
     def compare_page(self, request: Request) -> Response:
@@ -113,17 +113,19 @@ class _Viewer:
         return HTMLResponse(html, headers={**_COMMON_HEADERS, "Content-Security-Policy": _REPORT_POLICY})
 
 
+_ERROR_PAGES: dict[type[RtflowError], tuple[int, str]] = {
+    InvalidAddress: (400, "Not a valid address"),
+    RunNotFoundError: (404, "No such run"),
+    StoreMissing: (404, "No run store"),
+    StoreError: (500, "The run store cannot be read"),
+    RtflowError: (500, "The report cannot be shown"),
+}
+"""The HTTP status and the page title each kind of rtflow error deserves; an error takes its nearest kind's."""
+
+
 def _error_status(exc: RtflowError) -> tuple[int, str]:
-    """The HTTP status and the page title an rtflow error deserves."""
-    if isinstance(exc, reading.InvalidAddress):
-        return 400, "Not a valid address"
-    if isinstance(exc, RunNotFoundError):
-        return 404, "No such run"
-    if isinstance(exc, reading.StoreMissing):
-        return 404, "No run store"
-    if isinstance(exc, StoreError):
-        return 500, "The run store cannot be read"
-    return 500, "The report cannot be shown"
+    """The HTTP status and the page title of the nearest kind of `exc` in `_ERROR_PAGES`."""
+    return next(_ERROR_PAGES[kind] for kind in type(exc).__mro__ if kind in _ERROR_PAGES)
 
 
 def _rtflow_error(request: Request, exc: Exception) -> Response:

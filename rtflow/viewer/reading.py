@@ -14,17 +14,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from rtflow.errors import RtflowError
+from rtflow.errors import InvalidAddress, StoreMissing
 from rtflow.results.records import RunRecord
 from rtflow.results.report import ReportBaseline, render_html
 from rtflow.results.store import RunStore
 from rtflow.results.summary import RunSummary
 
 __all__ = [
-    "InvalidAddress",
     "RunRow",
     "RunStatusView",
-    "StoreMissing",
     "check_run_id",
     "compare_report",
     "compare_status",
@@ -40,15 +38,6 @@ LATEST = "latest"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """Run ids are `20250101-120000-abc123`; this admits any id made of letters, digits, `.`, `_` and `-` (no `/`,
 no leading dot), so nothing taken from an address can name a path or another kind of query."""
-
-
-class StoreMissing(RtflowError):
-    """There is no run store file where the viewer was told to look."""
-
-
-class InvalidAddress(RtflowError):
-    """An address asks for something that cannot be: a run id rtflow could not have made, or a run compared with
-    itself."""
 
 
 def check_run_id(run_id: str) -> str:

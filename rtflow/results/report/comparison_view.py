@@ -11,7 +11,7 @@ change of pass rate (failed -> error), then new and gone tests; tests that did n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rtflow.results.compare import Change, compare_runs, test_key
@@ -153,17 +153,17 @@ def comparison_view(
     baseline: ReportBaseline,
     summary: RunSummary,
     turns: Sequence[TurnRecord],
-    anchors: dict[int, str],
+    anchors: Mapping[str, str],
 ) -> ComparisonView:
-    """`turns` (summed up by `summary`) against `baseline`; `anchors` maps `id()` of a turn record to its
-    transcript element."""
+    """`turns` (summed up by `summary`) against `baseline`; `anchors` maps a turn's node id to its transcript
+    element."""
     comparison = compare_runs(baseline.turns, turns)
     before_turns, after_turns = _first_by_key(baseline.turns), _first_by_key(turns)
     tests: list[ComparedTest] = []
     for change in comparison.changes:
         before, after = before_turns.get(change.key), after_turns.get(change.key)
         status_changed = before is not None and after is not None and before.status != after.status
-        anchor = anchors.get(id(after), "") if after is not None else ""
+        anchor = anchors.get(after.node_id, "") if after is not None else ""
         tests.append(ComparedTest(change, before, after, status_changed, anchor))
     tests.sort(key=lambda test: (_KIND_ORDER[test.change.kind], not test.status_changed, test.change.key))
     return ComparisonView(

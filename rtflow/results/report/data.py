@@ -21,15 +21,15 @@ from typing import Any
 
 from rtflow.errors import RtflowError
 from rtflow.messages import TurnOutput
-from rtflow.results.records import AssertionResult, RunRecord, TurnRecord
+from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report.atomic import atomic_text_file
 from rtflow.results.summary import RunSummary
+from rtflow.results.verdicts import failure_reason
 
 __all__ = [
     "CSV_COLUMNS",
     "JsonlWriter",
     "csv_row",
-    "failure_reason",
     "spreadsheet_safe",
     "turn_input_text",
     "write_csv",
@@ -80,25 +80,6 @@ def turn_input_text(turn: TurnRecord) -> str:
         if message.role == "user":
             return message.text
     return ""
-
-
-def _assertion_reason(result: AssertionResult) -> str:
-    reason = f"{result.type}: {result.reason}"
-    return reason if result.error is None else f"{reason} ({result.error})"
-
-
-def failure_reason(turn: TurnRecord) -> str:
-    """Why a turn did not pass: its error (or why it was skipped), else its failing assertions and unmet steps;
-    empty for a turn that passed or is not graded yet."""
-    if turn.status in ("passed", "pending"):
-        return ""
-    if turn.error is not None:
-        kind, message = turn.error.kind, turn.error.message
-        return message if message.startswith(kind) else f"{kind}: {message}"
-    reasons = [_assertion_reason(result) for result in turn.assertions if not result.passed]
-    if turn.output is not None:
-        reasons += [f"step: {failure}" for failure in turn.output.step_failures]
-    return "; ".join(reasons) or "the weighted score is below the test's threshold"
 
 
 def export_document(

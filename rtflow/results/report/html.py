@@ -104,10 +104,8 @@ def render_html(
     views: list[TurnView] = [view for conversation in conversations for view in conversation.turns]
     ordered = [view.record for view in views]
     summary = summary if summary is not None else RunSummary.of(run, ordered)
-    comparison = None
-    if baseline is not None:
-        anchors = {id(view.record): view.anchor for view in views}
-        comparison = comparison_view(baseline, summary, ordered, anchors)
+    anchors = {view.record.node_id: view.anchor for view in views}
+    comparison = comparison_view(baseline, summary, ordered, anchors) if baseline is not None else None
     template = _environment.get_template("report.html")
     return template.render(
         run=run,
@@ -118,7 +116,7 @@ def render_html(
         matrix=ResultsMatrix.of(conversations),
         conversations=conversations,
         comparison=comparison,
-        timeline=timeline_svg(ordered, {view.record.node_id: view.anchor for view in views}),
+        timeline=timeline_svg(ordered, anchors),
         histograms=[histogram_svg(values, label=label) for label, values in _latencies(ordered).items()],
         audio=audio,
         css=Markup(_package_text("report.css")),

@@ -21,10 +21,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from rtflow.results.records import AssertionResult, RunRecord, TurnRecord
+from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report.atomic import atomic_text_file
 from rtflow.results.report.data import turn_input_text
 from rtflow.results.summary import ProviderSummary, RunSummary, primary_provider
+from rtflow.results.verdicts import assertion_reason, failure_reasons
 
 __all__ = ["render_junit", "testcase_name", "write_junit", "xml_safe"]
 
@@ -98,17 +99,11 @@ def _properties(turn: TurnRecord) -> dict[str, str]:
     return {name: f"{value:g}" for name, value in values.items() if value is not None}
 
 
-def _reason(result: AssertionResult) -> str:
-    return result.reason if result.error is None else f"{result.reason} ({result.error})"
-
-
-def _failure_text(turn: TurnRecord, failing: Sequence[AssertionResult]) -> str:
-    """Every failing assertion with its reason, then what the model said: what a reader needs to see why."""
-    lines = [f"{result.type}: {_reason(result)}" for result in failing]
-    if turn.output is not None and turn.output.step_failures:
-        lines += [f"step: {failure}" for failure in turn.output.step_failures]
+def _failure_text(turn: TurnRecord) -> str:
+    """Every failing assertion with its reason and every unmet step, then what the model said: what a reader
+    needs to see why."""
     output = turn.output.text if turn.output is not None else ""
-    return "\n".join([*lines, "", "output:", output])
+    return "\n".join([*failure_reasons(turn), "", "output:", output])
 
 
 def _error_kind(turn: TurnRecord) -> str:
@@ -133,13 +128,12 @@ def _error_text(turn: TurnRecord) -> str:
 def _add_outcome(case: ET.Element, turn: TurnRecord) -> None:
     """The `<failure>`, `<error>` or `<skipped>` child of a turn that did not pass (none for one that did)."""
     if turn.status == "failed":
-        failing = [result for result in turn.assertions if not result.passed]
-        first = failing[0] if failing else None
+        first = next((result for result in turn.assertions if not result.passed), None)
         _element(
             case,
             "failure",
-            _failure_text(turn, failing),
-            message=_reason(first) if first is not None else "the turn failed",
+            _failure_text(turn),
+            message=assertion_reason(first) if first is not None else "the turn failed",
             type=first.type if first is not None else "failed",
         )
     elif turn.status == "error":

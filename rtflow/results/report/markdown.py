@@ -22,6 +22,7 @@ from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.repeats import RepeatFigures
 from rtflow.results.report.atomic import atomic_text_file
 from rtflow.results.summary import TURN_TAKING_METRICS, RunSummary
+from rtflow.results.verdicts import failure_reason
 
 __all__ = ["cell", "inline", "render_markdown", "write_markdown"]
 
@@ -118,17 +119,8 @@ def _spread_ms(row: RepeatFigures) -> str:
     return f"{spread.p50:.0f} ms ({spread.p50_low:.0f}–{spread.p50_high:.0f})"
 
 
-def _why(turn: TurnRecord) -> str:
-    """One line on why a turn did not pass: its failing assertions' reasons, or its error."""
-    if turn.status == "error" and turn.error is not None:
-        kind, message = turn.error.kind, turn.error.message
-        return message if message.startswith(kind) else f"{kind}: {message}"
-    reasons = [f"{result.type}: {result.reason}" for result in turn.assertions if not result.passed]
-    return "; ".join(reasons) or turn.status
-
-
 def _failure(turn: TurnRecord) -> list[str]:
-    lines = [f"- **{inline(turn.node_id)}** ({turn.status}): {inline(_why(turn))}"]
+    lines = [f"- **{inline(turn.node_id)}** ({turn.status}): {inline(failure_reason(turn))}"]
     text = turn.output.text if turn.output is not None else ""
     if text:
         excerpt = text if len(text) <= _EXCERPT_CHARS else text[:_EXCERPT_CHARS] + "…"

@@ -259,8 +259,18 @@ def _input_audio(turn: TurnRecord, flow_dir: Path, audio: AudioEmbedder) -> list
     return sources
 
 
-def _turn_view(turn: TurnRecord, anchor: str, flow_dir: Path, audio: AudioEmbedder) -> TurnView:
-    """A turn as the report shows it, with the heard part of a cut answer set apart."""
+def _sent_before(turn: TurnRecord, previous: TurnRecord | None) -> int:
+    """How many of the first messages `turn` sent are exactly those `previous` (the turn before it in its
+    conversation) sent: they are listed there, so this turn's details leave them out."""
+    earlier = previous.request_messages if previous is not None else []
+    if earlier and turn.request_messages[: len(earlier)] == earlier:
+        return len(earlier)
+    return 0
+
+
+def _turn_view(turn: TurnRecord, anchor: str, sent_before: int, flow_dir: Path, audio: AudioEmbedder) -> TurnView:
+    """A turn as the report shows it, with the heard part of a cut answer set apart and only the messages sent
+    after the `sent_before` first ones."""
     output: TurnOutput | None = turn.output
     recorded_audio = output.audio if output is not None else None
     view = TurnView(
@@ -271,7 +281,8 @@ def _turn_view(turn: TurnRecord, anchor: str, flow_dir: Path, audio: AudioEmbedd
         # Raw G.711 plays from its WAV copy; the run's audio paths are relative to where it ran.
         output_audio=audio.source(recorded_audio.playable_file, Path.cwd()) if recorded_audio is not None else None,
         system_prompt=[message.text for message in turn.request_messages if message.role in _SYSTEM_ROLES],
-        sent=[_message_view(message) for message in turn.request_messages],
+        sent=[_message_view(message) for message in turn.request_messages[sent_before:]],
+        sent_before=sent_before,
         rendered_prompt=_rendered_prompt(turn),
         variables=_variables(turn),
         attempts=_attempt_views(turn),
@@ -311,17 +322,8 @@ def conversation_views(turns: Sequence[TurnRecord], flow_dir: Path, audio: Audio
         anchor = f"{view.anchor}-{turn.turn_index + 1}"
         if any(other.anchor == anchor for other in view.turns):  # a repeated turn index keeps ids unique
             anchor += f"-{len(view.turns) + 1}"
-        view.turns.append(_turn_view(turn, anchor, flow_dir, audio))
+        sent_before = _sent_before(turn, view.turns[-1].record if view.turns else None)
+        view.turns.append(_turn_view(turn, anchor, sent_before, flow_dir, audio))
     for conversation in conversations.values():
         _close_dialogue(conversation)
-        _fold_repeated_history(conversation)
     return list(conversations.values())
-
-
-def _fold_repeated_history(conversation: ConversationView) -> None:
-    """Leave out of each turn's messages sent those its previous turn listed already, when they are the same."""
-    for previous, view in zip(conversation.turns, conversation.turns[1:], strict=False):
-        earlier = previous.record.request_messages
-        if earlier and view.record.request_messages[: len(earlier)] == earlier:
-            view.sent_before = len(earlier)
-            view.sent = view.sent[len(earlier) :]
