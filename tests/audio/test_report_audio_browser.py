@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import sync_playwright
+from browser_support import launched_chromium, needs_chromium
 
 import rtflow
 from rtflow.results.report import write_export
 
-CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
-        reason="Chromium is not installed at /usr/bin/chromium",
-    ),
-]
+pytestmark = needs_chromium
 
 # Loads one <audio> fully and reports what the browser made of it (duration, or the media error code).
 _LOAD_AUDIO = """
@@ -40,24 +31,18 @@ def test_report_audio_elements_load_in_chromium(tmp_path: Path) -> None:
     report = write_export(result.run, result.turns, tmp_path / "report" / "index.html")
     expected = {turn.output.audio.duration_s for turn in result.turns if turn.output and turn.output.audio}
     console_errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
-        try:
-            page = browser.new_page()
-            page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
-            page.goto(report.as_uri())
-            page.wait_for_load_state("load")
-            inputs = page.locator(".bubble.user audio")
-            outputs = page.locator(".bubble.assistant audio")
-            assert (inputs.count(), outputs.count()) == (6, 6)
-            loaded = [inputs.nth(i).evaluate(_LOAD_AUDIO) for i in range(6)]
-            loaded += [outputs.nth(i).evaluate(_LOAD_AUDIO) for i in range(6)]
-            sources = outputs.evaluate_all("elements => elements.map(e => e.getAttribute('src'))")
-            heard = page.locator(".heard").all_inner_texts()
-        finally:
-            browser.close()
+    with launched_chromium() as browser:
+        page = browser.new_page()
+        page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
+        page.goto(report.as_uri())
+        page.wait_for_load_state("load")
+        inputs = page.locator(".bubble.user audio")
+        outputs = page.locator(".bubble.assistant audio")
+        assert (inputs.count(), outputs.count()) == (6, 6)
+        loaded = [inputs.nth(i).evaluate(_LOAD_AUDIO) for i in range(6)]
+        loaded += [outputs.nth(i).evaluate(_LOAD_AUDIO) for i in range(6)]
+        sources = outputs.evaluate_all("elements => elements.map(e => e.getAttribute('src'))")
+        heard = page.locator(".heard").all_inner_texts()
     assert [entry["error"] for entry in loaded] == [None] * 12
     assert all(entry["duration"] > 0 for entry in loaded)
     played = sorted(round(entry["duration"], 2) for entry in loaded[6:])

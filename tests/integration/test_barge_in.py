@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from audio_support import tone_wav
 
 import rtflow
 from rtflow.audio.formats import BYTES_PER_SECOND
@@ -148,20 +149,10 @@ def test_a_wait_for_that_times_out_fails_the_turn_saying_so(tmp_path: Path) -> N
     assert "wait_for response.created: it did not come within 0.3 s" in step.reason
 
 
-def _loud_clip(path: Path, seconds: float = 1.0) -> Path:
-    import numpy as np
-    import soundfile
-
-    rate = 24_000
-    t = np.arange(int(rate * seconds)) / rate
-    soundfile.write(path, (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate, subtype="PCM_16")
-    return path
-
-
 def test_server_vad_barge_in_the_caller_speaks_over_the_answer(tmp_path: Path) -> None:
     """Under server VAD the caller's clip is streamed over the answer: the server stops it (`turn_detected`),
     the item is cut where the caller stopped hearing it, and the next answer replies to the new audio."""
-    clip = _loud_clip(tmp_path / "stop.wav")
+    clip = tone_wav(tmp_path / "stop.wav", 1.0, hz=440)
     document = {
         "providers": [
             {

@@ -6,24 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import soundfile
 import yaml
+from audio_support import tone_wav
 
 import rtflow
 from rtflow.sim import SimConfig
 
 
-def _clip(path: Path, seconds: float) -> Path:
-    rate = 24_000
-    t = np.arange(int(rate * seconds)) / rate
-    soundfile.write(path, (0.5 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), rate, subtype="PCM_16")
-    return path
-
-
 def test_three_lines_a_delegation_and_a_barge_in(tmp_path: Path) -> None:
     (tmp_path / "tools.py").write_text("def lookup(arguments):\n    return 'order A-1234 ships tomorrow'\n")
-    lines = [_clip(tmp_path / f"line{n}.wav", 0.6 + 0.2 * n) for n in range(1, 4)]
+    lines = [tone_wav(tmp_path / f"line{n}.wav", 0.6 + 0.2 * n) for n in range(1, 4)]
     document = {
         "providers": [
             {

@@ -7,10 +7,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile
 import yaml
+from audio_support import tone_wav
 
 import rtflow
 from rtflow.sim import SimConfig
@@ -18,16 +17,9 @@ from rtflow.sim import SimConfig
 pytestmark = pytest.mark.slow  # two GPT-Live calls stream their audio in real time: about seven seconds
 
 
-def _clip(path: Path, seconds: float) -> Path:
-    rate = 24_000
-    t = np.arange(int(rate * seconds)) / rate
-    soundfile.write(path, (0.5 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), rate, subtype="PCM_16")
-    return path
-
-
 def test_each_turn_costs_its_billed_seconds_at_the_configured_price(tmp_path: Path) -> None:
     """Two Live providers over the same two-line call: one with a price, one without."""
-    lines = [_clip(tmp_path / f"line{n}.wav", 0.6) for n in (1, 2)]
+    lines = [tone_wav(tmp_path / f"line{n}.wav", 0.6) for n in (1, 2)]
     base = {"turn_silence_ms": 500}
     document = {
         "providers": [

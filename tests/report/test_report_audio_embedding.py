@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
-import struct
-import wave
 from pathlib import Path
+
+from audio_support import silent_wav
 
 from rtflow.messages import AudioOutput, Message, TurnOutput
 from rtflow.results.records import RunRecord, TurnRecord
@@ -13,16 +13,6 @@ from rtflow.results.report import render_html
 from rtflow.results.report.media import AudioEmbedder
 
 T0 = 1_767_225_600.0
-
-
-def _wav(path: Path, seconds: float = 0.05) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(24_000)
-        wav.writeframes(struct.pack("<h", 0) * int(24_000 * seconds))
-    return path
 
 
 def _voice_turn(conversation: str, answer: Path, clip: Path) -> TurnRecord:
@@ -52,10 +42,10 @@ def _run() -> RunRecord:
 def test_a_clip_sent_on_two_columns_is_embedded_once(tmp_path: Path) -> None:
     """The clip both conversations sent is one data URL; its second player names the first; the footer
     says the file is self-contained, with what it embeds."""
-    clip = _wav(tmp_path / "clips" / "q.wav")
+    clip = silent_wav(tmp_path / "clips" / "q.wav")
     turns = [
-        _voice_turn("realtime/voice", _wav(tmp_path / "run" / "a.wav", seconds=0.06), clip),
-        _voice_turn("mini/voice", _wav(tmp_path / "run" / "b.wav", seconds=0.07), clip),
+        _voice_turn("realtime/voice", silent_wav(tmp_path / "run" / "a.wav", seconds=0.06), clip),
+        _voice_turn("mini/voice", silent_wav(tmp_path / "run" / "b.wav", seconds=0.07), clip),
     ]
     html = render_html(_run(), turns, tmp_path / "report")
     clip_data = base64.b64encode(clip.read_bytes()).decode("ascii")
@@ -67,7 +57,7 @@ def test_a_clip_sent_on_two_columns_is_embedded_once(tmp_path: Path) -> None:
 def test_audio_that_cannot_be_embedded_is_linked_and_named_in_the_footer(tmp_path: Path) -> None:
     """A recorded answer gone from disk keeps a relative link, and the footer names it and says why, instead
     of claiming the report is self-contained."""
-    clip = _wav(tmp_path / "clips" / "q.wav")
+    clip = silent_wav(tmp_path / "clips" / "q.wav")
     turns = [_voice_turn("realtime/voice", tmp_path / "run" / "gone.wav", clip)]
     html = render_html(_run(), turns, tmp_path / "report")
     assert 'src="../run/gone.wav"' in html
@@ -79,7 +69,7 @@ def test_audio_that_cannot_be_embedded_is_linked_and_named_in_the_footer(tmp_pat
 def test_a_file_over_the_limit_is_linked_not_embedded(tmp_path: Path) -> None:
     """The per-file limit keeps a long recording out of the report; it is linked and reported."""
     embedder = AudioEmbedder(tmp_path / "report", file_limit=1_000)
-    source = embedder.source(str(_wav(tmp_path / "long.wav", seconds=1.0)), tmp_path)
+    source = embedder.source(str(silent_wav(tmp_path / "long.wav", seconds=1.0)), tmp_path)
     assert source.src == "../long.wav" and source.element_id is None
     assert [entry.path for entry in embedder.not_embedded] == ["../long.wav"]
     assert "over the" in embedder.not_embedded[0].reason

@@ -5,28 +5,22 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from browser_support import Tab, launched_chromium, needs_chromium, open_tab
+from playwright.sync_api import Browser, Page
 
 from rtflow import RunResult
 from rtflow.results.report import ReportBaseline, write_export
 from rtflow.results.summary import STATUS_ORDER, RunSummary, primary_provider
 from tests.report.mixed_suite import run_mixed
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
-        reason="Chromium is not installed at /usr/bin/chromium",
-    ),
-]
+pytestmark = needs_chromium
 
 
 @dataclass(frozen=True)
@@ -65,32 +59,13 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
 def browser(suite: Suite) -> Iterator[Browser]:
     """Chromium, started after the suite has run: `rtflow.run` starts an event loop, which it cannot do inside
     the one Playwright's sync API keeps running."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched_chromium() as launched:
+        yield launched
 
 
-@dataclass
-class Tab:
-    """A page of the report, and every console error and uncaught exception it had."""
-
-    page: Page
-    errors: list[str] = field(default_factory=list)
-
-
-def open_tab(browser: Browser, url: str) -> Tab:
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
-    tab = Tab(page)
-    page.on("console", lambda message: tab.errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: tab.errors.append(str(error)))
-    page.goto(url)
-    page.wait_for_load_state("load")
-    return tab
+def address(page: Page) -> str:
+    """The page's address as the page has it now: `page.url` learns of `history.replaceState` a moment later."""
+    return str(page.evaluate("location.href"))
 
 
 def close_clean(tab: Tab) -> None:
@@ -216,13 +191,13 @@ def test_the_search_narrows_to_the_matching_turns_and_a_link_reopens_it(browser:
     assert sorted(shown["articles"]) == sorted(turn["turn"] for turn in shown["matching"])
     assert shown["emptyGroups"] == [] and shown["emptyConversations"] == [] and shown["emptyRows"] == 0
     assert page.locator(".filter-count").inner_text() == f"showing 2 of {suite.baseline.summary.turns} turns"
-    assert page.url.endswith("#q=purple")
+    assert address(page).endswith("#q=purple")
 
     page.fill("#filter-search", "does not contain audio")  # a failed assertion's reason
     assert [(turn["thread"], turn["provider"]) for turn in on_screen(page)["matching"]] == [("voice", "chat")]
 
     page.fill("#filter-search", "people live")
-    linked = page.url
+    linked = address(page)
     reopened = open_tab(browser, linked)
     assert reopened.page.input_value("#filter-search") == "people live"
     assert on_screen(reopened.page) == on_screen(page)
@@ -273,13 +248,13 @@ def test_each_filter_keeps_its_turns_and_leaves_no_empty_group(browser: Browser,
         for turn in shown["matching"]:
             field_value = turn["types"] if name == "type" else turn[name]
             assert value in field_value if name == "type" else field_value == value, (name, value, turn)
-        assert f"{name}={value}" in page.url, (name, value)
+        assert f"{name}={value}" in address(page), (name, value)
 
     page.click("button[data-filter=all]")
     page.click("button[data-filter=problems]")
     problems = on_screen(page)
     assert {turn["status"] for turn in problems["matching"]} == {"failed", "error", "skipped"}
-    assert "status=failed,error,skipped" in page.url
+    assert "status=failed,error,skipped" in address(page)
     close_clean(tab)
 
 

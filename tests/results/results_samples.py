@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-import wave
 from pathlib import Path
 
 from rtflow.messages import AudioOutput, ContentPart, Message, ToolCall, TurnMetrics, TurnOutput, Usage
@@ -15,14 +13,12 @@ HOSTILE_OUTPUT = "<script>alert(1)</script> and <img src=x onerror=alert(1)>"
 
 
 def write_wav(path: Path, seconds: float = 0.05) -> Path:
-    """A short silent pcm16 24 kHz mono WAV file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(24_000)
-        wav.writeframes(struct.pack("<h", 0) * int(24_000 * seconds))
-    return path
+    """A short silent pcm16 24 kHz mono WAV file (`audio_support.silent_wav`)."""
+    # Imported here, not at the top: test_atomic_exports' writer subprocess imports this module with only this
+    # folder on its path, and never asks for audio.
+    from audio_support import silent_wav
+
+    return silent_wav(path, seconds)
 
 
 def make_run(**changes: object) -> RunRecord:

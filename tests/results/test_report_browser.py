@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Dialog, sync_playwright
+from browser_support import launched_chromium, needs_chromium
+from playwright.sync_api import Dialog
 from results_samples import HOSTILE_OUTPUT
 
 from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report import write_export
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
-        reason="Chromium is not installed at /usr/bin/chromium",
-    ),
-]
+pytestmark = needs_chromium
 
 
 def test_report_renders_safely_in_chromium(
@@ -31,54 +23,48 @@ def test_report_renders_safely_in_chromium(
     report = write_export(run_record, turn_records, tmp_path / "report" / "index.html")
     console_errors: list[str] = []
     dialogs: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    with launched_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: console_errors.append(str(error)))
+
+        def on_dialog(dialog: Dialog) -> None:
+            dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        page.goto(report.as_uri())
+        page.wait_for_load_state("load")
+
+        hostile = page.locator(".output-text", has_text="alert(1)")
+        assert hostile.count() == 1
+        assert hostile.inner_text() == HOSTILE_OUTPUT
+        assert page.locator(".output-text script").count() == 0
+        assert page.locator(".output-text img").count() == 0
+
+        assert page.locator("table.matrix td.cell").count() == 3
+        assert page.locator("table.matrix").inner_text().count("/") >= 3
+        assert page.locator("svg.timeline rect.bar").count() == sum(len(turn.calls) for turn in turn_records)
+        assert page.locator("svg.timeline rect.bar.retry").count() == 2
+        assert page.locator("svg.timeline rect.bar.fallback").count() == 1
+        assert page.locator("svg.histogram").count() == 2
+        # Both clips embedded, each once; the matrix's players borrow the transcript's source.
+        sources = page.locator("details.conversation audio").evaluate_all(
+            "elements => elements.map(e => e.getAttribute('src'))"
         )
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
-            page.on("pageerror", lambda error: console_errors.append(str(error)))
+        assert len(sources) == 2 and all(source.startswith("data:audio/wav;base64,") for source in sources)
+        borrowed = page.locator(".results-matrix audio").evaluate_all("elements => elements.map(e => e.src)")
+        assert borrowed and set(borrowed) <= set(sources)
+        assert "get_weather" in page.locator(".tool-call").inner_text()
 
-            def on_dialog(dialog: Dialog) -> None:
-                dialogs.append(dialog.message)
-                dialog.dismiss()
+        # The report's own script runs (the CSP nonce lets it) and its filter hides passing turns.
+        assert page.evaluate("document.documentElement.classList.contains('scripted')")
+        page.click("button[data-filter=problems]")
+        assert page.locator("article.turn:visible").count() == 3
 
-            page.on("dialog", on_dialog)
-            page.goto(report.as_uri())
-            page.wait_for_load_state("load")
-
-            hostile = page.locator(".output-text", has_text="alert(1)")
-            assert hostile.count() == 1
-            assert hostile.inner_text() == HOSTILE_OUTPUT
-            assert page.locator(".output-text script").count() == 0
-            assert page.locator(".output-text img").count() == 0
-
-            assert page.locator("table.matrix td.cell").count() == 3
-            assert page.locator("table.matrix").inner_text().count("/") >= 3
-            assert page.locator("svg.timeline rect.bar").count() == sum(len(turn.calls) for turn in turn_records)
-            assert page.locator("svg.timeline rect.bar.retry").count() == 2
-            assert page.locator("svg.timeline rect.bar.fallback").count() == 1
-            assert page.locator("svg.histogram").count() == 2
-            # Both clips embedded, each once; the matrix's players borrow the transcript's source.
-            sources = page.locator("details.conversation audio").evaluate_all(
-                "elements => elements.map(e => e.getAttribute('src'))"
-            )
-            assert len(sources) == 2 and all(source.startswith("data:audio/wav;base64,") for source in sources)
-            borrowed = page.locator(".results-matrix audio").evaluate_all("elements => elements.map(e => e.src)")
-            assert borrowed and set(borrowed) <= set(sources)
-            assert "get_weather" in page.locator(".tool-call").inner_text()
-
-            # The report's own script runs (the CSP nonce lets it) and its filter hides passing turns.
-            assert page.evaluate("document.documentElement.classList.contains('scripted')")
-            page.click("button[data-filter=problems]")
-            assert page.locator("article.turn:visible").count() == 3
-
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.click("button[data-filter=all]")
-            page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
-        finally:
-            browser.close()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.click("button[data-filter=all]")
+        page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
     assert dialogs == []
     assert console_errors == []
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000

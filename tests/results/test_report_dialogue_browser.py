@@ -3,25 +3,16 @@ why it stopped and the verdicts, and loads with no console errors; a hostile cal
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
+from browser_support import launched_chromium, needs_chromium
 from dialogue_samples import ANSWERS, CALLER_LINES, HOSTILE_CALLER, VERDICTS, dialogue_turns
-from playwright.sync_api import Dialog, sync_playwright
+from playwright.sync_api import Dialog
 from results_samples import make_run
 
 from rtflow.results.report import write_export
 
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
-        reason="Chromium is not installed at /usr/bin/chromium",
-    ),
-]
+pytestmark = needs_chromium
 
 
 def test_a_dialogue_renders_as_a_transcript_in_chromium(tmp_path: Path) -> None:
@@ -29,32 +20,26 @@ def test_a_dialogue_renders_as_a_transcript_in_chromium(tmp_path: Path) -> None:
     report = write_export(make_run(), dialogue_turns(), tmp_path / "report.html")
     console_errors: list[str] = []
     dialogs: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
-            page.on("pageerror", lambda error: console_errors.append(str(error)))
+    with launched_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: console_errors.append(str(error)))
 
-            def on_dialog(dialog: Dialog) -> None:
-                dialogs.append(dialog.message)
-                dialog.dismiss()
+        def on_dialog(dialog: Dialog) -> None:
+            dialogs.append(dialog.message)
+            dialog.dismiss()
 
-            page.on("dialog", on_dialog)
-            page.goto(report.as_uri())
-            page.wait_for_load_state("load")
+        page.on("dialog", on_dialog)
+        page.goto(report.as_uri())
+        page.wait_for_load_state("load")
 
-            bubbles = page.locator("details.conversation .bubble .text").all_inner_texts()
-            assert bubbles == [piece for pair in zip(CALLER_LINES, ANSWERS, strict=True) for piece in pair]
-            assert page.locator(".caller-line", has_text="alert(").inner_text() == HOSTILE_CALLER
-            assert page.locator(".bubble script").count() == 0
-            ending = page.locator(".dialogue-end")
-            assert ending.locator(".stop-reason").inner_text().startswith("stopped the caller said the stop phrase")
-            assert ending.locator(".reason").all_inner_texts() == [result.reason for result in VERDICTS]
-            assert page.locator("article.turn ul.assertions").count() == 0
-        finally:
-            browser.close()
+        bubbles = page.locator("details.conversation .bubble .text").all_inner_texts()
+        assert bubbles == [piece for pair in zip(CALLER_LINES, ANSWERS, strict=True) for piece in pair]
+        assert page.locator(".caller-line", has_text="alert(").inner_text() == HOSTILE_CALLER
+        assert page.locator(".bubble script").count() == 0
+        ending = page.locator(".dialogue-end")
+        assert ending.locator(".stop-reason").inner_text().startswith("stopped the caller said the stop phrase")
+        assert ending.locator(".reason").all_inner_texts() == [result.reason for result in VERDICTS]
+        assert page.locator("article.turn ul.assertions").count() == 0
     assert dialogs == []
     assert console_errors == []

@@ -3,26 +3,17 @@ struck through and labelled, hostile text stays text, and the barge-in sits on t
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Dialog, sync_playwright
+from browser_support import launched_chromium, needs_chromium
+from playwright.sync_api import Dialog
 from results_samples import HOSTILE_OUTPUT, make_run
 from turn_taking_samples import CUT, FULL_ANSWER, HEARD, voice_turn, voice_turns
 
 from rtflow.messages import TurnMetrics
 from rtflow.results.report import write_export
 
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
-        reason="Chromium is not installed at /usr/bin/chromium",
-    ),
-]
+pytestmark = needs_chromium
 
 
 def test_cut_answers_render_heard_and_unheard_parts_in_chromium(tmp_path: Path) -> None:
@@ -40,38 +31,32 @@ def test_cut_answers_render_heard_and_unheard_parts_in_chromium(tmp_path: Path) 
     report = write_export(make_run(), [*voice_turns(), hostile], tmp_path / "report.html")
     console_errors: list[str] = []
     dialogs: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    with launched_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: console_errors.append(str(error)))
+
+        def on_dialog(dialog: Dialog) -> None:
+            dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        page.goto(report.as_uri())
+        page.wait_for_load_state("load")
+
+        heard = page.locator(".answer-heard").all_inner_texts()
+        unheard = page.locator(".answer-unheard")
+        # Conversations by id: voice/hostile, then voice/rome.
+        assert [text.strip() for text in heard] == [HOSTILE_OUTPUT, HEARD]
+        assert unheard.all_inner_texts() == ["and more", FULL_ANSWER.removeprefix(HEARD + " ")]
+        assert "line-through" in unheard.first.evaluate("e => getComputedStyle(e).textDecorationLine")
+        assert "line-through" not in page.locator(".answer-heard").first.evaluate(
+            "e => getComputedStyle(e).textDecorationLine"
         )
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
-            page.on("pageerror", lambda error: console_errors.append(str(error)))
-
-            def on_dialog(dialog: Dialog) -> None:
-                dialogs.append(dialog.message)
-                dialog.dismiss()
-
-            page.on("dialog", on_dialog)
-            page.goto(report.as_uri())
-            page.wait_for_load_state("load")
-
-            heard = page.locator(".answer-heard").all_inner_texts()
-            unheard = page.locator(".answer-unheard")
-            # Conversations by id: voice/hostile, then voice/rome.
-            assert [text.strip() for text in heard] == [HOSTILE_OUTPUT, HEARD]
-            assert unheard.all_inner_texts() == ["and more", FULL_ANSWER.removeprefix(HEARD + " ")]
-            assert "line-through" in unheard.first.evaluate("e => getComputedStyle(e).textDecorationLine")
-            assert "line-through" not in page.locator(".answer-heard").first.evaluate(
-                "e => getComputedStyle(e).textDecorationLine"
-            )
-            assert page.locator(".cut-label").all_inner_texts() == ["not heard — cut at 600 ms"] * 2
-            assert page.locator(".output-text script, .output-text img").count() == 0
-            assert page.locator(".interruption").count() == 2
-            assert page.locator("svg.timeline line.barge-in").count() == 2
-            assert page.locator("table.turn-taking tr[data-scope=all]").count() == 7
-        finally:
-            browser.close()
+        assert page.locator(".cut-label").all_inner_texts() == ["not heard — cut at 600 ms"] * 2
+        assert page.locator(".output-text script, .output-text img").count() == 0
+        assert page.locator(".interruption").count() == 2
+        assert page.locator("svg.timeline line.barge-in").count() == 2
+        assert page.locator("table.turn-taking tr[data-scope=all]").count() == 7
     assert dialogs == []
     assert console_errors == []

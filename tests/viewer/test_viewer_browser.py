@@ -3,29 +3,21 @@ run's report, two runs compared, and a run in progress whose report grows while 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from browser_support import Tab, launched_chromium, needs_chromium, open_tab
+from playwright.sync_api import Browser, Page
 
 from tests.viewer.support import TwoRuns, Viewer, start_viewer, two_finished_runs, wait_for_run, write_flow
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
-        reason="Chromium is not installed at /usr/bin/chromium",
-    ),
-]
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -44,34 +36,8 @@ def viewer(runs: TwoRuns) -> Iterator[Viewer]:
 def browser(runs: TwoRuns) -> Iterator[Browser]:
     """Chromium, started after the runs: `rtflow.run` starts an event loop, which it cannot do inside the one
     Playwright's sync API keeps running."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@dataclass
-class Tab:
-    """A page of the viewer, its console errors and uncaught exceptions, and the status polls it made."""
-
-    page: Page
-    errors: list[str] = field(default_factory=list)
-    polls: list[float] = field(default_factory=list)
-
-
-def open_tab(browser: Browser, url: str) -> Tab:
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
-    tab = Tab(page)
-    page.on("console", lambda message: tab.errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: tab.errors.append(str(error)))
-    page.on("request", lambda request: tab.polls.append(time.monotonic()) if "/api/" in request.url else None)
-    page.goto(url)
-    page.wait_for_load_state("load")
-    return tab
+    with launched_chromium() as launched:
+        yield launched
 
 
 def close_clean(tab: Tab) -> None:
@@ -114,7 +80,7 @@ def wait_for_report(page: Page, timeout_s: float = 15.0) -> dict[str, object]:
 
 def test_the_runs_list_shows_both_runs_with_their_pass_rates(browser: Browser, viewer: Viewer, runs: TwoRuns) -> None:
     """Newest first, each with its status, pass rate and counts from its summary, linking to its page."""
-    tab = open_tab(browser, viewer.url)
+    tab = open_tab(browser, viewer.url, count_requests=True)
     page = tab.page
     rows = page.locator("tr.run")
     assert rows.evaluate_all("rows => rows.map(r => r.dataset.run)") == [
@@ -141,7 +107,7 @@ def test_a_finished_runs_report_opens_with_its_filters_and_polls_nothing(
     """The report shows the run; the filters in the address reach it and its own changes come back to the
     address; a run that has ended is never polled."""
     run_id = runs.baseline.run.run_id
-    tab = open_tab(browser, f"{viewer.url}runs/{run_id}#q=France")
+    tab = open_tab(browser, f"{viewer.url}runs/{run_id}#q=France", count_requests=True)
     page = tab.page
     state = wait_for_report(page)
     assert state["search"] == "France" and state["hash"] == "#q=France"
@@ -159,7 +125,7 @@ def test_the_compare_page_opens_with_the_changed_verdicts_first(
     browser: Browser, viewer: Viewer, runs: TwoRuns
 ) -> None:
     """The runs list's form compares the newest run with the one before; the changed test leads."""
-    tab = open_tab(browser, viewer.url)
+    tab = open_tab(browser, viewer.url, count_requests=True)
     page = tab.page
     page.get_by_role("button", name="Compare").click()
     page.wait_for_url(f"**/compare/{runs.baseline.run.run_id}/{runs.current.run.run_id}")
@@ -192,7 +158,7 @@ def test_a_run_in_progress_grows_while_its_page_stays_open(browser: Browser, tmp
     )
     try:
         run_id = wait_for_run(db)
-        tab = open_tab(browser, f"{viewer.url}runs/{run_id}#q=capital")
+        tab = open_tab(browser, f"{viewer.url}runs/{run_id}#q=capital", count_requests=True)
         page = tab.page
         page.evaluate("() => { window.stillTheSamePage = true; }")
         seen: list[int] = []

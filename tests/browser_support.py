@@ -1,0 +1,65 @@
+"""A real headless Chromium for the browser tests: where it is, the marks that skip a module without it, how it
+is started, and a tab that records what went wrong on its page.
+
+Imported as `browser_support` (pytest puts `tests/` on the path for `tests/conftest.py`), like the other
+support modules."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+
+# A module's `pytestmark`: it needs Chromium, and is skipped when it is not installed.
+needs_chromium = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
+        reason="Chromium is not installed at /usr/bin/chromium",
+    ),
+]
+
+
+@contextmanager
+def launched_chromium() -> Iterator[Browser]:
+    """Chromium, closed on the way out. Start it only after any `rtflow.run` the test needs: `rtflow.run` starts
+    an event loop, which it cannot do inside the one Playwright's sync API keeps running."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Tab:
+    """A page, every console error and uncaught exception it had, and (when counted) its requests to `/api/`."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+    polls: list[float] = field(default_factory=list)
+    """When each request to `/api/` was made (the viewer's status polls); empty unless `open_tab` counts them."""
+
+
+def open_tab(browser: Browser, url: str, count_requests: bool = False) -> Tab:
+    """A new 1300x900 page at `url`, loaded, recording its errors and, with `count_requests`, its `/api/` polls."""
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    tab = Tab(page)
+    page.on("console", lambda message: tab.errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: tab.errors.append(str(error)))
+    if count_requests:
+        page.on("request", lambda request: tab.polls.append(time.monotonic()) if "/api/" in request.url else None)
+    page.goto(url)
+    page.wait_for_load_state("load")
+    return tab
