@@ -9,6 +9,7 @@ from pathlib import Path
 
 import junitparser
 import pytest
+import xmlschema
 import yaml
 from click.testing import CliRunner
 from results_samples import make_run, make_turns
@@ -37,6 +38,10 @@ FLOW = {
 }
 """Thread a: a pass, then a failure of two assertions; thread b: an error (the fault hits `boom`), then the
 turn skipped after it."""
+
+
+JUNIT_4 = xmlschema.XMLSchema(Path(__file__).with_name("junit-4.xsd"))
+"""The JUnit 4 report schema CI tools follow (see the file's header)."""
 
 
 def _invoke(*args: str | Path) -> tuple[int, str, str]:
@@ -76,18 +81,27 @@ def test_junit_counts_per_provider_suite(exported: tuple[Path, Path]) -> None:
     assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (4, 1, 1, 1)
     assert len(list(suite)) == 4
     root = ET.parse(exported[0]).getroot()
-    assert (root.tag, root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == (
-        "testsuites",
-        "4",
-        "1",
-        "1",
-        "1",
-    )
+    assert (root.tag, root.get("tests"), root.get("failures"), root.get("errors")) == ("testsuites", "4", "1", "1")
+
+
+def test_junit_is_valid_against_the_junit_4_schema(exported: tuple[Path, Path]) -> None:
+    """The export validates against the JUnit 4 schema; the same schema rejects what the export used to write
+    (figures as a testcase's properties, a `skipped` count on the root), so the check can fail."""
+    JUNIT_4.validate(str(exported[0]))
+    root = ET.parse(exported[0]).getroot()
+    case = root.find("testsuite/testcase")
+    assert case is not None
+    ET.SubElement(ET.SubElement(case, "properties"), "property", name="ttfb_ms", value="1")
+    assert not JUNIT_4.is_valid(ET.tostring(root, encoding="unicode"))
+    case.remove(case.find("properties"))  # type: ignore[arg-type]
+    root.set("skipped", "1")
+    assert not JUNIT_4.is_valid(ET.tostring(root, encoding="unicode"))
 
 
 def test_junit_names_outcomes_and_properties(exported: tuple[Path, Path]) -> None:
     """Testcases are `<provider>.<thread>` / `turn N: ...`; the failure names the first failing assertion and
-    lists all of them with the output; the error and the skip say why; metrics are properties."""
+    lists all of them with the output; the error and the skip say why; a turn's figures end its output, the
+    suite's are its properties."""
     cases = _cases(exported[0])
     assert sorted(cases) == [
         "realtime.a turn 1: first",
@@ -96,10 +110,16 @@ def test_junit_names_outcomes_and_properties(exported: tuple[Path, Path]) -> Non
         "realtime.b turn 2: after the boom",
     ]
     passed = cases["realtime.a turn 1: first"]
-    assert passed.is_passed and "You said" in passed.system_out
-    properties = {item.name: item.value for item in passed.child(junitparser.Properties)}
-    assert {"ttfb_ms", "total_ms", "cost"} <= set(properties)
-    assert float(properties["total_ms"]) > 0
+    assert passed.is_passed and passed.system_out.startswith("You said")
+    *_, figures_line = passed.system_out.splitlines()
+    label, _, pairs = figures_line.partition(": ")
+    figures = dict(pair.split("=") for pair in pairs.split())
+    assert label == "figures" and {"ttfb_ms", "total_ms", "cost"} <= set(figures)
+    assert float(figures["total_ms"]) > 0
+    (suite,) = junitparser.JUnitXml.fromfile(str(exported[0]))
+    properties = {item.name: item.value for item in suite.properties()}
+    assert properties["pass_rate"] == "0.25"
+    assert {"first_delta_p50_ms", "total_p95_ms", "cost"} <= set(properties)
 
     (failure,) = cases["realtime.a turn 2: the a|b turn"].result
     assert isinstance(failure, junitparser.Failure)
@@ -146,6 +166,7 @@ def test_hostile_text_still_gives_well_formed_xml(tmp_path: Path) -> None:
     """Characters XML 1.0 forbids are replaced, the rest escaped: the file parses, with ElementTree and
     junitparser, and keeps the readable parts."""
     path = write_export(make_run(), [_hostile_turn()], tmp_path / "hostile.xml")
+    JUNIT_4.validate(str(path))
     root = ET.parse(path).getroot()
     out = root.find("testsuite/testcase/system-out")
     assert out is not None and out.text is not None
