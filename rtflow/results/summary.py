@@ -221,6 +221,15 @@ class TurnFigures(BaseModel):
         return {status: count for status, count in counts.items() if count}
 
 
+def _met_pass_rates(repeats: Iterable[RepeatFigures]) -> set[str]:
+    """The keys of the repeated turns whose `pass_rate` was met."""
+    return {figure.key for figure in repeats if figure.kind == "turn" and figure.meets}
+
+
+def _met_by_repeats(turn: TurnRecord, met: set[str]) -> bool:
+    return bool(turn.pass_rate) and turn_key(turn) in met
+
+
 class ProviderSummary(TurnFigures):
     """One primary provider's turns: those of the conversations whose chain starts with it, fallbacks included."""
 
@@ -270,7 +279,7 @@ class RunSummary(TurnFigures):
             by_provider.setdefault(primary_provider(turn), []).append(turn)
         figures = _figures(records)
         repeats = repeat_figures(records)
-        met = {figure.key for figure in repeats if figure.kind == "turn" and figure.meets}
+        met = _met_pass_rates(repeats)
         return cls(
             **figures,
             run_id=run.run_id,
@@ -287,11 +296,15 @@ class RunSummary(TurnFigures):
                 for provider, provider_turns in sorted(by_provider.items())
             ),
             repeats=repeats,
-            accepted=sum(
-                1 for turn in records if turn.status == "passed" or (turn.pass_rate and turn_key(turn) in met)
-            ),
+            accepted=sum(1 for turn in records if turn.status == "passed" or _met_by_repeats(turn, met)),
             unmet_pass_rates=sum(1 for figure in repeats if figure.kind == "turn" and figure.meets is False),
         )
+
+    def accepted_by_repeats(self, turns: Iterable[TurnRecord]) -> set[str]:
+        """The node ids of those of `turns` that did not pass in their run but are accepted all the same: their
+        turn met its `pass_rate` across the repeats (what the run's verdict and exit code go by)."""
+        met = _met_pass_rates(self.repeats)
+        return {turn.node_id for turn in turns if turn.status != "passed" and _met_by_repeats(turn, met)}
 
     def status_counts(self) -> dict[str, int]:
         """The statuses that some turn has, then `not_run` when some turns never ran, with their counts."""

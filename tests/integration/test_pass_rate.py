@@ -95,3 +95,27 @@ def test_the_cli_summary_says_which_pass_rates_were_not_met(tmp_path: Path) -> N
     assert "1 turn(s) did not pass as often as their pass_rate asks" in done.stdout
     assert "turns' pass rates: not met" in done.stdout
     assert "cost per passing turn: $" in done.stdout
+
+
+@pytest.mark.parametrize(("pass_rate", "passes"), [(0.5, True), (0.95, False)])
+def test_junit_agrees_with_the_pass_rate_verdict(tmp_path: Path, pass_rate: float, passes: bool) -> None:
+    """A copy that errored while its turn met its pass rate is a pass in JUnit, saying why; when the rate is not
+    met, each failed copy stays an error: the file's counts agree with the exit code."""
+    import junitparser
+
+    from rtflow.results.report import write_export
+
+    result = _run(_flow(tmp_path, flaky_test={"pass_rate": pass_rate}, execution={"repeat": 20}))
+    failed_copies = 20 - _flaky_turn(result).passed
+    path = write_export(result.run, list(result.turns), tmp_path / "results.xml")
+    (suite,) = junitparser.JUnitXml.fromfile(str(path))
+    flaky_cases = [case for case in suite if "flaky question" in case.name]
+    assert len(flaky_cases) == 20 and suite.tests == 40
+    accepted = [case for case in flaky_cases if "accepted: this run error" in (case.system_out or "")]
+    if passes:
+        assert (suite.errors, suite.failures) == (0, 0) and result.exit_code == 0
+        assert len(accepted) == failed_copies and all(case.is_passed for case in accepted)
+        assert f"the turn passed {20 - failed_copies} of 20 runs (>= 50%: met)" in accepted[0].system_out
+    else:
+        assert suite.errors == failed_copies and result.exit_code == 1
+        assert not accepted and sum(not case.is_passed for case in flaky_cases) == failed_copies
