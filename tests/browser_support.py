@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -48,16 +48,25 @@ class Tab:
 
     page: Page
     errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    """The message of every dialog the page opened (each dismissed): an injected `alert(...)` lands here."""
     polls: list[float] = field(default_factory=list)
     """When each request to `/api/` was made (the viewer's status polls); empty unless `open_tab` counts them."""
 
 
-def open_tab(browser: Browser, url: str, count_requests: bool = False) -> Tab:
-    """A new 1300x900 page at `url`, loaded, recording its errors and, with `count_requests`, its `/api/` polls."""
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
+def open_tab(browser: Browser, url: str, count_requests: bool = False, width: int = 1300) -> Tab:
+    """A new page `width` pixels wide and 900 high at `url`, loaded, recording its errors and dialogs and, with
+    `count_requests`, its `/api/` polls."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
     tab = Tab(page)
     page.on("console", lambda message: tab.errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: tab.errors.append(str(error)))
+
+    def on_dialog(dialog: Dialog) -> None:
+        tab.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     if count_requests:
         page.on("request", lambda request: tab.polls.append(time.monotonic()) if "/api/" in request.url else None)
     page.goto(url)

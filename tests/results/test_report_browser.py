@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from browser_support import launched_chromium, needs_chromium
-from playwright.sync_api import Dialog
+from browser_support import launched_chromium, needs_chromium, open_tab
 from results_samples import HOSTILE_OUTPUT
 
 from rtflow.results.records import RunRecord, TurnRecord
@@ -21,20 +20,9 @@ def test_report_renders_safely_in_chromium(
 ) -> None:
     """No console errors or dialogs; hostile output shows as text; matrix, timeline, charts and audio are there."""
     report = write_export(run_record, turn_records, tmp_path / "report" / "index.html")
-    console_errors: list[str] = []
-    dialogs: list[str] = []
     with launched_chromium() as browser:
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: console_errors.append(str(error)))
-
-        def on_dialog(dialog: Dialog) -> None:
-            dialogs.append(dialog.message)
-            dialog.dismiss()
-
-        page.on("dialog", on_dialog)
-        page.goto(report.as_uri())
-        page.wait_for_load_state("load")
+        tab = open_tab(browser, report.as_uri(), width=1200)
+        page = tab.page
 
         hostile = page.locator(".output-text", has_text="alert(1)")
         assert hostile.count() == 1
@@ -65,6 +53,6 @@ def test_report_renders_safely_in_chromium(
         ARTIFACTS.mkdir(exist_ok=True)
         page.click("button[data-filter=all]")
         page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
-    assert dialogs == []
-    assert console_errors == []
+    assert tab.dialogs == []
+    assert tab.errors == []
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000

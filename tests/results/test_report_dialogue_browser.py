@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from browser_support import launched_chromium, needs_chromium
+from browser_support import launched_chromium, needs_chromium, open_tab
 from dialogue_samples import ANSWERS, CALLER_LINES, HOSTILE_CALLER, VERDICTS, dialogue_turns
-from playwright.sync_api import Dialog
 from results_samples import make_run
 
 from rtflow.results.report import write_export
@@ -18,20 +17,9 @@ pytestmark = needs_chromium
 def test_a_dialogue_renders_as_a_transcript_in_chromium(tmp_path: Path) -> None:
     """Caller lines and answers in order, the stop reason and the verdicts' reasons; no console errors or dialogs."""
     report = write_export(make_run(), dialogue_turns(), tmp_path / "report.html")
-    console_errors: list[str] = []
-    dialogs: list[str] = []
     with launched_chromium() as browser:
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: console_errors.append(str(error)))
-
-        def on_dialog(dialog: Dialog) -> None:
-            dialogs.append(dialog.message)
-            dialog.dismiss()
-
-        page.on("dialog", on_dialog)
-        page.goto(report.as_uri())
-        page.wait_for_load_state("load")
+        tab = open_tab(browser, report.as_uri(), width=1200)
+        page = tab.page
 
         bubbles = page.locator("details.conversation .bubble .text").all_inner_texts()
         assert bubbles == [piece for pair in zip(CALLER_LINES, ANSWERS, strict=True) for piece in pair]
@@ -41,5 +29,5 @@ def test_a_dialogue_renders_as_a_transcript_in_chromium(tmp_path: Path) -> None:
         assert ending.locator(".stop-reason").inner_text().startswith("stopped the caller said the stop phrase")
         assert ending.locator(".reason").all_inner_texts() == [result.reason for result in VERDICTS]
         assert page.locator("article.turn ul.assertions").count() == 0
-    assert dialogs == []
-    assert console_errors == []
+    assert tab.dialogs == []
+    assert tab.errors == []

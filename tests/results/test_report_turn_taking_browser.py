@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from browser_support import launched_chromium, needs_chromium
-from playwright.sync_api import Dialog
+from browser_support import launched_chromium, needs_chromium, open_tab
 from results_samples import HOSTILE_OUTPUT, make_run
 from turn_taking_samples import CUT, FULL_ANSWER, HEARD, voice_turn, voice_turns
 
@@ -29,20 +28,9 @@ def test_cut_answers_render_heard_and_unheard_parts_in_chromium(tmp_path: Path) 
         start=0.4,
     )
     report = write_export(make_run(), [*voice_turns(), hostile], tmp_path / "report.html")
-    console_errors: list[str] = []
-    dialogs: list[str] = []
     with launched_chromium() as browser:
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: console_errors.append(str(error)))
-
-        def on_dialog(dialog: Dialog) -> None:
-            dialogs.append(dialog.message)
-            dialog.dismiss()
-
-        page.on("dialog", on_dialog)
-        page.goto(report.as_uri())
-        page.wait_for_load_state("load")
+        tab = open_tab(browser, report.as_uri(), width=1200)
+        page = tab.page
 
         heard = page.locator(".answer-heard").all_inner_texts()
         unheard = page.locator(".answer-unheard")
@@ -58,5 +46,5 @@ def test_cut_answers_render_heard_and_unheard_parts_in_chromium(tmp_path: Path) 
         assert page.locator(".interruption").count() == 2
         assert page.locator("svg.timeline line.barge-in").count() == 2
         assert page.locator("table.turn-taking tr[data-scope=all]").count() == 7
-    assert dialogs == []
-    assert console_errors == []
+    assert tab.dialogs == []
+    assert tab.errors == []
