@@ -194,7 +194,7 @@ def test_options_that_would_hold_per_batch_are_refused_on_ray(tmp_path: Path, op
     """A budget or fail-fast would hold per Ray batch, not for the run: refused before anything runs or is stored."""
     pytest.importorskip("ray")
     done = _rtflow(tmp_path, "run", str(_flow(tmp_path)), "--sim", "--no-progress", "--executor", "ray", *option)
-    assert done.returncode == 2 and "cannot be used with --executor ray" in done.stderr
+    assert done.returncode == 2 and f"{option[0]} cannot be used with --executor ray" in done.stderr
     assert "Traceback" not in done.stderr
     with RunStore(tmp_path / "runs.db", read_only=True) as store:
         assert store.list_runs(None) == []
