@@ -266,7 +266,9 @@ class TurnMetrics(_Strict):
     yield_done_ms: float | None = None
     """After a barge-in: from the interruption to the cancelled response's `response.done`."""
     tool_silence_ms: list[float] = Field(default_factory=list)
-    """Per tool round: from the last audio heard before the call to the first audio after its output."""
+    """Per tool round: from when the tool's output was sent back (or when the agent's audio before the call
+    finished playing, if later) to the first audible audio after it. The tool's own run time is left out: rtflow
+    runs the tool, so that time is the test's, not the agent's."""
     agent_speaking_ms: float | None = None
     """How long the caller heard the agent speak (all of its audio, or up to the cut)."""
     caller_speaking_ms: float | None = None

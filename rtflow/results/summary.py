@@ -12,8 +12,9 @@ turn records (`TurnMetrics`), each in milliseconds and over the answered turns t
 - `response_latency`: from the end of the caller's speech to the first audible audio (first delta for text);
 - `yield`: after a barge-in, from the cut to the last audio delta the agent sent (0: none came after);
 - `yield_done`: after a barge-in, from the cut to the cancelled response's `response.done`;
-- `tool_silence`: per tool round, from the last audio heard before the call to the first audio after it; every
-  round of every turn is one value, so its `count` is rounds, not turns;
+- `tool_silence`: per tool round, from when the tool's output was sent back (or the agent's audio before the
+  call finished playing, if later) to the first audible audio after it; every round of every turn is one value,
+  so its `count` is rounds, not turns;
 - `agent_speaking`: how long the caller heard the agent speak (all of its audio, or up to the cut).
 
 Each is summarised as `Percentiles` (p50, p90, p95 by nearest rank, and how many values they are taken over).
