@@ -11,6 +11,7 @@ This module sits at the bottom of the dependency graph beside `errors`: it impor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -31,6 +32,7 @@ __all__ = [
     "TurnOutput",
     "TurnRequest",
     "Usage",
+    "approximate_tokens",
 ]
 
 Role = Literal["system", "developer", "user", "assistant"]
@@ -40,6 +42,12 @@ TEXT_PART_TYPES = frozenset({"input_text", "text", "output_text"})
 AUDIO_PART_TYPES = frozenset({"input_audio", "audio", "output_audio"})
 IMAGE_URL_PREFIXES = ("data:", "file://", "https://", "http://")
 """How an image part's `image_url` may begin: inline data, a local file, or a web address (Chat only)."""
+
+
+def approximate_tokens(text: str) -> int:
+    """A token count guessed before any model has seen `text`: about 4 characters a token, OpenAI's rule of thumb
+    for English. The rate limiter's `tpm` charge and `validate --estimate` both use it."""
+    return math.ceil(len(text) / 4)
 
 
 class _Strict(BaseModel):

@@ -20,7 +20,6 @@ does not know has no cost.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from rtflow.errors import RtflowError
 from rtflow.flow.prompts import render_prompt
 from rtflow.flow.spec.dialogue import SimulateSpec
 from rtflow.js.run_scope import js_for_run
-from rtflow.messages import Message, Usage
+from rtflow.messages import Message, Usage, approximate_tokens
 from rtflow.plan.graph import Conversation, Plan
 from rtflow.providers.base import ProviderInfo
 from rtflow.providers.pricing import PRICES_AS_OF, cost_of
@@ -44,10 +43,6 @@ DEFAULT_ANSWER_TOKENS = 100
 """The answer length assumed when no earlier run says better: a few sentences."""
 
 _AUDIO_TOKENS_PER_SECOND = 10
-
-
-def _tokens_by_characters(text: str) -> int:
-    return math.ceil(len(text) / 4)
 
 
 def _tokens_by_words(text: str) -> int:
@@ -163,7 +158,7 @@ class _Tally:
 async def _estimate(
     plan: Plan, *, simulated: bool, answer_tokens: int, earlier_run: Iterable[TurnRecord] | None
 ) -> Estimate:
-    count: Callable[[str], int] = _tokens_by_words if simulated else _tokens_by_characters
+    count: Callable[[str], int] = _tokens_by_words if simulated else approximate_tokens
     by_turn, means = _answer_lengths(earlier_run or ())
     base_dir = plan.flow.base_dir
     deadline_s = plan.flow.execution.timeout

@@ -40,7 +40,7 @@ from rtflow.errors import PromptError, ProtocolError, ProviderError, ProviderTim
 from rtflow.flow.prompts import render_prompt
 from rtflow.flow.spec import AssertionSpec, TurnSpec
 from rtflow.log import get_logger
-from rtflow.messages import InterruptPlan, Message, TurnOutput, TurnRequest
+from rtflow.messages import InterruptPlan, Message, TurnOutput, TurnRequest, approximate_tokens
 from rtflow.plan.graph import CallNode, Conversation, DialogueNode, GradeNode, Plan, call_node_id
 from rtflow.providers.base import Provider, ProviderSession
 from rtflow.results.assertions import (
@@ -168,10 +168,6 @@ def _carrying_instructions(messages: list[Message], primary: Provider, fallback:
 
 def _error_info(exc: ProviderError) -> ErrorInfo:
     return ErrorInfo(kind=exc.kind, message=str(exc), status=exc.status, code=exc.code, retryable=exc.retryable)
-
-
-def _estimate_tokens(messages: list[Message]) -> int:
-    return sum(len(m.text) for m in messages) // 4 + 1
 
 
 class Scheduler:
@@ -883,7 +879,7 @@ class Scheduler:
             try:
                 rate_limiter = self._rate_limits[key]
                 if rate_limiter.active:
-                    await rate_limiter.acquire(_estimate_tokens(request.messages))
+                    await rate_limiter.acquire(sum(approximate_tokens(m.text) for m in request.messages))
                 if self._stopping:  # waited for a limit across Ctrl-C: no request starts after it
                     raise _Stopped
                 if self._halted is not None:  # the budget ran out (or a turn failed) while this one waited
