@@ -79,9 +79,11 @@ class RunProgress:
         self._in_flight = in_flight
         # A turn is reported `pending` when answered, then again once graded: the latest verdict counts.
         self._statuses: dict[str, TurnStatus] = {}
+        self._counts: Counter[str] = Counter()
+        """How many turns have each latest verdict, kept as they come: a redraw reads it, not every turn."""
         self._console = Console(file=stream, stderr=stream is None)
         self._progress = _VerdictProgress(
-            lambda: _verdict_line(Counter(self._statuses.values())),
+            lambda: _verdict_line(self._counts),
             TextColumn("[bold]turns"),
             BarColumn(bar_width=None, table_column=Column(ratio=1)),  # whatever the other columns leave
             MofNCompleteColumn(),
@@ -109,7 +111,11 @@ class RunProgress:
         self._console.print(Text.from_ansi(line), soft_wrap=True)
 
     def turn(self, record: TurnRecord) -> None:
+        earlier = self._statuses.get(record.node_id)
+        if earlier is not None:
+            self._counts[earlier] -= 1
         self._statuses[record.node_id] = record.status
+        self._counts[record.status] += 1
         self.refresh()
 
     def refresh(self) -> None:
