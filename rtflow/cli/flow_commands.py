@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 import rtflow
+from rtflow.cli.options import db_option
 
 if TYPE_CHECKING:
     from rtflow.flow.spec import FlowSpec
@@ -65,7 +66,7 @@ def _load_and_compile(flow_path: Path, *, repeat: int | None, thread_filter: str
     metavar="RUN",
     help="With --estimate: take answer lengths from RUN (an id, or latest) instead of assuming them.",
 )
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), envvar="RTFLOW_DB", help="Run store (SQLite).")
+@db_option("db")
 def validate_command(
     flow_path: Path,
     thread_filter: str | None,

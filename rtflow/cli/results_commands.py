@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from rtflow.cli.options import db_option
+
 __all__ = [
     "EXPORT_SUFFIXES_HELP",
     "TURN_STATUSES",
@@ -25,13 +27,7 @@ __all__ = [
 EXPORT_SUFFIXES_HELP = ".json, .jsonl, .csv, .html, .xml, .md"
 """The export formats as `--help` names them (a test holds them to the report's EXPORT_FORMATS)."""
 
-_db_option = click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="RTFLOW_DB",
-    help="Run store (SQLite); default .rtflow/rtflow.db.",
-)
+_db_option = db_option()
 _run_argument = click.argument("run_id", metavar="RUN", default="latest")
 
 TURN_STATUSES = ("passed", "failed", "error", "skipped", "pending")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from rtflow.cli.options import db_option
 from rtflow.errors import FlowError
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ def _sim_config(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write results: .json .jsonl .csv .html .xml (JUnit) .md",
 )
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), envvar="RTFLOW_DB", help="Run store (SQLite).")
+@db_option("db")
 @click.option("--resume", metavar="RUN_ID", help="Finish an earlier run: only missing, errored or skipped turns run.")
 @click.option(
     "--force",

@@ -10,19 +10,15 @@ from pathlib import Path
 
 import click
 
+from rtflow.cli.options import db_option
+
 __all__ = ["view_command"]
 
 DEFAULT_PORT = 8700
 
 
 @click.command("view")
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="RTFLOW_DB",
-    help="Run store (SQLite); default .rtflow/rtflow.db.",
-)
+@db_option()
 @click.option(
     "--host",
     default="127.0.0.1",
