@@ -1,12 +1,18 @@
 """A dated table of list prices, to put a dollar figure on each turn.
 
-Prices are US dollars per million tokens as published by OpenAI on the date below. A model missing from the
-table gets no cost (None) rather than a guess. Dated snapshots (`gpt-4o-realtime-preview-2024-12-17`) fall
-back to their family's row.
+Prices are US dollars per million tokens, read on the date below from OpenAI's model pages
+(`developers.openai.com/api/docs/models/MODEL`) and checked against pydantic's genai-prices table
+(`prices/providers/openai.yml`, prices checked 2026-07-22), which agrees on every row both have. A model missing
+from the table gets no cost (None) rather than a guess. Dated snapshots (`gpt-4o-realtime-preview-2024-12-17`)
+fall back to their family's row.
 
-GPT-Live (`openai:live`) is billed per minute of session, not per token. Its table (`_PER_MINUTE`) is empty: no
-published per-minute price could be sourced for it, so a Live turn has a cost only when the provider's config
-names one (`price_per_minute_usd`); a row added here becomes the default for configs that do not.
+Cached input is priced at the cached text rate. The realtime models list cached audio apart (0.40 for the
+gpt-realtime line, 0.30 for the minis); `Usage` does not split cached tokens by modality, so a cached audio token
+is priced as cached text: exact for the gpt-realtime line, where both are 0.40, and low for the minis.
+
+GPT-Live (`openai:live`) is billed per second of session at a per-minute rate, not per token: `_PER_MINUTE`
+holds the active rate of each model page (WebSocket sessions are always active; the standby rate applies only to
+paused WebRTC sessions). A provider's config may name its own (`price_per_minute_usd`), which wins.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from rtflow.messages import Usage
 
 __all__ = ["PRICES_AS_OF", "MinutePrice", "Price", "cost_of", "cost_of_seconds", "minute_price", "price_for"]
 
-PRICES_AS_OF = "2025-09-01"
+PRICES_AS_OF = "2026-12-06"
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,10 @@ class Price:
 
 
 _PRICES: dict[str, Price] = {
+    "gpt-realtime-2.1": Price(4.00, 0.40, 24.00, 32.00, 64.00),
+    "gpt-realtime-2.1-mini": Price(0.60, 0.06, 2.40, 10.00, 20.00),
+    "gpt-realtime-2": Price(4.00, 0.40, 24.00, 32.00, 64.00),
+    "gpt-realtime-1.5": Price(4.00, 0.40, 16.00, 32.00, 64.00),
     "gpt-realtime": Price(4.00, 0.40, 16.00, 32.00, 64.00),
     "gpt-realtime-mini": Price(0.60, 0.06, 2.40, 10.00, 20.00),
     "gpt-4o-realtime-preview": Price(5.00, 2.50, 20.00, 40.00, 80.00),
@@ -45,8 +55,11 @@ _PRICES: dict[str, Price] = {
     "gpt-4o-mini": Price(0.15, 0.075, 0.60),
 }
 
-_PER_MINUTE: dict[str, float] = {}
-"""Dollars per minute of a GPT-Live session, by model, as published on `PRICES_AS_OF` (none is known yet)."""
+_PER_MINUTE: dict[str, float] = {
+    "gpt-live-1.1": 0.05,
+    "gpt-live-1": 0.05,
+}
+"""Dollars per minute of an active GPT-Live session, by model, as read on `PRICES_AS_OF`."""
 
 _SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 """The date that ends a snapshot's name (`gpt-4o-realtime-preview-2024-12-17`)."""

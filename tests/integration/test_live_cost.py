@@ -1,6 +1,6 @@
 """GPT-Live turns are priced per minute of billed session time: with `price_per_minute_usd` in the provider's
 config each turn's cost is the seconds the server billed during it at that price, and the turn's usage mark says
-which price was used; without it (the price table has no GPT-Live row) a turn has no cost."""
+which price was used; without it, a model the price table does not list (the simulator's `gpt-live`) has no cost."""
 
 from __future__ import annotations
 

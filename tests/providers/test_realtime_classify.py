@@ -106,6 +106,23 @@ def test_prices() -> None:
     assert cost_of("my-local-model", usage) is None
 
 
+@pytest.mark.parametrize(
+    ("model", "text_output", "audio_input"),
+    [
+        ("gpt-realtime-1.5", 16.0, 32.0),
+        ("gpt-realtime-2", 24.0, 32.0),
+        ("gpt-realtime-2.1", 24.0, 32.0),
+        ("gpt-realtime-2.1-mini", 2.40, 10.0),
+    ],
+)
+def test_the_current_realtime_models_are_priced(model: str, text_output: float, audio_input: float) -> None:
+    """The 2026 model line has rows of its own (gpt-realtime-2 raised text output to 24), and its dated snapshots
+    fall back to them."""
+    price = price_for(model)
+    assert price is not None and (price.text_output, price.audio_input) == (text_output, audio_input)
+    assert price_for(f"{model}-2026-10-01") == price
+
+
 def test_wav_round_trip_resamples_to_24k_mono(tmp_path: Path) -> None:
     """A 48 kHz stereo file comes out as 24 kHz mono pcm16 of the same duration; output is written as WAV."""
     frames = 48000
