@@ -16,7 +16,7 @@ import time
 
 import anyio
 
-__all__ = ["RateLimiter", "backoff_delay"]
+__all__ = ["RateLimiter", "Slots", "TokenBucket", "backoff_delay", "share_of"]
 
 
 def backoff_delay(
@@ -30,7 +30,59 @@ def backoff_delay(
     return delay
 
 
-class _TokenBucket:
+def share_of(total: int, share: float) -> int:
+    """A part of a concurrency limit (a Ray worker's): rounded down, and at least one call, or nothing could run."""
+    return max(1, int(total * share))
+
+
+class Slots:
+    """A counting semaphore whose size may change while its slots are held: a Ray worker's part of the run's
+    concurrency grows as other workers run out of work, and shrinks when a lost worker's batch starts elsewhere.
+
+    Growing hands the new slots out at once; shrinking takes free slots out of use at once and keeps back the
+    rest as they are released, so no more than the new size is ever newly handed out. anyio's `Semaphore` (used
+    underneath, for its fast path) has a fixed size; its `CapacityLimiter` can change size but ties each slot to
+    the task that took it, and a session's slot is released by another task than the one that took it.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._semaphore = anyio.Semaphore(size, fast_acquire=True)
+        self._withheld = 0
+        """Slots still to keep back as they are released (the part of a shrink that was busy at the time)."""
+
+    async def acquire(self) -> None:
+        await self._semaphore.acquire()
+
+    def release(self) -> None:
+        if self._withheld:
+            self._withheld -= 1
+        else:
+            self._semaphore.release()
+
+    async def __aenter__(self) -> None:
+        await self._semaphore.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def resize(self, size: int) -> None:
+        change, self.size = size - self.size, size
+        while change > 0 and self._withheld:
+            self._withheld -= 1
+            change -= 1
+        for _ in range(change):
+            self._semaphore.release()
+        while change < 0:
+            try:
+                self._semaphore.acquire_nowait()
+            except anyio.WouldBlock:
+                self._withheld -= change
+                return
+            change += 1
+
+
+class TokenBucket:
     """`capacity` tokens, refilled continuously at `capacity` per minute."""
 
     def __init__(self, per_minute: float) -> None:
@@ -42,6 +94,18 @@ class _TokenBucket:
     def _refill(self, now: float) -> None:
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
+
+    def take_up_to(self, amount: float, now: float) -> float:
+        """Takes as many whole tokens as there are, up to `amount`; 0 when not even one is there."""
+        self._refill(now)
+        taken = float(min(amount, int(self.tokens)))
+        self.tokens -= taken
+        return taken
+
+    def time_to_one(self, now: float) -> float:
+        """How long until one whole token is there."""
+        self._refill(now)
+        return max(0.0, (1 - self.tokens) / self.rate)
 
     def wait_time(self, amount: float, now: float) -> float:
         """0 when `amount` can be taken now (and takes it); else how long to wait before trying again."""
@@ -57,8 +121,8 @@ class RateLimiter:
     """Requests-per-minute and tokens-per-minute buckets plus a server-imposed pause, for one provider key."""
 
     def __init__(self, rpm: float | None = None, tpm: float | None = None) -> None:
-        self._requests = _TokenBucket(rpm) if rpm else None
-        self._tokens = _TokenBucket(tpm) if tpm else None
+        self._requests = TokenBucket(rpm) if rpm else None
+        self._tokens = TokenBucket(tpm) if tpm else None
         self._paused_until = 0.0
         self._lock = anyio.Lock()
 

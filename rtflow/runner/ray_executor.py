@@ -7,9 +7,11 @@ the run store.
 - **Records.** The driver drains each worker every `_DRAIN_S` seconds (a worker keeps what finished since the
   last drain) and hands every record to the run's sink at once, so the store holds every finished turn however
   the run ends, and `--resume` works as for a local run.
-- **Limits.** The run's `concurrency` and each provider's `rpm`/`tpm` are divided among the workers (each gets
-  its share, at least one call); a provider's own `max_concurrency` too. A share is not rebalanced when other
-  workers go idle, and a `Retry-After` pauses the key on the worker that got it only.
+- **Limits.** The run's `concurrency` and each provider's `max_concurrency` are shared among the busy workers
+  (each gets an equal part, at least one call) and shared again whenever a worker runs out of work or a lost
+  worker's batch starts elsewhere. `rpm`/`tpm` are not divided: one rate-limit actor (`RateLedger`) holds each
+  key's buckets and the workers lease from it in small batches; a `Retry-After` pauses the key on every worker.
+  Run-level assertions (`latency` with `p`) are judged here, over every worker's turns.
 - **Retries.** Ray's own actor restarts and task retries are off: rtflow retries calls itself, and a paid call
   must not run twice behind its back. A worker that dies has the conversations of its running batches re-run
   on another worker, with the turns already stored restored rather than asked again (history replayed).
@@ -36,6 +38,7 @@ from rtflow.errors import FlowError, RtflowError
 from rtflow.log import get_logger
 from rtflow.plan.graph import Plan
 from rtflow.results.records import TurnRecord
+from rtflow.runner.run_verdicts import judged_over_the_run
 from rtflow.runner.scheduler import SchedulerSettings, restorable
 
 __all__ = ["INSTALL_HINT", "RAY_NAMESPACE", "RayExecutor", "require_ray"]
@@ -47,6 +50,10 @@ _DRAIN_S = 0.1
 _FORWARDED_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "RTFLOW_")
 _EXCLUDED_FILES = [".rtflow", ".git", "**/__pycache__", "*.db", "*.db-wal", "*.db-shm", "node_modules"]
 """What the flow's folder sends to the workers without: run stores, VCS data, caches."""
+
+
+_Lose = Callable[[int, Exception], None]
+"""What the driver does with a worker that died: `(its index, the error)`."""
 
 
 def require_ray() -> Any:
@@ -114,6 +121,9 @@ class RayExecutor:
         """Calls in flight across the workers, as of the last drains."""
         self._stopping = False
         self._actors: list[Any] = []
+        self._ledger: Any = None
+        self.leases = 0
+        """Rate leases the workers asked the ledger for, counted when the run ends."""
         self._log = get_logger()
 
     def request_stop(self) -> None:
@@ -150,14 +160,18 @@ class RayExecutor:
         except ConnectionError:  # no cluster running here: start a local one for this run
             ray.init(include_dashboard=False, **options)
 
-    def _worker_settings(self, count: int) -> SchedulerSettings:
-        return dataclasses.replace(self.settings, concurrency=max(1, self.settings.concurrency // count))
-
     def _start_workers(self, ray: Any) -> None:
+        from rtflow.runner.rate_leases import RateLedger
         from rtflow.runner.ray_worker import ConversationWorker
 
-        count = self.workers or max(1, sum(1 for node in ray.nodes() if node.get("Alive")))
+        nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+        count = min(self.workers or max(1, nodes), self.settings.concurrency)  # each worker runs one call at least
         relative_flow = self.flow_path.resolve().relative_to(self.plan.flow.base_dir.resolve())
+        self._ledger = (
+            ray.remote(RateLedger)
+            .options(name=f"rtflow-{self.run_id}-rate-ledger", max_restarts=0, max_task_retries=0, num_cpus=0)
+            .remote()
+        )
         remote = ray.remote(ConversationWorker)
         for index in range(1, count + 1):
             name = f"worker-{index}"
@@ -171,14 +185,16 @@ class RayExecutor:
             ).remote(
                 name,
                 str(relative_flow),
-                {**self.compile_options, "rate_share": 1 / count},
+                self.compile_options,
                 self.run_id,
-                self._worker_settings(count),
+                dataclasses.replace(self.settings, share=1 / count),
                 self.sim_url,
                 self.extra_vars,
                 str(self.artifact_dir),
+                self._ledger,
             )
             self._actors.append(actor)
+        self._ledger.register.remote({f"worker-{index + 1}": actor for index, actor in enumerate(self._actors)})
 
     def _take(self, records: list[TurnRecord]) -> None:
         for record in records:
@@ -202,6 +218,8 @@ class RayExecutor:
             with anyio.CancelScope(shield=True):
                 await self._drain_all(ray)
                 await self._close_workers(ray)
+        if not self._stopping:
+            self._take(judged_over_the_run(self.plan, self.records))
         return self.records
 
     async def _check_workers(self, ray: Any) -> None:
@@ -227,17 +245,24 @@ class RayExecutor:
             if lost is not None:
                 queue.insert(0, lost)
 
+        shared_among = len(running)
+        """How many busy workers the concurrency limits are shared among, as the workers were last told."""
         while True:
-            for index in list(running):
-                if self._stopping or not queue or running[index] is not None:
-                    continue
-                batch = running[index] = queue.pop(0)
-                try:
-                    await self._actors[index].run_batch.remote(batch, self._resume_records(batch))
-                except ray.exceptions.RayActorError as exc:
-                    lose(index, exc)
-                except ray.exceptions.RayTaskError as exc:
-                    raise _cause(exc) from None
+            starting = [index for index in running if running[index] is None]
+            starting = starting[: 0 if self._stopping else len(queue)]
+            for index in starting:
+                running[index] = queue.pop(0)
+            busy = [index for index, batch in running.items() if batch is not None]
+            share = 1 / max(1, len(busy))
+            if busy and len(busy) != shared_among:
+                shared_among = len(busy)
+                for index in busy:  # the busy ones first shrink (or grow), then the new batches start
+                    if index not in starting:
+                        await self._tell(ray, index, "set_share", share, lose=lose)
+            for index in starting:
+                batch = running.get(index)
+                if batch is not None:
+                    await self._tell(ray, index, "run_batch", batch, self._resume_records(batch), share, lose=lose)
             self.in_flight = 0
             for index in list(running):
                 try:
@@ -255,12 +280,26 @@ class RayExecutor:
                 return
             await anyio.sleep(_DRAIN_S)
 
+    async def _tell(self, ray: Any, index: int, method: str, *args: Any, lose: _Lose) -> None:
+        """Call a worker's `method`; a worker that died is lost (its batch goes back to the queue)."""
+        try:
+            await getattr(self._actors[index], method).remote(*args)
+        except ray.exceptions.RayActorError as exc:
+            lose(index, exc)
+        except ray.exceptions.RayTaskError as exc:
+            raise _cause(exc) from None
+
     async def _close_workers(self, ray: Any) -> None:
-        """Close each worker's providers (their sessions and connections), then end it."""
+        """Close each worker's providers (their sessions and connections), then end it, and the ledger."""
         for actor in self._actors:
             with contextlib.suppress(ray.exceptions.RayError):  # a dead worker has nothing left to close
                 await actor.close.remote()
             ray.kill(actor, no_restart=True)
+        if self._ledger is not None:
+            with contextlib.suppress(ray.exceptions.RayError):
+                self.leases = await self._ledger.lease_count.remote()
+                self._log.info("rate.leases", run=self.run_id, leases=self.leases)
+            ray.kill(self._ledger, no_restart=True)
 
     async def _drain_all(self, ray: Any) -> None:
         for actor in self._actors:

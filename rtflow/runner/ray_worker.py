@@ -7,54 +7,30 @@ answers while it goes. Every record it keeps is marked with the worker's name. R
 before (`resume`) are restored, not asked again, as a resumed run does it: a batch re-run after a worker died
 replays those conversations' history and asks only what was missing.
 
+Limits: the worker runs its share of the run's concurrency limits (`set_share`, changed by the driver as
+workers run out of work), and spends the run's `rpm`/`tpm` from the rate ledger's leases (`rate_leases`); a
+`Retry-After` it receives pauses the key on every worker through the ledger.
+
 Nothing here imports Ray: the driver wraps the class with `ray.remote`, so this module loads without the extra.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from rtflow.flow.loader import load
-from rtflow.flow.spec import FlowSpec, ProviderSpec
 from rtflow.js.run_scope import js_for_run
 from rtflow.plan.compiler import compile_flow
 from rtflow.results.records import TurnRecord
 from rtflow.runner.limits import RateLimiter
+from rtflow.runner.rate_leases import Lease, LeasedRateLimiter
 from rtflow.runner.run_providers import RunProviders, build_run_providers
 from rtflow.runner.scheduler import Scheduler, SchedulerSettings
 
 __all__ = ["ConversationWorker"]
-
-
-_RATE_KEYS = ("rpm", "tpm")
-_CONCURRENCY_KEYS = ("max_concurrency", "maxConcurrency")
-
-
-def _share_of(key: str, value: Any, share: float) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return value
-    if key in _RATE_KEYS:
-        return value * share
-    if key in _CONCURRENCY_KEYS:
-        return max(1, math.floor(value * share))
-    return value
-
-
-def _with_rate_share(spec: FlowSpec, share: float) -> FlowSpec:
-    """The flow with every provider's `rpm`, `tpm` and `max_concurrency` cut to this worker's share of them (a
-    concurrency share is at least one call)."""
-    if share >= 1.0:
-        return spec
-
-    def shared(provider: ProviderSpec) -> ProviderSpec:
-        config = {key: _share_of(key, value, share) for key, value in provider.config.items()}
-        return provider.model_copy(update={"config": config, "fallback": [shared(f) for f in provider.fallback]})
-
-    copy = spec.model_copy(update={"providers": [shared(provider) for provider in spec.providers]})
-    return copy
 
 
 class ConversationWorker:
@@ -71,6 +47,7 @@ class ConversationWorker:
         sim_url: str | None,
         extra_vars: dict[str, Any],
         artifact_root: str,
+        ledger: Any,
     ) -> None:
         self.name = name
         self.run_id = run_id
@@ -78,29 +55,57 @@ class ConversationWorker:
         self.sim_url = sim_url
         self.extra_vars = extra_vars
         self.artifact_root = Path(artifact_root)
-        options = dict(compile_options)
-        share = float(options.pop("rate_share", 1.0))
-        self.spec = _with_rate_share(load(flow_path), share)
-        self.plan = compile_flow(self.spec, **options)
+        self.spec = load(flow_path)
+        self.plan = compile_flow(self.spec, **compile_options)
+        self._ledger = ledger
+        """The run's rate ledger (a Ray actor handle): leases of `rpm`/`tpm`, pauses for every worker."""
         self._providers: RunProviders | None = None
         self._finished: list[TurnRecord] = []
         self._schedulers: set[Scheduler] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures: list[str] = []
         self._rate_limits: dict[str, RateLimiter] = {}
-        """One set of rate buckets for all this worker's batches (its share of the flow's `rpm`/`tpm`)."""
+        """One leasing limiter per provider key, for all this worker's batches."""
 
     def _providers_for_run(self) -> RunProviders:
         if self._providers is None:
             self._providers = build_run_providers(self.plan, self.spec, self.sim_url)
             self._providers.check_ready(simulated=self.sim_url is not None)
+            for provider in self._providers.providers.values():
+                key = provider.concurrency_key
+                if key not in self._rate_limits:  # every key: a pause must reach keys without a limit too
+                    rpm, tpm = provider.per_minute_limits
+                    self._rate_limits[key] = LeasedRateLimiter(
+                        key, rpm, tpm, lease=self._lease, report_pause=self._report_pause
+                    )
         return self._providers
+
+    async def _lease(self, key: str, rpm: float | None, tpm: float | None, requests: float, tokens: float) -> Lease:
+        lease: Lease = await self._ledger.lease.remote(key, rpm, tpm, requests, tokens)
+        return lease
+
+    def _report_pause(self, key: str, seconds: float) -> None:
+        self._ledger.pause.remote(key, seconds, self.name)  # the ledger tells the others; nothing to wait for
+
+    async def pause_key(self, key: str, seconds: float) -> None:
+        """Another worker got a `Retry-After` (or an exhausted budget) for `key`: hold it here too."""
+        limiter = self._rate_limits.get(key)
+        if isinstance(limiter, LeasedRateLimiter):
+            limiter.pause_here(seconds)
+
+    async def set_share(self, share: float) -> None:
+        """Take `share` of the run's concurrency limits, in the running batches and the next ones."""
+        self.settings = dataclasses.replace(self.settings, share=share)
+        for scheduler in self._schedulers:
+            scheduler.reshare(share)
 
     def _keep(self, record: TurnRecord) -> None:
         self._finished.append(record.model_copy(update={"worker": self.name}))
 
-    async def run_batch(self, conversation_ids: list[str], resume: list[TurnRecord]) -> None:
-        """Start these conversations (in the background) and return at once."""
+    async def run_batch(self, conversation_ids: list[str], resume: list[TurnRecord], share: float) -> None:
+        """Start these conversations (in the background) with `share` of the run's concurrency limits, and return
+        at once."""
+        await self.set_share(share)
         providers = self._providers_for_run()
         scheduler = Scheduler(
             self.plan.only(conversation_ids),
@@ -115,6 +120,7 @@ class ConversationWorker:
             resume_from={record.node_id: record for record in resume},
             extra_vars=self.extra_vars,
             rate_limits=self._rate_limits,
+            judges_the_run=False,
         )
         self._schedulers.add(scheduler)
         task = asyncio.get_running_loop().create_task(self._run(scheduler))

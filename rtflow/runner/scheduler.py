@@ -47,7 +47,6 @@ from rtflow.results.assertions import (
     AssertionContext,
     evaluate_assertions,
     evaluate_one,
-    run_percentile_results,
     turn_passed,
 )
 from rtflow.results.assertions.base import Unevaluable, render_value
@@ -66,8 +65,9 @@ from rtflow.runner.dialogue import (
     says_stop_phrase,
 )
 from rtflow.runner.history import ConversationHistory
-from rtflow.runner.limits import RateLimiter
+from rtflow.runner.limits import RateLimiter, Slots, share_of
 from rtflow.runner.retry import RetryPolicy, retrying
+from rtflow.runner.run_verdicts import judged_over_the_run
 
 __all__ = ["NodeState", "Scheduler", "SchedulerSettings", "TurnSink", "restorable"]
 
@@ -96,6 +96,9 @@ class SchedulerSettings:
     """US dollars: once the answers stored so far cost this much, no new turn starts (`--max-cost`)."""
     fail_fast: bool = False
     """No new turn starts once a turn has failed or could not be answered (`--fail-fast`)."""
+    share: float = 1.0
+    """This scheduler's part of the run's `concurrency` and of each provider's `max_concurrency` (a Ray worker's:
+    the busy workers' parts add up to one); `Scheduler.reshare` changes it while the run goes on."""
 
 
 @dataclass
@@ -189,6 +192,7 @@ class Scheduler:
         resume_from: Mapping[str, TurnRecord] | None = None,
         extra_vars: Mapping[str, Any] | None = None,
         rate_limits: dict[str, RateLimiter] | None = None,
+        judges_the_run: bool = True,
     ) -> None:
         self.plan = plan
         self.providers = providers
@@ -224,16 +228,20 @@ class Scheduler:
             state.turns = [_TurnState() for _ in state.conversation.turns]
         # Semaphores with fast_acquire: taking a free slot costs no trip through the event loop, which matters
         # at thousands of calls per second; waiters are still served first come, first served.
-        self._calls = anyio.Semaphore(settings.concurrency, fast_acquire=True)
+        self._calls = Slots(share_of(settings.concurrency, settings.share))
         self._grading = anyio.Semaphore(settings.grading_concurrency, fast_acquire=True)
-        self._provider_limits: dict[str, anyio.Semaphore] = {}
+        self._provider_limits: dict[str, Slots] = {}
+        self._provider_totals: dict[str, int] = {}
         # Given by a caller that runs several schedulers one after another on the same keys (a Ray worker's
         # batches): the buckets carry over, so a new batch does not start with a full minute's budget.
         self._rate_limits: dict[str, RateLimiter] = {} if rate_limits is None else rate_limits
+        self._judges_the_run = judges_the_run
+        """False for one batch of a larger run (a Ray worker's): the run's driver judges run-level assertions."""
         for provider in providers.values():
             key = provider.concurrency_key
             if provider.max_concurrency and key not in self._provider_limits:
-                self._provider_limits[key] = anyio.Semaphore(provider.max_concurrency, fast_acquire=True)
+                self._provider_totals[key] = provider.max_concurrency
+                self._provider_limits[key] = Slots(share_of(provider.max_concurrency, settings.share))
             if key not in self._rate_limits:
                 self._rate_limits[key] = RateLimiter(*provider.per_minute_limits)
         self._stopping = False
@@ -254,6 +262,12 @@ class Scheduler:
         """Start no new node; what is running goes on (the caller cancels it if it must)."""
         self._stopping = True
 
+    def reshare(self, share: float) -> None:
+        """Take `share` of the run's concurrency limits from now on (calls already running finish)."""
+        self._calls.resize(share_of(self.settings.concurrency, share))
+        for key, limiter in self._provider_limits.items():
+            limiter.resize(share_of(self._provider_totals[key], share))
+
     async def run(self) -> dict[str, TurnRecord]:
         roots: list[str] = []
         for node_id, waiting_for in self.plan.in_degrees().items():
@@ -270,38 +284,13 @@ class Scheduler:
             with anyio.CancelScope(shield=True):
                 for state in self._conversations.values():
                     await self._close_sessions(state)
-        if not self._stopping:
+        if not self._stopping and self._judges_the_run:
             self._judge_over_the_run()
         return self.records
 
     def _judge_over_the_run(self) -> None:
-        """Run-level assertions (`latency` with `p`: a percentile over the run's turns), once every turn is in.
-
-        Each primary provider's turns are their own population: two models in one flow are not pooled. A turn's
-        record carries a placeholder until now; it gets the run's verdict, and its status follows.
-        """
-        by_provider: dict[str, list[tuple[str, list[AssertionSpec], TurnOutput | None]]] = {}
-        for state in self._conversations.values():
-            for turn_index, turn_spec in enumerate(state.conversation.turns):
-                node_id = state.conversation.call_nodes[turn_index][0]
-                record = self.records.get(node_id)
-                if record is None or record.status not in ("passed", "failed") or not turn_spec.asserts:
-                    continue
-                provider = node_id.split("/", 1)[0]
-                by_provider.setdefault(provider, []).append((node_id, turn_spec.asserts, record.output))
-        for turns in by_provider.values():
-            specs = {node_id: asserts for node_id, asserts, _ in turns}
-            for node_id, placed in run_percentile_results(turns).items():
-                record = self.records[node_id]
-                results = list(record.assertions)
-                offset = len(results) - len(specs[node_id])  # script-step results come first
-                if offset < 0:
-                    continue  # a failed transform left one result for the whole turn: nothing to replace
-                for position, result in placed:
-                    results[offset + position] = result
-                threshold = self._turn_spec(node_id).threshold
-                status = "passed" if turn_passed(results, threshold) else "failed"
-                self._save(record.model_copy(update={"assertions": results, "status": status}))
+        for record in judged_over_the_run(self.plan, self.records):
+            self._save(record)
 
     def _turn_spec(self, node_id: str) -> TurnSpec:
         node = self.plan.node(node_id)

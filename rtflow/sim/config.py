@@ -10,8 +10,9 @@ ENDPOINT is `realtime`, `chat`, `speech` (text to speech, `/v1/audio/speech`) or
   TCP connection drops after the first word's audio.
 - `server_error`: Realtime: an `error` event of type `server_error` instead of the response (the session stays
   open); Chat and speech: HTTP 500.
-- `rate_limited`: Realtime: `response.done` with status `failed` and a `rate_limit_exceeded` error; Chat and
-  speech: HTTP 429 with `Retry-After`.
+- `rate_limited[:SECONDS]` (default 1): Realtime: `response.done` with status `failed` and a
+  `rate_limit_exceeded` error that says to try again in SECONDS; Chat and speech: HTTP 429 with `Retry-After:
+  SECONDS`.
 - `stall`: nothing comes back (no response events; the Chat or speech request hangs).
 - `malformed`: Realtime: a text frame that is not JSON right after `response.created` (the response then carries
   on); Chat: a body (or an SSE line) that is not JSON; speech: a body that is not audio (a cut JSON fragment).
@@ -187,10 +188,12 @@ def parse_fault(spec: str) -> Fault:
         fields["probability"] = float(found["prob"])
     arg = found["arg"]
     if arg is not None:
-        arg_field = {"status": "status", "close": "close_code", "session_expired": "after_s"}.get(kind)
+        arg_field = {
+            "status": "status", "close": "close_code", "session_expired": "after_s", "rate_limited": "retry_after"
+        }.get(kind)  # fmt: skip
         if arg_field is None:
             raise SimulatorError(f"fault {kind!r} takes no argument (got {arg!r})")
-        fields[arg_field] = float(arg) if arg_field == "after_s" else int(float(arg))
+        fields[arg_field] = float(arg) if arg_field in ("after_s", "retry_after") else int(float(arg))
     for option in filter(None, found["rest"].split(";")):
         name, _, value = option.partition("=")
         if name not in ("model", "match"):

@@ -98,18 +98,27 @@ def sim(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sim]:
     server.stop()
 
 
-def _flow(folder: Path, url: str, threads: int, *, config: dict[str, Any] | None = None) -> Path:
+def _flow(
+    folder: Path,
+    url: str,
+    threads: int,
+    *,
+    config: dict[str, Any] | None = None,
+    concurrency: int = 64,
+    asserts: list[dict[str, Any]] | None = None,
+) -> Path:
     tests = [
         {
             "vars": {"q": f"thread {thread} turn {turn}"},
             "metadata": {"conversationId": f"t{thread:04d}"},
-            "assert": [{"type": "icontains", "value": f"thread {thread}"}],
+            "assert": [{"type": "icontains", "value": f"thread {thread}"}, *(asserts or [])],
         }
         for thread in range(threads)
         for turn in (1, 2, 3)
     ]
     provider = {"id": "openai:chat:gpt-4.1-mini", "config": {"api_base_url": url, **(config or {})}}
-    document = {"providers": [provider], "prompts": ["{{ q }}"], "execution": {"concurrency": 64}, "tests": tests}
+    execution = {"concurrency": concurrency}
+    document = {"providers": [provider], "prompts": ["{{ q }}"], "execution": execution, "tests": tests}
     path = folder / "flow.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
@@ -225,6 +234,48 @@ def test_rpm_holds_for_the_cluster_as_a_whole(tmp_path: Path, cluster: str, sim:
     assert len(times) == 300
     busiest = max(sum(1 for t in times[i:] if t - start < 1.0) for i, start in enumerate(times))
     assert busiest <= 240 + 4 + 4  # the bucket, a second's refill, and one request per worker at the edge
+
+
+@pytest.mark.parametrize(
+    "sim", [("--latency-ms", "100", "--fault", "rate_limited:3@chatx1;match=^thread 7 turn 1$")], indirect=True
+)
+def test_a_retry_after_pauses_the_key_on_every_worker(tmp_path: Path, cluster: str, sim: Sim) -> None:
+    """One worker gets a 429 with `Retry-After: 3` while four workers keep about 80 requests a second going: from
+    shortly after it (time for the word to reach the others) until the pause ends, no worker sends anything."""
+    flow = _flow(tmp_path, sim.url, threads=200, concurrency=8)
+    done = subprocess.run(
+        [*_rtflow(tmp_path, "run", str(flow)), "--no-progress", "--db", "runs.db", *_on_ray(cluster, 4)],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    sim.stop()
+    requests = sim.requests()
+    asked_at = [(event["ts"], event["payload"]["messages"][-1]["content"]) for event in requests]
+    refused_at = min(ts for ts, question in asked_at if question == "thread 7 turn 1")
+    before = [ts for ts, _ in asked_at if refused_at - 1.0 <= ts < refused_at]
+    during = sorted(ts - refused_at for ts, _ in asked_at if refused_at + 0.3 < ts < refused_at + 2.7)
+    assert len(before) >= 20, len(before)  # the workers were busy when it came
+    assert during == [], during[:5]
+    retried = [ts - refused_at for ts, question in asked_at if question == "thread 7 turn 1"]
+    assert len(retried) == 2 and retried[1] >= 3.0  # asked again once, after the pause
+    assert len(_answers(tmp_path / "runs.db")) == 600 and len(set(_workers(tmp_path / "runs.db"))) == 4
+
+
+def test_run_level_percentiles_are_taken_over_every_workers_turns(tmp_path: Path, cluster: str, sim: Sim) -> None:
+    """A `latency` assertion with `p` is one verdict over the run's 120 turns, not one per worker's batch."""
+    p50 = {"type": "latency", "value": {"metric": "total", "p": 50, "max_ms": 60000}}
+    flow = _flow(tmp_path, sim.url, threads=40, asserts=[p50])
+    done = subprocess.run(
+        [*_rtflow(tmp_path, "run", str(flow)), "--no-progress", "--db", "runs.db", *_on_ray(cluster, 4)],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with RunStore(tmp_path / "runs.db", read_only=True) as store:
+        turns = store.turns(store.get_run("latest").run_id)
+    reasons = {turn.assertions[-1].reason for turn in turns}
+    assert len(turns) == 120 and all(turn.status == "passed" for turn in turns)
+    assert len(reasons) == 1 and "total p50 over 120 turns" in reasons.pop()
+    assert len({turn.worker for turn in turns}) > 1
 
 
 @pytest.mark.parametrize("sim", [("--latency-ms", "40")], indirect=True)

@@ -262,3 +262,27 @@ def test_a_servers_exhausted_budget_holds_the_next_call() -> None:
     scheduler, _ = run_plan(plan, {"primary": provider})
     first, second = sorted(final(scheduler).values(), key=lambda r: r.turn_index)
     assert second.calls[0].started_at - first.calls[-1].ended_at >= 0.24
+
+
+@pytest.mark.parametrize("holds_sessions", [False, True])
+def test_a_share_of_the_limits_holds_and_can_grow_while_the_run_goes_on(holds_sessions: bool) -> None:
+    """A Ray worker's part: with `share` 0.5, concurrency 8 and a provider's `max_concurrency` 4 allow 4 and 2; given
+    the whole share mid-run (`reshare`, as when the other workers ran out of work), the provider's 4 are used."""
+    journal = Journal()
+    plan = make_plan({f"t{n}": 4 for n in range(12)}, ["primary"])
+    provider = MemoryProvider("primary", journal, delay=0.02, max_concurrency=4, holds_sessions=holds_sessions)
+    settings = SchedulerSettings(concurrency=8, share=0.5, backoff_base=0.0, backoff_max=0.0, timeout=5.0)
+    scheduler = Scheduler(plan, {"primary": provider}, run_id="test", settings=settings, sink=lambda _: None)
+    peaks: list[int] = []
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(scheduler.run)
+            await anyio.sleep(0.15)
+            peaks.append(journal.max_in_flight)
+            scheduler.reshare(1.0)
+        peaks.append(journal.max_in_flight)
+
+    anyio.run(main)
+    assert peaks == [2, 4]
+    assert all(record.status == "passed" for record in scheduler.records.values())

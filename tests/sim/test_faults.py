@@ -141,6 +141,17 @@ async def test_chat_status_faults(spec: str, status: int) -> None:
         assert (reply.headers.get("retry-after") == "1") == (status == 429)
 
 
+async def test_a_rate_limited_fault_announces_the_seconds_it_was_given() -> None:
+    """`rate_limited:3` says Retry-After 3, in the header and in the message."""
+    async with simulator(parse_fault("rate_limited:3@chat")) as sim, httpx.AsyncClient(headers=HEADERS) as http:
+        reply = await http.post(
+            f"{sim.http_base_url}/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+        )
+    assert reply.status_code == 429 and reply.headers["retry-after"] == "3"
+    assert "try again in 3s" in reply.json()["error"]["message"]
+
+
 async def test_chat_close_and_malformed() -> None:
     """Chat `close` drops the connection mid-stream; `malformed` returns a body that is not JSON."""
     async with (
