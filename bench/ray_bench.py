@@ -5,9 +5,12 @@ L ms, in a process of its own) as a user would (`rtflow run` spawned, timed from
 one process, then with `--executor ray` and 1, 2 and 4 workers on a local Ray cluster started for the purpose
 (`ray start --head`, so the cluster's start-up is not counted). For each it prints the wall time, its ratio to
 the critical-path bound max(K, ceil(N*K/c)) x L, and the time per turn that Ray adds over the single process:
-(wall - single wall) / turns. Run by hand:
+(wall - single wall) / turns. Last, the cost of one lease from the run's rate-limit actor (`RateLedger`): the
+round trip of `--leases` leases asked one after another from the driver, the way a worker asks when its leased
+requests run out. Run by hand:
 
     python bench/ray_bench.py --threads 2000 --turns 3 --latency-ms 200 --concurrency 400
+    python bench/ray_bench.py --workers --leases 2000   # the lease cost alone
 """
 
 from __future__ import annotations
@@ -61,13 +64,36 @@ def _timed_run(folder: Path, flow: Path, env: dict[str, str], *extra: str) -> fl
     return wall
 
 
+def _lease_cost(address: str, leases: int) -> None:
+    """The round trip of one lease from a `RateLedger` actor, and what it comes to per request at a few limits."""
+    import ray
+
+    from rtflow.runner.rate_leases import LEASE_SECONDS, RateLedger
+
+    ray.init(address=address, namespace="rtflow-bench", logging_level="warning", log_to_driver=False)
+    try:
+        ledger = ray.remote(RateLedger).options(num_cpus=0).remote()
+        ray.get(ledger.lease.remote("key", 1e9, None, 1, 0))  # the actor is up
+        started = time.perf_counter()
+        for _ in range(leases):
+            ray.get(ledger.lease.remote("key", 1e9, None, 1, 0))
+        per_lease_ms = (time.perf_counter() - started) / leases * 1000
+    finally:
+        ray.shutdown()
+    print(f"  one lease from the rate-limit actor: {per_lease_ms:.2f} ms round trip ({leases} in a row)")
+    for rpm in (600, 10_000, 100_000):
+        batch = max(1, math.ceil(rpm * LEASE_SECONDS / 60))
+        print(f"    at rpm {rpm:>7,}: {batch:>4} requests a lease, {per_lease_ms / batch:.3f} ms a request")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2000)
     parser.add_argument("--turns", type=int, default=3)
     parser.add_argument("--latency-ms", type=float, default=200.0)
     parser.add_argument("--concurrency", type=int, default=400)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2, 4], help="none: skip the runs")
+    parser.add_argument("--leases", type=int, default=2000)
     args = parser.parse_args()
 
     ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
@@ -96,14 +122,16 @@ def main() -> None:
         bound = max(args.turns, math.ceil(turns / args.concurrency)) * args.latency_ms / 1000
         print(f"{args.threads} threads x {args.turns} turns, {args.latency_ms:.0f} ms per response, "
               f"concurrency {args.concurrency}: critical-path bound {bound:.2f} s")  # fmt: skip
-        single = _timed_run(folder, flow, env)
-        print(f"  one process      {single:7.2f} s  ratio {single / bound:5.2f}")
+        single = _timed_run(folder, flow, env) if args.workers else 0.0
+        if args.workers:
+            print(f"  one process      {single:7.2f} s  ratio {single / bound:5.2f}")
         for workers in args.workers:
             options = ["--executor", "ray", "--ray-address", f"127.0.0.1:{ray_port}", "--workers", str(workers)]
             wall = _timed_run(folder, flow, env, *options)
             added_ms = (wall - single) / turns * 1000
             print(f"  ray, {workers} worker{'s' if workers > 1 else ' '}  {wall:7.2f} s  ratio {wall / bound:5.2f}"
                   f"  Ray adds {added_ms:+.2f} ms per turn")  # fmt: skip
+        _lease_cost(f"127.0.0.1:{ray_port}", args.leases)
     finally:
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True)
         sim.send_signal(signal.SIGINT)

@@ -170,6 +170,17 @@ def test_a_ray_run_gives_the_verdicts_and_histories_of_a_local_run(tmp_path: Pat
     assert set(workers) == {"worker-1", "worker-2", "worker-3", "worker-4"}, workers
 
 
+def _finished_answers(db: Path, timeout: float = 60) -> set[str]:
+    """The node ids of the turns stored as passed, as soon as there is one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        passed = {node for node, (status, _) in _answers(db).items() if status == "passed"}
+        if passed:
+            return passed
+        time.sleep(0.02)
+    raise AssertionError("no turn finished")
+
+
 def _run_id_once_started(db: Path, timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -198,7 +209,8 @@ def test_a_killed_worker_loses_no_turn_and_reruns_no_finished_one(tmp_path: Path
     )
     # What is stored before the kill (read first: once the worker is gone, its batch is re-run at once and the
     # re-run's answers are stored too).
-    stored_at_kill = {node for node, (status, _) in _answers(tmp_path / "runs.db").items() if status == "passed"}
+    # The first records may all still be `pending` (answered, not yet graded): wait for a finished one.
+    stored_at_kill = _finished_answers(tmp_path / "runs.db")
     subprocess.run([sys.executable, "-c", kill], env=_ray_env(), check=True, capture_output=True, timeout=60)
     _, stderr = driver.communicate(timeout=300)
     assert driver.returncode == 0, stderr.decode()
