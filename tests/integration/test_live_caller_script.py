@@ -1,15 +1,19 @@
 """A GPT-Live caller script against the simulator, as a user runs it: three spoken lines on one continuous audio
 stream, one client delegation answered by the flow's handler, and one barge-in; each turn's answer, the
-delegation's call and output, and the yield latency are recorded."""
+delegation's call and output, the yield latency, and each turn's per-minute cost (the price table's rate for
+gpt-live-1) are recorded."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
 import yaml
 from audio_support import tone_wav
 
 import rtflow
+from rtflow.providers.pricing import PRICES_AS_OF
 from rtflow.sim import SimConfig
 
 
@@ -19,7 +23,7 @@ def test_three_lines_a_delegation_and_a_barge_in(tmp_path: Path) -> None:
     document = {
         "providers": [
             {
-                "id": "openai:live:gpt-live",
+                "id": "openai:live:gpt-live-1",
                 "label": "live",
                 "config": {
                     "instructions": "You are a helpful agent.",
@@ -54,3 +58,15 @@ def test_three_lines_a_delegation_and_a_barge_in(tmp_path: Path) -> None:
     assert second.output.interruption is not None
     assert second.output.metrics.yield_ms is not None and 60 <= second.output.metrics.yield_ms <= 400
     assert "audio of 1.20 seconds" in third.output.text
+    # Each turn costs the session seconds billed during it, at the table's $0.05 a minute for gpt-live-1.
+    billed = 0.0
+    for turn in (first, second, third):
+        detail = [mark.detail for mark in turn.output.events if mark.type == "session.usage.updated"][-1]
+        assert detail is not None and f"at $0.05/min (price table of {PRICES_AS_OF})" in detail
+        found = re.match(r"([\d.]+) s billed so far; this turn ([\d.]+) s", detail)
+        assert found is not None, detail
+        this_turn = float(found[2])
+        assert this_turn > 0 and float(found[1]) == pytest.approx(billed + this_turn)
+        assert turn.output.cost == pytest.approx(this_turn * 0.05 / 60)
+        billed += this_turn
+    assert result.summary.cost == pytest.approx(billed * 0.05 / 60)
