@@ -30,10 +30,14 @@ from typing import IO, Any, Literal, TextIO
 from rtflow.terminal import terminal_safe
 
 __all__ = [
+    "CollectedEvent",
     "LogFormat",
     "capture_events",
+    "collect_events",
     "configure_logging",
+    "current_level",
     "get_logger",
+    "log_collected",
     "printing_above",
     "redact",
     "register_secret",
@@ -230,6 +234,44 @@ def capture_events() -> Iterator[list[MutableMapping[str, Any]]]:
         yield captured
     finally:
         _current = saved
+
+
+CollectedEvent = tuple[str, dict[str, Any]]
+"""An event kept by `collect_events`: (the method it was logged with, its fields, `event` among them)."""
+
+
+def collect_events(level: int) -> list[CollectedEvent]:
+    """From now on, rtflow's events at `level` and above are kept, redacted and unrendered, in the returned list
+    instead of printed: for a process whose events another one prints (a Ray worker's, which the driver logs
+    under the worker's name). Whoever reads the list empties it as it hands the events on."""
+    import structlog
+
+    global _current
+    kept: list[CollectedEvent] = []
+
+    def keep(_logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
+        event_dict.pop("logger_name", None)  # the process that logs the event names its own
+        kept.append((method, dict(event_dict)))
+        raise structlog.DropEvent
+
+    processors = [structlog.contextvars.merge_contextvars, _redact_processor, keep]
+    _current = _Pipeline(processors=processors, level=level, printer=None)
+    return kept
+
+
+def log_collected(events: Iterable[CollectedEvent], **extra: Any) -> None:
+    """Log events another process collected (`collect_events`) here, each as it was logged, with `extra` fields
+    (a Ray worker's, with `worker=` its name)."""
+    logger = get_logger()
+    for method, fields in events:
+        fields = dict(fields)
+        event = fields.pop("event", "event")
+        getattr(logger, method, logger.warning)(event, **fields, **extra)
+
+
+def current_level() -> int:
+    """The level rtflow logs at in this process (as `logging` numbers it)."""
+    return (_current if _current is not None else _default_pipeline()).level
 
 
 def get_logger() -> Any:

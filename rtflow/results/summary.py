@@ -27,7 +27,8 @@ looks as it did before these figures existed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,6 +47,7 @@ __all__ = [
     "RunSummary",
     "TurnFigures",
     "concurrency_profile",
+    "in_worker_order",
     "primary_provider",
     "turn_taking_values",
 ]
@@ -263,6 +265,9 @@ class RunSummary(TurnFigures):
     `pass_rate` across the repeats. The run passes when every planned turn is accepted."""
     unmet_pass_rates: int = 0
     """Turns (counted once, not per copy) whose `pass_rate` was not met."""
+    workers: dict[str, int] = Field(default_factory=dict)
+    """Turns each Ray worker ran (the records' `worker`), by worker name in order; empty for a run in one
+    process."""
 
     @property
     def cost_per_pass(self) -> float | None:
@@ -299,6 +304,7 @@ class RunSummary(TurnFigures):
             repeats=repeats,
             accepted=sum(1 for turn in records if turn.status == "passed" or _met_by_repeats(turn, met)),
             unmet_pass_rates=sum(1 for figure in repeats if figure.kind == "turn" and figure.meets is False),
+            workers=_by_worker(records),
         )
 
     def accepted_by_repeats(self, turns: Iterable[TurnRecord]) -> set[str]:
@@ -313,6 +319,15 @@ class RunSummary(TurnFigures):
         if self.not_run:
             counts["not_run"] = self.not_run
         return counts
+
+
+def in_worker_order(counts: Mapping[str, int]) -> dict[str, int]:
+    """Counts per Ray worker, workers in their numbers' order (`worker-2` before `worker-10`)."""
+    return dict(sorted(counts.items(), key=lambda item: (len(item[0]), item[0])))
+
+
+def _by_worker(turns: Iterable[TurnRecord]) -> dict[str, int]:
+    return in_worker_order(Counter(turn.worker for turn in turns if turn.worker is not None))
 
 
 def _figures(turns: Sequence[TurnRecord]) -> dict[str, Any]:

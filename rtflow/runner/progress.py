@@ -32,7 +32,7 @@ from rich.text import Text
 from rtflow.log import printing_above
 from rtflow.results.records import TurnRecord, TurnStatus
 from rtflow.results.run_result import RunResult
-from rtflow.results.summary import RunSummary, TurnFigures
+from rtflow.results.summary import RunSummary, TurnFigures, in_worker_order
 from rtflow.results.verdicts import failure_reason
 from rtflow.terminal import terminal_safe
 
@@ -52,13 +52,24 @@ _UNBOUNDED_WIDTH = 10_000
 class _VerdictProgress(Progress):
     """rich's progress bar with a line of verdict counts under it: beside the bar they would not fit 80 columns."""
 
-    def __init__(self, verdicts: Callable[[], Text], *columns: str | ProgressColumn, console: Console) -> None:
+    def __init__(
+        self,
+        verdicts: Callable[[], Text],
+        *columns: str | ProgressColumn,
+        console: Console,
+        workers: Callable[[], Text] | None = None,
+    ) -> None:
         self._verdicts = verdicts  # before rich's own set-up, which draws the display once
+        self._workers = workers
         super().__init__(*columns, console=console, transient=False, refresh_per_second=8, expand=True)
 
     def get_renderables(self) -> Iterable[RenderableType]:
         yield self.make_tasks_table(self.tasks)
         yield self._verdicts()
+        if self._workers is not None:
+            workers = self._workers()
+            if workers.plain:
+                yield workers
 
 
 def _verdict_line(counts: Counter[str]) -> Text:
@@ -68,6 +79,12 @@ def _verdict_line(counts: Counter[str]) -> Text:
         for status, style in _VERDICT_STYLES.items()
     ]
     return Text("  ").join(parts)
+
+
+def _worker_line(counts: Counter[str]) -> Text:
+    """`worker-1 120  worker-2 118`: turns finished per Ray worker (nothing for a run in one process)."""
+    ordered = in_worker_order(counts)
+    return Text("  ".join(f"{worker} {count}" for worker, count in ordered.items()), style="dim")
 
 
 class RunProgress:
@@ -81,6 +98,8 @@ class RunProgress:
         self._statuses: dict[str, TurnStatus] = {}
         self._counts: Counter[str] = Counter()
         """How many turns have each latest verdict, kept as they come: a redraw reads it, not every turn."""
+        self._workers: Counter[str] = Counter()
+        """Turns each Ray worker ran (counted when a turn is first reported)."""
         self._console = Console(file=stream, stderr=stream is None)
         self._progress = _VerdictProgress(
             lambda: _verdict_line(self._counts),
@@ -92,6 +111,7 @@ class RunProgress:
             TextColumn("eta"),
             TimeRemainingColumn(compact=True),
             console=self._console,
+            workers=lambda: _worker_line(self._workers),
         )
         self._task = self._progress.add_task("run", total=total, in_flight=0)
         self._logs_above = printing_above(self._console.file, self._print_log_line)
@@ -114,6 +134,8 @@ class RunProgress:
         earlier = self._statuses.get(record.node_id)
         if earlier is not None:
             self._counts[earlier] -= 1
+        elif record.worker is not None:
+            self._workers[record.worker] += 1
         self._statuses[record.node_id] = record.status
         self._counts[record.status] += 1
         self.refresh()
@@ -323,6 +345,9 @@ def print_summary(result: RunResult, console: Console, *, max_failures: int = 10
     line = ", ".join(_status_count(name, count, summary) for name, count in summary.status_counts().items())
     took = "" if summary.duration_s is None else f" in {summary.duration_s:.2f}s"
     console.print(f"{line or 'no turns'}{took}")
+    if summary.workers:
+        ran = ", ".join(f"{worker} {count}" for worker, count in summary.workers.items())
+        console.print(f"turns per Ray worker: {ran}")
     if summary.cost_per_pass is not None:
         console.print(f"cost per passing turn: ${summary.cost_per_pass:.4f}")
     if summary.unmet_pass_rates:

@@ -17,6 +17,8 @@ the run store.
   on another worker, with the turns already stored restored rather than asked again (history replayed).
 - **Stopping.** `request_stop` (Ctrl-C) asks every worker to start nothing new; what is running ends and is
   drained; the caller's cancel scope bounds how long that may take.
+- **Logs.** A worker keeps what it logs (at the driver's level) and hands it over at each drain; the driver logs
+  it under the worker's name (`worker=worker-N`).
 - **Files.** The flow's folder reaches the workers as Ray's `working_dir`, so prompts, handlers and clips are
   where the flow names them; a worker that cannot load the flow fails the run with one clear error before any
   request.
@@ -35,7 +37,7 @@ from typing import Any
 import anyio
 
 from rtflow.errors import FlowError, RtflowError
-from rtflow.log import get_logger
+from rtflow.log import current_level, get_logger, log_collected
 from rtflow.plan.graph import Plan
 from rtflow.results.records import TurnRecord
 from rtflow.runner.run_verdicts import judged_over_the_run
@@ -192,6 +194,7 @@ class RayExecutor:
                 self.extra_vars,
                 str(self.artifact_dir),
                 self._ledger,
+                current_level(),
             )
             self._actors.append(actor)
         self._ledger.register.remote({f"worker-{index + 1}": actor for index, actor in enumerate(self._actors)})
@@ -266,15 +269,16 @@ class RayExecutor:
             self.in_flight = 0
             for index in list(running):
                 try:
-                    records, batches, in_flight, failures = await self._actors[index].drain.remote()
+                    drained = await self._actors[index].drain.remote()
                 except ray.exceptions.RayError as exc:
                     lose(index, exc)
                     continue
-                self._take(records)
-                self.in_flight += in_flight
-                if failures:
-                    raise FlowError(f"a batch failed on Ray {failures[0]}")
-                if not batches:
+                log_collected(drained.events, worker=f"worker-{index + 1}")
+                self._take(drained.records)
+                self.in_flight += drained.in_flight
+                if drained.failures:
+                    raise FlowError(f"a batch failed on Ray {drained.failures[0]}")
+                if not drained.batches:
                     running[index] = None
             if all(batch is None for batch in running.values()) and (not queue or self._stopping):
                 return
@@ -302,9 +306,10 @@ class RayExecutor:
             ray.kill(self._ledger, no_restart=True)
 
     async def _drain_all(self, ray: Any) -> None:
-        for actor in self._actors:
+        for index, actor in enumerate(self._actors):
             try:
-                records, *_ = await actor.drain.remote()
+                drained = await actor.drain.remote()
             except ray.exceptions.RayError:
                 continue
-            self._take(records)
+            log_collected(drained.events, worker=f"worker-{index + 1}")
+            self._take(drained.records)

@@ -23,6 +23,7 @@ from typing import Any
 
 from rtflow.flow.loader import load
 from rtflow.js.run_scope import js_for_run
+from rtflow.log import CollectedEvent, collect_events
 from rtflow.plan.compiler import compile_flow
 from rtflow.results.records import TurnRecord
 from rtflow.runner.limits import RateLimiter
@@ -30,7 +31,23 @@ from rtflow.runner.rate_leases import Lease, LeasedRateLimiter
 from rtflow.runner.run_providers import RunProviders, build_run_providers
 from rtflow.runner.scheduler import Scheduler, SchedulerSettings
 
-__all__ = ["ConversationWorker"]
+__all__ = ["ConversationWorker", "Drained"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Drained:
+    """What a worker hands the driver at each drain."""
+
+    records: list[TurnRecord]
+    """Turn records finished since the last drain, each marked with the worker's name."""
+    batches: int
+    """Batches still running."""
+    in_flight: int
+    """Provider calls in flight right now."""
+    failures: list[str]
+    """What went wrong in a batch (an exception that ended it) since the last drain."""
+    events: list[CollectedEvent]
+    """What the worker logged since the last drain, for the driver to log under the worker's name."""
 
 
 class ConversationWorker:
@@ -48,7 +65,10 @@ class ConversationWorker:
         extra_vars: dict[str, Any],
         artifact_root: str,
         ledger: Any,
+        log_level: int,
     ) -> None:
+        self._events = collect_events(log_level)
+        """What this worker logged since the last drain: the driver logs it under the worker's name."""
         self.name = name
         self.run_id = run_id
         self.settings = settings
@@ -142,13 +162,14 @@ class ConversationWorker:
         self._providers_for_run()
         return self.name
 
-    async def drain(self) -> tuple[list[TurnRecord], int, int, list[str]]:
-        """The records finished since the last drain, the batches still running, the calls in flight, and what
-        went wrong in a batch since the last drain."""
+    async def drain(self) -> Drained:
+        """What happened since the last drain: see `Drained`."""
         finished, self._finished = self._finished, []
         failures, self._failures = self._failures, []
+        events = self._events[:]
+        del self._events[:]  # the list itself stays: the log pipeline keeps appending to it
         in_flight = sum(scheduler.in_flight for scheduler in self._schedulers)
-        return finished, len(self._tasks), in_flight, failures
+        return Drained(finished, len(self._tasks), in_flight, failures, events)
 
     async def stop(self) -> None:
         """Start nothing new in any batch; what is running finishes and is drained as usual."""

@@ -140,3 +140,25 @@ def test_the_bar_counts_each_turn_by_its_latest_verdict(db: Path) -> None:
             bar.turn(turn)
     assert "5/5" in out.getvalue()
     assert "passed 2  failed 1  error 1  skipped 1" in out.getvalue()
+
+
+def test_on_ray_the_bar_and_the_summary_count_each_workers_turns(db: Path) -> None:
+    """Records that name their Ray worker: the bar shows turns per worker under the verdicts (each turn counted
+    once, though reported twice), and so does the end-of-run summary."""
+    with RunStore(db, read_only=True) as store:
+        run = store.list_runs(1)[0]
+        turns = [
+            turn.model_copy(update={"worker": "worker-10" if index % 2 else "worker-2"})
+            for index, turn in enumerate(store.turns(run.run_id))
+        ]
+    out = io.StringIO()
+    with RunProgress(len(turns), lambda: 0, stream=out) as bar:
+        for turn in turns:
+            bar.turn(turn.model_copy(update={"status": "pending"}))
+            bar.turn(turn)
+    assert "worker-2 3  worker-10 2" in out.getvalue()
+    plan = SimpleNamespace(counts=SimpleNamespace(turns=len(turns)))  # all the summary reads of a plan
+    result = RunResult(run=run, turns=turns, plan=plan, duration_s=1.0)  # type: ignore[arg-type]
+    printed = io.StringIO()
+    print_summary(result, Console(file=printed, width=120, color_system=None))
+    assert "turns per Ray worker: worker-2 3, worker-10 2" in printed.getvalue()

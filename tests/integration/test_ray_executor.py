@@ -271,14 +271,20 @@ def test_a_retry_after_pauses_the_key_on_every_worker(tmp_path: Path, cluster: s
     retried = [ts - refused_at for ts, question in asked_at if question == "thread 7 turn 1"]
     assert len(retried) == 2 and retried[1] >= 3.0  # asked again once, after the pause
     assert len(_answers(tmp_path / "runs.db")) == 600 and len(set(_workers(tmp_path / "runs.db"))) == 4
+    # The worker's own log line about the refused attempt reaches the driver's log, under the worker's name.
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    (failed,) = [event for event in events if event["event"] == "attempt.failed"]
+    assert failed["worker"].startswith("worker-") and failed["kind"] == "rate_limit" and failed["turn"] == 1
 
 
 def test_run_level_percentiles_are_taken_over_every_workers_turns(tmp_path: Path, cluster: str, sim: Sim) -> None:
-    """A `latency` assertion with `p` is one verdict over the run's 120 turns, not one per worker's batch."""
+    """A `latency` assertion with `p` is one verdict over the run's 120 turns, not one per worker's batch; the
+    summary and the report say which worker ran what."""
     p50 = {"type": "latency", "value": {"metric": "total", "p": 50, "max_ms": 60000}}
     flow = _flow(tmp_path, sim.url, threads=40, asserts=[p50])
     done = subprocess.run(
-        [*_rtflow(tmp_path, "run", str(flow)), "--no-progress", "--db", "runs.db", *_on_ray(cluster, 4)],
+        [*_rtflow(tmp_path, "run", str(flow)), "--no-progress", "--db", "runs.db", "-o", "report.html",
+         *_on_ray(cluster, 4)],
         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -287,7 +293,14 @@ def test_run_level_percentiles_are_taken_over_every_workers_turns(tmp_path: Path
     reasons = {turn.assertions[-1].reason for turn in turns}
     assert len(turns) == 120 and all(turn.status == "passed" for turn in turns)
     assert len(reasons) == 1 and "total p50 over 120 turns" in reasons.pop()
-    assert len({turn.worker for turn in turns}) > 1
+    workers = Counter(turn.worker for turn in turns)
+    assert len(workers) > 1
+    # The summary counts each worker's turns, and the report names the worker of each conversation.
+    ran = ", ".join(f"{worker} {count}" for worker, count in sorted(workers.items()))
+    assert f"turns per Ray worker: {ran}" in done.stdout
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")
+    first = next(turn for turn in turns if turn.conversation_id.endswith("t0000"))
+    assert f"thread t0000 · {first.conversation_id.rsplit('/', 1)[0]} · on {first.worker}" in report
 
 
 @pytest.mark.parametrize("sim", [("--latency-ms", "40")], indirect=True)

@@ -135,6 +135,12 @@ class ConversationView:
         """Whether a simulated caller spoke in this conversation (its summary line says so)."""
         return any(view.record.dialogue is not None for view in self.turns)
 
+    @property
+    def workers(self) -> list[str]:
+        """The Ray workers that ran this conversation's turns, in turn order (two when a worker died mid-way and
+        another finished it); empty for a run in one process."""
+        return list(dict.fromkeys(view.record.worker for view in self.turns if view.record.worker is not None))
+
 
 def _anchor(conversation_id: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", conversation_id).strip("-")
