@@ -131,7 +131,9 @@ async def chat_completions(
     await runtime.latency.connect()
     model = str(body["model"])
     items = to_items([m for m in body["messages"] if isinstance(m, dict)])
-    reply = respond(None, items, _tools(body.get("tools")), _tool_choice(body.get("tool_choice")), runtime.rules)
+    tools, tool_choice = _tools(body.get("tools")), _tool_choice(body.get("tool_choice"))
+    parallel = body.get("parallel_tool_calls") is not False
+    reply = respond(None, items, tools, tool_choice, runtime.rules, parallel_tools=parallel)
     fault = runtime.faults.pick_response("chat", model, reply.last_user_text)
     if fault is not None:
         failure = await fault_response(fault.kind, fault.status, fault.retry_after)

@@ -8,12 +8,15 @@ Conversations reach it as items in the Realtime GA shape (`message` with content
 3. A rules script matches the last user text: its `reply` (with `{text}`, `{user_messages}` and
    `{instructions}` filled in) or its `call`.
 4. The first system message holds `<goal>...</goal>`: the simulator plays a caller (see below).
-5. Tools are offered and `tool_choice` is not `none`: a tool is called when a word of its name of 4+ letters
-   appears in the last user text (`weather` for `get_weather`), or `tool_choice` names it, or is `required`
-   (then the first tool). Arguments: each required property (every property when none is required) gets, for
-   strings, the text after the last ` in ` up to punctuation, else the last capitalised word that is not the
-   first word, else the whole text; for numbers the first number in the text (else 0); for booleans false; for
-   enums the first value named in the text (else the first value).
+5. Tools are offered and `tool_choice` is not `none`: a tool is called when a word of its name of 4+ letters appears
+   in the last user text (`weather` for `get_weather`), or `tool_choice` names it, or is `required` (then the first
+   tool). When the text names several tools, the first is called; with parallel tool calls (a Chat request unless
+   `parallel_tool_calls` is false, as OpenAI's default; a Realtime session of a reasoning model, gpt-realtime-2 and
+   later, unless `parallel_tool_calls` is false) every tool named is called, in the order they are offered, in one
+   reply. Arguments: each required property (every property when none is required) gets, for strings, the text after
+   the last ` in ` up to punctuation, else the last capitalised word that is not the first word, else the whole text;
+   for numbers the first number in the text (else 0); for booleans false; for enums the first value named in the text
+   (else the first value).
 6. Otherwise: `You said: "<last user text>" (user messages: <N>, instructions: <FP>)`, where N counts the
    user-role message items and FP is the first 8 hex digits of sha256 of the session instructions (when not
    empty) and every system/developer message text joined by newlines, or `none`; when the last user message
@@ -161,6 +164,8 @@ def respond(
     tools: Sequence[Mapping[str, Any]] = (),
     tool_choice: Any = "auto",
     rules: Sequence[Rule] = (),
+    *,
+    parallel_tools: bool = False,
 ) -> ModelReply:
     """The model's answer to a conversation (see the module docstring for the rules)."""
     user_items = [item for item in items if item.get("type") == "message" and item.get("role") == "user"]
@@ -196,9 +201,10 @@ def respond(
     if caller is not None:
         reply.text = caller
         return reply
-    tool = _choose_tool(tools, tool_choice, last_user_text)
-    if tool is not None:
-        reply.calls.append(ModelCall(str(tool["name"]), json.dumps(_arguments_for(tool, last_user_text))))
+    chosen = _choose_tools(tools, tool_choice, last_user_text)
+    if chosen:
+        for tool in chosen if parallel_tools else chosen[:1]:
+            reply.calls.append(ModelCall(str(tool["name"]), json.dumps(_arguments_for(tool, last_user_text))))
         return reply
     reply.text = f'You said: "{last_user_text}" (user messages: {len(user_items)}, instructions: {fp})'
     if images_seen:
@@ -274,17 +280,18 @@ _NAME_WORD = re.compile(r"[A-Za-z]+")
 _CAMEL_BREAK = re.compile(r"([a-z])([A-Z])")
 
 
-def _choose_tool(tools: Sequence[Mapping[str, Any]], tool_choice: Any, text: str) -> Mapping[str, Any] | None:
+def _choose_tools(tools: Sequence[Mapping[str, Any]], tool_choice: Any, text: str) -> list[Mapping[str, Any]]:
+    """The tools the reply may call, in the order they are offered (the caller keeps one without parallel calls)."""
     functions = [tool for tool in tools if tool.get("name")]
     if not functions or tool_choice == "none":
-        return None
+        return []
     if isinstance(tool_choice, Mapping):
         wanted = tool_choice.get("name") or (tool_choice.get("function") or {}).get("name")
-        return next((tool for tool in functions if tool["name"] == wanted), None)
-    named = next((tool for tool in functions if names_tool(str(tool["name"]), text)), None)
-    if named is not None:
+        return [tool for tool in functions if tool["name"] == wanted][:1]
+    named = [tool for tool in functions if names_tool(str(tool["name"]), text)]
+    if named:
         return named
-    return functions[0] if tool_choice == "required" else None
+    return functions[:1] if tool_choice == "required" else []
 
 
 def names_tool(name: str, text: str) -> bool:

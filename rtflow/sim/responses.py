@@ -43,7 +43,8 @@ from rtflow.sim.voice import SpokenAnswer, SpokenTimeline
 __all__ = ["PHASED_MODELS", "ConnectionDropped", "ResponseRun", "ResponseSession"]
 
 PHASED_MODELS = frozenset({"gpt-realtime-2", "gpt-realtime-2.1", "gpt-realtime-2.1-mini"})
-"""Models whose assistant messages carry `phase` (`final_answer`, or `commentary` for a preamble)."""
+"""The reasoning models: their assistant messages carry `phase` (`final_answer`, or `commentary` for a preamble),
+and they may call several tools in one response (`parallel_tool_calls`)."""
 COMMENTARY = "Let me think about that."
 """The preamble a reasoning session of a phased model sends before its answer."""
 _REASONING_TOKENS = {"minimal": 0, "low": 16, "medium": 64, "high": 192, "xhigh": 384}

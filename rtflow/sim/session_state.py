@@ -78,6 +78,8 @@ class SessionSettings:
     truncation: Any = "auto"
     reasoning: dict[str, Any] | None = None
     """GA `reasoning` (`{effort}`): with a phased model it brings a `commentary` item (`rtflow.sim.responses`)."""
+    parallel_tool_calls: bool | None = None
+    """GA `parallel_tool_calls`: a reasoning model calls every tool a line names in one response unless false."""
 
     def copy(self) -> SessionSettings:
         """A copy whose lists and dicts can be changed without touching this one."""
@@ -222,7 +224,8 @@ def apply_ga_update(settings: SessionSettings, update: Any, *, response: bool = 
 
 
 def _apply_ga_extras(new: SessionSettings, prefix: str, update: dict[str, Any]) -> None:
-    """`include`, `prompt`, `truncation` and `reasoning`: kept so that the session echoes them back."""
+    """`include`, `prompt`, `truncation`, `parallel_tool_calls` and `reasoning`: kept for the replies, and (all
+    but `parallel_tool_calls`, which the official session object does not have) echoed back."""
     if "include" in update:
         include = update["include"]
         if include is not None and not (isinstance(include, list) and all(isinstance(x, str) for x in include)):
@@ -238,6 +241,12 @@ def _apply_ga_extras(new: SessionSettings, prefix: str, update: dict[str, Any]) 
         if truncation not in ("auto", "disabled") and not isinstance(truncation, dict):
             raise invalid(f"{prefix}.truncation", "Invalid value for 'truncation': expected 'auto' or 'disabled'.")
         new.truncation = truncation
+    if "parallel_tool_calls" in update:
+        parallel = update["parallel_tool_calls"]
+        if parallel is not None and not isinstance(parallel, bool):
+            message = "Invalid type for 'parallel_tool_calls': expected a boolean."
+            raise invalid(f"{prefix}.parallel_tool_calls", message)
+        new.parallel_tool_calls = parallel
     if "reasoning" in update:
         reasoning = update["reasoning"]
         if reasoning is not None and not isinstance(reasoning, dict):

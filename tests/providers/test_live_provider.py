@@ -306,7 +306,7 @@ async def test_three_turns_share_one_continuous_stream(clips: list[Path], tmp_pa
         assert output.metrics.ttfa_ms is not None and output.metrics.response_latency_ms is not None
         assert output.metrics.response_latency_ms > 0
         assert output.audio is not None and Path(output.audio.file).is_file()
-        assert output.cost is None
+        assert output.cost == pytest.approx(0.05 / 60)  # a second billed each turn, at gpt-live-1's rate
         assert output.metrics.connect_ms is None or output is outputs[0]
     assert outputs[0].metrics.connect_ms is not None
     assert any(mark.type == "session.usage.updated" and mark.detail for mark in outputs[2].events)

@@ -199,3 +199,24 @@ async def test_chat_completions_plain_stream_and_tools(sim: SimServer, client: A
     answered = await client.chat.completions.create(model="gpt-4.1-mini", messages=follow_up, tools=[tool])
     assert answered.choices[0].message.content == "Tool get_weather returned: sunny"
     assert server_events(sim) == []
+
+
+@pytest.mark.parametrize(("parallel", "names"), [(None, ["get_weather", "get_time"]), (False, ["get_weather"])])
+async def test_chat_calls_every_tool_a_line_names_unless_parallel_calls_are_off(
+    client: AsyncOpenAI, parallel: bool | None, names: list[str]
+) -> None:
+    """Chat's default is parallel tool calls: a line that names two tools gets both calls in one reply."""
+    time_tool = {**WEATHER_TOOL, "name": "get_time", "description": "The local time in a city."}
+    tools: Any = [
+        {"type": "function", "function": {k: v for k, v in t.items() if k != "type"}} for t in (WEATHER_TOOL, time_tool)
+    ]
+    extra: Any = {} if parallel is None else {"parallel_tool_calls": parallel}
+    completion = await client.chat.completions.create(
+        model="gpt-4.1-mini",
+        messages=[{"role": "user", "content": "The weather and the time in Oslo?"}],
+        tools=tools,
+        **extra,
+    )
+    calls = completion.choices[0].message.tool_calls or []
+    assert [call.function.name for call in calls] == names  # type: ignore[union-attr]
+    assert all(json.loads(call.function.arguments) == {"city": "Oslo"} for call in calls)  # type: ignore[union-attr]
