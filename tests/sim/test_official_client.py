@@ -220,3 +220,19 @@ async def test_chat_calls_every_tool_a_line_names_unless_parallel_calls_are_off(
     calls = completion.choices[0].message.tool_calls or []
     assert [call.function.name for call in calls] == names  # type: ignore[union-attr]
     assert all(json.loads(call.function.arguments) == {"city": "Oslo"} for call in calls)  # type: ignore[union-attr]
+
+
+async def test_ga_reasoning_model_calls_two_tools_in_one_response(sim: SimServer, client: AsyncOpenAI) -> None:
+    """gpt-realtime-2 with two tools named in one line: two `function_call` items in one response, the second
+    after the first, each with its own call id; every event validates (the `sim` fixture checks at teardown)."""
+    time_tool = {**WEATHER_TOOL, "name": "get_time", "description": "The local time in a city."}
+    async with client.realtime.connect(model="gpt-realtime-2") as connection:
+        session: Any = {"type": "realtime", "output_modalities": ["text"], "tools": [WEATHER_TOOL, time_tool]}
+        await connection.session.update(session={**session, "parallel_tool_calls": True})
+        await connection.conversation.item.create(item=user_message("The weather and the time in Oslo?"))
+        await connection.response.create()
+        events, done = await collect_response(connection)
+    calls = [item for item in done.response.output if item.type == "function_call"]
+    assert [call.name for call in calls] == ["get_weather", "get_time"]
+    assert len({call.call_id for call in calls}) == 2
+    assert [e.item.name for e in events if e.type == "response.output_item.added"] == ["get_weather", "get_time"]
