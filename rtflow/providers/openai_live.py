@@ -400,7 +400,7 @@ class LiveSession:
             ) from None
         self._mic = _Microphone(self._send_frame)
         self._tasks = [
-            asyncio.get_running_loop().create_task(self._guarded(self._mic.run)),
+            asyncio.get_running_loop().create_task(self._guarded(self._speak)),
             asyncio.get_running_loop().create_task(self._guarded(self._read)),
         ]
 
@@ -432,6 +432,18 @@ class LiveSession:
                 await work()
         except ProviderError as exc:
             self._queue.put_nowait((exc, time.perf_counter()))
+
+    async def _speak(self) -> None:
+        """The microphone, until the socket closes. A frame that finds the socket closed ends it quietly: the
+        reader reports the close itself, after the frames that came before it, `session.closed` and its reason
+        among them; the microphone's own error could be queued first and hide that reason."""
+        from websockets.exceptions import ConnectionClosed
+
+        assert self._mic is not None
+        try:
+            await self._mic.run()
+        except ConnectionClosed:
+            return
 
     async def _read(self) -> None:
         socket = self._socket

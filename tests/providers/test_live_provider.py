@@ -431,6 +431,28 @@ async def test_session_closed_mid_turn_fails_clearly_then_reconnects(clips: list
     assert len(server.peers) == 2
 
 
+async def test_a_close_without_session_closed_fails_the_turn_with_the_close_code(
+    clips: list[Path], tmp_path: Path
+) -> None:
+    """The socket closes (1011) while the microphone streams: the turn fails, naming the close, however the
+    microphone's next frame and the reader's read are ordered (the reader reports it; the microphone stops)."""
+
+    async def drops(peer: Peer) -> None:
+        await peer.start()
+        await peer.next_line()
+        await peer.speak("I was")
+        await peer.connection.close(1011, "internal error")
+
+    async with live_server(drops) as server:
+        session = _provider(server, tmp_path).session("conv")
+        try:
+            with anyio.fail_after(DEADLINE), pytest.raises(ProviderConnectionError) as failure:
+                await session.send(_request(0, clips[0]))
+        finally:
+            await session.aclose()
+    assert "1011" in str(failure.value), str(failure.value)
+
+
 async def test_bad_key_is_an_authentication_error_without_the_key(clips: list[Path], tmp_path: Path) -> None:
     async def refuses(peer: Peer) -> None:
         start = json.loads(await peer.connection.recv())
