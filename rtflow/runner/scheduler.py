@@ -327,14 +327,7 @@ class Scheduler:
         if state.failure is not None:
             return NodeState.SKIPPED
         if self._halted is not None:
-            state.failure = self._halted
-            skipped = ErrorInfo(kind="skipped", message=self._halted)
-            self._save(
-                self._dialogue_record(
-                    state, node, node.turn_index, status="skipped", error=skipped, description="simulated turn"
-                )
-            )
-            return NodeState.SKIPPED
+            return self._halt_dialogue(state, node, node.turn_index)
         variables = self._turn_vars(state, node.turn_index)
         try:
             persona, goal = str(render_value(spec.persona, variables)), str(render_value(spec.goal, variables))
@@ -351,6 +344,8 @@ class Scheduler:
                 stop_reason, last, turn_index = await self._dialogue_attempt(
                     state, node, dialogue, variables, restore=attempt == 0
                 )
+            except _Halted:  # the budget ran out (or a turn failed) mid-dialogue: say where it stopped
+                return self._halt_dialogue(state, node, node.turn_index + dialogue.generated)
             except _Stopped:
                 return NodeState.SKIPPED
             except (ProviderError, PromptError) as exc:
@@ -386,6 +381,19 @@ class Scheduler:
                 self._save(old.model_copy(update={"status": "skipped", "error": superseded}))
         await self._close_sessions(state)
         return NodeState.SUCCEEDED
+
+    def _halt_dialogue(self, state: _ConversationState, node: DialogueNode, turn_index: int) -> NodeState:
+        """No new turn starts (`--max-cost`, `--fail-fast`): the dialogue's next turn is recorded `skipped` with
+        the reason, so the run accounts for where the dialogue stopped; the turns it took stand."""
+        assert self._halted is not None
+        state.failure = self._halted
+        skipped = ErrorInfo(kind="skipped", message=self._halted)
+        self._save(
+            self._dialogue_record(
+                state, node, turn_index, status="skipped", error=skipped, description="simulated turn"
+            )
+        )
+        return NodeState.SKIPPED
 
     async def _dialogue_attempt(
         self,

@@ -198,3 +198,30 @@ def test_options_that_would_hold_per_batch_are_refused_on_ray(tmp_path: Path, op
     assert "Traceback" not in done.stderr
     with RunStore(tmp_path / "runs.db", read_only=True) as store:
         assert store.list_runs(None) == []
+
+
+def test_a_dialogue_stopped_by_the_budget_records_the_turn_it_did_not_take(tmp_path: Path) -> None:
+    """`--max-cost` spent in the middle of a simulated dialogue: the turns it took stand, and the next one is
+    recorded `skipped` with the budget's reason, so the run accounts for where the dialogue stopped."""
+    flow = tmp_path / "dialogue.yaml"
+    goal = "I want a table. For two people. At eight tonight. Near the river. With a view. Thanks."
+    flow.write_text(
+        "providers: [{id: openai:realtime:gpt-realtime, label: agent, config: {modalities: [text]}}]\n"
+        'prompts: ["{{ question }}"]\n'
+        "execution: {concurrency: 1}\n"
+        "tests:\n"
+        f"  - simulate: {{goal: {json.dumps(goal)}, max_turns: 8}}\n"
+        "    vars: {question: Hi}\n"
+        "    metadata: {conversationId: call}\n",
+        encoding="utf-8",
+    )
+    _, full = _run(tmp_path, flow)
+    answered_in_full = [turn for turn in full["turns"] if turn["output"] and turn["output"]["cost"]]
+    assert len(answered_in_full) >= 6
+    budget = sum(turn["output"]["cost"] for turn in answered_in_full[:3]) * 0.99  # spent within the third turn
+    code, result = _run(tmp_path, flow, "--max-cost", f"{budget:.10f}")
+    assert code == 1
+    statuses = [turn["status"] for turn in sorted(result["turns"], key=lambda turn: turn["turn_index"])]
+    assert statuses[:3] == ["passed"] * 3 and statuses[3:] == ["skipped"], statuses
+    (skipped,) = [turn for turn in result["turns"] if turn["status"] == "skipped"]
+    assert skipped["error"]["message"].startswith("budget:") and skipped["turn_index"] == 3
