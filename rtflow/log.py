@@ -254,7 +254,9 @@ def collect_events(level: int) -> list[CollectedEvent]:
         kept.append((method, dict(event_dict)))
         raise structlog.DropEvent
 
-    processors = [structlog.contextvars.merge_contextvars, _redact_processor, keep]
+    # `logged_at`: when it happened here; the process that prints it stamps it again when it does.
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True, key="logged_at")
+    processors = [structlog.contextvars.merge_contextvars, stamp, _redact_processor, keep]
     _current = _Pipeline(processors=processors, level=level, printer=None)
     return kept
 

@@ -30,9 +30,11 @@ def backoff_delay(
     return delay
 
 
-def share_of(total: int, share: float) -> int:
-    """A part of a concurrency limit (a Ray worker's): rounded down, and at least one call, or nothing could run."""
-    return max(1, int(total * share))
+def share_of(total: int, part: tuple[int, int]) -> int:
+    """Part `(i, n)` of a concurrency limit: the i-th of n parts as equal as whole calls allow (the parts add up
+    to `total`), and at least one call, or nothing could run."""
+    index, count = part
+    return max(1, total // count + (1 if index < total % count else 0))
 
 
 class Slots:
@@ -92,20 +94,28 @@ class TokenBucket:
         self.updated = time.monotonic()
 
     def _refill(self, now: float) -> None:
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.tokens = min(self.capacity, self.tokens + max(0.0, now - self.updated) * self.rate)
         self.updated = now
 
+    def _one(self) -> float:
+        """What one whole token needs to be there: one, or the whole bucket when it holds less (`rpm: 0.5`: a
+        request every two minutes, the balance going below zero after each)."""
+        return min(1.0, self.capacity)
+
     def take_up_to(self, amount: float, now: float) -> float:
-        """Takes as many whole tokens as there are, up to `amount`; 0 when not even one is there."""
+        """Takes as many whole tokens as there are, up to `amount` (at least one when one is there); 0 when not
+        even one is there."""
         self._refill(now)
-        taken = float(min(amount, int(self.tokens)))
+        if self.tokens < self._one():
+            return 0.0
+        taken = float(max(1, min(amount, int(self.tokens))))
         self.tokens -= taken
         return taken
 
     def time_to_one(self, now: float) -> float:
         """How long until one whole token is there."""
         self._refill(now)
-        return max(0.0, (1 - self.tokens) / self.rate)
+        return max(0.0, (self._one() - self.tokens) / self.rate)
 
     def wait_time(self, amount: float, now: float) -> float:
         """0 when `amount` can be taken now (and takes it); else how long to wait before trying again."""

@@ -3,8 +3,9 @@ requests and tokens from it in small batches and spend them locally.
 
 - **Why leases.** Asking the ledger before every call would add a round trip to each; a lease is a quarter of a
   second of the key's budget (`LEASE_SECONDS`), so a busy worker asks a few times a second. What a worker holds
-  is already taken out of the cluster's bucket: together the workers never send more than the bucket allows,
-  however the traffic is spread. A worker that ends with tokens left over only wastes them (one lease at most).
+  is already taken out of the cluster's bucket, however the traffic is spread; held requests do not expire, so
+  a worker that held a lease while idle can send it on top of a full bucket: the cluster goes over the bucket by
+  at most one lease per worker. A worker that ends with some left over only wastes them (one lease at most).
 - **Pauses.** A 429's `Retry-After` (or an exhausted `rate_limits.updated`) that one worker receives pauses the key
   on every worker: the worker tells the ledger, the ledger refuses leases until the pause ends and tells every
   other worker at once (`pause_key`), and a lease answer carries what is left of the pause, for a worker that
@@ -59,28 +60,33 @@ class RateLedger:
         self._workers = dict(workers)
 
     async def lease(self, key: str, rpm: float | None, tpm: float | None, requests: float, tokens: float) -> Lease:
-        """Up to `requests` requests (at least one) and exactly `tokens` tokens of `key`, or how long to wait.
+        """Up to `requests` requests and up to `tokens` tokens of `key`: what is there now, whole. When not all was
+        there, `wait_s` says when to ask again: when a request has refilled, or, for tokens, when the rest has or
+        a lease's time has passed, whichever is first. So a big request gathers its tokens bit by bit, asking as
+        often as the others, rather than wait for a full bucket that they keep emptying.
 
         A key's buckets are made on its first lease, from the limits the asking worker read in the flow (every
         worker reads the same flow).
         """
         self.leases += 1
+        request_bucket, token_bucket = self._buckets.setdefault(
+            key, (TokenBucket(rpm) if rpm else None, TokenBucket(tpm) if tpm else None)
+        )
         now = time.monotonic()
         paused = self._paused_until.get(key, 0.0) - now
         if paused > 0:
             return Lease(wait_s=paused, paused_s=paused)
-        request_bucket, token_bucket = self._buckets.setdefault(
-            key, (TokenBucket(rpm) if rpm else None, TokenBucket(tpm) if tpm else None)
-        )
-        if request_bucket is not None and requests and request_bucket.time_to_one(now) > 0:
-            return Lease(wait_s=request_bucket.time_to_one(now))
+        granted_requests = granted_tokens = wait = 0.0
+        if request_bucket is not None and requests:
+            granted_requests = request_bucket.take_up_to(requests, now)
+            if not granted_requests:
+                wait = request_bucket.time_to_one(now)
         if token_bucket is not None and tokens:
             tokens = min(tokens, token_bucket.capacity)
-            wait = token_bucket.wait_time(tokens, now)  # takes them when it can
-            if wait > 0:
-                return Lease(wait_s=wait)
-        granted = request_bucket.take_up_to(requests, now) if request_bucket is not None and requests else 0.0
-        return Lease(requests=granted, tokens=tokens if token_bucket is not None else 0.0)
+            granted_tokens = min(tokens, token_bucket.take_up_to(tokens, now)) if tokens >= 1 else 0.0
+            if granted_tokens < tokens:  # back within a lease's time: others take what refills meanwhile
+                wait = max(wait, min((tokens - granted_tokens) / token_bucket.rate, LEASE_SECONDS))
+        return Lease(requests=granted_requests, tokens=granted_tokens, wait_s=wait)
 
     async def pause(self, key: str, seconds: float, origin: str) -> None:
         """Hold `key` for `seconds` on every worker: no lease until then, and every worker but `origin` (which

@@ -189,7 +189,7 @@ class RayExecutor:
                 str(relative_flow),
                 self.compile_options,
                 self.run_id,
-                dataclasses.replace(self.settings, share=1 / count),
+                dataclasses.replace(self.settings, part=(index - 1, count)),
                 self.sim_url,
                 self.extra_vars,
                 str(self.artifact_dir),
@@ -248,31 +248,34 @@ class RayExecutor:
             if lost is not None:
                 queue.insert(0, lost)
 
-        shared_among = len(running)
-        """How many busy workers the concurrency limits are shared among, as the workers were last told."""
+        shared_among: list[int] = list(running)
+        """The busy workers the concurrency limits were last shared among (each has the part of its place)."""
         while True:
             starting = [index for index in running if running[index] is None]
             starting = starting[: 0 if self._stopping else len(queue)]
             for index in starting:
                 running[index] = queue.pop(0)
             busy = [index for index, batch in running.items() if batch is not None]
-            share = 1 / max(1, len(busy))
-            if busy and len(busy) != shared_among:
-                shared_among = len(busy)
+            parts = {index: (place, len(busy)) for place, index in enumerate(busy)}
+            if busy and busy != shared_among:
+                shared_among = busy
                 for index in busy:  # the busy ones first shrink (or grow), then the new batches start
                     if index not in starting:
-                        await self._tell(ray, index, "set_share", share, lose=lose)
+                        await self._tell(ray, index, "set_part", parts[index], lose=lose)
             for index in starting:
                 batch = running.get(index)
                 if batch is not None:
-                    await self._tell(ray, index, "run_batch", batch, self._resume_records(batch), share, lose=lose)
+                    resume = self._resume_records(batch)
+                    await self._tell(ray, index, "run_batch", batch, resume, parts[index], lose=lose)
             self.in_flight = 0
             for index in list(running):
                 try:
                     drained = await self._actors[index].drain.remote()
-                except ray.exceptions.RayError as exc:
+                except ray.exceptions.RayActorError as exc:  # the worker is gone: only then is its batch re-run
                     lose(index, exc)
                     continue
+                except ray.exceptions.RayTaskError as exc:
+                    raise _cause(exc) from None
                 log_collected(drained.events, worker=f"worker-{index + 1}")
                 self._take(drained.records)
                 self.in_flight += drained.in_flight

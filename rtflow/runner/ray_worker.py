@@ -7,7 +7,7 @@ answers while it goes. Every record it keeps is marked with the worker's name. R
 before (`resume`) are restored, not asked again, as a resumed run does it: a batch re-run after a worker died
 replays those conversations' history and asks only what was missing.
 
-Limits: the worker runs its share of the run's concurrency limits (`set_share`, changed by the driver as
+Limits: the worker runs its share of the run's concurrency limits (`set_part`, changed by the driver as
 workers run out of work), and spends the run's `rpm`/`tpm` from the rate ledger's leases (`rate_leases`); a
 `Retry-After` it receives pauses the key on every worker through the ledger.
 
@@ -113,19 +113,19 @@ class ConversationWorker:
         if isinstance(limiter, LeasedRateLimiter):
             limiter.pause_here(seconds)
 
-    async def set_share(self, share: float) -> None:
-        """Take `share` of the run's concurrency limits, in the running batches and the next ones."""
-        self.settings = dataclasses.replace(self.settings, share=share)
+    async def set_part(self, part: tuple[int, int]) -> None:
+        """Run part `(i, n)` of the run's concurrency limits, in the running batches and the next ones."""
+        self.settings = dataclasses.replace(self.settings, part=part)
         for scheduler in self._schedulers:
-            scheduler.reshare(share)
+            scheduler.reshare(part)
 
     def _keep(self, record: TurnRecord) -> None:
         self._finished.append(record.model_copy(update={"worker": self.name}))
 
-    async def run_batch(self, conversation_ids: list[str], resume: list[TurnRecord], share: float) -> None:
-        """Start these conversations (in the background) with `share` of the run's concurrency limits, and return
-        at once."""
-        await self.set_share(share)
+    async def run_batch(self, conversation_ids: list[str], resume: list[TurnRecord], part: tuple[int, int]) -> None:
+        """Start these conversations (in the background) on part `part` of the run's concurrency limits, and
+        return at once."""
+        await self.set_part(part)
         providers = self._providers_for_run()
         scheduler = Scheduler(
             self.plan.only(conversation_ids),
@@ -166,8 +166,9 @@ class ConversationWorker:
         """What happened since the last drain: see `Drained`."""
         finished, self._finished = self._finished, []
         failures, self._failures = self._failures, []
-        events = self._events[:]
-        del self._events[:]  # the list itself stays: the log pipeline keeps appending to it
+        count = len(self._events)  # the list itself stays (the log pipeline appends to it): take what is there
+        events = self._events[:count]
+        del self._events[:count]
         in_flight = sum(scheduler.in_flight for scheduler in self._schedulers)
         return Drained(finished, len(self._tasks), in_flight, failures, events)
 

@@ -96,9 +96,9 @@ class SchedulerSettings:
     """US dollars: once the answers stored so far cost this much, no new turn starts (`--max-cost`)."""
     fail_fast: bool = False
     """No new turn starts once a turn has failed or could not be answered (`--fail-fast`)."""
-    share: float = 1.0
-    """This scheduler's part of the run's `concurrency` and of each provider's `max_concurrency` (a Ray worker's:
-    the busy workers' parts add up to one); `Scheduler.reshare` changes it while the run goes on."""
+    part: tuple[int, int] = (0, 1)
+    """`(i, n)`: this scheduler runs the i-th of n parts of the run's `concurrency` and of each provider's
+    `max_concurrency` (a Ray worker's, one part per busy worker); `Scheduler.reshare` changes it mid-run."""
 
 
 @dataclass
@@ -228,7 +228,7 @@ class Scheduler:
             state.turns = [_TurnState() for _ in state.conversation.turns]
         # Semaphores with fast_acquire: taking a free slot costs no trip through the event loop, which matters
         # at thousands of calls per second; waiters are still served first come, first served.
-        self._calls = Slots(share_of(settings.concurrency, settings.share))
+        self._calls = Slots(share_of(settings.concurrency, settings.part))
         self._grading = anyio.Semaphore(settings.grading_concurrency, fast_acquire=True)
         self._provider_limits: dict[str, Slots] = {}
         self._provider_totals: dict[str, int] = {}
@@ -241,7 +241,7 @@ class Scheduler:
             key = provider.concurrency_key
             if provider.max_concurrency and key not in self._provider_limits:
                 self._provider_totals[key] = provider.max_concurrency
-                self._provider_limits[key] = Slots(share_of(provider.max_concurrency, settings.share))
+                self._provider_limits[key] = Slots(share_of(provider.max_concurrency, settings.part))
             if key not in self._rate_limits:
                 self._rate_limits[key] = RateLimiter(*provider.per_minute_limits)
         self._stopping = False
@@ -262,11 +262,11 @@ class Scheduler:
         """Start no new node; what is running goes on (the caller cancels it if it must)."""
         self._stopping = True
 
-    def reshare(self, share: float) -> None:
-        """Take `share` of the run's concurrency limits from now on (calls already running finish)."""
-        self._calls.resize(share_of(self.settings.concurrency, share))
+    def reshare(self, part: tuple[int, int]) -> None:
+        """Run part `(i, n)` of the run's concurrency limits from now on (calls already running finish)."""
+        self._calls.resize(share_of(self.settings.concurrency, part))
         for key, limiter in self._provider_limits.items():
-            limiter.resize(share_of(self._provider_totals[key], share))
+            limiter.resize(share_of(self._provider_totals[key], part))
 
     async def run(self) -> dict[str, TurnRecord]:
         roots: list[str] = []
@@ -327,7 +327,7 @@ class Scheduler:
         if state.failure is not None:
             return NodeState.SKIPPED
         if self._halted is not None:
-            return self._halt_dialogue(state, node, node.turn_index)
+            return await self._halt_dialogue(state, node, node.turn_index)
         variables = self._turn_vars(state, node.turn_index)
         try:
             persona, goal = str(render_value(spec.persona, variables)), str(render_value(spec.goal, variables))
@@ -345,7 +345,9 @@ class Scheduler:
                     state, node, dialogue, variables, restore=attempt == 0
                 )
             except _Halted:  # the budget ran out (or a turn failed) mid-dialogue: say where it stopped
-                return self._halt_dialogue(state, node, node.turn_index + dialogue.generated)
+                stopped_at = node.turn_index + dialogue.generated
+                self._supersede(conversation.id, stopped_at + 1, reached)
+                return await self._halt_dialogue(state, node, stopped_at)
             except _Stopped:
                 return NodeState.SKIPPED
             except (ProviderError, PromptError) as exc:
@@ -374,17 +376,23 @@ class Scheduler:
             else:
                 await self._dialogue_failed(state, node, turn_index, error, last=last, stop_reason=stop_reason)
             break
-        superseded = ErrorInfo(kind="skipped", message="superseded: the dialogue was regenerated after a caller error")
-        for index in range(turn_index, reached):  # turns of an earlier, longer attempt
-            old = self.records.get(call_node_id(conversation.id, index))
-            if old is not None and old.status != "skipped":
-                self._save(old.model_copy(update={"status": "skipped", "error": superseded}))
+        self._supersede(conversation.id, turn_index, reached)
         await self._close_sessions(state)
         return NodeState.SUCCEEDED
 
-    def _halt_dialogue(self, state: _ConversationState, node: DialogueNode, turn_index: int) -> NodeState:
+    def _supersede(self, conversation_id: str, start: int, reached: int) -> None:
+        """Turns `start` to `reached` (exclusive) of a dialogue came from an earlier, longer attempt, dropped after
+        a caller error: recorded `skipped`, so they count for nothing."""
+        superseded = ErrorInfo(kind="skipped", message="superseded: the dialogue was regenerated after a caller error")
+        for index in range(start, reached):
+            old = self.records.get(call_node_id(conversation_id, index))
+            if old is not None and old.status != "skipped":
+                self._save(old.model_copy(update={"status": "skipped", "error": superseded}))
+
+    async def _halt_dialogue(self, state: _ConversationState, node: DialogueNode, turn_index: int) -> NodeState:
         """No new turn starts (`--max-cost`, `--fail-fast`): the dialogue's next turn is recorded `skipped` with
-        the reason, so the run accounts for where the dialogue stopped; the turns it took stand."""
+        the reason, so the run accounts for where the dialogue stopped; the turns it took stand. Its sessions
+        close now (a Live session is billed while it is open)."""
         assert self._halted is not None
         state.failure = self._halted
         skipped = ErrorInfo(kind="skipped", message=self._halted)
@@ -393,6 +401,7 @@ class Scheduler:
                 state, node, turn_index, status="skipped", error=skipped, description="simulated turn"
             )
         )
+        await self._close_sessions(state)
         return NodeState.SKIPPED
 
     async def _dialogue_attempt(

@@ -698,7 +698,9 @@ class RealtimeConnection:
             return
         settings = self._apply(overrides, response=True) if overrides else self.settings
         context = self._context(overrides.get("input"))
-        parallel = settings.model in PHASED_MODELS and settings.parallel_tool_calls is not False
+        parallel = (  # the reasoning models, on GA: beta has no `parallel_tool_calls` to turn them off with
+            not self.dialect.is_beta and settings.model in PHASED_MODELS and settings.parallel_tool_calls is not False
+        )
         reply = respond(
             settings.instructions, context, settings.tools, settings.tool_choice, self.runtime.rules,
             parallel_tools=parallel,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import anyio
 import pytest
 
-from rtflow.runner.limits import Slots
+from rtflow.runner.limits import Slots, share_of
 from rtflow.runner.rate_leases import Lease, LeasedRateLimiter, RateLedger
 
 
@@ -178,3 +178,49 @@ def test_slots_shrink_keeps_back_busy_slots_as_they_come_free() -> None:
             assert entered == ["waiter"]
 
     anyio.run(main)
+
+
+def test_a_limit_below_one_request_a_minute_still_lets_requests_through() -> None:
+    """`rpm: 0.5` is a request every two minutes, not none: the first goes at once, the next is two minutes off."""
+    ledger = RateLedger()
+
+    async def main() -> tuple[Lease, Lease]:
+        return await ledger.lease("k", 0.5, None, 1, 0), await ledger.lease("k", 0.5, None, 1, 0)
+
+    first, second = anyio.run(main)
+    assert first.requests == 1
+    assert second.requests == 0 and 119 < second.wait_s <= 120
+
+
+def test_a_big_request_gathers_its_tokens_while_small_ones_keep_coming() -> None:
+    """tpm 6000 (100 a second): one worker needs 200 tokens at once while another keeps taking 25 at a time. Tokens
+    are granted as they are there and both ask as often, so the big one gets its 200 in about four seconds (half
+    the refill) rather than wait for a bucket the small ones never let fill."""
+    ledger = RateLedger()
+    big, small = _Limiter(ledger, tpm=6000), _Limiter(ledger, tpm=6000)
+
+    async def main() -> float:
+        await small.acquire(6000)  # the bucket is spent
+        started = time.monotonic()
+        async with anyio.create_task_group() as group:
+
+            async def keep_asking() -> None:
+                while True:
+                    await small.acquire(25)
+
+            group.start_soon(keep_asking)
+            await big.acquire(200)
+            group.cancel_scope.cancel()
+        return time.monotonic() - started
+
+    waited = anyio.run(main)
+    assert waited < 8  # about 4 s; forever if all-or-nothing, about 40 s if it asked back only for all it lacked
+
+
+@pytest.mark.parametrize(
+    ("total", "count", "parts"), [(5, 3, [2, 2, 1]), (98, 49, [2] * 49), (7, 4, [2, 2, 2, 1]), (2, 4, [1, 1, 1, 1])]
+)
+def test_the_parts_of_a_limit_add_up_to_it(total: int, count: int, parts: list[int]) -> None:
+    """Whole calls, as equal as they can be, summing to the limit (at least one each, so a limit below the number
+    of parts is exceeded: each worker runs one call)."""
+    assert [share_of(total, (index, count)) for index in range(count)] == parts

@@ -266,12 +266,12 @@ def test_a_servers_exhausted_budget_holds_the_next_call() -> None:
 
 @pytest.mark.parametrize("holds_sessions", [False, True])
 def test_a_share_of_the_limits_holds_and_can_grow_while_the_run_goes_on(holds_sessions: bool) -> None:
-    """A Ray worker's part: with `share` 0.5, concurrency 8 and a provider's `max_concurrency` 4 allow 4 and 2; given
-    the whole share mid-run (`reshare`, as when the other workers ran out of work), the provider's 4 are used."""
+    """A Ray worker's part: as the first of two parts, concurrency 8 and a provider's `max_concurrency` 4 allow 4 and
+    2; made the only part mid-run (`reshare`, as when the other worker ran out of work), the provider's 4 are used."""
     journal = Journal()
     plan = make_plan({f"t{n}": 4 for n in range(12)}, ["primary"])
     provider = MemoryProvider("primary", journal, delay=0.02, max_concurrency=4, holds_sessions=holds_sessions)
-    settings = SchedulerSettings(concurrency=8, share=0.5, backoff_base=0.0, backoff_max=0.0, timeout=5.0)
+    settings = SchedulerSettings(concurrency=8, part=(0, 2), backoff_base=0.0, backoff_max=0.0, timeout=5.0)
     scheduler = Scheduler(plan, {"primary": provider}, run_id="test", settings=settings, sink=lambda _: None)
     peaks: list[int] = []
 
@@ -280,7 +280,7 @@ def test_a_share_of_the_limits_holds_and_can_grow_while_the_run_goes_on(holds_se
             group.start_soon(scheduler.run)
             await anyio.sleep(0.15)
             peaks.append(journal.max_in_flight)
-            scheduler.reshare(1.0)
+            scheduler.reshare((0, 1))
         peaks.append(journal.max_in_flight)
 
     anyio.run(main)
