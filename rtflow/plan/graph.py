@@ -86,7 +86,8 @@ class CallNode:
 @dataclass(frozen=True, slots=True)
 class DialogueNode(CallNode):
     """A simulated conversation (`simulate:`): one node that unfolds into up to `max_turns` turns while it runs,
-    each stored as a turn record of its own. It calls the conversation's primary provider (no fallback)."""
+    each stored as a turn record of its own. Each turn calls the conversation's primary provider, then its
+    fallbacks in order if it fails."""
 
     max_turns: int = 1
 

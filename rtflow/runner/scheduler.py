@@ -514,54 +514,52 @@ class Scheduler:
     async def _dialogue_turn(
         self, state: _ConversationState, node: DialogueNode, turn_index: int, line: str, variables: dict[str, Any]
     ) -> TurnRecord:
-        """One agent turn of the dialogue, on the conversation's session, stored the moment it ends."""
+        """One agent turn of the dialogue, stored the moment it ends. It goes to the conversation's primary
+        provider and, when that fails (its retries spent), down the chain of fallbacks with the same history, as
+        a written turn does; the next turn starts on the primary again."""
         conversation = state.conversation
-        provider = self.providers[node.provider_label]
-        call = CallNode(
-            id=call_node_id(conversation.id, turn_index),
-            conversation_id=conversation.id,
-            turn_index=turn_index,
-            provider_label=node.provider_label,
-            chain_position=0,
-            is_fallback=False,
-        )
         while len(state.turns) <= turn_index:
             state.turns.append(_TurnState())
         turn = state.turns[turn_index]
         turn.started_at = time.time()
         turn_vars = {**variables, "caller": line}
-        artifact_dir = str(self.artifact_dir / call.id.replace("/", "_")) if self.artifact_dir is not None else None
+        node_id = call_node_id(conversation.id, turn_index)
+        artifact_dir = str(self.artifact_dir / node_id.replace("/", "_")) if self.artifact_dir is not None else None
         spoken = await self._spoken(node, conversation.id, turn_index, line, artifact_dir) if line else None
         if spoken is not None:  # the agent hears the line: the clip goes in as the user's audio, its text beside it
             turn_vars.update(audio=spoken, transcript=line)
-        rendered = await render_prompt(
-            conversation.prompt,
-            {**turn_vars, "_conversation": state.history.conversation_var()},
-            provider.info,
-            self._base_dir,
-            deadline_s=self.settings.timeout,
-        )
-        if line and any(line in message.text for message in rendered if message.role == "user"):
-            pass  # the prompt says the caller's line itself (`{{ caller }}`, or a function from `_conversation`)
-        else:  # the prompt is the agent's instructions (promptfoo's form): the caller's line follows it
-            rendered = [
-                Message(role="system", content=message.content) if message.role == "user" else message
-                for message in rendered
-                if message.text.strip()
-            ]
-            if line:
-                rendered.append(Message.of("user", line))
-        turn.prompt_messages = rendered
-        turn.request_messages = state.history.context_for(rendered) if provider.keeps_history else list(rendered)
-        request = TurnRequest(
-            conversation_id=conversation.id,
-            turn_index=turn_index,
-            messages=turn.request_messages,
-            vars=turn_vars,
-            artifact_dir=artifact_dir,
-        )
-        where = {"run": self.run_id, "conversation": conversation.id, "turn": turn_index + 1, "node": call.id}
-        output = await self._call_with_retries(state, call, provider, request, where)
+        labels = [provider.display_label for provider in conversation.chain]
+        primary = self.providers[labels[0]]
+        for position, label in enumerate(labels):
+            provider = self.providers[label]
+            call = CallNode(
+                id=call_node_id(conversation.id, turn_index, label if position else None),
+                conversation_id=conversation.id,
+                turn_index=turn_index,
+                provider_label=label,
+                chain_position=position,
+                is_fallback=position > 0,
+            )
+            rendered = await self._dialogue_prompt(state, provider, line, turn_vars)
+            messages = state.history.context_for(rendered) if provider.keeps_history else list(rendered)
+            turn.prompt_messages = rendered
+            turn.request_messages = _carrying_instructions(messages, primary, provider) if position else messages
+            request = TurnRequest(
+                conversation_id=conversation.id,
+                turn_index=turn_index,
+                messages=turn.request_messages,
+                vars=turn_vars,
+                artifact_dir=artifact_dir,
+            )
+            where = {"run": self.run_id, "conversation": conversation.id, "turn": turn_index + 1, "node": call.id}
+            try:
+                output = await self._call_with_retries(state, call, provider, request, where)
+            except ProviderError as exc:
+                if position + 1 == len(labels):
+                    raise
+                self._log.warning("fallback.used", error=str(exc), next=labels[position + 1], **where)
+                continue
+            break
         turn.output = output
         state.history.add(rendered, output.heard, {})
         record = self._dialogue_record(
@@ -569,6 +567,9 @@ class Scheduler:
             node,
             turn_index,
             status="passed",
+            provider=label,
+            provider_id=provider.info.id,
+            is_fallback=position > 0,
             attempts=turn.attempts,
             vars={k: v for k, v in turn_vars.items() if not k.startswith("_")},
             description=f"simulated turn {turn_index - node.turn_index + 1}",
@@ -581,6 +582,29 @@ class Scheduler:
         )
         self._save(record)
         return record
+
+    async def _dialogue_prompt(
+        self, state: _ConversationState, provider: Provider, line: str, turn_vars: dict[str, Any]
+    ) -> list[Message]:
+        """The messages of a dialogue turn for `provider`: the prompt, and the caller's line as the user's."""
+        rendered = await render_prompt(
+            state.conversation.prompt,
+            {**turn_vars, "_conversation": state.history.conversation_var()},
+            provider.info,
+            self._base_dir,
+            deadline_s=self.settings.timeout,
+        )
+        if line and any(line in message.text for message in rendered if message.role == "user"):
+            return rendered  # the prompt says the caller's line itself (`{{ caller }}`, or through `_conversation`)
+        # The prompt is the agent's instructions (promptfoo's form): the caller's line follows it.
+        rendered = [
+            Message(role="system", content=message.content) if message.role == "user" else message
+            for message in rendered
+            if message.text.strip()
+        ]
+        if line:
+            rendered.append(Message.of("user", line))
+        return rendered
 
     async def _spoken(
         self, node: DialogueNode, conversation_id: str, turn_index: int, line: str, artifact_dir: str | None
@@ -710,19 +734,25 @@ class Scheduler:
     def _dialogue_record(
         self, state: _ConversationState, node: DialogueNode, turn_index: int, **fields: Any
     ) -> TurnRecord:
-        """A record of a dialogue's turn `turn_index` (the call node id of the turn it became), with `fields`."""
+        """A record of a dialogue's turn `turn_index` (the call node id of the turn it became), with `fields` (the
+        primary provider's unless they name another)."""
         conversation = state.conversation
         now = time.time()
+        given = {
+            "provider": node.provider_label,
+            "provider_id": self.providers[node.provider_label].info.id,
+            "started_at": now,
+            "ended_at": now,
+            **fields,
+        }
         return TurnRecord(
             run_id=self.run_id,
             node_id=call_node_id(conversation.id, turn_index),
             conversation_id=conversation.id,
             thread_id=conversation.thread_id,
             turn_index=turn_index,
-            provider=node.provider_label,
-            provider_id=self.providers[node.provider_label].info.id,
             prompt=conversation.prompt.display_label,
-            **{"started_at": now, "ended_at": now, **fields},
+            **given,
         )
 
     # -- call nodes ---------------------------------------------------------------------------------------

@@ -259,3 +259,30 @@ def test_validate_and_the_summary_count_dialogues_for_what_they_are(tmp_path: Pa
     report = tmp_path / "report.html"
     write_export(result.run, result.turns, report)
     assert '<span data-figure="caller_errors">1</span>' in report.read_text()
+
+
+def test_a_turn_the_primary_cannot_answer_falls_back_with_the_same_history(tmp_path: Path) -> None:
+    """The Realtime agent fails the second caller line (a server error, no retries): that turn goes down the chain
+    to the Chat fallback with the conversation so far, and the next turn is the primary's again, its history
+    holding the fallback's answer. The dialogue ends as written."""
+    from rtflow.sim.config import parse_fault
+
+    agent = {**AGENT, "fallback": {"id": "openai:chat:gpt-4.1-mini", "label": "agent-chat"}}
+    document = {
+        "providers": [agent],
+        "prompts": ["{{ caller }}"],
+        "execution": {"retries": 0},
+        "threads": {"t": [{"simulate": _simulate(), "assert": [{"type": "stop-reason", "value": "phrase"}]}]},
+    }
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(yaml.safe_dump(document, sort_keys=False))
+    sim = SimConfig(faults=[parse_fault("server_error@realtime;match=kettle")])
+    turns = _dialogue(rtflow.run(flow, sim=sim, store=False), "t")
+    assert [(turn.provider, turn.is_fallback) for turn in turns] == [
+        ("agent", False), ("agent-chat", True), ("agent", False), ("agent", False)
+    ]  # fmt: skip
+    assert [turn.node_id for turn in turns] == [f"agent/t/{n}" for n in range(1, 5)]
+    assert 'You said: "The kettle does not heat." (user messages: 2' in turns[1].output.text
+    assert "user messages: 3" in turns[2].output.text  # the primary heard the fallback's turn
+    assert [call.error is not None for call in turns[1].calls] == [True, False]  # the failed try, then the answer
+    assert turns[-1].dialogue.stop_reason == "phrase" and turns[-1].status == "passed", turns[-1].assertions
