@@ -54,7 +54,13 @@ class Slots:
         """Slots still to keep back as they are released (the part of a shrink that was busy at the time)."""
 
     async def acquire(self) -> None:
-        await self._semaphore.acquire()
+        while True:
+            await self._semaphore.acquire()
+            if not self._withheld:
+                return
+            # Owed to a shrink: a slot that came back without `release` (anyio's own, when a waiter handed one is
+            # cancelled) is kept out of use here, and this caller waits for another.
+            self._withheld -= 1
 
     def release(self) -> None:
         if self._withheld:
@@ -63,7 +69,7 @@ class Slots:
             self._semaphore.release()
 
     async def __aenter__(self) -> None:
-        await self._semaphore.acquire()
+        await self.acquire()
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.release()

@@ -88,6 +88,10 @@ class RateLedger:
                 wait = max(wait, min((tokens - granted_tokens) / token_bucket.rate, LEASE_SECONDS))
         return Lease(requests=granted_requests, tokens=granted_tokens, wait_s=wait)
 
+    async def forget(self, worker: str) -> None:
+        """A worker died: no pause is sent to it any more."""
+        self._workers.pop(worker, None)
+
     async def pause(self, key: str, seconds: float, origin: str) -> None:
         """Hold `key` for `seconds` on every worker: no lease until then, and every worker but `origin` (which
         paused itself) is told now."""

@@ -243,6 +243,7 @@ class RayExecutor:
             on the others from what is stored."""
             lost = running.pop(index)
             self._log.warning("worker.lost", worker=f"worker-{index + 1}", error=str(exc))
+            self._ledger.forget.remote(f"worker-{index + 1}")
             if not running:
                 raise FlowError(f"every Ray worker of run {self.run_id} died (last: {exc})") from None
             if lost is not None:

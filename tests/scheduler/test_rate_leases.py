@@ -224,3 +224,40 @@ def test_the_parts_of_a_limit_add_up_to_it(total: int, count: int, parts: list[i
     """Whole calls, as equal as they can be, summing to the limit (at least one each, so a limit below the number
     of parts is exceeded: each worker runs one call)."""
     assert [share_of(total, (index, count)) for index in range(count)] == parts
+
+
+def test_a_slot_that_comes_back_outside_release_still_pays_a_shrink() -> None:
+    """anyio gives a slot back by itself when the waiter it was handed to is cancelled before it runs. If a shrink
+    came in between, that slot must still pay it: the next taker keeps it out of use and waits for another."""
+    slots = Slots(2)
+    entered: list[str] = []
+    scopes: list[anyio.CancelScope] = []
+
+    async def waiter() -> None:
+        with anyio.CancelScope() as scope:
+            scopes.append(scope)
+            await slots.acquire()
+            entered.append("waiter")
+
+    async def taker() -> None:
+        await slots.acquire()
+        entered.append("taker")
+
+    async def main() -> None:
+        await slots.acquire()  # holder A
+        await slots.acquire()  # holder B
+        async with anyio.create_task_group() as group:
+            group.start_soon(waiter)
+            await anyio.sleep(0.02)
+            slots.release()  # A is done: its slot is handed to the waiter...
+            slots.resize(1)  # ...the size drops to one before the waiter runs (one slot owed)...
+            scopes[0].cancel()  # ...and the waiter is cancelled: anyio puts the slot back itself
+            await anyio.sleep(0.02)
+            group.start_soon(taker)
+            await anyio.sleep(0.02)
+            assert entered == []  # B holds the one slot; the slot anyio put back paid the shrink
+            slots.release()  # B is done
+            await anyio.sleep(0.02)
+            assert entered == ["taker"]
+
+    anyio.run(main)
