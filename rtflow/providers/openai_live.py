@@ -75,7 +75,7 @@ from rtflow.providers.playback import first_audible_ms
 from rtflow.providers.pricing import cost_of_seconds, minute_price
 from rtflow.providers.protocol_notes import ProtocolNotes
 from rtflow.providers.realtime_outcomes import error_from_body
-from rtflow.providers.realtime_socket import open_socket, translate_errors
+from rtflow.providers.realtime_socket import arrived_at, open_socket, translate_errors
 from rtflow.providers.realtime_timing import TurnTimeline
 from rtflow.providers.realtime_voice import InputAudio, load_input_audio, outgoing_messages
 from rtflow.providers.tools import ToolRunner
@@ -450,7 +450,7 @@ class LiveSession:
         assert socket is not None
         while True:
             frame = await socket.recv()
-            self._queue.put_nowait((frame, time.perf_counter()))
+            self._queue.put_nowait((frame, arrived_at(socket)))
 
     async def _send_frame(self, text: str) -> None:
         socket = self._socket

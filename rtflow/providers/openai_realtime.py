@@ -107,7 +107,7 @@ from rtflow.providers.realtime_outcomes import (
     idle_timeout_detail,
     idle_timeout_entry,
 )
-from rtflow.providers.realtime_socket import open_socket
+from rtflow.providers.realtime_socket import arrived_at, open_socket
 from rtflow.providers.realtime_socket import translate_errors as _translate_errors
 from rtflow.providers.realtime_timing import TurnTimeline
 from rtflow.providers.realtime_voice import (
@@ -601,7 +601,7 @@ class RealtimeSession:
         socket = self._socket
         assert socket is not None
         frame = await socket.recv()
-        return frame, time.perf_counter()
+        return frame, arrived_at(socket)
 
     async def _post(self, event: dict[str, Any], detail: str | None = None) -> None:
         socket = self._socket
@@ -850,7 +850,7 @@ class RealtimeSession:
         while not speaker.done.is_set():
             with anyio.move_on_after(0.02):
                 frame = await socket.recv()
-                self._ahead.append((frame, time.perf_counter()))
+                self._ahead.append((frame, arrived_at(socket)))
 
     async def _read_events(self, state: _TurnState, speaker: _Speaker | None) -> ResponseResult:
         socket = self._socket

@@ -5,6 +5,11 @@ strips only `Authorization` when one leaves the origin, so Azure's `api-key` (an
 would reach the other host. Here a redirect within the origin is followed with its headers, and one to another
 origin is refused before anything is sent there (`CrossOriginRedirect`).
 
+`arrived_at` says when the message `recv` last returned came in: the connection notes each message's arrival as
+the event loop reads it off the socket (`_stamped_connection`), before any task gets to it. Under load the
+reading task runs later than that, and every time measured from it (time to first audio, the playback clock a
+barge-in is placed on) would be late by as much; a speaker starts playing audio when it arrives.
+
 `translate_errors` is the one place where the library's failures become rtflow errors. Every text from the
 server that enters a message (a refusal's body, a close reason, a redirect's location) is redacted first.
 websockets is imported by the first connection, never by validating a flow.
@@ -15,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +43,9 @@ from rtflow.providers.endpoints import (
 from rtflow.providers.ratelimits import DEFAULT_MAX_RETRY_AFTER, retry_after_header, retry_hint
 
 if TYPE_CHECKING:
-    from websockets.asyncio.client import connect
+    from websockets.asyncio.client import ClientConnection, connect
 
-__all__ = ["MAX_FRAME_BYTES", "open_socket", "translate_errors"]
+__all__ = ["MAX_FRAME_BYTES", "arrived_at", "open_socket", "translate_errors"]
 
 MAX_FRAME_BYTES = 2**24
 """The largest frame (message) rtflow reads; a larger one closes the connection with code 1009."""
@@ -66,7 +73,42 @@ def open_socket(url: str, headers: Mapping[str, str], key: SecretKey, *, proxy: 
         max_size=MAX_FRAME_BYTES,
         max_queue=_MAX_QUEUED_FRAMES,
         logger=_RedactingLogger(_WIRE_LOG, key),
+        create_connection=_stamped_connection(),
     )
+
+
+def arrived_at(socket: ClientConnection) -> float:
+    """When the message `socket.recv()` last returned arrived (`time.perf_counter`), for a socket `open_socket`
+    opened; now, for any other."""
+    arrival = getattr(socket, "last_arrival", None)
+    return arrival if isinstance(arrival, float) else time.perf_counter()
+
+
+@functools.cache
+def _stamped_connection() -> type[ClientConnection]:
+    from websockets.asyncio.client import ClientConnection
+    from websockets.frames import DATA_OPCODES, Frame
+
+    class StampedConnection(ClientConnection):
+        """A client connection that notes when each message arrived: the time its last frame was read off the
+        socket (in the loop's own callback, before any task reads the message)."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._arrivals: deque[float] = deque()
+            self.last_arrival: float | None = None
+
+        def process_event(self, event: Any) -> None:
+            super().process_event(event)
+            if isinstance(event, Frame) and event.fin and event.opcode in DATA_OPCODES:
+                self._arrivals.append(time.perf_counter())
+
+        async def recv(self, decode: bool | None = None) -> Any:
+            message = await super().recv(decode)
+            self.last_arrival = self._arrivals.popleft() if self._arrivals else time.perf_counter()
+            return message
+
+    return StampedConnection
 
 
 @functools.cache
