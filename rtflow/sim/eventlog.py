@@ -1,6 +1,7 @@
 """The record of every event in and out: in memory (`SimServer.events`) and/or a JSONL file.
 
-Each record: `ts` (Unix seconds), `conn` (connection id, `rt-N`, `chat-N` or `speech-N`), `dir` (`in` | `out` |
+Each record: `ts` (Unix seconds: for an `out` record on a WebSocket, when the frame was written to the socket; for
+an `in` record, when the server read it), `conn` (connection id, `rt-N`, `chat-N` or `speech-N`), `dir` (`in` | `out` |
 `state`), `endpoint` (`realtime` | `chat` | `speech`), `type` (the event type; `<malformed>` for a frame that is not
 JSON) and `payload`. A speech record's `out` payload gives the audio's byte count, never the audio.
 When neither is on, `enabled` is False and the server does not even build the records.

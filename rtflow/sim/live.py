@@ -209,8 +209,8 @@ class LiveConnection:
         if client_event_id is not None:
             event["client_event_id"] = client_event_id
         text = dump(event)
-        self.log("out", event["type"], event)
-        await self._wire.send_text(text)
+        written = None if self._log is None else lambda: self.log("out", event["type"], event)
+        await self._wire.send_text(text, written)  # recorded once written: the time it left
 
     async def error(self, code: str, message: str, param: str | None, client_event_id: str | None) -> None:
         """An `error` event (type `invalid_request_error`); the session stays open."""

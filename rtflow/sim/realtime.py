@@ -194,10 +194,7 @@ class RealtimeConnection:
         """Send one server event (its `event_id` is added here)."""
         event["event_id"] = self._ids.make("event")
         text = dump(event)
-        if self._log is not None:
-            # What was sent, not the live dict: items are changed in place as a response goes on.
-            self._log.record(self.conn_id, "out", "realtime", event["type"], json.loads(text))
-        await self._wire.send_text(text)
+        await self._wire.send_text(text, self._logged(text) if self._log is not None else None)
 
     def delta_head(self, event_type: str, where: dict[str, Any]) -> str:
         """The JSON of a delta event up to its `delta` value, for `emit_delta`."""
@@ -214,16 +211,25 @@ class RealtimeConnection:
         """
         padding = f',"obfuscation":"{self._ids.obfuscation(delta)}"' if obfuscate else ""
         text = f'{head}{dump_string(delta)},"event_id":"{self._ids.make("event")}"{padding}}}'
-        if self._log is not None:
+        await self._wire.send_text(text, self._logged(text) if self._log is not None else None)
+
+    def _logged(self, text: str) -> Callable[[], None]:
+        """The `out` record of a frame, made once it is written: what was sent (the text, not the live dict,
+        whose items change as a response goes on), at the time it left."""
+        log = self._log
+        assert log is not None
+
+        def record() -> None:
             event = json.loads(text)
-            self._log.record(self.conn_id, "out", "realtime", event["type"], event)
-        await self._wire.send_text(text)
+            log.record(self.conn_id, "out", "realtime", event["type"], event)
+
+        return record
 
     async def send_raw(self, text: str) -> None:
         """Send a frame as it is (the `malformed` fault)."""
-        if self._log is not None:
-            self._log.record(self.conn_id, "out", "realtime", "<malformed>", text)
-        await self._wire.send_text(text)
+        log = self._log
+        written = None if log is None else lambda: log.record(self.conn_id, "out", "realtime", "<malformed>", text)
+        await self._wire.send_text(text, written)
 
     async def drop(self, close_code: int) -> None:
         """End the connection mid-response: 1006 aborts the socket without a close frame, else a close frame."""

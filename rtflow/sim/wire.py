@@ -10,6 +10,11 @@ itself writes (a pong, a close frame) takes the queued frames along first, in or
 is `rtflow.sim.uvicorn_glue`'s business; this module decides when to write.
 
 Under any other ASGI server the writer falls back to one `websocket.send` per frame.
+
+A frame's `written` callback runs once the frame is on the socket (after the write of its batch): the event
+log's `out` records are made then, so their time is when the event left, not when it was queued. Under load the
+end of an event loop step can come tens of milliseconds after the queueing, and a client's time measurements
+are compared with these records.
 """
 
 from __future__ import annotations
@@ -50,17 +55,22 @@ class FrameWriter:
         self._sansio = SansIOWebSocket.behind(send)
         self._flush_pending = False
         self._queued_bytes = 0
+        self._written: list[Callable[[], None]] = []
+        """The `written` callbacks of the frames queued since the last write, in order."""
 
     @property
     def coalescing(self) -> bool:
         """Whether frames are written in batches (uvicorn's sans-I/O protocol) rather than one ASGI send each."""
         return self._sansio is not None
 
-    async def send_text(self, text: str) -> None:
-        """Queue one text frame; it is on the socket by the end of this step of the event loop."""
+    async def send_text(self, text: str, written: Callable[[], None] | None = None) -> None:
+        """Queue one text frame; it is on the socket by the end of this step of the event loop, and `written`
+        runs then."""
         sansio = self._sansio
         if sansio is None:
             await self._send({"type": "websocket.send", "text": text})
+            if written is not None:
+                written()
             return
         if not sansio.writable:
             # The client reads slower than we write: honour the transport's flow control like uvicorn's send.
@@ -70,6 +80,8 @@ class FrameWriter:
             raise ConnectionResetError("the client has gone away")
         data = text.encode()
         sansio.queue_text(data)
+        if written is not None:
+            self._written.append(written)
         self._queued_bytes += len(data)
         if self._queued_bytes >= _FLUSH_AT_BYTES:
             self.flush()
@@ -83,6 +95,9 @@ class FrameWriter:
         self._queued_bytes = 0
         if self._sansio is not None:
             self._sansio.write_queued()
+        written, self._written = self._written, []
+        for callback in written:
+            callback()
 
     async def close(self, code: int, reason: str) -> None:
         """A close frame after everything queued."""
