@@ -33,10 +33,12 @@ class EventLog:
         self._file: IO[str] | None = path.open("a", encoding="utf-8") if path is not None else None
         self.enabled = keep or self._file is not None
 
-    def record(self, conn: str, direction: str, endpoint: str, event_type: str, payload: Any) -> None:
-        """Add one record."""
+    def record(
+        self, conn: str, direction: str, endpoint: str, event_type: str, payload: Any, ts: float | None = None
+    ) -> None:
+        """Add one record, made now unless `ts` says when it happened."""
         entry = {
-            "ts": time.time(),
+            "ts": time.time() if ts is None else ts,
             "conn": conn,
             "dir": direction,
             "endpoint": endpoint,

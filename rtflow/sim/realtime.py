@@ -48,6 +48,7 @@ from rtflow.sim.transcription_session import (
     transcription_session,
     transcription_settings,
 )
+from rtflow.sim.uvicorn_glue import RECEIVED_AT, SansIOWebSocket
 from rtflow.sim.voice import SpokenTimeline
 from rtflow.sim.wire import ASGISend, FrameWriter, dump, dump_string
 
@@ -137,6 +138,10 @@ class RealtimeConnection:
         self.runtime = runtime
         self._wire = FrameWriter(send)
         self._receive = receive
+        if runtime.log.enabled:
+            sansio = SansIOWebSocket.behind(send)
+            if sansio is not None:  # the log's `in` times are when each event arrived
+                sansio.stamp_arrivals()
         self.dialect = dialect
         self.conn_id = conn_id
         self.transcription_only = transcription_only
@@ -358,9 +363,9 @@ class RealtimeConnection:
             if text is None:
                 await self.error("invalid_json", "Binary frames are not supported; send JSON text.", None, None)
                 continue
-            await self._dispatch(text)
+            await self._dispatch(text, message.get(RECEIVED_AT))
 
-    async def _dispatch(self, text: str) -> None:
+    async def _dispatch(self, text: str, received_at: float | None = None) -> None:
         try:
             event = json.loads(text)
         except ValueError:
@@ -370,12 +375,12 @@ class RealtimeConnection:
             problem = "invalid_event", "The server could not parse the event: expected a JSON object."
         if not isinstance(event, dict):
             if self._log is not None:
-                self._log.record(self.conn_id, "in", "realtime", "<malformed>", text)
+                self._log.record(self.conn_id, "in", "realtime", "<malformed>", text, received_at)
             await self.error(*problem, None, None)
             return
         event_type = event.get("type")
         if self._log is not None:
-            self._log.record(self.conn_id, "in", "realtime", str(event_type), event)
+            self._log.record(self.conn_id, "in", "realtime", str(event_type), event, received_at)
         client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
         handler = self._handlers.get(event_type) if isinstance(event_type, str) else None
         if handler is None:

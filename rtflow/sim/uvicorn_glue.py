@@ -15,6 +15,10 @@ uvicorn documents `Config`, `Server(config)` and `await server.serve()`. The sim
    (`writable`) and its close state (`close_sent`, `disconnected`).
 3. To drop a TCP connection without a close frame or a response (the `close:1006` fault): `abort_connection`
    aborts `send.__self__.transport`, which uvicorn's HTTP and WebSocket protocols both have.
+4. To know when a client's message arrived, not when the app got to it (the event log's `in` times, which
+   rtflow's own time measurements are compared with): `SansIOWebSocket.stamp_arrivals` wraps the `put_nowait`
+   of the protocol's receive `queue` (an `asyncio.Queue` it fills from `data_received`) so that each
+   `websocket.receive` message carries `RECEIVED_AT`.
 
 Checked with uvicorn 0.52.1, 0.52.4, 0.53.0, 0.54.0 and 0.55.0. 0.52.1 is the floor: it added `disconnected` and,
 with it, wakes a send waiting on `writable` when the connection is lost (before, such a send waited forever);
@@ -25,16 +29,20 @@ real uvicorn, so an upgrade that moves these internals fails there, naming the p
 from __future__ import annotations
 
 import socket
+import time
+from typing import Any
 
 import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 from websockets.protocol import State
 
-__all__ = ["WEBSOCKET_PROTOCOL", "EmbeddedServer", "SansIOWebSocket", "abort_connection"]
+__all__ = ["RECEIVED_AT", "WEBSOCKET_PROTOCOL", "EmbeddedServer", "SansIOWebSocket", "abort_connection"]
 
 # The `ws` setting whose protocol `SansIOWebSocket` knows how to reach.
 WEBSOCKET_PROTOCOL = "websockets-sansio"
+RECEIVED_AT = "rtflow.received_at"
+"""The key of a `websocket.receive` message that says when it came off the socket (Unix seconds)."""
 
 
 class EmbeddedServer:
@@ -92,6 +100,19 @@ class SansIOWebSocket:
             self._protocol.conn.send_text(data)
         except InvalidState:
             raise ConnectionResetError("the connection is closing") from None
+
+    def stamp_arrivals(self) -> None:
+        """From now on each message the client sends carries `RECEIVED_AT`: when uvicorn read it off the socket
+        (in `data_received`), before the app's `receive` got to it."""
+        queue = self._protocol.queue
+        put = queue.put_nowait
+
+        def stamped(message: Any) -> None:
+            if message.get("type") == "websocket.receive":
+                message[RECEIVED_AT] = time.time()
+            put(message)
+
+        queue.put_nowait = stamped  # type: ignore[method-assign,assignment]
 
     def write_queued(self) -> None:
         """Write every frame queued so far, in one `transport.write`."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,7 +24,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from rtflow.sim.uvicorn_glue import WEBSOCKET_PROTOCOL, EmbeddedServer, SansIOWebSocket, abort_connection
+from rtflow.sim.uvicorn_glue import (
+    RECEIVED_AT,
+    WEBSOCKET_PROTOCOL,
+    EmbeddedServer,
+    SansIOWebSocket,
+    abort_connection,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -262,3 +269,28 @@ async def test_another_servers_send_is_left_alone() -> None:
 
     assert SansIOWebSocket.behind(plain_send) is None
     assert abort_connection(plain_send) is False
+
+
+async def test_a_message_carries_when_it_came_off_the_socket() -> None:
+    """With `stamp_arrivals`, a message the app reads late still says when uvicorn read it off the socket."""
+    seen: list[tuple[str, float, float]] = []
+
+    async def late_reader(scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = await accept_websocket(receive, send)
+        websocket.stamp_arrivals()
+        await anyio.sleep(0.3)  # the client's message arrives meanwhile
+        message = await receive()
+        seen.append((message["text"], message[RECEIVED_AT], time.time()))
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    async with serving(late_reader) as served, connect(f"ws://127.0.0.1:{served.port}/") as client:
+        sent_at = time.time()
+        await client.send("hello")
+        with anyio.fail_after(5):
+            while not seen:
+                await anyio.sleep(0.01)
+    ((text, received_at, read_at),) = seen
+    assert text == "hello"
+    assert sent_at <= received_at < sent_at + 0.1  # stamped as it came in...
+    assert read_at - received_at >= 0.15  # ...though the app read it about 0.3 s later
