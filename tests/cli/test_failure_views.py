@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from rtflow.cli import main
+from rtflow.results.records import TurnRecord
 from rtflow.results.run_result import RunResult
 from rtflow.results.store import RunStore
 from rtflow.runner.progress import RunProgress, print_summary
@@ -129,17 +130,23 @@ def test_the_summary_names_the_store_in_its_show_command(db: Path) -> None:
     ]
 
 
-def test_the_bar_counts_each_turn_by_its_latest_verdict(db: Path) -> None:
-    """A turn is reported when answered (pending), then when graded: the bar counts it once, as graded."""
-    with RunStore(db, read_only=True) as store:
-        turns = store.turns(store.list_runs(1)[0].run_id)
+def _bar_drawn(turns: list[TurnRecord]) -> str:
+    """What the progress bar draws for these turns, each reported when answered (pending), then graded."""
     out = io.StringIO()
     with RunProgress(len(turns), lambda: 0, stream=out) as bar:
         for turn in turns:
             bar.turn(turn.model_copy(update={"status": "pending"}))
             bar.turn(turn)
-    assert "5/5" in out.getvalue()
-    assert "passed 2  failed 1  error 1  skipped 1" in out.getvalue()
+    return out.getvalue()
+
+
+def test_the_bar_counts_each_turn_by_its_latest_verdict(db: Path) -> None:
+    """A turn is reported when answered (pending), then when graded: the bar counts it once, as graded."""
+    with RunStore(db, read_only=True) as store:
+        turns = store.turns(store.list_runs(1)[0].run_id)
+    drawn = _bar_drawn(turns)
+    assert "5/5" in drawn
+    assert "passed 2  failed 1  error 1  skipped 1" in drawn
 
 
 def test_on_ray_the_bar_and_the_summary_count_each_workers_turns(db: Path) -> None:
@@ -151,12 +158,7 @@ def test_on_ray_the_bar_and_the_summary_count_each_workers_turns(db: Path) -> No
             turn.model_copy(update={"worker": "worker-10" if index % 2 else "worker-2"})
             for index, turn in enumerate(store.turns(run.run_id))
         ]
-    out = io.StringIO()
-    with RunProgress(len(turns), lambda: 0, stream=out) as bar:
-        for turn in turns:
-            bar.turn(turn.model_copy(update={"status": "pending"}))
-            bar.turn(turn)
-    assert "worker-2 3  worker-10 2" in out.getvalue()
+    assert "worker-2 3  worker-10 2" in _bar_drawn(turns)
     plan = SimpleNamespace(counts=SimpleNamespace(turns=len(turns)))  # all the summary reads of a plan
     result = RunResult(run=run, turns=turns, plan=plan, duration_s=1.0)  # type: ignore[arg-type]
     printed = io.StringIO()

@@ -431,6 +431,17 @@ async def test_session_closed_mid_turn_fails_clearly_then_reconnects(clips: list
     assert len(server.peers) == 2
 
 
+async def _first_turn_fails(server: LiveServer, tmp_path: Path, clip: Path, expected: type[Exception]) -> Exception:
+    """The error the first turn of a new session fails with (which must be of type `expected`)."""
+    session = _provider(server, tmp_path).session("conv")
+    try:
+        with anyio.fail_after(DEADLINE), pytest.raises(expected) as failure:
+            await session.send(_request(0, clip))
+    finally:
+        await session.aclose()
+    return failure.value
+
+
 async def test_a_close_without_session_closed_fails_the_turn_with_the_close_code(
     clips: list[Path], tmp_path: Path
 ) -> None:
@@ -444,13 +455,8 @@ async def test_a_close_without_session_closed_fails_the_turn_with_the_close_code
         await peer.connection.close(1011, "internal error")
 
     async with live_server(drops) as server:
-        session = _provider(server, tmp_path).session("conv")
-        try:
-            with anyio.fail_after(DEADLINE), pytest.raises(ProviderConnectionError) as failure:
-                await session.send(_request(0, clips[0]))
-        finally:
-            await session.aclose()
-    assert "1011" in str(failure.value), str(failure.value)
+        failure = await _first_turn_fails(server, tmp_path, clips[0], ProviderConnectionError)
+    assert "1011" in str(failure), str(failure)
 
 
 async def test_bad_key_is_an_authentication_error_without_the_key(clips: list[Path], tmp_path: Path) -> None:
@@ -466,14 +472,9 @@ async def test_bad_key_is_an_authentication_error_without_the_key(clips: list[Pa
         await peer.connection.close(3000, "invalid_api_key")
 
     async with live_server(refuses) as server:
-        session = _provider(server, tmp_path).session("conv")
-        try:
-            with anyio.fail_after(DEADLINE), pytest.raises(AuthenticationError) as failure:
-                await session.send(_request(0, clips[0]))
-        finally:
-            await session.aclose()
-    assert CANARY not in str(failure.value) and CANARY not in repr(failure.value.args)
-    assert "invalid_api_key" in str(failure.value)
+        failure = await _first_turn_fails(server, tmp_path, clips[0], AuthenticationError)
+    assert CANARY not in str(failure) and CANARY not in repr(failure.args)
+    assert "invalid_api_key" in str(failure)
 
 
 def test_the_entry_point_serves_openai_live(tmp_path: Path) -> None:
