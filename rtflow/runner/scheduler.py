@@ -523,9 +523,8 @@ class Scheduler:
         turn = state.turns[turn_index]
         turn.started_at = time.time()
         turn_vars = {**variables, "caller": line}
-        node_id = call_node_id(conversation.id, turn_index)
-        artifact_dir = str(self.artifact_dir / node_id.replace("/", "_")) if self.artifact_dir is not None else None
-        spoken = await self._spoken(node, conversation.id, turn_index, line, artifact_dir) if line else None
+        clip_dir = self._artifact_dir(call_node_id(conversation.id, turn_index))
+        spoken = await self._spoken(node, conversation.id, turn_index, line, clip_dir) if line else None
         if spoken is not None:  # the agent hears the line: the clip goes in as the user's audio, its text beside it
             turn_vars.update(audio=spoken, transcript=line)
         labels = [provider.display_label for provider in conversation.chain]
@@ -549,7 +548,7 @@ class Scheduler:
                 turn_index=turn_index,
                 messages=turn.request_messages,
                 vars=turn_vars,
-                artifact_dir=artifact_dir,
+                artifact_dir=self._artifact_dir(call.id),  # a fallback's own, as for a written turn
             )
             where = {"run": self.run_id, "conversation": conversation.id, "turn": turn_index + 1, "node": call.id}
             try:
@@ -842,10 +841,7 @@ class Scheduler:
             assert isinstance(first, CallNode)
             messages = _carrying_instructions(messages, self.providers[first.provider_label], provider)
         turn.request_messages = messages
-        artifact_dir = None
-        if self.artifact_dir is not None:
-            safe = node.id.replace("/", "_").replace("~", "_").replace("#", "_")
-            artifact_dir = str(self.artifact_dir / safe)
+        artifact_dir = self._artifact_dir(node.id)
         turn_spec = conversation.turns[node.turn_index]
         interrupt = turn_spec.interrupt
         barge_in_audio = None
@@ -861,6 +857,12 @@ class Scheduler:
             interrupt=InterruptPlan(**interrupt.model_dump(), audio=barge_in_audio) if interrupt is not None else None,
             after_answer=[step.model_dump(exclude_none=True) for step in turn_spec.then],
         )
+
+    def _artifact_dir(self, node_id: str) -> str | None:
+        """Where a call node's files go (its audio, a spoken caller line): a folder of the run's, named after it."""
+        if self.artifact_dir is None:
+            return None
+        return str(self.artifact_dir / node_id.replace("/", "_").replace("~", "_").replace("#", "_"))
 
     async def _call_with_retries(
         self, state: _ConversationState, node: CallNode, provider: Provider, request: TurnRequest, where: dict[str, Any]
