@@ -68,7 +68,7 @@ def _lease_cost(address: str, leases: int) -> None:
     """The round trip of one lease from a `RateLedger` actor, and what it comes to per request at a few limits."""
     import ray
 
-    from rtflow.runner.rate_leases import LEASE_SECONDS, RateLedger
+    from rtflow.runner.rate_leases import RateLedger, request_batch
 
     ray.init(address=address, namespace="rtflow-bench", logging_level="warning", log_to_driver=False)
     try:
@@ -82,7 +82,7 @@ def _lease_cost(address: str, leases: int) -> None:
         ray.shutdown()
     print(f"  one lease from the rate-limit actor: {per_lease_ms:.2f} ms round trip ({leases} in a row)")
     for rpm in (600, 10_000, 100_000):
-        batch = max(1, math.ceil(rpm * LEASE_SECONDS / 60))
+        batch = request_batch(rpm)
         print(f"    at rpm {rpm:>7,}: {batch:>4} requests a lease, {per_lease_ms / batch:.3f} ms a request")
 
 

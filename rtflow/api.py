@@ -276,8 +276,8 @@ async def arun(
         if resume is not None and run_store is not None:  # a second resume of the same run refuses, naming the first
             stack.enter_context(run_store.claim_run(run_id))
         # Every place the run writes to is checked before the first request (and before the simulator starts).
-        artifact_root = (run_store.path.parent if run_store else Path(".rtflow")) / "artifacts" / run_id
-        ensure_writable_folder(artifact_root.parent, "the artifacts folder")
+        artifact_dir = (run_store.path.parent if run_store else Path(".rtflow")) / "artifacts" / run_id
+        ensure_writable_folder(artifact_dir.parent, "the artifacts folder")
         if jsonl is not None:
             check_output_file(Path(jsonl), "the JSONL output")
         flow_outputs = [spec.base_dir / output for output in spec.outputs]
@@ -341,7 +341,7 @@ async def arun(
                 sink=sink,
                 sim_url=sim_url,
                 extra_vars=vars,
-                artifact_dir=artifact_root,
+                artifact_dir=artifact_dir,
                 resume_from=resume_records,
                 workers=workers,
                 address=ray_address,
@@ -358,7 +358,7 @@ async def arun(
                 graders=run_providers.graders,
                 callers=run_providers.callers,
                 replay_callers=replayed,
-                artifact_dir=artifact_root,
+                artifact_dir=artifact_dir,
                 resume_from=resume_records,
                 extra_vars=vars,
             )

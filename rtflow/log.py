@@ -219,21 +219,26 @@ def capture_events() -> Iterator[list[MutableMapping[str, Any]]]:
 
     For tests that must prove a secret never reaches a log call at all, not merely that it is redacted.
     """
-    import structlog
-
     global _current
     captured: list[MutableMapping[str, Any]] = []
-
-    def keep(_logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
-        captured.append({**event_dict, "log_level": method})
-        raise structlog.DropEvent
-
     saved = _current
-    _current = _Pipeline(processors=[structlog.contextvars.merge_contextvars, keep], level=logging.DEBUG, printer=None)
+    _current = _keeping(lambda method, event_dict: captured.append({**event_dict, "log_level": method}), logging.DEBUG)
     try:
         yield captured
     finally:
         _current = saved
+
+
+def _keeping(keep: Callable[[str, MutableMapping[str, Any]], None], level: int, *before: Any) -> _Pipeline:
+    """A pipeline that hands each event at `level` and above to `keep` (after the context and `before`'s
+    processors) instead of printing it."""
+    import structlog
+
+    def kept(_logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
+        keep(method, event_dict)
+        raise structlog.DropEvent
+
+    return _Pipeline(processors=[structlog.contextvars.merge_contextvars, *before, kept], level=level, printer=None)
 
 
 CollectedEvent = tuple[str, dict[str, Any]]
@@ -249,15 +254,13 @@ def collect_events(level: int) -> list[CollectedEvent]:
     global _current
     kept: list[CollectedEvent] = []
 
-    def keep(_logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    def keep(method: str, event_dict: MutableMapping[str, Any]) -> None:
         event_dict.pop("logger_name", None)  # the process that logs the event names its own
         kept.append((method, dict(event_dict)))
-        raise structlog.DropEvent
 
     # `logged_at`: when it happened here; the process that prints it stamps it again when it does.
     stamp = structlog.processors.TimeStamper(fmt="iso", utc=True, key="logged_at")
-    processors = [structlog.contextvars.merge_contextvars, stamp, _redact_processor, keep]
-    _current = _Pipeline(processors=processors, level=level, printer=None)
+    _current = _keeping(keep, level, stamp, _redact_processor)
     return kept
 
 

@@ -16,7 +16,7 @@ import time
 
 import anyio
 
-__all__ = ["RateLimiter", "Slots", "TokenBucket", "backoff_delay", "share_of"]
+__all__ = ["RateLimiter", "Slots", "TokenBucket", "backoff_delay", "part_of"]
 
 
 def backoff_delay(
@@ -30,7 +30,7 @@ def backoff_delay(
     return delay
 
 
-def share_of(total: int, part: tuple[int, int]) -> int:
+def part_of(total: int, part: tuple[int, int]) -> int:
     """Part `(i, n)` of a concurrency limit: the i-th of n parts as equal as whole calls allow (the parts add up
     to `total`), and at least one call, or nothing could run."""
     index, count = part
@@ -68,8 +68,7 @@ class Slots:
         else:
             self._semaphore.release()
 
-    async def __aenter__(self) -> None:
-        await self.acquire()
+    __aenter__ = acquire  # `async with`: no coroutine frame of its own on the hot path
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.release()
@@ -145,6 +144,11 @@ class RateLimiter:
     @property
     def active(self) -> bool:
         return self._requests is not None or self._tokens is not None or self._paused_until > time.monotonic()
+
+    @property
+    def counts_tokens(self) -> bool:
+        """Whether `acquire` uses its `estimated_tokens` (a `tpm` limit): else the caller need not count them."""
+        return self._tokens is not None
 
     def pause(self, seconds: float) -> None:
         """Hold every caller for `seconds` from now (a 429's Retry-After, an exhausted rate_limits event)."""

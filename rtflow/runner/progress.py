@@ -57,7 +57,7 @@ class _VerdictProgress(Progress):
         verdicts: Callable[[], Text],
         *columns: str | ProgressColumn,
         console: Console,
-        workers: Callable[[], Text] | None = None,
+        workers: Callable[[], Text],
     ) -> None:
         self._verdicts = verdicts  # before rich's own set-up, which draws the display once
         self._workers = workers
@@ -66,10 +66,9 @@ class _VerdictProgress(Progress):
     def get_renderables(self) -> Iterable[RenderableType]:
         yield self.make_tasks_table(self.tasks)
         yield self._verdicts()
-        if self._workers is not None:
-            workers = self._workers()
-            if workers.plain:
-                yield workers
+        workers = self._workers()
+        if workers.plain:  # on Ray only
+            yield workers
 
 
 def _verdict_line(counts: Counter[str]) -> Text:

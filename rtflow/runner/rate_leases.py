@@ -28,10 +28,15 @@ import anyio
 
 from rtflow.runner.limits import RateLimiter, TokenBucket
 
-__all__ = ["LEASE_SECONDS", "Lease", "LeasedRateLimiter", "RateLedger"]
+__all__ = ["LEASE_SECONDS", "Lease", "LeasedRateLimiter", "RateLedger", "request_batch"]
 
 LEASE_SECONDS = 0.25
 """How much of a key's budget one lease hands out, in seconds of its refill (at least one request)."""
+
+
+def request_batch(rpm: float) -> int:
+    """How many requests a worker asks for in one lease of a key with `rpm`."""
+    return max(1, math.ceil(rpm * LEASE_SECONDS / 60))
 
 
 @dataclass(frozen=True)
@@ -69,9 +74,10 @@ class RateLedger:
         worker reads the same flow).
         """
         self.leases += 1
-        request_bucket, token_bucket = self._buckets.setdefault(
-            key, (TokenBucket(rpm) if rpm else None, TokenBucket(tpm) if tpm else None)
-        )
+        buckets = self._buckets.get(key)
+        if buckets is None:
+            buckets = self._buckets[key] = (TokenBucket(rpm) if rpm else None, TokenBucket(tpm) if tpm else None)
+        request_bucket, token_bucket = buckets
         now = time.monotonic()
         paused = self._paused_until.get(key, 0.0) - now
         if paused > 0:
@@ -129,12 +135,16 @@ class LeasedRateLimiter(RateLimiter):
         self._report_pause = report_pause
         self._held_requests = 0.0
         self._held_tokens = 0.0
-        self._request_batch = max(1, math.ceil(self.rpm * LEASE_SECONDS / 60)) if self.rpm else 0
+        self._request_batch = request_batch(self.rpm) if self.rpm else 0
         self._token_batch = self.tpm * LEASE_SECONDS / 60 if self.tpm else 0.0
 
     @property
     def active(self) -> bool:
         return self.rpm is not None or self.tpm is not None or super().active
+
+    @property
+    def counts_tokens(self) -> bool:
+        return self.tpm is not None
 
     def pause(self, seconds: float) -> None:
         """This worker got the server's word to hold off: pause here, and have the ledger pause every worker."""

@@ -7,7 +7,7 @@ answers while it goes. Every record it keeps is marked with the worker's name. R
 before (`resume`) are restored, not asked again, as a resumed run does it: a batch re-run after a worker died
 replays those conversations' history and asks only what was missing.
 
-Limits: the worker runs its share of the run's concurrency limits (`set_part`, changed by the driver as
+Limits: the worker runs its part of the run's concurrency limits (`set_part`, changed by the driver as
 workers run out of work), and spends the run's `rpm`/`tpm` from the rate ledger's leases (`rate_leases`); a
 `Retry-After` it receives pauses the key on every worker through the ledger.
 
@@ -63,7 +63,7 @@ class ConversationWorker:
         settings: SchedulerSettings,
         sim_url: str | None,
         extra_vars: dict[str, Any],
-        artifact_root: str,
+        artifact_dir: str,
         ledger: Any,
         log_level: int,
     ) -> None:
@@ -74,7 +74,7 @@ class ConversationWorker:
         self.settings = settings
         self.sim_url = sim_url
         self.extra_vars = extra_vars
-        self.artifact_root = Path(artifact_root)
+        self.artifact_dir = Path(artifact_dir)
         self.spec = load(flow_path)
         self.plan = compile_flow(self.spec, **compile_options)
         self._ledger = ledger
@@ -136,7 +136,7 @@ class ConversationWorker:
             grader=providers.grader,
             graders=providers.graders,
             callers=providers.callers,
-            artifact_dir=self.artifact_root,
+            artifact_dir=self.artifact_dir,
             resume_from={record.node_id: record for record in resume},
             extra_vars=self.extra_vars,
             rate_limits=self._rate_limits,

@@ -22,6 +22,7 @@ handed to the sink the moment it is known (`pending` when answered and awaiting 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import functools
 import logging
@@ -38,7 +39,7 @@ import structlog
 from rtflow.audio.files import vars_audio_path
 from rtflow.errors import PromptError, ProtocolError, ProviderError, ProviderTimeoutError
 from rtflow.flow.prompts import render_prompt
-from rtflow.flow.spec import AssertionSpec, TurnSpec
+from rtflow.flow.spec import AssertionSpec
 from rtflow.log import get_logger
 from rtflow.messages import InterruptPlan, Message, TurnOutput, TurnRequest, approximate_tokens
 from rtflow.plan.graph import CallNode, Conversation, DialogueNode, GradeNode, Plan, call_node_id
@@ -65,7 +66,7 @@ from rtflow.runner.dialogue import (
     says_stop_phrase,
 )
 from rtflow.runner.history import ConversationHistory
-from rtflow.runner.limits import RateLimiter, Slots, share_of
+from rtflow.runner.limits import RateLimiter, Slots, part_of
 from rtflow.runner.retry import RetryPolicy, retrying
 from rtflow.runner.run_verdicts import judged_over_the_run
 
@@ -228,10 +229,9 @@ class Scheduler:
             state.turns = [_TurnState() for _ in state.conversation.turns]
         # Semaphores with fast_acquire: taking a free slot costs no trip through the event loop, which matters
         # at thousands of calls per second; waiters are still served first come, first served.
-        self._calls = Slots(share_of(settings.concurrency, settings.part))
+        self._calls = Slots(part_of(settings.concurrency, settings.part))
         self._grading = anyio.Semaphore(settings.grading_concurrency, fast_acquire=True)
         self._provider_limits: dict[str, Slots] = {}
-        self._provider_totals: dict[str, int] = {}
         # Given by a caller that runs several schedulers one after another on the same keys (a Ray worker's
         # batches): the buckets carry over, so a new batch does not start with a full minute's budget.
         self._rate_limits: dict[str, RateLimiter] = {} if rate_limits is None else rate_limits
@@ -240,8 +240,7 @@ class Scheduler:
         for provider in providers.values():
             key = provider.concurrency_key
             if provider.max_concurrency and key not in self._provider_limits:
-                self._provider_totals[key] = provider.max_concurrency
-                self._provider_limits[key] = Slots(share_of(provider.max_concurrency, settings.part))
+                self._provider_limits[key] = Slots(part_of(provider.max_concurrency, settings.part))
             if key not in self._rate_limits:
                 self._rate_limits[key] = RateLimiter(*provider.per_minute_limits)
         self._stopping = False
@@ -264,9 +263,12 @@ class Scheduler:
 
     def reshare(self, part: tuple[int, int]) -> None:
         """Run part `(i, n)` of the run's concurrency limits from now on (calls already running finish)."""
-        self._calls.resize(share_of(self.settings.concurrency, part))
-        for key, limiter in self._provider_limits.items():
-            limiter.resize(share_of(self._provider_totals[key], part))
+        self.settings = dataclasses.replace(self.settings, part=part)
+        self._calls.resize(part_of(self.settings.concurrency, part))
+        for provider in self.providers.values():
+            limiter = self._provider_limits.get(provider.concurrency_key)
+            if limiter is not None and provider.max_concurrency:
+                limiter.resize(part_of(provider.max_concurrency, part))
 
     async def run(self) -> dict[str, TurnRecord]:
         roots: list[str] = []
@@ -291,11 +293,6 @@ class Scheduler:
     def _judge_over_the_run(self) -> None:
         for record in judged_over_the_run(self.plan, self.records):
             self._save(record)
-
-    def _turn_spec(self, node_id: str) -> TurnSpec:
-        node = self.plan.node(node_id)
-        assert isinstance(node, CallNode)
-        return self._conversations[node.conversation_id].conversation.turns[node.turn_index]
 
     async def _run_node(self, node_id: str) -> None:
         if self._stopping:
@@ -917,7 +914,10 @@ class Scheduler:
             try:
                 rate_limiter = self._rate_limits[key]
                 if rate_limiter.active:
-                    await rate_limiter.acquire(sum(approximate_tokens(m.text) for m in request.messages))
+                    tokens = 0  # the history's length is counted only for a `tpm` limit
+                    if rate_limiter.counts_tokens:
+                        tokens = sum(approximate_tokens(m.text) for m in request.messages)
+                    await rate_limiter.acquire(tokens)
                 if self._stopping:  # waited for a limit across Ctrl-C: no request starts after it
                     raise _Stopped
                 if self._halted is not None:  # the budget ran out (or a turn failed) while this one waited

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import anyio
 import pytest
 
-from rtflow.runner.limits import Slots, share_of
+from rtflow.runner.limits import Slots, part_of
 from rtflow.runner.rate_leases import Lease, LeasedRateLimiter, RateLedger
 
 
@@ -223,7 +223,7 @@ def test_a_big_request_gathers_its_tokens_while_small_ones_keep_coming() -> None
 def test_the_parts_of_a_limit_add_up_to_it(total: int, count: int, parts: list[int]) -> None:
     """Whole calls, as equal as they can be, summing to the limit (at least one each, so a limit below the number
     of parts is exceeded: each worker runs one call)."""
-    assert [share_of(total, (index, count)) for index in range(count)] == parts
+    assert [part_of(total, (index, count)) for index in range(count)] == parts
 
 
 def test_a_slot_that_comes_back_outside_release_still_pays_a_shrink() -> None:
