@@ -27,7 +27,7 @@ from rtflow.sim.realtime import RealtimeConnection, refuse_connection
 from rtflow.sim.runtime import SimRuntime
 from rtflow.sim.speech import speech
 from rtflow.sim.transcription_session import MODEL_ON_TRANSCRIPTION_URL
-from rtflow.sim.uvicorn_glue import abort_connection
+from rtflow.sim.uvicorn_glue import SansIOWebSocket, abort_connection
 
 __all__ = ["build_app"]
 
@@ -116,6 +116,9 @@ async def _realtime(runtime: SimRuntime, scope: Scope, receive: Receive, send: S
     first = await receive()
     if first["type"] != "websocket.connect":
         return
+    sansio = SansIOWebSocket.behind(send) if runtime.log.enabled else None
+    if sansio is not None:  # the log's `in` times are when each event came off the socket
+        sansio.stamp_arrivals()
     await runtime.latency.connect()
     path = scope["path"].rstrip("/")
     query = {name: values[0] for name, values in parse_qs(scope.get("query_string", b"").decode()).items()}

@@ -37,21 +37,31 @@ class EventLog:
         self, conn: str, direction: str, endpoint: str, event_type: str, payload: Any, ts: float | None = None
     ) -> None:
         """Add one record, made now unless `ts` says when it happened."""
-        entry = {
-            "ts": time.time() if ts is None else ts,
-            "conn": conn,
-            "dir": direction,
-            "endpoint": endpoint,
-            "type": event_type,
-            "payload": payload,
-        }
+        entry = _entry(conn, direction, endpoint, event_type, time.time() if ts is None else ts)
+        entry["payload"] = payload
         if self._keep:
             self.events.append(entry)
         if self._file is not None:
             self._file.write(json.dumps(entry, separators=(",", ":")) + "\n")
+
+    def record_text(self, conn: str, direction: str, endpoint: str, event_type: str, text: str, ts: float) -> None:
+        """Add one record whose payload is already JSON (a frame as it went out): the file gets the text as it is,
+        and it is parsed only for the records kept in memory."""
+        entry = _entry(conn, direction, endpoint, event_type, ts)
+        if self._file is not None:
+            head = json.dumps(entry, separators=(",", ":"))
+            self._file.write(f'{head[:-1]},"payload":{text}}}\n')
+        if self._keep:
+            entry["payload"] = json.loads(text)
+            self.events.append(entry)
 
     def close(self) -> None:
         """Flush and close the file."""
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _entry(conn: str, direction: str, endpoint: str, event_type: str, ts: float) -> dict[str, Any]:
+    """A record without its payload."""
+    return {"ts": ts, "conn": conn, "dir": direction, "endpoint": endpoint, "type": event_type}

@@ -60,8 +60,9 @@ from rtflow.audio.formats import BYTES_PER_SECOND
 from rtflow.sim.audio import EnergyVad, input_transcript
 from rtflow.sim.ids import IdSource
 from rtflow.sim.runtime import SimRuntime
+from rtflow.sim.uvicorn_glue import RECEIVED_AT
 from rtflow.sim.voice import SpokenAnswer
-from rtflow.sim.wire import ASGISend, FrameWriter, dump
+from rtflow.sim.wire import ASGISend, FrameWriter, dump, frame_recorder
 
 __all__ = ["LIVE_PATHS", "LiveConnection", "serve_live"]
 
@@ -167,7 +168,7 @@ class LiveConnection:
         self.runtime = runtime
         self.config = runtime.config
         self.conn_id = conn_id
-        self._wire = FrameWriter(send)
+        self._wire = FrameWriter(send, frame_recorder(runtime, conn_id, _ENDPOINT))
         self._receive = receive
         self._ids = IdSource(runtime.config.seed, conn_id)
         self._log = runtime.log if runtime.log.enabled else None
@@ -197,10 +198,10 @@ class LiveConnection:
 
     # ---- wire ---------------------------------------------------------------------------------------------
 
-    def log(self, direction: str, event_type: str, payload: Any) -> None:
+    def log(self, direction: str, event_type: str, payload: Any, ts: float | None = None) -> None:
         """One event-log record of this connection (a no-op when the log is off)."""
         if self._log is not None:
-            self._log.record(self.conn_id, direction, _ENDPOINT, event_type, payload)
+            self._log.record(self.conn_id, direction, _ENDPOINT, event_type, payload, ts)
 
     async def emit(self, event: dict[str, Any], client_event_id: str | None = None) -> None:
         """Send one server event; every type but the output audio delta (which declares none) gets an event_id."""
@@ -208,9 +209,7 @@ class LiveConnection:
             event["event_id"] = self._ids.make("event")
         if client_event_id is not None:
             event["client_event_id"] = client_event_id
-        text = dump(event)
-        written = None if self._log is None else lambda: self.log("out", event["type"], event)
-        await self._wire.send_text(text, written)  # recorded once written: the time it left
+        await self._wire.send_text(dump(event), event["type"])
 
     async def error(self, code: str, message: str, param: str | None, client_event_id: str | None) -> None:
         """An `error` event (type `invalid_request_error`); the session stays open."""
@@ -222,9 +221,8 @@ class LiveConnection:
         await self.emit({"type": "error", "error": detail}, client_event_id)
 
     async def close_socket(self, code: int, reason: str) -> None:
-        """The close frame, logged; the session stops reading."""
+        """The close frame (logged once sent); the session stops reading."""
         self._closed = True
-        self.log("out", "<close>", {"code": code, "reason": reason})
         await self._wire.close(code, reason)
 
     # ---- clocks and usage ---------------------------------------------------------------------------------
@@ -275,19 +273,19 @@ class LiveConnection:
             if text is None:
                 await self.error("invalid_event", "Binary frames are not supported; send JSON text.", None, None)
                 continue
-            await self._dispatch(text)
+            await self._dispatch(text, message.get(RECEIVED_AT))
 
-    async def _dispatch(self, text: str) -> None:
+    async def _dispatch(self, text: str, received_at: float | None = None) -> None:
         try:
             event = json.loads(text)
         except ValueError:
             event = None
         if not isinstance(event, dict):
-            self.log("in", "<malformed>", text)
+            self.log("in", "<malformed>", text, received_at)
             await self.error("invalid_json", "The server could not parse the event as a JSON object.", None, None)
             return
         event_type = str(event.get("type"))
-        self.log("in", event_type, event)
+        self.log("in", event_type, event, received_at)
         client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
         handler = self._handlers.get(event_type)
         try:

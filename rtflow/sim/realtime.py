@@ -48,9 +48,9 @@ from rtflow.sim.transcription_session import (
     transcription_session,
     transcription_settings,
 )
-from rtflow.sim.uvicorn_glue import RECEIVED_AT, SansIOWebSocket
+from rtflow.sim.uvicorn_glue import RECEIVED_AT
 from rtflow.sim.voice import SpokenTimeline
-from rtflow.sim.wire import ASGISend, FrameWriter, dump, dump_string
+from rtflow.sim.wire import MALFORMED, ASGISend, DeltaHead, FrameWriter, dump, dump_string, frame_recorder
 
 __all__ = ["RealtimeConnection", "refuse_connection"]
 
@@ -114,11 +114,8 @@ async def refuse_connection(
         "event_id": IdSource(runtime.config.seed, conn_id).make("event"),
         "error": {"type": "invalid_request_error", "code": code, "message": message, "param": None, "event_id": None},
     }
-    if runtime.log.enabled:
-        runtime.log.record(conn_id, "out", "realtime", "error", event)
-        runtime.log.record(conn_id, "out", "realtime", "<close>", {"code": close})
-    writer = FrameWriter(send)
-    await writer.send_text(dump(event))
+    writer = FrameWriter(send, frame_recorder(runtime, conn_id, "realtime"))
+    await writer.send_text(dump(event), "error")
     await writer.close(close, code)
 
 
@@ -136,12 +133,8 @@ class RealtimeConnection:
         transcription_only: bool = False,
     ) -> None:
         self.runtime = runtime
-        self._wire = FrameWriter(send)
+        self._wire = FrameWriter(send, frame_recorder(runtime, conn_id, "realtime"))
         self._receive = receive
-        if runtime.log.enabled:
-            sansio = SansIOWebSocket.behind(send)
-            if sansio is not None:  # the log's `in` times are when each event arrived
-                sansio.stamp_arrivals()
         self.dialect = dialect
         self.conn_id = conn_id
         self.transcription_only = transcription_only
@@ -198,49 +191,32 @@ class RealtimeConnection:
     async def emit(self, event: dict[str, Any]) -> None:
         """Send one server event (its `event_id` is added here)."""
         event["event_id"] = self._ids.make("event")
-        text = dump(event)
-        await self._wire.send_text(text, self._logged(text) if self._log is not None else None)
+        await self._wire.send_text(dump(event), event["type"])
 
-    def delta_head(self, event_type: str, where: dict[str, Any]) -> str:
+    def delta_head(self, event_type: str, where: dict[str, Any]) -> DeltaHead:
         """The JSON of a delta event up to its `delta` value, for `emit_delta`."""
-        return dump({"type": event_type, **where})[:-1] + ',"delta":'
+        return DeltaHead(event_type, dump({"type": event_type, **where})[:-1] + ',"delta":')
 
     def obfuscation(self, delta: str) -> str:
         """The `obfuscation` padding the live GA service adds to text, transcript and argument deltas."""
         return self._ids.obfuscation(delta)
 
-    async def emit_delta(self, head: str, delta: str, obfuscate: bool = False) -> None:
+    async def emit_delta(self, head: DeltaHead, delta: str, obfuscate: bool = False) -> None:
         """`emit` for the many deltas of one content part: the fixed part of the event is encoded once.
 
         With `obfuscate` (GA text and transcript deltas) the event carries the live `obfuscation` padding.
         """
         padding = f',"obfuscation":"{self._ids.obfuscation(delta)}"' if obfuscate else ""
-        text = f'{head}{dump_string(delta)},"event_id":"{self._ids.make("event")}"{padding}}}'
-        await self._wire.send_text(text, self._logged(text) if self._log is not None else None)
-
-    def _logged(self, text: str) -> Callable[[], None]:
-        """The `out` record of a frame, made once it is written: what was sent (the text, not the live dict,
-        whose items change as a response goes on), at the time it left."""
-        log = self._log
-        assert log is not None
-
-        def record() -> None:
-            event = json.loads(text)
-            log.record(self.conn_id, "out", "realtime", event["type"], event)
-
-        return record
+        text = f'{head.text}{dump_string(delta)},"event_id":"{self._ids.make("event")}"{padding}}}'
+        await self._wire.send_text(text, head.event_type)
 
     async def send_raw(self, text: str) -> None:
         """Send a frame as it is (the `malformed` fault)."""
-        log = self._log
-        written = None if log is None else lambda: log.record(self.conn_id, "out", "realtime", "<malformed>", text)
-        await self._wire.send_text(text, written)
+        await self._wire.send_text(text, MALFORMED)
 
     async def drop(self, close_code: int) -> None:
         """End the connection mid-response: 1006 aborts the socket without a close frame, else a close frame."""
         self._closed = True
-        if self._log is not None:
-            self._log.record(self.conn_id, "out", "realtime", "<close>", {"code": close_code})
         if close_code == 1006 and self._wire.abort():
             return
         await self._wire.close(1011 if close_code == 1006 else close_code, "simulated failure")

@@ -39,6 +39,7 @@ from rtflow.sim.model import ModelReply, word_count
 from rtflow.sim.runtime import SimRuntime
 from rtflow.sim.session_state import SessionSettings
 from rtflow.sim.voice import SpokenAnswer, SpokenTimeline
+from rtflow.sim.wire import DeltaHead
 
 __all__ = ["PHASED_MODELS", "ConnectionDropped", "ResponseRun", "ResponseSession"]
 
@@ -81,10 +82,10 @@ class ResponseSession(Protocol):
     async def emit(self, event: dict[str, Any]) -> None:
         """Send one server event."""
 
-    def delta_head(self, event_type: str, where: dict[str, Any]) -> str:
+    def delta_head(self, event_type: str, where: dict[str, Any]) -> DeltaHead:
         """The encoded start of a delta event, for `emit_delta`."""
 
-    async def emit_delta(self, head: str, delta: str, obfuscate: bool = False) -> None:
+    async def emit_delta(self, head: DeltaHead, delta: str, obfuscate: bool = False) -> None:
         """Send one delta event whose start `delta_head` encoded (with `obfuscation` padding if asked)."""
 
     def obfuscation(self, delta: str) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -144,11 +146,37 @@ async def test_writer_without_uvicorn_sends_one_asgi_message_per_frame() -> None
 
     writer = FrameWriter(asgi_send)
     assert not writer.coalescing
-    await writer.send_text('{"type":"a"}')
-    await writer.send_text('{"type":"b"}')
+    await writer.send_text('{"type":"a"}', "a")
+    await writer.send_text('{"type":"b"}', "b")
     await writer.close(1000, "done")
     assert sent == [
         {"type": "websocket.send", "text": '{"type":"a"}'},
         {"type": "websocket.send", "text": '{"type":"b"}'},
         {"type": "websocket.close", "code": 1000, "reason": "done"},
     ]
+
+
+async def test_the_log_records_a_close_after_the_frames_that_went_before_it(tmp_path: Path) -> None:
+    """A `close` fault: the first delta is queued, then the socket closes. In the log (memory and file alike) the
+    delta comes before `<close>`, and no record is timed before one that went out earlier."""
+    log_path = tmp_path / "sim.jsonl"
+    config = SimConfig(faults=[Fault(kind="close", close_code=1011)], record_events=True, log_path=log_path)
+    async with SimServer(config) as sim:
+        client = await RawClient.connect(sim)
+        await client.send_event(
+            {"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}}
+        )
+        await text_turn(client, "hello there")
+        await client.events_until("response.output_text.delta")
+        with anyio.fail_after(10):
+            while not any(frame.opcode is Opcode.CLOSE for frame in client.frames):
+                await client._read()
+        await client.stream.aclose()
+    in_file = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines()]
+    for records in (sim.events, in_file):
+        out = [record for record in records if record["dir"] == "out"]
+        kinds = [record["type"] for record in out]
+        assert kinds[-2:] == ["response.output_text.delta", "<close>"], kinds[-4:]
+        assert out[-1]["payload"]["code"] == 1011
+        assert all(earlier["ts"] <= later["ts"] for earlier, later in itertools.pairwise(out))
+    assert [record["payload"] for record in in_file] == [record["payload"] for record in sim.events]
