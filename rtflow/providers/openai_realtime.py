@@ -39,7 +39,6 @@ import collections
 import contextlib
 import dataclasses
 import functools
-import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -530,9 +529,10 @@ class RealtimeSession:
     def _mark_idle_timeouts(self, output: TurnOutput, state: _TurnState) -> None:
         """Each idle timeout of the turn, in `idle_timeouts` and on its event mark, with the prompt it drew."""
         idle_marks = [mark for mark in output.events if mark.type == "input_audio_buffer.timeout_triggered"]
-        # A prompt still being read when the turn ended has no text yet: that firing is told without one.
-        for mark, fired, prompt in itertools.zip_longest(idle_marks, state.idle_timeouts, state.idle_prompts):
-            said = self._redacted(prompt)
+        # A prompt still being read when the turn ended has no text yet: that firing is told without one. A
+        # `timeout_triggered` frame that could not be read has a mark but no firing: it is left as it is.
+        for index, (mark, fired) in enumerate(zip(idle_marks, state.idle_timeouts, strict=False)):
+            said = self._redacted(state.idle_prompts[index] if index < len(state.idle_prompts) else None)
             output.idle_timeouts.append(idle_timeout_entry(fired, said, mark.at_ms))
             mark.detail = idle_timeout_detail(fired, said)
 
@@ -696,6 +696,10 @@ class RealtimeSession:
             case IdleTimeout():
                 state.idle_timeouts.append(event)
                 state.prompting = True
+            case ResponseCreated(response_id=response_id, out_of_band=False) if (
+                state.prompting and state.prompt_id is None
+            ):  # the prompt the timeout draws, begun before the turn's reader runs: it must not take it for the turn's
+                state.prompt_id = response_id
             case _:
                 pass
 

@@ -41,6 +41,11 @@ BAD_FRAMES: list[tuple[str, Any, str]] = [
     ("rate limits not a list", {"type": "rate_limits.updated", "rate_limits": "many"}, "not a list"),
     ("session.created inside a turn, model a number", {"type": "session.created", "session": {"model": 7}}, "model"),
     ("binary garbage", b"\xff\xfe\x00garbage", "not JSON"),
+    (
+        "idle timeout with its times in words",
+        {"type": "input_audio_buffer.timeout_triggered", "item_id": "item_1", "audio_start_ms": "soon"},
+        "input_audio_buffer.timeout_triggered",
+    ),
 ]
 
 
