@@ -33,7 +33,7 @@ from rtflow.results.report.data import turn_input_text
 from rtflow.results.report.dialogue import DialogueEnding, dialogue_ending
 from rtflow.results.report.html import interruption_line, turn_taking_line
 from rtflow.results.store import RunStore
-from rtflow.results.summary import RunSummary
+from rtflow.results.summary import RunSummary, workers_of
 from rtflow.runner.progress import _turn_taking
 from rtflow.terminal import terminal_safe, terminal_safe_record
 
@@ -164,8 +164,9 @@ def _print_conversation(console: Console, turns: Sequence[TurnRecord], statuses:
     title = Text.assemble(("== ", "dim"), (first.conversation_id, "bold"), (f"  (thread {first.thread_id})", "dim"))
     if any(turn.dialogue is not None for turn in turns):
         title.append("  simulated caller", style="yellow")
-    if first.worker is not None:
-        title.append(f"  on {first.worker}", style="dim")
+    workers = workers_of(turns)
+    if workers:
+        title.append(f"  on {', '.join(workers)}", style="dim")
     console.print()
     console.print(title)
     ending = dialogue_ending(turns)

@@ -50,6 +50,7 @@ __all__ = [
     "in_worker_order",
     "primary_provider",
     "turn_taking_values",
+    "workers_of",
 ]
 
 STATUS_ORDER: tuple[TurnStatus, ...] = ("passed", "failed", "error", "skipped", "pending")
@@ -324,6 +325,12 @@ class RunSummary(TurnFigures):
 def in_worker_order(counts: Mapping[str, int]) -> dict[str, int]:
     """Counts per Ray worker, workers in their numbers' order (`worker-2` before `worker-10`)."""
     return dict(sorted(counts.items(), key=lambda item: (len(item[0]), item[0])))
+
+
+def workers_of(turns: Iterable[TurnRecord]) -> list[str]:
+    """The Ray workers that ran these turns (a conversation's), in turn order: two when one died mid-way and
+    another finished it; none for a run in one process."""
+    return list(dict.fromkeys(turn.worker for turn in turns if turn.worker is not None))
 
 
 def _by_worker(turns: Iterable[TurnRecord]) -> dict[str, int]:

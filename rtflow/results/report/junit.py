@@ -115,7 +115,7 @@ def _system_out(turn: TurnRecord, accepted: RepeatFigures | None) -> str | None:
     pass rate, first why it is a pass."""
     lines = []
     if accepted is not None:
-        reason = next(iter(failure_reasons(turn)), turn.error.message if turn.error is not None else "")
+        reason = failure_reasons(turn)[0]  # an accepted copy failed or errored: it has a reason
         lines += [
             f"accepted: this run {turn.status} ({reason}), but the turn passed {accepted.passed} of "
             f"{accepted.runs} runs ({accepted.requirement})",
@@ -179,7 +179,7 @@ def _add_outcome(case: ET.Element, turn: TurnRecord) -> None:
             case,
             "failure",
             _failure_text(turn),
-            message=assertion_reason(first) if first is not None else "the turn failed",
+            message=assertion_reason(first) if first is not None else failure_reasons(turn)[0],
             type=first.type if first is not None else "failed",
         )
     elif turn.status == "error":

@@ -21,7 +21,7 @@ from rtflow.results.records import AssertionResult, TurnRecord
 from rtflow.results.report.data import turn_input_text
 from rtflow.results.report.dialogue import DialogueEnding, dialogue_ending
 from rtflow.results.report.media import AUDIO_SUFFIXES, AudioEmbedder, AudioSource
-from rtflow.results.summary import SPOKEN_METRICS, turn_taking_values
+from rtflow.results.summary import SPOKEN_METRICS, turn_taking_values, workers_of
 
 __all__ = [
     "AnswerPart",
@@ -139,7 +139,7 @@ class ConversationView:
     def workers(self) -> list[str]:
         """The Ray workers that ran this conversation's turns, in turn order (two when a worker died mid-way and
         another finished it); empty for a run in one process."""
-        return list(dict.fromkeys(view.record.worker for view in self.turns if view.record.worker is not None))
+        return workers_of(view.record for view in self.turns)
 
 
 def _anchor(conversation_id: str) -> str:
