@@ -16,15 +16,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, sync_playwright
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+"""The Chromium the tests launch: the one on PATH, else Debian's."""
 
 # A module's `pytestmark`: it needs Chromium, and is skipped when it is not installed.
 needs_chromium = [
     pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
-        reason="Chromium is not installed at /usr/bin/chromium",
-    ),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed (on PATH or /usr/bin)"),
 ]
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 import rtflow
-from rtflow.cli.options import db_option
+from rtflow.cli.options import db_option, repeat_option
 
 if TYPE_CHECKING:
     from rtflow.flow.spec import FlowSpec
@@ -39,9 +39,6 @@ _thread_option = click.option(
     metavar="PATTERN",
     help="Only threads whose id matches this fnmatch pattern (for example 'japan_*').",
 )
-_repeat_option = click.option(
-    "--repeat", type=click.IntRange(min=1), help="Run each conversation N times (default: the flow's execution.repeat)."
-)
 
 
 def _load_and_compile(flow_path: Path, *, repeat: int | None, thread_filter: str | None) -> tuple[FlowSpec, Plan]:
@@ -52,7 +49,7 @@ def _load_and_compile(flow_path: Path, *, repeat: int | None, thread_filter: str
 @click.command("validate")
 @_flow_argument
 @_thread_option
-@_repeat_option
+@repeat_option
 @click.option("--estimate", is_flag=True, help="Also estimate requests, tokens, audio seconds and cost per provider.")
 @click.option("--sim", is_flag=True, help="With --estimate: count tokens as the simulator does (for a --sim run).")
 @click.option(
@@ -188,7 +185,7 @@ def _render_image(dot_text: str, output: Path) -> None:
     help="Write to this file instead of stdout; .svg, .png and .pdf are drawn with Graphviz.",
 )
 @_thread_option
-@_repeat_option
+@repeat_option
 def graph_command(
     flow_path: Path, graph_format: str | None, output: Path | None, thread_filter: str | None, repeat: int
 ) -> None:

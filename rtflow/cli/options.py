@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import click
 
-__all__ = ["db_option"]
+__all__ = ["db_option", "repeat_option"]
 
 _Command = TypeVar("_Command", bound=Callable[..., object])
 
@@ -22,3 +22,9 @@ def db_option(parameter: str = "db_path") -> Callable[[_Command], _Command]:
         envvar="RTFLOW_DB",
         help="Run store (SQLite); default .rtflow/rtflow.db.",
     )
+
+
+repeat_option = click.option(
+    "--repeat", type=click.IntRange(min=1), help="Run each conversation N times (default: the flow's execution.repeat)."
+)
+"""`--repeat N`, for the commands that compile a flow (`run`, `validate`, `graph`)."""

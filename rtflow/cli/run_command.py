@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from rtflow.cli.options import db_option
+from rtflow.cli.options import db_option, repeat_option
 from rtflow.errors import FlowError
 
 if TYPE_CHECKING:
@@ -150,9 +150,7 @@ def _sim_config(
 )
 @click.option("--concurrency", type=click.IntRange(min=1), help="Most provider calls in flight at once.")
 @click.option("--filter-thread", "thread_filter", metavar="PATTERN", help="Run only threads whose id matches (glob).")
-@click.option(
-    "--repeat", type=click.IntRange(min=1), help="Run each conversation N times (default: the flow's execution.repeat)."
-)
+@repeat_option
 @click.option("--var", "var_pairs", multiple=True, metavar="NAME=VALUE", help="Set a variable for every turn.")
 @click.option(
     "-o",

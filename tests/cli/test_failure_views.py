@@ -164,3 +164,11 @@ def test_on_ray_the_bar_and_the_summary_count_each_workers_turns(db: Path) -> No
     printed = io.StringIO()
     print_summary(result, Console(file=printed, width=120, color_system=None))
     assert "turns per Ray worker: worker-2 3, worker-10 2" in printed.getvalue()
+
+
+def test_the_statuses_show_accepts_are_the_summarys() -> None:
+    """`rtflow show --status` lists its statuses without importing the summary (start-up); they must agree."""
+    from rtflow.cli.results_commands import TURN_STATUSES
+    from rtflow.results.summary import STATUS_ORDER
+
+    assert TURN_STATUSES == STATUS_ORDER
