@@ -128,14 +128,16 @@ def _check_ray_can_run(spec: FlowSpec, replay_callers: str | None, settings: Sch
     per batch, not for the run, so they are refused (before anything runs) rather than quietly weakened."""
     if spec.source_path is None:
         raise FlowError("--executor ray runs a flow file: a flow built in code cannot reach the workers")
-    asked = {
-        "--max-cost": settings.max_cost is not None,
-        "--fail-fast": settings.fail_fast,
-        "--replay-callers": bool(replay_callers),
+    asked = {  # the option, and the flow's `execution` key that gives the same
+        "--max-cost": ("execution.max_cost", settings.max_cost is not None),
+        "--fail-fast": ("execution.fail_fast", settings.fail_fast),
+        "--replay-callers": (None, bool(replay_callers)),
     }
-    unsupported = [name for name, given in asked.items() if given]
+    unsupported = [name for name, (_, given) in asked.items() if given]
     if unsupported:
-        raise FlowError(f"{', '.join(unsupported)} cannot be used with --executor ray yet: run without it")
+        keys = [key for name, (key, _) in asked.items() if name in unsupported and key is not None]
+        where = f" (given on the command line or as {' or '.join(keys)} in the flow)" if keys else ""
+        raise FlowError(f"{', '.join(unsupported)} cannot be used with --executor ray yet{where}: run without it")
 
 
 async def _watch_signals(
