@@ -39,7 +39,7 @@ from rtflow.sim.ids import IdSource
 from rtflow.sim.images import check_image_part
 from rtflow.sim.mcp import check_approval_response, list_new_servers, plan_mcp_step
 from rtflow.sim.model import item_text, respond
-from rtflow.sim.responses import PHASED_MODELS, ConnectionDropped, ResponseRun
+from rtflow.sim.responses import ConnectionDropped, ResponseRun, reasons
 from rtflow.sim.runtime import SimRuntime
 from rtflow.sim.session_state import SessionSettings, SettingsError, apply_beta_update, apply_ga_update
 from rtflow.sim.transcription_session import (
@@ -685,9 +685,7 @@ class RealtimeConnection:
             return
         settings = self._apply(overrides, response=True) if overrides else self.settings
         context = self._context(overrides.get("input"))
-        parallel = (  # the reasoning models, on GA: beta has no `parallel_tool_calls` to turn them off with
-            not self.dialect.is_beta and settings.model in PHASED_MODELS and settings.parallel_tool_calls is not False
-        )
+        parallel = reasons(self.dialect, settings.model) and settings.parallel_tool_calls is not False
         reply = respond(
             settings.instructions, context, settings.tools, settings.tool_choice, self.runtime.rules,
             parallel_tools=parallel,

@@ -41,11 +41,19 @@ from rtflow.sim.session_state import SessionSettings
 from rtflow.sim.voice import SpokenAnswer, SpokenTimeline
 from rtflow.sim.wire import DeltaHead
 
-__all__ = ["PHASED_MODELS", "ConnectionDropped", "ResponseRun", "ResponseSession"]
+__all__ = ["PHASED_MODELS", "ConnectionDropped", "ResponseRun", "ResponseSession", "reasons"]
 
 PHASED_MODELS = frozenset({"gpt-realtime-2", "gpt-realtime-2.1", "gpt-realtime-2.1-mini"})
 """The reasoning models: their assistant messages carry `phase` (`final_answer`, or `commentary` for a preamble),
 and they may call several tools in one response (`parallel_tool_calls`)."""
+
+
+def reasons(dialect: Dialect, model: str) -> bool:
+    """Whether a session is a reasoning model's on GA: its messages carry phases, and it may call tools in
+    parallel (the beta shape has neither)."""
+    return not dialect.is_beta and model in PHASED_MODELS
+
+
 COMMENTARY = "Let me think about that."
 """The preamble a reasoning session of a phased model sends before its answer."""
 _REASONING_TOKENS = {"minimal": 0, "low": 16, "medium": 64, "high": 192, "xhigh": 384}
@@ -213,7 +221,7 @@ class ResponseRun:
 
     def _phased(self) -> bool:
         """Whether assistant messages carry `phase` (GA, a phased model)."""
-        return not self.connection.dialect.is_beta and self.settings.model in PHASED_MODELS
+        return reasons(self.connection.dialect, self.settings.model)
 
     def _effort(self) -> str | None:
         """The session's reasoning effort, if it set one."""
