@@ -16,6 +16,11 @@ process loads **and** compiles it, reporting its wall time and peak RSS:
     python bench/compile_bench.py --from-file --threads 1000 --turns 5      # goal <= 0.5 s
     python bench/compile_bench.py --from-file --threads 10000 --turns 5     # 15 MB; goal <= 15 s, <= 500 MB
 
+`--threads-form` writes the same suite in rtflow's own `threads:` form, what every turn shares written once in
+`default_test` (about 60 bytes a turn: 1,000 x 5 is the 300 KB suite the 0.5 s goal was set for):
+
+    python bench/compile_bench.py --from-file --threads-form --threads 1000 --turns 5    # 0.3 MB; goal <= 0.5 s
+
 `--tests-file jsonl` (or `csv`) keeps the same tests in a promptfoo test file beside a small flow that names it
 (`tests: file://tests.jsonl`), the way large generated suites are kept:
 
@@ -102,6 +107,31 @@ def write_flow_file(path: Path, threads: int, turns: int) -> None:
                 out.write(_TEST.format(thread=thread, turn=turn))
 
 
+def write_threads_flow_file(path: Path, threads: int, turns: int) -> None:
+    """The same suite in rtflow's own `threads:` form, what the turns share written once in `default_test`: about
+    60 bytes a turn, so 1,000 x 5 is the 300 KB suite the load goal was set for."""
+    with path.open("w") as out:
+        out.write(
+            "providers:\n"
+            "  - id: openai:realtime:gpt-realtime\n"
+            "    label: realtime\n"
+            "    fallback: openai:chat:gpt-4.1-mini\n"
+            "prompts:\n"
+            "  - '{{ question }}'\n"
+            "default_test:\n"
+            "  assert:\n"
+            "    - type: icontains\n"
+            "      value: answer\n"
+            "    - type: not-icontains\n"
+            "      value: as an ai language model\n"
+            "threads:\n"
+        )
+        for thread in range(threads):
+            out.write(f"  thread_{thread:05d}:\n")
+            for turn in range(turns):
+                out.write(f"    - question: What is the answer to question {turn} of thread {thread}?\n")
+
+
 def _test_object(thread: int, turn: int) -> dict[str, Any]:
     return {
         "description": f"Thread {thread} turn {turn}, a question about topic {thread}",
@@ -163,11 +193,11 @@ def _load_and_compile_child(path: str) -> None:
     print(json.dumps(figures))
 
 
-def from_file(threads: int, turns: int, tests_file: str | None = None) -> bool:
+def from_file(threads: int, turns: int, tests_file: str | None = None, *, threads_form: bool = False) -> bool:
     with tempfile.TemporaryDirectory() as folder:
         if tests_file is None:
             path = Path(folder) / "suite.yaml"
-            write_flow_file(path, threads, turns)
+            (write_threads_flow_file if threads_form else write_flow_file)(path, threads, turns)
             size_mb = path.stat().st_size / 2**20
         else:
             path = write_tests_file(Path(folder), threads, turns, tests_file)
@@ -182,6 +212,8 @@ def from_file(threads: int, turns: int, tests_file: str | None = None) -> bool:
     budget_s = (TESTS_FILE_BUDGET_S if tests_file else FILE_BUDGET_S).get(threads * turns)
     memory_budget_mb = TESTS_FILE_MEMORY_BUDGET_MB if tests_file else FILE_MEMORY_BUDGET_MB
     kind = f"tests.{tests_file} beside a flow" if tests_file else "one YAML flow"
+    if threads_form:
+        kind += ", `threads:` form"
     print(f"suite ({kind}): {threads} threads x {turns} turns = {threads * turns} tests, {size_mb:.2f} MB")
     print(f"imports:            {figures['import_s']:.2f} s")
     print(f"load:               {figures['load_s']:.2f} s")
@@ -205,13 +237,16 @@ def main() -> int:
     parser.add_argument("--no-fallback", action="store_true", help="no fallback chain on the realtime provider")
     parser.add_argument("--from-file", action="store_true", help="load and compile a YAML file in a fresh process")
     parser.add_argument("--tests-file", choices=["jsonl", "csv"], help="with --from-file: tests in a test file")
+    parser.add_argument(
+        "--threads-form", action="store_true", help="with --from-file: rtflow's `threads:` form (60 bytes a turn)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _load_and_compile_child(args.child)
         return 0
     if args.from_file:
-        return 0 if from_file(args.threads, args.turns, args.tests_file) else 1
+        return 0 if from_file(args.threads, args.turns, args.tests_file, threads_form=args.threads_form) else 1
     from rtflow.plan.compiler import compile_flow
 
     started = time.perf_counter()

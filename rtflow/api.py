@@ -24,7 +24,6 @@ import anyio.abc
 from rtflow.errors import FlowError, RtflowError, first_error_in
 from rtflow.flow.loader import load
 from rtflow.flow.spec import FlowSpec
-from rtflow.js.run_scope import js_for_run
 from rtflow.log import get_logger
 from rtflow.output_paths import check_export_file, check_output_file, ensure_writable_folder
 from rtflow.plan.compiler import compile_flow
@@ -32,7 +31,8 @@ from rtflow.plan.graph import Plan, call_node_id
 from rtflow.providers.base import Provider
 from rtflow.results.assertions.timing import is_run_level
 from rtflow.results.records import RunRecord, TurnRecord, new_run_id
-from rtflow.results.report import JsonlWriter, write_export
+from rtflow.results.report import write_export
+from rtflow.results.report.data import JsonlWriter
 from rtflow.results.run_result import RunResult
 from rtflow.results.store import RunStore
 from rtflow.runner.progress import RunProgress
@@ -286,6 +286,8 @@ async def arun(
         for output in flow_outputs:
             check_export_file(output, "the flow's `outputs`:")
         log = get_logger().bind(run=run_id)
+        from rtflow.js.run_scope import js_for_run  # the bridge's modules too only when a run starts
+
         await stack.enter_async_context(js_for_run())  # Node starts only if a prompt, handler or check needs it
         sim_url = await stack.enter_async_context(_simulator(sim))
         if sim_url is not None:

@@ -44,6 +44,18 @@ def test_validate_needs_no_network_library_and_no_networkx(tmp_path: Path) -> No
     assert not [name for name in ["networkx", "websockets", "rtflow.runner.scheduler", "rtflow.sim"] if name in loaded]
 
 
+def test_a_text_run_loads_neither_numpy_nor_the_report_renderers(tmp_path: Path) -> None:
+    """What a text run needs (the runner, the Realtime provider, the JSONL stream) leaves numpy (audio only) and
+    the HTML, JUnit and compare views (an export only) unloaded, so a run starts without paying for them."""
+    loaded = _modules_after(
+        "import rtflow.api, rtflow.providers.openai_realtime, rtflow.providers.openai_chat, rtflow.runner.writer\n"
+        "import rtflow.results.report as report\nreport.JsonlWriter"
+    )
+    unwanted = ["numpy", "rtflow.results.report.html", "rtflow.results.report.junit", "rtflow.js.bridge"]
+    assert not [name for name in unwanted if name in loaded]
+    assert "rtflow.results.report.data" in loaded  # the probe did reach the report package's JSONL writer
+
+
 def test_a_run_leaves_the_hosts_structlog_configuration_untouched(tmp_path: Path) -> None:
     """An application that configured structlog keeps its configuration; rtflow's events use rtflow's pipeline."""
     host_events: list[dict[str, object]] = []

@@ -186,6 +186,8 @@ class _Document(Places):
 
     def _reject_tabs(self) -> None:
         # PyYAML's own message for a tab ("cannot start any token") does not say what to do.
+        if "\t" not in self.text:
+            return  # nearly every file: one scan in C instead of a loop over its lines
         for number, line in enumerate(self.text.splitlines(), start=1):
             indent = line[: len(line) - len(line.lstrip(" \t"))]
             if "\t" in indent:

@@ -140,6 +140,9 @@ def _check_dialogues(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator
     """A `simulate:` entry ends its thread, and its caller is a provider rtflow can build."""
     from rtflow.providers.registry import UnknownProviderKind, create_provider
 
+    simulated = [(path, turn) for path, turn in _turn_entries(flow, with_default=False) if turn.simulate is not None]
+    if not simulated:
+        return  # most flows: no thread's last turn needs finding
     later_in_thread: dict[str, object] = {}
     for path, turn in _turn_entries(flow, with_default=False):
         if path[0] == "threads":
@@ -147,9 +150,7 @@ def _check_dialogues(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator
         else:
             thread = conversation_id_of(flow.merged_turn(turn).metadata) or f"test-{path[1]}"
             later_in_thread[f"tests/{thread}"] = path[1]
-    for path, turn in _turn_entries(flow, with_default=False):
-        if turn.simulate is None:
-            continue
+    for path, turn in simulated:
         if path[0] == "threads":
             last = later_in_thread[f"threads/{path[1]}"] == path[2]
         else:
@@ -280,9 +281,16 @@ def _trial_render(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator[Pr
         return
     reported: set[str] = set()
     rendered_names: set[frozenset[str]] = set()
+    # What decides the names a turn renders with is its own var names, options and simulate, and whether it is
+    # a test (a test takes `default_test`'s simulate): turns alike in those are merged (and rendered) once.
+    shapes_seen: set[tuple[object, frozenset[str], frozenset[str], bool]] = set()
     for path, turn in _turn_entries(flow, with_default=False):
         if getattr(turn, "step_only", False):
             continue  # a step of the turn before it: nothing renders for it
+        shape = (path[0], frozenset(turn.vars), frozenset(turn.options), turn.simulate is not None)
+        if shape in shapes_seen:
+            continue
+        shapes_seen.add(shape)
         merged = flow.merged_turn(turn)
         if "transformVars" in merged.options:
             continue  # its vars are made at run time, by user code: what the template needs is known only then

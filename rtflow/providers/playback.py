@@ -17,10 +17,7 @@ waiting, as a caller would.
 
 from __future__ import annotations
 
-import numpy as np
-
 from rtflow.audio.formats import BYTES_PER_SECOND
-from rtflow.audio.g711 import alaw_decode, ulaw_decode
 
 __all__ = ["AUDIBLE_LEVEL", "PlaybackClock", "SpokenWords", "audio_ms", "first_audible_ms"]
 
@@ -35,6 +32,11 @@ def audio_ms(byte_count: int, audio_format: str) -> float:
 
 def first_audible_ms(data: bytes, audio_format: str) -> float | None:
     """Milliseconds into `data` of its first audible sample, or None when all of it is silence."""
+    # numpy (and the G.711 codec on it) only when an answer is spoken: a text run never loads them (~0.1 s).
+    import numpy as np
+
+    from rtflow.audio.g711 import alaw_decode, ulaw_decode
+
     if audio_format == "g711_ulaw":
         samples = ulaw_decode(data)
     elif audio_format == "g711_alaw":

@@ -17,7 +17,7 @@ from __future__ import annotations
 import anyio
 
 from rtflow.results.records import TurnRecord
-from rtflow.results.report import JsonlWriter
+from rtflow.results.report.data import JsonlWriter
 from rtflow.results.store import RunStore
 
 __all__ = ["TurnWriter"]

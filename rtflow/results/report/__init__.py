@@ -8,16 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rtflow.errors import FlowError, RtflowError
+from rtflow.lazy_names import lazy_names
 from rtflow.output_paths import EXPORT_FORMATS, export_format_problem
 from rtflow.results.records import RunRecord, TurnRecord
-from rtflow.results.report.comparison_view import ReportBaseline
-from rtflow.results.report.data import CSV_COLUMNS, JsonlWriter, csv_row, write_csv, write_json, write_jsonl
-from rtflow.results.report.html import render_html, write_html
-from rtflow.results.report.junit import render_junit, write_junit
-from rtflow.results.report.markdown import render_markdown, write_markdown
 from rtflow.results.summary import RunSummary
+
+if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and editors
+    from rtflow.results.report.comparison_view import ReportBaseline
+    from rtflow.results.report.data import CSV_COLUMNS, JsonlWriter, csv_row, write_csv, write_json, write_jsonl
+    from rtflow.results.report.html import render_html, write_html
+    from rtflow.results.report.junit import render_junit, write_junit
+    from rtflow.results.report.markdown import render_markdown, write_markdown
 
 __all__ = [
     "CSV_COLUMNS",
@@ -36,6 +40,17 @@ __all__ = [
     "write_junit",
     "write_markdown",
 ]
+
+# Resolved on first use: a run that streams its JSONL (`data`) does not load the HTML report's renderers.
+_LAZY = {
+    "ReportBaseline": "rtflow.results.report.comparison_view",
+    **dict.fromkeys(["CSV_COLUMNS", "JsonlWriter", "csv_row", "write_csv", "write_json", "write_jsonl"],
+                    "rtflow.results.report.data"),
+    **dict.fromkeys(["render_html", "write_html"], "rtflow.results.report.html"),
+    **dict.fromkeys(["render_junit", "write_junit"], "rtflow.results.report.junit"),
+    **dict.fromkeys(["render_markdown", "write_markdown"], "rtflow.results.report.markdown"),
+}  # fmt: skip
+__getattr__, __dir__ = lazy_names(__name__, globals(), _LAZY)
 
 
 def write_export(
@@ -60,6 +75,11 @@ def write_export(
         raise FlowError(f"{target}: {problem}")
     if baseline is not None and suffix not in (".html", ".htm"):
         raise FlowError(f"{target}: only the HTML report compares with a baseline run")
+    from rtflow.results.report.data import write_csv, write_json, write_jsonl
+    from rtflow.results.report.html import write_html
+    from rtflow.results.report.junit import write_junit
+    from rtflow.results.report.markdown import write_markdown
+
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".json":
