@@ -69,8 +69,9 @@ class RunResult:
 
     @property
     def failures(self) -> list[TurnRecord]:
-        """Turns that failed their assertions or could not be answered, in plan order."""
-        return [turn for turn in self.turns if turn.status in ("failed", "error")]
+        """Turns that failed their assertions or could not be answered, in plan order; copies of a repeated turn
+        that met its `pass_rate` are accepted, not failures (`RunSummary.failures`)."""
+        return self.summary.failures(self.turns)
 
     @property
     def provider_summaries(self) -> list[ProviderSummary]:

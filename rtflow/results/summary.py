@@ -314,6 +314,13 @@ class RunSummary(TurnFigures):
         met = _met_pass_rates(self.repeats)
         return {turn.node_id for turn in turns if turn.status != "passed" and _met_by_repeats(turn, met)}
 
+    def failures(self, turns: Sequence[TurnRecord]) -> list[TurnRecord]:
+        """Those of `turns` that failed or errored and count against the run, in the order given: a copy whose
+        turn met its `pass_rate` across the repeats is accepted (the repeats table shows it as flaky instead).
+        The one list the terminal, `RunResult.failures` and the Markdown summary show."""
+        accepted = self.accepted_by_repeats(turns)
+        return [turn for turn in turns if turn.status in ("failed", "error") and turn.node_id not in accepted]
+
     def status_counts(self) -> dict[str, int]:
         """The statuses that some turn has, then `not_run` when some turns never ran, with their counts."""
         counts = super().status_counts()

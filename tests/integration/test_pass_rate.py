@@ -119,3 +119,26 @@ def test_junit_agrees_with_the_pass_rate_verdict(tmp_path: Path, pass_rate: floa
     else:
         assert suite.errors == failed_copies and result.exit_code == 1
         assert not accepted and sum(not case.is_passed for case in flaky_cases) == failed_copies
+
+
+@pytest.mark.parametrize(("pass_rate", "passes"), [(0.5, True), (0.95, False)])
+def test_the_failures_listed_are_those_that_count_against_the_run(
+    tmp_path: Path, pass_rate: float, passes: bool
+) -> None:
+    """`RunResult.failures`, the Markdown summary's failures and JUnit agree: a copy accepted by its turn's pass
+    rate is not listed as a failure (the repeats table shows the turn as flaky); when the rate is not met, each
+    failed copy is."""
+    from rtflow.results.report import render_markdown
+    from rtflow.results.report.markdown import FAILURES_SHOWN
+
+    result = _run(_flow(tmp_path, flaky_test={"pass_rate": pass_rate}, execution={"repeat": 20}))
+    failed_copies = 20 - _flaky_turn(result).passed
+    assert 0 < failed_copies < 20
+    markdown = render_markdown(result.run, list(result.turns), summary=result.summary)
+    if passes:
+        assert result.failures == [] and result.exit_code == 0
+        assert "## Failures" not in markdown and "| flaky |" in markdown
+    else:
+        assert len(result.failures) == failed_copies and result.exit_code == 1
+        assert all("test-2" in turn.node_id for turn in result.failures)  # the flaky test's copies, none other
+        assert "## Failures" in markdown and markdown.count("(error)") == min(failed_copies, FAILURES_SHOWN)

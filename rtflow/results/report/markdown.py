@@ -128,9 +128,10 @@ def _failure(turn: TurnRecord) -> list[str]:
     return lines
 
 
-def _failures(run: RunRecord, turns: Sequence[TurnRecord]) -> list[str]:
-    """The first `FAILURES_SHOWN` failed or errored turns, in record order, then how many more there are."""
-    failing = [turn for turn in turns if turn.status in ("failed", "error")]
+def _failures(run: RunRecord, turns: Sequence[TurnRecord], figures: RunSummary) -> list[str]:
+    """The first `FAILURES_SHOWN` failed or errored turns that count against the run, in record order, then how
+    many more there are."""
+    failing = figures.failures(turns)
     if not failing:
         return []
     lines = ["## Failures", ""]
@@ -149,7 +150,7 @@ def render_markdown(run: RunRecord, turns: Sequence[TurnRecord], *, summary: Run
         *_providers(figures),
         *_turn_taking(figures),
         *_repeats(figures.repeats),
-        *_failures(run, turns),
+        *_failures(run, turns, figures),
     ]
     return "\n".join(sections).rstrip("\n") + "\n"
 
