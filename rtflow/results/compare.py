@@ -28,7 +28,7 @@ from rtflow.results.records import TurnRecord
 from rtflow.results.statistics import fisher_exact, mann_whitney_u
 from rtflow.results.summary import primary_provider
 
-__all__ = ["Change", "Comparison", "compare_runs", "test_key"]
+__all__ = ["CHANGE_ORDER", "Change", "Comparison", "compare_runs", "test_key"]
 
 SIGNIFICANCE = 0.05
 _POSITIONAL_THREAD = re.compile(r"^test-\d+$")
@@ -140,9 +140,15 @@ def _change(key: str, before: _Tally | None, after: _Tally | None) -> Change:
     )
 
 
+CHANGE_ORDER = {
+    kind: rank
+    for rank, kind in enumerate(["regression", "newly failing", "improvement", "newly passing", "new", "gone", "same"])
+}
+"""The order changes are shown in, wherever they are shown: what a reviewer must act on first."""
+
+
 def compare_runs(baseline: Iterable[TurnRecord], current: Iterable[TurnRecord]) -> Comparison:
     """How `current` differs from `baseline`, key by key (regressions first)."""
     before, after = _tallies(baseline), _tallies(current)
-    order = {"regression": 0, "newly failing": 1, "improvement": 2, "newly passing": 3, "new": 4, "gone": 5, "same": 6}
     changes = [_change(key, before.get(key), after.get(key)) for key in sorted(before.keys() | after.keys())]
-    return Comparison(tuple(sorted(changes, key=lambda change: (order[change.kind], change.key))))
+    return Comparison(tuple(sorted(changes, key=lambda change: (CHANGE_ORDER[change.kind], change.key))))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from rtflow.results.compare import Change, compare_runs, test_key
+from rtflow.results.compare import CHANGE_ORDER, Change, compare_runs, test_key
 from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report.data import turn_input_text
 from rtflow.results.summary import RunSummary, primary_provider
@@ -93,17 +93,6 @@ class ComparisonView:
     unchanged: list[ComparedTest]
 
 
-_KIND_ORDER = {
-    "regression": 0,
-    "newly failing": 1,
-    "improvement": 2,
-    "newly passing": 3,
-    "same": 4,
-    "new": 5,
-    "gone": 6,
-}
-
-
 def _first_by_key(turns: Sequence[TurnRecord]) -> dict[str, TurnRecord]:
     shown: dict[str, TurnRecord] = {}
     for turn in sorted(turns, key=lambda turn: (turn.conversation_id, turn.turn_index)):
@@ -165,7 +154,7 @@ def comparison_view(
         status_changed = before is not None and after is not None and before.status != after.status
         anchor = anchors.get(after.node_id, "") if after is not None else ""
         tests.append(ComparedTest(change, before, after, status_changed, anchor))
-    tests.sort(key=lambda test: (_KIND_ORDER[test.change.kind], not test.status_changed, test.change.key))
+    tests.sort(key=lambda test: (CHANGE_ORDER[test.change.kind], not test.status_changed, test.change.key))
     return ComparisonView(
         baseline_run_id=baseline.run.run_id,
         metrics=_metrics(RunSummary.of(baseline.run, baseline.turns), summary),
