@@ -125,8 +125,12 @@ def _check_providers(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator
             yield places.problem((*path, "id"), exc.message)
         except ProviderConfigError as exc:
             for key, reason in exc.problems:
-                top = key.split(".")[0]
+                top, _, inside = key.partition(".")
                 written = next((k for k in spec.config if loose_key(k) == loose_key(top)), None)
+                # The place names the key as written; what it does not name (a key inside it) the reason says.
+                unnamed = inside if written else key
+                if unnamed and not reason.startswith("unknown key"):
+                    reason = f"{unnamed!r}: {reason}"
                 yield places.problem((*path, "config", written) if written else (*path, "config"), reason)
         except FlowError as exc:
             yield places.problem((*path, "config"), exc.message)

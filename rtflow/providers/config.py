@@ -94,6 +94,8 @@ def validate_config(model: type[ConfigT], config: Mapping[str, Any], provider_la
                 problems.append((key, f"unknown key {key!r}; {did_you_mean(top, known)}"))
             else:
                 # Never echo the input value: it may be a secret (api_key).
-                problems.append((key, f"{key!r}: {error['msg']}"))
-        message = f"provider {provider_label!r}: config " + "; ".join(reason for _, reason in problems)
+                problems.append((key, error["msg"]))
+        message = f"provider {provider_label!r}: config " + "; ".join(
+            reason if reason.startswith("unknown key") else f"{key!r}: {reason}" for key, reason in problems
+        )
         raise ProviderConfigError(message, provider=provider_label, problems=problems) from None

@@ -14,7 +14,7 @@ from rtflow.flow.loader import load
     ("config_line", "line", "expected"),
     [
         ("config: {websocketTimout: 60000}", 4, "unknown key 'websocket_timout'; did you mean `websocket_timeout`?"),
-        ("config: {max_tool_iterations: lots}", 4, "'max_tool_iterations'"),
+        ("config: {max_tool_iterations: lots}", 4, "config.max_tool_iterations: Input should be a valid integer"),
         ("config:\n      voice: alloy\n      dialekt: beta", 6, "unknown key 'dialekt'; did you mean `dialect`?"),
     ],
 )
@@ -34,6 +34,7 @@ def test_bad_provider_config_names_file_line_and_key(
     assert f"{flow}:{line}:" in message
     assert expected in message
     assert "providers.0.config" in message
+    assert message.count("max_tool_iterations") <= 1  # the place names the key; the reason need not again
 
 
 def test_secret_values_in_bad_config_are_not_echoed(tmp_path: Path) -> None:
