@@ -350,6 +350,7 @@ async def arun(
                 workers=workers,
                 address=ray_address,
                 key_variables=run_providers.key_variables(),
+                provider_limits=run_providers.concurrency_limits(),
             )
         else:
             scheduler = Scheduler(

@@ -8,9 +8,10 @@ the run store.
   last drain) and hands every record to the run's sink at once, so the store holds every finished turn however
   the run ends, and `--resume` works as for a local run.
 - **Limits.** The run's `concurrency` and each provider's `max_concurrency` are shared among the busy workers
-  (each gets an equal part, at least one call) and shared again whenever a worker runs out of work or a lost
-  worker's batch starts elsewhere. `rpm`/`tpm` are not divided: one rate-limit actor (`RateLedger`) holds each
-  key's buckets and the workers lease from it in small batches; a `Retry-After` pauses the key on every worker.
+  (each gets an equal part, at least one call, so no more workers start than the smallest limit) and shared again
+  whenever a worker runs out of work or a lost worker's batch starts elsewhere. `rpm`/`tpm` are not divided: one
+  rate-limit actor (`RateLedger`) holds each key's buckets and the workers lease from it in small batches; a
+  `Retry-After` pauses the key on every worker.
   Run-level assertions (`latency` with `p`) are judged here, over every worker's turns.
 - **Retries.** Ray's own actor restarts and task retries are off: rtflow retries calls itself, and a paid call
   must not run twice behind its back. A worker that dies has the conversations of its running batches re-run
@@ -100,6 +101,7 @@ class RayExecutor:
         workers: int | None,
         address: str | None,
         key_variables: Collection[str] = (),
+        provider_limits: Collection[int] = (),
     ) -> None:
         self.plan = plan
         self.flow_path = flow_path
@@ -113,6 +115,8 @@ class RayExecutor:
         self.key_variables = key_variables
         self.resume_from = dict(resume_from or {})
         self.workers = workers
+        self.provider_limits = provider_limits
+        """The providers' `max_concurrency` limits: no more workers start than the smallest allows."""
         self.address = address
         self.records: dict[str, TurnRecord] = {
             node_id: record for node_id, record in self.resume_from.items() if restorable(record)
@@ -167,7 +171,9 @@ class RayExecutor:
         from rtflow.runner.ray_worker import ConversationWorker
 
         nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
-        count = min(self.workers or max(1, nodes), self.settings.concurrency)  # each worker runs one call at least
+        # Each busy worker runs at least one call of every limit (its part is never zero, or its conversations could
+        # not run): more workers than the smallest limit would exceed that limit together.
+        count = min(self.workers or max(1, nodes), self.settings.concurrency, *self.provider_limits)
         relative_flow = self.flow_path.resolve().relative_to(self.plan.flow.base_dir.resolve())
         self._ledger = (
             ray.remote(RateLedger)

@@ -92,6 +92,10 @@ class RunProviders:
         for provider in self.all():
             await provider.aclose()
 
+    def concurrency_limits(self) -> set[int]:
+        """The `max_concurrency` limits of the run's providers (those that have one)."""
+        return {limit for provider in self.all() if (limit := provider.max_concurrency) is not None}
+
     def key_variables(self) -> set[str]:
         """The environment variables the providers' `api_key_env` names (in either of its snake-case spellings,
         as `ProviderSpec.to_info` leaves the config's keys: see `rtflow.providers.config`)."""

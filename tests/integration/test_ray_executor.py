@@ -249,6 +249,33 @@ def test_rpm_holds_for_the_cluster_as_a_whole(tmp_path: Path, cluster: str, sim:
 
 
 @pytest.mark.parametrize(
+    "sim",
+    [
+        (
+            "--latency-ms",
+            "200",
+        )
+    ],
+    indirect=True,
+)
+def test_a_providers_max_concurrency_holds_across_the_workers(tmp_path: Path, cluster: str, sim: Sim) -> None:
+    """`max_concurrency: 2` with four workers asked for: each busy worker runs at least one call, so only two
+    start. Each answer takes 200 ms, so three requests arriving within less than that would be three in flight."""
+    flow = _flow(tmp_path, sim.url, threads=8, config={"max_concurrency": 2})
+    done = subprocess.run(
+        [*_rtflow(tmp_path, "run", str(flow)), "--no-progress", "--db", "runs.db", *_on_ray(cluster, 4)],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    sim.stop()
+    times = sorted(event["ts"] for event in sim.requests())
+    assert len(times) == 24
+    busiest = max(sum(1 for t in times[i:] if t - start < 0.18) for i, start in enumerate(times))
+    assert busiest <= 2
+    assert len(_workers(tmp_path / "runs.db")) == 2
+
+
+@pytest.mark.parametrize(
     "sim", [("--latency-ms", "100", "--fault", "rate_limited:3@chatx1;match=^thread 7 turn 1$")], indirect=True
 )
 def test_a_retry_after_pauses_the_key_on_every_worker(tmp_path: Path, cluster: str, sim: Sim) -> None:
