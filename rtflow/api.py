@@ -56,8 +56,12 @@ async def _await(awaitable: Awaitable[None]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _simulator(sim: Any) -> AsyncIterator[str | None]:
-    """The simulator's http base URL while it runs, or None when the run goes to the real endpoints."""
+async def _simulator(sim: Any, *, speaks_in_time: bool = False) -> AsyncIterator[str | None]:
+    """The simulator's http base URL while it runs, or None when the run goes to the real endpoints.
+
+    `speaks_in_time`: the plan cuts answers by what the caller heard, so the simulator speaks at the rate its
+    audio plays (as the live service does for a long answer) unless its settings say otherwise; sent as fast as
+    it goes, a whole answer would be in before any cut, and `flows/barge-in.yaml --sim` would test nothing."""
     if not sim:
         yield None
         return
@@ -74,6 +78,8 @@ async def _simulator(sim: Any) -> AsyncIterator[str | None]:
             raise FlowError(f"sim settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
     else:
         config = SimConfig()
+    if speaks_in_time and "realtime_audio" not in config.voice.model_fields_set:
+        config = config.model_copy(update={"voice": config.voice.model_copy(update={"realtime_audio": True})})
     async with SimServer(config) as server:
         yield server.http_base_url
 
@@ -289,7 +295,7 @@ async def arun(
         from rtflow.js.run_scope import js_for_run  # the bridge's modules too only when a run starts
 
         await stack.enter_async_context(js_for_run())  # Node starts only if a prompt, handler or check needs it
-        sim_url = await stack.enter_async_context(_simulator(sim))
+        sim_url = await stack.enter_async_context(_simulator(sim, speaks_in_time=plan.cuts_by_playback))
         if sim_url is not None:
             log.info("sim.started", base_url=sim_url)
         run_providers = build_run_providers(plan, spec, sim_url)

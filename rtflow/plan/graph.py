@@ -191,6 +191,16 @@ class Plan:
             warnings=self.warnings,
         )
 
+    @property
+    def cuts_by_playback(self) -> bool:
+        """Whether some turn's answer is cut where the caller has heard enough of it (`interrupt` with `after_ms`
+        or `after_words`): such a cut needs answers that arrive as they play, or all of one is in before it."""
+        return any(
+            turn.interrupt is not None and turn.interrupt.after_event is None
+            for conversation in self.conversations.values()
+            for turn in conversation.turns
+        )
+
     @cached_property
     def graph(self) -> nx.DiGraph:
         """The plan as a `networkx.DiGraph` (node attributes `kind` and `node`, edge attribute `kind`)."""

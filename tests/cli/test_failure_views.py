@@ -172,3 +172,17 @@ def test_the_statuses_show_accepts_are_the_summarys() -> None:
     from rtflow.results.summary import STATUS_ORDER
 
     assert TURN_STATUSES == STATUS_ORDER
+
+
+def test_an_assertion_that_could_not_be_judged_gives_its_reason_once() -> None:
+    """`error_result` makes the error the reason: the failure line says it once. An error apart from the reason
+    (a check that said something before it failed) is still shown in brackets."""
+    from rtflow.flow.spec import AssertionSpec
+    from rtflow.results.assertions.base import error_result
+    from rtflow.results.verdicts import assertion_reason
+
+    spec = AssertionSpec(type="latency", value={"metric": "yield_done", "max_ms": 1000})
+    unjudged = error_result(spec, "the turn has no yield_done measurement")
+    assert assertion_reason(unjudged) == "the turn has no yield_done measurement"
+    apart = unjudged.model_copy(update={"reason": "javascript threw", "error": "TypeError: x is undefined"})
+    assert assertion_reason(apart) == "javascript threw (TypeError: x is undefined)"

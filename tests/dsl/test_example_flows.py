@@ -13,8 +13,9 @@ from rtflow.plan.compiler import compile_flow
 
 FLOWS = Path(__file__).parents[2] / "flows"
 EXAMPLES = sorted(FLOWS.glob("*.yaml"))
-SIM_OPTIONS = {"barge-in.yaml": {"voice": {"realtime_audio": True, "cancel_delay_ms": 50}}}
-"""How an example's header says to run it on the simulator, when plain `--sim` is not it."""
+SIM_OPTIONS = {"barge-in.yaml": {"voice": {"cancel_delay_ms": 50}}}
+"""How an example's header says to run it on the simulator, when plain `--sim` is not it (the barge-in flow's
+real-time audio comes by itself: its cuts go by what the caller heard)."""
 
 
 @pytest.mark.parametrize("flow_file", EXAMPLES, ids=lambda path: path.name)
@@ -77,3 +78,22 @@ async def test_conversation_history_reaches_the_model() -> None:
         fingerprints.add(match.group(2))
     assert len(result.turns) == 6
     assert len(fingerprints) == 1 and "none" not in fingerprints
+
+
+def test_the_barge_in_flow_passes_with_plain_sim_and_an_explicit_setting_is_kept(tmp_path: Path) -> None:
+    """Its cuts go by what the caller heard, so `--sim` alone makes the simulator speak in real time and every cut
+    lands while the agent speaks; a `SimConfig` that says `realtime_audio: false` is kept, and then each answer
+    is whole before its cut (no `response.cancel` to send)."""
+    import subprocess
+    import sys
+
+    from rtflow.sim import SimConfig
+
+    command = [sys.executable, "-m", "rtflow", "run", str(FLOWS / "barge-in.yaml"), "--sim", "--no-progress"]
+    done = subprocess.run([*command, "--db", str(tmp_path / "r.db")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 answers cut short by the caller" in done.stdout and "6 passed" in done.stdout
+
+    kept = rtflow.run(FLOWS / "barge-in.yaml", sim=SimConfig(voice={"realtime_audio": False}), store=False)
+    reasons = [reason for turn in kept.turns for reason in [a.reason for a in turn.assertions if not a.passed]]
+    assert kept.exit_code == 1 and any("response.cancel never came" in reason for reason in reasons)
