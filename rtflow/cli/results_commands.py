@@ -98,7 +98,8 @@ def show_command(
 @click.option(
     "--baseline",
     metavar="RUN",
-    help="With an .html report: open it with a compare view against RUN (changed verdicts first).",
+    help="With an .html report: open it with a compare view against RUN (changed verdicts first); latest: the "
+    "last run of the same flow before it.",
 )
 def export_command(
     run_id: str, db_path: Path | None, output_path: Path, thread: str | None, baseline: str | None
@@ -119,7 +120,9 @@ def export_command(
     help="Count every test that passed in BASELINE and fails in all of RUN's runs as a regression, significant or not.",
 )
 def diff_command(baseline: str, run_id: str, db_path: Path | None, strict: bool) -> None:
-    """Compare RUN with BASELINE test by test; exit 1 on a significant regression (Fisher's exact test, p < 0.05)."""
+    """Compare RUN with BASELINE test by test; exit 1 on a significant regression (Fisher's exact test, p < 0.05).
+
+    BASELINE `latest` is the last run of RUN's flow before RUN."""
     import sys
 
     from rtflow.cli.results_views import diff_runs

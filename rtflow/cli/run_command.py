@@ -33,11 +33,11 @@ def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
     return parsed
 
 
-def _check_outputs(output: Path | None, log_file: Path | None, sim_log: Path | None) -> None:
+def _check_outputs(outputs: tuple[Path, ...], log_file: Path | None, sim_log: Path | None) -> None:
     """Refuse, before anything runs (and is paid for), an output the run could not write."""
     from rtflow.output_paths import check_export_file, check_output_file
 
-    if output is not None:
+    for output in outputs:
         check_export_file(output, "-o")
     for path, option in ((log_file, "--log-file"), (sim_log, "--sim-log")):
         if path is not None:
@@ -64,8 +64,10 @@ def _append_step_summary(result: RunResult) -> None:
         click.echo(f"warning: cannot append the summary to ${_STEP_SUMMARY} ({target}): {exc}", err=True)
 
 
-def _baseline(baseline: str | None, fail_on: str, db: Path | None) -> tuple[Any, list[Any]]:
-    """The baseline run's record and turns, read before this run starts (so `latest` is the run before it)."""
+def _baseline(baseline: str | None, fail_on: str, db: Path | None, flow: Path | None) -> tuple[Any, list[Any]]:
+    """The baseline run's record and turns, read before this run starts. `latest` is the last run of the same
+    flow file before this one (when the flow is known): another flow's run shares no test with it, and a
+    regression gate against it would pass whatever happened."""
     if baseline is None:
         if fail_on == "regression":
             raise FlowError("--fail-on regression needs --baseline RUN: a regression is against a baseline")
@@ -73,7 +75,8 @@ def _baseline(baseline: str | None, fail_on: str, db: Path | None) -> tuple[Any,
     from rtflow.results.store import RunStore
 
     with RunStore(db, read_only=True) as store:
-        run = store.get_run(baseline)
+        flow_path = str(flow.resolve()) if flow is not None else None
+        run = store.get_run(store.baseline_run_id(baseline, flow_path=flow_path))
         return run, store.turns(run.run_id)
 
 
@@ -155,8 +158,10 @@ def _sim_config(
 @click.option(
     "-o",
     "--output",
+    "outputs",
+    multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write results: .json .jsonl .csv .html .xml (JUnit) .md",
+    help="Write results: .json .jsonl .csv .html .xml (JUnit) .md (repeat for several files).",
 )
 @db_option("db")
 @click.option("--resume", metavar="RUN_ID", help="Finish an earlier run: only missing, errored or skipped turns run.")
@@ -173,7 +178,8 @@ def _sim_config(
 @click.option(
     "--baseline",
     metavar="RUN",
-    help="Compare this run with RUN (an id, or latest: the run before this one) test by test, after it ends.",
+    help="Compare this run with RUN (an id, or latest: the last run of the same flow before this one) test by test, "
+    "after it ends.",
 )
 @click.option(
     "--fail-on",
@@ -231,7 +237,7 @@ def run_command(
     thread_filter: str | None,
     repeat: int | None,
     var_pairs: tuple[str, ...],
-    output: Path | None,
+    outputs: tuple[Path, ...],
     db: Path | None,
     resume: str | None,
     force: bool,
@@ -268,8 +274,7 @@ def run_command(
     shard_of_n = _parse_shard(shard)
     if executor != "ray" and (ray_address is not None or workers is not None):
         raise FlowError("--ray-address and --workers only apply with --executor ray")
-    _check_outputs(output, log_file, sim_log)
-    baseline_record, baseline_turns = _baseline(baseline, fail_on, db)
+    _check_outputs(outputs, log_file, sim_log)
     only_threads: list[str] | None = None
     if rerun_failed is not None:
         rerun_of, only_threads, rerun_flow = _failed_threads(rerun_failed, db)
@@ -278,6 +283,7 @@ def run_command(
             sys.exit(0)
         if flow is None and rerun_flow is not None:
             flow = Path(rerun_flow)
+    baseline_record, baseline_turns = _baseline(baseline, fail_on, db, flow)
     voice = {
         name: value
         for name, value in (
@@ -300,7 +306,8 @@ def run_command(
             " no API calls, no cost."
         )
     show_progress = not no_progress and sys.stderr.isatty() and log_format != "json"
-    jsonl = output if output is not None and output.suffix == _STREAMED_SUFFIX else None
+    # The first JSONL output grows as turns finish (a crash keeps what was done); the rest are written at the end.
+    jsonl = next((output for output in outputs if output.suffix == _STREAMED_SUFFIX), None)
     try:
         result = anyio.run(
             lambda: arun(
@@ -330,7 +337,9 @@ def run_command(
     finally:
         if log_stream is not None:
             log_stream.close()
-    if output is not None and jsonl is None:
+    for output in outputs:
+        if output == jsonl:
+            continue
         from rtflow.results.report import ReportBaseline, write_export
 
         # An HTML report of a run with a baseline opens with the compare view; other formats have no place for it.
@@ -341,7 +350,7 @@ def run_command(
     # Off a terminal (CI logs, pipes) rich would assume 80 columns and cut the table's words short.
     console = Console() if sys.stdout.isatty() else Console(width=200)
     print_summary(result, console, db_path=db)
-    for written in [*([output] if output is not None else []), *result.outputs_written]:
+    for written in [*outputs, *result.outputs_written]:
         click.echo(f"results written to {written}")
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)

@@ -113,8 +113,11 @@ def _tallies(turns: Iterable[TurnRecord]) -> dict[str, _Tally]:
 
 
 def _change(key: str, before: _Tally | None, after: _Tally | None) -> Change:
-    if before is None or after is None:
-        return Change(key, "new" if before is None else "gone", (0, 0), (0, 0), None)
+    if before is None:
+        assert after is not None
+        return Change(key, "new", (0, 0), (after.passed, after.runs), None)
+    if after is None:
+        return Change(key, "gone", (before.passed, before.runs), (0, 0), None)
     p_value = fisher_exact(before.passed, before.runs, after.passed, after.runs)
     if p_value < SIGNIFICANCE:
         kind: str = "regression" if after.rate < before.rate else "improvement"

@@ -443,6 +443,26 @@ class RunStore:
             ).fetchone()
         return None if row is None else str(row[0])
 
+    def baseline_run_id(self, baseline: str, *, flow_path: str | None, before: float | None = None) -> str:
+        """The run to compare with: `baseline` itself, or for `latest` the last run of the flow file `flow_path`
+        (as runs record it, resolved) started before `before` (a time; None: any); with no flow known, the
+        latest run. Another flow's run shares no test with this one: a regression gate against it would pass
+        whatever happened, so `latest` never means one."""
+        if baseline != LATEST or flow_path is None:
+            return self.resolve_run_id(baseline)
+        with self._lock, self._translate("read"):
+            row = self._connection.execute(
+                "SELECT run_id FROM runs WHERE flow_path = ? AND started_at < ? "
+                "ORDER BY started_at DESC, run_id DESC LIMIT 1",
+                (flow_path, float("inf") if before is None else before),
+            ).fetchone()
+        if row is None:
+            raise RunNotFoundError(
+                f"{self.path}: no earlier run of {flow_path} to compare with (as `latest`); run it once without a "
+                "baseline, or name the run to compare with (`rtflow runs` lists them)"
+            )
+        return str(row[0])
+
     def resolve_run_id(self, run_id: str) -> str:
         """`run_id` itself, or the latest run's id for `latest`."""
         if run_id != LATEST:

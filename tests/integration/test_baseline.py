@@ -101,3 +101,51 @@ def test_a_clip_path_matches_by_its_file_name_across_folders() -> None:
 
     assert test_key(turn("/home/a/suite/clips/hello.wav")) == test_key(turn("/tmp/b/clips/hello.wav"))
     assert test_key(turn("/tmp/b/clips/hello.wav")) != test_key(turn("/tmp/b/clips/goodbye.wav"))
+
+
+def test_latest_is_the_last_run_of_the_same_flow_and_new_tests_show_their_counts(tmp_path: Path) -> None:
+    """With runs of two flows in one store, `--baseline latest` (and `diff latest`, `export --baseline latest`)
+    compares with the last run of the *same* flow: another flow's run shares no test, and a regression gate
+    against it would pass whatever happened. A test only one side has shows that side's counts."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OPENAI_", "RTFLOW_"))}
+    first, other = tmp_path / "first", tmp_path / "other"
+    first.mkdir(), other.mkdir()
+    db = ["--db", str(tmp_path / "runs.db")]
+    never = _run(first, TESTS, *db, "--baseline", "latest")
+    assert never.returncode == 2 and "no earlier run of" in never.stderr and "flow.yaml" in never.stderr
+
+    assert _run(first, TESTS, *db).returncode == 0
+    assert _run(other, [_test("elsewhere", "a question of its own", "own")], *db).returncode == 0
+    worse = [dict(test) for test in TESTS]
+    worse[1] = {**worse[1], "assert": [{"type": "icontains", "value": "clouds"}]}
+    grown = [*worse, _test("added", "a new question", "new")]
+    changed = _run(first, grown, *db, "--baseline", "latest", "--fail-on", "regression")
+    assert changed.returncode == 1, changed.stdout + changed.stderr  # the same flow's run: the regression shows
+    assert "1 regression(s)" in changed.stdout and "2 unchanged" in changed.stdout
+    new_line = next(line for line in changed.stdout.splitlines() if line.strip().startswith("new"))
+    assert "added" in new_line and "10/10" in new_line
+
+    rtflow = [sys.executable, "-m", "rtflow"]
+    diff = subprocess.run([*rtflow, "diff", "latest", *db], capture_output=True, text=True, timeout=60, env=env)
+    assert diff.returncode == 1 and "1 regression(s)" in diff.stdout  # latest against the run before it
+    exported = subprocess.run(
+        [*rtflow, "export", "latest", "--baseline", "latest", "-o", str(tmp_path / "c.html"), *db],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    from rtflow.results.store import RunStore
+
+    with RunStore(tmp_path / "runs.db", read_only=True) as store:
+        _grown, other_run, first_run = (run.run_id for run in store.list_runs(None))
+    report = (tmp_path / "c.html").read_text(encoding="utf-8")
+    assert first_run in report and other_run not in report  # compared with the same flow's run
+
+
+def test_several_outputs_are_each_written(tmp_path: Path) -> None:
+    """`-o` may be given several times, as promptfoo's `--output` takes several paths: each file is written."""
+    outputs = [tmp_path / name for name in ("r.html", "r.xml", "r.md", "r.jsonl", "r.csv")]
+    done = _run(tmp_path, TESTS, *[part for path in outputs for part in ("-o", str(path))])
+    assert done.returncode == 0, done.stderr
+    for path in outputs:
+        assert path.stat().st_size > 0 and f"results written to {path}" in done.stdout
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 30  # 3 tests x 10 repeats, streamed
