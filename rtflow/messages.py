@@ -33,6 +33,7 @@ __all__ = [
     "TurnRequest",
     "Usage",
     "approximate_tokens",
+    "usd",
 ]
 
 Role = Literal["system", "developer", "user", "assistant"]
@@ -377,3 +378,11 @@ class TurnOutput(_Strict):
     def heard(self) -> str:
         """What the caller heard: the whole text, or the part before the cut."""
         return self.text if self.heard_text is None else self.heard_text
+
+
+def usd(amount: float) -> str:
+    """A cost in US dollars as rtflow writes one (no `$`): four decimals, or two significant digits below a
+    hundredth of a cent, so a cheap turn's cost is not shown as 0.0000."""
+    if amount == 0 or abs(amount) >= 0.0001:
+        return f"{amount:.4f}"
+    return f"{amount:.{1 - math.floor(math.log10(abs(amount)))}f}"

@@ -117,6 +117,7 @@ def _print_estimate(
 
     import anyio
 
+    from rtflow.messages import usd
     from rtflow.results.store import RunStore
     from rtflow.runner.estimate import DEFAULT_ANSWER_TOKENS, estimate_plan
 
@@ -135,13 +136,13 @@ def _print_estimate(
     )
     click.echo("estimate (before the run):")
     for each in figures.providers:
-        cost = "no price for this model" if each.cost is None else f"${each.cost:.4f}"
+        cost = "no price for this model" if each.cost is None else f"${usd(each.cost)}"
         audio = f", {each.audio_seconds:.1f} s of input audio" if each.audio_seconds else ""
         click.echo(
             f"  {each.provider}: {_plural(each.requests, 'request')}, {each.input_tokens} input and"
             f" {each.output_tokens} output tokens{audio}, {cost}"
         )
-    total = "unknown" if figures.cost is None else f"${figures.cost:.4f}"
+    total = "unknown" if figures.cost is None else f"${usd(figures.cost)}"
     click.echo(f"  total: {_plural(figures.requests, 'request')}, {total}")
     click.echo("assumptions:")
     for assumption in figures.assumptions:

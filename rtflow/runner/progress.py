@@ -30,6 +30,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from rtflow.log import printing_above
+from rtflow.messages import usd
 from rtflow.results.records import TurnRecord, TurnStatus
 from rtflow.results.run_result import RunResult
 from rtflow.results.summary import RunSummary, TurnFigures, in_worker_order
@@ -164,7 +165,7 @@ def _verdict_cells(figures: TurnFigures, *, with_pending: bool) -> list[str]:
 def _cost_cells(figures: TurnFigures) -> list[str]:
     return [
         f"{figures.tokens:,}",
-        "-" if figures.cost is None else f"{figures.cost:.4f}",
+        "-" if figures.cost is None else usd(figures.cost),
         _ms(figures.first_delta_p50_ms),
         _ms(figures.first_delta_p95_ms),
         _ms(figures.total_p50_ms),
@@ -348,7 +349,7 @@ def print_summary(result: RunResult, console: Console, *, max_failures: int = 10
         ran = ", ".join(f"{worker} {count}" for worker, count in summary.workers.items())
         console.print(f"turns per Ray worker: {ran}")
     if summary.cost_per_pass is not None:
-        console.print(f"cost per passing turn: ${summary.cost_per_pass:.4f}")
+        console.print(f"cost per passing turn: ${usd(summary.cost_per_pass)}")
     if summary.unmet_pass_rates:
         console.print(f"{summary.unmet_pass_rates} turn(s) did not pass as often as their pass_rate asks")
     _print_failures(result, console, max_failures, db_path)

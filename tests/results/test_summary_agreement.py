@@ -318,3 +318,15 @@ def test_a_thread_export_summarises_that_thread_alone(stored: tuple[Path, RunRes
     summary = RunSummary.model_validate(json.loads(target.read_text())["summary"])
     assert summary.status_counts() == {"error": 1, "skipped": 1}
     assert (summary.planned_turns, summary.fallbacks, summary.retries) == (2, 0, 1)
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [(0.0, "0.0000"), (0.0123, "0.0123"), (1.5, "1.5000"), (0.00002, "0.000020"), (0.000023456, "0.000023")],
+)
+def test_a_cost_is_written_alike_everywhere_and_a_tiny_one_is_not_zero(amount: float, shown: str) -> None:
+    """The terminal, the cost estimate and the report's compare view write costs with `usd`: four decimals, or
+    two significant digits below a hundredth of a cent (a cheap simulated turn once showed `$0.0000`)."""
+    from rtflow.messages import usd
+
+    assert usd(amount) == shown

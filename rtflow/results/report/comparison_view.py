@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from rtflow.messages import usd
 from rtflow.results.compare import CHANGE_ORDER, Change, compare_runs, test_key
 from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report.data import turn_input_text
@@ -107,7 +108,7 @@ def _delta(name: str, before: float | None, after: float | None, unit: str, lowe
         if unit == "%":
             return f"{value * 100:.1f}%"
         if unit == "$":
-            return f"${value:.4f}"
+            return f"${usd(value)}"
         return f"{value:,.0f}{unit}"
 
     if before is None or after is None:
