@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from rtflow.errors import FlowError, PromptError, ProviderConfigError, did_you_mean, loose_key
 from rtflow.flow.assertion_types import BASE_ASSERTION_TYPES, grader_key, split_negation
+from rtflow.flow.assertion_values import AssertionValueError, read_value
 from rtflow.flow.local_files import DataFileError, parse_data, read_text
 from rtflow.flow.problems import Path_, Places, Problem
 from rtflow.flow.spec import AssertionSpec, FlowSpec, ProviderSpec, conversation_id_of
@@ -46,7 +47,7 @@ def resolve(flow: FlowSpec, places: Places | None = None) -> FlowSpec:
         raise places.error(problems)
     problems = [
         *_check_providers(flow, places, base_dir),
-        *_check_assertion_types(flow, places),
+        *_check_assertions(flow, places),
         *_check_prompts(flow, places, base_dir),
         *_read_var_files(flow, places, base_dir),
     ]
@@ -237,11 +238,16 @@ def _check_prompts(flow: FlowSpec, places: Places, base_dir: Path) -> Iterator[P
             yield places.problem(("prompts", index), exc.message)
 
 
-def _check_assertion_types(flow: FlowSpec, places: Places) -> Iterator[Problem]:
+def _check_assertions(flow: FlowSpec, places: Places) -> Iterator[Problem]:
+    """Each assertion's type is known and its value readable as its check will read it (unless a template)."""
     for path, assertions in _turn_assertions(flow):
         for index, assertion in enumerate(assertions):
             kind, negated = split_negation(assertion.type)
             if kind in BASE_ASSERTION_TYPES:
+                try:
+                    read_value(kind, assertion.value, assertion.config)
+                except AssertionValueError as exc:
+                    yield places.problem((*path, index, "value"), str(exc))
                 continue
             prefix = "not-" if negated else ""
             hint = did_you_mean(kind, BASE_ASSERTION_TYPES, prefix=prefix)

@@ -17,10 +17,12 @@ from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from rtflow.flow.assertion_types import split_negation
+from rtflow.flow.assertion_values import AssertionValueError, as_number
 from rtflow.messages import Message
 from rtflow.results.records import AssertionResult
 
 __all__ = [
+    "UNJUDGED",
     "AssertionContext",
     "AssertionLike",
     "GradeFunction",
@@ -94,14 +96,9 @@ class Unevaluable(Exception):
     """The assertion could not be judged; the message says why, for the record."""
 
 
-def as_number(value: Any, kind: str, unit: str) -> float:
-    """`value` as a number; numeric strings count, since a CSV cell (`latency:500`) gives its value as text."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise Unevaluable(f"{kind} needs a number ({unit}) as its value, got {value!r}")
-    try:
-        return float(value)
-    except ValueError as exc:
-        raise Unevaluable(f"{kind} needs a number ({unit}) as its value, got {value!r}") from exc
+UNJUDGED = (Unevaluable, AssertionValueError)
+"""What a check raises when it cannot judge: `Unevaluable`, or a value that cannot be read (`AssertionValueError`,
+from `rtflow.flow.assertion_values`, where the values are read for the load-time check too)."""
 
 
 # Sandboxed so that a flow file cannot reach Python internals through an assertion value.

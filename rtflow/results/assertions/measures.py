@@ -5,9 +5,9 @@ Timings (`latency`) and the turn's events live in `timing`."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
+from rtflow.flow.assertion_values import ToolEntry, audio_duration_bounds, tool_entries
 from rtflow.messages import ToolCall, TurnOutput
 from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict, as_number
 
@@ -25,10 +25,7 @@ def check_cost(value: Any, output: TurnOutput, spec: AssertionLike, context: Ass
 
 def check_audio_duration(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
     """The turn's output audio lasts between `value.min` and `value.max` seconds (either bound may be left out)."""
-    if not isinstance(value, dict) or not value or set(value) - {"min", "max"}:
-        raise Unevaluable(f"audio-duration needs {{min: seconds, max: seconds}} as its value, got {value!r}")
-    low = as_number(value["min"], "audio-duration min", "seconds") if "min" in value else None
-    high = as_number(value["max"], "audio-duration max", "seconds") if "max" in value else None
+    low, high = audio_duration_bounds(value)
     if output.audio is not None:
         seconds: float | None = output.audio.duration_s
     else:
@@ -40,57 +37,11 @@ def check_audio_duration(value: Any, output: TurnOutput, spec: AssertionLike, co
     return Verdict.of(passed, f"output audio {seconds:.2f} s {'within' if passed else 'outside'} {bounds}")
 
 
-def _is_subset(expected: Any, actual: Any) -> bool:
-    """Whether every key in `expected` is in `actual` with a matching value, recursively for maps."""
-    if isinstance(expected, dict):
-        return isinstance(actual, dict) and all(
-            key in actual and _is_subset(item, actual[key]) for key, item in expected.items()
-        )
-    return bool(expected == actual)
-
-
-def _arguments_of(call: ToolCall) -> Any:
-    try:
-        return json.loads(call.arguments) if call.arguments else {}
-    except ValueError:
-        return None
-
-
-@dataclass(frozen=True)
-class _ToolEntry:
-    """One call a `tool-called` assertion expects: a tool name, and arguments the call must include (if given)."""
-
-    name: str
-    arguments: Any = None
-
-    @property
-    def label(self) -> str:
-        """`get_weather` or `get_weather {"city": "Kyoto"}`, for reasons."""
-        return self.name if self.arguments is None else f"{self.name} {json.dumps(self.arguments)}"
-
-    def matches(self, call: ToolCall) -> bool:
-        """Whether `call` is this entry: the same name, and every expected argument with its value."""
-        if call.name != self.name:
-            return False
-        return self.arguments is None or _is_subset(self.arguments, _arguments_of(call))
-
-
-def _tool_entry(value: Any) -> _ToolEntry:
-    """A tool name or `{name, arguments}`, the two ways one expected call is written."""
-    if isinstance(value, str) and value:
-        return _ToolEntry(value)
-    if isinstance(value, dict) and isinstance(value.get("name"), str) and value["name"]:
-        return _ToolEntry(value["name"], value.get("arguments"))
-    raise Unevaluable(
-        f"tool-called needs a tool name, {{name, arguments}} or a list of them (calls in order), got {value!r}"
-    )
-
-
 def _calls_made(output: TurnOutput) -> str:
     return ", ".join(f"{call.name}({call.arguments})" for call in output.tool_calls) or "none"
 
 
-def _check_one_call(entry: _ToolEntry, output: TurnOutput) -> Verdict:
+def _check_one_call(entry: ToolEntry, output: TurnOutput) -> Verdict:
     """The single-entry form: some call is this entry, wherever it came."""
     named = [call for call in output.tool_calls if call.name == entry.name]
     if not named:
@@ -103,7 +54,7 @@ def _check_one_call(entry: _ToolEntry, output: TurnOutput) -> Verdict:
     return Verdict.of(False, f"{entry.name} was called, but never with {arguments} (calls: {_calls_made(output)})")
 
 
-def _missing_call_hint(entry: _ToolEntry, calls: list[ToolCall], searched_from: int) -> str:
+def _missing_call_hint(entry: ToolEntry, calls: list[ToolCall], searched_from: int) -> str:
     """Why the entry was not found where it should be: it came too early, or only with other arguments."""
     earlier = [number for number, call in enumerate(calls[:searched_from], 1) if entry.matches(call)]
     if earlier:
@@ -114,7 +65,7 @@ def _missing_call_hint(entry: _ToolEntry, calls: list[ToolCall], searched_from: 
     return ""
 
 
-def _check_call_sequence(entries: list[_ToolEntry], output: TurnOutput) -> Verdict:
+def _check_call_sequence(entries: list[ToolEntry], output: TurnOutput) -> Verdict:
     """The list form: the entries are calls made in that order (other calls may come between them).
 
     Each entry takes the first matching call after the previous entry's: greedy matching finds an ordered
@@ -137,11 +88,10 @@ def _check_call_sequence(entries: list[_ToolEntry], output: TurnOutput) -> Verdi
 def check_tool_called(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
     """The model called the named tool (with arguments that include the given ones, when given); a list of
     such entries means those calls in that order."""
-    if isinstance(value, list):
-        if not value:
-            raise Unevaluable("tool-called needs at least one tool in its list")
-        return _check_call_sequence([_tool_entry(item) for item in value], output)
-    return _check_one_call(_tool_entry(value), output)
+    expected = tool_entries(value)
+    if isinstance(expected, list):
+        return _check_call_sequence(expected, output)
+    return _check_one_call(expected, output)
 
 
 MEASURE_CHECKS = {

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from rtflow.flow.assertion_values import compile_regex
 from rtflow.messages import TurnOutput
 from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
 
@@ -106,13 +107,8 @@ def check_regex(value: Any, output: TurnOutput, spec: AssertionLike, context: As
     The `regex` package rather than `re`: the same syntax, but its search takes a timeout (and it gets through
     some classic catastrophic patterns, `(a+)+$`, at once). It caches compiled patterns itself.
     """
-    import regex  # loaded by the first regex assertion, not by every run
-
-    pattern_text = _require_text(value, "regex")
-    try:
-        pattern = regex.compile(pattern_text)
-    except regex.error as exc:
-        raise Unevaluable(f"invalid regular expression {pattern_text!r}: {exc}") from exc
+    pattern = compile_regex(value)
+    pattern_text = str(value)
     try:
         match = pattern.search(output.text, timeout=REGEX_TIMEOUT_S)
     except TimeoutError as exc:  # no verdict either way: an error, which even `not-regex` does not count as a pass

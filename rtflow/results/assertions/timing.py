@@ -10,18 +10,27 @@ given every turn of the run, computes the verdicts that replace those placeholde
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from rtflow.flow.assertion_types import split_negation
+from rtflow.flow.assertion_values import (
+    ABSENT_KEYS,
+    EVENT_STEP_KEYS,
+    LATENCY_METRICS,
+    AssertionValueError,
+    EventStep,
+    LatencyBound,
+    event_steps,
+    latency_bound,
+)
 from rtflow.messages import EventMark, TurnMetrics, TurnOutput
 from rtflow.results.assertions.base import (
     AssertionContext,
     AssertionLike,
     Unevaluable,
     Verdict,
-    as_number,
     error_result,
     render_value,
     verdict_result,
@@ -45,91 +54,6 @@ __all__ = [
 ]
 
 # ------------------------------------------------------------------------------------------------ latency
-
-LATENCY_METRICS: Mapping[str, tuple[str, str]] = {
-    "total": ("total_ms", "the turn did not finish"),
-    "first_delta": ("first_delta_ms", "no text or transcript delta came"),
-    "first_audio": ("first_audio_ms", "its answer had no audio"),
-    "connect": ("connect_ms", "the turn did not open a session (it used one already open)"),
-    "ttfb": ("ttfb_ms", "no delta of any kind came"),
-    "ttfa": ("ttfa_ms", "its answer had no audible audio"),
-    "response_latency": ("response_latency_ms", "no answer came (neither audible audio nor a delta)"),
-    "yield": ("yield_ms", "the answer was not cut short (no barge-in)"),
-    "yield_done": ("yield_done_ms", "the answer was not cut short, or its cancelled response never finished"),
-    "tool_silence": ("tool_silence_ms", "no tool round was followed by the agent's audio"),
-    "agent_speaking": ("agent_speaking_ms", "its answer had no audio"),
-    "caller_speaking": ("caller_speaking_ms", "the caller sent no audio this turn"),
-    "overlap": ("overlap_ms", "the caller did not speak over the agent"),
-}
-"""Each `latency` metric: the `TurnMetrics` field it reads, and why a turn may lack it (for the reason)."""
-
-_BOUND_KEYS = frozenset({"metric", "max_ms", "min_ms", "p"})
-
-
-@dataclass(frozen=True)
-class LatencyBound:
-    """What a `latency` assertion asks: a metric within bounds, for this turn or (with `p`) over the run."""
-
-    metric: str
-    max_ms: float | None
-    min_ms: float | None
-    p: float | None
-    """The percentile (0-100] judged over the run's turns; None: judged on each turn."""
-
-    def holds(self, measured: float) -> bool:
-        """Whether `measured` is within both bounds."""
-        return (self.max_ms is None or measured <= self.max_ms) and (self.min_ms is None or measured >= self.min_ms)
-
-    def compare(self, measured: float) -> str:
-        """`812 ms <= 900 ms`, naming the bound that failed (or, on a pass, the bounds that held)."""
-        shown = f"{measured:.0f} ms"
-        if self.max_ms is not None and measured > self.max_ms:
-            return f"{shown} > {self.max_ms:g} ms"
-        if self.min_ms is not None and measured < self.min_ms:
-            return f"{shown} < {self.min_ms:g} ms (min)"
-        if self.max_ms is not None and self.min_ms is not None:
-            return f"{shown} within {self.min_ms:g}..{self.max_ms:g} ms"
-        if self.max_ms is not None:
-            return f"{shown} <= {self.max_ms:g} ms"
-        return f"{shown} >= {self.min_ms:g} ms (min)"
-
-
-def _latency_shape_error(value: Any) -> Unevaluable:
-    return Unevaluable(
-        "latency needs a number of milliseconds (with config.metric) or {metric, max_ms, min_ms, p} "
-        f"(max_ms or min_ms at least), got {value!r}"
-    )
-
-
-def _percentile_of(value: Mapping[str, Any]) -> float | None:
-    if "p" not in value:
-        return None
-    p = as_number(value["p"], "latency p", "a percentile")
-    if not 0 < p <= 100:
-        raise Unevaluable(f"latency p must be above 0 and at most 100, got {value['p']!r}")
-    return p
-
-
-def latency_bound(value: Any, config: Mapping[str, Any]) -> LatencyBound:
-    """A `latency` value read: a number (the maximum, the metric from `config.metric`), or a map
-    `{metric, max_ms, min_ms, p}` with at least one bound; the metric defaults to `config.metric`, then `total`."""
-    default_metric = str(config.get("metric", "total"))
-    if isinstance(value, dict):
-        if set(value) - _BOUND_KEYS or not {"max_ms", "min_ms"} & set(value):
-            raise _latency_shape_error(value)
-        metric = str(value.get("metric", default_metric))
-        max_ms = as_number(value["max_ms"], "latency max_ms", "milliseconds") if "max_ms" in value else None
-        min_ms = as_number(value["min_ms"], "latency min_ms", "milliseconds") if "min_ms" in value else None
-        if max_ms is not None and min_ms is not None and min_ms > max_ms:
-            raise Unevaluable(f"latency min_ms {min_ms:g} is above its max_ms {max_ms:g}")
-        bound = LatencyBound(metric, max_ms, min_ms, _percentile_of(value))
-    elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        bound = LatencyBound(default_metric, as_number(value, "latency", "milliseconds"), None, None)
-    else:
-        raise _latency_shape_error(value)
-    if bound.metric not in LATENCY_METRICS:
-        raise Unevaluable(f"latency metric {bound.metric!r} is unknown; use one of {', '.join(LATENCY_METRICS)}")
-    return bound
 
 
 def measured_latency(metric: str, metrics: TurnMetrics) -> float | None:
@@ -159,7 +83,7 @@ def run_level_reason(spec: AssertionLike, value: Any) -> str | None:
         return None
     try:
         bound = latency_bound(value, spec.config)
-    except Unevaluable:
+    except AssertionValueError:
         return None  # the per-turn check reports the malformed value
     return _placeholder(bound)
 
@@ -181,47 +105,6 @@ def check_latency(value: Any, output: TurnOutput, spec: AssertionLike, context: 
 
 # ------------------------------------------------------------------------------------------- events in turn
 
-EventSource = Literal["server", "client"]
-
-
-@dataclass(frozen=True)
-class _EventStep:
-    """One event an assertion looks for: its type, who sent it (None: either side), and its time budget."""
-
-    type: str
-    source: EventSource | None = None
-    within_ms: float | None = None
-
-    @property
-    def label(self) -> str:
-        """`response.cancel`, or `response.cancel (client)` when the side matters."""
-        return self.type if self.source is None else f"{self.type} ({self.source})"
-
-    def matches(self, mark: EventMark) -> bool:
-        return mark.type == self.type and (self.source is None or mark.source == self.source)
-
-
-def _event_step(value: Any, kind: str, keys: frozenset[str]) -> _EventStep:
-    """A step written as a bare event type or as a map of `keys` (`type` required)."""
-    if isinstance(value, str) and value:
-        return _EventStep(value)
-    if not isinstance(value, dict) or set(value) - keys or not isinstance(value.get("type"), str) or not value["type"]:
-        shape = ", ".join(sorted(keys - {"type"}))
-        raise Unevaluable(f"{kind} needs event types or {{type, {shape}}} maps, got {value!r}")
-    source = value.get("source")
-    if source not in (None, "server", "client"):
-        raise Unevaluable(f"{kind}: source must be server or client, got {source!r}")
-    within = as_number(value["within_ms"], f"{kind} within_ms", "milliseconds") if "within_ms" in value else None
-    return _EventStep(value["type"], source, within)
-
-
-def _event_steps(value: Any, kind: str, keys: frozenset[str]) -> list[_EventStep]:
-    """The steps of a value that is one step or a list of them."""
-    items = value if isinstance(value, list) else [value]
-    if not items:
-        raise Unevaluable(f"{kind} needs at least one event type")
-    return [_event_step(item, kind, keys) for item in items]
-
 
 def _events_of(output: TurnOutput, kind: str) -> list[EventMark]:
     """The turn's event marks; a turn without any cannot be judged (its provider keeps no time line)."""
@@ -234,7 +117,7 @@ def _ms(at: float) -> str:
     return f"{at:.0f} ms"
 
 
-def _never_came(number: int, step: _EventStep, marks: list[EventMark], searched_from: int, previous_at: float) -> str:
+def _never_came(number: int, step: EventStep, marks: list[EventMark], searched_from: int, previous_at: float) -> str:
     """Why step `number` failed to match: it never came, or came only before the step it must follow."""
     if number == 1:
         return f"step 1 {step.label} never came"
@@ -245,7 +128,7 @@ def _never_came(number: int, step: _EventStep, marks: list[EventMark], searched_
     return reason
 
 
-def _over_budget(number: int, step: _EventStep, at: float, previous_at: float) -> str | None:
+def _over_budget(number: int, step: EventStep, at: float, previous_at: float) -> str | None:
     """The reason step `number` (matched at `at`) missed its budget, or None when it kept it."""
     if step.within_ms is None or at - previous_at <= step.within_ms:
         return None
@@ -257,15 +140,12 @@ def _over_budget(number: int, step: _EventStep, at: float, previous_at: float) -
     )
 
 
-_STEP_KEYS = frozenset({"type", "source", "within_ms"})
-
-
 def check_events(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
     """The steps occur in the turn's events in order (others may come between), each within its budget.
 
     Each step takes the first matching mark after the previous step's (a run of deltas is one mark, at its
     first); `within_ms` counts from the previous step's mark, or from the start of the turn for the first."""
-    steps = _event_steps(value, "events", _STEP_KEYS)
+    steps = event_steps(value, "events", EVENT_STEP_KEYS)
     marks = _events_of(output, "events")
     position, previous_at = 0, 0.0
     times: list[float] = []
@@ -283,7 +163,7 @@ def check_events(value: Any, output: TurnOutput, spec: AssertionLike, context: A
     return Verdict.of(True, f"{len(steps)} {noun}: {', '.join(_ms(at) for at in times)}")
 
 
-def _occurrence(step: _EventStep, marks: list[EventMark]) -> str | None:
+def _occurrence(step: EventStep, marks: list[EventMark]) -> str | None:
     """`response.cancel (client) came at 612 ms` (and how often in all), or None when it never came."""
     hits = [mark for mark in marks if step.matches(mark)]
     if not hits:
@@ -296,7 +176,7 @@ def _occurrence(step: _EventStep, marks: list[EventMark]) -> str | None:
 
 def check_absent(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
     """None of the event types (each optionally from one side) occurs in the turn's events."""
-    steps = _event_steps(value, "absent", frozenset({"type", "source"}))
+    steps = event_steps(value, "absent", ABSENT_KEYS)
     marks = _events_of(output, "absent")
     came = [reason for reason in (_occurrence(step, marks) for step in steps) if reason is not None]
     if came:
@@ -332,7 +212,8 @@ class _Member:
 def _run_bound(spec: AssertionLike) -> LatencyBound | None:
     """The bound of a run-level `latency` assertion (its value as written, with no vars), or None for others.
 
-    Raises `Unevaluable` for a value that asks for a percentile but cannot be read without the turn's vars."""
+    Raises `Unevaluable` (or `AssertionValueError`) for a value that asks for a percentile but cannot be read
+    without the turn's vars."""
     if not is_run_level(spec):
         return None
     return latency_bound(render_value(spec.value, {}), spec.config)
@@ -376,7 +257,7 @@ def run_percentile_results(turns: Sequence[RunTurn]) -> dict[str, list[tuple[int
         for position, spec in enumerate(specs):
             try:
                 bound = _run_bound(spec)
-            except Unevaluable as exc:
+            except (Unevaluable, AssertionValueError) as exc:
                 placed[turn_id].append((position, error_result(spec, str(exc))))
                 continue
             if bound is None or bound.p is None:
