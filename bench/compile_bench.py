@@ -90,18 +90,21 @@ _TEST = """\
 """
 
 
+_HEAD = (
+    "providers:\n"
+    "  - id: openai:realtime:gpt-realtime\n"
+    "    label: realtime\n"
+    "    fallback: openai:chat:gpt-4.1-mini\n"
+    "prompts:\n"
+    "  - '{{ question }}'\n"
+)
+"""What both forms of the suite start with: one provider with a fallback, and a template prompt."""
+
+
 def write_flow_file(path: Path, threads: int, turns: int) -> None:
-    """A promptfoo-style suite: one provider with a fallback, a template prompt, `threads x turns` tests."""
+    """A promptfoo-style suite: `threads x turns` tests, each with its description, vars, thread and assertions."""
     with path.open("w") as out:
-        out.write(
-            "providers:\n"
-            "  - id: openai:realtime:gpt-realtime\n"
-            "    label: realtime\n"
-            "    fallback: openai:chat:gpt-4.1-mini\n"
-            "prompts:\n"
-            "  - '{{ question }}'\n"
-            "tests:\n"
-        )
+        out.write(_HEAD + "tests:\n")
         for thread in range(threads):
             for turn in range(turns):
                 out.write(_TEST.format(thread=thread, turn=turn))
@@ -112,13 +115,7 @@ def write_threads_flow_file(path: Path, threads: int, turns: int) -> None:
     60 bytes a turn, so 1,000 x 5 is the 300 KB suite the load goal was set for."""
     with path.open("w") as out:
         out.write(
-            "providers:\n"
-            "  - id: openai:realtime:gpt-realtime\n"
-            "    label: realtime\n"
-            "    fallback: openai:chat:gpt-4.1-mini\n"
-            "prompts:\n"
-            "  - '{{ question }}'\n"
-            "default_test:\n"
+            _HEAD + "default_test:\n"
             "  assert:\n"
             "    - type: icontains\n"
             "      value: answer\n"

@@ -228,50 +228,43 @@ def test_a_killed_worker_loses_no_turn_and_reruns_no_finished_one(tmp_path: Path
     assert _workers(tmp_path / "runs.db")["worker-2"] < 900
 
 
+def _request_times_of_a_run_on_four_workers(tmp_path: Path, cluster: str, sim: Sim, flow: Path) -> list[float]:
+    """Run `flow` on four workers (it must pass), then stop the simulator: when each request reached it, sorted."""
+    done = subprocess.run(
+        [*_rtflow(tmp_path, "run", str(flow)), "--no-progress", "--db", "runs.db", *_on_ray(cluster, 4)],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    sim.stop()
+    return sorted(event["ts"] for event in sim.requests())
+
+
+def _busiest(times: list[float], window_s: float) -> int:
+    """The most requests that arrived within `window_s` of one another."""
+    return max(sum(1 for t in times[i:] if t - start < window_s) for i, start in enumerate(times))
+
+
 def test_rpm_holds_for_the_cluster_as_a_whole(tmp_path: Path, cluster: str, sim: Sim) -> None:
     """`rpm: 240` is a bucket of 240 requests that refills at 4 a second: across all four workers, no second
     may see more than that; four workers that each took the whole limit would send all 300 requests at once."""
     flow = _flow(tmp_path, sim.url, threads=100, config={"rpm": 240})
-    done = subprocess.run(
-        [*_rtflow(tmp_path, "run", str(flow)), "--no-progress", "--db", "runs.db", *_on_ray(cluster, 4)],
-        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    times = _request_times_of_a_run_on_four_workers(tmp_path, cluster, sim, flow)
     shown = subprocess.run(
         _rtflow(tmp_path, "show", "latest", "--db", "runs.db"), cwd=tmp_path, capture_output=True, text=True
     )
     assert " on worker-" in shown.stdout  # each conversation names the worker that ran it
-    sim.stop()
-    times = sorted(event["ts"] for event in sim.requests())
     assert len(times) == 300
-    busiest = max(sum(1 for t in times[i:] if t - start < 1.0) for i, start in enumerate(times))
-    assert busiest <= 240 + 4 + 4  # the bucket, a second's refill, and one request per worker at the edge
+    assert _busiest(times, 1.0) <= 240 + 4 + 4  # the bucket, a second's refill, and one request per worker at the edge
 
 
-@pytest.mark.parametrize(
-    "sim",
-    [
-        (
-            "--latency-ms",
-            "200",
-        )
-    ],
-    indirect=True,
-)
+@pytest.mark.parametrize("sim", [("--latency-ms", "200")], indirect=True)
 def test_a_providers_max_concurrency_holds_across_the_workers(tmp_path: Path, cluster: str, sim: Sim) -> None:
     """`max_concurrency: 2` with four workers asked for: each busy worker runs at least one call, so only two
     start. Each answer takes 200 ms, so three requests arriving within less than that would be three in flight."""
     flow = _flow(tmp_path, sim.url, threads=8, config={"max_concurrency": 2})
-    done = subprocess.run(
-        [*_rtflow(tmp_path, "run", str(flow)), "--no-progress", "--db", "runs.db", *_on_ray(cluster, 4)],
-        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    sim.stop()
-    times = sorted(event["ts"] for event in sim.requests())
+    times = _request_times_of_a_run_on_four_workers(tmp_path, cluster, sim, flow)
     assert len(times) == 24
-    busiest = max(sum(1 for t in times[i:] if t - start < 0.18) for i, start in enumerate(times))
-    assert busiest <= 2
+    assert _busiest(times, 0.18) <= 2
     assert len(_workers(tmp_path / "runs.db")) == 2
 
 
