@@ -204,8 +204,11 @@ class _Document(Places):
         """The mark of the deepest part of `path` present in the file, and the path in the writer's spelling.
 
         Validation paths use canonical names (`default_test`, `assert_`); the file may say `defaultTest`, and a
-        shorthand (a bare provider id) may have no node for the deeper parts at all.
+        shorthand (a bare provider id) may have no node for the deeper parts at all. A document with no YAML
+        text (a JavaScript config's data) has no marks: the whole path names the place.
         """
+        if not self.text:
+            return None, ".".join(str(part) for part in path)
         marks = self.marks  # fills `children` too
         found: list[str | int] = []
         for part in path:

@@ -134,3 +134,30 @@ async def test_call_ref_to_a_path_without_a_function(js: JsBridge, write_js: Wri
     file = write_js("promptfooconfig.js", "module.exports = { providers: [{ id: 'x' }] };\n")
     with pytest.raises(JsError, match=r"the config has no function at providers\.0\.id"):
         await js.call_ref(JsFunctionRef(file=file, path="providers.0.id"), [], timeout=10)
+
+
+def test_a_problem_in_a_javascript_configs_data_names_its_key_path(
+    node_present: NodeRuntime, write_js: WriteFile
+) -> None:
+    """A JavaScript config has no YAML marks: a problem in its data is named by the whole key path (not placed at
+    1:1 with no key, as if the file's first character were at fault)."""
+    from rtflow.errors import FlowLoadError
+    from rtflow.flow.loader import load
+
+    for bad, expected in [
+        ("{ typ: 'icontains', value: 'hi' }", "tests.0.assert.0.typ: unknown key `typ`; did you mean `type`?"),
+        ("{ type: 'latency', value: 'soon' }", "tests.0.assert.0.value: latency needs a number (milliseconds)"),
+    ]:
+        file = write_js(
+            "promptfooconfig.js",
+            f"""
+            module.exports = {{
+              providers: ['openai:chat:gpt-4.1-mini'],
+              prompts: ['{{{{q}}}}'],
+              tests: [{{ vars: {{ q: 'hi' }}, assert: [{bad}] }}],
+            }};
+            """,
+        )
+        with pytest.raises(FlowLoadError) as failed:
+            load(file)
+        assert f"{file}: {expected}" in str(failed.value)
