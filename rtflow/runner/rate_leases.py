@@ -10,6 +10,8 @@ requests and tokens from it in small batches and spend them locally.
   on every worker: the worker tells the ledger, the ledger refuses leases until the pause ends and tells every
   other worker at once (`pause_key`), and a lease answer carries what is left of the pause, for a worker that
   asks before the word reaches it.
+- **A lost ledger.** When the ledger cannot be reached (its node died), each worker goes on with buckets of its
+  share of the limits (`LeasedRateLimiter._go_alone`): the run goes on, and the workers together stay within them.
 
 Nothing here imports Ray: the driver wraps `RateLedger` with `ray.remote` (an async actor: its methods run one
 at a time on its event loop, so the buckets need no lock), and each worker hands its `LeasedRateLimiter`s
@@ -26,6 +28,7 @@ from typing import Any
 
 import anyio
 
+from rtflow.log import get_logger
 from rtflow.runner.limits import RateLimiter, TokenBucket
 
 __all__ = ["LEASE_SECONDS", "Lease", "LeasedRateLimiter", "RateLedger", "request_batch"]
@@ -126,9 +129,14 @@ class LeasedRateLimiter(RateLimiter):
         *,
         lease: LeaseFunction,
         report_pause: Callable[[str, float], None],
+        share: Callable[[], float] = lambda: 1.0,
     ) -> None:
         super().__init__()  # no buckets of its own: the ledger holds them; the pause is this worker's copy
         self.key = key
+        self._share = share
+        """This worker's part of the key's limits now (1/n of n busy workers): what it keeps if the ledger is lost."""
+        self.alone = False
+        """Whether the ledger was lost and this worker limits itself (see `_go_alone`)."""
         self.rpm = rpm or None
         self.tpm = tpm or None
         self._lease = lease
@@ -155,9 +163,37 @@ class LeasedRateLimiter(RateLimiter):
         """A pause another worker reported (through the ledger)."""
         super().pause(seconds)
 
+    def _go_alone(self, exc: Exception) -> None:
+        """The ledger cannot be reached (its node died, or it was killed): from now on this worker limits itself
+        with buckets of its share of the key's limits, so its conversations go on and the workers together stay
+        within the limits. The buckets start empty: what the cluster spent lately is not known here."""
+        share = self._share()
+        self._requests = TokenBucket(self.rpm * share) if self.rpm else None
+        self._tokens = TokenBucket(self.tpm * share) if self.tpm else None
+        for bucket in (self._requests, self._tokens):
+            if bucket is not None:
+                bucket.tokens = 0.0
+        self.alone = True
+        get_logger().warning(
+            "rate_ledger.lost",
+            key=self.key,
+            reason=f"{type(exc).__name__}: {exc}",
+            rpm=self.rpm and self.rpm * share,
+            tpm=self.tpm and self.tpm * share,
+        )
+
     async def acquire(self, estimated_tokens: int = 0) -> None:
         if not self.active:
             return
+        if self.alone:
+            await super().acquire(estimated_tokens)
+            return
+        if await self._acquire_leased(estimated_tokens):
+            return
+        await super().acquire(estimated_tokens)  # the ledger was lost while this caller waited
+
+    async def _acquire_leased(self, estimated_tokens: int) -> bool:
+        """Spend from what was leased, asking for a lease when it runs out; False when the ledger was lost."""
         tokens_needed = min(float(estimated_tokens), self.tpm) if self.tpm else 0.0
         async with self._lock:  # FIFO, as for a local limiter
             while True:
@@ -171,14 +207,20 @@ class LeasedRateLimiter(RateLimiter):
                     if self.rpm is not None:
                         self._held_requests -= 1
                     self._held_tokens -= tokens_needed
-                    return
-                lease = await self._lease(
-                    self.key,
-                    self.rpm,
-                    self.tpm,
-                    self._request_batch if short_of_requests else 0,
-                    max(self._token_batch, tokens_needed - self._held_tokens) if short_of_tokens else 0.0,
-                )
+                    return True
+                if self.alone:
+                    return False  # lost while this caller waited for the lock
+                try:
+                    lease = await self._lease(
+                        self.key,
+                        self.rpm,
+                        self.tpm,
+                        self._request_batch if short_of_requests else 0,
+                        max(self._token_batch, tokens_needed - self._held_tokens) if short_of_tokens else 0.0,
+                    )
+                except Exception as exc:  # whatever the actor call raises (RayActorError, ...): not a turn's fault
+                    self._go_alone(exc)
+                    return False
                 if lease.paused_s > 0:
                     self.pause_here(lease.paused_s)
                 self._held_requests += lease.requests

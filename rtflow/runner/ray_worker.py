@@ -96,9 +96,13 @@ class ConversationWorker:
                 if key not in self._rate_limits:  # every key: a pause must reach keys without a limit too
                     rpm, tpm = provider.per_minute_limits
                     self._rate_limits[key] = LeasedRateLimiter(
-                        key, rpm, tpm, lease=self._lease, report_pause=self._report_pause
+                        key, rpm, tpm, lease=self._lease, report_pause=self._report_pause, share=self._share
                     )
         return self._providers
+
+    def _share(self) -> float:
+        """This worker's part of a limit as the run's limits are shared now (one of n busy workers)."""
+        return 1.0 / self.settings.part[1]
 
     async def _lease(self, key: str, rpm: float | None, tpm: float | None, requests: float, tokens: float) -> Lease:
         lease: Lease = await self._ledger.lease.remote(key, rpm, tpm, requests, tokens)

@@ -261,3 +261,39 @@ def test_a_slot_that_comes_back_outside_release_still_pays_a_shrink() -> None:
             assert entered == ["taker"]
 
     anyio.run(main)
+
+
+def test_a_lost_ledger_leaves_each_worker_its_share_of_the_limit() -> None:
+    """The ledger's node dies mid-run: the lease call raises. The worker does not fail its calls; it goes on with
+    buckets of its share (a third of rpm 1200 is 400 a minute, about 6.7 a second), starting empty, and says so."""
+    from rtflow.log import capture_events
+
+    ledger = RateLedger()
+    calls = 0
+
+    async def lease_then_lose(*args: object) -> Lease:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise ConnectionError("the actor died unexpectedly before finishing this task")
+        return await ledger.lease(*args)  # type: ignore[arg-type]
+
+    limiter = LeasedRateLimiter("openai-key", 1200, None, lease=lease_then_lose, report_pause=lambda *a: None,
+                                share=lambda: 1 / 3)  # fmt: skip
+    taken = 0
+
+    async def main() -> float:
+        nonlocal taken
+        with anyio.move_on_after(1.5):
+            while True:
+                await limiter.acquire()
+                taken += 1
+        return 1.5
+
+    with capture_events() as logs:
+        anyio.run(main)
+    first_lease = 5  # a quarter second of 1200 a minute
+    assert limiter.alone and calls == 2
+    assert first_lease <= taken <= first_lease + 400 / 60 * 1.5 + 1  # then the share's refill, from empty
+    (lost,) = [entry for entry in logs if entry["event"] == "rate_ledger.lost"]
+    assert lost["rpm"] == pytest.approx(400) and "actor died" in lost["reason"]
