@@ -161,6 +161,38 @@ async def _watch_signals(
             cancel_scope.deadline = min(cancel_scope.deadline, anyio.current_time() + _INTERRUPT_GRACE_S)
 
 
+def _as_started(
+    run: RunRecord, selection: Mapping[str, Any], vars: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The selection (threads, repeats, shard) and vars a resumed run was started with: it finishes the plan it
+    began, not another. An option given again must say the same; one that differs is refused, naming it."""
+    stored = run.options
+    shard = stored.get("shard")
+    started: dict[str, Any] = {
+        "repeat": stored.get("repeat"),
+        "thread_filter": stored.get("thread_filter"),
+        "only_threads": stored.get("only_threads"),
+        "shard": tuple(int(part) for part in shard.split("/")) if isinstance(shard, str) else None,
+    }
+    names = {"repeat": "repeat", "thread_filter": "thread filter", "only_threads": "threads", "shard": "shard"}
+    for key, given in selection.items():
+        if given is None:
+            continue
+        as_stored = sorted(given) if key == "only_threads" else tuple(given) if key == "shard" else given
+        if as_stored != started[key]:
+            raise FlowError(
+                f"run {run.run_id} was started with {names[key]} {started[key]!r}; a resume finishes that run as it "
+                f"began, so give no other {names[key]} (got {given!r}), or start a new run"
+            )
+    started_vars = dict(stored.get("vars") or {})
+    if vars and dict(vars) != started_vars:
+        raise FlowError(
+            f"run {run.run_id} was started with vars {started_vars!r}; a resume finishes that run as it began, so give"
+            " the same --var values or none"
+        )
+    return started, started_vars
+
+
 def _prepare(
     flow: str | Path | FlowSpec | None,
     run_store: RunStore | None,
@@ -170,15 +202,17 @@ def _prepare(
     concurrency: int | None,
     selection: Mapping[str, Any],
     vars: Mapping[str, Any] | None,
-) -> tuple[FlowSpec, Plan, RunRecord, dict[str, TurnRecord]]:
+) -> tuple[FlowSpec, Plan, RunRecord, dict[str, TurnRecord], Mapping[str, Any], Mapping[str, Any] | None]:
     """Load and compile the flow (`selection`: `compile_flow`'s keyword arguments), and the run's record: a new
-    one, or the one being resumed with its turns."""
+    one, or the one being resumed with its turns; then the selection and vars the run goes by (a resumed run's
+    own, see `_as_started`)."""
     resume_records: dict[str, TurnRecord] = {}
     resumed_run: RunRecord | None = None
     if resume is not None:
         assert run_store is not None
         resumed_run = run_store.get_run(resume)  # `latest` is resolved there
         resume_records = {turn.node_id: turn for turn in run_store.turns(resumed_run.run_id)}
+        selection, vars = _as_started(resumed_run, selection, vars)
         if flow is None:
             if resumed_run.flow_path is None:
                 raise FlowError(f"run {resumed_run.run_id} has no flow file on record; name the flow to resume it")
@@ -188,7 +222,8 @@ def _prepare(
     spec = load(flow) if isinstance(flow, str | Path) else flow
     plan = compile_flow(spec, **selection)
     if resumed_run is not None:
-        return spec, plan, resumed_run.model_copy(update={"status": "running", "ended_at": None}), resume_records
+        resumed = resumed_run.model_copy(update={"status": "running", "ended_at": None})
+        return spec, plan, resumed, resume_records, selection, vars
     run_record = RunRecord(
         run_id=new_run_id(),
         flow_path=str(spec.source_path.resolve()) if spec.source_path else None,
@@ -205,7 +240,7 @@ def _prepare(
         },
         total_turns=plan.counts.turns,
     )
-    return spec, plan, run_record, resume_records
+    return spec, plan, run_record, resume_records, selection, vars
 
 
 async def arun(
@@ -273,8 +308,10 @@ async def arun(
         run_store = stack.enter_context(RunStore(db)) if store or resume or replay_callers else None
         replayed = _caller_lines(run_store, replay_callers) if replay_callers is not None else None
         # What the plan holds: the driver compiles it with these, and so does each Ray worker.
-        selection = {"repeat": repeat, "thread_filter": thread_filter, "only_threads": only_threads, "shard": shard}
-        spec, plan, run_record, resume_records = _prepare(
+        selection: Mapping[str, Any] = {
+            "repeat": repeat, "thread_filter": thread_filter, "only_threads": only_threads, "shard": shard
+        }  # fmt: skip
+        spec, plan, run_record, resume_records, selection, vars = _prepare(
             flow, run_store, resume, sim=sim, concurrency=concurrency, selection=selection, vars=vars
         )
         settings = _settings(spec, concurrency, seed, max_cost, fail_fast)
@@ -345,7 +382,7 @@ async def arun(
             scheduler = RayExecutor(
                 plan,
                 flow_path=spec.source_path,
-                compile_options=selection,
+                compile_options=dict(selection),
                 run_id=run_id,
                 settings=settings,
                 sink=sink,

@@ -301,7 +301,7 @@ def export_run(
         run = store.get_run(run_id)
         turns = store.turns(run.run_id, thread=thread)
         if baseline_id is not None:
-            base_run = store.get_run(store.baseline_run_id(baseline_id, flow_path=run.flow_path, before=run.started_at))
+            base_run = store.get_run(store.baseline_run_id(baseline_id, flow_path=run.flow_path, before=run))
             baseline = ReportBaseline(base_run, store.turns(base_run.run_id, thread=thread))
     written = write_export(run, turns, output_path, summary=_summary(run, turns, thread), baseline=baseline)
     click.echo(terminal_safe(f"wrote {len(turns)} turns of {run.run_id} to {written}"))
@@ -311,7 +311,7 @@ def diff_runs(baseline_id: str, run_id: str, db_path: Path | None, *, strict: bo
     """Print how RUN differs from BASELINE; whether it has a regression (what fails a CI gate)."""
     with _open_store(db_path) as store:
         run = store.get_run(run_id)
-        baseline = store.get_run(store.baseline_run_id(baseline_id, flow_path=run.flow_path, before=run.started_at))
+        baseline = store.get_run(store.baseline_run_id(baseline_id, flow_path=run.flow_path, before=run))
         comparison = compare_runs(store.turns(baseline.run_id), store.turns(run.run_id))
     return print_comparison(_console(highlight=False), comparison, baseline.run_id, run.run_id, strict=strict)
 
@@ -346,6 +346,8 @@ def print_comparison(console: Console, comparison: Comparison, baseline_id: str,
         f" {len(comparison.of_kind('newly failing'))} newly failing, {len(comparison.of_kind('newly passing'))}"
         f" newly passing, {same} unchanged (Fisher's exact test, p < 0.05)"
     )
+    if comparison.changes and not comparison.compared:
+        console.print(f"warning: {run_id} and {baseline_id} share no test: nothing was compared (another flow?)")
     return bool(regressions)
 
 

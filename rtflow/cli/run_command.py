@@ -64,10 +64,11 @@ def _append_step_summary(result: RunResult) -> None:
         click.echo(f"warning: cannot append the summary to ${_STEP_SUMMARY} ({target}): {exc}", err=True)
 
 
-def _baseline(baseline: str | None, fail_on: str, db: Path | None, flow: Path | None) -> tuple[Any, list[Any]]:
+def _baseline(
+    baseline: str | None, fail_on: str, db: Path | None, flow: Path | None, resume: str | None
+) -> tuple[Any, list[Any]]:
     """The baseline run's record and turns, read before this run starts. `latest` is the last run of the same
-    flow file before this one (when the flow is known): another flow's run shares no test with it, and a
-    regression gate against it would pass whatever happened."""
+    flow before this one (`RunStore.baseline_run_id`); before the run being resumed, when resuming."""
     if baseline is None:
         if fail_on == "regression":
             raise FlowError("--fail-on regression needs --baseline RUN: a regression is against a baseline")
@@ -75,8 +76,12 @@ def _baseline(baseline: str | None, fail_on: str, db: Path | None, flow: Path | 
     from rtflow.results.store import RunStore
 
     with RunStore(db, read_only=True) as store:
-        flow_path = str(flow.resolve()) if flow is not None else None
-        run = store.get_run(store.baseline_run_id(baseline, flow_path=flow_path))
+        resumed = store.get_run(resume) if resume is not None else None
+        named = str(flow.resolve()) if flow is not None else None
+        flow_path = resumed.flow_path if resumed is not None else named
+        run = store.get_run(store.baseline_run_id(baseline, flow_path=flow_path, before=resumed))
+        if resumed is not None and run.run_id == resumed.run_id:
+            raise FlowError(f"--baseline {baseline} is the run being resumed: compare with an earlier run")
         return run, store.turns(run.run_id)
 
 
@@ -283,7 +288,7 @@ def run_command(
             sys.exit(0)
         if flow is None and rerun_flow is not None:
             flow = Path(rerun_flow)
-    baseline_record, baseline_turns = _baseline(baseline, fail_on, db, flow)
+    baseline_record, baseline_turns = _baseline(baseline, fail_on, db, flow, resume)
     voice = {
         name: value
         for name, value in (
@@ -361,5 +366,9 @@ def run_command(
         comparison = compare_runs(baseline_turns, result.turns)
         regressed = print_comparison(console, comparison, baseline_record.run_id, result.run_id, strict=False)
         if fail_on == "regression":
+            if not comparison.compared:  # a gate with nothing to judge must not pass
+                raise FlowError(
+                    f"--fail-on regression: the baseline {baseline_record.run_id} shares no test with this run"
+                )
             sys.exit(1 if regressed else 0)
     sys.exit(result.exit_code)

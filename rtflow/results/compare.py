@@ -96,6 +96,11 @@ class Comparison:
 
     changes: tuple[Change, ...]
 
+    @property
+    def compared(self) -> int:
+        """How many tests both runs have (the rest are new or gone): 0 means there was nothing to compare."""
+        return len(self.changes) - len(self.of_kind("new", "gone"))
+
     def of_kind(self, *kinds: str) -> list[Change]:
         return [change for change in self.changes if change.kind in kinds]
 

@@ -443,25 +443,40 @@ class RunStore:
             ).fetchone()
         return None if row is None else str(row[0])
 
-    def baseline_run_id(self, baseline: str, *, flow_path: str | None, before: float | None = None) -> str:
-        """The run to compare with: `baseline` itself, or for `latest` the last run of the flow file `flow_path`
-        (as runs record it, resolved) started before `before` (a time; None: any); with no flow known, the
-        latest run. Another flow's run shares no test with this one: a regression gate against it would pass
-        whatever happened, so `latest` never means one."""
-        if baseline != LATEST or flow_path is None:
+    def baseline_run_id(self, baseline: str, *, flow_path: str | None, before: RunRecord | None = None) -> str:
+        """The run to compare with: `baseline` itself, or for `latest` the last run of the same flow started before
+        `before` (None: the last of all). Another flow's run shares no test with this one, and a regression gate
+        against it would pass whatever happened, so `latest` never means one.
+
+        The same flow is the same file (`flow_path`, as runs record it: resolved), or, when no run has that path
+        (a store copied from another machine or workspace, or merged), a file of the same name; a run built in
+        code (no flow path) compares with runs built in code."""
+        if baseline != LATEST:
             return self.resolve_run_id(baseline)
-        with self._lock, self._translate("read"):
-            row = self._connection.execute(
-                "SELECT run_id FROM runs WHERE flow_path = ? AND started_at < ? "
-                "ORDER BY started_at DESC, run_id DESC LIMIT 1",
-                (flow_path, float("inf") if before is None else before),
-            ).fetchone()
-        if row is None:
-            raise RunNotFoundError(
-                f"{self.path}: no earlier run of {flow_path} to compare with (as `latest`); run it once without a "
-                "baseline, or name the run to compare with (`rtflow runs` lists them)"
-            )
-        return str(row[0])
+        # Earlier than `before` in the order `list_runs` gives (newest first: started_at, then run_id).
+        started, run_id = (before.started_at, before.run_id) if before is not None else (float("inf"), "")
+        earlier = "(started_at < ? OR (started_at = ? AND run_id < ?)) ORDER BY started_at DESC, run_id DESC LIMIT 1"
+        if flow_path is None:
+            candidates: list[tuple[str, tuple[str, ...]]] = [("flow_path IS NULL", ())]
+        else:
+            name = Path(flow_path).name
+            candidates = [
+                ("flow_path = ?", (flow_path,)),
+                ("flow_path LIKE ? ESCAPE '!'", ("%/" + _like_literal(name),)),
+            ]
+        for where, parameters in candidates:
+            with self._lock, self._translate("read"):
+                row = self._connection.execute(
+                    f"SELECT run_id FROM runs WHERE {where} AND {earlier}",
+                    (*parameters, started, started, run_id),
+                ).fetchone()
+            if row is not None:
+                return str(row[0])
+        which = "a flow built in code" if flow_path is None else flow_path
+        raise RunNotFoundError(
+            f"{self.path}: no earlier run of {which} to compare with (as `latest`); name the run to compare with "
+            "(`rtflow runs` lists them)"
+        )
 
     def resolve_run_id(self, run_id: str) -> str:
         """`run_id` itself, or the latest run's id for `latest`."""
@@ -504,3 +519,8 @@ class RunStore:
                 (*_NOT_SUMMARISED, run.run_id),
             ).fetchall()
         return RunSummary.of(run, (self._turn_from_json(row[0]) for row in rows))
+
+
+def _like_literal(text: str) -> str:
+    """`text` inside a LIKE pattern with `ESCAPE '!'`: its wildcards (and `!`) matched as themselves."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")

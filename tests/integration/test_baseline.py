@@ -149,3 +149,36 @@ def test_several_outputs_are_each_written(tmp_path: Path) -> None:
     for path in outputs:
         assert path.stat().st_size > 0 and f"results written to {path}" in done.stdout
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 30  # 3 tests x 10 repeats, streamed
+
+
+def test_a_resumed_run_is_compared_with_the_run_before_it_and_a_gate_with_nothing_to_judge_fails(
+    tmp_path: Path,
+) -> None:
+    """`--resume latest --baseline latest` compares with the flow's run before the resumed one, not with itself
+    (the earlier run failed a test the resumed one passes: an improvement, where itself would be no change); a
+    regression gate against a run that shares no test with this one is an error, not a pass."""
+    db = ["--db", str(tmp_path / "runs.db")]
+    first, other = tmp_path / "first", tmp_path / "other"
+    first.mkdir(), other.mkdir()
+    worse = [dict(test) for test in TESTS]
+    worse[1] = {**worse[1], "assert": [{"type": "icontains", "value": "clouds"}]}
+    assert _run(first, worse, *db).returncode == 1
+    assert _run(first, TESTS, *db).returncode == 0
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OPENAI_", "RTFLOW_"))}
+    resumed = subprocess.run(
+        [sys.executable, "-m", "rtflow", "run", "--resume", "latest", "--sim", "--no-progress", *db,
+         "--baseline", "latest", "--fail-on", "regression"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "1 improvement(s)" in resumed.stdout and "2 unchanged" in resumed.stdout
+
+    from rtflow.results.store import RunStore
+
+    with RunStore(tmp_path / "runs.db", read_only=True) as store:
+        _second, first_run = (run.run_id for run in store.list_runs(None))
+    vacuous = _run(other, [_test("elsewhere", "a question of its own", "own")], *db,
+                   "--baseline", first_run, "--fail-on", "regression")  # fmt: skip
+    assert vacuous.returncode == 2, vacuous.stdout + vacuous.stderr
+    assert f"the baseline {first_run} shares no test with this run" in vacuous.stderr
+    assert "share no test: nothing was compared" in vacuous.stdout

@@ -276,3 +276,33 @@ def test_a_read_only_store_reads_without_writing_or_migrating(tmp_path: Path) ->
     raw.close()
     with pytest.raises(StoreError, match="newer"):
         RunStore(future, read_only=True)
+
+
+def test_the_baseline_latest_is_the_last_earlier_run_of_the_same_flow(tmp_path: Path) -> None:
+    """`latest` as a baseline: the same file's last run before the given one (ties on the start time ordered by
+    run id, as `rtflow runs` lists them); a file of the same name when no run has that path (a store copied from
+    another workspace); runs built in code among themselves; an error naming the flow when there is none."""
+    from rtflow.errors import RunNotFoundError
+
+    here, there = "/work/a/flows/chat.yaml", "/ci/builds/1234/flows/chat.yaml"
+    runs = [
+        make_run(run_id="r1", flow_path=here, started_at=T0),
+        make_run(run_id="r2", flow_path="/work/a/flows/other.yaml", started_at=T0 + 1),
+        make_run(run_id="r3", flow_path=None, started_at=T0 + 2),
+        make_run(run_id="r4", flow_path=None, started_at=T0 + 3),
+        make_run(run_id="r5", flow_path=here, started_at=T0 + 3),
+        make_run(run_id="r6", flow_path=here, started_at=T0 + 3),
+    ]
+    with RunStore(tmp_path / "runs.db") as store:
+        for run in runs:
+            store.start_run(run)
+        assert store.baseline_run_id("latest", flow_path=here) == "r6"  # before a new run: the last of the file
+        assert store.baseline_run_id("latest", flow_path=here, before=runs[5]) == "r5"  # same start time: by id
+        assert store.baseline_run_id("latest", flow_path=here, before=runs[4]) == "r1"  # not another flow's r2
+        assert store.baseline_run_id("latest", flow_path=None, before=runs[3]) == "r3"  # built in code
+        assert store.baseline_run_id("latest", flow_path=there) == "r6"  # the same file name, in another place
+        assert store.baseline_run_id("r2", flow_path=here) == "r2"  # a named run is that run
+        with pytest.raises(RunNotFoundError, match=r"no earlier run of /work/a/flows/chat\.yaml"):
+            store.baseline_run_id("latest", flow_path=here, before=runs[0])
+        with pytest.raises(RunNotFoundError, match="a flow built in code"):
+            store.baseline_run_id("latest", flow_path=None, before=runs[2])
