@@ -383,6 +383,6 @@ class TurnOutput(_Strict):
 def usd(amount: float) -> str:
     """A cost in US dollars as rtflow writes one (no `$`): four decimals, or two significant digits below a
     hundredth of a cent, so a cheap turn's cost is not shown as 0.0000."""
-    if amount == 0 or abs(amount) >= 0.0001:
+    if amount == 0 or not math.isfinite(amount) or abs(amount) >= 0.0001:
         return f"{amount:.4f}"
     return f"{amount:.{1 - math.floor(math.log10(abs(amount)))}f}"

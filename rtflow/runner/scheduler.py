@@ -41,7 +41,7 @@ from rtflow.errors import PromptError, ProtocolError, ProviderError, ProviderTim
 from rtflow.flow.prompts import render_prompt
 from rtflow.flow.spec import AssertionSpec
 from rtflow.log import get_logger
-from rtflow.messages import InterruptPlan, Message, TurnOutput, TurnRequest, approximate_tokens
+from rtflow.messages import InterruptPlan, Message, TurnOutput, TurnRequest, approximate_tokens, usd
 from rtflow.plan.graph import CallNode, Conversation, DialogueNode, GradeNode, Plan, call_node_id
 from rtflow.providers.base import Provider, ProviderSession
 from rtflow.results.assertions import (
@@ -1138,7 +1138,7 @@ class Scheduler:
             self._costs[record.node_id] = cost
         budget = self.settings.max_cost
         if self._halted is None and budget is not None and self._spent >= budget:
-            self._halt(f"budget: the run had spent ${self._spent:.4f} of its ${budget:g} (--max-cost)")
+            self._halt(f"budget: the run had spent ${usd(self._spent)} of its ${budget:g} (--max-cost)")
 
     def _halt(self, reason: str) -> None:
         self._halted = reason

@@ -69,3 +69,32 @@ async def test_the_check_says_what_the_load_said(kind: str, value: Any, expected
 def test_a_templated_value_is_read_when_its_turn_renders_it(tmp_path: Path) -> None:
     flow = load(_flow(tmp_path, {"type": "latency", "value": {"metric": "ttfa", "max_ms": "{{ budget }}"}}))
     assert flow.tests[0].assert_[1].value == {"metric": "ttfa", "max_ms": "{{ budget }}"}
+
+
+def test_promptfoos_threshold_is_the_bound_of_latency_and_cost(tmp_path: Path) -> None:
+    """promptfoo writes `- type: latency` / `threshold: 5000` (and a CSV's `latency(5000)`): the bound, taken as
+    the value, so the suite loads and its turns are judged against it."""
+    import rtflow
+
+    (tmp_path / "tests.csv").write_text("q,__expected\nhello,latency(5000)\n")
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        yaml.safe_dump(
+            {
+                "providers": ["openai:chat:gpt-4.1-mini"],
+                "prompts": ["{{ q }}"],
+                "tests": [
+                    {"vars": {"q": "hi"}, "assert": [{"type": "latency", "threshold": 5000},
+                                                      {"type": "cost", "threshold": 0.01},
+                                                      {"type": "latency", "threshold": 0.001}]},
+                    "file://tests.csv",
+                ],
+            }
+        )
+    )  # fmt: skip
+    loaded = load(flow)
+    assert [a.value for a in loaded.tests[0].assert_] == [5000, 0.01, 0.001]
+    assert loaded.tests[1].assert_[0].value == 5000
+    result = rtflow.run(flow, sim=True, store=False)
+    verdicts = [[a.passed for a in turn.assertions] for turn in result.turns]
+    assert verdicts == [[True, True, False], [True]]  # no answer comes within a microsecond

@@ -330,3 +330,20 @@ def test_a_cost_is_written_alike_everywhere_and_a_tiny_one_is_not_zero(amount: f
     from rtflow.messages import usd
 
     assert usd(amount) == shown
+
+
+def test_the_report_writes_a_cheap_runs_costs_as_the_terminal_does(tmp_path: Path) -> None:
+    """A simulated chat turn costs about a thousandth of a cent: the report's cost card, provider row and each
+    turn say so with `usd`, as the terminal does, never `$0.0000`."""
+    from rtflow.messages import usd
+    from rtflow.results.report import render_html
+
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(yaml.safe_dump({"providers": ["openai:chat:gpt-4.1-mini"], "prompts": ["{{ q }}"],
+                                    "tests": [{"vars": {"q": "hi"}}]}))  # fmt: skip
+    result = rtflow.run(flow, sim=True, store=False)
+    cost = result.summary.cost
+    assert cost is not None and 0 < cost < 0.0001
+    page = render_html(result.run, list(result.turns), tmp_path, summary=result.summary)
+    assert usd(cost) != "0.0000" and f"${usd(cost)}" in page and "$0.0000<" not in page
+    assert page.count(usd(cost)) >= 3  # the card, the provider's row, the turn

@@ -34,6 +34,10 @@ __all__ = [
 # -------------------------------------------------------------------------------------------------- assertions
 
 
+_BOUND_TYPES = frozenset({"latency", "cost"})
+"""Assertion kinds whose value is a bound that promptfoo writes as `threshold`."""
+
+
 class AssertionSpec(_SpecModel):
     """One assertion on a turn's output, in promptfoo's shape."""
 
@@ -50,7 +54,8 @@ class AssertionSpec(_SpecModel):
     metric: str | None = None
     """A name to aggregate this assertion's results under."""
     threshold: float | None = None
-    """Minimum score for a scored assertion (similarity, latency in ms, cost) to pass."""
+    """Minimum score for a scored assertion (`javascript` returning a number, `llm-rubric`) to pass. For `latency`
+    (ms) and `cost` (USD) it is promptfoo's way to write the bound, and stands for the value when none is given."""
     provider: str | dict[str, Any] | None = None
     """The grader for a model-graded assertion (a provider id, or `{id, config}`), overriding the test's
     `options.provider` and the flow's `grader`."""
@@ -61,6 +66,13 @@ class AssertionSpec(_SpecModel):
     transform: str | None = None
     """promptfoo's assertion `transform`: what this assertion alone judges, made from the output (after the
     provider's and the test's transforms) by JavaScript or `file://x.py:fn`, as the test's `transform` is."""
+
+    @model_validator(mode="after")
+    def _bound_written_as_threshold(self) -> AssertionSpec:
+        # promptfoo writes `- type: latency` / `threshold: 5000` (and a test file's `latency(5000)`): the bound.
+        if self.value is None and self.threshold is not None and self.type.removeprefix("not-") in _BOUND_TYPES:
+            self.value = self.threshold
+        return self
 
 
 # ------------------------------------------------------------------------------------------- time in the turn

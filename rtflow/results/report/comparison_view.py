@@ -117,7 +117,7 @@ def _delta(name: str, before: float | None, after: float | None, unit: str, lowe
     if unit == "%":
         delta = f"{change * 100:+.1f} pp"
     elif unit == "$":
-        delta = f"{change:+.4f} $"
+        delta = f"{'+' if change >= 0 else '-'}${usd(abs(change))}"
     else:
         delta = f"{change:+,.0f}{unit}"
     trend = "same" if abs(change) < 1e-12 else ("better" if (change < 0) == lower_is_better else "worse")

@@ -25,6 +25,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from rtflow.messages import usd
 from rtflow.results.records import RunRecord, TurnRecord
 from rtflow.results.report.atomic import atomic_text_file
 from rtflow.results.report.charts import histogram_svg, timeline_svg
@@ -65,6 +66,7 @@ _environment = Environment(
     lstrip_blocks=True,
 )
 _environment.tests["long"] = is_long
+_environment.filters["usd"] = usd  # every cost as the terminal writes it (`rtflow.messages.usd`)
 
 
 def _latencies(turns: Sequence[TurnRecord]) -> dict[str, list[float]]:
