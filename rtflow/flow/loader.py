@@ -77,10 +77,10 @@ def _load_javascript(path: Path) -> FlowSpec:
             return [as_flow_data(item) for item in value]
         return value
 
-    document = _Document("", str(path))  # no YAML text: problems are named by key path
     if not isinstance(data, dict):
         raise FlowLoadError("the config must export an object (providers, prompts, tests, ...)", file=str(path))
-    return _load_data(as_flow_data(data), document, path.resolve().parent)
+    flow_data = as_flow_data(data)
+    return _load_data(flow_data, _Document.of_data(flow_data, str(path)), path.resolve().parent)
 
 
 def load_text(text: str, *, source: str = "<string>", base_dir: Path | None = None) -> FlowSpec:
@@ -153,6 +153,24 @@ class _Document(Places):
         self.test_origins: dict[int, TestOrigin] = {}
         """Tests read from test files, by index: where each was written."""
 
+    @classmethod
+    def of_data(cls, data: Any, source: str) -> _Document:
+        """A document with no YAML text (a JavaScript config's data): its keys as written, and no line marks, so a
+        problem is named by its key path in the config's own spelling (`defaultTest`, not `default_test`)."""
+        document = cls("", source)
+        document._marks = {}
+
+        def walk(value: Any, path: Path_) -> None:
+            keys: list[str | int] = list(value) if isinstance(value, dict) else list(range(len(value)))
+            document.children[path] = keys
+            for key in keys:
+                child = value[key]
+                if isinstance(child, dict | list):
+                    walk(child, (*path, key))
+
+        walk(data, ())
+        return document
+
     # ---------------------------------------------------------------------------------------------- parsing
 
     def parse(self) -> dict[str, Any]:
@@ -205,10 +223,8 @@ class _Document(Places):
 
         Validation paths use canonical names (`default_test`, `assert_`); the file may say `defaultTest`, and a
         shorthand (a bare provider id) may have no node for the deeper parts at all. A document with no YAML
-        text (a JavaScript config's data) has no marks: the whole path names the place.
+        text (a JavaScript config's data, `of_data`) has no marks: its key path alone names the place.
         """
-        if not self.text:
-            return None, ".".join(str(part) for part in path)
         marks = self.marks  # fills `children` too
         found: list[str | int] = []
         for part in path:

@@ -147,14 +147,20 @@ def test_a_problem_in_a_javascript_configs_data_names_its_key_path(
     for bad, expected in [
         ("{ typ: 'icontains', value: 'hi' }", "tests.0.assert.0.typ: unknown key `typ`; did you mean `type`?"),
         ("{ type: 'latency', value: 'soon' }", "tests.0.assert.0.value: latency needs a number (milliseconds)"),
+        ("{ type: 'cost', value: 'cheap' }", "defaultTest.assert.0.value: cost needs a number"),  # as written
     ]:
+        where = (
+            "defaultTest: { assert: [%s] }, tests: [{ vars: { q: 'hi' } }]"
+            if "cost" in bad
+            else ("tests: [{ vars: { q: 'hi' }, assert: [%s] }]")
+        )
         file = write_js(
             "promptfooconfig.js",
             f"""
             module.exports = {{
               providers: ['openai:chat:gpt-4.1-mini'],
               prompts: ['{{{{q}}}}'],
-              tests: [{{ vars: {{ q: 'hi' }}, assert: [{bad}] }}],
+              {where % bad},
             }};
             """,
         )
