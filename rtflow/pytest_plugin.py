@@ -74,7 +74,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--rtflow-sim-realtime-audio",
         action="store_true",
         dest="rtflow_sim_realtime_audio",
-        help="With --rtflow-sim: spoken answers arrive at the rate they play, as live (barge-in flows need it).",
+        help="With --rtflow-sim: spoken answers arrive at the rate they play, as live (a flow that cuts answers by "
+        "what was heard gets it without asking).",
     )
     group.addoption(
         "--rtflow-sim-cancel-delay-ms",

@@ -279,6 +279,10 @@ def run_command(
     shard_of_n = _parse_shard(shard)
     if executor != "ray" and (ray_address is not None or workers is not None):
         raise FlowError("--ray-address and --workers only apply with --executor ray")
+    unique: dict[Path, Path] = {}
+    for output in outputs:  # a file named twice is written once
+        unique.setdefault(output.resolve(), output)
+    outputs = tuple(unique.values())
     _check_outputs(outputs, log_file, sim_log)
     only_threads: list[str] | None = None
     if rerun_failed is not None:

@@ -3,10 +3,11 @@
 Loading is parse (YAML with places) -> validate (the pydantic models) -> resolve (this module) -> compile. Every
 flow passes here exactly once, whether it was loaded from a file or built in code (`compile_flow` resolves a
 flow that has not been): `{{ env.NAME }}` in provider configs is rendered, each provider is built from its
-config (its kind and its config's keys, values and tool handlers checked by the provider itself), assertion
-types are checked, prompt files and prompt functions are found, `file://` vars are read, and every template
-prompt is rendered once per turn so a missing variable is a load error, not a failed run. Each problem is
-reported at its key path, and at its file:line:column when the flow came from a file.
+config (its kind and its config's keys, values and tool handlers checked by the provider itself), each
+assertion's type is checked and its value read as its check will read it (`rtflow.flow.assertion_values`),
+prompt files and prompt functions are found, `file://` vars are read, and every template prompt is rendered
+once per shape of turn (the names its vars give) so a missing variable is a load error, not a failed run. Each
+problem is reported at its key path, and at its file:line:column when the flow came from a file.
 """
 
 from __future__ import annotations

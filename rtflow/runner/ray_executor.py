@@ -173,7 +173,15 @@ class RayExecutor:
         nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
         # Each busy worker runs at least one call of every limit (its part is never zero, or its conversations could
         # not run): more workers than the smallest limit would exceed that limit together.
-        count = min(self.workers or max(1, nodes), self.settings.concurrency, *self.provider_limits)
+        wanted = self.workers or max(1, nodes)
+        count = min(wanted, self.settings.concurrency, *self.provider_limits)
+        if count < wanted:
+            self._log.warning(
+                "ray.fewer_workers",
+                workers=count,
+                asked=wanted,
+                reason=f"each worker runs at least one call, and the smallest concurrency limit is {count}",
+            )
         relative_flow = self.flow_path.resolve().relative_to(self.plan.flow.base_dir.resolve())
         self._ledger = (
             ray.remote(RateLedger)

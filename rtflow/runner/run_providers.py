@@ -93,8 +93,9 @@ class RunProviders:
             await provider.aclose()
 
     def concurrency_limits(self) -> set[int]:
-        """The `max_concurrency` limits of the run's providers (those that have one)."""
-        return {limit for provider in self.all() if (limit := provider.max_concurrency) is not None}
+        """The `max_concurrency` limits of the providers the conversations call (those that have one): the ones
+        the scheduler shares among Ray workers (a grader's or a caller's limit is each worker's own)."""
+        return {limit for provider in self.providers.values() if (limit := provider.max_concurrency) is not None}
 
     def key_variables(self) -> set[str]:
         """The environment variables the providers' `api_key_env` names (in either of its snake-case spellings,

@@ -66,7 +66,8 @@ class VoiceConfig(_Strict):
 
     realtime_audio: bool = False
     """Send output audio at the rate it plays: one `audio_chunk_ms` delta every `audio_chunk_ms`, from the
-    response's first audio delta (off: as fast as the loop goes, as today)."""
+    response's first audio delta (off: as fast as the loop goes). `rtflow.run` turns it on for a flow that cuts
+    answers by what the caller heard, unless these settings say it themselves."""
     audio_chunk_ms: int = Field(default=20, ge=5, le=1000)
     """Length of each output audio delta when `realtime_audio` is on."""
     audio_lead_ms: float = Field(default=100.0, ge=0)

@@ -144,10 +144,12 @@ def test_latest_is_the_last_run_of_the_same_flow_and_new_tests_show_their_counts
 def test_several_outputs_are_each_written(tmp_path: Path) -> None:
     """`-o` may be given several times, as promptfoo's `--output` takes several paths: each file is written."""
     outputs = [tmp_path / name for name in ("r.html", "r.xml", "r.md", "r.jsonl", "r.csv")]
-    done = _run(tmp_path, TESTS, *[part for path in outputs for part in ("-o", str(path))])
+    again = tmp_path / "." / "r.md"  # the same file named twice is written once
+    done = _run(tmp_path, TESTS, *[part for path in [*outputs, again] for part in ("-o", str(path))])
     assert done.returncode == 0, done.stderr
     for path in outputs:
         assert path.stat().st_size > 0 and f"results written to {path}" in done.stdout
+    assert done.stdout.count("results written to") == len(outputs)
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 30  # 3 tests x 10 repeats, streamed
 
 

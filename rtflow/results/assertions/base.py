@@ -1,8 +1,9 @@
 """What every assertion kind shares: the context it runs in, its verdict, and rendering of its value.
 
-A check reports a fault it cannot judge past (a grader that failed, a regex that does not compile, a metric
-the turn never measured) by raising `Unevaluable`; `evaluate_assertions` turns that into an `AssertionResult`
-with `error` set, so one broken assertion never stops the others or the run.
+A check reports a fault it cannot judge past (a grader that failed, a metric the turn never measured) by raising
+`Unevaluable`, and a value it cannot read (a flow built in code skips the load's check; a template renders to
+something else) by `AssertionValueError` (`UNJUDGED` holds both); `evaluate_assertions` turns either into an
+`AssertionResult` with `error` set, so one broken assertion never stops the others or the run.
 """
 
 from __future__ import annotations
