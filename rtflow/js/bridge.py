@@ -11,10 +11,12 @@ The worker (worker.js) starts on the first call and stops when the `async with` 
 not: no Node process outlives the bridge. One process, JSON lines, any number of calls in flight; a call costs
 a line each way, not a process.
 
-A call that runs past its timeout has its worker killed (JavaScript cannot be interrupted from outside), which
-fails every other call in flight on that worker with a `JsWorkerError` saying why; a worker that exits or
-crashes fails its calls the same way. Either way the next call starts a fresh worker: every request names its
-file (and a config's function by key path), so nothing is lost with the old process but its module cache.
+Inline code (`evaluate`) that loops without end is stopped by the worker itself a little before its timeout, and
+fails alone. Any other call that runs past its timeout has its worker killed (JavaScript cannot be interrupted
+from outside), which fails every other call in flight on that worker with a `JsWorkerError` saying why; a
+worker that exits or crashes fails its calls the same way. Either way the next call starts a fresh worker:
+every request names its file (and a config's function by key path), so nothing is lost with the old process
+but its module cache.
 
 A TypeScript file goes to a Node that can strip types (see `node.find_node`); that is nearly always the one
 Node the bridge uses, but a system Node too old for TypeScript beside the wheel's means a second worker.
@@ -315,6 +317,9 @@ class JsBridge:
             "args": list(params.values()),
             "file": path_text,
             "line": line,
+            # The worker stops the code's synchronous part itself a little before `timeout` (a loop that never
+            # ends): that call fails alone, and the calls queued behind it still have time to answer.
+            "sync_timeout_ms": 1000 * (timeout - min(max(0.1 * timeout, 0.05), 5.0)),
         }
         return await worker.request(request, path, timeout)
 

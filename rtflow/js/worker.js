@@ -451,6 +451,32 @@ function inlineFunction(request) {
   return fn;
 }
 
+// A script, not a plain call, so that its run can have a `timeout`: Node interrupts a synchronous loop that
+// outlives it, which ends this call alone. Killing the worker (the only way out of a loop otherwise) would fail
+// every other call in flight on it as well, each of them innocent.
+const CALL_INLINE = new vm.Script('globalThis[Symbol.for("rtflow.inline")]()', { filename: 'rtflow-inline' });
+const INLINE_SLOT = Symbol.for('rtflow.inline');
+
+/** Call an inline function with the request's args; its synchronous part stops after `sync_timeout_ms`. */
+function runInline(fn, request) {
+  globalThis[INLINE_SLOT] = () => fn(...(request.args || []));
+  try {
+    const budget = request.sync_timeout_ms;
+    return CALL_INLINE.runInThisContext(budget ? { timeout: Math.max(1, Math.round(budget)) } : {});
+  } catch (err) {
+    if (err && err.code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') {
+      const seconds = (request.sync_timeout_ms / 1000).toFixed(1);
+      throw new WorkerError('threw', `ran for ${seconds} s without returning (a loop that never ends?) and was stopped`, {
+        file: request.file,
+        line: request.line || null,
+      });
+    }
+    throw err;
+  } finally {
+    delete globalThis[INLINE_SLOT];
+  }
+}
+
 // ------------------------------------------------------------------------------------------- operations
 
 const OPERATIONS = {
@@ -468,8 +494,7 @@ const OPERATIONS = {
     return resultAsJson(result, `the function at ${request.path}`);
   },
   async evaluate(request) {
-    const result = await inlineFunction(request)(...(request.args || []));
-    return resultAsJson(result, 'the inline code');
+    return resultAsJson(await runInline(inlineFunction(request), request), 'the inline code');
   },
 };
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import anyio
 import pytest
@@ -265,3 +266,33 @@ async def test_bridge_used_outside_its_block(node_present: NodeRuntime, write_js
     file = write_js("prompt.js", "module.exports = () => 1;\n")
     with pytest.raises(RuntimeError, match="async with JsBridge"):
         await JsBridge().call(file, None, [], timeout=10)
+
+
+async def test_an_endless_inline_loop_fails_alone_and_its_neighbours_answer(js: JsBridge, tmp_path: Path) -> None:
+    """Inline code (a `javascript` assertion) that loops for ever is stopped by the worker a little before its
+    timeout: it fails with its own reason, and the calls queued behind it (blocked while it spun) still answer
+    on the same worker, where killing the worker used to fail them all."""
+    flow = tmp_path / "flow.yaml"
+    pid = await js.evaluate("process.pid", {}, file=flow, line=1, timeout=10)
+
+    async def neighbour(results: list[object], code: str) -> None:
+        try:
+            results.append(await js.evaluate(code, {"output": "four"}, file=flow, line=9, timeout=3))
+        except JsError as exc:
+            results.append(exc)
+
+    looped: list[object] = []
+    threw: list[object] = []
+    passed: list[object] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(neighbour, looped, "while (true) {}\nreturn true;")
+        await anyio.sleep(0.05)
+        group.start_soon(neighbour, threw, "throw new Error('boom');\n")
+        group.start_soon(neighbour, passed, "output.includes('four')")
+    (loop_error,) = looped
+    assert isinstance(loop_error, JsError) and not isinstance(loop_error, JsWorkerError)
+    assert "ran for 2.7 s without returning (a loop that never ends?) and was stopped" in str(loop_error)
+    (boom,) = threw
+    assert isinstance(boom, JsError) and "Error: boom" in str(boom)
+    assert passed == [True]
+    assert await js.evaluate("process.pid", {}, file=flow, line=1, timeout=10) == pid  # the same worker
