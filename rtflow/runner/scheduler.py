@@ -536,21 +536,21 @@ class Scheduler:
                 chain_position=position,
                 is_fallback=position > 0,
             )
-            rendered = await self._dialogue_prompt(state, provider, line, turn_vars)
-            messages = state.history.context_for(rendered) if provider.keeps_history else list(rendered)
-            turn.prompt_messages = rendered
-            turn.request_messages = _carrying_instructions(messages, primary, provider) if position else messages
-            request = TurnRequest(
-                conversation_id=conversation.id,
-                turn_index=turn_index,
-                messages=turn.request_messages,
-                vars=turn_vars,
-                artifact_dir=self._artifact_dir(call.id),  # a fallback's own, as for a written turn
-            )
             where = {"run": self.run_id, "conversation": conversation.id, "turn": turn_index + 1, "node": call.id}
-            try:
+            try:  # as for a written turn: a prompt that fails for one provider goes down the chain too
+                rendered = await self._dialogue_prompt(state, provider, line, turn_vars)
+                messages = state.history.context_for(rendered) if provider.keeps_history else list(rendered)
+                turn.prompt_messages = rendered
+                turn.request_messages = _carrying_instructions(messages, primary, provider) if position else messages
+                request = TurnRequest(
+                    conversation_id=conversation.id,
+                    turn_index=turn_index,
+                    messages=turn.request_messages,
+                    vars=turn_vars,
+                    artifact_dir=self._artifact_dir(call.id),  # a fallback's own, as for a written turn
+                )
                 output = await self._call_with_retries(state, call, provider, request, where)
-            except ProviderError as exc:
+            except (ProviderError, PromptError) as exc:
                 if position + 1 == len(labels):
                     raise
                 self._log.warning("fallback.used", error=str(exc), next=labels[position + 1], **where)

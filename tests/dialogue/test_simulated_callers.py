@@ -286,3 +286,29 @@ def test_a_turn_the_primary_cannot_answer_falls_back_with_the_same_history(tmp_p
     assert "user messages: 3" in turns[2].output.text  # the primary heard the fallback's turn
     assert [call.error is not None for call in turns[1].calls] == [True, False]  # the failed try, then the answer
     assert turns[-1].dialogue.stop_reason == "phrase" and turns[-1].status == "passed", turns[-1].assertions
+
+
+def test_a_prompt_that_fails_for_the_primary_goes_down_the_chain_as_a_written_turn_does(tmp_path: Path) -> None:
+    """A prompt function that raises for the Realtime agent on the second caller line (it raises for no other
+    provider): that turn is answered by the Chat fallback, as a written turn would be, and the dialogue goes on
+    (it used to end the whole dialogue as a prompt error)."""
+    (tmp_path / "prompt.py").write_text(
+        "def build(context):\n"
+        "    if 'kettle' in context['vars']['caller'] and context['provider']['label'] == 'agent':\n"
+        "        raise ValueError('this prompt has no Realtime form for kettles')\n"
+        "    return context['vars']['caller']\n"
+    )
+    agent = {**AGENT, "fallback": {"id": "openai:chat:gpt-4.1-mini", "label": "agent-chat"}}
+    document = {
+        "providers": [agent],
+        "prompts": ["file://prompt.py:build"],
+        "execution": {"retries": 0},
+        "threads": {"t": [{"simulate": _simulate(), "assert": [{"type": "stop-reason", "value": "phrase"}]}]},
+    }
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(yaml.safe_dump(document, sort_keys=False))
+    turns = _dialogue(rtflow.run(flow, sim=True, store=False), "t")
+    assert [(turn.provider, turn.is_fallback) for turn in turns] == [
+        ("agent", False), ("agent-chat", True), ("agent", False), ("agent", False)
+    ]  # fmt: skip
+    assert turns[-1].dialogue.stop_reason == "phrase" and turns[-1].status == "passed", turns[-1].assertions
