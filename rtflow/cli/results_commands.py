@@ -31,9 +31,8 @@ _db_option = db_option()
 _run_argument = click.argument("run_id", metavar="RUN", default="latest")
 
 TURN_STATUSES = ("passed", "failed", "error", "skipped", "pending")
-"""`results.summary.STATUS_ORDER`, written out: importing it would load pydantic for every `rtflow --help`
-(tests/cli checks the two agree)."""
-"""What `show --status` takes: every status a stored turn can have."""
+"""What `show --status` takes: every status a stored turn can have. `results.summary.STATUS_ORDER`, written out:
+importing it would load pydantic for every `rtflow --help` (tests/cli checks the two agree)."""
 
 
 def _statuses(_context: click.Context, _parameter: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:

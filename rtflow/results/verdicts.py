@@ -16,9 +16,9 @@ _BELOW_THRESHOLD = "the weighted score is below the test's threshold"
 
 
 def assertion_reason(result: AssertionResult) -> str:
-    """An assertion's reason, with its error (an assertion that could not be checked) in brackets when the reason
-    does not already say it (`error_result` makes the error the reason)."""
-    if result.error is None or result.error in result.reason:
+    """An assertion's reason, with its error (an assertion that could not be checked) in brackets when it is not
+    the reason itself (`error_result` makes the error the reason)."""
+    if result.error is None or result.error == result.reason:
         return result.reason
     return f"{result.reason} ({result.error})"
 

@@ -75,24 +75,29 @@ def write_export(
         raise FlowError(f"{target}: {problem}")
     if baseline is not None and suffix not in (".html", ".htm"):
         raise FlowError(f"{target}: only the HTML report compares with a baseline run")
-    from rtflow.results.report.data import write_csv, write_json, write_jsonl
-    from rtflow.results.report.html import write_html
-    from rtflow.results.report.junit import write_junit
-    from rtflow.results.report.markdown import write_markdown
-
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        if suffix == ".json":
-            write_json(run, turns, target, summary=summary)
-        elif suffix == ".jsonl":
-            write_jsonl(turns, target)
-        elif suffix == ".csv":
-            write_csv(turns, target)
+        # Each format's module only when it is written: a CSV export does not load the HTML report's renderers.
+        if suffix in (".json", ".jsonl", ".csv"):
+            from rtflow.results.report.data import write_csv, write_json, write_jsonl
+
+            if suffix == ".json":
+                write_json(run, turns, target, summary=summary)
+            elif suffix == ".jsonl":
+                write_jsonl(turns, target)
+            else:
+                write_csv(turns, target)
         elif suffix == ".xml":
+            from rtflow.results.report.junit import write_junit
+
             write_junit(run, turns, target, summary=summary)
         elif suffix in (".md", ".markdown"):
+            from rtflow.results.report.markdown import write_markdown
+
             write_markdown(run, turns, target, summary=summary)
         else:
+            from rtflow.results.report.html import write_html
+
             write_html(run, turns, target, summary=summary, baseline=baseline)
     except OSError as exc:
         raise RtflowError(f"{target}: cannot write the export: {exc}") from exc
