@@ -19,9 +19,15 @@ time (20 ms audio deltas at their playing rate) and takes 50 ms to stop after a 
 long question and cuts the answer at 300, 600 or 900 ms of playback, then asks for less. It reports the client's
 CPU per second of agent audio played, and how far rtflow's time measurements are from the simulator's own
 record (its event log, whose `out` times are when a frame was written to the socket and `in` times when it came
-off it): `audio_end_ms` against the audio the simulator had sent when the cancel arrived, and the yield latency
-against the simulator's own, from the cancel's arrival to its cancelled `response.done` (the 50 ms cancel delay
-plus whatever the simulator's load added) (goal: p95 error <= 5 ms):
+off it): `audio_end_ms` against what the audio the simulator had sent would have played by the time the cancel
+arrived, and the yield latency against the simulator's own, from the cancel's arrival to its cancelled
+`response.done` (the 50 ms cancel delay plus whatever the simulator's load added) (goal: p95 error <= 5 ms).
+
+The played position is worked out from the simulator's `out` times as a speaker plays: from the first delta, in
+real time, pausing when the audio sent so far has all played. A simulator that stalls (100 sessions opening at
+once stop its loop for up to ~150 ms here) sends late, and the caller hears a gap: counting the time since the
+first delta instead would blame rtflow for the simulator's stall. That stall is reported too, as the gap between
+the two at the cut:
 
     /work/venv/bin/python bench/voice_bench.py --barge-in 100 [--chunk-ms 20]
 """
@@ -59,10 +65,12 @@ MODES: dict[str, dict[str, Any]] = {
 
 CANCEL_DELAY_MS = 50.0
 CUTS_MS = (300.0, 600.0, 900.0)
+PCM16_BYTES_PER_MS = 48.0  # the simulator's default output: 24 kHz, 16-bit mono
 
 
 async def barge_in_load(conversations: int, chunk_ms: int) -> None:
     """N concurrent barge-in conversations on a real-time simulator in a child process: CPU and time errors."""
+    import base64
     import json
     import resource
     import sys
@@ -117,6 +125,7 @@ async def barge_in_load(conversations: int, chunk_ms: int) -> None:
     # The simulator's view of each speaker: audio plays from the first delta it sent on the connection; the
     # caller cut it when the `response.cancel` (sent at the cut, before the truncate) arrived.
     first_audio: dict[str, float] = {}
+    audio_sent: dict[str, list[tuple[float, float]]] = {}  # per connection: (when it went out, ms of audio)
     cancels: dict[str, float] = {}
     truncates: dict[str, int] = {}
     truncated_items: dict[str, str] = {}
@@ -124,6 +133,8 @@ async def barge_in_load(conversations: int, chunk_ms: int) -> None:
     for event in events:
         if event["type"] == "response.output_audio.delta" and event["dir"] == "out":
             first_audio.setdefault(event["conn"], event["ts"])
+            pcm16_bytes = len(base64.b64decode(event["payload"]["delta"]))
+            audio_sent.setdefault(event["conn"], []).append((event["ts"], pcm16_bytes / PCM16_BYTES_PER_MS))
         elif event["type"] == "response.cancel" and event["dir"] == "in":
             cancels.setdefault(event["conn"], event["ts"])
         elif event["type"] == "conversation.item.truncate" and event["dir"] == "in":
@@ -131,11 +142,11 @@ async def barge_in_load(conversations: int, chunk_ms: int) -> None:
             truncated_items[event["payload"]["item_id"]] = event["conn"]
         elif event["type"] == "response.done" and event["payload"]["response"]["status"] == "cancelled":
             cancelled_done.setdefault(event["conn"], event["ts"])
-    signed = [
-        audio_end - (cancels[conn] - first_audio[conn]) * 1000
-        for conn, audio_end in truncates.items()
-        if conn in cancels and conn in first_audio
-    ]
+    cut_conns = [conn for conn in truncates if conn in cancels and conn in first_audio]
+    signed = [truncates[conn] - _played_ms(audio_sent[conn], cancels[conn]) for conn in cut_conns]
+    stalls = sorted(
+        (cancels[conn] - first_audio[conn]) * 1000 - _played_ms(audio_sent[conn], cancels[conn]) for conn in cut_conns
+    )
     position_errors = [abs(error) for error in signed]
     # The simulator's own yield: from the cancel's arrival to its cancelled `response.done` leaving (the cancel
     # delay, and whatever the simulator's load added to it); each cut paired with rtflow's by the truncated item.
@@ -163,6 +174,27 @@ async def barge_in_load(conversations: int, chunk_ms: int) -> None:
             f" over {len(ordered)} cuts (goal p95 <= 5 ms)"
         )
     print(f"audio_end_ms bias    {bias:+.1f} ms (rtflow's position minus the simulator's, on average)")
+    print(
+        f"simulator's stalls   p50 {_median(stalls):.1f} ms, max {max(stalls, default=float('nan')):.1f} ms of gap"
+        " heard by the cut (time since the first delta minus the audio played)"
+    )
+
+
+def _played_ms(sent: list[tuple[float, float]], at: float) -> float:
+    """Milliseconds a speaker had played by `at` of audio sent as `sent` says: from the first delta, in real time,
+    pausing whenever all that was sent has played."""
+    played = received = 0.0
+    clock: float | None = None
+    for sent_at, length_ms in sent:
+        if sent_at > at:
+            break
+        if clock is not None:
+            played = min(received, played + (sent_at - clock) * 1000)
+        clock = sent_at
+        received += length_ms
+    if clock is None:
+        return 0.0
+    return min(received, played + (at - clock) * 1000)
 
 
 def _median(values: list[float]) -> float:

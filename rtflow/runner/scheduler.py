@@ -40,6 +40,7 @@ from rtflow.audio.files import vars_audio_path
 from rtflow.errors import PromptError, ProtocolError, ProviderError, ProviderTimeoutError
 from rtflow.flow.prompts import render_prompt
 from rtflow.flow.spec import AssertionSpec
+from rtflow.gc_pause import steady_heap
 from rtflow.log import get_logger
 from rtflow.messages import InterruptPlan, Message, TurnOutput, TurnRequest, approximate_tokens, usd
 from rtflow.plan.graph import CallNode, Conversation, DialogueNode, GradeNode, Plan, call_node_id
@@ -277,15 +278,16 @@ class Scheduler:
             self._pending[node_id] = waiting_for
             if waiting_for == 0:
                 roots.append(node_id)
-        try:
-            async with anyio.create_task_group() as task_group:
-                self._task_group = task_group
-                for node_id in roots:
-                    task_group.start_soon(self._run_node, node_id)
-        finally:
-            with anyio.CancelScope(shield=True):
-                for state in self._conversations.values():
-                    await self._close_sessions(state)
+        with steady_heap():
+            try:
+                async with anyio.create_task_group() as task_group:
+                    self._task_group = task_group
+                    for node_id in roots:
+                        task_group.start_soon(self._run_node, node_id)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    for state in self._conversations.values():
+                        await self._close_sessions(state)
         if not self._stopping and self._judges_the_run:
             self._judge_over_the_run()
         return self.records

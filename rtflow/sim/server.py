@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
 
@@ -11,6 +12,7 @@ import uvicorn
 from anyio.abc import TaskGroup
 
 from rtflow.errors import SimulatorError
+from rtflow.gc_pause import steady_heap
 from rtflow.sim.app import build_app
 from rtflow.sim.config import SimConfig
 from rtflow.sim.runtime import SimRuntime
@@ -35,6 +37,7 @@ class SimServer:
         self._tasks: TaskGroup | None = None
         self._socket: socket.socket | None = None
         self._forwarding_logs = False
+        self._steady_heap: AbstractContextManager[None] | None = None
 
     @property
     def host(self) -> str:
@@ -104,6 +107,10 @@ class SimServer:
         with anyio.fail_after(10):
             while not self._server.started:
                 await anyio.sleep(0.005)
+        # The simulator's timings are what rtflow's are checked against: no full collection of its set-up heap
+        # (tens of ms with the loop stopped) while it serves.
+        self._steady_heap = steady_heap()
+        self._steady_heap.__enter__()
 
     async def stop(self) -> None:
         """Stop serving: close every session and the event log."""
@@ -116,6 +123,9 @@ class SimServer:
             self._socket.close()
             self._socket = None
         self.runtime.log.close()
+        if self._steady_heap is not None:
+            self._steady_heap.__exit__(None, None, None)
+            self._steady_heap = None
         if self._forwarding_logs:
             self._forwarding_logs = False
             forwarding_server_logs.__exit__(None, None, None)
