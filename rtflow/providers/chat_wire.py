@@ -14,6 +14,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 if TYPE_CHECKING:  # only annotations here: httpx loads when a request is made
     import httpx
 
@@ -41,6 +43,7 @@ __all__ = [
     "ChatReply",
     "StreamedReply",
     "parse_json",
+    "read_to_the_end",
     "reply_from_body",
     "retry_after_seconds",
     "sse_events",
@@ -171,6 +174,26 @@ async def sse_events(
             said = server_text(message, key) if isinstance(message, str) else "no message"
             raise ServerError(f"the stream failed: {said}", provider=label)
         yield chunk
+
+
+AFTER_DONE_CHARS = 64 * 1024
+AFTER_DONE_SECONDS = 0.2
+
+
+async def read_to_the_end(lines: AsyncIterator[str]) -> None:
+    """Read what is left of a stream after its `[DONE]`: normally nothing but the end of the chunked body.
+
+    A response closed with bytes unread takes its connection down with it, so every request would open a new
+    one (a TCP and, on the real endpoint, a TLS handshake each). A server that goes on sending, or stalls, after
+    `[DONE]` loses the connection instead of holding the turn: at most `AFTER_DONE_CHARS` are read, for at most
+    `AFTER_DONE_SECONDS`.
+    """
+    read = 0
+    with anyio.move_on_after(AFTER_DONE_SECONDS):
+        async for line in lines:
+            read += len(line) + 1
+            if read > AFTER_DONE_CHARS:
+                return
 
 
 def parse_json(content: bytes, label: str) -> Any:

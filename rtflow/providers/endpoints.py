@@ -210,10 +210,14 @@ def pooled_http_client(
 ) -> httpx.AsyncClient:
     """The pooled HTTP client of a provider that calls `url` (Chat Completions, speech): auth headers that never
     leave `url`'s origin (checked before every request httpx sends, redirects included), proxies from the
-    environment but never for loopback or an injected transport, and no pool limit of httpx's own."""
+    environment but never for loopback or an injected transport, kept-alive connections in a `SplitPool`, and
+    no pool limit of httpx's own: the run's own limits bound how many requests are in flight."""
     import httpx
 
+    from rtflow.providers.http_pool import SplitPool
+
     endpoint_origin = origin_of(url)
+    trust_env = transport is None and not is_loopback(url)
 
     async def same_origin_only(request: httpx.Request) -> None:
         if origin_of(str(request.url)) != endpoint_origin:
@@ -222,11 +226,8 @@ def pooled_http_client(
     return httpx.AsyncClient(
         headers=dict(headers),
         timeout=timeout,
-        transport=transport,
-        trust_env=transport is None and not is_loopback(url),
+        transport=transport if transport is not None else SplitPool(trust_env=trust_env),
+        trust_env=trust_env,
         follow_redirects=True,
         event_hooks={"request": [same_origin_only]},
-        # The run's own limits bound how many requests are in flight; httpx's defaults (100 connections, 20 kept
-        # alive) would queue requests past them and reopen a connection for most of the rest.
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
     )

@@ -45,7 +45,15 @@ from rtflow.messages import (
     TurnRequest,
 )
 from rtflow.providers.base import Provider, ProviderInfo
-from rtflow.providers.chat_wire import ChatReply, StreamedReply, parse_json, reply_from_body, sse_events, status_error
+from rtflow.providers.chat_wire import (
+    ChatReply,
+    StreamedReply,
+    parse_json,
+    read_to_the_end,
+    reply_from_body,
+    sse_events,
+    status_error,
+)
 from rtflow.providers.config import CommonConfig, validate_config
 from rtflow.providers.endpoints import (
     CrossOriginRedirect,
@@ -268,10 +276,12 @@ class ChatProvider(Provider):
                 await response.aread()
                 raise status_error(response, label, self._key, max_retry_after=cap)
             reply = StreamedReply(notes)
-            async for chunk in sse_events(response.aiter_lines(), label, self._key):
+            lines = response.aiter_lines()
+            async for chunk in sse_events(lines, label, self._key):
                 if reply.absorb(chunk) and metrics.first_delta_ms is None:
                     # A text answer's first delta is both: the first of any kind (ttfb) and the first text.
                     metrics.first_delta_ms = metrics.ttfb_ms = (time.perf_counter() - requested) * 1000
+            await read_to_the_end(lines)
             return reply.finish()
 
     def _note_rate_limits(self, response: httpx.Response) -> None:
