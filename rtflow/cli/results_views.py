@@ -126,13 +126,14 @@ def _print_run(
     if run.flow_path:
         header.append(f"  {run.flow_path}")
     console.print(header)
+    accepted = summary.accepted_by_repeats(turns)
     for _, conversation in groupby(turns, key=lambda turn: turn.conversation_id):
         conversation_turns = list(conversation)
         if not statuses or any(turn.status in statuses for turn in conversation_turns):
-            _print_conversation(console, conversation_turns, statuses)
+            _print_conversation(console, conversation_turns, statuses, accepted)
     console.print()
     if statuses:
-        console.print(_shown_line(turns, statuses))
+        console.print(_shown_line(turns, statuses, accepted))
     counts = [f"{status} {count}" for status, count in summary.status_counts().items()]
     if summary.turns:
         counts += [f"fallbacks {summary.fallbacks}", f"retries {summary.retries}"]
@@ -143,20 +144,28 @@ def _print_run(
         console.print(turn_taking)
 
 
-def _shown_line(turns: Sequence[TurnRecord], statuses: Collection[str]) -> Text:
-    """How many turns the status filter kept, of how many, in how many conversations."""
+def _shown_line(turns: Sequence[TurnRecord], statuses: Collection[str], accepted: Collection[str] = ()) -> Text:
+    """How many turns the status filter kept, of how many, in how many conversations; and how many of those the
+    run accepted all the same (their test met its `pass_rate` across the repeats), so that the count agrees with
+    the run's verdict."""
     kept = [turn for turn in turns if turn.status in statuses]
     which = " or ".join(statuses)
     if not kept:
         return Text(f"no turn is {which} (of {len(turns)})", style="bold")
     conversations = len({turn.conversation_id for turn in kept})
     plural = "" if conversations == 1 else "s"
-    return Text(
+    line = Text(
         f"shown: {len(kept)} of {len(turns)} turns ({which}), in {conversations} conversation{plural}", style="bold"
     )
+    forgiven = sum(1 for turn in kept if turn.node_id in accepted)
+    if forgiven:
+        line.append(f"; {forgiven} of them accepted: their test met its pass_rate across the repeats", style="green")
+    return line
 
 
-def _print_conversation(console: Console, turns: Sequence[TurnRecord], statuses: Collection[str] = ()) -> None:
+def _print_conversation(
+    console: Console, turns: Sequence[TurnRecord], statuses: Collection[str] = (), accepted: Collection[str] = ()
+) -> None:
     """One conversation's turns; a simulated dialogue's verdicts once, after its last turn, with why it stopped
     (they judge the whole conversation, not the answer they are stored with). With `statuses`, a turn of
     another status gets one line (`_context_line`), and the verdicts only show when their turn is one of them."""
@@ -174,7 +183,8 @@ def _print_conversation(console: Console, turns: Sequence[TurnRecord], statuses:
         if statuses and turn.status not in statuses:
             console.print(_context_line(turn))
         else:
-            _print_turn(console, turn, verdicts=ending is None or turn.turn_index != ending.turn_index)
+            verdicts = ending is None or turn.turn_index != ending.turn_index
+            _print_turn(console, turn, verdicts=verdicts, accepted=turn.node_id in accepted)
     if ending is not None and (not statuses or ending.status in statuses):
         _print_ending(console, ending)
 
@@ -220,11 +230,13 @@ def _print_assertions(console: Console, results: Sequence[AssertionResult]) -> N
         console.print(Text.assemble("    ", mark, f" {result.type} ", (result.reason, "dim")))
 
 
-def _turn_line(turn: TurnRecord) -> Text:
-    """The turn's header: number, status, provider, attempts and total time."""
-    line = Text.assemble(
-        f"turn {turn.turn_index + 1} ", (f"[{turn.status}]", _STATUS_STYLES.get(turn.status, "")), f" {turn.provider}"
-    )
+def _turn_line(turn: TurnRecord, *, accepted: bool = False) -> Text:
+    """The turn's header: number, status, whether the run accepted it all the same, provider, attempts and
+    total time."""
+    line = Text.assemble(f"turn {turn.turn_index + 1} ", (f"[{turn.status}]", _STATUS_STYLES.get(turn.status, "")))
+    if accepted:
+        line.append(" (accepted: pass_rate met across the repeats)", style="green")
+    line.append(f" {turn.provider}")
     if turn.is_fallback:
         line.append(" (fallback)", style="cyan")
     line.append(f"  attempts {turn.attempts}", style="dim")
@@ -263,9 +275,10 @@ def _print_answer(console: Console, turn: TurnRecord, output: TurnOutput) -> Non
         console.print(Text(f"  {' · '.join(figures)}", style="dim"))
 
 
-def _print_turn(console: Console, turn: TurnRecord, *, verdicts: bool = True) -> None:
-    """One turn; its assertions unless `verdicts` is off (a dialogue's, printed after the dialogue)."""
-    console.print(_turn_line(turn))
+def _print_turn(console: Console, turn: TurnRecord, *, verdicts: bool = True, accepted: bool = False) -> None:
+    """One turn; its assertions unless `verdicts` is off (a dialogue's, printed after the dialogue). `accepted`: it
+    did not pass, but its test met its `pass_rate` across the repeats."""
+    console.print(_turn_line(turn, accepted=accepted))
     _print_said(console, turn)
     if turn.output is not None:
         _print_answer(console, turn, turn.output)

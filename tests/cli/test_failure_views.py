@@ -186,3 +186,33 @@ def test_an_assertion_that_could_not_be_judged_gives_its_reason_once() -> None:
     assert assertion_reason(unjudged) == "the turn has no yield_done measurement"
     apart = unjudged.model_copy(update={"reason": "javascript threw", "error": "TypeError: x is undefined"})
     assert assertion_reason(apart) == "javascript threw (TypeError: x is undefined)"
+
+
+def test_show_failed_marks_the_turns_a_met_pass_rate_accepts(tmp_path: Path) -> None:
+    """A repeated test that met its `pass_rate` passes the run; `--failed` still shows its failed copies (they are
+    what makes it flaky), marked as accepted and counted apart, so the listing agrees with the run's verdict."""
+    document = {
+        "providers": ["openai:chat:gpt-4.1-mini"],
+        "prompts": ["{{ q }}"],
+        "execution": {"retries": 0, "repeat": 10},
+        "tests": [
+            {"vars": {"q": "flaky question"}, "assert": [{"type": "icontains", "value": "flaky"}], "pass_rate": 0.5},
+            {"vars": {"q": "steady question"}, "assert": [{"type": "icontains", "value": "absent"}]},
+        ],
+    }
+    (tmp_path / "flow.yaml").write_text(yaml.safe_dump(document))
+    store = tmp_path / "rtflow.db"
+    fault = "server_error@chat~0.3;match=flaky"
+    args = ["run", str(tmp_path / "flow.yaml"), "--sim", "--db", str(store), "--sim-fault", fault, "--seed", "11"]
+    assert CliRunner().invoke(main, args).exit_code == 1  # the steady test fails every copy
+    code, output = show(store, "--failed")
+    assert code == 0, output
+    flaky_errors = [line for line in output.splitlines() if line.startswith("turn 1 [error]")]
+    assert flaky_errors and all("(accepted: pass_rate met across the repeats)" in line for line in flaky_errors)
+    steady_failures = [line for line in output.splitlines() if line.startswith("turn 1 [failed]")]
+    assert len(steady_failures) == 10 and not any("accepted" in line for line in steady_failures)
+    shown = 10 + len(flaky_errors)
+    assert (
+        f"shown: {shown} of 20 turns (failed or error), in {shown} conversations; {len(flaky_errors)} of them"
+        " accepted: their test met its pass_rate across the repeats" in output
+    )
