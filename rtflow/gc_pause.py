@@ -12,6 +12,7 @@ event loop for tens of milliseconds.
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,6 +31,13 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+_heap_lock = threading.Lock()
+_heap_holders = 0
+"""How many `steady_heap` blocks are open in this process (they may overlap without nesting)."""
+_heap_frozen_by_us = False
+"""Whether the freeze they share is theirs (False: the heap was frozen before the first of them opened)."""
+
+
 @contextmanager
 def steady_heap() -> Iterator[None]:
     """Hide what is alive when the block starts (modules, the plan, providers, a simulator's set-up) from the
@@ -40,14 +48,24 @@ def steady_heap() -> Iterator[None]:
     measures by that much: the barge-in's `audio_end_ms`, the yield, first-delta latencies. Frozen, the start-up
     heap is skipped, and a full pass walks only what was made since. Nothing is collected first (that pass would
     cost the same pause once, at start): garbage frozen with the rest is handed back with it at the end and
-    collected then. A process whose heap is frozen already (a host's own freeze, or an outer block) is left as
-    it is.
+    collected then.
+
+    Blocks may overlap in one process (`rtflow run --sim`: the simulator's, then the run's; two runs at once):
+    each one that opens freezes what it finds as well, and the heap is handed back when the last one ends. A heap
+    that was frozen before the first opened (by the host) is left as it is, and left frozen.
     """
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
+    global _heap_holders, _heap_frozen_by_us
+    with _heap_lock:
+        if _heap_holders == 0:
+            _heap_frozen_by_us = gc.get_freeze_count() == 0
+        if _heap_frozen_by_us:
+            gc.freeze()
+        _heap_holders += 1
     try:
         yield
     finally:
-        gc.unfreeze()
+        with _heap_lock:
+            _heap_holders -= 1
+            if _heap_holders == 0 and _heap_frozen_by_us:
+                _heap_frozen_by_us = False
+                gc.unfreeze()

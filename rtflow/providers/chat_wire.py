@@ -11,6 +11,7 @@ is redacted (`server_text`).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -65,11 +66,15 @@ def _ignore(_warning: str) -> None:
 class ChatReply:
     """One completion: its text, the function calls it asked for, its usage."""
 
-    def __init__(self, text: str, calls: list[PendingCall], usage: TurnUsage, model: str | None) -> None:
+    def __init__(
+        self, text: str, calls: list[PendingCall], usage: TurnUsage, model: str | None, after_done_s: float = 0.0
+    ) -> None:
         self.text = text
         self.calls = calls
         self.usage = usage
         self.model = model
+        self.after_done_s = after_done_s
+        """Seconds spent reading the stream's end after its `[DONE]` (`read_to_the_end`): not the answer's."""
 
 
 class StreamedReply:
@@ -119,9 +124,9 @@ class StreamedReply:
         slot["name"] += field_text(function, "name", f"{where}.function", note) or ""
         slot["arguments"] += field_text(function, "arguments", f"{where}.function", note) or ""
 
-    def finish(self) -> ChatReply:
+    def finish(self, after_done_s: float = 0.0) -> ChatReply:
         calls = [(slot["id"], slot["name"], slot["arguments"]) for _, slot in sorted(self.calls.items())]
-        return ChatReply("".join(self.pieces), calls, self.usage, self.model)
+        return ChatReply("".join(self.pieces), calls, self.usage, self.model, after_done_s)
 
 
 def reply_from_body(body: Any, label: str, note: Note = _ignore) -> ChatReply:
@@ -176,24 +181,31 @@ async def sse_events(
         yield chunk
 
 
-AFTER_DONE_CHARS = 64 * 1024
+AFTER_DONE_BYTES = 64 * 1024
 AFTER_DONE_SECONDS = 0.2
 
 
-async def read_to_the_end(lines: AsyncIterator[str]) -> None:
-    """Read what is left of a stream after its `[DONE]`: normally nothing but the end of the chunked body.
+async def read_to_the_end(response: httpx.Response, lines: AsyncIterator[str]) -> float:
+    """Read what is left of a stream after its `[DONE]` (normally nothing but the end of the chunked body); the
+    seconds it took, which are not the answer's.
 
     A response closed with bytes unread takes its connection down with it, so every request would open a new
-    one (a TCP and, on the real endpoint, a TLS handshake each). A server that goes on sending, or stalls, after
-    `[DONE]` loses the connection instead of holding the turn: at most `AFTER_DONE_CHARS` are read, for at most
-    `AFTER_DONE_SECONDS`.
+    one (a TCP and, on the real endpoint, a TLS handshake each). The answer is complete already, so nothing here
+    can fail the turn: a server that goes on sending past `[DONE]` (more than `AFTER_DONE_BYTES`), stalls (longer
+    than `AFTER_DONE_SECONDS`) or breaks the connection loses that connection, nothing else.
     """
-    read = 0
+    import httpx
+
+    started = time.perf_counter()
+    at_done = response.num_bytes_downloaded
     with anyio.move_on_after(AFTER_DONE_SECONDS):
-        async for line in lines:
-            read += len(line) + 1
-            if read > AFTER_DONE_CHARS:
-                return
+        try:
+            async for _ in lines:
+                if response.num_bytes_downloaded - at_done > AFTER_DONE_BYTES:
+                    break
+        except httpx.HTTPError:
+            pass
+    return time.perf_counter() - started
 
 
 def parse_json(content: bytes, label: str) -> Any:

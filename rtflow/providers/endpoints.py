@@ -210,8 +210,11 @@ def pooled_http_client(
 ) -> httpx.AsyncClient:
     """The pooled HTTP client of a provider that calls `url` (Chat Completions, speech): auth headers that never
     leave `url`'s origin (checked before every request httpx sends, redirects included), proxies from the
-    environment but never for loopback or an injected transport, kept-alive connections in a `SplitPool`, and
-    no pool limit of httpx's own: the run's own limits bound how many requests are in flight."""
+    environment but never for loopback or an injected transport, kept-alive connections in a `SplitPool` unless
+    a proxy is set, and no pool limit of httpx's own: the run's own limits bound how many requests are in
+    flight."""
+    import urllib.request
+
     import httpx
 
     from rtflow.providers.http_pool import SplitPool
@@ -223,11 +226,19 @@ def pooled_http_client(
         if origin_of(str(request.url)) != endpoint_origin:
             raise CrossOriginRedirect(str(request.url))
 
+    # httpx reads the *_PROXY variables only for a client built without a transport of its own: where the
+    # environment names a proxy, httpx's own pool and proxy handling decide (one pool: fine at the concurrency a
+    # proxy is used at), and `SplitPool` everywhere else.
+    if transport is None and not (trust_env and urllib.request.getproxies()):
+        transport = SplitPool(trust_env=trust_env)
     return httpx.AsyncClient(
         headers=dict(headers),
         timeout=timeout,
-        transport=transport if transport is not None else SplitPool(trust_env=trust_env),
+        transport=transport,
         trust_env=trust_env,
         follow_redirects=True,
         event_hooks={"request": [same_origin_only]},
+        # For httpx's own pools (a proxy's): its defaults (100 connections, 20 kept alive) would queue requests
+        # past the run's limits and reopen a connection for most of the rest.
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
     )

@@ -6,8 +6,10 @@ is readable with a system call. That is quadratic in the pool's size. With 100 r
 connections it cost several times what the requests did (2,200 Chat requests: 6 s of client CPU became 23 s).
 
 `SplitPool` spreads the connections over several such pools, each kept small: a request goes to the pool with
-the fewest requests in flight (the first, among equals), so a run with few requests at a time uses one pool and
-reuses its connections, and a busy run spreads out. A new pool opens only when every open one is busy.
+the fewest requests in flight (the first, among equals), and a new pool opens only when every open one has a
+request in flight. So requests made one after another share one pool and its connection, n requests at once
+use n pools (up to `POOLS`, then about n / `POOLS` connections each), and every idle connection is reused by
+the next request that lands in its pool.
 """
 
 from __future__ import annotations
@@ -65,27 +67,39 @@ class SplitPool(httpx.AsyncBaseTransport):
         self._in_flight[index] -= 1
 
     async def aclose(self) -> None:
+        """Close every pool, even when one fails to close (the first failure is raised after)."""
+        failures: list[Exception] = []
         for pool in self._pools:
-            await pool.aclose()
+            try:
+                await pool.aclose()
+            except Exception as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
 
 class _UntilClosed(httpx.AsyncByteStream):
-    """A response's body that says once when it is closed: its request is in flight until then."""
+    """A response's body that says once when it is read to its end or closed, whichever comes first: its request
+    is in flight until then (a body read to the end and never closed does not count for ever)."""
 
-    def __init__(self, stream: httpx.AsyncByteStream | httpx.SyncByteStream, closed: Callable[[], None]) -> None:
+    def __init__(self, stream: httpx.AsyncByteStream | httpx.SyncByteStream, done: Callable[[], None]) -> None:
         assert isinstance(stream, httpx.AsyncByteStream)
         self._stream = stream
-        self._closed = closed
-        self._open = True
+        self._done = done
+        self._in_flight = True
+
+    def _end(self) -> None:
+        if self._in_flight:
+            self._in_flight = False
+            self._done()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for part in self._stream:
             yield part
+        self._end()
 
     async def aclose(self) -> None:
         try:
             await self._stream.aclose()
         finally:
-            if self._open:
-                self._open = False
-                self._closed()
+            self._end()

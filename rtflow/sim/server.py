@@ -113,22 +113,25 @@ class SimServer:
         self._steady_heap.__enter__()
 
     async def stop(self) -> None:
-        """Stop serving: close every session and the event log."""
-        if self._server is not None:
-            self._server.stop()
-        if self._tasks is not None:
-            await self._tasks.__aexit__(None, None, None)
-            self._tasks = None
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
-        self.runtime.log.close()
-        if self._steady_heap is not None:
-            self._steady_heap.__exit__(None, None, None)
-            self._steady_heap = None
-        if self._forwarding_logs:
-            self._forwarding_logs = False
-            forwarding_server_logs.__exit__(None, None, None)
+        """Stop serving: close every session and the event log. What the simulator holds of the process (the
+        frozen heap, uvicorn's log forwarding) is handed back even when closing fails."""
+        try:
+            if self._server is not None:
+                self._server.stop()
+            if self._tasks is not None:
+                await self._tasks.__aexit__(None, None, None)
+                self._tasks = None
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+            self.runtime.log.close()
+        finally:
+            if self._steady_heap is not None:
+                self._steady_heap.__exit__(None, None, None)
+                self._steady_heap = None
+            if self._forwarding_logs:
+                self._forwarding_logs = False
+                forwarding_server_logs.__exit__(None, None, None)
 
     async def __aenter__(self) -> SimServer:
         await self.start()

@@ -1,7 +1,8 @@
 """Chat Completions keeps its connections alive, whatever a server does after its stream's `[DONE]`.
 
-The server is the tests' own, plain asyncio on 127.0.0.1: it counts the TCP connections it accepts and ends
-each streamed answer as told (properly, by stalling, or by sending on without end).
+The server is the tests' own, plain asyncio on 127.0.0.1: it counts the TCP connections it accepts, keeps each
+request line, and ends each streamed answer as told (properly, by stalling, by sending on without end, or by
+closing the socket). It also serves as the proxy the environment names, which gets absolute request lines.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from contextlib import asynccontextmanager
 import anyio
 import pytest
 
-from rtflow.messages import Message, TurnRequest
+from rtflow.messages import Message, TurnOutput, TurnRequest
+from rtflow.providers import chat_wire
 from rtflow.providers.base import ProviderInfo
 from rtflow.providers.openai_chat import ChatProvider
 
@@ -40,6 +42,7 @@ class ChatServer:
     def __init__(self, after_done: str) -> None:
         self.after_done = after_done
         self.connections = 0
+        self.request_lines: list[bytes] = []
         self.port = 0
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -47,6 +50,7 @@ class ChatServer:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
+                self.request_lines.append(head.split(b"\r\n", 1)[0])
                 length = next(
                     int(line.split(b":", 1)[1])
                     for line in head.split(b"\r\n")
@@ -60,6 +64,8 @@ class ChatServer:
                 await writer.drain()
                 if self.after_done == "stall":
                     await asyncio.sleep(3600)
+                if self.after_done == "close":
+                    return
                 while self.after_done == "endless":
                     writer.write(_chunk(b": still here\n" * 64))
                     await writer.drain()
@@ -80,18 +86,22 @@ class ChatServer:
             server.close()
 
 
-async def _ask(provider: ChatProvider, turns: int) -> list[str]:
+async def _ask(provider: ChatProvider, turns: int) -> list[TurnOutput]:
     session = provider.session("c")
-    texts = []
+    outputs = []
     for index in range(turns):
         request = TurnRequest(conversation_id="c", turn_index=index, messages=[Message.of("user", f"q{index}")])
         with anyio.fail_after(DEADLINE):
-            texts.append((await session.send(request)).text)
-    return texts
+            outputs.append(await session.send(request))
+    return outputs
 
 
-def _provider(server: ChatServer) -> ChatProvider:
-    config = {"api_base_url": f"http://127.0.0.1:{server.port}/v1", "api_key": "sk-test", "request_timeout": "60s"}
+def _provider(server: ChatServer, base_url: str | None = None) -> ChatProvider:
+    config = {
+        "api_base_url": base_url or f"http://127.0.0.1:{server.port}/v1",
+        "api_key": "sk-test",
+        "request_timeout": "60s",
+    }
     return ChatProvider(ProviderInfo(id="openai:chat:gpt-4.1-mini", label="chat", config=config))
 
 
@@ -101,20 +111,64 @@ async def test_streamed_answers_one_after_another_share_one_connection() -> None
     async with ChatServer("end").running() as server:
         provider = _provider(server)
         try:
-            assert await _ask(provider, 5) == ["hello"] * 5
+            assert [output.text for output in await _ask(provider, 5)] == ["hello"] * 5
         finally:
             await provider.aclose()
     assert server.connections == 1
 
 
-@pytest.mark.parametrize("after_done", ["stall", "endless"])
-async def test_a_server_that_goes_on_after_done_loses_its_connection_not_the_turn(after_done: str) -> None:
-    """Each answer is in at `[DONE]`: a stream that then stalls, or never ends, costs its connection (the next
-    request opens another), never the turn, however long the request timeout."""
+async def test_answers_at_once_then_again_reuse_the_connections_they_opened() -> None:
+    """20 requests at once open at most 20 connections; 20 more after them open none (spread over several pools,
+    each connection is found again by a later request)."""
+    async with ChatServer("end").running() as server:
+        provider = _provider(server)
+        try:
+            for _ in range(2):
+                async with anyio.create_task_group() as group:
+                    for index in range(20):
+                        group.start_soon(_ask_once, provider, index)
+        finally:
+            await provider.aclose()
+    assert len(server.request_lines) == 40
+    assert server.connections <= 20
+
+
+async def _ask_once(provider: ChatProvider, index: int) -> None:
+    request = TurnRequest(conversation_id=f"c{index}", turn_index=0, messages=[Message.of("user", "q")])
+    with anyio.fail_after(DEADLINE):
+        assert (await provider.session(f"c{index}").send(request)).text == "hello"
+
+
+@pytest.mark.parametrize("after_done", ["stall", "endless", "close"])
+async def test_a_server_that_misbehaves_after_done_loses_its_connection_not_the_turn(
+    after_done: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each answer is in at `[DONE]`: a stream that then stalls, never ends, or is cut without its last chunk
+    costs its connection (the next request opens another), never the turn, however long the request timeout.
+    The time a stall is waited for is not the answer's. (The endless stream is stopped by its size: the wait is
+    made long here.)"""
+    monkeypatch.setattr(chat_wire, "AFTER_DONE_SECONDS", 2.0 if after_done == "stall" else 30.0)
     async with ChatServer(after_done).running() as server:
         provider = _provider(server)
         try:
-            assert await _ask(provider, 2) == ["hello"] * 2
+            outputs = await _ask(provider, 2)
         finally:
             await provider.aclose()
+    assert [output.text for output in outputs] == ["hello"] * 2
     assert server.connections == 2
+    if after_done == "stall":
+        assert all((output.metrics.total_ms or 0) < 1000 for output in outputs)  # 2 s were waited each
+
+
+async def test_a_proxy_the_environment_names_carries_the_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`HTTP_PROXY` is honoured: httpx reads it only for a client without a transport of its own."""
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with ChatServer("end").running() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        provider = _provider(proxy, base_url="http://chat.example.test/v1")
+        try:
+            assert [output.text for output in await _ask(provider, 2)] == ["hello"] * 2
+        finally:
+            await provider.aclose()
+    assert proxy.request_lines == [b"POST http://chat.example.test/v1/chat/completions HTTP/1.1"] * 2

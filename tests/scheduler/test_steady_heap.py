@@ -6,6 +6,7 @@ import gc
 
 import anyio
 
+from rtflow.gc_pause import steady_heap
 from rtflow.results.records import TurnRecord
 from rtflow.runner.scheduler import Scheduler, SchedulerSettings
 from rtflow.sim import SimConfig, SimServer
@@ -59,4 +60,32 @@ def test_a_simulator_serves_on_a_frozen_start_up_heap() -> None:
 
     assert gc.get_freeze_count() == 0
     assert anyio.run(serve) > START_UP_HEAP
+    assert gc.get_freeze_count() == 0
+
+
+def test_overlapping_holders_share_the_freeze_until_the_last_one_ends() -> None:
+    """Two holders that overlap without nesting (two runs at once; a simulator stopped before a run it served
+    ends): the one still open keeps the heap frozen (the first to end used to unfreeze everyone's)."""
+    assert gc.get_freeze_count() == 0
+    first, second = steady_heap(), steady_heap()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    try:
+        assert gc.get_freeze_count() > START_UP_HEAP
+    finally:
+        second.__exit__(None, None, None)
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_holder_that_opens_later_freezes_what_was_made_since() -> None:
+    """`rtflow run --sim`: the simulator's block opens first; the run's, opened after the plan and providers were
+    made, freezes those too."""
+    assert gc.get_freeze_count() == 0
+    with steady_heap():
+        before = gc.get_freeze_count()
+        made_since = [[index] for index in range(5000)]  # tracked containers
+        with steady_heap():
+            assert gc.get_freeze_count() >= before + len(made_since)
+        assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
