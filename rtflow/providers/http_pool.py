@@ -3,7 +3,7 @@
 httpcore's pool (under httpx) looks its connections over on every request it queues and every response it
 closes: for each idle connection it counts all the connections again, and it asks each idle socket whether it
 is readable with a system call. That is quadratic in the pool's size. With 100 requests in flight over kept-alive
-connections it cost several times what the requests did (`bench/dialogue_bench.py`, 1,300 of whose 2,200
+connections it cost several times what the requests did (`bench/dialogue_bench.py`, about 1,300 of whose 2,200
 requests are Chat: 6 s of client CPU became 23 s).
 
 `SplitPool` spreads the connections over several such pools, each kept small: a request goes to the pool with
