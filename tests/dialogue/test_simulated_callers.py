@@ -261,21 +261,27 @@ def test_validate_and_the_summary_count_dialogues_for_what_they_are(tmp_path: Pa
     assert '<span data-figure="caller_errors">1</span>' in report.read_text()
 
 
+def _flow_with_chat_fallback(folder: Path, prompt: str) -> Path:
+    """One dialogue, thread `t`, whose Realtime agent falls back to Chat (`agent-chat`), with no retries."""
+    agent = {**AGENT, "fallback": {"id": "openai:chat:gpt-4.1-mini", "label": "agent-chat"}}
+    document = {
+        "providers": [agent],
+        "prompts": [prompt],
+        "execution": {"retries": 0},
+        "threads": {"t": [{"simulate": _simulate(), "assert": [{"type": "stop-reason", "value": "phrase"}]}]},
+    }
+    flow = folder / "flow.yaml"
+    flow.write_text(yaml.safe_dump(document, sort_keys=False))
+    return flow
+
+
 def test_a_turn_the_primary_cannot_answer_falls_back_with_the_same_history(tmp_path: Path) -> None:
     """The Realtime agent fails the second caller line (a server error, no retries): that turn goes down the chain
     to the Chat fallback with the conversation so far, and the next turn is the primary's again, its history
     holding the fallback's answer. The dialogue ends as written."""
     from rtflow.sim.config import parse_fault
 
-    agent = {**AGENT, "fallback": {"id": "openai:chat:gpt-4.1-mini", "label": "agent-chat"}}
-    document = {
-        "providers": [agent],
-        "prompts": ["{{ caller }}"],
-        "execution": {"retries": 0},
-        "threads": {"t": [{"simulate": _simulate(), "assert": [{"type": "stop-reason", "value": "phrase"}]}]},
-    }
-    flow = tmp_path / "flow.yaml"
-    flow.write_text(yaml.safe_dump(document, sort_keys=False))
+    flow = _flow_with_chat_fallback(tmp_path, "{{ caller }}")
     sim = SimConfig(faults=[parse_fault("server_error@realtime;match=kettle")])
     turns = _dialogue(rtflow.run(flow, sim=sim, store=False), "t")
     assert [(turn.provider, turn.is_fallback) for turn in turns] == [
@@ -298,15 +304,7 @@ def test_a_prompt_that_fails_for_the_primary_goes_down_the_chain_as_a_written_tu
         "        raise ValueError('this prompt has no Realtime form for kettles')\n"
         "    return context['vars']['caller']\n"
     )
-    agent = {**AGENT, "fallback": {"id": "openai:chat:gpt-4.1-mini", "label": "agent-chat"}}
-    document = {
-        "providers": [agent],
-        "prompts": ["file://prompt.py:build"],
-        "execution": {"retries": 0},
-        "threads": {"t": [{"simulate": _simulate(), "assert": [{"type": "stop-reason", "value": "phrase"}]}]},
-    }
-    flow = tmp_path / "flow.yaml"
-    flow.write_text(yaml.safe_dump(document, sort_keys=False))
+    flow = _flow_with_chat_fallback(tmp_path, "file://prompt.py:build")
     turns = _dialogue(rtflow.run(flow, sim=True, store=False), "t")
     assert [(turn.provider, turn.is_fallback) for turn in turns] == [
         ("agent", False), ("agent-chat", True), ("agent", False), ("agent", False)
