@@ -14,15 +14,22 @@ it was configured for: a redirect elsewhere raises `CrossOriginRedirect`, which 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from rtflow._version import __version__
-from rtflow.errors import AuthenticationError, InvalidRequestError
+from rtflow.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    ProtocolError,
+    ProviderConnectionError,
+    ProviderTimeoutError,
+)
 from rtflow.log import redact as redact_known_secrets
 
 if TYPE_CHECKING:
@@ -43,6 +50,7 @@ __all__ = [
     "resolve_base_url",
     "resolve_key",
     "server_text",
+    "translated_http_errors",
 ]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -242,3 +250,33 @@ def pooled_http_client(
         # past the run's limits and reopen a connection for most of the rest.
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
     )
+
+
+@contextlib.contextmanager
+def translated_http_errors(
+    label: str, what: str, timeout: float, timeout_key: str, current_key: Callable[[], SecretKey | None]
+) -> Iterator[None]:
+    """Turn every httpx failure of a `pooled_http_client` request (`what`: "the request", "the speech request")
+    into an rtflow ProviderError, without leaking the key. A timeout names its length and the config key that
+    sets it: a bare number there is milliseconds, and `request_timeout: 60` times out after 0.06 s."""
+    import httpx
+
+    try:
+        yield
+    except CrossOriginRedirect as exc:
+        raise exc.refusal(what, label, current_key()) from None
+    except httpx.TimeoutException as exc:
+        raise ProviderTimeoutError(
+            f"{what} waited longer than {timeout:g} s ({timeout_key}) on the server ({type(exc).__name__})",
+            provider=label,
+        ) from None
+    except httpx.DecodingError:
+        raise ProtocolError("the response body could not be decoded", provider=label) from None
+    except httpx.TransportError as exc:
+        raise ProviderConnectionError(
+            f"the connection failed: {server_text(str(exc), current_key()) or type(exc).__name__}", provider=label
+        ) from None
+    except httpx.HTTPError as exc:
+        raise ProviderConnectionError(
+            f"the request failed: {server_text(str(exc), current_key()) or type(exc).__name__}", provider=label
+        ) from None

@@ -8,19 +8,17 @@ the transcription a failed Realtime attempt received; with neither the turn fail
 naming the audio file. Tools use the same handlers as the Realtime provider. Streaming (on by default) measures
 the time to the first token; usage comes from the final chunk (`stream_options.include_usage`).
 
-Every httpx exception is translated into `rtflow.errors` in `_translate_errors`; HTTP error statuses are
-classified in `chat_wire.status_error` (429 with `Retry-After` or the `x-ratelimit-reset-*` headers, 401/403, 5xx).
-Redirects are followed only within the endpoint's origin (scheme, host and port): one to another origin is
-refused before the request, and its auth header, reach it. Waits a server asks for are capped by
+Every httpx exception is translated into `rtflow.errors` by `endpoints.translated_http_errors`; HTTP error
+statuses are classified in `chat_wire.status_error` (429 with `Retry-After` or the `x-ratelimit-reset-*`
+headers, 401/403, 5xx). Redirects are followed only within the endpoint's origin (scheme, host and port): one to
+another origin is refused before the request, and its auth header, reach it. Waits a server asks for are capped by
 `max_retry_after`; fields of the wrong type in a reply are skipped and kept as the turn's protocol warnings
 (`ChatSession.protocol_warnings`, logged as `chat.protocol_warning`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +26,7 @@ from pydantic import Field
 
 from rtflow.audio.files import vars_audio_path
 from rtflow.durations import Duration
-from rtflow.errors import (
-    InvalidRequestError,
-    ProtocolError,
-    ProviderConnectionError,
-    ProviderTimeoutError,
-)
+from rtflow.errors import InvalidRequestError
 from rtflow.messages import (
     AUDIO_PART_TYPES,
     TEXT_PART_TYPES,
@@ -56,7 +49,6 @@ from rtflow.providers.chat_wire import (
 )
 from rtflow.providers.config import CommonConfig, validate_config
 from rtflow.providers.endpoints import (
-    CrossOriginRedirect,
     SecretKey,
     auth_headers,
     is_azure,
@@ -64,6 +56,7 @@ from rtflow.providers.endpoints import (
     resolve_base_url,
     resolve_key,
     server_text,
+    translated_http_errors,
 )
 from rtflow.providers.image_input import inline_images
 from rtflow.providers.pricing import cost_of
@@ -192,7 +185,8 @@ class ChatProvider(Provider):
         """Answer one turn, running tool rounds until the model stops calling tools."""
         if notes is None:
             notes = ProtocolNotes(self.info.label, log_event="chat.protocol_warning")
-        with _translate_errors(self.info.label, lambda: self._key):
+        timeout = self.config.request_timeout
+        with translated_http_errors(self.info.label, "the request", timeout, "request_timeout", lambda: self._key):
             return await self._complete(request, notes)
 
     async def _complete(self, request: TurnRequest, notes: ProtocolNotes) -> TurnOutput:
@@ -397,28 +391,3 @@ def _chat_tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:
     if isinstance(choice, dict) and "name" in choice and "function" not in choice:
         return {"type": "function", "function": {"name": choice["name"]}}
     return choice
-
-
-@contextlib.contextmanager
-def _translate_errors(label: str, current_key: Any) -> Iterator[None]:
-    """Turn every httpx failure into an rtflow ProviderError, without leaking the key."""
-    import httpx
-
-    try:
-        yield
-    except CrossOriginRedirect as exc:
-        raise exc.refusal("the request", label, current_key()) from None
-    except httpx.TimeoutException as exc:
-        raise ProviderTimeoutError(f"the request timed out ({type(exc).__name__})", provider=label) from None
-    except httpx.DecodingError:
-        raise ProtocolError("the response body could not be decoded", provider=label) from None
-    except httpx.TransportError as exc:
-        key: SecretKey | None = current_key()
-        raise ProviderConnectionError(
-            f"the connection failed: {server_text(str(exc), key) or type(exc).__name__}", provider=label
-        ) from None
-    except httpx.HTTPError as exc:
-        key = current_key()
-        raise ProviderConnectionError(
-            f"the request failed: {server_text(str(exc), key) or type(exc).__name__}", provider=label
-        ) from None

@@ -18,14 +18,12 @@ that names what came. No cost is given: the price table has no text-to-speech pr
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import shutil
 import struct
 import tempfile
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -36,19 +34,19 @@ from pydantic_core import PydanticCustomError
 
 from rtflow.audio.files import API_SAMPLE_RATE, write_output_audio
 from rtflow.durations import Duration
-from rtflow.errors import InvalidRequestError, ProtocolError, ProviderConnectionError, ProviderTimeoutError
+from rtflow.errors import InvalidRequestError, ProtocolError
 from rtflow.messages import TurnMetrics, TurnOutput, TurnRequest
 from rtflow.providers.base import Provider, ProviderInfo
 from rtflow.providers.chat_wire import status_error
 from rtflow.providers.config import validate_config
 from rtflow.providers.endpoints import (
-    CrossOriginRedirect,
     SecretKey,
     auth_headers,
     pooled_http_client,
     resolve_base_url,
     resolve_key,
     server_text,
+    translated_http_errors,
 )
 from rtflow.providers.ratelimits import DEFAULT_MAX_RETRY_AFTER, capped_wait, pause_from_headers
 
@@ -237,7 +235,7 @@ class TtsProvider(Provider):
         label = self.info.label
         text = _spoken_text(request, label)
         started = time.perf_counter()
-        with _translate_errors(label, self.config.timeout, lambda: self._key):
+        with translated_http_errors(label, "the speech request", self.config.timeout, "timeout", lambda: self._key):
             received = await self._fetch(text)
         pcm = _pcm_of(received, self.config.response_format, label, self._key)
         audio = write_output_audio(pcm, self._audio_folder(request), _stem(request), "pcm16")
@@ -428,28 +426,3 @@ def _check_wav_format(audio_format: tuple[int, int, int, int] | None, label: str
             f" {bits}-bit); expected PCM, 1 channel, {API_SAMPLE_RATE} Hz, 16-bit",
             provider=label,
         )
-
-
-@contextlib.contextmanager
-def _translate_errors(label: str, timeout: float, current_key: Callable[[], SecretKey | None]) -> Iterator[None]:
-    """Turn every httpx failure into an rtflow ProviderError, without leaking the key."""
-    import httpx
-
-    try:
-        yield
-    except CrossOriginRedirect as exc:
-        raise exc.refusal("the speech request", label, current_key()) from None
-    except httpx.TimeoutException as exc:
-        raise ProviderTimeoutError(
-            f"the speech request waited longer than {timeout:g} s on the server ({type(exc).__name__})", provider=label
-        ) from None
-    except httpx.DecodingError:
-        raise ProtocolError("the response body could not be decoded", provider=label) from None
-    except httpx.TransportError as exc:
-        raise ProviderConnectionError(
-            f"the connection failed: {server_text(str(exc), current_key()) or type(exc).__name__}", provider=label
-        ) from None
-    except httpx.HTTPError as exc:
-        raise ProviderConnectionError(
-            f"the request failed: {server_text(str(exc), current_key()) or type(exc).__name__}", provider=label
-        ) from None

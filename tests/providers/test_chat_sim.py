@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rtflow.errors import ProviderConnectionError, RateLimitError, ServerError
+from rtflow.errors import ProviderConnectionError, ProviderTimeoutError, RateLimitError, ServerError
 from rtflow.messages import Message, TurnRequest
 from rtflow.providers.base import ProviderInfo
 from rtflow.providers.openai_chat import ChatProvider
@@ -110,3 +110,20 @@ async def test_chat_stream_dropped_mid_body_is_a_connection_error() -> None:
         assert (await chat.session("d").send(request)).text.startswith('You said: "tell me a long story"')
         await chat.aclose()
     assert caught.value.retryable
+
+
+@pytest.mark.anyio
+async def test_a_timeout_names_its_length_and_its_key() -> None:
+    """`request_timeout: 60` is 60 ms (a bare duration is milliseconds): a server that does not answer in time
+    fails the turn with the length and the key that set it, so the slip can be seen (it said only "the request
+    timed out (ReadTimeout)")."""
+    async with SimServer(SimConfig(faults=[Fault(kind="stall", endpoint="chat")])) as sim:
+        info = ProviderInfo(id="openai:chat:gpt-4.1-mini", label="chat", config=_config(sim, request_timeout=60))
+        provider = ChatProvider(info)
+        try:
+            with pytest.raises(ProviderTimeoutError) as waited:
+                await provider.session("t").send(TurnRequest(conversation_id="t", turn_index=0, messages=HISTORY))
+        finally:
+            await provider.aclose()
+    assert waited.value.retryable
+    assert "the request waited longer than 0.06 s (request_timeout) on the server" in str(waited.value)
