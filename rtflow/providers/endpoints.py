@@ -41,6 +41,7 @@ __all__ = [
     "CrossOriginRedirect",
     "SecretKey",
     "auth_headers",
+    "environment_proxy",
     "is_azure",
     "is_loopback",
     "origin_of",
@@ -218,11 +219,8 @@ def pooled_http_client(
 ) -> httpx.AsyncClient:
     """The pooled HTTP client of a provider that calls `url` (Chat Completions, speech): auth headers that never
     leave `url`'s origin (checked before every request httpx sends, redirects included), proxies from the
-    environment but never for loopback or an injected transport, kept-alive connections in a `SplitPool` unless
-    a proxy is set, and no pool limit of httpx's own: the run's own limits bound how many requests are in
-    flight."""
-    import urllib.request
-
+    environment (`environment_proxy`) but never for loopback or an injected transport, kept-alive connections in
+    a `SplitPool`, and no pool limit of httpx's own: the run's own limits bound how many requests are in flight."""
     import httpx
 
     from rtflow.providers.http_pool import SplitPool
@@ -234,11 +232,8 @@ def pooled_http_client(
         if origin_of(str(request.url)) != endpoint_origin:
             raise CrossOriginRedirect(str(request.url))
 
-    # httpx reads the *_PROXY variables only for a client built without a transport of its own: where the
-    # environment names a proxy, httpx's own pool and proxy handling decide (one pool: fine at the concurrency a
-    # proxy is used at), and `SplitPool` everywhere else.
-    if transport is None and not (trust_env and urllib.request.getproxies()):
-        transport = SplitPool(trust_env=trust_env)
+    if transport is None:
+        transport = SplitPool(trust_env=trust_env, proxy=environment_proxy(url) if trust_env else None)
     return httpx.AsyncClient(
         headers=dict(headers),
         timeout=timeout,
@@ -246,10 +241,21 @@ def pooled_http_client(
         trust_env=trust_env,
         follow_redirects=True,
         event_hooks={"request": [same_origin_only]},
-        # For httpx's own pools (a proxy's): its defaults (100 connections, 20 kept alive) would queue requests
-        # past the run's limits and reopen a connection for most of the rest.
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
     )
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy the `*_PROXY` variables name for `url` (the scheme's own, else `ALL_PROXY`), or None when there is
+    none or `NO_PROXY` names its host. Worked out once per client: a client talks to its endpoint's origin only.
+    (httpx reads these variables itself only for a client without a transport of its own.)"""
+    import urllib.request
+
+    scheme, host, _ = origin_of(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(host):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
 
 
 @contextlib.contextmanager

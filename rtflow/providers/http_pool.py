@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator, Callable
+from operator import attrgetter
 
 import httpx
 
@@ -26,53 +27,61 @@ POOLS = 16
 """At most this many pools: at 200 requests in flight, about a dozen connections each."""
 
 
+class _Pool:
+    """One httpx pool and how many of its requests are in flight."""
+
+    def __init__(self, transport: httpx.AsyncHTTPTransport) -> None:
+        self.transport = transport
+        self.in_flight = 0
+
+    def done(self) -> None:
+        self.in_flight -= 1
+
+
 class SplitPool(httpx.AsyncBaseTransport):
-    """An httpx transport over up to `POOLS` connection pools, with no limit of its own on connections."""
+    """An httpx transport over up to `POOLS` connection pools, through `proxy` if one is given, with no limit of
+    its own on connections."""
 
-    def __init__(self, *, trust_env: bool) -> None:
+    def __init__(self, *, trust_env: bool, proxy: str | None = None) -> None:
         self._trust_env = trust_env
+        self._proxy = proxy
         self._ssl_context: ssl.SSLContext | None = None
-        self._pools: list[httpx.AsyncHTTPTransport] = []
-        self._in_flight: list[int] = []
+        self._pools: list[_Pool] = []
 
-    def _pool(self) -> int:
-        """The index of the pool the next request goes to (opening one when all are busy and there is room)."""
-        if self._in_flight:
-            least = min(range(len(self._in_flight)), key=self._in_flight.__getitem__)
-            if self._in_flight[least] == 0 or len(self._pools) == POOLS:
+    def _pool(self) -> _Pool:
+        """The pool the next request goes to (opening one when all are busy and there is room)."""
+        if self._pools:
+            least = min(self._pools, key=attrgetter("in_flight"))
+            if least.in_flight == 0 or len(self._pools) == POOLS:
                 return least
         if self._ssl_context is None:  # one certificate store for all pools: loading it costs milliseconds
             self._ssl_context = httpx.create_ssl_context(trust_env=self._trust_env)
-        self._pools.append(
-            httpx.AsyncHTTPTransport(
-                verify=self._ssl_context,
-                trust_env=self._trust_env,
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
-            )
+        transport = httpx.AsyncHTTPTransport(
+            verify=self._ssl_context,
+            trust_env=self._trust_env,
+            proxy=self._proxy,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
         )
-        self._in_flight.append(0)
-        return len(self._pools) - 1
+        self._pools.append(_Pool(transport))
+        return self._pools[-1]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        index = self._pool()
-        self._in_flight[index] += 1
+        pool = self._pool()
+        pool.in_flight += 1
         try:
-            response = await self._pools[index].handle_async_request(request)
+            response = await pool.transport.handle_async_request(request)
         except BaseException:
-            self._in_flight[index] -= 1
+            pool.done()
             raise
-        response.stream = _UntilClosed(response.stream, lambda: self._done(index))
+        response.stream = _UntilClosed(response.stream, pool.done)
         return response
-
-    def _done(self, index: int) -> None:
-        self._in_flight[index] -= 1
 
     async def aclose(self) -> None:
         """Close every pool, even when one fails to close (the first failure is raised after)."""
         failures: list[Exception] = []
         for pool in self._pools:
             try:
-                await pool.aclose()
+                await pool.transport.aclose()
             except Exception as exc:
                 failures.append(exc)
         if failures:
@@ -87,11 +96,11 @@ class _UntilClosed(httpx.AsyncByteStream):
         assert isinstance(stream, httpx.AsyncByteStream)
         self._stream = stream
         self._done = done
-        self._in_flight = True
+        self._open = True
 
     def _end(self) -> None:
-        if self._in_flight:
-            self._in_flight = False
+        if self._open:
+            self._open = False
             self._done()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
