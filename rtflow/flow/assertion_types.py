@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "BASE_ASSERTION_TYPES",
+    "BOUND_TYPES",
     "CONVERSATION_TYPES",
     "KNOWN_ASSERTION_TYPES",
     "MODEL_GRADED_TYPES",
@@ -23,6 +24,10 @@ __all__ = [
 ]
 
 NEGATION_PREFIX = "not-"
+
+BOUND_TYPES = frozenset({"latency", "cost"})
+"""Kinds whose value is a bound (milliseconds, dollars), which promptfoo writes as `threshold` (a test file's
+`latency(5000)`); unlike a score's threshold it has no default."""
 
 MODEL_GRADED_TYPES: frozenset[str] = frozenset({"llm-rubric", "goal-met", "conversation-rubric"})
 """Assertion kinds that ask the grader model (without the `not-` prefix)."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rtflow.flow.assertion_types import PROMPTFOO_ASSERTION_TYPES
+from rtflow.flow.assertion_types import BOUND_TYPES, PROMPTFOO_ASSERTION_TYPES
 from rtflow.flow.local_files import DataFileError, LocalFileError, parse_data, read_text
 from rtflow.pyref import FILE_PREFIX, resolve_path
 
@@ -34,9 +34,11 @@ TEST_FILE_SUFFIXES = (".csv", ".json", ".jsonl", ".yaml", ".yml")
 
 _LIST_TYPES = frozenset({"contains-all", "contains-any", "icontains-all", "icontains-any"})
 _THRESHOLD_TYPES = frozenset(
-    {"answer-relevance", "classifier", "context-faithfulness", "context-recall", "context-relevance", "cost",
-     "latency", "levenshtein", "perplexity-score", "perplexity", "rouge-n", "similar", "starts-with"}
+    {"answer-relevance", "classifier", "context-faithfulness", "context-recall", "context-relevance",
+     "levenshtein", "perplexity-score", "perplexity", "rouge-n", "similar", "starts-with"}
 )  # fmt: skip
+"""Scored kinds: `kind(0.9)` is the score to reach, 0.75 (`similar`: 0.8) when the cell gives none."""
+
 _EXPECTED = re.compile(r"^(not-)?([a-z][a-z0-9-]*)(?:\((\d+(?:\.\d+)?)\))?(?::([\s\S]*))?$")
 _UNSUPPORTED_COLUMNS = {
     "__prefix": "a prefix added to the prompt",
@@ -78,6 +80,9 @@ def assertion_from_string(expected: str) -> dict[str, Any]:
         assertion: dict[str, Any] = {"type": f"{negated or ''}{kind}", "value": value}
         if kind in _LIST_TYPES:
             assertion["value"] = [part.strip() for part in (value or "").split(",")]
+        elif kind in BOUND_TYPES:  # `latency(5000)`: the bound; a bare `latency` has none to give
+            if threshold:
+                assertion["threshold"] = float(threshold)
         elif kind in _THRESHOLD_TYPES:
             assertion["threshold"] = float(threshold) if threshold else (0.8 if kind == "similar" else 0.75)
         return assertion

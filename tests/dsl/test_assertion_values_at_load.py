@@ -98,3 +98,18 @@ def test_promptfoos_threshold_is_the_bound_of_latency_and_cost(tmp_path: Path) -
     result = rtflow.run(flow, sim=True, store=False)
     verdicts = [[a.passed for a in turn.assertions] for turn in result.turns]
     assert verdicts == [[True, True, False], [True]]  # no answer comes within a microsecond
+
+
+def test_a_test_files_bare_latency_or_cost_has_no_bound_to_give(tmp_path: Path) -> None:
+    """A CSV cell `latency` (no number) is a load error at its row, as the same assertion written in YAML is; it
+    used to take the 0.75 default of a scored kind, judging every turn against 0.75 ms (and cost against $0.75)."""
+    for cell in ("latency", "cost"):
+        (tmp_path / "tests.csv").write_text(f"q,__expected\nhello,{cell}\n")
+        flow = tmp_path / "flow.yaml"
+        flow.write_text(
+            yaml.safe_dump(
+                {"providers": ["openai:chat:gpt-4.1-mini"], "prompts": ["{{ q }}"], "tests": "file://tests.csv"}
+            )
+        )
+        with pytest.raises(FlowLoadError, match=rf"tests.csv.*{cell}"):
+            load(flow)
