@@ -120,7 +120,7 @@ def test_a_missing_test_file_or_empty_glob_is_named(tmp_path: Path) -> None:
         ("contains-any:a, b ,c", {"type": "contains-any", "value": ["a", "b", "c"]}),
         ("similar(0.9):text", {"type": "similar", "value": "text", "threshold": 0.9}),
         ("similar:text", {"type": "similar", "value": "text", "threshold": 0.8}),
-        ("latency:500", {"type": "latency", "value": "500", "threshold": 0.75}),
+        ("latency:500", {"type": "latency", "value": "500"}),  # a bound: no score threshold of 0.75
         ("grade: is polite", {"type": "llm-rubric", "value": " is polite"}),
         ("llm-rubric:is polite", {"type": "llm-rubric", "value": "is polite"}),
         ("javascript: output.length > 3", {"type": "javascript", "value": "output.length > 3"}),
