@@ -22,6 +22,7 @@ __all__ = [
     "EventStep",
     "LatencyBound",
     "ToolEntry",
+    "Unevaluable",
     "as_number",
     "audio_duration_bounds",
     "compile_regex",
@@ -33,8 +34,14 @@ __all__ = [
 ]
 
 
-class AssertionValueError(ValueError):
-    """An assertion's value cannot be read; the message says what is wrong with it and what would be right."""
+class Unevaluable(Exception):
+    """The assertion could not be judged; the message says why, for the record."""
+
+
+class AssertionValueError(Unevaluable, ValueError):
+    """An assertion's value cannot be read; the message says what is wrong with it and what would be right. At
+    load it is the flow's error; when a check meets it (a flow built in code, a template that rendered to
+    something else), the assertion is unjudged like any other `Unevaluable`."""
 
 
 def as_number(value: Any, kind: str, unit: str) -> float:

@@ -2,7 +2,7 @@
 
 A check reports a fault it cannot judge past (a grader that failed, a metric the turn never measured) by raising
 `Unevaluable`, and a value it cannot read (a flow built in code skips the load's check; a template renders to
-something else) by `AssertionValueError` (`UNJUDGED` holds both); `evaluate_assertions` turns either into an
+something else) by `AssertionValueError`, one kind of `Unevaluable`; `evaluate_assertions` turns either into an
 `AssertionResult` with `error` set, so one broken assertion never stops the others or the run.
 """
 
@@ -18,12 +18,11 @@ from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from rtflow.flow.assertion_types import split_negation
-from rtflow.flow.assertion_values import AssertionValueError, as_number
+from rtflow.flow.assertion_values import Unevaluable, as_number
 from rtflow.messages import Message
 from rtflow.results.records import AssertionResult
 
 __all__ = [
-    "UNJUDGED",
     "AssertionContext",
     "AssertionLike",
     "GradeFunction",
@@ -91,15 +90,6 @@ class Verdict:
     def of(cls, passed: bool, reason: str) -> Verdict:
         """A pass/fail verdict scored 1 or 0."""
         return cls(passed, 1.0 if passed else 0.0, reason)
-
-
-class Unevaluable(Exception):
-    """The assertion could not be judged; the message says why, for the record."""
-
-
-UNJUDGED = (Unevaluable, AssertionValueError)
-"""What a check raises when it cannot judge: `Unevaluable`, or a value that cannot be read (`AssertionValueError`,
-from `rtflow.flow.assertion_values`, where the values are read for the load-time check too)."""
 
 
 # Sandboxed so that a flow file cannot reach Python internals through an assertion value.

@@ -20,7 +20,6 @@ from typing import Any
 from rtflow.flow.assertion_types import split_negation
 from rtflow.messages import ToolCall, TurnOutput
 from rtflow.results.assertions.base import (
-    UNJUDGED,
     AssertionContext,
     AssertionLike,
     Unevaluable,
@@ -127,7 +126,7 @@ async def _judge_one(spec: AssertionLike, view: ConversationView, context: Asser
             return verdict_result(spec, _stop_reason(spec.value, view))
         if kind == "each-turn":
             return verdict_result(spec, await _each_turn(spec, view, context))
-    except UNJUDGED as exc:
+    except Unevaluable as exc:
         return error_result(spec, str(exc))
     if kind == "goal-met":
         rubric = f"The caller's goal was reached in this conversation: {view.goal}"

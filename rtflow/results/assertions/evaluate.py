@@ -21,7 +21,6 @@ from rtflow.flow.assertion_types import (
 )
 from rtflow.messages import TurnOutput
 from rtflow.results.assertions.base import (
-    UNJUDGED,
     AssertionContext,
     AssertionLike,
     Unevaluable,
@@ -113,7 +112,7 @@ async def evaluate_one(spec: AssertionLike, output: TurnOutput, context: Asserti
         if spec.transform:
             output = await _own_transform(spec.transform, output, context)
         verdict = await _judge(spec, value, output, context)
-    except UNJUDGED as exc:
+    except Unevaluable as exc:
         return error_result(spec, str(exc), value=value)
     return verdict_result(spec, verdict, value=value)
 

@@ -27,7 +27,6 @@ from rtflow.flow.assertion_values import (
 )
 from rtflow.messages import EventMark, TurnMetrics, TurnOutput
 from rtflow.results.assertions.base import (
-    UNJUDGED,
     AssertionContext,
     AssertionLike,
     Unevaluable,
@@ -213,7 +212,7 @@ class _Member:
 def _run_bound(spec: AssertionLike) -> LatencyBound | None:
     """The bound of a run-level `latency` assertion (its value as written, with no vars), or None for others.
 
-    Raises one of `UNJUDGED` for a value that asks for a percentile but cannot be read without the turn's vars."""
+    Raises `Unevaluable` for a value that asks for a percentile but cannot be read without the turn's vars."""
     if not is_run_level(spec):
         return None
     return latency_bound(render_value(spec.value, {}), spec.config)
@@ -257,7 +256,7 @@ def run_percentile_results(turns: Sequence[RunTurn]) -> dict[str, list[tuple[int
         for position, spec in enumerate(specs):
             try:
                 bound = _run_bound(spec)
-            except UNJUDGED as exc:
+            except Unevaluable as exc:
                 placed[turn_id].append((position, error_result(spec, str(exc))))
                 continue
             if bound is None or bound.p is None:
