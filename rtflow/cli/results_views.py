@@ -326,7 +326,8 @@ def diff_runs(baseline_id: str, run_id: str, db_path: Path | None, *, strict: bo
         run = store.get_run(run_id)
         baseline = store.get_run(store.baseline_run_id(baseline_id, flow_path=run.flow_path, before=run))
         comparison = compare_runs(store.turns(baseline.run_id), store.turns(run.run_id))
-    return print_comparison(_console(highlight=False), comparison, baseline.run_id, run.run_id, strict=strict)
+    print_comparison(_console(highlight=False), comparison, baseline.run_id, run.run_id, strict=strict)
+    return comparison.gate(baseline.run_id, run.run_id, strict=strict)
 
 
 def _p(value: float | None) -> str:

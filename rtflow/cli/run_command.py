@@ -368,11 +368,7 @@ def run_command(
         from rtflow.results.compare import compare_runs
 
         comparison = compare_runs(baseline_turns, result.turns)
-        regressed = print_comparison(console, comparison, baseline_record.run_id, result.run_id, strict=False)
+        print_comparison(console, comparison, baseline_record.run_id, result.run_id, strict=False)
         if fail_on == "regression":
-            if not comparison.compared:  # a gate with nothing to judge must not pass
-                raise FlowError(
-                    f"--fail-on regression: the baseline {baseline_record.run_id} shares no test with this run"
-                )
-            sys.exit(1 if regressed else 0)
+            sys.exit(1 if comparison.gate(baseline_record.run_id, "this run") else 0)
     sys.exit(result.exit_code)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath, PureWindowsPath
 from typing import Literal
 
+from rtflow.errors import FlowError
 from rtflow.results.records import TurnRecord
 from rtflow.results.statistics import fisher_exact, mann_whitney_u
 from rtflow.results.summary import primary_provider
@@ -107,6 +108,15 @@ class Comparison:
     def regressions(self, *, strict: bool = False) -> list[Change]:
         """Significant drops (and, with `strict`, every newly failing key)."""
         return self.of_kind("regression", "newly failing") if strict else self.of_kind("regression")
+
+    def gate(self, baseline_id: str, run_id: str, *, strict: bool = False) -> bool:
+        """The verdict of a CI gate (`rtflow diff`, `rtflow run --fail-on regression`): whether RUN regressed. Two
+        runs that share no test (another flow's baseline) are an error: a gate with nothing to judge must not pass."""
+        if not self.compared:
+            raise FlowError(
+                f"the baseline {baseline_id} shares no test with {run_id}: nothing to compare (another flow?)"
+            )
+        return bool(self.regressions(strict=strict))
 
 
 def _tallies(turns: Iterable[TurnRecord]) -> dict[str, _Tally]:

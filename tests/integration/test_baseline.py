@@ -184,3 +184,10 @@ def test_a_resumed_run_is_compared_with_the_run_before_it_and_a_gate_with_nothin
     assert vacuous.returncode == 2, vacuous.stdout + vacuous.stderr
     assert f"the baseline {first_run} shares no test with this run" in vacuous.stderr
     assert "share no test: nothing was compared" in vacuous.stdout
+    # `rtflow diff` is the same gate: against a run that shares no test it is an error too (it passed, exit 0)
+    gate = subprocess.run(
+        [sys.executable, "-m", "rtflow", "diff", first_run, "latest", *db],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert gate.returncode == 2, gate.stdout + gate.stderr
+    assert f"the baseline {first_run} shares no test with" in gate.stderr
