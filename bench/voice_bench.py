@@ -23,11 +23,11 @@ off it): `audio_end_ms` against what the audio the simulator had sent would have
 arrived, and the yield latency against the simulator's own, from the cancel's arrival to its cancelled
 `response.done` (the 50 ms cancel delay plus whatever the simulator's load added) (goal: p95 error <= 5 ms).
 
-The played position is worked out from the simulator's `out` times as a speaker plays: from the first delta, in
-real time, pausing when the audio sent so far has all played. A simulator that stalls (100 sessions opening at
-once stop its loop for up to ~150 ms here) sends late, and the caller hears a gap: counting the time since the
-first delta instead would blame rtflow for the simulator's stall. That stall is reported too, as the gap between
-the two at the cut:
+The played position is worked out from the simulator's `out` times by rtflow's own speaker model
+(`PlaybackClock`): from the first delta, in real time, pausing when the audio sent so far has all played. A
+simulator that stalls (100 sessions opening at once stop its loop for up to ~150 ms here) sends late, and the
+caller hears a gap: counting the time since the first delta instead would blame rtflow for the simulator's stall.
+That stall is reported too, as the gap between the two at the cut:
 
     /work/venv/bin/python bench/voice_bench.py --barge-in 100 [--chunk-ms 20]
 """
@@ -48,6 +48,7 @@ from rtflow.log import configure_logging
 from rtflow.messages import Message, TurnOutput, TurnRequest
 from rtflow.providers.base import ProviderInfo
 from rtflow.providers.openai_realtime import RealtimeProvider
+from rtflow.providers.playback import PlaybackClock, audio_ms
 from rtflow.sim import SimConfig, SimServer
 
 CLIPS = Path(__file__).resolve().parents[1] / "flows" / "clips"
@@ -65,7 +66,6 @@ MODES: dict[str, dict[str, Any]] = {
 
 CANCEL_DELAY_MS = 50.0
 CUTS_MS = (300.0, 600.0, 900.0)
-PCM16_BYTES_PER_MS = 48.0  # the simulator's default output: 24 kHz, 16-bit mono
 
 
 async def barge_in_load(conversations: int, chunk_ms: int) -> None:
@@ -133,8 +133,8 @@ async def barge_in_load(conversations: int, chunk_ms: int) -> None:
     for event in events:
         if event["type"] == "response.output_audio.delta" and event["dir"] == "out":
             first_audio.setdefault(event["conn"], event["ts"])
-            pcm16_bytes = len(base64.b64decode(event["payload"]["delta"]))
-            audio_sent.setdefault(event["conn"], []).append((event["ts"], pcm16_bytes / PCM16_BYTES_PER_MS))
+            length_ms = audio_ms(len(base64.b64decode(event["payload"]["delta"])), "pcm16")  # the simulator's default
+            audio_sent.setdefault(event["conn"], []).append((event["ts"], length_ms))
         elif event["type"] == "response.cancel" and event["dir"] == "in":
             cancels.setdefault(event["conn"], event["ts"])
         elif event["type"] == "conversation.item.truncate" and event["dir"] == "in":
@@ -181,20 +181,15 @@ async def barge_in_load(conversations: int, chunk_ms: int) -> None:
 
 
 def _played_ms(sent: list[tuple[float, float]], at: float) -> float:
-    """Milliseconds a speaker had played by `at` of audio sent as `sent` says: from the first delta, in real time,
-    pausing whenever all that was sent has played."""
-    played = received = 0.0
-    clock: float | None = None
+    """Milliseconds a speaker had played by `at` of audio sent as `sent` says: rtflow's own speaker model
+    (`PlaybackClock`), fed the simulator's send times instead of rtflow's arrival times, so that what is compared
+    is the times alone."""
+    clock = PlaybackClock()
     for sent_at, length_ms in sent:
         if sent_at > at:
             break
-        if clock is not None:
-            played = min(received, played + (sent_at - clock) * 1000)
-        clock = sent_at
-        received += length_ms
-    if clock is None:
-        return 0.0
-    return min(received, played + (at - clock) * 1000)
+        clock.add(sent_at, length_ms)
+    return clock.position(at)
 
 
 def _median(values: list[float]) -> float:
