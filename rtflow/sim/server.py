@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from contextlib import AbstractContextManager
+from contextlib import ExitStack
 from types import TracebackType
 from typing import Any
 
@@ -36,8 +36,8 @@ class SimServer:
         self._server: EmbeddedServer | None = None
         self._tasks: TaskGroup | None = None
         self._socket: socket.socket | None = None
-        self._forwarding_logs = False
-        self._steady_heap: AbstractContextManager[None] | None = None
+        self._held = ExitStack()
+        """What the simulator holds of the process while it serves (uvicorn's log forwarding, the frozen heap)."""
 
     @property
     def host(self) -> str:
@@ -82,8 +82,7 @@ class SimServer:
             raise SimulatorError(f"cannot listen on {self.config.host}:{self.config.port}: {exc}") from exc
         sock.listen(2048)
         self._socket = sock
-        forwarding_server_logs.__enter__()
-        self._forwarding_logs = True
+        self._held.enter_context(forwarding_server_logs)
         self.port = sock.getsockname()[1]
         uvicorn_config = uvicorn.Config(
             build_app(self.runtime),
@@ -109,8 +108,7 @@ class SimServer:
                 await anyio.sleep(0.005)
         # The simulator's timings are what rtflow's are checked against: no full collection of its set-up heap
         # (tens of ms with the loop stopped) while it serves.
-        self._steady_heap = steady_heap()
-        self._steady_heap.__enter__()
+        self._held.enter_context(steady_heap())
 
     async def stop(self) -> None:
         """Stop serving: close every session and the event log. What the simulator holds of the process (the
@@ -126,12 +124,7 @@ class SimServer:
                 self._socket = None
             self.runtime.log.close()
         finally:
-            if self._steady_heap is not None:
-                self._steady_heap.__exit__(None, None, None)
-                self._steady_heap = None
-            if self._forwarding_logs:
-                self._forwarding_logs = False
-                forwarding_server_logs.__exit__(None, None, None)
+            self._held.close()
 
     async def __aenter__(self) -> SimServer:
         await self.start()
