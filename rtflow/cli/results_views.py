@@ -144,7 +144,7 @@ def _print_run(
         console.print(turn_taking)
 
 
-def _shown_line(turns: Sequence[TurnRecord], statuses: Collection[str], accepted: Collection[str] = ()) -> Text:
+def _shown_line(turns: Sequence[TurnRecord], statuses: Collection[str], accepted: Collection[str]) -> Text:
     """How many turns the status filter kept, of how many, in how many conversations; and how many of those the
     run accepted all the same (their test met its `pass_rate` across the repeats), so that the count agrees with
     the run's verdict."""
@@ -164,7 +164,7 @@ def _shown_line(turns: Sequence[TurnRecord], statuses: Collection[str], accepted
 
 
 def _print_conversation(
-    console: Console, turns: Sequence[TurnRecord], statuses: Collection[str] = (), accepted: Collection[str] = ()
+    console: Console, turns: Sequence[TurnRecord], statuses: Collection[str], accepted: Collection[str]
 ) -> None:
     """One conversation's turns; a simulated dialogue's verdicts once, after its last turn, with why it stopped
     (they judge the whole conversation, not the answer they are stored with). With `statuses`, a turn of
@@ -230,7 +230,7 @@ def _print_assertions(console: Console, results: Sequence[AssertionResult]) -> N
         console.print(Text.assemble("    ", mark, f" {result.type} ", (result.reason, "dim")))
 
 
-def _turn_line(turn: TurnRecord, *, accepted: bool = False) -> Text:
+def _turn_line(turn: TurnRecord, *, accepted: bool) -> Text:
     """The turn's header: number, status, whether the run accepted it all the same, provider, attempts and
     total time."""
     line = Text.assemble(f"turn {turn.turn_index + 1} ", (f"[{turn.status}]", _STATUS_STYLES.get(turn.status, "")))
@@ -275,7 +275,7 @@ def _print_answer(console: Console, turn: TurnRecord, output: TurnOutput) -> Non
         console.print(Text(f"  {' · '.join(figures)}", style="dim"))
 
 
-def _print_turn(console: Console, turn: TurnRecord, *, verdicts: bool = True, accepted: bool = False) -> None:
+def _print_turn(console: Console, turn: TurnRecord, *, verdicts: bool, accepted: bool) -> None:
     """One turn; its assertions unless `verdicts` is off (a dialogue's, printed after the dialogue). `accepted`: it
     did not pass, but its test met its `pass_rate` across the repeats."""
     console.print(_turn_line(turn, accepted=accepted))

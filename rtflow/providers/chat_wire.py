@@ -66,14 +66,12 @@ def _ignore(_warning: str) -> None:
 class ChatReply:
     """One completion: its text, the function calls it asked for, its usage."""
 
-    def __init__(
-        self, text: str, calls: list[PendingCall], usage: TurnUsage, model: str | None, after_done_s: float = 0.0
-    ) -> None:
+    def __init__(self, text: str, calls: list[PendingCall], usage: TurnUsage, model: str | None) -> None:
         self.text = text
         self.calls = calls
         self.usage = usage
         self.model = model
-        self.after_done_s = after_done_s
+        self.after_done_s = 0.0
         """Seconds spent reading the stream's end after its `[DONE]` (`read_to_the_end`): not the answer's."""
 
 
@@ -124,9 +122,9 @@ class StreamedReply:
         slot["name"] += field_text(function, "name", f"{where}.function", note) or ""
         slot["arguments"] += field_text(function, "arguments", f"{where}.function", note) or ""
 
-    def finish(self, after_done_s: float = 0.0) -> ChatReply:
+    def finish(self) -> ChatReply:
         calls = [(slot["id"], slot["name"], slot["arguments"]) for _, slot in sorted(self.calls.items())]
-        return ChatReply("".join(self.pieces), calls, self.usage, self.model, after_done_s)
+        return ChatReply("".join(self.pieces), calls, self.usage, self.model)
 
 
 def reply_from_body(body: Any, label: str, note: Note = _ignore) -> ChatReply:

@@ -213,7 +213,7 @@ class ChatProvider(Provider):
         )
         # Reading a stream's end after its `[DONE]` is not the answer's time: round k's reply is replies[k + 1].
         metrics.tool_rounds_ms.extend(
-            ms - reply.after_done_s * 1000 for ms, reply in zip(rounds.round_ms, replies[1:], strict=False)
+            ms - reply.after_done_s * 1000 for ms, reply in zip(rounds.round_ms, replies[1:], strict=True)
         )
         metrics.total_ms = (time.perf_counter() - started - sum(reply.after_done_s for reply in replies)) * 1000
         served_by = next((reply.model for reply in replies if reply.model), None)
@@ -278,8 +278,9 @@ class ChatProvider(Provider):
                 if reply.absorb(chunk) and metrics.first_delta_ms is None:
                     # A text answer's first delta is both: the first of any kind (ttfb) and the first text.
                     metrics.first_delta_ms = metrics.ttfb_ms = (time.perf_counter() - requested) * 1000
-            after_done_s = await read_to_the_end(response, lines)
-            return reply.finish(after_done_s)
+            answered = reply.finish()
+            answered.after_done_s = await read_to_the_end(response, lines)
+            return answered
 
     def _note_rate_limits(self, response: httpx.Response) -> None:
         found = {name: value for name, value in response.headers.items() if name.startswith("x-ratelimit-")}
