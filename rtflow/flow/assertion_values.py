@@ -30,6 +30,7 @@ __all__ = [
     "has_template",
     "latency_bound",
     "read_value",
+    "text_value",
     "tool_entries",
 ]
 
@@ -273,16 +274,22 @@ def audio_duration_bounds(value: Any) -> tuple[float | None, float | None]:
     return low, high
 
 
+def text_value(value: Any, kind: str) -> str:
+    """A value that is a string to `kind` (`equals`, `contains`, `regex`...): any scalar is its text."""
+    if value is None or isinstance(value, (dict, list)):
+        raise AssertionValueError(f"{kind} needs a string value, got {value!r}")
+    return str(value)
+
+
 def compile_regex(value: Any) -> Any:
     """A `regex` value compiled with the `regex` package its check searches with (any scalar is its text)."""
     import regex  # loaded by the first regex assertion, not by every load
 
-    if value is None or isinstance(value, (dict, list)):
-        raise AssertionValueError(f"regex needs a string value, got {value!r}")
+    text = text_value(value, "regex")
     try:
-        return regex.compile(str(value))
+        return regex.compile(text)
     except regex.error as exc:
-        raise AssertionValueError(f"invalid regular expression {str(value)!r}: {exc}") from exc
+        raise AssertionValueError(f"invalid regular expression {text!r}: {exc}") from exc
 
 
 _READERS: dict[str, Callable[[Any, Mapping[str, Any]], object]] = {

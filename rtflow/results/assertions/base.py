@@ -18,7 +18,7 @@ from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from rtflow.flow.assertion_types import split_negation
-from rtflow.flow.assertion_values import Unevaluable, as_number
+from rtflow.flow.assertion_values import Unevaluable, has_template
 from rtflow.messages import Message
 from rtflow.results.records import AssertionResult
 
@@ -28,7 +28,6 @@ __all__ = [
     "GradeFunction",
     "Unevaluable",
     "Verdict",
-    "as_number",
     "error_result",
     "render_value",
     "verdict_result",
@@ -105,7 +104,7 @@ def _template(source: str) -> Template:
 def render_value(value: Any, variables: Mapping[str, Any]) -> Any:
     """`value` with every Jinja template string in it rendered from `variables` (lists and maps included)."""
     if isinstance(value, str):
-        if "{{" not in value and "{%" not in value:
+        if not has_template(value):
             return value
         try:
             return _template(value).render(dict(variables))

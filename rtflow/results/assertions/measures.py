@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rtflow.flow.assertion_values import ToolEntry, audio_duration_bounds, tool_entries
+from rtflow.flow.assertion_values import ToolEntry, as_number, audio_duration_bounds, tool_entries
 from rtflow.messages import ToolCall, TurnOutput
-from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict, as_number
+from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
 
 __all__ = ["MEASURE_CHECKS"]
 

@@ -10,19 +10,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from rtflow.flow.assertion_values import compile_regex
+from rtflow.flow.assertion_values import compile_regex, text_value
 from rtflow.messages import TurnOutput
 from rtflow.results.assertions.base import AssertionContext, AssertionLike, Unevaluable, Verdict
 
 __all__ = ["TEXT_CHECKS"]
 
 TextCheck = Callable[[Any, TurnOutput, AssertionLike, AssertionContext], Verdict]
-
-
-def _require_text(value: Any, kind: str) -> str:
-    if value is None or isinstance(value, (dict, list)):
-        raise Unevaluable(f"{kind} needs a string value, got {value!r}")
-    return str(value)
 
 
 def _string_list(value: Any, kind: str) -> list[str]:
@@ -55,7 +49,7 @@ def check_equals(value: Any, output: TurnOutput, spec: AssertionLike, context: A
             if parsed == value
             else "JSON output differs from the expected value",
         )
-    expected = _require_text(value, "equals")
+    expected = text_value(value, "equals")
     same = output.text == expected
     return Verdict.of(
         same, f"output equals {_quote(expected)}" if same else f"expected {_quote(expected)}, got {_quote(output.text)}"
@@ -64,7 +58,7 @@ def check_equals(value: Any, output: TurnOutput, spec: AssertionLike, context: A
 
 def _contains(ignore_case: bool) -> TextCheck:
     def check(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
-        needle = _require_text(value, spec.type)
+        needle = text_value(value, spec.type)
         haystack = output.text.lower() if ignore_case else output.text
         found = (needle.lower() if ignore_case else needle) in haystack
         return Verdict.of(found, f"output {'contains' if found else 'does not contain'} {_quote(needle)}")
@@ -90,7 +84,7 @@ def _contains_many(ignore_case: bool, need_all: bool) -> TextCheck:
 
 def check_starts_with(value: Any, output: TurnOutput, spec: AssertionLike, context: AssertionContext) -> Verdict:
     """The output begins with the value."""
-    prefix = _require_text(value, "starts-with")
+    prefix = text_value(value, "starts-with")
     passed = output.text.startswith(prefix)
     return Verdict.of(passed, f"output {'starts' if passed else 'does not start'} with {_quote(prefix)}")
 
@@ -108,7 +102,7 @@ def check_regex(value: Any, output: TurnOutput, spec: AssertionLike, context: As
     some classic catastrophic patterns, `(a+)+$`, at once). It caches compiled patterns itself.
     """
     pattern = compile_regex(value)
-    pattern_text = str(value)
+    pattern_text = pattern.pattern
     try:
         match = pattern.search(output.text, timeout=REGEX_TIMEOUT_S)
     except TimeoutError as exc:  # no verdict either way: an error, which even `not-regex` does not count as a pass
