@@ -150,6 +150,8 @@ class _Document(Places):
         self.source = source
         self._marks: dict[Path_, tuple[int, int]] | None = None
         self.children: dict[Path_, list[str | int]] = {}
+        self._data: Any = None
+        """A JavaScript config's data (`of_data`), whose keys stand in for the marks a YAML text would give."""
         self.test_origins: dict[int, TestOrigin] = {}
         """Tests read from test files, by index: where each was written."""
 
@@ -158,17 +160,7 @@ class _Document(Places):
         """A document with no YAML text (a JavaScript config's data): its keys as written, and no line marks, so a
         problem is named by its key path in the config's own spelling (`defaultTest`, not `default_test`)."""
         document = cls("", source)
-        document._marks = {}
-
-        def walk(value: Any, path: Path_) -> None:
-            keys: list[str | int] = list(value) if isinstance(value, dict) else list(range(len(value)))
-            document.children[path] = keys
-            for key in keys:
-                child = value[key]
-                if isinstance(child, dict | list):
-                    walk(child, (*path, key))
-
-        walk(data, ())
+        document._data = data
         return document
 
     # ---------------------------------------------------------------------------------------------- parsing
@@ -194,13 +186,26 @@ class _Document(Places):
 
     @property
     def marks(self) -> dict[Path_, tuple[int, int]]:
-        """Where each key and item was written; read (a second pass over the text) only when a problem is shown."""
+        """Where each key and item was written; read (a second pass over the text, or over a JavaScript config's
+        data for its keys alone) only when a problem is shown."""
         if self._marks is None:
+            if self._data is not None:
+                self._marks = {}
+                self._walk_keys(self._data, ())
+                return self._marks
             self._marks = read_marks(self.text)
             for path in self._marks:
                 if path:
                     self.children.setdefault(path[:-1], []).append(path[-1])
         return self._marks
+
+    def _walk_keys(self, value: Any, path: Path_) -> None:
+        keys: list[str | int] = list(value) if isinstance(value, dict) else list(range(len(value)))
+        self.children[path] = keys
+        for key in keys:
+            child = value[key]
+            if isinstance(child, dict | list):
+                self._walk_keys(child, (*path, key))
 
     def _reject_tabs(self) -> None:
         # PyYAML's own message for a tab ("cannot start any token") does not say what to do.
