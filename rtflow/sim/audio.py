@@ -22,7 +22,7 @@ import numpy.typing as npt
 from rtflow.audio.formats import SAMPLE_RATES, encode_pcm16
 from rtflow.audio.g711 import alaw_decode, ulaw_decode
 
-__all__ = ["EnergyVad", "decode_to_pcm16", "input_transcript", "silence", "synthesize_word"]
+__all__ = ["EnergyVad", "decode_to_pcm16", "input_transcript", "silence", "synthesize_word", "word_audio"]
 
 _FRAME_S = 0.02
 
@@ -43,15 +43,26 @@ def decode_to_pcm16(data: bytes, audio_format: str) -> Samples:
     return np.frombuffer(data[: len(data) - len(data) % 2], dtype="<i2").astype(np.int16)
 
 
-_WORD_CACHE: dict[tuple[str, str, float], str] = {}
+_WORD_CACHE: dict[tuple[str, str, float], tuple[bytes, str]] = {}
 
 
-def synthesize_word(word: str, audio_format: str, speed: float = 1.0) -> str:
-    """The base64 audio of one word: a tone then a gap, the same bytes every time (cached).
+def word_audio(word: str, audio_format: str, speed: float = 1.0) -> bytes:
+    """The audio of one word in `audio_format`'s own bytes: a tone then a gap, the same bytes every time (cached).
 
     `speed` divides both durations (text to speech's `speed`), keeping the pitch: a faster voice says the same
     word in less time, it does not sing higher. At 1.0 the bytes are those the Realtime answers have always had.
     """
+    return _word(word, audio_format, speed)[0]
+
+
+def synthesize_word(word: str, audio_format: str, speed: float = 1.0) -> str:
+    """`word_audio` in base64, as an audio delta carries it (cached too)."""
+    return _word(word, audio_format, speed)[1]
+
+
+def _word(word: str, audio_format: str, speed: float) -> tuple[bytes, str]:
+    # Both forms kept: a paced answer joins the bytes, a per-word one sends the base64, and decoding it again
+    # for each answer cost 100 simultaneous answers ~0.1 s of one stalled loop.
     key = (word, audio_format, speed)
     cached = _WORD_CACHE.get(key)
     if cached is not None:
@@ -64,10 +75,11 @@ def synthesize_word(word: str, audio_format: str, speed: float = 1.0) -> str:
     tone = 0.3 * 32767 * np.sin(2 * np.pi * frequency * t)
     gap = np.zeros(int(rate * 0.04 / speed))
     samples = np.concatenate([tone, gap]).astype(np.int16)
-    encoded = base64.b64encode(encode_pcm16(samples, audio_format)).decode("ascii")
+    raw = encode_pcm16(samples, audio_format)
+    audio = (raw, base64.b64encode(raw).decode("ascii"))
     if len(_WORD_CACHE) < 50_000:
-        _WORD_CACHE[key] = encoded
-    return encoded
+        _WORD_CACHE[key] = audio
+    return audio
 
 
 def silence(ms: float, audio_format: str) -> bytes:

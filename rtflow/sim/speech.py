@@ -17,7 +17,6 @@ the JSON body, `out` a summary with the audio's byte count, never the audio.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import wave
@@ -30,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from rtflow.audio.formats import API_SAMPLE_RATE
-from rtflow.sim.audio import synthesize_word
+from rtflow.sim.audio import word_audio
 from rtflow.sim.chat import error_body, fault_response, key_refusal, openai_error
 from rtflow.sim.runtime import SimRuntime
 
@@ -218,7 +217,7 @@ def _check_options(body: dict[str, Any]) -> None:
 
 def speech_pcm16(text: str, speed: float = 1.0) -> list[bytes]:
     """The pcm16 24 kHz audio of each whitespace-separated word of `text`, in order (one piece per word)."""
-    return [base64.b64decode(synthesize_word(word, "pcm16", speed)) for word in text.split()]
+    return [word_audio(word, "pcm16", speed) for word in text.split()]
 
 
 def wav_bytes(pcm: bytes) -> bytes:

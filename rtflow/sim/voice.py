@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from rtflow.audio.formats import BYTES_PER_SECOND
-from rtflow.sim.audio import silence, synthesize_word
+from rtflow.sim.audio import silence, synthesize_word, word_audio
 
 __all__ = ["AudioStep", "SpokenAnswer", "SpokenTimeline", "WordSpan"]
 
@@ -66,10 +66,6 @@ class AudioStep:
     """Bytes of audio."""
 
 
-def _decoded_size(encoded: str) -> int:
-    return len(encoded) * 3 // 4 - encoded[-2:].count("=")
-
-
 class SpokenAnswer:
     """The audio of one answer's words, with its timeline and the two ways of cutting it into deltas."""
 
@@ -78,13 +74,14 @@ class SpokenAnswer:
         self.bytes_per_ms = BYTES_PER_SECOND[audio_format] / 1000
         self._silence = silence(leading_silence_ms, audio_format) if leading_silence_ms > 0 else b""
         self._word_audio = [synthesize_word(word, audio_format) for word in words]
+        self._word_bytes = [word_audio(word, audio_format) for word in words]
         last = len(words) - 1
         self._texts = [word if position == last else word + " " for position, word in enumerate(words)]
         self._starts: list[int] = []
         offset = len(self._silence)
         spans = []
-        for text, audio in zip(self._texts, self._word_audio, strict=True):
-            size = _decoded_size(audio)
+        for text, audio in zip(self._texts, self._word_bytes, strict=True):
+            size = len(audio)
             self._starts.append(offset)
             spans.append(WordSpan(text, self.ms(offset), self.ms(offset + size)))
             offset += size
@@ -99,12 +96,12 @@ class SpokenAnswer:
         """Unpaced: the leading silence as a delta of its own, then one delta per word with its transcript."""
         if self._silence:
             yield AudioStep((), base64.b64encode(self._silence).decode("ascii"), len(self._silence))
-        for text, audio in zip(self._texts, self._word_audio, strict=True):
-            yield AudioStep((text,), audio, _decoded_size(audio))
+        for text, audio, raw in zip(self._texts, self._word_audio, self._word_bytes, strict=True):
+            yield AudioStep((text,), audio, len(raw))
 
     def paced_steps(self, chunk_ms: int) -> Iterator[AudioStep]:
         """Paced: `chunk_ms` deltas of the whole audio; each word's transcript before the chunk its start is in."""
-        audio = self._silence + b"".join(base64.b64decode(word) for word in self._word_audio)
+        audio = self._silence + b"".join(self._word_bytes)
         chunk = round(chunk_ms * self.bytes_per_ms)
         next_word = 0
         for start in range(0, len(audio), chunk):
