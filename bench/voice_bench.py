@@ -18,16 +18,23 @@ server_vad (pcm16, paced, the simulator's VAD ends the turn). Paced modes take a
 time (20 ms audio deltas at their playing rate) and takes 50 ms to stop after a cancel. Each conversation asks a
 long question and cuts the answer at 300, 600 or 900 ms of playback, then asks for less. It reports the client's
 CPU per second of agent audio played, and how far rtflow's time measurements are from the simulator's own
-record (its event log, whose `out` times are when a frame was written to the socket and `in` times when it came
-off it): `audio_end_ms` against what the audio the simulator had sent would have played by the time the cancel
-arrived, and the yield latency against the simulator's own, from the cancel's arrival to its cancelled
-`response.done` (the 50 ms cancel delay plus whatever the simulator's load added) (goal: p95 error <= 5 ms).
+record (its event log, whose `out` times are when a frame was written to the socket and `in` times when it reached
+the machine, as the kernel noted it): `audio_end_ms` against what the audio the simulator had sent would have
+played by the time the cancel arrived, and the yield latency against the simulator's own, from the cancel's
+arrival to its cancelled `response.done` (the 50 ms cancel delay plus whatever the simulator's load added)
+(goal: p95 error <= 5 ms).
+
+Both sides take a message's arrival from the kernel (`rtflow.arrival_stamps`), not from when their busy event loop
+read it: with 100 streams the client's loop reads a socket more than 5 ms late for about a quarter of the frames.
+What the kernel cannot say is when each of several packets that waited together arrived: it merges them and keeps
+the newest one's time. That matters only after the audio ran dry (the caller's speaker waits for the next delta),
+so a simulator that falls behind its own pace, and a client that reads late just then, put an error of up to that
+lateness on the cut.
 
 The played position is worked out from the simulator's `out` times by rtflow's own speaker model
 (`PlaybackClock`): from the first delta, in real time, pausing when the audio sent so far has all played. A
-simulator that stalls (100 sessions opening at once stop its loop for up to ~150 ms here) sends late, and the
-caller hears a gap: counting the time since the first delta instead would blame rtflow for the simulator's stall.
-That stall is reported too, as the gap between the two at the cut:
+simulator that stalls sends late, and the caller hears a gap: counting the time since the first delta instead
+would blame rtflow for the simulator's stall. That stall is reported too, as the gap between the two at the cut:
 
     /work/venv/bin/python bench/voice_bench.py --barge-in 100 [--chunk-ms 20]
 """

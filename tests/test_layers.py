@@ -26,6 +26,7 @@ LEAVES = {
     "rtflow.gc_pause",
     "rtflow.lazy_names",
     "rtflow.user_code",
+    "rtflow.arrival_stamps",
 }
 """Modules every layer may use; they import nothing of rtflow but one another."""
 

@@ -5,10 +5,11 @@ strips only `Authorization` when one leaves the origin, so Azure's `api-key` (an
 would reach the other host. Here a redirect within the origin is followed with its headers, and one to another
 origin is refused before anything is sent there (`CrossOriginRedirect`).
 
-`arrived_at` says when the message `recv` last returned came in: the connection notes each message's arrival as
-the event loop reads it off the socket (`_stamped_connection`), before any task gets to it. Under load the
-reading task runs later than that, and every time measured from it (time to first audio, the playback clock a
-barge-in is placed on) would be late by as much; a speaker starts playing audio when it arrives.
+`arrived_at` says when the message `recv` last returned came in: when its last packet reached the machine, as the
+kernel noted it (`rtflow.arrival_stamps`; through a proxy or where the kernel gives no note, when the event loop
+read it off the socket, before any task got to it). Under load the reading task runs later than that, and the
+loop's read too, and every time measured from them (time to first audio, the playback clock a barge-in is placed
+on) would be late by as much; a speaker starts playing audio when it arrives.
 
 `translate_errors` is the one place where the library's failures become rtflow errors. Every text from the
 server that enters a message (a refusal's body, a close reason, a redirect's location) is redacted first.
@@ -25,6 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from rtflow.arrival_stamps import StampedSocket, arrival_perf, open_stamped_socket, stamped_socket_of
 from rtflow.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -43,6 +45,8 @@ from rtflow.providers.endpoints import (
 from rtflow.providers.ratelimits import DEFAULT_MAX_RETRY_AFTER, retry_after_header, retry_hint
 
 if TYPE_CHECKING:
+    import asyncio
+
     from websockets.asyncio.client import ClientConnection, connect
 
 __all__ = ["MAX_FRAME_BYTES", "arrived_at", "open_socket", "translate_errors"]
@@ -97,11 +101,16 @@ def _stamped_connection() -> type[ClientConnection]:
             super().__init__(*args, **kwargs)
             self._arrivals: deque[float] = deque()
             self.last_arrival: float | None = None
+            self._wire: StampedSocket | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            self._wire = stamped_socket_of(transport)
 
         def process_event(self, event: Any) -> None:
             super().process_event(event)
             if isinstance(event, Frame) and event.fin and event.opcode in DATA_OPCODES:
-                self._arrivals.append(time.perf_counter())
+                self._arrivals.append(arrival_perf(self._wire))
 
         async def recv(self, decode: bool | None = None) -> Any:
             message = await super().recv(decode)
@@ -114,9 +123,25 @@ def _stamped_connection() -> type[ClientConnection]:
 @functools.cache
 def _same_origin_connect() -> type[connect]:
     from websockets.asyncio.client import connect
+    from websockets.proxy import get_proxy
 
     class SameOriginConnect(connect):
-        """websockets' `connect`, refusing a redirect to another origin instead of following it."""
+        """websockets' `connect`, refusing a redirect to another origin instead of following it, and connecting
+        straight to the server on a socket whose reads carry the kernel's arrival times."""
+
+        async def open_tcp_connection(self) -> ClientConnection:
+            # Through a proxy websockets opens the socket, and arrivals are stamped when the loop reads them.
+            if self.proxy is not None and (self.proxy is not True or get_proxy(self.ws_uri) is not None):
+                return await super().open_tcp_connection()
+            sock = await open_stamped_socket(self.ws_uri.host, self.ws_uri.port)
+            self.create_connection_kwargs["sock"] = sock  # once: a redirect opens a socket of its own
+            try:
+                return await super().open_tcp_connection()
+            except BaseException:
+                sock.close()
+                raise
+            finally:
+                del self.create_connection_kwargs["sock"]
 
         def process_redirect(self, exc: Exception) -> Exception | str:
             target = super().process_redirect(exc)

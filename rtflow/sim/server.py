@@ -11,6 +11,7 @@ import anyio
 import uvicorn
 from anyio.abc import TaskGroup
 
+from rtflow.arrival_stamps import StampedSocket
 from rtflow.errors import SimulatorError
 from rtflow.gc_pause import steady_heap
 from rtflow.sim.app import build_app
@@ -74,8 +75,9 @@ class SimServer:
         try:
             # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
             # accepted sockets inherit it. With proto 0, Nagle's algorithm meets the client's delayed ACK and
-            # holds a response's first frames back ~40 ms.
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            # holds a response's first frames back ~40 ms. A StampedSocket accepts sockets whose reads carry the
+            # kernel's arrival times: the event log's `in` times are when a frame reached the machine.
+            sock = StampedSocket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.config.host, self.config.port))
         except OSError as exc:

@@ -18,7 +18,8 @@ uvicorn documents `Config`, `Server(config)` and `await server.serve()`. The sim
 4. To know when a client's message arrived, not when the app got to it (the event log's `in` times, which
    rtflow's own time measurements are compared with): `SansIOWebSocket.stamp_arrivals` wraps the `put_nowait`
    of the protocol's receive `queue` (an `asyncio.Queue` it fills from `data_received`) so that each
-   `websocket.receive` message carries `RECEIVED_AT`.
+   `websocket.receive` message carries `RECEIVED_AT`, the arrival of the read that completed it
+   (`rtflow.arrival_stamps`).
 
 Checked with uvicorn 0.52.1, 0.52.4, 0.53.0, 0.54.0 and 0.55.0. 0.52.1 is the floor: it added `disconnected` and,
 with it, wakes a send waiting on `writable` when the connection is lost (before, such a send waited forever);
@@ -36,6 +37,8 @@ import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 from websockets.protocol import State
+
+from rtflow.arrival_stamps import stamped_socket_of
 
 __all__ = ["RECEIVED_AT", "WEBSOCKET_PROTOCOL", "EmbeddedServer", "SansIOWebSocket", "abort_connection"]
 
@@ -102,14 +105,17 @@ class SansIOWebSocket:
             raise ConnectionResetError("the connection is closing") from None
 
     def stamp_arrivals(self) -> None:
-        """From now on each message the client sends carries `RECEIVED_AT`: when uvicorn read it off the socket
-        (in `data_received`), before the app's `receive` got to it."""
+        """From now on each message the client sends carries `RECEIVED_AT`: when its data reached the machine (the
+        kernel's note, on a `StampedSocket`), else when uvicorn read it off the socket (in `data_received`); either
+        way before the app's `receive` got to it."""
         queue = self._protocol.queue
         put = queue.put_nowait
+        wire = stamped_socket_of(self._protocol.transport)
 
         def stamped(message: Any) -> None:
             if message.get("type") == "websocket.receive":
-                message[RECEIVED_AT] = time.time()
+                arrival = wire.arrival if wire is not None else None
+                message[RECEIVED_AT] = time.time() if arrival is None else arrival
             put(message)
 
         queue.put_nowait = stamped  # type: ignore[method-assign,assignment]

@@ -3,11 +3,17 @@ reader runs late, and the playback clock and every latency would start late with
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 
 import anyio
+import anyio.abc
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import ServerConnection as SyncServerConnection
+from websockets.sync.server import serve as sync_serve
 
 from rtflow.providers.endpoints import SecretKey
 from rtflow.providers.realtime_socket import arrived_at, open_socket
@@ -41,3 +47,63 @@ async def test_a_message_read_late_is_timed_from_its_arrival() -> None:
 async def test_a_socket_of_another_kind_is_timed_now() -> None:
     before = time.perf_counter()
     assert before <= arrived_at(object()) <= time.perf_counter()  # type: ignore[arg-type]
+
+
+async def test_a_message_that_came_while_the_loop_was_busy_is_timed_from_the_kernels_note() -> None:
+    """The event loop itself is blocked while the server's message arrives: the loop's own read comes 0.3 s late,
+    and the arrival is still the kernel's, when the message reached the machine."""
+    sent: list[float] = []
+
+    def answer_when_asked(connection: SyncServerConnection) -> None:
+        connection.recv()
+        sent.append(time.perf_counter())
+        connection.send('{"type": "response.done"}')
+        with contextlib.suppress(ConnectionClosed):
+            connection.recv()
+
+    with sync_serve(answer_when_asked, "127.0.0.1", 0) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            port = server.socket.getsockname()[1]
+            socket = await open_socket(f"ws://127.0.0.1:{port}", {}, SecretKey("sk-arrival-test", "key"), proxy=False)
+            try:
+                await socket.send("go")
+                time.sleep(0.3)  # blocking on purpose: the loop can read nothing meanwhile
+                message = await socket.recv()
+                arrival, read_at = arrived_at(socket), time.perf_counter()
+            finally:
+                await socket.close()
+        finally:
+            server.shutdown()
+            thread.join(5)
+    assert message == '{"type": "response.done"}'
+    (sent_at,) = sent
+    assert sent_at <= arrival < sent_at + 0.1  # the kernel's arrival: right after the server sent it...
+    assert read_at - arrival >= 0.15  # ...though the loop read it about 0.3 s later
+
+
+async def test_through_a_proxy_the_socket_is_still_the_proxys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Realtime socket opens straight to the server only when no proxy applies: with HTTP_PROXY set, the
+    connection still goes to the proxy (which refuses it here)."""
+    heads: list[bytes] = []
+
+    async def refuse(client: anyio.abc.SocketStream) -> None:
+        async with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += await client.receive()
+            heads.append(head)
+            await client.send(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    proxy_port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy_port}")
+    async with listener, anyio.create_task_group() as tasks:
+        tasks.start_soon(listener.serve, refuse)
+        with anyio.fail_after(5), pytest.raises(Exception, match="403"):
+            await open_socket("ws://127.0.0.1:9/v1/realtime", {}, SecretKey("sk-proxy-test", "key"), proxy=True)
+        tasks.cancel_scope.cancel()
+    assert heads and heads[0].startswith(b"CONNECT 127.0.0.1:9 ")

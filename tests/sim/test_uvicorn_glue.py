@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from rtflow.arrival_stamps import StampedSocket
 from rtflow.sim.uvicorn_glue import (
     RECEIVED_AT,
     WEBSOCKET_PROTOCOL,
@@ -55,7 +56,7 @@ class Served:
 @asynccontextmanager
 async def serving(handler: Handler) -> AsyncIterator[Served]:
     """`handler` served by `EmbeddedServer` on a loopback port, as `SimServer` configures uvicorn."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock = StampedSocket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen()
     served = Served(sock.getsockname()[1])
@@ -294,3 +295,33 @@ async def test_a_message_carries_when_it_came_off_the_socket() -> None:
     assert text == "hello"
     assert sent_at <= received_at < sent_at + 0.1  # stamped as it came in...
     assert read_at - received_at >= 0.15  # ...though the app read it about 0.3 s later
+
+
+async def test_a_message_that_came_while_the_loop_was_busy_carries_when_it_reached_the_machine() -> None:
+    """The server's event loop itself is blocked while the client's message arrives: uvicorn reads it 0.3 s late,
+    and the message still carries the kernel's arrival time (the listening socket is a `StampedSocket`)."""
+    seen: list[tuple[str, float, float]] = []
+
+    async def reader(scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = await accept_websocket(receive, send)
+        websocket.stamp_arrivals()
+        message = await receive()
+        seen.append((message["text"], message[RECEIVED_AT], time.time()))
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    async with serving(reader) as served:
+        stream = await open_raw_websocket(served.port)
+        async with stream:
+            protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{served.port}/"), state=State.OPEN)
+            protocol.send_text(b"hello")
+            sent_at = time.time()
+            await stream.send(b"".join(protocol.data_to_send()))  # on the socket before it returns
+            time.sleep(0.3)  # blocking on purpose: the server's loop can read nothing meanwhile
+            with anyio.fail_after(5):
+                while not seen:
+                    await anyio.sleep(0.01)
+    ((text, received_at, read_at),) = seen
+    assert text == "hello"
+    assert sent_at <= received_at < sent_at + 0.1  # the kernel's arrival: right after it was sent...
+    assert read_at - received_at >= 0.15  # ...though the server read it about 0.3 s later
