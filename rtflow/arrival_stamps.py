@@ -23,6 +23,7 @@ time of the read, as before.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import struct
 import sys
@@ -35,8 +36,14 @@ if TYPE_CHECKING:
 
 __all__ = ["StampedSocket", "arrival_perf", "open_stamped_socket", "stamped_socket_of"]
 
-_SO_TIMESTAMPNS: int | None = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform == "linux" else None)
-_TIMESPEC = struct.Struct("@qq")  # struct timespec on the 64-bit Linux this is switched on for
+# Python's socket module may not name the option (3.11's does not). Its number is then that of Linux's generic
+# socket options, which the common machines use; the few that number it otherwise (SPARC, Alpha, PA-RISC) go
+# without stamps.
+_GENERIC_SOCKET_OPTIONS = {"x86_64", "i386", "i686", "aarch64", "armv7l", "riscv64", "ppc64le", "s390x"}
+_SO_TIMESTAMPNS: int | None = getattr(
+    socket, "SO_TIMESTAMPNS", 35 if sys.platform == "linux" and os.uname().machine in _GENERIC_SOCKET_OPTIONS else None
+)
+_TIMESPEC = struct.Struct("@ll")  # struct timespec: seconds and nanoseconds, each a C long
 _ANCILLARY_BYTES = socket.CMSG_SPACE(_TIMESPEC.size) if _SO_TIMESTAMPNS is not None else 0
 _STALE_AFTER_S = 10.0
 """An arrival older than this, seen from the read, is taken for a step of the wall clock (the kernel's stamp and
@@ -59,11 +66,15 @@ class StampedSocket(socket.socket):
         _by_descriptor[self.fileno()] = self
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if _SO_TIMESTAMPNS is None:  # no notes to read (nor recvmsg, on Windows)
+            return super().recv(bufsize, flags)
         data, ancillary, _, _ = self.recvmsg(bufsize, _ANCILLARY_BYTES, flags)
         self.arrival = _stamp(ancillary)
         return data
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        if _SO_TIMESTAMPNS is None:
+            return super().recv_into(buffer, nbytes, flags)
         view = memoryview(buffer).cast("B")
         read, ancillary, _, _ = self.recvmsg_into([view[:nbytes] if nbytes else view], _ANCILLARY_BYTES, flags)
         self.arrival = _stamp(ancillary)
