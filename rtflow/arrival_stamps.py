@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["StampedSocket", "arrival_perf", "open_stamped_socket", "stamped_socket_of"]
+__all__ = ["StampedSocket", "arrival_perf", "arrival_wall", "open_stamped_socket", "stamped_socket_of"]
 
 # Python's socket module may not name the option (3.11's does not). Its number is then that of Linux's generic
 # socket options, which the common machines use; the few that number it otherwise (SPARC, Alpha, PA-RISC) go
@@ -76,6 +76,10 @@ class StampedSocket(socket.socket):
         if _SO_TIMESTAMPNS is None:
             return super().recv_into(buffer, nbytes, flags)
         view = memoryview(buffer).cast("B")
+        if not 0 <= nbytes <= len(view):
+            raise ValueError(
+                "buffer too small for requested bytes" if nbytes > 0 else "negative buffersize in recv_into"
+            )
         read, ancillary, _, _ = self.recvmsg_into([view[:nbytes] if nbytes else view], _ANCILLARY_BYTES, flags)
         self.arrival = _stamp(ancillary)
         return read
@@ -113,41 +117,63 @@ def stamped_socket_of(transport: asyncio.BaseTransport) -> StampedSocket | None:
     return sock if sock is not None and sock.fileno() == descriptor else None
 
 
+def arrival_wall(sock: StampedSocket | None) -> float:
+    """When the data of `sock`'s latest read arrived, in Unix seconds (`time.time`); now when that is unknown."""
+    now = time.time()
+    return now - _age(sock, now)
+
+
 def arrival_perf(sock: StampedSocket | None) -> float:
-    """When the data of `sock`'s latest read arrived, on the `time.perf_counter` clock; now when that is unknown."""
-    now = time.perf_counter()
+    """`arrival_wall` on the `time.perf_counter` clock."""
+    return time.perf_counter() - _age(sock, time.time())
+
+
+def _age(sock: StampedSocket | None, now: float) -> float:
+    """How long before `now` (Unix seconds) the latest read's data arrived: 0 when that is unknown, or when the
+    stamp is in the future or older than `_STALE_AFTER_S` (a step of the wall clock, not an arrival)."""
     arrival = sock.arrival if sock is not None else None
     if arrival is None:
-        return now
-    age = time.time() - arrival
-    return now - age if 0.0 <= age < _STALE_AFTER_S else now
+        return 0.0
+    age = now - arrival
+    return age if 0.0 <= age < _STALE_AFTER_S else 0.0
 
 
 async def open_stamped_socket(host: str, port: int) -> StampedSocket:
-    """A connected, non-blocking `StampedSocket` to host:port: each address `getaddrinfo` gives, in its order, as
-    `loop.create_connection` tries them."""
+    """A connected, non-blocking `StampedSocket` to host:port, found and connected as `loop.create_connection`
+    does it: each address in `getaddrinfo`'s order (an IP address is not looked up), and the same error when
+    every one fails."""
     import asyncio  # not at import: validating a flow never opens a socket
 
     loop = asyncio.get_running_loop()
     # IPPROTO_TCP asked for, so that each address's proto says TCP: asyncio sets TCP_NODELAY only on those.
-    addresses = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    wanted = {"type": socket.SOCK_STREAM, "proto": socket.IPPROTO_TCP}
+    try:  # an IP address needs no resolver, and a resolver call costs a thread hop
+        addresses = socket.getaddrinfo(host, port, flags=socket.AI_NUMERICHOST, **wanted)
+    except socket.gaierror:
+        addresses = await loop.getaddrinfo(host, port, **wanted)
     errors: list[OSError] = []
-    for family, kind, proto, _, address in addresses:
-        sock = StampedSocket(family, kind, proto)
-        try:
-            sock.setblocking(False)
-            await loop.sock_connect(sock, address)
-        except OSError as exc:
-            sock.close()
-            errors.append(exc)
-            continue
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-    if not errors:
-        raise OSError(f"no address found for {host}")
-    if len(errors) == 1:
-        raise errors[0]
-    # What loop.create_connection raises when every address failed
-    raise OSError(f"Multiple exceptions: {', '.join(str(exc) for exc in errors)}")
+    try:
+        for family, kind, proto, _, address in addresses:
+            sock = None
+            try:
+                sock = StampedSocket(family, kind, proto)
+                sock.setblocking(False)
+                await loop.sock_connect(sock, address)
+            except OSError as exc:
+                if sock is not None:
+                    sock.close()
+                errors.append(exc)
+                continue
+            except BaseException:
+                if sock is not None:
+                    sock.close()
+                raise
+            return sock
+        if not errors:
+            raise OSError(f"getaddrinfo() returned an empty list for {host}")
+        # As loop.create_connection: one error, or all alike, raised as it is; else one error naming them all.
+        if len(errors) == 1 or all(str(exc) == str(errors[0]) for exc in errors):
+            raise errors[0]
+        raise OSError(f"Multiple exceptions: {', '.join(str(exc) for exc in errors)}")
+    finally:
+        errors = []  # the raised error's traceback holds this frame: no cycle through the list

@@ -102,6 +102,7 @@ def _stamped_connection() -> type[ClientConnection]:
             self._arrivals: deque[float] = deque()
             self.last_arrival: float | None = None
             self._wire: StampedSocket | None = None
+            self._latest_arrival = 0.0
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
@@ -110,7 +111,9 @@ def _stamped_connection() -> type[ClientConnection]:
         def process_event(self, event: Any) -> None:
             super().process_event(event)
             if isinstance(event, Frame) and event.fin and event.opcode in DATA_OPCODES:
-                self._arrivals.append(arrival_perf(self._wire))
+                # Never before the message before it: a step of the wall clock must not run the playback back.
+                self._latest_arrival = max(self._latest_arrival, arrival_perf(self._wire))
+                self._arrivals.append(self._latest_arrival)
 
         async def recv(self, decode: bool | None = None) -> Any:
             message = await super().recv(decode)

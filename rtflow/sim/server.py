@@ -73,13 +73,7 @@ class SimServer:
     async def start(self) -> None:
         """Bind, start serving in the background, and return once the server accepts connections."""
         try:
-            # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
-            # accepted sockets inherit it. With proto 0, Nagle's algorithm meets the client's delayed ACK and
-            # holds a response's first frames back ~40 ms. A StampedSocket accepts sockets whose reads carry the
-            # kernel's arrival times: the event log's `in` times are when a frame reached the machine.
-            sock = StampedSocket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.config.host, self.config.port))
+            sock = _bound_socket(self.config.host, self.config.port)
         except OSError as exc:
             raise SimulatorError(f"cannot listen on {self.config.host}:{self.config.port}: {exc}") from exc
         sock.listen(2048)
@@ -136,3 +130,21 @@ class SimServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+
+
+def _bound_socket(host: str, port: int) -> StampedSocket:
+    """A TCP socket bound to host:port (closed again if binding fails).
+
+    IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and accepted sockets
+    inherit it. With proto 0, Nagle's algorithm meets the client's delayed ACK and holds a response's first frames
+    back ~40 ms. A StampedSocket accepts sockets whose reads carry the kernel's arrival times: the event log's `in`
+    times are when a frame reached the machine.
+    """
+    sock = StampedSocket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock

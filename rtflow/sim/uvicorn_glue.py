@@ -30,7 +30,6 @@ real uvicorn, so an upgrade that moves these internals fails there, naming the p
 from __future__ import annotations
 
 import socket
-import time
 from typing import Any
 
 import uvicorn
@@ -38,7 +37,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.exceptions import InvalidState
 from websockets.protocol import State
 
-from rtflow.arrival_stamps import stamped_socket_of
+from rtflow.arrival_stamps import arrival_wall, stamped_socket_of
 
 __all__ = ["RECEIVED_AT", "WEBSOCKET_PROTOCOL", "EmbeddedServer", "SansIOWebSocket", "abort_connection"]
 
@@ -114,8 +113,7 @@ class SansIOWebSocket:
 
         def stamped(message: Any) -> None:
             if message.get("type") == "websocket.receive":
-                arrival = wire.arrival if wire is not None else None
-                message[RECEIVED_AT] = time.time() if arrival is None else arrival
+                message[RECEIVED_AT] = arrival_wall(wire)
             put(message)
 
         queue.put_nowait = stamped  # type: ignore[method-assign,assignment]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from socket import socketpair
 
 import anyio
 import anyio.abc
@@ -15,6 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection as SyncServerConnection
 from websockets.sync.server import serve as sync_serve
 
+from rtflow.arrival_stamps import StampedSocket
 from rtflow.providers.endpoints import SecretKey
 from rtflow.providers.realtime_socket import arrived_at, open_socket
 
@@ -55,6 +57,8 @@ async def test_a_message_that_came_while_the_loop_was_busy_is_timed_from_the_ker
     sent: list[float] = []
 
     def answer_when_asked(connection: SyncServerConnection) -> None:
+        # A first exchange gives the kernel time to switch stamping on (it does so a moment after it is asked).
+        connection.send('{"type": "session.created"}')
         connection.recv()
         sent.append(time.perf_counter())
         connection.send('{"type": "response.done"}')
@@ -68,6 +72,7 @@ async def test_a_message_that_came_while_the_loop_was_busy_is_timed_from_the_ker
             port = server.socket.getsockname()[1]
             socket = await open_socket(f"ws://127.0.0.1:{port}", {}, SecretKey("sk-arrival-test", "key"), proxy=False)
             try:
+                await socket.recv()
                 await socket.send("go")
                 time.sleep(0.3)  # blocking on purpose: the loop can read nothing meanwhile
                 message = await socket.recv()
@@ -107,3 +112,19 @@ async def test_through_a_proxy_the_socket_is_still_the_proxys(monkeypatch: pytes
             await open_socket("ws://127.0.0.1:9/v1/realtime", {}, SecretKey("sk-proxy-test", "key"), proxy=True)
         tasks.cancel_scope.cancel()
     assert heads and heads[0].startswith(b"CONNECT 127.0.0.1:9 ")
+
+
+def test_recv_into_keeps_the_standard_meaning_of_nbytes() -> None:
+    """asyncio passes no `nbytes`; anyone else gets what `socket.recv_into` gives: at most `nbytes`, and a
+    ValueError for a count the buffer cannot hold."""
+    left, right = socketpair()
+    stamped = StampedSocket(fileno=right.detach())
+    with left, stamped:
+        left.sendall(b"abcdef")
+        buffer = bytearray(8)
+        assert stamped.recv_into(buffer, 4) == 4 and buffer[:4] == b"abcd"
+        assert stamped.recv_into(buffer) == 2 and buffer[:2] == b"ef"
+        with pytest.raises(ValueError, match="too small"):
+            stamped.recv_into(buffer, 9)
+        with pytest.raises(ValueError, match="negative"):
+            stamped.recv_into(buffer, -1)

@@ -305,6 +305,8 @@ async def test_a_message_that_came_while_the_loop_was_busy_carries_when_it_reach
     async def reader(scope: Scope, receive: Receive, send: Send) -> None:
         websocket = await accept_websocket(receive, send)
         websocket.stamp_arrivals()
+        await receive()  # a first message gives the kernel time to switch stamping on
+        await send({"type": "websocket.send", "text": "ready"})
         message = await receive()
         seen.append((message["text"], message[RECEIVED_AT], time.time()))
         while (await receive())["type"] != "websocket.disconnect":
@@ -314,6 +316,10 @@ async def test_a_message_that_came_while_the_loop_was_busy_carries_when_it_reach
         stream = await open_raw_websocket(served.port)
         async with stream:
             protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{served.port}/"), state=State.OPEN)
+            protocol.send_text(b"warm-up")
+            await stream.send(b"".join(protocol.data_to_send()))
+            with anyio.fail_after(5):
+                await stream.receive()  # "ready"
             protocol.send_text(b"hello")
             sent_at = time.time()
             await stream.send(b"".join(protocol.data_to_send()))  # on the socket before it returns
