@@ -4,13 +4,16 @@ reader runs late, and the playback clock and every latency would start late with
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
 import time
+from pathlib import Path
 from socket import socketpair
 
 import anyio
 import anyio.abc
 import pytest
+import trustme
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection as SyncServerConnection
@@ -54,6 +57,29 @@ async def test_a_socket_of_another_kind_is_timed_now() -> None:
 async def test_a_message_that_came_while_the_loop_was_busy_is_timed_from_the_kernels_note() -> None:
     """The event loop itself is blocked while the server's message arrives: the loop's own read comes 0.3 s late,
     and the arrival is still the kernel's, when the message reached the machine."""
+    sent_at, arrival, read_at = await _read_late("ws", server_tls=None)
+    assert sent_at <= arrival < sent_at + 0.1  # the kernel's arrival: right after the server sent it...
+    assert read_at - arrival >= 0.15  # ...though the loop read it about 0.3 s later
+
+
+async def test_over_tls_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same through TLS, as every connection to the live service is: asyncio reads a TLS socket through
+    `recv_into`, and the note comes with it."""
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1")
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate.configure_cert(server_tls)
+    trusted = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(trusted))
+    monkeypatch.setenv("SSL_CERT_FILE", str(trusted))  # the default context rtflow connects with trusts it
+    sent_at, arrival, read_at = await _read_late("wss", server_tls=server_tls)
+    assert sent_at <= arrival < sent_at + 0.1
+    assert read_at - arrival >= 0.15
+
+
+async def _read_late(scheme: str, server_tls: ssl.SSLContext | None) -> tuple[float, float, float]:
+    """A server (in a thread) sends a message while this loop sleeps without yielding: when it was sent, the
+    arrival rtflow gives it, and when the loop read it."""
     sent: list[float] = []
 
     def answer_when_asked(connection: SyncServerConnection) -> None:
@@ -65,12 +91,13 @@ async def test_a_message_that_came_while_the_loop_was_busy_is_timed_from_the_ker
         with contextlib.suppress(ConnectionClosed):
             connection.recv()
 
-    with sync_serve(answer_when_asked, "127.0.0.1", 0) as server:
+    with sync_serve(answer_when_asked, "127.0.0.1", 0, ssl=server_tls) as server:
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:
             port = server.socket.getsockname()[1]
-            socket = await open_socket(f"ws://127.0.0.1:{port}", {}, SecretKey("sk-arrival-test", "key"), proxy=False)
+            url = f"{scheme}://127.0.0.1:{port}"
+            socket = await open_socket(url, {}, SecretKey("sk-arrival-test", "key"), proxy=False)
             try:
                 await socket.recv()
                 await socket.send("go")
@@ -84,8 +111,7 @@ async def test_a_message_that_came_while_the_loop_was_busy_is_timed_from_the_ker
             thread.join(5)
     assert message == '{"type": "response.done"}'
     (sent_at,) = sent
-    assert sent_at <= arrival < sent_at + 0.1  # the kernel's arrival: right after the server sent it...
-    assert read_at - arrival >= 0.15  # ...though the loop read it about 0.3 s later
+    return sent_at, arrival, read_at
 
 
 async def test_through_a_proxy_the_socket_is_still_the_proxys(monkeypatch: pytest.MonkeyPatch) -> None:
