@@ -3,7 +3,11 @@
 `open_socket` connects with rtflow's settings and a redirect policy of its own: websockets follows redirects and
 strips only `Authorization` when one leaves the origin, so Azure's `api-key` (and any auth header of the user's)
 would reach the other host. Here a redirect within the origin is followed with its headers, and one to another
-origin is refused before anything is sent there (`CrossOriginRedirect`).
+origin is refused before anything is sent there (`CrossOriginRedirect`). Straight to the server, it opens the TCP
+connection itself (a `StampedSocket`) and gives it to websockets (`sock=`, the documented way); websockets cannot
+follow a redirect on such a socket, so `open_socket` follows each one on a new connection. Of websockets it uses
+`connect`'s arguments, its `process_redirect` hook, `InvalidStatus` and `parse_uri`, alike from 15.0 (the floor)
+to 17; how `connect` opens its TCP connection, which changed between them, it leaves alone.
 
 `arrived_at` says when the message `recv` last returned came in: when its last packet reached the machine, as the
 kernel noted it (`rtflow.arrival_stamps`; through a proxy or where the kernel gives no note, when the event loop
@@ -22,6 +26,8 @@ import contextlib
 import functools
 import logging
 import time
+import urllib.parse
+import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -48,6 +54,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from websockets.asyncio.client import ClientConnection, connect
+    from websockets.uri import WebSocketURI
 
 __all__ = ["MAX_FRAME_BYTES", "arrived_at", "open_socket", "translate_errors"]
 
@@ -56,6 +63,9 @@ MAX_FRAME_BYTES = 2**24
 # A whole response (twenty-odd events) often arrives in one read; websockets pauses reading the socket whenever
 # more frames than this are waiting, which would cost two system calls per response at the default of 16.
 _MAX_QUEUED_FRAMES = 256
+_MAX_REDIRECTS = 10
+"""As websockets' own limit."""
+_REDIRECT_STATUSES = frozenset({300, 301, 302, 303, 307, 308})
 _UNAUTHORIZED_CLOSE_CODES = {3000: "unauthorized", 3003: "forbidden"}
 """Close codes of the IANA registry that mean the credentials were refused; the live service sends 3000."""
 _FORBIDDEN_HINT = (
@@ -65,20 +75,53 @@ _FORBIDDEN_HINT = (
 _WIRE_LOG = logging.getLogger("rtflow.providers.realtime.wire")
 
 
-def open_socket(url: str, headers: Mapping[str, str], key: SecretKey, *, proxy: bool) -> connect:
-    """An awaitable that opens the socket (redirects followed only within the origin)."""
-    return _same_origin_connect()(
-        url,
-        additional_headers=dict(headers),
-        user_agent_header=USER_AGENT,
-        compression=None,  # deflate costs ~64 KB of zlib state per socket; events are small JSON
-        proxy=True if proxy else None,  # True: the *_PROXY variables
-        open_timeout=None,  # the caller's deadline bounds the handshake
-        max_size=MAX_FRAME_BYTES,
-        max_queue=_MAX_QUEUED_FRAMES,
-        logger=_RedactingLogger(_WIRE_LOG, key),
-        create_connection=_stamped_connection(),
-    )
+async def open_socket(url: str, headers: Mapping[str, str], key: SecretKey, *, proxy: bool) -> ClientConnection:
+    """Open the socket, following redirects within the origin only.
+
+    Straight to the server (no proxy applies, or `proxy` is False), the connection runs on a `StampedSocket`, whose
+    reads carry the kernel's arrival times; through a proxy, websockets opens it. A socket given to websockets
+    cannot serve a redirect, so redirects are followed here, each on a socket of its own.
+    """
+    from websockets.exceptions import SecurityError
+    from websockets.uri import parse_uri
+
+    connect = _same_origin_connect()
+    for _ in range(_MAX_REDIRECTS + 1):
+        target = parse_uri(url)
+        sock = None if proxy and _proxied(target) else await open_stamped_socket(target.host, target.port)
+        given: dict[str, Any] = {} if sock is None else {"sock": sock}  # passed on to loop.create_connection
+        try:
+            connection = await connect(
+                url,
+                additional_headers=dict(headers),
+                user_agent_header=USER_AGENT,
+                compression=None,  # deflate costs ~64 KB of zlib state per socket; events are small JSON
+                proxy=True if proxy else None,  # True: the *_PROXY variables (unused when a socket is given)
+                open_timeout=None,  # the caller's deadline bounds the handshake
+                max_size=MAX_FRAME_BYTES,
+                max_queue=_MAX_QUEUED_FRAMES,
+                logger=_RedactingLogger(_WIRE_LOG, key),
+                create_connection=_stamped_connection(),
+                **given,
+            )
+        except BaseException as exc:
+            if sock is not None:
+                sock.close()  # if websockets' transport has not closed it already
+            if not isinstance(exc, _SameOriginRedirect):
+                raise
+            url = exc.target
+        else:
+            return connection
+    raise SecurityError(f"more than {_MAX_REDIRECTS} redirects")
+
+
+def _proxied(target: WebSocketURI) -> bool:
+    """Whether websockets would go through a proxy to `target` (its own rule, from the *_PROXY variables)."""
+    if urllib.request.proxy_bypass(f"{target.host}:{target.port}"):
+        return False
+    proxies = urllib.request.getproxies()
+    schemes = ("wss", "socks", "https") if target.secure else ("ws", "socks", "https", "http")
+    return any(scheme in proxies for scheme in schemes)
 
 
 def arrived_at(socket: ClientConnection) -> float:
@@ -126,33 +169,38 @@ def _stamped_connection() -> type[ClientConnection]:
 @functools.cache
 def _same_origin_connect() -> type[connect]:
     from websockets.asyncio.client import connect
-    from websockets.proxy import get_proxy
 
     class SameOriginConnect(connect):
-        """websockets' `connect`, refusing a redirect to another origin instead of following it, and connecting
-        straight to the server on a socket whose reads carry the kernel's arrival times."""
-
-        async def open_tcp_connection(self) -> ClientConnection:
-            # Through a proxy websockets opens the socket, and arrivals are stamped when the loop reads them.
-            if self.proxy is not None and (self.proxy is not True or get_proxy(self.ws_uri) is not None):
-                return await super().open_tcp_connection()
-            sock = await open_stamped_socket(self.ws_uri.host, self.ws_uri.port)
-            self.create_connection_kwargs["sock"] = sock  # once: a redirect opens a socket of its own
-            try:
-                return await super().open_tcp_connection()
-            except BaseException:
-                sock.close()
-                raise
-            finally:
-                del self.create_connection_kwargs["sock"]
+        """websockets' `connect`, handing every redirect back to `open_socket`: one to another origin as
+        `CrossOriginRedirect` (refused before anything is sent there), one within it as `_SameOriginRedirect`."""
 
         def process_redirect(self, exc: Exception) -> Exception | str:
-            target = super().process_redirect(exc)
-            if isinstance(target, str) and origin_of(target) != origin_of(self.uri):
+            target = _redirect_target(exc, self.uri)
+            if target is None:
+                return super().process_redirect(exc)  # not a redirect: the error itself
+            if origin_of(target) != origin_of(self.uri):
                 return CrossOriginRedirect(target)
-            return target
+            return _SameOriginRedirect(target)
 
     return SameOriginConnect
+
+
+class _SameOriginRedirect(Exception):
+    """A redirect within the origin, for `open_socket` to follow on a new socket."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(target)
+        self.target = target
+
+
+def _redirect_target(exc: Exception, uri: str) -> str | None:
+    """Where a refused handshake redirects to, as websockets reads it (a 3xx with a Location); None if it does not."""
+    from websockets.exceptions import InvalidStatus
+
+    if not isinstance(exc, InvalidStatus) or exc.response.status_code not in _REDIRECT_STATUSES:
+        return None
+    location = exc.response.headers.get("Location")
+    return urllib.parse.urljoin(uri, location) if location else None
 
 
 class _RedactingLogger(logging.LoggerAdapter[logging.Logger]):
@@ -201,7 +249,8 @@ def translate_errors(
     except WebSocketException as exc:
         raise ProtocolError(f"the WebSocket failed: {type(exc).__name__}", provider=label) from None
     except OSError as exc:
-        raise ProviderConnectionError(f"cannot connect: {exc.strerror or type(exc).__name__}", provider=label) from None
+        reason = exc.strerror or str(exc) or type(exc).__name__  # "Multiple exceptions: ..." has no strerror
+        raise ProviderConnectionError(f"cannot connect: {reason}", provider=label) from None
 
 
 def _refusal(exc: Any, label: str, key: SecretKey | None, max_retry_after: float) -> Exception:

@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from rtflow.errors import InvalidRequestError, ProviderError
+from rtflow.errors import InvalidRequestError, ProtocolError, ProviderError
 from rtflow.log import capture_events
 from rtflow.messages import Message, TurnOutput, TurnRequest
 from rtflow.providers.base import ProviderInfo
@@ -136,6 +136,22 @@ async def test_a_redirect_within_the_origin_is_followed_with_the_key() -> None:
     assert isinstance(outcome, TurnOutput) and outcome.text == "Moved but fine"
     assert [path.split("?")[0] for path in server.paths] == ["/v1/realtime", "/v2/realtime"]
     assert server.handshakes[1]["Authorization"] == f"Bearer {CANARY}"
+
+
+async def test_a_redirect_loop_within_the_origin_fails_the_turn_with_a_reason() -> None:
+    """A server that redirects every handshake to itself: the turn fails after ten redirects, saying so, and each
+    was followed on a connection of its own."""
+
+    async def redirect_always(connection: ServerConnection, request: Request) -> Response:
+        response = connection.respond(302, "moved\n")
+        response.headers["Location"] = "/v1/realtime?model=gpt-realtime"
+        return response
+
+    async with running(handshake=redirect_always) as server:
+        outcome = await one_turn(provider(server).session("c"))
+    assert isinstance(outcome, ProtocolError)
+    assert "more than 10 redirects" in str(outcome) and CANARY not in str(outcome)
+    assert len(server.paths) == 11
 
 
 @pytest.mark.parametrize("azure", [False, True], ids=["bearer", "azure-api-key"])
