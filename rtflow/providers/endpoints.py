@@ -52,6 +52,7 @@ __all__ = [
     "resolve_key",
     "server_text",
     "translated_http_errors",
+    "websocket_proxy",
 ]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -251,11 +252,31 @@ def environment_proxy(url: str) -> str | None:
     import urllib.request
 
     scheme, host, _ = origin_of(url)
-    proxies = urllib.request.getproxies()
+    # The variables only, as httpx's own `trust_env` reads them: not the system settings (macOS, Windows)
+    # that `getproxies` would fall back to.
+    proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(scheme) or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass(host):
+    # NO_PROXY as urllib reads it (typeshed leaves proxy_bypass_environment out)
+    if not proxy or urllib.request.proxy_bypass_environment(host, proxies):  # type: ignore[attr-defined]
         return None
     return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def websocket_proxy(host: str, port: int, *, secure: bool) -> str | None:
+    """The proxy websockets would take to a WebSocket server at host:port, by its own rule (websockets' `get_proxy`,
+    which moved between its versions): the proxy settings (the `*_PROXY` variables, else the system's), a SOCKS
+    proxy first, then the HTTPS proxy, then (for ws://) the HTTP one; None when there is none or it is bypassed."""
+    import urllib.request
+
+    if urllib.request.proxy_bypass(f"{host}:{port}"):
+        return None
+    proxies = urllib.request.getproxies()
+    for scheme in ("wss", "socks", "https") if secure else ("ws", "socks", "https", "http"):
+        proxy = proxies.get(scheme)
+        if proxy is not None:
+            # As websockets reads it: the system's SOCKS setting comes as an http:// address.
+            return "socks5h://" + proxy[7:] if scheme == "socks" and proxy.startswith("http://") else proxy
+    return None
 
 
 @contextlib.contextmanager

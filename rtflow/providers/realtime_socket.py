@@ -27,7 +27,6 @@ import functools
 import logging
 import time
 import urllib.parse
-import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -47,6 +46,7 @@ from rtflow.providers.endpoints import (
     origin_of,
     redact,
     server_text,
+    websocket_proxy,
 )
 from rtflow.providers.ratelimits import DEFAULT_MAX_RETRY_AFTER, retry_after_header, retry_hint
 
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
     import asyncio
 
     from websockets.asyncio.client import ClientConnection, connect
-    from websockets.uri import WebSocketURI
 
 __all__ = ["MAX_FRAME_BYTES", "arrived_at", "open_socket", "translate_errors"]
 
@@ -88,15 +87,17 @@ async def open_socket(url: str, headers: Mapping[str, str], key: SecretKey, *, p
     connect = _same_origin_connect()
     for _ in range(_MAX_REDIRECTS + 1):
         target = parse_uri(url)
-        sock = None if proxy and _proxied(target) else await open_stamped_socket(target.host, target.port)
-        given: dict[str, Any] = {} if sock is None else {"sock": sock}  # passed on to loop.create_connection
+        through = websocket_proxy(target.host, target.port, secure=target.secure) if proxy else None
+        sock = None if through else await open_stamped_socket(target.host, target.port)
+        # `sock` only when there is one: websockets' SOCKS path passes a `sock` of its own to create_connection.
+        given: dict[str, Any] = {} if sock is None else {"sock": sock}
         try:
             connection = await connect(
                 url,
                 additional_headers=dict(headers),
                 user_agent_header=USER_AGENT,
                 compression=None,  # deflate costs ~64 KB of zlib state per socket; events are small JSON
-                proxy=True if proxy else None,  # True: the *_PROXY variables (unused when a socket is given)
+                proxy=through,  # worked out once, above: websockets would read the same settings again
                 open_timeout=None,  # the caller's deadline bounds the handshake
                 max_size=MAX_FRAME_BYTES,
                 max_queue=_MAX_QUEUED_FRAMES,
@@ -115,15 +116,6 @@ async def open_socket(url: str, headers: Mapping[str, str], key: SecretKey, *, p
     raise SecurityError(f"more than {_MAX_REDIRECTS} redirects")
 
 
-def _proxied(target: WebSocketURI) -> bool:
-    """Whether websockets would go through a proxy to `target` (its own rule, from the *_PROXY variables)."""
-    if urllib.request.proxy_bypass(f"{target.host}:{target.port}"):
-        return False
-    proxies = urllib.request.getproxies()
-    schemes = ("wss", "socks", "https") if target.secure else ("ws", "socks", "https", "http")
-    return any(scheme in proxies for scheme in schemes)
-
-
 def arrived_at(socket: ClientConnection) -> float:
     """When the message `socket.recv()` last returned arrived (`time.perf_counter`), for a socket `open_socket`
     opened; now, for any other."""
@@ -137,26 +129,31 @@ def _stamped_connection() -> type[ClientConnection]:
     from websockets.frames import DATA_OPCODES, Frame
 
     class StampedConnection(ClientConnection):
-        """A client connection that notes when each message arrived: the time its last frame was read off the
-        socket (in the loop's own callback, before any task reads the message)."""
+        """A client connection that notes when each message arrived: when the read that completed it reached the
+        machine (`arrival_perf`: the kernel's note, else the time of the read, in the loop's own callback), before
+        any task reads the message."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._arrivals: deque[float] = deque()
             self.last_arrival: float | None = None
             self._wire: StampedSocket | None = None
-            self._latest_arrival = 0.0
+            self._read_arrival = 0.0
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
             self._wire = stamped_socket_of(transport)
 
+        def data_received(self, data: bytes) -> None:
+            # One arrival per read (a whole response often comes in one), never before the read before it: a
+            # step of the wall clock must not run the playback back.
+            self._read_arrival = max(self._read_arrival, arrival_perf(self._wire))
+            super().data_received(data)
+
         def process_event(self, event: Any) -> None:
             super().process_event(event)
             if isinstance(event, Frame) and event.fin and event.opcode in DATA_OPCODES:
-                # Never before the message before it: a step of the wall clock must not run the playback back.
-                self._latest_arrival = max(self._latest_arrival, arrival_perf(self._wire))
-                self._arrivals.append(self._latest_arrival)
+                self._arrivals.append(self._read_arrival)
 
         async def recv(self, decode: bool | None = None) -> Any:
             message = await super().recv(decode)

@@ -1,4 +1,5 @@
-"""Fixtures shared by the provider tests: a tools module on disk, and no ambient OpenAI key or base URL."""
+"""Fixtures shared by the provider tests: a tools module on disk, no ambient OpenAI key or base URL, and (when
+asked for) no proxy settings."""
 
 from __future__ import annotations
 
@@ -51,3 +52,11 @@ def _no_ambient_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Provider tests never see a developer's real key or base URL."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+
+@pytest.fixture
+def no_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy variable of the machine's in either spelling (urllib lets the lower-case one win)."""
+    for scheme in ("http", "https", "all", "no", "ws", "wss", "socks"):
+        for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY"):
+            monkeypatch.delenv(name, raising=False)

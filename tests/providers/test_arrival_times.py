@@ -114,6 +114,7 @@ async def _read_late(scheme: str, server_tls: ssl.SSLContext | None) -> tuple[fl
     return sent_at, arrival, read_at
 
 
+@pytest.mark.usefixtures("no_proxy_settings")
 async def test_through_a_proxy_the_socket_is_still_the_proxys(monkeypatch: pytest.MonkeyPatch) -> None:
     """A Realtime socket opens straight to the server only when no proxy applies: with HTTP_PROXY set, the
     connection still goes to the proxy (which refuses it here)."""
@@ -129,8 +130,6 @@ async def test_through_a_proxy_the_socket_is_still_the_proxys(monkeypatch: pytes
 
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     proxy_port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy_port}")
     async with listener, anyio.create_task_group() as tasks:
         tasks.start_soon(listener.serve, refuse)

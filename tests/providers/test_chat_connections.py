@@ -160,11 +160,10 @@ async def test_a_server_that_misbehaves_after_done_loses_its_connection_not_the_
         assert all((output.metrics.total_ms or 0) < 1000 for output in outputs)  # 2 s were waited each
 
 
+@pytest.mark.usefixtures("no_proxy_settings")
 async def test_a_proxy_the_environment_names_carries_the_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     """`HTTP_PROXY` is honoured, through the split pools (httpx reads it only for a client without a transport of
     its own)."""
-    for name in (*PROXY_VARIABLES, "http_proxy"):
-        monkeypatch.delenv(name, raising=False)
     async with ChatServer("end").running() as proxy:
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
         provider = _provider(proxy, base_url="http://chat.example.test/v1")
@@ -173,9 +172,6 @@ async def test_a_proxy_the_environment_names_carries_the_requests(monkeypatch: p
         finally:
             await provider.aclose()
     assert proxy.request_lines == [b"POST http://chat.example.test/v1/chat/completions HTTP/1.1"] * 2
-
-
-PROXY_VARIABLES = ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY")
 
 
 @pytest.mark.parametrize(
@@ -188,6 +184,7 @@ PROXY_VARIABLES = ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROX
         ({"HTTP_PROXY": "http://proxy.test:3128"}, None),  # another scheme's
     ],
 )
+@pytest.mark.usefixtures("no_proxy_settings")
 def test_the_proxy_for_an_endpoint_is_read_from_the_environment_once(
     variables: dict[str, str], expected: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,8 +192,6 @@ def test_the_proxy_for_an_endpoint_is_read_from_the_environment_once(
     off (any proxy variable did)."""
     from rtflow.providers.endpoints import environment_proxy
 
-    for name in (*PROXY_VARIABLES, "http_proxy"):
-        monkeypatch.delenv(name, raising=False)
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     assert environment_proxy("https://api.openai.com/v1/chat/completions") == expected
