@@ -119,7 +119,8 @@ def export_command(
     help="Count every test that passed in BASELINE and fails in all of RUN's runs as a regression, significant or not.",
 )
 def diff_command(baseline: str, run_id: str, db_path: Path | None, strict: bool) -> None:
-    """Compare RUN with BASELINE test by test; exit 1 on a significant regression (Fisher's exact test, p < 0.05).
+    """Compare RUN with BASELINE test by test; exit 1 on a significant regression (Fisher's exact test, p < 0.05),
+    2 when the two runs share no test (nothing to compare).
 
     BASELINE `latest` is the last run of RUN's flow before RUN."""
     import sys

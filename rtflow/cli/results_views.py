@@ -321,7 +321,8 @@ def export_run(
 
 
 def diff_runs(baseline_id: str, run_id: str, db_path: Path | None, *, strict: bool = False) -> bool:
-    """Print how RUN differs from BASELINE; whether it has a regression (what fails a CI gate)."""
+    """Print how RUN differs from BASELINE; whether it has a regression (what fails a CI gate). Runs that share no
+    test raise FlowError (`Comparison.gate`): a gate with nothing to judge must not pass."""
     with _open_store(db_path) as store:
         run = store.get_run(run_id)
         baseline = store.get_run(store.baseline_run_id(baseline_id, flow_path=run.flow_path, before=run))
@@ -334,8 +335,8 @@ def _p(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
-def print_comparison(console: Console, comparison: Comparison, baseline_id: str, run_id: str, *, strict: bool) -> bool:
-    """The changes that matter (everything but `same`), then one line; whether there is a regression."""
+def print_comparison(console: Console, comparison: Comparison, baseline_id: str, run_id: str, *, strict: bool) -> None:
+    """The changes that matter (everything but `same`), then one line (the verdict is `Comparison.gate`'s)."""
     shown = [change for change in comparison.changes if change.kind != "same"]
     if shown:
         table = Table(title=f"{run_id} against {baseline_id}", box=box.SIMPLE, title_justify="left")
@@ -362,7 +363,6 @@ def print_comparison(console: Console, comparison: Comparison, baseline_id: str,
     )
     if comparison.changes and not comparison.compared:
         console.print(f"warning: {run_id} and {baseline_id} share no test: nothing was compared (another flow?)")
-    return bool(regressions)
 
 
 def merge_stores(stores: list[Path], output: Path, run_id: str) -> None:
