@@ -309,10 +309,11 @@ class RunSummary(TurnFigures):
         )
 
     def accepted_by_repeats(self, turns: Iterable[TurnRecord]) -> set[str]:
-        """The node ids of those of `turns` that did not pass in their run but are accepted all the same: their
-        turn met its `pass_rate` across the repeats (what the run's verdict and exit code go by)."""
+        """The node ids of those of `turns` that failed or errored in their run but are accepted all the same:
+        their turn met its `pass_rate` across the repeats (what the run's verdict and exit code go by). A skipped
+        copy is not among them: it was not judged, so there is nothing to accept."""
         met = _met_pass_rates(self.repeats)
-        return {turn.node_id for turn in turns if turn.status != "passed" and _met_by_repeats(turn, met)}
+        return {turn.node_id for turn in turns if turn.status in ("failed", "error") and _met_by_repeats(turn, met)}
 
     def failures(self, turns: Sequence[TurnRecord]) -> list[TurnRecord]:
         """Those of `turns` that failed or errored and count against the run, in the order given: a copy whose

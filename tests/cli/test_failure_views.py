@@ -216,3 +216,41 @@ def test_show_failed_marks_the_turns_a_met_pass_rate_accepts(tmp_path: Path) -> 
         f"shown: {shown} of 20 turns (failed or error), in {shown} conversations; {len(flaky_errors)} of them"
         " accepted: their test met its pass_rate across the repeats" in output
     )
+
+
+def test_a_skipped_copy_is_not_accepted_by_a_met_pass_rate(tmp_path: Path) -> None:
+    """Only a failed or errored copy is accepted when its test met its `pass_rate`: a skipped copy was never
+    judged, so `show` must not mark it "accepted" (the run's verdict, `failures()` and JUnit already counted only
+    failed and errored copies)."""
+    from rtflow.results.summary import RunSummary
+
+    document = {
+        "providers": ["openai:chat:gpt-4.1-mini"],
+        "prompts": ["{{ q }}"],
+        "execution": {"retries": 0, "repeat": 4},
+        "tests": [
+            {"vars": {"q": "flaky question"}, "assert": [{"type": "icontains", "value": "flaky"}], "pass_rate": 0.5}
+        ],
+    }
+    (tmp_path / "flow.yaml").write_text(yaml.safe_dump(document))
+    store_path = tmp_path / "rtflow.db"
+    args = [
+        "run",
+        str(tmp_path / "flow.yaml"),
+        "--sim",
+        "--db",
+        str(store_path),
+        "--sim-fault",
+        "server_error@chatx1;match=flaky",
+    ]
+    assert CliRunner().invoke(main, args).exit_code == 0  # 3 of 4 copies pass: the pass_rate is met
+    with RunStore(store_path, read_only=True) as store:
+        run = store.list_runs(1)[0]
+        turns = store.turns(run.run_id)
+    errored = [turn for turn in turns if turn.status == "error"]
+    passed = [turn for turn in turns if turn.status == "passed"]
+    assert len(errored) == 1 and len(passed) == 3
+    skipped = passed[0].model_copy(update={"status": "skipped"})
+    turns = [skipped if turn.node_id == skipped.node_id else turn for turn in turns]
+    accepted = RunSummary.of(run, turns).accepted_by_repeats(turns)
+    assert accepted == {errored[0].node_id}

@@ -237,11 +237,7 @@ def junit_tree(run: RunRecord, turns: Sequence[TurnRecord], summary: RunSummary)
         by_provider.setdefault(primary_provider(turn), []).append(turn)
     turn_figures = {figure.key: figure for figure in summary.repeats if figure.kind == "turn"}
     forgiven = summary.accepted_by_repeats(turns)
-    accepted = {
-        turn.node_id: turn_figures[turn_key(turn)]
-        for turn in turns
-        if turn.node_id in forgiven and turn.status in ("failed", "error")
-    }
+    accepted = {turn.node_id: turn_figures[turn_key(turn)] for turn in turns if turn.node_id in forgiven}
     failures = errors = 0
     for figures in summary.providers:
         suite_failures, suite_errors = _testsuite(root, figures, by_provider.get(figures.provider, []), accepted)
