@@ -73,8 +73,8 @@ class SpokenAnswer:
         self.audio_format = audio_format
         self.bytes_per_ms = BYTES_PER_SECOND[audio_format] / 1000
         self._silence = silence(leading_silence_ms, audio_format) if leading_silence_ms > 0 else b""
-        self._word_audio = [synthesize_word(word, audio_format) for word in words]
         self._word_bytes = [word_audio(word, audio_format) for word in words]
+        self._word_base64 = [synthesize_word(word, audio_format) for word in words]  # as an unpaced delta sends it
         last = len(words) - 1
         self._texts = [word if position == last else word + " " for position, word in enumerate(words)]
         self._starts: list[int] = []
@@ -96,8 +96,8 @@ class SpokenAnswer:
         """Unpaced: the leading silence as a delta of its own, then one delta per word with its transcript."""
         if self._silence:
             yield AudioStep((), base64.b64encode(self._silence).decode("ascii"), len(self._silence))
-        for text, audio, raw in zip(self._texts, self._word_audio, self._word_bytes, strict=True):
-            yield AudioStep((text,), audio, len(raw))
+        for text, encoded, raw in zip(self._texts, self._word_base64, self._word_bytes, strict=True):
+            yield AudioStep((text,), encoded, len(raw))
 
     def paced_steps(self, chunk_ms: int) -> Iterator[AudioStep]:
         """Paced: `chunk_ms` deltas of the whole audio; each word's transcript before the chunk its start is in."""
