@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from rtflow.durations import Duration
 from rtflow.errors import loose_key
-from rtflow.flow.assertion_types import BOUND_TYPES
+from rtflow.flow.assertion_types import BOUND_TYPES, split_negation
 from rtflow.flow.spec.base import (
     CONVERSATION_ID_KEYS,
     _SpecModel,
@@ -67,7 +67,7 @@ class AssertionSpec(_SpecModel):
     @model_validator(mode="after")
     def _bound_written_as_threshold(self) -> AssertionSpec:
         # promptfoo writes `- type: latency` / `threshold: 5000` (and a test file's `latency(5000)`): the bound.
-        if self.value is None and self.threshold is not None and self.type.removeprefix("not-") in BOUND_TYPES:
+        if self.value is None and self.threshold is not None and split_negation(self.type)[0] in BOUND_TYPES:
             self.value = self.threshold
         return self
 
