@@ -34,7 +34,7 @@ lateness on the cut.
 The played position is worked out from the simulator's `out` times by rtflow's own speaker model
 (`PlaybackClock`): from the first delta, in real time, pausing when the audio sent so far has all played. A
 simulator that stalls sends late, and the caller hears a gap: counting the time since the first delta instead
-would blame rtflow for the simulator's stall. That stall is reported too, as the gap between the two at the cut:
+would blame rtflow for the simulator's stall. That stall is reported too, as the gap between the two at the cut.
 
     /work/venv/bin/python bench/voice_bench.py --barge-in 100 [--chunk-ms 20]
 """
@@ -129,9 +129,8 @@ async def barge_in_load(conversations: int, chunk_ms: int) -> None:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     outputs = [turn.output for turn in result.turns if turn.output is not None]
     played_s = sum((output.metrics.agent_speaking_ms or 0.0) for output in outputs) / 1000
-    # The simulator's view of each speaker: audio plays from the first delta it sent on the connection; the
+    # The simulator's view of each speaker: the audio it sent on the connection, played by `PlaybackClock`; the
     # caller cut it when the `response.cancel` (sent at the cut, before the truncate) arrived.
-    first_audio: dict[str, float] = {}
     audio_sent: dict[str, list[tuple[float, float]]] = {}  # per connection: (when it went out, ms of audio)
     cancels: dict[str, float] = {}
     truncates: dict[str, int] = {}
@@ -139,7 +138,6 @@ async def barge_in_load(conversations: int, chunk_ms: int) -> None:
     cancelled_done: dict[str, float] = {}
     for event in events:
         if event["type"] == "response.output_audio.delta" and event["dir"] == "out":
-            first_audio.setdefault(event["conn"], event["ts"])
             length_ms = audio_ms(len(base64.b64decode(event["payload"]["delta"])), "pcm16")  # the simulator's default
             audio_sent.setdefault(event["conn"], []).append((event["ts"], length_ms))
         elif event["type"] == "response.cancel" and event["dir"] == "in":
@@ -149,11 +147,11 @@ async def barge_in_load(conversations: int, chunk_ms: int) -> None:
             truncated_items[event["payload"]["item_id"]] = event["conn"]
         elif event["type"] == "response.done" and event["payload"]["response"]["status"] == "cancelled":
             cancelled_done.setdefault(event["conn"], event["ts"])
-    cut_conns = [conn for conn in truncates if conn in cancels and conn in first_audio]
-    signed = [truncates[conn] - _played_ms(audio_sent[conn], cancels[conn]) for conn in cut_conns]
-    stalls = sorted(
-        (cancels[conn] - first_audio[conn]) * 1000 - _played_ms(audio_sent[conn], cancels[conn]) for conn in cut_conns
-    )
+    cut_conns = [conn for conn in truncates if conn in cancels and conn in audio_sent]
+    played = {conn: _played_ms(audio_sent[conn], cancels[conn]) for conn in cut_conns}
+    signed = [truncates[conn] - played[conn] for conn in cut_conns]
+    # Time since the first delta went out minus the audio played by then: how long the speaker waited for audio.
+    stalls = sorted((cancels[conn] - audio_sent[conn][0][0]) * 1000 - played[conn] for conn in cut_conns)
     position_errors = [abs(error) for error in signed]
     # The simulator's own yield: from the cancel's arrival to its cancelled `response.done` leaving (the cancel
     # delay, and whatever the simulator's load added to it); each cut paired with rtflow's by the truncated item.

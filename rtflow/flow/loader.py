@@ -157,8 +157,9 @@ class _Document(Places):
 
     @classmethod
     def of_data(cls, data: Any, source: str) -> _Document:
-        """A document with no YAML text (a JavaScript config's data): its keys as written, and no line marks, so a
-        problem is named by its key path in the config's own spelling (`defaultTest`, not `default_test`)."""
+        """A document with no YAML text (a JavaScript config's data): its keys (walked when a problem is shown, so
+        after loading has expanded test files in place), and no line marks, so a problem is named by its key path
+        in the config's own spelling (`defaultTest`, not `default_test`)."""
         document = cls("", source)
         document._data = data
         return document

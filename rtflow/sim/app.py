@@ -117,7 +117,7 @@ async def _realtime(runtime: SimRuntime, scope: Scope, receive: Receive, send: S
     if first["type"] != "websocket.connect":
         return
     sansio = SansIOWebSocket.behind(send) if runtime.log.enabled else None
-    if sansio is not None:  # the log's `in` times are when each event came off the socket
+    if sansio is not None:  # the log's `in` times are when each event reached the machine
         sansio.stamp_arrivals()
     await runtime.latency.connect()
     path = scope["path"].rstrip("/")

@@ -44,7 +44,8 @@ __all__ = ["RECEIVED_AT", "WEBSOCKET_PROTOCOL", "EmbeddedServer", "SansIOWebSock
 # The `ws` setting whose protocol `SansIOWebSocket` knows how to reach.
 WEBSOCKET_PROTOCOL = "websockets-sansio"
 RECEIVED_AT = "rtflow.received_at"
-"""The key of a `websocket.receive` message that says when it came off the socket (Unix seconds)."""
+"""The key of a `websocket.receive` message that says when it reached the machine (Unix seconds: the kernel's note
+on a `StampedSocket`, else when uvicorn read it off the socket)."""
 
 
 class EmbeddedServer:
